@@ -1,0 +1,25 @@
+# Set-up and checks. `make test` does all its own set-up: a virtual environment in .venv with the
+# pinned torch/torchaudio pair and this project installed in editable mode.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test clean
+
+install: $(STAMP)
+
+# Re-installs only when the package definition changed; otherwise `make install` is a no-op.
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	# torch first, as an exact pair with torchaudio, so that nothing else pulls another torch.
+	$(PY) -m pip install --quiet "torch==2.9.1" "torchaudio==2.9.1"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,197 @@
+"""Plugging this toolkit into s3prl's downstream runner.
+
+``run_downstream.py`` at the repository root is s3prl's entry point with three registrations
+(:func:`register`) and a few fixes for running anywhere (:func:`main`):
+
+- this repository's ``downstream/*`` experts join s3prl's ``s3prl.downstream`` namespace, so ``-d distilmos``
+  imports ``s3prl.downstream.distilmos.expert`` exactly as a stock s3prl checkout would;
+- ``OneCycleLR`` joins s3prl's scheduler registry (``scheduler: {name: OneCycleLR}``);
+- ``-u package.module:callable`` joins s3prl's hub under that name, and unknown names fail early with the
+  closest valid ones.
+
+and: the rank comes from ``LOCAL_RANK`` under ``torchrun``; ``--device cpu`` works, under ``torchrun`` too
+(gloo backend, DDP without device ids); the default ``-c`` is found in the registered downstream folders
+when ``./downstream/<name>/config.yaml`` is not under the current directory.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+from typing import Iterable, List
+
+import numpy as np
+import torch
+import yaml
+
+from .schedulers import get_OneCycleLR
+from .upstreams import UpstreamSpecError, check_local_checkpoint, is_callable_spec, resolve_upstream
+
+logger = logging.getLogger(__name__)
+
+
+def register_downstreams(dirs: Iterable[str]) -> None:
+    """Make every expert folder under ``dirs`` importable as ``s3prl.downstream.<name>``."""
+    import s3prl.downstream as downstream_pkg
+
+    for directory in dirs:
+        directory = os.path.abspath(directory)
+        if directory not in downstream_pkg.__path__:
+            downstream_pkg.__path__.append(directory)
+
+
+def register_schedulers() -> None:
+    """Add ``OneCycleLR`` to s3prl's scheduler registry (looked up there as ``get_<name>``)."""
+    import s3prl.schedulers as schedulers
+
+    schedulers.get_OneCycleLR = get_OneCycleLR
+
+
+def register_upstream(spec: str) -> None:
+    """Validate an upstream spec; a ``module:callable`` one is added to s3prl's hub under that name."""
+    factory = resolve_upstream(spec)
+    if is_callable_spec(spec):
+        from s3prl import hub
+
+        setattr(hub, spec, factory)
+
+
+def allow_s3prl_checkpoints() -> None:
+    """s3prl checkpoints hold the run's ``argparse.Namespace``; allow it under ``torch.load``'s
+    ``weights_only=True`` default (torch >= 2.6) instead of unpickling arbitrary objects."""
+    torch.serialization.add_safe_globals([argparse.Namespace])
+
+
+def register(downstream_dirs: Iterable[str]) -> None:
+    """Every registration s3prl needs to run this toolkit's experts."""
+    register_downstreams(downstream_dirs)
+    register_schedulers()
+    allow_s3prl_checkpoints()
+
+
+def _flag_given(argv: List[str], *flags: str) -> bool:
+    return any(a in flags or any(a.startswith(f + "=") for f in flags if f.startswith("--")) for a in argv)
+
+
+def complete_argv(argv: List[str], downstream_dirs: Iterable[str], environ=os.environ) -> List[str]:
+    """Fill in the flags s3prl would otherwise get wrong here; an explicit flag always wins."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-d", "--downstream")
+    pre.add_argument("-c", "--config")
+    pre.add_argument("-e", "--past_exp")
+    pre.add_argument("--device", default="cuda")
+    known, _ = pre.parse_known_args(argv)
+    argv = list(argv)
+    if "LOCAL_RANK" in environ and not _flag_given(argv, "--local_rank"):
+        argv += ["--local_rank", environ["LOCAL_RANK"]]
+    if known.device.startswith("cpu") and not _flag_given(argv, "--backend"):
+        argv += ["--backend", "gloo"]
+    if known.downstream and not known.config and not known.past_exp:
+        local = os.path.join("downstream", known.downstream, "config.yaml")
+        if not os.path.isfile(local):
+            for directory in downstream_dirs:
+                candidate = os.path.join(directory, known.downstream, "config.yaml")
+                if os.path.isfile(candidate):
+                    argv += ["-c", candidate]
+                    break
+    return argv
+
+
+def _make_runner_class():
+    from s3prl.downstream.runner import ModelEntry, Runner
+    from torch.distributed import is_initialized
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    class PluginRunner(Runner):
+        """s3prl's Runner, able to run DDP on CPU and to evaluate on one rank under DDP."""
+
+        def _init_model(self, model, name, trainable, interfaces=None):
+            if not (is_initialized() and str(self.args.device).startswith("cpu")):
+                return super()._init_model(model, name, trainable, interfaces)
+            # CPU DDP: the same as s3prl's, but DDP takes no device ids for CPU modules.
+            for interface in interfaces or []:
+                assert hasattr(model, interface), interface
+            self._load_weight(model, name)
+            if trainable and any(p.requires_grad for p in model.parameters()):
+                model = DDP(model, find_unused_parameters=True)
+                for interface in interfaces or []:
+                    setattr(model, interface, getattr(model.module, interface))
+            return ModelEntry(model, name, trainable, interfaces)
+
+        def evaluate(self, *args, **kwargs):
+            # The runner evaluates on the leader rank only; a DDP-wrapped forward there would wait for
+            # the other ranks to sync buffers (BatchNorm) and hang, so evaluate the bare modules.
+            wrapped = [(e, e.model) for e in self.all_entries if isinstance(e.model, DDP)]
+            for entry, model in wrapped:
+                entry.model = model.module
+            try:
+                return super().evaluate(*args, **kwargs)
+            finally:
+                for entry, model in wrapped:
+                    entry.model = model
+
+    return PluginRunner
+
+
+def _seed_everything(seed: int, disable_cudnn: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.enabled = not disable_cudnn
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def main(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
+    """s3prl's ``run_downstream.py`` main, with this toolkit registered (see the module docstring)."""
+    logging.basicConfig(level=logging.INFO)
+    downstream_dirs = [os.path.abspath(d) for d in downstream_dirs]
+    register(downstream_dirs)
+
+    from s3prl.run_downstream import get_downstream_args
+    from s3prl.utility.helper import get_time_tag, hack_isinstance, is_leader_process
+
+    argv = complete_argv(sys.argv[1:] if argv is None else argv, downstream_dirs)
+    saved_argv, sys.argv = sys.argv, [sys.argv[0]] + argv
+    try:
+        args, config, backup_files = get_downstream_args()
+    finally:
+        sys.argv = saved_argv
+
+    try:
+        if args.upstream is None:
+            raise UpstreamSpecError("no upstream: give -u NAME (an s3prl hub name, NAME_local -k CKPT, or module:callable)")
+        register_upstream(args.upstream)
+        check_local_checkpoint(args.upstream, args.upstream_ckpt)
+    except UpstreamSpecError as exc:
+        sys.exit(f"error: {exc}")
+
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    hack_isinstance()
+    if args.cache_dir is not None:
+        torch.hub.set_dir(args.cache_dir)
+    if args.local_rank is not None:
+        if str(args.device).startswith("cuda"):
+            torch.cuda.set_device(args.local_rank)
+        torch.distributed.init_process_group(args.backend)
+    if args.hub == "huggingface":
+        args.from_hf_hub = True  # the Hub token comes from the environment (HF_TOKEN), as huggingface_hub reads it
+
+    if is_leader_process():
+        tag = get_time_tag()
+        with open(os.path.join(args.expdir, f"args_{tag}.yaml"), "w") as handle:
+            yaml.dump(vars(args), handle)
+        with open(os.path.join(args.expdir, f"config_{tag}.yaml"), "w") as handle:
+            yaml.dump(config, handle)
+        for path in backup_files:
+            from s3prl.utility.helper import backup
+
+            backup(path, args.expdir)
+
+    _seed_everything(args.seed, args.disable_cudnn)
+    runner = _make_runner_class()(args, config)
+    getattr(runner, args.mode)()

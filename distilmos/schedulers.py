@@ -1,0 +1,41 @@
+"""Learning-rate schedules that s3prl's scheduler registry lacks."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import OneCycleLR
+
+
+def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
+    optimizer: Optimizer,
+    num_training_steps: int,
+    max_lr: Optional[float] = None,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+    cycle_momentum: bool = False,
+    **kwargs,
+) -> OneCycleLR:
+    """OneCycleLR over the whole run (``num_training_steps`` optimizer steps).
+
+    ``max_lr`` defaults to each parameter group's configured ``lr``, so the optimizer's learning rate is
+    the peak. ``cycle_momentum`` defaults to False because cycling would overwrite Adam's beta1, and the
+    paper fixes betas at (0.9, 0.98).
+    """
+    if max_lr is None:
+        max_lr = [group["lr"] for group in optimizer.param_groups]
+    return OneCycleLR(
+        optimizer,
+        max_lr=max_lr,
+        total_steps=num_training_steps,
+        pct_start=pct_start,
+        anneal_strategy=anneal_strategy,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+        three_phase=three_phase,
+        cycle_momentum=cycle_momentum,
+        **kwargs,
+    )

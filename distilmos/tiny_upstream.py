@@ -1,0 +1,122 @@
+"""Small, seeded, randomly initialised SSL checkpoints in the exact formats s3prl's ``*_local`` upstreams load.
+
+    python -m distilmos.tiny_upstream --arch wavlm --size tiny --out tiny_wavlm.pt
+    python run_downstream.py -m train -u wavlm_local -k tiny_wavlm.pt -d distilmos ...
+
+No pretrained weights can be trusted to be at hand (tests, CI, offline demos), so these stand in for them:
+the architecture code, the checkpoint loading and the hidden-state hooks are s3prl's own; only the weights
+are random. ``--size base`` gives the WavLM Base / HuBERT Base / wav2vec 2.0 Base architecture for speed
+benchmarks (speed does not depend on the weight values).
+
+Formats (what s3prl's loaders read):
+- ``wavlm_local``: ``{"cfg": WavLMConfig fields, "model": state_dict}``
+- ``hubert_local``: ``{"task_cfg", "model_cfg", "model_weight", "dictionaries_symbols"}``
+- ``wav2vec2_local``: ``{"task_cfg", "model_cfg", "model_weight"}``
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Dict
+
+import torch
+
+from .fileio import atomic_write
+
+ARCHS = ("wavlm", "hubert", "wav2vec2")
+HUB_NAMES = {arch: f"{arch}_local" for arch in ARCHS}
+
+# Keeps the real 320-sample (20 ms) frame shift: strides 5 * 2**6 = 320.
+_TINY_CONV = "[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2"
+_BASE_CONV = "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"
+
+SIZES: Dict[str, dict] = {
+    "tiny": dict(
+        encoder_layers=3, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=4,
+        conv_feature_layers=_TINY_CONV, conv_pos=16, conv_pos_groups=4, final_dim=32,
+    ),
+    "base": dict(
+        encoder_layers=12, encoder_embed_dim=768, encoder_ffn_embed_dim=3072, encoder_attention_heads=12,
+        conv_feature_layers=_BASE_CONV, conv_pos=128, conv_pos_groups=16, final_dim=256,
+    ),
+}
+
+
+def _model_cfg(arch: str, size: str, layers: int = None) -> dict:
+    cfg = dict(SIZES[size], extractor_mode="default", layer_norm_first=False, conv_bias=False,
+               encoder_layerdrop=0.0, feature_grad_mult=0.1)
+    if layers is not None:
+        cfg["encoder_layers"] = layers
+    if arch == "wavlm":
+        cfg.pop("final_dim")
+        cfg.update(relative_position_embedding=True, gru_rel_pos=True, num_buckets=320, max_distance=800,
+                   normalize=False)
+        if size == "tiny":
+            cfg.update(num_buckets=32, max_distance=128)
+    elif arch == "hubert":
+        cfg.update(label_rate=50.0)
+    elif arch == "wav2vec2":
+        cfg.update(latent_vars=32 if size == "tiny" else 320, latent_groups=2, quantize_targets=True,
+                   latent_temp=(2.0, 0.5, 0.999995))
+    return cfg
+
+
+def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int = None) -> dict:
+    """Build a randomly initialised model of ``arch`` with s3prl's own classes; return its checkpoint dict."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
+    torch.manual_seed(seed)
+    model_cfg = _model_cfg(arch, size, layers)
+    if arch == "wavlm":
+        from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
+
+        model = WavLM(WavLMConfig(model_cfg))
+        return {"cfg": model_cfg, "model": model.state_dict()}
+
+    from s3prl.upstream.utils import merge_with_parent
+
+    task_cfg = {"sample_rate": 16000, "normalize": False}
+    if arch == "hubert":
+        from s3prl.upstream.hubert.hubert_model import HubertConfig, HubertModel, HubertPretrainingConfig
+
+        symbols = [[str(i) for i in range(8 if size == "tiny" else 504)]]
+        model = HubertModel(
+            merge_with_parent(HubertConfig, model_cfg),
+            merge_with_parent(HubertPretrainingConfig, task_cfg),
+            symbols,
+        )
+        return {"task_cfg": task_cfg, "model_cfg": model_cfg, "model_weight": model.state_dict(),
+                "dictionaries_symbols": symbols}
+
+    from s3prl.upstream.wav2vec2.wav2vec2_model import Wav2Vec2Config, Wav2Vec2Model
+
+    model = Wav2Vec2Model(merge_with_parent(Wav2Vec2Config, model_cfg))
+    return {"task_cfg": task_cfg, "model_cfg": model_cfg, "model_weight": model.state_dict()}
+
+
+def write_checkpoint(path: str, arch: str, size: str = "tiny", seed: int = 0, layers: int = None) -> str:
+    """Write a checkpoint (atomically) and return its path."""
+    ckpt = build_checkpoint(arch, size, seed, layers)
+    with atomic_write(path, "wb") as handle:
+        torch.save(ckpt, handle)
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=ARCHS, required=True)
+    parser.add_argument("--size", choices=list(SIZES), default="tiny")
+    parser.add_argument("--layers", type=int, help="number of transformer layers (default: by size: tiny 3, base 12)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    write_checkpoint(args.out, args.arch, args.size, args.seed, args.layers)
+    size_mb = os.path.getsize(args.out) / 2**20
+    print(f"{args.out}: {args.size} {args.arch}, seed {args.seed}, {size_mb:.1f} MiB; "
+          f"load with -u {HUB_NAMES[args.arch]} -k {args.out}")
+
+
+if __name__ == "__main__":
+    main()

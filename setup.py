@@ -1,0 +1,34 @@
+"""DistilMOS toolkit: SSL-based MOS prediction with layer-wise self-distillation, as an s3prl plugin."""
+from setuptools import find_packages, setup
+
+setup(
+    name="distilmos",
+    version="0.1.0",
+    description="DistilMOS: layer-wise self-distillation for SSL-based MOS prediction (s3prl plugin)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["distilmos", "distilmos.*", "upstream_tokens", "upstream_tokens.*"]),
+    install_requires=[
+        # torchaudio pins one exact torch release; this pair is the one s3prl's runner is tested with here.
+        "torch==2.9.1",
+        "torchaudio==2.9.1",
+        # The maintained s3prl fork; the original s3prl 0.4.18 no longer imports with torchaudio >= 2.1.
+        "espnet-s3prl>=2025.1",
+        # s3prl's runner imports HfFolder/Repository (gone in huggingface_hub 1.0) and transformers 4.x APIs.
+        "huggingface_hub<1.0",
+        "transformers<5",
+        "tensorboardX",
+        "scikit-learn",
+        "scipy",
+        "numpy",
+        "pyyaml",
+        "tqdm",
+        "soundfile",
+        "matplotlib",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [],
+    },
+)

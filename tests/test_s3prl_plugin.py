@@ -1,0 +1,90 @@
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from distilmos.s3prl_plugin import complete_argv, register, register_upstream
+from distilmos.upstreams import UpstreamSpecError
+
+from conftest import REPO
+
+
+def _toy_expert(root, name):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text("WIDTH = 7\n")
+    # relative import, as a drop-in s3prl expert must use
+    (folder / "expert.py").write_text("from .model import WIDTH\n\nclass DownstreamExpert:\n    width = WIDTH\n")
+    (folder / "config.yaml").write_text("runner: {}\n")
+    return folder
+
+
+def test_expert_folder_resolves_under_s3prl_namespace(tmp_path):
+    _toy_expert(tmp_path / "downstream", "toy_expert_x")
+    register([str(tmp_path / "downstream")])
+    expert = importlib.import_module("s3prl.downstream.toy_expert_x.expert")
+    assert expert.DownstreamExpert.width == 7
+    # s3prl's own experts still resolve
+    importlib.import_module("s3prl.downstream.example.expert")
+
+
+def test_onecycle_in_s3prl_scheduler_registry():
+    register([])
+    from s3prl.schedulers import get_scheduler
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-4, betas=(0.9, 0.98))
+    sched = get_scheduler(opt, 100, {"name": "OneCycleLR", "pct_start": 0.3})
+    lrs = []
+    for _ in range(100):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert max(lrs) == pytest.approx(1e-4, rel=1e-3)  # the configured lr is the peak
+    assert lrs[-1] < 1e-6 and lrs.index(max(lrs)) in range(28, 32)
+    assert opt.param_groups[0]["betas"] == (0.9, 0.98)  # momentum cycling would overwrite beta1
+
+
+def test_complete_argv(tmp_path, monkeypatch):
+    _toy_expert(tmp_path / "ds", "toy_cfg")
+    monkeypatch.chdir(tmp_path)
+    argv = complete_argv(["-m", "train", "-d", "toy_cfg", "--device", "cpu"], [str(tmp_path / "ds")],
+                         environ={"LOCAL_RANK": "1"})
+    assert argv[argv.index("--local_rank") + 1] == "1"
+    assert argv[argv.index("--backend") + 1] == "gloo"
+    assert argv[argv.index("-c") + 1] == str(tmp_path / "ds" / "toy_cfg" / "config.yaml")
+    # explicit flags win, and nothing is added for a resumed experiment
+    argv = complete_argv(["-m", "train", "-e", "x", "--backend", "nccl", "--local_rank=0"], [], environ={"LOCAL_RANK": "1"})
+    assert argv == ["-m", "train", "-e", "x", "--backend", "nccl", "--local_rank=0"]
+
+
+def test_register_user_callable_in_hub(tmp_path, monkeypatch):
+    (tmp_path / "user_up_mod.py").write_text("def make(ckpt=None):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    register_upstream("user_up_mod:make")
+    from s3prl import hub
+
+    assert callable(getattr(hub, "user_up_mod:make"))
+    with pytest.raises(UpstreamSpecError):
+        register_upstream("hubert_bse")
+
+
+def _run(*args, cwd=REPO):
+    return subprocess.run([sys.executable, os.path.join(REPO, "run_downstream.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_run_downstream_help():
+    result = _run("-h")
+    assert result.returncode == 0 and "--upstream" in result.stdout and "--downstream" in result.stdout
+
+
+def test_run_downstream_unknown_upstream_is_one_clear_error(tmp_path):
+    result = _run("-m", "train", "-u", "wavlm_lage", "-d", "toy", "-c", os.devnull, "-p", str(tmp_path / "exp"),
+                  "--device", "cpu")
+    assert result.returncode != 0
+    assert "unknown upstream 'wavlm_lage'" in result.stderr and "wavlm_large" in result.stderr
+    assert "Traceback" not in result.stderr
