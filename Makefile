@@ -15,7 +15,8 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	# torch first, as an exact pair with torchaudio, so that nothing else pulls another torch.
 	$(PY) -m pip install --quiet "torch==2.9.1" "torchaudio==2.9.1"
-	$(PY) -m pip install --quiet -e ".[test]"
+	# compat mode puts the checkout on sys.path, so packages added later need no re-install
+	$(PY) -m pip install --quiet -e ".[test]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
 test: install

@@ -26,3 +26,23 @@ def tiny_ckpts(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny")
     return {arch: write_checkpoint(str(root / f"{arch}.pt"), arch) for arch in ARCHS}
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory):
+    """A small generated corpus in the BVCC and SOMOS layouts: ``(root, record)``."""
+    make_corpus = load_script("egs/demo/local/make_corpus.py", "demo_make_corpus")
+    root = tmp_path_factory.mktemp("corpus")
+    record = make_corpus.make_corpus(str(root), seed=0, bvcc_systems=6, bvcc_utts_per_system=8,
+                                     somos_systems=4, somos_utts_per_system=6)
+    return str(root), record
+
+
+@pytest.fixture(scope="session")
+def demo_data(demo_corpus, tmp_path_factory):
+    """Data list CSVs of the generated corpus: ``{"bvcc": dir, "somos": dir}``."""
+    root, _ = demo_corpus
+    out = tmp_path_factory.mktemp("data")
+    load_script("egs/bvcc/local/data_prep.py", "bvcc_prep").prepare(os.path.join(root, "bvcc"), str(out / "bvcc"))
+    load_script("egs/somos/local/data_prep.py", "somos_prep").prepare(os.path.join(root, "somos"), str(out / "somos"))
+    return {"bvcc": str(out / "bvcc"), "somos": str(out / "somos")}
