@@ -26,11 +26,13 @@ class DataListError(ValueError):
 class Utterance:
     """One validated utterance: ``wav_path`` is absolute, ``score`` a finite float (NaN when unscored)."""
 
+
     sample_id: str
     system_id: str
     wav_path: str
     score: float
     extra: Dict[str, str] = field(default_factory=dict, compare=False)
+    duration: float = field(default=math.nan, compare=False)  # seconds, from the header; NaN if unchecked
 
 
 @dataclass
@@ -88,15 +90,18 @@ def validate(
                 score = _parse_score(row.score)
             except ValueError:
                 bad.append(f"score {row.score!r} is not a finite number")
+        duration = math.nan
         if check_audio:
             try:
-                probe_audio(row.wav_path)
+                info = probe_audio(row.wav_path)
+                duration = info.frames / info.samplerate
             except AudioError as exc:
                 bad.append(str(exc))
         if bad:
             problems.append(f"  {row.origin} [{row.sample_id or '?'}]: " + "; ".join(bad))
         else:
-            utterances.append(Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra)))
+            utterances.append(
+                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), duration))
     if problems:
         raise DataListError(f"{source}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not utterances:

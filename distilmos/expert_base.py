@@ -1,0 +1,161 @@
+"""What every MOS expert of this toolkit shares with s3prl's runner: data splits, dataloaders, the
+forward bookkeeping, metrics, best-checkpoint selection and the evaluation files.
+
+A concrete expert (``downstream/<name>/expert.py``) subclasses :class:`MOSExpert` and implements
+:meth:`MOSExpert.predict` (the inference path) and :meth:`MOSExpert.losses` (training objective).
+
+Splits: ``train``, ``val`` and ``test`` are ``<datarc.data_dir>/<split>.csv``; ``datarc.extra_eval`` maps
+more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training split and the runner's
+``eval_dataloaders`` are validated when the expert is built, before any training step; other splits when
+first asked for.
+
+Outputs: tensorboard scalars; ``best-states-<best_split>.ckpt`` whenever ``best_metric`` on that split
+improves; and, for ``run_downstream.py -m evaluate -t SPLIT``, ``metrics_SPLIT.json`` and
+``predictions_SPLIT.csv`` in the experiment folder.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pad_sequence
+
+from .data import MOSBatch, MOSDataset, eval_loader, train_loader
+from .datalist import read_datalist
+from .fileio import atomic_write
+from .metrics import METRIC_KEYS, compute_metrics
+
+TRAIN = "train"
+
+
+class MOSExpert(nn.Module):
+    """Base class of the s3prl downstream experts of this toolkit (see the module docstring)."""
+
+    #: tensorboard tag prefix
+    name = "mos"
+
+    def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, runner: dict = None,
+                 seed: int = 1337, **kwargs):
+        super().__init__()
+        self.upstream_dim = upstream_dim
+        self.expdir = expdir
+        self.seed = seed
+        self.datarc = dict(downstream_expert.get("datarc", {}))
+        self.modelrc = dict(downstream_expert.get("modelrc", {}))
+        self.best_split = self.datarc.get("best_split", "val")
+        self.best_metric = self.datarc.get("best_metric", "utt_SRCC")
+        # a buffer, so that a resumed run (-e) remembers the best score so far
+        self.register_buffer("best_score", torch.tensor(-math.inf))
+        self._datasets: Dict[str, MOSDataset] = {}
+        self._preflight_splits = [TRAIN] + list((runner or {}).get("eval_dataloaders", []))
+
+    # ---- data -------------------------------------------------------------------------------------
+    def split_paths(self) -> Dict[str, str]:
+        """Every known split name and its data list CSV."""
+        data_dir = self.datarc.get("data_dir")
+        paths = {s: os.path.join(data_dir, f"{s}.csv") for s in (TRAIN, "val", "test")} if data_dir else {}
+        paths.update(self.datarc.get("extra_eval") or {})
+        return paths
+
+    def preflight(self) -> None:
+        """Validate the training and validation data (and whatever the variant needs) up front.
+
+        Subclasses call this at the end of ``__init__``, once they can build their datasets.
+        """
+        for split in self._preflight_splits:
+            self.dataset(split)
+
+    def dataset(self, split: str) -> MOSDataset:
+        """The dataset of a split, validated and cached."""
+        if split not in self._datasets:
+            paths = self.split_paths()
+            if split not in paths:
+                raise ValueError(
+                    f"unknown split {split!r}; known: {', '.join(paths) or 'none (set datarc.data_dir)'}"
+                    " (add more with datarc.extra_eval: {name: path/to.csv})")
+            utterances = read_datalist(paths[split], require_score=True)
+            self._datasets[split] = self.make_dataset(split, utterances)
+        return self._datasets[split]
+
+    def make_dataset(self, split: str, utterances) -> MOSDataset:
+        """Build the dataset of a split; subclasses add tokens or waveforms for training."""
+        return MOSDataset(utterances)
+
+    def get_dataloader(self, split: str, epoch: int = 0):
+        """s3prl interface: shuffled training batches, or length-bucketed evaluation batches."""
+        dataset = self.dataset(split)
+        workers = int(self.datarc.get("num_workers", 0))
+        if split == TRAIN:
+            return train_loader(dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch)
+        return eval_loader(dataset, int(self.datarc.get("eval_batch_size", 32)),
+                           float(self.datarc.get("eval_max_seconds", 320.0)), workers)
+
+    # ---- model interface for subclasses ---------------------------------------------------------------
+    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Inference path: ``features [batch, frames, upstream_dim]`` -> dict with ``pred [batch]``."""
+        raise NotImplementedError
+
+    def losses(self, out: Dict[str, torch.Tensor], batch: MOSBatch, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Training objective: a dict of named scalar terms, ``loss`` being the one to minimise."""
+        raise NotImplementedError
+
+    # ---- s3prl interface ----------------------------------------------------------------------------
+    def forward(self, split: str, features: List[torch.Tensor], batch: MOSBatch, records, **kwargs):
+        """s3prl interface: the training loss, or 0 after recording predictions on an evaluation split."""
+        device = features[0].device
+        lengths = torch.tensor([len(f) for f in features], device=device)
+        out = self.predict(pad_sequence(features, batch_first=True), lengths)
+        if split == TRAIN and self.training:
+            terms = self.losses(out, batch, lengths)
+            for key, value in terms.items():
+                records[key].append(value.item())
+            return terms["loss"]
+        records["pred"] += out["pred"].detach().cpu().tolist()
+        records["score"] += batch.scores.tolist()
+        records["system"] += batch.systems
+        records["sample_id"] += batch.sample_ids
+        return torch.zeros((), device=device)
+
+    def log_records(self, split: str, records, logger, global_step: int, **kwargs) -> List[str]:
+        """s3prl interface: log losses or metrics; return the checkpoint names to save."""
+        if "pred" not in records:  # training losses (`-m evaluate -t train` records predictions instead)
+            for key, values in records.items():
+                if values:
+                    logger.add_scalar(f"{self.name}/{split}-{key}", sum(values) / len(values), global_step)
+            return []
+        metrics = compute_metrics(records["score"], records["pred"], records["system"])
+        for key in METRIC_KEYS:
+            if math.isfinite(metrics[key]):
+                logger.add_scalar(f"{self.name}/{split}-{key}", metrics[key], global_step)
+        if global_step == 0:  # s3prl's `-m evaluate`: not during training
+            self.write_results(split, metrics, records)
+            return []
+        save = []
+        if split == self.best_split and metrics[self.best_metric] > self.best_score.item():
+            self.best_score.fill_(metrics[self.best_metric])
+            save.append(f"best-states-{split}.ckpt")
+            self.write_results(f"{split}_best", dict(metrics, step=global_step), records)
+        print(f"[{self.name}] step {global_step} {split}: " + _summary(metrics))
+        return save
+
+    def write_results(self, split: str, metrics: Dict[str, float], records) -> None:
+        """``metrics_<split>.json`` and ``predictions_<split>.csv`` in the experiment folder (atomically)."""
+        with atomic_write(os.path.join(self.expdir, f"metrics_{split}.json")) as handle:
+            # undefined correlations are written as null: NaN is not JSON
+            json.dump({k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()},
+                      handle, indent=2)
+        rows = sorted(zip(records["sample_id"], records["system"], records["score"], records["pred"]))
+        with atomic_write(os.path.join(self.expdir, f"predictions_{split}.csv"), newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sample_id", "system_id", "score", "pred"])
+            writer.writerows([sid, sys_id, repr(float(score)), f"{pred:.6f}"] for sid, sys_id, score, pred in rows)
+        print(f"[{self.name}] {split}: " + _summary(metrics) + f" -> {self.expdir}/metrics_{split}.json")
+
+
+def _summary(metrics: Dict[str, float]) -> str:
+    return " ".join(f"{k}={metrics[k]:.3f}" for k in METRIC_KEYS)

@@ -1,0 +1,147 @@
+"""DistilMOS as an s3prl downstream expert, with the paper's ablations as variants.
+
+Variants (``downstream_expert.variant``, or s3prl's ``-v``):
+- ``distilmos``: MOS regression + per-layer k-means token classification, ``MSE + alpha * mean_n CE_n``;
+  the tokens come from ``datarc.token_store`` (built by ``python -m upstream_tokens``);
+- ``no_token``: the same network trained with MSE only (alpha = 0, no heads);
+- ``mse_distill``: per-layer heads regress the frozen pretrained upstream's layer embeddings with MSE.
+
+The heads sit on the Feature Processor output and are used in training only; the inference path is
+``self.model`` (:class:`DistilMOSModel`) alone.
+"""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from distilmos.data import MOSBatch, MOSDataset
+from distilmos.expert_base import TRAIN, MOSExpert
+from distilmos.s3prl_plugin import register_schedulers
+from distilmos.upstreams import build_upstream
+
+from .dataset import IGNORE, align_tokens
+from .model import DistilMOSModel, LayerHeads
+
+VARIANTS = ("distilmos", "no_token", "mse_distill")
+
+# The config's OneCycleLR must resolve under a stock s3prl runner too: the runner imports this module
+# before it builds the scheduler.
+register_schedulers()
+
+
+class DownstreamExpert(MOSExpert):
+    """DistilMOS and its ablations (see the module docstring)."""
+
+    name = "distilmos"
+
+    def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, upstream: str = None,
+                 upstream_ckpt: Optional[str] = None, upstream_model_config: Optional[str] = None,
+                 downstream_variant: Optional[str] = None, **kwargs):
+        super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
+        self.variant = downstream_variant or downstream_expert.get("variant", "distilmos")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        rc = self.modelrc
+        hidden = int(rc.get("hidden_dim", 256))
+        self.model = DistilMOSModel(upstream_dim, hidden, rc.get("kernels", (5, 3, 3)),
+                                    int(rc.get("blstm_conv_kernel", 3)))
+        self.alpha = float(rc.get("alpha", 0.1)) if self.variant != "no_token" else 0.0
+        head_hidden = int(rc.get("head_hidden_dim", hidden))
+        self.heads = None
+        self.token_store = None
+        self._teacher: List[torch.nn.Module] = []  # a list, so the frozen teacher is not a registered submodule
+        if self.variant == "distilmos":
+            self.token_store = _open_token_store(self.datarc, rc, upstream, upstream_ckpt)
+            self.target_layers = list(self.token_store.layers)
+            self.heads = LayerHeads(len(self.target_layers), hidden, head_hidden, self.token_store.n_clusters)
+        elif self.variant == "mse_distill":
+            teacher = build_upstream(upstream, upstream_ckpt, upstream_model_config).eval().requires_grad_(False)
+            self._teacher.append(teacher)
+            n_hidden, teacher_dim = _probe_hidden_states(teacher)
+            self.target_layers = [int(n) for n in rc.get("target_layers") or range(1, n_hidden)]
+            if not all(1 <= n < n_hidden for n in self.target_layers):
+                raise ValueError(f"target_layers {self.target_layers} outside the upstream's layers 1..{n_hidden - 1}")
+            self.heads = LayerHeads(len(self.target_layers), hidden, head_hidden, teacher_dim)
+        self.preflight()
+
+    # ---- data -------------------------------------------------------------------------------------
+    def make_dataset(self, split: str, utterances) -> MOSDataset:
+        if split != TRAIN or self.variant == "no_token":
+            return MOSDataset(utterances)
+        if self.variant == "mse_distill":
+            return MOSDataset(utterances, keep_wavs=True)
+        missing = [u.sample_id for u in utterances if u.sample_id not in self.token_store]
+        if missing:
+            raise ValueError(
+                f"token store {self.datarc['token_store']} lacks {len(missing)} training utterance(s), e.g. "
+                f"{', '.join(missing[:5])}; dump this split into it: python -m upstream_tokens dump ...")
+        return MOSDataset(utterances, token_store=self.token_store)
+
+    # ---- model ------------------------------------------------------------------------------------
+    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return self.model(features, lengths)
+
+    def losses(self, out, batch: MOSBatch, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+        mse = F.mse_loss(out["pred"], batch.scores.to(out["pred"].device))
+        terms = {"mos_mse": mse}
+        if self.variant == "distilmos":
+            terms["token_ce"] = self._token_ce(out["processed"], batch, lengths)
+        elif self.variant == "mse_distill":
+            terms["embedding_mse"] = self._embedding_mse(out["processed"], batch, lengths)
+        aux = terms.get("token_ce", terms.get("embedding_mse"))
+        terms["loss"] = mse + self.alpha * aux if aux is not None else mse
+        return terms
+
+    def _token_ce(self, processed: torch.Tensor, batch: MOSBatch, lengths: torch.Tensor) -> torch.Tensor:
+        """Mean over layers of the per-utterance mean cross-entropy over valid frames (Eqs. 2-3)."""
+        targets = align_tokens(batch.tokens, lengths, processed.size(1), batch.sample_ids).to(processed.device)
+        valid = (targets[..., 0] != IGNORE).to(processed.dtype)
+        per_layer = []
+        for n, logits in enumerate(self.heads(processed)):
+            ce = F.cross_entropy(logits.transpose(1, 2), targets[..., n], ignore_index=IGNORE, reduction="none")
+            per_layer.append(_utterance_mean(ce, valid))
+        return torch.stack(per_layer).mean()
+
+    def _embedding_mse(self, processed: torch.Tensor, batch: MOSBatch, lengths: torch.Tensor) -> torch.Tensor:
+        """Mean over layers of the per-utterance frame MSE against the frozen pretrained upstream."""
+        teacher = self._teacher[0].to(processed.device)
+        with torch.no_grad():
+            hidden = teacher([w.to(processed.device) for w in batch.wavs])["hidden_states"]
+        n_frames = min(processed.size(1), hidden[0].size(1))
+        valid = (torch.arange(n_frames, device=processed.device)[None] < lengths[:, None]).to(processed.dtype)
+        per_layer = []
+        for pred, n in zip(self.heads(processed[:, :n_frames]), self.target_layers):
+            err = ((pred - hidden[n][:, :n_frames]) ** 2).mean(-1)
+            per_layer.append(_utterance_mean(err, valid))
+        return torch.stack(per_layer).mean()
+
+
+def _utterance_mean(frame_values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over valid frames per utterance, then over the utterances that have any."""
+    counts = valid.sum(1)
+    per_utt = (frame_values * valid).sum(1) / counts.clamp_min(1.0)
+    has = counts > 0
+    return per_utt[has].mean() if has.any() else frame_values.sum() * 0.0
+
+
+def _probe_hidden_states(upstream) -> tuple:
+    """(number of hidden states, their dim) of an upstream, from one second of noise."""
+    param = next(upstream.parameters(), None)
+    device = param.device if param is not None else "cpu"
+    with torch.no_grad():
+        hidden = upstream([torch.randn(16000, device=device)])["hidden_states"]
+    return len(hidden), hidden[-1].size(-1)
+
+
+def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt: Optional[str]):
+    """Open ``datarc.token_store`` and refuse one built for another upstream, checkpoint, k or layers."""
+    from upstream_tokens.store import TokenStore
+
+    path = datarc.get("token_store")
+    if not path:
+        raise ValueError("variant 'distilmos' needs datarc.token_store (build one with python -m upstream_tokens fit)")
+    store = TokenStore(path)
+    layers = modelrc.get("target_layers")
+    store.check(upstream=upstream, upstream_ckpt=upstream_ckpt, n_clusters=modelrc.get("n_clusters"),
+                layers=[int(n) for n in layers] if layers else None)
+    return store
