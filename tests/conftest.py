@@ -3,7 +3,14 @@ import importlib.util
 import os
 import sys
 
-import pytest
+# The tests run tiny models, for which one thread is as fast as two, and some spawn two processes on
+# a two-core machine: more threads than cores makes OpenMP's spin-waiting stall everything (50x seen).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,0 +1,364 @@
+"""The token store: on-disk format, atomic writers, and the reader the downstream uses.
+
+Layout of a store folder (one per upstream, checkpoint, k and layer set)::
+
+    meta.json               what the tokens were made from (written last by ``fit``: its presence
+                            marks a complete fit)
+    centroids.npy           float32 [n_layers, k, feature_dim], row i for meta["layers"][i]
+    summary.json            {"fit": {...}, "dump": {split: {...}}}: frames, clusters used and
+                            inertia per layer
+    <split>.npy             int16 (int32 when k > 32767) [total_frames, n_layers], utterances
+                            concatenated in the order of the split's CSV
+    <split>.index.json      {"items": [[sample_id, offset, length], ...], ...} (written after the
+                            array: its presence marks a complete split)
+    <split>.parts/          only while a dump is under way (resumable; removed when the split is final)
+    fit_shards/             only between a sharded ``fit --nshard N --rank R`` and ``fit --from_shards N``
+
+Token frames of an utterance are those of its *unpadded* upstream output, computed as the upstream
+gives them for that waveform alone (see :mod:`upstream_tokens.extract` for how, and for the batching
+caveat). A downstream pairs them with features it computes itself, whose frame count can differ by a
+frame (s3prl's Featurizer cuts at ``round(samples / downsample_rate)``); the rule is: trim tokens and
+features to the shorter of the two, and treat a gap of more than 2 frames as a store built for another
+upstream (an error).
+
+:class:`TokenStore` opens ``meta.json`` and the split indexes eagerly (and checks every array's size
+against its index, so a truncated file fails at once), but maps the arrays lazily, once per process:
+a store handed to DataLoader workers (forked or pickled) maps its files afresh in each worker.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from distilmos.fileio import atomic_write
+
+FORMAT_VERSION = 1
+SAMPLE_RATE = 16000
+META = "meta.json"
+CENTROIDS = "centroids.npy"
+SUMMARY = "summary.json"
+INDEX_SUFFIX = ".index.json"
+PARTS_SUFFIX = ".parts"
+FIT_SHARDS = "fit_shards"
+
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_RESERVED = {"meta", "centroids", "summary", "fit_shards"}
+
+
+class TokenStoreError(ValueError):
+    """A token store that cannot serve this run: missing, incomplete, damaged, or built for another
+    upstream/checkpoint/k/layer set. The message says which and what to do."""
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+def token_dtype(n_clusters: int) -> np.dtype:
+    """The smallest signed integer type holding token ids ``0 .. n_clusters-1`` (int16 for k <= 32767)."""
+    return np.dtype(np.int16) if n_clusters <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks (checkpoints are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> Dict[str, Optional[str]]:
+    """Versions of the libraries whose behaviour shapes the tokens."""
+    from importlib import metadata
+
+    import sklearn
+
+    def dist(*names):
+        for name in names:
+            try:
+                return f"{name} {metadata.version(name)}"
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    return {"torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
+            "s3prl": dist("espnet-s3prl", "s3prl")}
+
+
+def check_split_name(split: str) -> str:
+    """Refuse split names that are not plain file-name stems or that collide with store files."""
+    if not _SPLIT_NAME.match(split or "") or split in _RESERVED:
+        raise TokenStoreError(f"invalid split name {split!r}: use letters, digits, '_', '-', '.' "
+                              f"(not starting with '.'), and none of {sorted(_RESERVED)}")
+    return split
+
+
+def split_paths(store_dir: str, split: str) -> Tuple[str, str, str]:
+    """``(array, index, parts folder)`` paths of a split."""
+    check_split_name(split)
+    base = os.path.join(store_dir, split)
+    return base + ".npy", base + INDEX_SUFFIX, base + PARTS_SUFFIX
+
+
+def write_json(path: str, obj, indent: Optional[int] = 1) -> None:
+    """Write JSON atomically, with sorted keys so that equal content gives equal bytes."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(obj, handle, indent=indent, sort_keys=True)
+        handle.write("\n")
+
+
+def read_json(path: str):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_npy(path: str, array: np.ndarray) -> None:
+    """``np.save`` atomically."""
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array))
+
+
+@contextlib.contextmanager
+def npy_writer(path: str, dtype, shape: Sequence[int]) -> Iterator[np.ndarray]:
+    """Yield a writable memory map of a new ``.npy`` file; it replaces ``path`` atomically on success.
+
+    Lets a split array be filled in any order without holding it in memory.
+    """
+    dtype, shape = np.dtype(dtype), tuple(int(s) for s in shape)
+    with atomic_write(path, "w+b") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(handle, header)
+        offset = handle.tell()
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        handle.truncate(offset + nbytes)
+        handle.flush()
+        if nbytes == 0:  # mmap cannot map zero bytes
+            yield np.empty(shape, dtype)
+            return
+        mapped = np.memmap(handle, dtype=dtype, mode="r+", offset=offset, shape=shape)
+        yield mapped
+        mapped.flush()
+        del mapped
+
+
+def update_summary(store_dir: str, section: str, key: Optional[str], value) -> None:
+    """Set ``summary[section]`` (or ``summary[section][key]``) under a lock on the store folder, so
+    that dumps of different splits finishing together do not lose each other's entries."""
+    fd = os.open(store_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = os.path.join(store_dir, SUMMARY)
+        summary = read_json(path) if os.path.isfile(path) else {}
+        if key is None:
+            summary[section] = value
+        else:
+            summary.setdefault(section, {})[key] = value
+        write_json(path, summary)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def remove_split(store_dir: str, split: str) -> None:
+    """Delete a split's files (index first, so the split never looks complete while half-removed)."""
+    import shutil
+
+    array, index, parts = split_paths(store_dir, split)
+    for path in (index, array):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+    shutil.rmtree(parts, ignore_errors=True)
+
+
+def _npy_header(path: str) -> Tuple[tuple, np.dtype, int]:
+    """``(shape, dtype, data offset)`` of a .npy file, read from its header only."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise ValueError(f".npy format version {version} not supported")
+        shape, fortran, dtype = read_header(handle)
+        if fortran:
+            raise ValueError("Fortran-ordered array")
+        return tuple(shape), np.dtype(dtype), handle.tell()
+
+
+# ------------------------------------------------------------------------------------------ reader
+
+class TokenStore:
+    """Read access to a token store (see the module docstring for the layout).
+
+    ``tokens(sample_id)`` returns ``LongTensor[frames, len(layers)]`` in O(1): a dict lookup and a
+    slice of a memory-mapped array. A sample id is looked up across every complete split.
+    """
+
+    def __init__(self, path: str):
+        self.path = os.fspath(path)
+        meta_path = os.path.join(self.path, META)
+        if not os.path.isfile(meta_path):
+            hint = (" (it holds fit_shards/: finish with `python -m upstream_tokens fit --out "
+                    f"{self.path} --from_shards N`)" if os.path.isdir(os.path.join(self.path, FIT_SHARDS)) else "")
+            raise TokenStoreError(f"{self.path}: not a token store (no {META}){hint}; "
+                                  "build it with `python -m upstream_tokens fit ...`")
+        self.meta: dict = read_json(meta_path)
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise TokenStoreError(f"{meta_path}: format_version {self.meta.get('format_version')!r}, "
+                                  f"this reader reads {FORMAT_VERSION}")
+        self._dtype = np.dtype(self.meta["token_dtype"])
+        self._index: Dict[str, Tuple[str, int, int]] = {}
+        self._splits: Dict[str, dict] = {}
+        for name in sorted(os.listdir(self.path)):
+            if name.endswith(INDEX_SUFFIX) and not name.startswith("."):
+                self._open_split(name[: -len(INDEX_SUFFIX)])
+        self._pid = os.getpid()
+        self._arrays: Dict[str, np.ndarray] = {}
+
+    def _open_split(self, split: str) -> None:
+        array_path, index_path, _ = split_paths(self.path, split)
+        index = read_json(index_path)
+        total, n_layers = int(index["total_frames"]), len(self.layers)
+        if not os.path.isfile(array_path):
+            raise TokenStoreError(f"{array_path}: missing, but {index_path} lists {len(index['items'])} "
+                                  f"utterances; rerun `python -m upstream_tokens dump ... --split {split} --overwrite`")
+        try:
+            shape, dtype, offset = _npy_header(array_path)
+        except Exception as exc:  # a file cut inside its header, or not an .npy at all
+            raise TokenStoreError(f"{array_path}: unreadable token array ({exc}); the file is truncated or "
+                                  f"damaged: rerun the dump of split {split!r} with --overwrite") from exc
+        expected_size = offset + total * n_layers * self._dtype.itemsize
+        actual_size = os.path.getsize(array_path)
+        if shape != (total, n_layers) or dtype != self._dtype:
+            raise TokenStoreError(f"{array_path}: holds {dtype}{list(shape)}, its index wants "
+                                  f"{self._dtype}[{total}, {n_layers}]; rerun the dump of split {split!r} with --overwrite")
+        if actual_size != expected_size:
+            raise TokenStoreError(
+                f"{array_path}: truncated or damaged: {actual_size} bytes, expected {expected_size} "
+                f"({total} frames x {n_layers} layers of {self._dtype}); rerun the dump of split {split!r} with --overwrite")
+        self._splits[split] = {"path": array_path, "n_utterances": len(index["items"]), "total_frames": total}
+        for sample_id, start, length in index["items"]:
+            # The first split (in name order) that holds an id wins; the same utterance in two splits
+            # has the same tokens anyway.
+            self._index.setdefault(sample_id, (split, int(start), int(length)))
+
+    # -- meta
+    @property
+    def layers(self) -> List[int]:
+        return [int(n) for n in self.meta["layers"]]
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.meta["n_clusters"])
+
+    @property
+    def downsample_rate(self) -> int:
+        return int(self.meta["downsample_rate"])
+
+    @property
+    def splits(self) -> List[str]:
+        return sorted(self._splits)
+
+    def split_sizes(self) -> Dict[str, int]:
+        """``{split: number of utterances}`` of every complete split."""
+        return {s: v["n_utterances"] for s, v in sorted(self._splits.items())}
+
+    @property
+    def summary(self) -> dict:
+        path = os.path.join(self.path, SUMMARY)
+        return read_json(path) if os.path.isfile(path) else {}
+
+    def centroids(self) -> np.ndarray:
+        """float32 ``[n_layers, k, dim]``."""
+        return np.load(os.path.join(self.path, CENTROIDS))
+
+    def expected_frames(self, n_samples: int) -> int:
+        """Frames the upstream gives for a 16 kHz waveform of ``n_samples`` samples (its frame law)."""
+        law = self.meta["frame_law"]
+        return max(0, (int(n_samples) + int(law["offset"])) // int(law["rate"]))
+
+    def check(self, upstream: Optional[str], upstream_ckpt: Optional[str],
+              n_clusters: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> None:
+        """Raise :class:`TokenStoreError` naming every field in which this store differs from a run.
+
+        ``upstream_ckpt`` is compared by sha256 when it is a local file, else as given. ``None`` skips
+        a field.
+        """
+        problems = []
+        meta = self.meta
+        if upstream is not None and upstream != meta["upstream"]:
+            problems.append(f"upstream: store has {meta['upstream']!r}, run uses {upstream!r}")
+        if upstream_ckpt is not None:
+            if os.path.isfile(upstream_ckpt):
+                digest = sha256_file(upstream_ckpt)
+                if digest != meta.get("upstream_ckpt_sha256"):
+                    problems.append(
+                        f"upstream checkpoint: {upstream_ckpt} has sha256 {digest[:16]}..., store was built from "
+                        f"{meta.get('upstream_ckpt')!r} (sha256 {str(meta.get('upstream_ckpt_sha256'))[:16]}...)")
+            elif upstream_ckpt != meta.get("upstream_ckpt"):
+                problems.append(f"upstream checkpoint: store has {meta.get('upstream_ckpt')!r}, "
+                                f"run uses {upstream_ckpt!r}")
+        if n_clusters is not None and int(n_clusters) != self.n_clusters:
+            problems.append(f"n_clusters (k): store has {self.n_clusters}, run uses {int(n_clusters)}")
+        if layers is not None and [int(n) for n in layers] != self.layers:
+            problems.append(f"layers: store has {self.layers}, run uses {[int(n) for n in layers]}")
+        if problems:
+            raise TokenStoreError(f"token store {self.path} does not match this run:\n  - " + "\n  - ".join(problems)
+                                  + "\nBuild a store for this run with `python -m upstream_tokens fit`, or point to the right one.")
+
+    # -- tokens
+    def __contains__(self, sample_id) -> bool:
+        return sample_id in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def sample_ids(self) -> List[str]:
+        return list(self._index)
+
+    def split_of(self, sample_id: str) -> str:
+        return self._locate(sample_id)[0]
+
+    def _locate(self, sample_id: str) -> Tuple[str, int, int]:
+        try:
+            return self._index[sample_id]
+        except KeyError:
+            dumped = ", ".join(f"{s} ({v['n_utterances']})" for s, v in sorted(self._splits.items())) or "none"
+            raise TokenStoreError(
+                f"sample id {sample_id!r} is in no split of token store {self.path} (dumped splits: {dumped}); "
+                "dump its data list with `python -m upstream_tokens dump --csv LIST --store ... --split NAME`"
+            ) from None
+
+    def _array(self, split: str) -> np.ndarray:
+        if os.getpid() != self._pid:  # a forked worker: map the files afresh in this process
+            self._arrays, self._pid = {}, os.getpid()
+        array = self._arrays.get(split)
+        if array is None:
+            array = np.load(self._splits[split]["path"], mmap_mode="r")
+            self._arrays[split] = array
+        return array
+
+    def tokens(self, sample_id: str) -> torch.Tensor:
+        """``LongTensor[frames, len(layers)]`` of one utterance."""
+        split, start, length = self._locate(sample_id)
+        block = self._array(split)[start:start + length]
+        return torch.from_numpy(np.asarray(block, dtype=np.int64))
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_arrays"] = {}  # memory maps do not travel between processes
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return (f"TokenStore({self.path!r}, upstream={self.meta['upstream']!r}, k={self.n_clusters}, "
+                f"layers={self.layers}, splits={self.splits})")
