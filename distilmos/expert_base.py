@@ -9,7 +9,7 @@ more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training
 ``eval_dataloaders`` are validated when the expert is built, before any training step; other splits when
 first asked for.
 
-Outputs: tensorboard scalars; ``best-states-<best_split>.ckpt`` whenever ``best_metric`` on that split
+Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt`` whenever ``best_metric`` on that split
 improves; and, for ``run_downstream.py -m evaluate -t SPLIT``, ``metrics_SPLIT.json`` and
 ``predictions_SPLIT.csv`` in the experiment folder.
 """
@@ -124,9 +124,10 @@ class MOSExpert(nn.Module):
     def log_records(self, split: str, records, logger, global_step: int, **kwargs) -> List[str]:
         """s3prl interface: log losses or metrics; return the checkpoint names to save."""
         if "pred" not in records:  # training losses (`-m evaluate -t train` records predictions instead)
-            for key, values in records.items():
-                if values:
-                    logger.add_scalar(f"{self.name}/{split}-{key}", sum(values) / len(values), global_step)
+            means = {key: sum(values) / len(values) for key, values in records.items() if values}
+            for key, value in means.items():
+                logger.add_scalar(f"{self.name}/{split}-{key}", value, global_step)
+            self._append_log(split, global_step, means)
             return []
         metrics = compute_metrics(records["score"], records["pred"], records["system"])
         for key in METRIC_KEYS:
@@ -135,6 +136,7 @@ class MOSExpert(nn.Module):
         if global_step == 0:  # s3prl's `-m evaluate`: not during training
             self.write_results(split, metrics, records)
             return []
+        self._append_log(split, global_step, metrics)
         save = []
         if split == self.best_split and metrics[self.best_metric] > self.best_score.item():
             self.best_score.fill_(metrics[self.best_metric])
@@ -142,6 +144,13 @@ class MOSExpert(nn.Module):
             self.write_results(f"{split}_best", dict(metrics, step=global_step), records)
         print(f"[{self.name}] step {global_step} {split}: " + _summary(metrics))
         return save
+
+    def _append_log(self, split: str, step: int, values: Dict[str, float]) -> None:
+        """One JSON line per logging event in ``<expdir>/log.jsonl``: training curves without tensorboard."""
+        record = {"split": split, "step": step}
+        record.update({k: (v if math.isfinite(v) else None) for k, v in values.items()})
+        with open(os.path.join(self.expdir, "log.jsonl"), "a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
     def write_results(self, split: str, metrics: Dict[str, float], records) -> None:
         """``metrics_<split>.json`` and ``predictions_<split>.csv`` in the experiment folder (atomically)."""

@@ -16,6 +16,7 @@ when ``./downstream/<name>/config.yaml`` is not under the current directory.
 from __future__ import annotations
 
 import argparse
+import builtins
 import logging
 import os
 import random
@@ -171,7 +172,10 @@ def main(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
         sys.exit(f"error: {exc}")
 
     torch.multiprocessing.set_sharing_strategy("file_system")
-    hack_isinstance()
+    # s3prl wraps builtins.isinstance anew on each call; wrapping twice in one process (repeated in-process
+    # runs) nests the wrappers and every isinstance gets slower.
+    if getattr(builtins.isinstance, "__module__", None) != hack_isinstance.__module__:
+        hack_isinstance()
     if args.cache_dir is not None:
         torch.hub.set_dir(args.cache_dir)
     if args.local_rank is not None:
