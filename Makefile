@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test clean
+.PHONY: install test demo clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): setup.py
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The whole pipeline offline on CPU: generated corpora, a tiny upstream, three variants, a table.
+demo: install
+	OMP_NUM_THREADS=1 bash egs/demo/run.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
