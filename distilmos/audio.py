@@ -79,6 +79,12 @@ def _check_not_truncated(path: str, sndfile_log: str) -> None:
         )
 
 
+def samples_at_16k(frames: int, sample_rate: int) -> int:
+    """Length after :func:`to_mono_16k` of ``frames`` samples at ``sample_rate`` (torchaudio's resampler
+    returns ``ceil(frames * 16000 / sample_rate)`` samples)."""
+    return -(-frames * SAMPLE_RATE // sample_rate)
+
+
 def probe_audio(path: PathLike) -> sf._SoundFileInfo:
     """Open only the header of an audio file; raise :class:`AudioError` if it is missing, unreadable,
     empty or truncated. Cheap enough to run on a whole corpus before a long job starts."""

@@ -5,7 +5,6 @@ batch here is ``(wavs, MOSBatch)``: the waveforms for the upstream and everythin
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence
 
@@ -67,11 +66,11 @@ class LengthBucketBatchSampler(Sampler[List[int]]):
     """
 
     def __init__(self, durations: Sequence[float], max_batch: int, max_seconds: float):
-        order = sorted(range(len(durations)), key=lambda i: (-_finite(durations[i]), i))
+        order = sorted(range(len(durations)), key=lambda i: (-durations[i], i))
         self.batches: List[List[int]] = []
         current: List[int] = []
         for index in order:
-            longest = _finite(durations[current[0]]) if current else _finite(durations[index])
+            longest = durations[current[0]] if current else durations[index]
             if current and (len(current) >= max_batch or longest * (len(current) + 1) > max_seconds):
                 self.batches.append(current)
                 current = []
@@ -84,10 +83,6 @@ class LengthBucketBatchSampler(Sampler[List[int]]):
 
     def __len__(self) -> int:
         return len(self.batches)
-
-
-def _finite(value: float) -> float:
-    return value if math.isfinite(value) else 0.0
 
 
 def train_loader(dataset: MOSDataset, batch_size: int, num_workers: int, seed: int, epoch: int) -> DataLoader:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from .audio import AudioError, probe_audio
+from .audio import SAMPLE_RATE, AudioError, probe_audio, samples_at_16k
 from .fileio import atomic_write
 
 COLUMNS = ("sample_id", "system_id", "wav_path", "score")
@@ -32,7 +32,12 @@ class Utterance:
     wav_path: str
     score: float
     extra: Dict[str, str] = field(default_factory=dict, compare=False)
-    duration: float = field(default=math.nan, compare=False)  # seconds, from the header; NaN if unchecked
+    num_samples: int = field(default=0, compare=False)  # at 16 kHz, from the header; 0 if unchecked
+
+    @property
+    def duration(self) -> float:
+        """Seconds at 16 kHz (0 when the audio was not checked)."""
+        return self.num_samples / SAMPLE_RATE
 
 
 @dataclass
@@ -90,18 +95,18 @@ def validate(
                 score = _parse_score(row.score)
             except ValueError:
                 bad.append(f"score {row.score!r} is not a finite number")
-        duration = math.nan
+        num_samples = 0
         if check_audio:
             try:
                 info = probe_audio(row.wav_path)
-                duration = info.frames / info.samplerate
+                num_samples = samples_at_16k(info.frames, info.samplerate)
             except AudioError as exc:
                 bad.append(str(exc))
         if bad:
             problems.append(f"  {row.origin} [{row.sample_id or '?'}]: " + "; ".join(bad))
         else:
             utterances.append(
-                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), duration))
+                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples))
     if problems:
         raise DataListError(f"{source}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not utterances:

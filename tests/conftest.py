@@ -12,6 +12,15 @@ import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread_pools():
+    """numpy's BLAS and scikit-learn's OpenMP pools too: small k-means steps lose a lot to a shared CPU."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(os.environ["OMP_NUM_THREADS"])):
+        yield
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

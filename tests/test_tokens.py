@@ -31,17 +31,6 @@ FIT = dict(n_clusters=8, batch_size=16, seed=0, progress=False)
 BATCHING = Batching(max_batch_seconds=3.0, max_batch_utts=4, max_pad=0.5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models and small k-means steps gain nothing from threads, and lose a lot to a CPU shared
-    with other jobs; restored afterwards for the rest of the session."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(before)
 
 
 def write_corpus(folder, durations=DURATIONS, seed=0, name="list.csv"):

@@ -8,17 +8,6 @@ from upstream_tokens.extract import FrameLaw, TokenExtractionError, calibrate_fr
 from upstream_tokens.kmeans import KMeansError, assign, make_kmeans, merge_centroids
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models and small k-means steps gain nothing from threads, and lose a lot to a CPU shared
-    with other jobs; restored afterwards for the rest of the session."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(before)
 
 
 def planted(n_layers=3, k=6, n=3000, dim=16, seed=0):

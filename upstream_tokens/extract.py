@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE, load_audio, probe_audio
+from distilmos.audio import SAMPLE_RATE, load_audio, probe_audio, samples_at_16k
 from distilmos.datalist import Utterance, read_datalist
 from distilmos.upstreams import build_upstream
 
@@ -117,13 +117,14 @@ def calibrate_frame_law(count_frames: Callable[[int], int], rate: int, start: Op
 # ---------------------------------------------------------------------------------------- batching
 
 def audio_lengths(utterances: Sequence[Utterance]) -> List[int]:
-    """Sample counts at 16 kHz, from the file headers (no decoding)."""
-    lengths = []
-    for utt in utterances:
+    """Sample counts at 16 kHz, from the file headers (no decoding); the preflight's when it read them."""
+    def length(utt: Utterance) -> int:
+        if utt.num_samples:
+            return utt.num_samples
         info = probe_audio(utt.wav_path)
-        # torchaudio's resampler returns ceil(n * new / old) samples
-        lengths.append(-(-info.frames * SAMPLE_RATE // info.samplerate))
-    return lengths
+        return samples_at_16k(info.frames, info.samplerate)
+
+    return [length(utt) for utt in utterances]
 
 
 def plan_batches(lengths: Sequence[int], max_batch_seconds: float = 100.0, max_batch_utts: int = 64,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from distilmos.data import MOSBatch, MOSDataset
 from distilmos.expert_base import TRAIN, MOSExpert
+from distilmos.masking import valid_mask
 from distilmos.s3prl_plugin import register_schedulers
 from distilmos.upstreams import build_upstream
 
@@ -108,7 +109,7 @@ class DownstreamExpert(MOSExpert):
         with torch.no_grad():
             hidden = teacher([w.to(processed.device) for w in batch.wavs])["hidden_states"]
         n_frames = min(processed.size(1), hidden[0].size(1))
-        valid = (torch.arange(n_frames, device=processed.device)[None] < lengths[:, None]).to(processed.dtype)
+        valid = valid_mask(lengths, n_frames).to(processed.dtype)
         per_layer = []
         for pred, n in zip(self.heads(processed[:, :n_frames]), self.target_layers):
             err = ((pred - hidden[n][:, :n_frames]) ** 2).mean(-1)

@@ -9,6 +9,8 @@ from typing import Dict
 import torch
 import torch.nn as nn
 
+from distilmos.masking import masked_mean, valid_mask
+
 
 class SSLMOSModel(nn.Module):
     """Mean over valid frames -> Linear(upstream_dim, 1)."""
@@ -19,6 +21,5 @@ class SSLMOSModel(nn.Module):
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
         """``features [batch, frames, dim]`` -> ``pred [batch]`` and the pooled ``utterance`` vectors."""
-        mask = (torch.arange(features.size(1), device=features.device)[None] < lengths[:, None]).unsqueeze(-1)
-        pooled = (features * mask).sum(1) / mask.sum(1).clamp_min(1)
+        pooled = masked_mean(features, valid_mask(lengths, features.size(1)))
         return {"pred": self.output_layer(pooled).squeeze(-1), "utterance": pooled}
