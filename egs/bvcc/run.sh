@@ -6,11 +6,14 @@
 # Stages: 1 data prep (BVCC, SOMOS test), 2 tokens (fit on train, dump every split; distilmos only),
 #         3 train, 4 evaluate (val, test, somos_test), 5 table and plots.
 # A finished stage leaves <expdir>/.done.<stage>; running again with the same options skips finished
-# stages and resumes training from the last checkpoint. Token stores are shared by every run with the
-# same upstream, checkpoint and k (tokens/<upstream>_k<k>).
+# stages and resumes training from the last whole checkpoint. Data lists (<datadir>) and token stores
+# (<tokendir>/<upstream>_k<k>) are shared by every run that uses them. Paths given as options are taken
+# relative to the current directory; the defaults (data, tokens, exp) live in this recipe's folder.
+# --batch_size is the total over --ngpu processes (torchrun; each gets batch_size / ngpu).
 set -euo pipefail
-cd "$(dirname "$0")"
-. ./path.sh
+recipe="$(cd "$(dirname "$0")" && pwd)"
+. "${recipe}/path.sh"
+. "${recipe}/local/names.sh"
 
 stage=1
 stop_stage=5
@@ -20,7 +23,8 @@ upstream=wavlm_base
 upstream_ckpt=
 variant=distilmos          # distilmos | no_token | mse_distill | ssl_mos
 n_clusters=200
-expdir=
+expdir=                    # default: <exproot>/<variant>_<upstream>[_k<k>]_seed<seed>
+exproot=exp
 datadir=data
 tokendir=tokens
 device=cuda
@@ -28,12 +32,13 @@ ngpu=1
 total_steps=10000
 eval_step=1000
 seed=0
+token_seed=0               # k-means seed: one token store serves runs of every training seed
 batch_size=32
 num_workers=4
 overrides=                 # more s3prl -o overrides, joined with ",,"
 token_args=                # more options for python -m upstream_tokens fit/dump
 
-usage() { sed -n '2,12p' "$0"; grep -E '^[a-z_]+=' "$0" | sed 's/^/  --/'; exit 1; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; awk '/^usage\(\)/ { exit } /^[a-z_0-9]+=/ && !/^recipe=/ { print "  --" $0 }' "$0"; exit 1; }
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage ;;
@@ -42,12 +47,19 @@ while [ $# -gt 0 ]; do
         *) echo "unexpected argument: $1" >&2; usage ;;
     esac
     case "${name}" in
-        stage|stop_stage|bvcc_root|somos_root|upstream|upstream_ckpt|variant|n_clusters|expdir|datadir|tokendir|\
-        device|ngpu|total_steps|eval_step|seed|batch_size|num_workers|overrides|token_args)
+        bvcc_root|somos_root|expdir|exproot|datadir|tokendir)
+            [ -z "${value}" ] || value="$(abspath "${value}")"
+            printf -v "${name}" '%s' "${value}" ;;
+        upstream_ckpt)  # a local file, or a URL / name the upstream resolves itself
+            [ -e "${value}" ] && value="$(abspath "${value}")"
+            upstream_ckpt="${value}" ;;
+        stage|stop_stage|upstream|variant|n_clusters|device|ngpu|total_steps|eval_step|seed|token_seed|\
+        batch_size|num_workers|overrides|token_args)
             printf -v "${name}" '%s' "${value}" ;;
         *) echo "unknown option --${name}" >&2; usage ;;
     esac
 done
+cd "${recipe}"
 
 case "${variant}" in
     distilmos) downstream=distilmos; config="${REPO_ROOT}/downstream/distilmos/config.yaml"; select=() ;;
@@ -56,54 +68,75 @@ case "${variant}" in
     ssl_mos) downstream=ssl_mos; config="${REPO_ROOT}/downstream/ssl_mos/config.yaml"; select=(-s last_hidden_state) ;;
     *) echo "unknown --variant ${variant}" >&2; exit 1 ;;
 esac
+[ "${ngpu}" -ge 1 ] || { echo "--ngpu must be at least 1" >&2; exit 1; }
+[ $(( batch_size % ngpu )) -eq 0 ] || { echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2; exit 1; }
 
-upstream_tag="$(basename "${upstream_ckpt:-${upstream}}" .pt | tr ':/' '__')"
-[ "${upstream}" = "${upstream_tag}" ] || upstream_tag="${upstream}_${upstream_tag}"
-upstream_tag="$(echo "${upstream_tag}" | tr ':/' '__')"
-expdir="${expdir:-exp/${variant}_${upstream_tag}_k${n_clusters}_seed${seed}}"
-store="${tokendir}/${upstream_tag}_k${n_clusters}"
+tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
+expdir="${expdir:-${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")}"
+store="${tokendir}/${tag}_k${n_clusters}"
 mkdir -p "${expdir}"
 ckpt_args=()
 [ -n "${upstream_ckpt}" ] && ckpt_args=(-k "${upstream_ckpt}")
+# N processes: torchrun, with a free rendezvous port so that several runs can share a machine. Each
+# token-extraction rank takes cuda:LOCAL_RANK by default; on CPU the device is named.
+launcher=(python)
+token_device=(--device "${device}")
+if [ "${ngpu}" -gt 1 ]; then
+    launcher=(python -m torch.distributed.run --standalone --nproc_per_node "${ngpu}")
+    case "${device}" in cuda*) token_device=() ;; esac
+fi
 
 log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 todo() { [ "$1" -ge "${stage}" ] && [ "$1" -le "${stop_stage}" ] && [ ! -f "${expdir}/.done.$1" ]; }
 done_stage() { touch "${expdir}/.done.$1"; }
-splits=(val test)
-[ -f "${datadir}/somos/test.csv" ] || [ -n "${somos_root}" ] && splits+=(somos_test)
 
 if todo 1; then
-    log 1 "data preparation"
-    [ -n "${bvcc_root}" ] || { echo "--bvcc_root is required for stage 1" >&2; exit 1; }
-    python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${datadir}/bvcc"
-    if [ -n "${somos_root}" ]; then
-        python ../somos/local/data_prep.py --somos_root "${somos_root}" --out_dir "${datadir}/somos"
+    # Prepared data lists are shared: a run with the same corpus roots (or none given) reuses them.
+    prep_stamp="${datadir}/.prepared"
+    wanted="bvcc_root=${bvcc_root} somos_root=${somos_root}"
+    if [ -f "${prep_stamp}" ] && { [ -z "${bvcc_root}" ] || [ "$(cat "${prep_stamp}")" = "${wanted}" ]; }; then
+        log 1 "data lists in ${datadir} already prepared ($(cat "${prep_stamp}"))"
+    else
+        log 1 "data preparation"
+        [ -n "${bvcc_root}" ] || { echo "--bvcc_root is required for stage 1" >&2; exit 1; }
+        rm -f "${prep_stamp}"
+        python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${datadir}/bvcc"
+        if [ -n "${somos_root}" ]; then
+            python ../somos/local/data_prep.py --somos_root "${somos_root}" --out_dir "${datadir}/somos"
+        fi
+        echo "${wanted}" > "${prep_stamp}"
     fi
     done_stage 1
 fi
 
 if todo 2 && [ "${variant}" = distilmos ]; then
     log 2 "tokens: ${store}"
+    # local/tokens.py runs upstream_tokens commands in one process (one start-up for every split)
+    q() { printf '%q ' "$@"; }
+    fit="fit $(q --csv "${datadir}/bvcc/train.csv" -u "${upstream}" "${ckpt_args[@]}" --n_clusters "${n_clusters}" \
+        --seed "${token_seed}" --out "${store}" "${token_device[@]}") ${token_args}"
+    commands=()
     if [ ! -f "${store}/meta.json" ]; then
         if [ "${ngpu}" -gt 1 ]; then
-            torchrun --nproc_per_node "${ngpu}" -m upstream_tokens fit --csv "${datadir}/bvcc/train.csv" \
-                -u "${upstream}" "${ckpt_args[@]}" --n_clusters "${n_clusters}" --seed "${seed}" --out "${store}" ${token_args}
+            # each rank clusters its share of the batches; the shards are then combined into k centroids
+            "${launcher[@]}" local/tokens.py "${fit}"
             python -m upstream_tokens fit --out "${store}" --from_shards "${ngpu}"
         else
-            python -m upstream_tokens fit --csv "${datadir}/bvcc/train.csv" -u "${upstream}" "${ckpt_args[@]}" \
-                --n_clusters "${n_clusters}" --seed "${seed}" --out "${store}" --device "${device}" ${token_args}
+            commands+=("${fit}")
         fi
     fi
+    # A finished split is a quick no-op (its sample ids are checked against the list); a killed dump resumes.
+    merges=()
     for split in train val test; do
-        if [ "${ngpu}" -gt 1 ]; then
-            torchrun --nproc_per_node "${ngpu}" -m upstream_tokens dump --csv "${datadir}/bvcc/${split}.csv" \
-                --store "${store}" --split "${split}" "${ckpt_args[@]}" ${token_args}
-            python -m upstream_tokens merge --store "${store}" --split "${split}" --nshard "${ngpu}"
-        else
-            python -m upstream_tokens dump --csv "${datadir}/bvcc/${split}.csv" --store "${store}" --split "${split}" \
-                "${ckpt_args[@]}" --device "${device}" ${token_args}
-        fi
+        [ -f "${datadir}/bvcc/${split}.csv" ] || continue
+        commands+=("dump $(q --csv "${datadir}/bvcc/${split}.csv" --store "${store}" --split "${split}" "${ckpt_args[@]}" \
+            "${token_device[@]}") ${token_args}")
+        merges+=("merge $(q --store "${store}" --split "${split}" --nshard "${ngpu}")")
     done
+    "${launcher[@]}" local/tokens.py "${commands[@]}"
+    if [ "${ngpu}" -gt 1 ]; then
+        python local/tokens.py "${merges[@]}"
+    fi
     done_stage 2
 fi
 
@@ -112,25 +145,26 @@ if todo 3; then
     o="config.downstream_expert.datarc.data_dir=${datadir}/bvcc"
     o+=",,config.downstream_expert.datarc.extra_eval.somos_test=${datadir}/somos/test.csv"
     o+=",,config.downstream_expert.datarc.token_store=${store}"
-    o+=",,config.downstream_expert.datarc.train_batch_size=${batch_size}"
+    o+=",,config.downstream_expert.datarc.train_batch_size=$(( batch_size / ngpu ))"
     o+=",,config.downstream_expert.datarc.num_workers=${num_workers}"
     o+=",,config.runner.total_steps=${total_steps},,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"
     [ -n "${overrides}" ] && o+=",,${overrides}"
     printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s}\n' \
         "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" > "${expdir}/info.json"
-    launcher=(python)
-    [ "${ngpu}" -gt 1 ] && launcher=(torchrun --nproc_per_node "${ngpu}")
-    # -a resumes from the last states-*.ckpt when the folder holds one
+    # -a resumes from the newest states-*.ckpt (model, optimizer, scheduler, step, best score so far);
+    # a checkpoint half-written by a kill is removed first, or s3prl would try to resume from it.
+    python local/prune_checkpoints.py --expdir "${expdir}"
     "${launcher[@]}" "${REPO_ROOT}/run_downstream.py" -m train -a -u "${upstream}" "${ckpt_args[@]}" \
         -d "${downstream}" -c "${config}" "${select[@]}" -f --device "${device}" --seed "${seed}" -p "${expdir}" -o "${o}"
     done_stage 3
 fi
 
 if todo 4; then
+    splits=(val)
+    [ -f "${datadir}/bvcc/test.csv" ] && splits+=(test)
+    [ -f "${datadir}/somos/test.csv" ] && splits+=(somos_test)
     log 4 "evaluating ${expdir} on ${splits[*]}"
-    for split in "${splits[@]}"; do
-        python "${REPO_ROOT}/run_downstream.py" -m evaluate -e "${expdir}/best-states-val.ckpt" -t "${split}" --device "${device}"
-    done
+    python local/evaluate.py --ckpt "${expdir}/best-states-val.ckpt" --splits "${splits[@]}" --device "${device}"
     done_stage 4
 fi
 

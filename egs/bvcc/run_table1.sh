@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Table 1 of the paper: 4 upstreams x 4 models on BVCC (in-domain) and SOMOS (zero-shot), ESPnet style.
+#
+#   ./run_table1.sh --bvcc_root /corpora/main --somos_root /corpora/somos --seeds "0 1 2"
+#
+# Calls run.sh once per (upstream, variant, seed) into <exproot>/<variant>_<upstream>[_k<k>]_seed<seed>,
+# the names run.sh and run_ksweep.sh use too, so a finished run is never trained twice and a killed
+# sweep continues where it stopped when run again. Data lists and token stores (one per upstream) are
+# shared by all runs. Then local/make_table.py averages the seeds and writes <exproot>/table1.md and
+# <exproot>/table1.csv (ours beside the paper's numbers, with the differences).
+# An entry of --upstreams is an s3prl hub name, or NAME=CKPT for a local checkpoint (wavlm_local=x.pt).
+# Options that are not listed below go to run.sh unchanged (--batch_size, --overrides, --datadir ...).
+# --dry_run prints the commands instead of running them.
+set -euo pipefail
+recipe="$(cd "$(dirname "$0")" && pwd)"
+. "${recipe}/path.sh"
+. "${recipe}/local/names.sh"
+
+bvcc_root=
+somos_root=
+upstreams="wav2vec2_base_960 wavlm_base wavlm_base_plus wavlm_large"
+variants="ssl_mos no_token mse_distill distilmos"
+seeds="0"
+n_clusters=200
+device=cuda
+ngpu=1
+total_steps=10000
+exproot="${recipe}/exp"
+dry_run=false
+
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; awk '/^usage\(\)/ { exit } /^[a-z_0-9]+=/ && !/^recipe=/ { print "  --" $0 }' "$0"; exit 1; }
+passthrough=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage ;;
+        --*=*) name="${1%%=*}"; name="${name#--}"; value="${1#*=}"; shift ;;
+        --*) name="${1#--}"; [ $# -ge 2 ] || { echo "option --${name} needs a value" >&2; exit 1; }; value="$2"; shift 2 ;;
+        *) echo "unexpected argument: $1" >&2; usage ;;
+    esac
+    case "${name}" in
+        bvcc_root|somos_root|exproot) [ -z "${value}" ] || value="$(abspath "${value}")"; printf -v "${name}" '%s' "${value}" ;;
+        upstreams|variants|seeds|n_clusters|device|ngpu|total_steps|dry_run) printf -v "${name}" '%s' "${value}" ;;
+        variant|upstream|upstream_ckpt|seed|expdir) echo "--${name} is set per run here; use --${name}s" >&2; exit 1 ;;
+        *) passthrough+=("--${name}" "${value}") ;;
+    esac
+done
+case "${dry_run}" in true|false) ;; *) echo "--dry_run takes true or false" >&2; exit 1 ;; esac
+
+run() {
+    if "${dry_run}"; then
+        printf '%q ' "$@"; echo
+    else
+        "$@"
+    fi
+}
+
+expdirs=()
+for entry in ${upstreams}; do
+    upstream="${entry%%=*}"
+    ckpt=
+    case "${entry}" in *=*) ckpt="${entry#*=}" ;; esac
+    [ -e "${ckpt}" ] && ckpt="$(abspath "${ckpt}")"  # a local file; a URL is kept as it is
+    tag="$(upstream_tag "${upstream}" "${ckpt}")"
+    for variant in ${variants}; do
+        for seed in ${seeds}; do
+            expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")"
+            ckpt_args=()
+            [ -n "${ckpt}" ] && ckpt_args=(--upstream_ckpt "${ckpt}")
+            "${dry_run}" || echo "=== ${variant} ${tag} seed ${seed} -> ${expdir}"
+            run "${recipe}/run.sh" --bvcc_root "${bvcc_root}" --somos_root "${somos_root}" \
+                --upstream "${upstream}" "${ckpt_args[@]}" --variant "${variant}" --n_clusters "${n_clusters}" \
+                --seed "${seed}" --device "${device}" --ngpu "${ngpu}" --total_steps "${total_steps}" \
+                --expdir "${expdir}" "${passthrough[@]}"
+            expdirs+=("${expdir}")
+        done
+    done
+done
+
+run python "${recipe}/local/make_table.py" --expdirs "${expdirs[@]}" --out "${exproot}/table1"

@@ -1,0 +1,332 @@
+"""The recipes end to end: egs/bvcc/run.sh through every stage for each variant on the generated corpora
+with a tiny upstream, resuming after a kill, sharded tokens under torchrun, the Table 1 and k-sweep
+drivers, and the k-sweep plot."""
+import csv
+import glob
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import torch
+
+from conftest import REPO, load_script
+
+RECIPE = os.path.join(REPO, "egs", "bvcc")
+RUN = os.path.join(RECIPE, "run.sh")
+VARIANTS = ["distilmos", "no_token", "mse_distill", "ssl_mos"]
+FIRST = "ssl_mos"  # the quickest: it prepares the data lists the others then share
+TABLE_HEADER = "| SSL backbone | Model |"
+
+plot_ksweep = load_script("egs/bvcc/local/plot_ksweep.py", "bvcc_plot_ksweep")
+prune_checkpoints = load_script("egs/bvcc/local/prune_checkpoints.py", "bvcc_prune_checkpoints")
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # the recipes call `python`: make it this interpreter, whatever environment is active
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def start(*args):
+    """Start a recipe script in its own process group; its output goes to a file (a pipe that nobody
+    reads while other runs are awaited would stall it)."""
+    log = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(["bash", *map(str, args)], env=_env(), stdout=log, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    process.log = log
+    return process
+
+
+def finish(process, timeout=600):
+    """Wait for a started script; fail with the end of its output when it fails."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    process.log.seek(0)
+    out = process.log.read()
+    process.log.close()
+    assert process.returncode == 0, out[-4000:]
+    return out
+
+
+def sh(*args, timeout=600):
+    """Run a recipe script to its end; its output."""
+    return finish(start(*args), timeout)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, demo_corpus, tiny_ckpts):
+    """Options shared by every run here, as a user would share data lists and token stores."""
+    work = tmp_path_factory.mktemp("recipe")
+    root, _ = demo_corpus
+    options = ["--bvcc_root", os.path.join(root, "bvcc"), "--somos_root", os.path.join(root, "somos"),
+               "--datadir", work / "data", "--tokendir", work / "tokens", "--exproot", work / "exp",
+               "--upstream", "wavlm_local", "--upstream_ckpt", tiny_ckpts["wavlm"], "--n_clusters", "8",
+               "--device", "cpu", "--total_steps", "4", "--eval_step", "2", "--batch_size", "4",
+               "--num_workers", "0", "--token_args", "--quiet",
+               "--overrides", "config.downstream_expert.datarc.eval_batch_size=16"]
+    return {"work": work, "options": [str(o) for o in options], "ckpt": tiny_ckpts["wavlm"]}
+
+
+def expdir_of(recipe, variant):
+    suffix = "_k8" if variant == "distilmos" else ""
+    return recipe["work"] / "exp" / f"{variant}_wavlm_local_wavlm{suffix}_seed0"
+
+
+@pytest.fixture(scope="module")
+def finished_runs(recipe):
+    """run.sh stages 1-5 for every variant: ``{variant: output}``. The first run prepares the data lists;
+    the others then run side by side (distilmos making the token store), as separate jobs of a user would."""
+    outputs = {FIRST: sh(RUN, *recipe["options"], "--variant", FIRST)}
+    running = {v: start(RUN, *recipe["options"], "--variant", v) for v in VARIANTS if v != FIRST}
+    try:
+        outputs.update({v: finish(p) for v, p in running.items()})
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    return outputs
+
+
+def _without(options, *names):
+    """``options`` without the named ``--name value`` pairs."""
+    out, words = [], iter(options)
+    for word in words:
+        if word.lstrip("-") in names:
+            next(words)
+        else:
+            out.append(word)
+    return out
+
+
+def _rows(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_run_sh_every_stage(recipe, finished_runs, variant):
+    out, expdir = finished_runs[variant], expdir_of(recipe, variant)
+    data = recipe["work"] / "data"
+    for stage in (1, 2, 3, 4, 5) if variant == "distilmos" else (1, 3, 4, 5):  # only distilmos uses tokens
+        assert (expdir / f".done.{stage}").is_file()
+    with open(expdir / "info.json") as handle:
+        assert json.load(handle)["variant"] == variant
+    for split, csv_path in [("val", data / "bvcc" / "val.csv"), ("test", data / "bvcc" / "test.csv"),
+                            ("somos_test", data / "somos" / "test.csv")]:
+        with open(expdir / f"metrics_{split}.json") as handle:
+            metrics = json.load(handle)
+        predictions = _rows(expdir / f"predictions_{split}.csv")
+        assert metrics["n_utt"] == len(predictions) == len(_rows(csv_path))
+        assert all(math.isfinite(metrics[k]) for k in ("utt_MSE", "sys_MSE"))
+        assert all(math.isfinite(float(r["pred"])) for r in predictions)
+    assert TABLE_HEADER in out and (expdir / "table.md").is_file() and (expdir / "scatter_test.png").is_file()
+    # the data lists are prepared once and shared; only distilmos needs (and builds) tokens
+    assert ("data preparation" in out) == (variant == FIRST)
+    assert ("[stage 2]" in out) == (variant == "distilmos")
+    if variant == "distilmos":
+        store = recipe["work"] / "tokens" / "wavlm_local_wavlm_k8"
+        assert all((store / f"{split}.index.json").is_file() for split in ("train", "val", "test"))
+
+
+def test_run_table1_collects_finished_runs(recipe, finished_runs):
+    """Same options as the runs above: every run.sh call finds its stages done, then the table is made."""
+    options = _without(recipe["options"], "upstream", "upstream_ckpt")
+    out = sh(os.path.join(RECIPE, "run_table1.sh"), *options, "--upstreams", f"wavlm_local={recipe['ckpt']}")
+    assert "[stage" not in out  # nothing redone
+    table = (recipe["work"] / "exp" / "table1.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| wavlm_local |")]
+    assert len(rows) == 4
+    csv_rows = _rows(recipe["work"] / "exp" / "table1.csv")
+    assert {r["model"] for r in csv_rows} == {"SSL-MOS", "DistilMOS (ours)", "w/o token prediction", "MSE distillation"}
+
+
+def test_run_ksweep_plots_finished_runs(recipe, finished_runs):
+    options = _without(recipe["options"], "n_clusters")
+    out = sh(os.path.join(RECIPE, "run_ksweep.sh"), *options, "--ks", "8",
+             "--baseline_variants", "ssl_mos no_token mse_distill")
+    assert "[stage" not in out
+    rows = _rows(recipe["work"] / "exp" / "ksweep.csv")
+    assert [r["model"] for r in rows] == ["DistilMOS (ours)", "SSL-MOS", "w/o token prediction", "MSE distillation"]
+    with open(expdir_of(recipe, "distilmos") / "metrics_somos_test.json") as handle:
+        assert float(rows[0]["somos_utt_SRCC"]) == pytest.approx(json.load(handle)["utt_SRCC"])
+    assert (recipe["work"] / "exp" / "ksweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _mtimes(paths):
+    return {str(p): os.stat(p).st_mtime_ns for p in paths}
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(recipe, tmp_path):
+    expdir = tmp_path / "exp"
+    # a checkpoint every 2 steps, all kept, a log line every step
+    options = [*recipe["options"], "--variant", "distilmos", "--expdir", str(expdir), "--stop_stage", "3",
+               "--total_steps", "12", "--eval_step", "6",
+               "--overrides", "config.runner.save_step=2,,config.runner.max_keep=100,,config.runner.log_step=1"]
+    first = subprocess.Popen(["bash", RUN, *options], env=_env(), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not any(prune_checkpoints.is_whole(p) for p in glob.glob(str(expdir / "states-*.ckpt"))):
+            assert first.poll() is None, "run.sh ended before its first checkpoint"
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the whole group: bash and the training process
+        first.wait()
+    assert not (expdir / ".done.3").exists() and not glob.glob(str(expdir / "states-12.ckpt"))
+    data, store = recipe["work"] / "data", recipe["work"] / "tokens" / "wavlm_local_wavlm_k8"
+    kept = [expdir / ".done.1", expdir / ".done.2", *data.glob("*/*.csv"), *store.glob("*")]
+    before = _mtimes(kept)
+    with open(expdir / "log.jsonl") as handle:
+        n_logged = len(handle.readlines())
+
+    out = sh(RUN, *options)
+    assert "[stage 1]" not in out and "[stage 2]" not in out and _mtimes(kept) == before
+    resumed_from = int(re.search(r"resuming from \S*states-(\d+)\.ckpt", out).group(1))
+    assert resumed_from >= 2
+    with open(expdir / "log.jsonl") as handle:
+        new = [json.loads(line) for line in handle.readlines()[n_logged:]]
+    steps = [r["step"] for r in new if r["split"] == "train"]
+    assert steps == list(range(resumed_from + 1, 13))  # continued, not started again at step 1
+    final = torch.load(expdir / "states-12.ckpt", map_location="cpu", weights_only=False)
+    assert final["Step"] == 12 and final["Scheduler"]["last_epoch"] == 12
+    assert (expdir / ".done.3").is_file()
+
+
+def test_half_written_checkpoint_is_removed_before_resuming(tmp_path):
+    torch.save({"Step": 2, "w": torch.zeros(1000)}, tmp_path / "states-2.ckpt")
+    torch.save({"Step": 4, "w": torch.zeros(1000)}, tmp_path / "states-4.ckpt")
+    whole = (tmp_path / "states-4.ckpt").read_bytes()
+    (tmp_path / "states-4.ckpt").write_bytes(whole[: len(whole) // 2])  # killed while saving
+    (tmp_path / "best-states-val.ckpt").write_bytes(whole[:100])
+    removed, newest = prune_checkpoints.prune(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in removed) == ["best-states-val.ckpt", "states-4.ckpt"]
+    assert newest == str(tmp_path / "states-2.ckpt")
+    assert torch.load(newest, weights_only=True)["Step"] == 2
+
+
+def test_sharded_tokens_under_torchrun_equal_one_process(recipe, finished_runs, tmp_path):
+    """--ngpu 2 on CPU: two torchrun ranks fit shards and dump every split; the merged splits equal a
+    one-process dump of the same centroids byte for byte."""
+    from upstream_tokens.dump import dump_split
+
+    tokendir = tmp_path / "tokens"
+    sh(RUN, *recipe["options"], "--variant", "distilmos", "--expdir", tmp_path / "exp", "--tokendir", tokendir,
+       "--ngpu", "2", "--stop_stage", "2")
+    store = tokendir / "wavlm_local_wavlm_k8"
+    with open(store / "meta.json") as handle:
+        assert json.load(handle)["fit_shards"] == 2  # the centroids came from the two ranks' shards
+    single = tmp_path / "single"
+    shutil.copytree(store, single)
+    for split in ("train", "val", "test"):
+        csv_path = str(recipe["work"] / "data" / "bvcc" / f"{split}.csv")
+        dump_split(csv_path, str(single), split, overwrite=True, progress=False)
+        assert (single / f"{split}.npy").read_bytes() == (store / f"{split}.npy").read_bytes()
+        assert (single / f"{split}.index.json").read_bytes() == (store / f"{split}.index.json").read_bytes()
+
+
+def test_ddp_training_under_torchrun(recipe, finished_runs, tmp_path):
+    from distilmos import s3prl_plugin
+
+    if "train" not in vars(s3prl_plugin._make_runner_class()):
+        pytest.skip("CPU DDP training needs the plugin runner's own train loop (s3prl's never ends on CPU)")
+    expdir = tmp_path / "exp"
+    sh(RUN, *recipe["options"], "--variant", "no_token", "--expdir", expdir, "--ngpu", "2", "--stop_stage", "4")
+    ckpt = torch.load(expdir / "states-4.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["WorldSize"] == 2 and ckpt["Step"] == 4
+    assert (expdir / "metrics_test.json").is_file()
+
+
+# ---- the drivers, without running anything ----------------------------------------------------------
+
+def _dry_run(script, *args):
+    lines = sh(os.path.join(RECIPE, script), "--dry_run", "true", *args).strip().splitlines()
+    return [shlex.split(line) for line in lines]
+
+
+def _flags(words):
+    return {words[i]: words[i + 1] for i in range(1, len(words) - 1) if words[i].startswith("--")}
+
+
+def test_run_table1_dry_run_lists_every_run(tmp_path):
+    commands = _dry_run("run_table1.sh", "--bvcc_root", "/c/bvcc", "--seeds", "0 1", "--exproot", tmp_path,
+                        "--batch_size", "16")
+    runs, table = commands[:-1], commands[-1]
+    assert len(runs) == 32 and all(c[0] == RUN for c in runs)
+    flags = [_flags(c) for c in runs]
+    combos = {(f["--upstream"], f["--variant"], f["--seed"]) for f in flags}
+    assert combos == {(u, v, s) for u in ("wav2vec2_base_960", "wavlm_base", "wavlm_base_plus", "wavlm_large")
+                      for v in VARIANTS for s in ("0", "1")}
+    assert all(f["--batch_size"] == "16" and f["--n_clusters"] == "200" and f["--bvcc_root"] == "/c/bvcc"
+               for f in flags)  # pass-through and shared options reach every run
+    expdirs = [f["--expdir"] for f in flags]
+    assert len(set(expdirs)) == 32 and all(os.path.dirname(e) == str(tmp_path) for e in expdirs)
+    assert table[1].endswith("local/make_table.py") and table[table.index("--expdirs") + 1:][:32] == expdirs
+    assert table[-1] == str(tmp_path / "table1")
+
+
+def test_run_ksweep_dry_run_shares_the_table1_run(tmp_path):
+    commands = _dry_run("run_ksweep.sh", "--exproot", tmp_path, "--seeds", "0")
+    runs = [_flags(c) for c in commands[:-1]]
+    assert [f["--n_clusters"] for f in runs] == ["50", "100", "150", "200", "250", "300"]
+    assert all(f["--variant"] == "distilmos" and f["--upstream"] == "wavlm_base" for f in runs)
+    table1 = [_flags(c) for c in _dry_run("run_table1.sh", "--exproot", tmp_path)[:-1]]
+    k200 = next(f["--expdir"] for f in table1 if f["--upstream"] == "wavlm_base" and f["--variant"] == "distilmos")
+    assert k200 == runs[3]["--expdir"]  # the k=200 point is not trained twice
+    assert commands[-1][1].endswith("local/plot_ksweep.py") and commands[-1][-1] == str(tmp_path / "ksweep")
+
+
+# ---- the k-sweep plot ---------------------------------------------------------------------------------
+
+def _fake_run(path, variant, k, seed, test_utt, test_sys, somos_utt=None, upstream="wavlm_base"):
+    path.mkdir(parents=True)
+    (path / "info.json").write_text(json.dumps({"upstream": upstream, "upstream_ckpt": "", "variant": variant,
+                                                "n_clusters": k, "seed": seed}))
+    base = {"utt_MSE": 0.2, "utt_LCC": 0.8, "utt_KTAU": 0.6, "sys_MSE": 0.1, "sys_LCC": 0.9, "sys_KTAU": 0.7}
+    (path / "metrics_test.json").write_text(json.dumps(dict(base, utt_SRCC=test_utt, sys_SRCC=test_sys)))
+    if somos_utt is not None:
+        (path / "metrics_somos_test.json").write_text(json.dumps(dict(base, utt_SRCC=somos_utt, sys_SRCC=None)))
+    return str(path)
+
+
+def test_plot_ksweep_averages_seeds_per_k(tmp_path):
+    sweep = [_fake_run(tmp_path / "a", "distilmos", 100, 0, 0.86, 0.92, 0.36),
+             _fake_run(tmp_path / "b", "distilmos", 50, 0, 0.88, 0.93, 0.38),
+             _fake_run(tmp_path / "c", "distilmos", 50, 1, 0.90, 0.95),  # no SOMOS metrics
+             _fake_run(tmp_path / "d", "distilmos", 100, 1, 0.84, 0.90, 0.40)]
+    baselines = [_fake_run(tmp_path / "e", "ssl_mos", 200, 0, 0.87, 0.91, 0.33)]
+    plot_ksweep.main(["--expdirs", *sweep, "--baselines", *baselines, "--out", str(tmp_path / "out" / "ksweep")])
+    assert (tmp_path / "out" / "ksweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = _rows(tmp_path / "out" / "ksweep.csv")
+    assert [(r["model"], r["k"], r["n_runs"]) for r in rows] == [
+        ("DistilMOS (ours)", "50", "2"), ("DistilMOS (ours)", "100", "2"), ("SSL-MOS", "", "1")]
+    k50, k100, ssl = rows
+    assert float(k50["bvcc_utt_SRCC"]) == pytest.approx(0.89)
+    assert float(k50["bvcc_utt_SRCC_std"]) == pytest.approx(0.0141421, abs=1e-6)
+    assert float(k50["bvcc_sys_SRCC"]) == pytest.approx(0.94)
+    assert float(k50["somos_utt_SRCC"]) == pytest.approx(0.38) and k50["somos_utt_SRCC_std"] == ""
+    assert float(k100["somos_utt_SRCC"]) == pytest.approx(0.38) and float(k100["bvcc_utt_SRCC"]) == pytest.approx(0.85)
+    assert float(ssl["somos_utt_SRCC"]) == pytest.approx(0.33)
+
+
+def test_plot_ksweep_refuses_mixed_runs(tmp_path):
+    a = _fake_run(tmp_path / "a", "distilmos", 50, 0, 0.8, 0.9)
+    with pytest.raises(plot_ksweep.SweepError, match="variant 'no_token'"):
+        plot_ksweep.collect([a, _fake_run(tmp_path / "b", "no_token", 50, 0, 0.8, 0.9)])
+    with pytest.raises(plot_ksweep.SweepError, match="mixes upstreams"):
+        plot_ksweep.collect([a, _fake_run(tmp_path / "c", "distilmos", 100, 0, 0.8, 0.9, upstream="wavlm_large")])
+    with pytest.raises(plot_ksweep.SweepError, match="no info.json"):
+        plot_ksweep.collect([str(tmp_path)])
