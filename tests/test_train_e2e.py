@@ -222,25 +222,3 @@ def test_drop_in_under_stock_s3prl_runner(tmp_path, e2e_data, tiny_ckpts, token_
     assert os.path.isfile(tmp_path / "exp" / "best-states-val.ckpt")
 
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_torchrun_two_cpu_processes_train_and_stop(tmp_path, e2e_data, tiny_ckpts, token_stores):
-    """Under torchrun every rank stops after total_steps (s3prl's loop left the other ranks running)."""
-    overrides = _overrides(e2e_data, **{"datarc.token_store": token_stores("wavlm")})
-    env = dict(_cli_env(), OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-         os.path.join(REPO, "run_downstream.py"), "-m", "train", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"],
-         "-d", "distilmos", "-f", "--device", "cpu", "-p", str(tmp_path / "exp"), "-o", overrides],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    states = torch.load(tmp_path / "exp" / "states-4.ckpt", map_location="cpu", weights_only=False)
-    assert states["WorldSize"] == 2 and states["Step"] == 4
-    assert os.path.isfile(tmp_path / "exp" / "best-states-val.ckpt")
