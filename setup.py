@@ -29,6 +29,6 @@ setup(
     ],
     extras_require={"test": ["pytest"]},
     entry_points={
-        "console_scripts": [],
+        "console_scripts": ["distilmos-predict = distilmos.predictor.cli:main"],
     },
 )

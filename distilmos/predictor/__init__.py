@@ -1,0 +1,19 @@
+"""Scoring audio with a trained model: a self-contained predictor file, ``distilmos-predict``, a Python API.
+
+    from distilmos.predictor import export, load
+    export("exp/my_exp/best-states-val.ckpt", "my_model.pt")   # or: distilmos-predict export -e ... -o ...
+    predictor = load("my_model.pt")
+    predictor.predict(wav=waveform, sr=44100)                   # -> float
+    predictor.predict(paths=["a.wav", "b.wav"])                 # -> [float, float]
+
+Modules: :mod:`.fileformat` (the file), :mod:`.export` (checkpoint -> file, model card), :mod:`.upstream`
+and :mod:`.downstreams` (what is stored of each part and how it is rebuilt), :mod:`.pipeline` (the
+inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.chunking`,
+:mod:`.inputs` and :mod:`.cli` (``distilmos-predict``).
+"""
+from .export import ExportError, export
+from .fileformat import FORMAT_VERSION, PredictorFileError
+from .predictor import FileResult, PredictionError, Predictor, load
+
+__all__ = ["export", "load", "Predictor", "FileResult", "PredictionError", "PredictorFileError", "ExportError",
+           "FORMAT_VERSION"]

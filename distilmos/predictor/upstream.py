@@ -1,0 +1,146 @@
+"""Putting a (fine-tuned) s3prl upstream into a predictor file, and getting it back.
+
+Two kinds of entry:
+
+- **embedded** (``kind`` = ``wavlm``, ``hubert`` or ``wav2vec2``): s3prl's own WavLM / HuBERT / wav2vec 2.0
+  upstreams, whatever hub name built them (``wavlm_large``, ``hubert_base``, ``wav2vec2_base_960``, the
+  ``*_local`` ones, ...). The entry is a checkpoint in the exact format of s3prl's ``<kind>_local`` loader
+  (architecture config + the fine-tuned weights), so rebuilding needs nothing but s3prl's model code: it is
+  written to a temporary file and loaded by ``<kind>_local``, the same expert class the runner used.
+- **spec** (any other upstream: another hub name, ``package.module:callable``): the spec (name, ``-k``
+  checkpoint, ``-g`` model config) and the fine-tuned weights. Rebuilding calls the hub or the callable
+  again, so the original upstream must be reachable (installed, downloadable or at its path); the weights
+  are then replaced by the stored ones.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import tempfile
+from typing import Any, Dict, Iterator, Optional, Tuple
+from unittest import mock
+
+import torch
+import torch.nn as nn
+
+from distilmos.upstreams import UpstreamSpecError, build_upstream
+
+EMBEDDED = ("wavlm", "hubert", "wav2vec2")
+
+
+class UpstreamRebuildError(RuntimeError):
+    """An upstream that cannot be rebuilt from a predictor file; the message says what is missing."""
+
+
+def _expert_class(kind: str):
+    return importlib.import_module(f"s3prl.upstream.{kind}.expert").UpstreamExpert
+
+
+def embedded_kind(upstream: nn.Module) -> Optional[str]:
+    """``wavlm``, ``hubert`` or ``wav2vec2`` for s3prl's own expert of that family, else ``None``."""
+    for kind in EMBEDDED:
+        if type(upstream) is _expert_class(kind):
+            return kind
+    return None
+
+
+@contextlib.contextmanager
+def _recording_converted_loads() -> Iterator[list]:
+    """Record the checkpoint paths s3prl's HuBERT / wav2vec 2.0 experts load.
+
+    Their models keep no copy of the configs they were built from (WavLM's expert does: ``.cfg``), so the
+    configs are read back from the checkpoint the expert loaded, whichever hub name resolved it.
+    """
+    seen: list = []
+    patches = []
+    for kind in ("hubert", "wav2vec2"):
+        module = importlib.import_module(f"s3prl.upstream.{kind}.expert")
+        original = module.load_converted_model
+
+        def recording(ckpt, _original=original):
+            seen.append(ckpt)
+            return _original(ckpt)
+
+        patches.append(mock.patch.object(module, "load_converted_model", recording))
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
+        yield seen
+
+
+def build_for_export(name: str, ckpt: Optional[str], model_config: Optional[str]) -> Tuple[nn.Module, dict]:
+    """Build the upstream of an experiment as the runner does; return it and the configs an embedded
+    entry needs (empty for a spec entry)."""
+    with _recording_converted_loads() as seen:
+        upstream = build_upstream(name, ckpt, model_config)
+    kind = embedded_kind(upstream)
+    configs: Dict[str, Any] = {}
+    if kind == "wavlm":
+        configs["cfg"] = dict(vars(upstream.cfg))
+    elif kind in ("hubert", "wav2vec2"):
+        if not seen:
+            raise UpstreamRebuildError(f"upstream {name!r}: could not find the checkpoint its {kind} expert loaded")
+        source = torch.load(seen[-1], map_location="cpu", weights_only=True, mmap=True)
+        configs["task_cfg"] = dict(source["task_cfg"])
+        configs["model_cfg"] = dict(source["model_cfg"])
+        if kind == "hubert":
+            configs["dictionaries_symbols"] = source["dictionaries_symbols"]
+    return upstream, configs
+
+
+def make_entry(upstream: nn.Module, name: str, ckpt: Optional[str], model_config: Optional[str],
+               configs: dict) -> dict:
+    """The predictor-file entry of a built (and fine-tuned) upstream; see the module docstring."""
+    spec = {"name": name, "ckpt": ckpt, "model_config": model_config}
+    kind = embedded_kind(upstream)
+    if kind is None:
+        return {"kind": "spec", "spec": spec, "state_dict": _plain_state(upstream)}
+    inner = set(upstream.state_dict()) - {f"model.{k}" for k in upstream.model.state_dict()}
+    if inner:  # s3prl's experts keep every weight in .model; anything else would be lost
+        raise UpstreamRebuildError(f"upstream {name!r}: weights outside .model: {sorted(inner)[:5]}")
+    weights = _plain_state(upstream.model)
+    if kind == "wavlm":
+        checkpoint = {"cfg": configs["cfg"], "model": weights}
+    else:
+        checkpoint = {"task_cfg": configs["task_cfg"], "model_cfg": configs["model_cfg"], "model_weight": weights}
+        if kind == "hubert":
+            checkpoint["dictionaries_symbols"] = configs["dictionaries_symbols"]
+    return {"kind": kind, "spec": spec, "checkpoint": checkpoint}
+
+
+def _plain_state(module: nn.Module) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
+    """The upstream of a predictor-file entry, in eval mode, on the CPU."""
+    kind = entry.get("kind")
+    if kind in EMBEDDED:
+        hubconf = importlib.import_module(f"s3prl.upstream.{kind}.hubconf")
+        loader = getattr(hubconf, f"{kind}_local")
+        with tempfile.TemporaryDirectory(prefix="distilmos-upstream-") as tmp:
+            path = os.path.join(tmp, f"{kind}.pt")
+            torch.save(entry["checkpoint"], path)
+            upstream = loader(ckpt=path)
+    elif kind == "spec":
+        spec = entry["spec"]
+        try:
+            upstream = build_upstream(spec["name"], spec.get("ckpt"), spec.get("model_config"))
+        except (UpstreamSpecError, OSError, ImportError, AssertionError) as exc:
+            raise UpstreamRebuildError(
+                f"{source}: its upstream {spec['name']!r} is not embedded (only WavLM, HuBERT and wav2vec 2.0 are); "
+                f"rebuilding it needs the original upstream reachable (checkpoint {spec.get('ckpt')!r}): {exc}") from exc
+        missing, unexpected = upstream.load_state_dict(entry["state_dict"], strict=False)
+        if missing or unexpected:
+            raise UpstreamRebuildError(
+                f"{source}: upstream {spec['name']!r} rebuilt with other weights than the stored ones "
+                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    else:
+        raise UpstreamRebuildError(f"{source}: unknown upstream kind {kind!r}")
+    upstream.eval()
+    for param in upstream.parameters():
+        param.requires_grad_(False)
+    return upstream
+
+
