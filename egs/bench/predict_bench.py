@@ -1,0 +1,189 @@
+#!/usr/bin/env python
+"""Inference speed of an exported predictor: batched vs one-by-one scoring, and what the MOS heads and
+the audio I/O add to a bare upstream forward.
+
+    python egs/bench/predict_bench.py [--size base] [--n_utts 24] [--seconds 1-8] [--batch_size 16]
+        [--max_pad 0.02] [--warmup 1] [--repeats 3] [--device cpu] [--threads N] [--json PATH] [--quick]
+
+The predictor is a real predictor file (written with the export code's own assembly, loaded with
+``distilmos.predictor.load``) of a randomly initialised DistilMOS on a WavLM Base-size upstream
+(``python -m distilmos.tiny_upstream --arch wavlm --size base``; ``--size tiny`` for a smoke run): no
+training is needed, speed does not depend on the weights. ``--n_utts`` generated 16 kHz wavs of uniform
+random length in ``--seconds`` are scored in four ways, taking turns in every round so that a change of
+machine load touches all of them alike (``--warmup`` untimed rounds, then ``--repeats`` timed rounds;
+each figure is the median):
+
+- ``bare upstream``: the upstream alone, one waveform at a time, audio already in memory;
+- ``network``: upstream + featurizer + DistilMOS inference model, one at a time, audio in memory;
+- ``one by one``: ``predictor.predict(paths=...)`` with ``batch_size=1`` (reading, resampling, scoring);
+- ``batched``: the same with ``--batch_size`` and ``--max_pad`` (the command's defaults unless given: for
+  the Base size, whose front end normalises over time, ``max_pad`` 0.02).
+
+Targets: batched scoring at least 1.5x the throughput of one-by-one scoring; heads and I/O (one by one,
+from files) at most 10 % over the bare upstream forward. On a CPU a batched forward does the same
+arithmetic per sample as single ones and a single utterance already fills the cores' matrix units, so
+batching gains little there; its gains come from an accelerator's parallelism (run with --device cuda).
+On a CPU the process's CPU time is reported beside the wall time: on a shared machine the wall time
+includes waiting for a core.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, REPO)
+
+import benchlib  # noqa: E402
+
+BATCH_TARGET = 1.5
+OVERHEAD_TARGET = 10.0
+
+
+def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
+    """A predictor file of a randomly initialised DistilMOS on the ``wavlm_local`` upstream ``upstream_ckpt``."""
+    import torch
+
+    from distilmos.predictor import downstreams
+    from distilmos.predictor import upstream as upstream_parts
+    from distilmos.predictor.export import assemble
+    from distilmos.predictor.fileformat import write_predictor
+    from distilmos.predictor.pipeline import FeatureSelector
+
+    torch.manual_seed(seed)
+    model, configs = upstream_parts.build_for_export("wavlm_local", upstream_ckpt, None)
+    with torch.inference_mode():
+        hidden = model([torch.zeros(16000)])["hidden_states"]
+    dim = hidden[-1].shape[-1]
+    selector = FeatureSelector("hidden_states", None, False, model.get_downsample_rates("hidden_states"), dim,
+                               n_layers=len(hidden))
+    expert_state = {f"model.{k}": v for k, v in downstreams.model_class("distilmos")(dim).state_dict().items()}
+    blob, _ = assemble(model, ("wavlm_local", upstream_ckpt, None), configs, selector, "distilmos", expert_state)
+    blob["card"] = {"note": "random weights, for speed measurements only", "upstream": {"name": "wavlm_local"}}
+    write_predictor(blob, out)
+    return out
+
+
+def measure(args) -> list:
+    import torch
+
+    from distilmos.audio import load_audio
+    from distilmos.predictor import Predictor, load
+    from distilmos.tiny_upstream import write_checkpoint
+
+    threads = benchlib.set_threads(args.threads)
+    torch.set_flush_denormal(True)  # as the command does: subnormal GELU tails slow CPU matmuls
+    workdir = args.workdir or tempfile.mkdtemp(prefix="predict_bench_")
+    low, high = benchlib.parse_seconds(args.seconds)
+    items = benchlib.make_wavs(os.path.join(workdir, "wavs"), args.n_utts, low, high, args.seed)
+    paths = [path for _, path in items]
+    ckpt = write_checkpoint(os.path.join(workdir, f"wavlm_{args.size}.pt"), "wavlm", args.size, seed=args.seed)
+    model_file = write_random_predictor(ckpt, os.path.join(workdir, "predictor.pt"), args.seed)
+
+    one = load(model_file, device=args.device, batch_size=1)
+    batched = Predictor(one.pipeline, one.card, device=args.device, batch_size=args.batch_size,
+                        max_pad=args.max_pad, max_batch_seconds=args.max_batch_seconds)
+    wavs = [load_audio(p).to(one.device) for p in paths]
+    audio_seconds = sum(len(w) for w in wavs) / 16000
+    sync = benchlib.synchronizer(args.device)
+    pipeline, upstream = one.pipeline, one.pipeline.upstream
+    results = {}
+
+    def bare():
+        with torch.inference_mode():
+            for w in wavs:
+                upstream([w])
+
+    def network():
+        with torch.inference_mode():
+            for w in wavs:
+                pipeline([w])
+
+    def one_by_one():
+        results["one"] = one.predict(paths=paths)
+
+    def in_batches():
+        results["batched"] = batched.predict(paths=paths)
+
+    cases = {"bare upstream": bare, "network": network, "one by one": one_by_one, "batched": in_batches}
+    wall = {name: [] for name in cases}
+    cpu = {name: [] for name in cases}
+    for round_ in range(args.warmup + args.repeats):
+        for name, fn in cases.items():  # every case in every round: load changes touch all alike
+            sync()
+            started, started_cpu = time.perf_counter(), time.process_time()
+            fn()
+            sync()
+            if round_ >= args.warmup:
+                wall[name].append(time.perf_counter() - started)
+                cpu[name].append(time.process_time() - started_cpu)
+    med = {name: benchlib.median(values) for name, values in wall.items()}
+    med_cpu = {name: benchlib.median(values) for name, values in cpu.items()}
+
+    runs = args.repeats
+    group = f"inference ({args.size} WavLM, {args.n_utts} utts of {args.seconds} s, {args.device})"
+    rows = []
+    for name in cases:
+        rows.append(benchlib.row(group, f"{name}: throughput", args.n_utts / med[name], "utts/s", runs=runs))
+        rows.append(benchlib.row(group, f"{name}: real-time factor", med[name] / audio_seconds, "x", runs=runs))
+    speedup = med["one by one"] / med["batched"]
+    rows.append(benchlib.row(group, f"batched (batch_size {args.batch_size}, max_pad {batched.max_pad:g}) vs one by one",
+                             speedup, "x", target=f"≥ {BATCH_TARGET:g}×", met=speedup >= BATCH_TARGET, runs=runs))
+    overhead = 100 * (med["one by one"] / med["bare upstream"] - 1)
+    rows.append(benchlib.row(group, "heads + I/O over a bare upstream forward (one by one)", overhead, "%",
+                             target=f"≤ {OVERHEAD_TARGET:g}%", met=overhead <= OVERHEAD_TARGET, runs=runs))
+    rows.append(benchlib.row(group, "of which heads (featurizer + DistilMOS model)",
+                             100 * (med["network"] / med["bare upstream"] - 1), "%", runs=runs))
+    if not str(args.device).startswith("cuda"):
+        rows.append(benchlib.row(group, "batched vs one by one, CPU time", med_cpu["one by one"] / med_cpu["batched"],
+                                 "x", runs=runs))
+        rows.append(benchlib.row(group, "heads + I/O over a bare upstream forward, CPU time",
+                                 100 * (med_cpu["one by one"] / med_cpu["bare upstream"] - 1), "%", runs=runs))
+    _, batches = batched.plan([len(w) for w in wavs])
+    rows.append(benchlib.row(group, "windows per batch (batched)", len(wavs) / len(batches), "utts"))
+    gap = max(abs(a - b) for a, b in zip(results["one"], results["batched"]))
+    rows.append(benchlib.row(group, "largest score change, batched vs one by one (random weights)", gap, "MOS"))
+    rows.append(benchlib.row(group, "upstream parameters", sum(p.numel() for p in upstream.parameters()), "params"))
+    rows.append(benchlib.row(group, "head parameters (featurizer + DistilMOS model)",
+                             sum(p.numel() for p in pipeline.featurizer.parameters())
+                             + sum(p.numel() for p in pipeline.downstream.parameters()), "params"))
+    machine = benchlib.machine(args.device, threads)
+    return rows, machine
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("base", "tiny"), default="base", help="upstream size (default base)")
+    parser.add_argument("--n_utts", type=int, default=24, help="generated utterances (default 24)")
+    parser.add_argument("--seconds", default="1-8", help="utterance lengths, S or MIN-MAX seconds (default 1-8)")
+    parser.add_argument("--batch_size", type=int, default=16, help="batched run: windows per batch (default 16)")
+    parser.add_argument("--max_pad", type=float, default=None,
+                        help="batched run: most padding per window, fraction of its batch's longest "
+                             "(default: the predictor's, by the upstream's front end)")
+    parser.add_argument("--max_batch_seconds", type=float, default=160.0, help="batched run: padded audio per batch")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds; figures are medians (default 3)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads (default: the libraries' own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny upstream, 6 short utterances, 1 round")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.n_utts, args.seconds, args.warmup, args.repeats = "tiny", 6, "1-2", 0, 1
+
+    rows, machine = measure(args)
+    print(f"Machine: {benchlib.describe_machine(machine)}")
+    print(f"Each figure: median of {args.repeats} timed round(s) after {args.warmup} warm-up round(s).\n")
+    print(benchlib.markdown_table(rows))
+    benchlib.write_json(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+#!/usr/bin/env python
+"""Training-step time of every MOS expert, with the same upstream and the same batch, through s3prl's runner.
+
+    python egs/bench/train_step_bench.py [--size base] [--batch_size 4] [--seconds 2-4] [--warmup 2]
+        [--repeats 5] [--modes frozen,finetune] [--n_clusters 200] [--device cpu] [--threads N] [--json PATH]
+
+For each mode (``frozen``: the upstream in eval mode under no_grad, as without ``-f``; ``finetune``: as
+with ``-f``) and each variant (``no_token``, ``distilmos``, ``mse_distill``, ``ssl_mos``), s3prl's own
+``Runner`` builds the upstream (``wavlm_local``: a WavLM Base-size checkpoint with random weights, or
+``--size tiny``), the Featurizer and the expert from the expert's config file, exactly as
+``run_downstream.py -m train`` does, and then one training step is what ``Runner.train`` does per batch:
+upstream forward (under no_grad when frozen) -> Featurizer -> expert forward (loss) -> backward ->
+gradient clipping -> optimizer step -> zero_grad -> scheduler step. ``distilmos`` reads a real token
+store built beforehand with ``python -m upstream_tokens fit/dump`` over the same utterances; ``mse_distill``
+runs its frozen teacher (a second copy of the pretrained upstream) inside its loss.
+
+Every variant gets the same batch (the first batch of its own training dataloader over one generated
+list of ``--batch_size`` utterances, so all of them), loaded once before timing; loading it (audio, and
+tokens for distilmos) is timed apart. Variants take turns step by step, so a change of machine load
+touches all of them alike: ``--warmup`` rounds untimed, then ``--repeats`` timed rounds; each figure is
+the median. The ratios to ``no_token`` in the same mode are the robust figures. On CPU both the wall
+time and this process's CPU time are reported: on a machine shared with other jobs the wall time
+includes waiting for a core and the CPU time does not (with ``--threads 1`` the CPU time is what the
+wall time would be on a quiet machine).
+
+Target: a ``distilmos`` step at most 1.15x a ``no_token`` step (the token heads and their loss are cheap
+next to the upstream).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import benchlib  # noqa: E402
+
+VARIANTS = ("no_token", "distilmos", "mse_distill", "ssl_mos")
+MODES = ("frozen", "finetune")
+CONFIGS = {  # variant -> (downstream, config file, extra runner flags)
+    "distilmos": ("distilmos", "config.yaml", []),
+    "no_token": ("distilmos", "config_no_token.yaml", []),
+    "mse_distill": ("distilmos", "config_mse_distill.yaml", []),
+    "ssl_mos": ("ssl_mos", "config.yaml", ["-s", "last_hidden_state"]),
+}
+TARGET_RATIO = 1.15
+
+
+# ------------------------------------------------------------------------------------------ setup
+
+def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: str) -> str:
+    """Fit and dump a token store over ``csv`` with the command line tool (``python -m upstream_tokens``'s
+    entry point, called in this process to spare an interpreter start-up), as a recipe does."""
+    import contextlib
+    import io
+
+    from upstream_tokens.cli import main as tokens_cli
+
+    common = ["--device", device, "--quiet"]
+    for cmd in (["fit", "--csv", csv, "-u", "wavlm_local", "-k", ckpt, "--n_clusters", str(n_clusters), "--out", out],
+                ["dump", "--csv", csv, "--store", out, "--split", "train"]):
+        report, errors = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(report), contextlib.redirect_stderr(errors):
+            status = tokens_cli(cmd + common)
+        if status != 0:
+            raise SystemExit(f"python -m upstream_tokens {' '.join(cmd)} failed:\n{errors.getvalue()[-3000:]}")
+    return out
+
+
+def build_runner(variant: str, mode: str, ckpt: str, data_dir: str, store: str, expdir: str, device: str,
+                 batch_size: int, seed: int):
+    """s3prl's Runner for one variant, built from the same arguments ``run_downstream.py`` parses."""
+    import torch
+    from s3prl.downstream.runner import Runner
+    from s3prl.run_downstream import get_downstream_args
+
+    from distilmos.s3prl_plugin import complete_argv
+
+    downstream, config, extra = CONFIGS[variant]
+    overrides = {
+        "config.downstream_expert.datarc.data_dir": data_dir,
+        "config.downstream_expert.datarc.num_workers": 0,
+        "config.downstream_expert.datarc.train_batch_size": batch_size,
+        "config.downstream_expert.datarc.token_store": store,
+        "config.runner.total_steps": 100000,  # the OneCycle schedule must not end during the benchmark
+    }
+    argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", downstream,
+            "-c", os.path.join(REPO, "downstream", downstream, config), "--device", device, "-p", expdir,
+            "--seed", str(seed), "-o", ",,".join(f"{k}={v}" for k, v in overrides.items()), *extra]
+    if mode == "finetune":
+        argv.append("-f")
+    argv = complete_argv(argv, [os.path.join(REPO, "downstream")])
+    saved, sys.argv = sys.argv, ["run_downstream.py"] + argv
+    try:
+        args, config_dict, _ = get_downstream_args()
+    finally:
+        sys.argv = saved
+    torch.manual_seed(seed)  # as the entry point seeds before building the runner
+    return Runner(args, config_dict)
+
+
+class TrainStep:
+    """One training step of ``Runner.train`` on a fixed batch (see the module docstring)."""
+
+    def __init__(self, runner, batch):
+        import torch
+        from s3prl.utility.helper import defaultdict
+
+        self.runner = runner
+        self.config = runner.config
+        self.device = runner.args.device
+        trainable_models, self.trainable_params = [], []
+        for entry in runner.all_entries:  # as Runner.train: train() what is trainable, eval() the rest
+            if entry.trainable:
+                entry.model.train().to(self.device)
+                trainable_models.append(entry.model)
+                self.trainable_params += list(entry.model.parameters())
+            else:
+                entry.model.eval()
+        self.optimizer = runner._get_optimizer(trainable_models)
+        self.scheduler = runner._get_scheduler(self.optimizer) if self.config.get("scheduler") else None
+        self.wavs, *self.others = batch  # as the runner unpacks `for wavs, *others in dataloader`
+        self.records = defaultdict(list)
+        self.split = self.config["runner"].get("train_dataloader", "train")
+        self._torch = torch
+
+    def __call__(self) -> None:
+        torch, runner = self._torch, self.runner
+        wavs = [torch.FloatTensor(wav).to(self.device) for wav in self.wavs]
+        if runner.upstream.trainable:
+            features = runner.upstream.model(wavs)
+        else:
+            with torch.no_grad():
+                features = runner.upstream.model(wavs)
+        features = runner.featurizer.model(wavs, features)
+        loss = runner.downstream.model(self.split, features, *self.others, records=self.records)
+        loss = loss / self.config["runner"].get("gradient_accumulate_steps", 1)
+        loss.backward()
+        del loss
+        torch.nn.utils.clip_grad_norm_(self.trainable_params, self.config["runner"]["gradient_clipping"])
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        if self.scheduler:
+            self.scheduler.step()
+        self.records.clear()  # the runner clears them at every log step; nothing here is logged
+
+
+def load_batch(runner, repeats: int, sync):
+    """The first training batch of the runner's expert, and the median time to load it."""
+    def first():
+        return next(iter(runner.downstream.model.get_dataloader("train", epoch=0)))
+
+    times = benchlib.time_runs(first, 1, repeats, sync)
+    return first(), benchlib.median(times)
+
+
+# ------------------------------------------------------------------------------------------- main
+
+def measure(args, workdir: str) -> list:
+    import builtins
+
+    import soundfile as sf
+    import torch
+    from s3prl.utility.helper import hack_isinstance
+
+    from distilmos.s3prl_plugin import register
+    from distilmos.tiny_upstream import write_checkpoint
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if set(variants) - set(VARIANTS) or "no_token" not in variants:
+        raise SystemExit(f"--variants: a subset of {', '.join(VARIANTS)} with no_token (the ratios' reference)")
+    if set(modes) - set(MODES) or not modes:
+        raise SystemExit("--modes: frozen, finetune or both")
+    variants = [v for v in VARIANTS if v in variants]
+    modes = [m for m in MODES if m in modes]
+
+    register([os.path.join(REPO, "downstream")])
+    # As the entry point does: s3prl's isinstance hack (the runner's training loop runs under it) and
+    # flushing subnormal floats.
+    if getattr(builtins.isinstance, "__module__", None) != hack_isinstance.__module__:
+        hack_isinstance()
+    torch.set_flush_denormal(True)
+
+    ckpt = write_checkpoint(os.path.join(workdir, f"wavlm_{args.size}.pt"), "wavlm", size=args.size, seed=args.seed)
+    low, high = benchlib.parse_seconds(args.seconds)
+    items = benchlib.make_wavs(os.path.join(workdir, "wav"), args.batch_size, low, high, args.seed)
+    data_dir = os.path.join(workdir, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    for split in ("train", "val", "test"):  # the runner validates train and val before it starts
+        benchlib.write_list(os.path.join(data_dir, f"{split}.csv"), items)
+    store = build_token_store(os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"),
+                              args.n_clusters, args.device)
+    sync = benchlib.synchronizer(args.device)
+    audio_s = sum(sf.info(p).frames for _, p in items) / 16000
+
+    rows = []
+    for mode in modes:
+        group = f"train step, {'frozen upstream' if mode == 'frozen' else 'fine-tuned upstream (-f)'}"
+        steps, load_s = {}, {}
+        for variant in variants:
+            runner = build_runner(variant, mode, ckpt, data_dir, store, os.path.join(workdir, f"exp_{mode}_{variant}"),
+                                  args.device, args.batch_size, args.seed)
+            batch, load_s[variant] = load_batch(runner, args.repeats, sync)
+            steps[variant] = TrainStep(runner, batch)
+        # Wall time, and on CPU also this process's CPU time: with other jobs on the machine, wall time
+        # includes waiting for a core, CPU time does not (with one thread it is the quiet-machine wall time).
+        clocks = {"wall": time.perf_counter}
+        if not str(args.device).startswith("cuda"):
+            clocks["CPU"] = time.process_time
+        times = {(v, c): [] for v in variants for c in clocks}
+        progress = _progress(args.warmup + args.repeats, f"{mode}: rounds of {len(variants)} steps")
+        for round_ in range(args.warmup + args.repeats):
+            for variant in variants:  # variants take turns: load drifts touch each alike
+                started = {c: clock() for c, clock in clocks.items()}
+                steps[variant]()
+                sync()
+                if round_ >= args.warmup:
+                    for c, clock in clocks.items():
+                        times[variant, c].append(clock() - started[c])
+            progress.update()
+        progress.close()
+        med = {key: benchlib.median(values) for key, values in times.items()}
+        for (variant, clock), values in times.items():
+            print(f"{mode} {variant}: {clock} times " + " ".join(f"{t:.3f}" for t in values) + " s", file=sys.stderr)
+        for clock in clocks:
+            for variant in variants:
+                rows.append(benchlib.row(group, f"{variant} step, {clock} time", med[variant, clock], "s",
+                                         runs=args.repeats))
+        for clock in clocks:
+            for variant in variants:
+                if variant == "no_token":
+                    continue
+                ratio = med[variant, clock] / med["no_token", clock]
+                target = f"≤ {TARGET_RATIO:g}× no_token" if variant == "distilmos" else None
+                met = ratio <= TARGET_RATIO if variant == "distilmos" else None
+                rows.append(benchlib.row(group, f"{variant} / no_token, {clock} time", ratio, "×", target, met,
+                                         args.repeats))
+        if mode == modes[0]:
+            for variant in variants:  # the same in both modes: report once
+                rows.append(benchlib.row("train step, batch loading", f"{variant} batch load (main process)",
+                                         load_s[variant], "s", runs=args.repeats))
+        del steps
+        gc.collect()
+    info = (f"{args.batch_size} utterances of {low:g}-{high:g} s ({audio_s:.1f} s of audio); WavLM {args.size} "
+            f"(random weights, wavlm_local); k={args.n_clusters}")
+    rows.append(benchlib.row("train step, setup", "batch", info, "", runs=None))
+    return rows
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("base", "tiny"), default="base", help="upstream size (default base)")
+    parser.add_argument("--batch_size", type=int, default=4, help="utterances in the batch (default 4)")
+    parser.add_argument("--seconds", default="2-4", help="utterance lengths, S or MIN-MAX seconds (default 2-4)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds; figures are medians (default 5)")
+    parser.add_argument("--modes", default="frozen,finetune", help="frozen, finetune or both (default)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)} (default all)")
+    parser.add_argument("--n_clusters", type=int, default=200, help="k of the distilmos token store (default 200)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads (default: the libraries' own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.batch_size, args.seconds, args.n_clusters, args.warmup, args.repeats = "tiny", 2, "1", 8, 1, 1
+    if args.warmup < 0 or args.repeats < 1 or args.batch_size < 1:
+        parser.error("need --warmup >= 0, --repeats >= 1 and --batch_size >= 1")
+    threads = benchlib.set_threads(args.threads)
+    info = benchlib.machine(args.device, threads)
+    with tempfile.TemporaryDirectory(prefix="train_step_bench_") as scratch:
+        workdir = args.workdir or scratch
+        os.makedirs(workdir, exist_ok=True)
+        rows = measure(args, workdir)
+    print(f"\n{benchlib.describe_machine(info)}\n")
+    print(benchlib.markdown_table(rows))
+    benchlib.write_json(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()
