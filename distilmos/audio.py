@@ -10,12 +10,14 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from .errors import ToolkitError
+
 SAMPLE_RATE = 16000
 
 PathLike = Union[str, os.PathLike]
 
 
-class AudioError(ValueError):
+class AudioError(ToolkitError, ValueError):
     """A file that cannot be used as speech input; the message names the file."""
 
 

@@ -6,12 +6,13 @@ batch here is ``(wavs, MOSBatch)``: the waveforms for the upstream and everythin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from .audio import load_audio
+from .batching import PlannedBatchSampler
 from .datalist import Utterance
 
 
@@ -59,32 +60,6 @@ class MOSDataset(Dataset):
         return wavs, batch
 
 
-class LengthBucketBatchSampler(Sampler[List[int]]):
-    """Deterministic batches of similar durations (longest first), bounded by count and total seconds.
-
-    Grouping similar lengths keeps padding, and so wasted upstream compute, small during evaluation.
-    """
-
-    def __init__(self, durations: Sequence[float], max_batch: int, max_seconds: float):
-        order = sorted(range(len(durations)), key=lambda i: (-durations[i], i))
-        self.batches: List[List[int]] = []
-        current: List[int] = []
-        for index in order:
-            longest = durations[current[0]] if current else durations[index]
-            if current and (len(current) >= max_batch or longest * (len(current) + 1) > max_seconds):
-                self.batches.append(current)
-                current = []
-            current.append(index)
-        if current:
-            self.batches.append(current)
-
-    def __iter__(self) -> Iterator[List[int]]:
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
 def train_loader(dataset: MOSDataset, batch_size: int, num_workers: int, seed: int, epoch: int) -> DataLoader:
     """Shuffled batches, reshuffled per epoch from ``seed``; a DistributedSampler under DDP."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -97,8 +72,11 @@ def train_loader(dataset: MOSDataset, batch_size: int, num_workers: int, seed: i
                       collate_fn=dataset.collate, drop_last=False)
 
 
-def eval_loader(dataset: MOSDataset, batch_size: int, max_seconds: float, num_workers: int) -> DataLoader:
-    """Length-bucketed, deterministic batches over the whole split (on one process, as s3prl evaluates)."""
-    durations = [u.duration for u in dataset.utterances]
-    sampler = LengthBucketBatchSampler(durations, batch_size, max_seconds)
+def eval_loader(dataset: MOSDataset, batch_size: int, max_seconds: float, num_workers: int,
+                max_pad: Optional[float] = None) -> DataLoader:
+    """Deterministic batches of similar lengths over the whole split (on one process, as s3prl evaluates),
+    by the toolkit's one batching rule (:func:`distilmos.batching.plan_batches`): at most ``batch_size``
+    utterances and ``max_seconds`` of padded audio a batch, no utterance padded by more than ``max_pad``
+    of its batch's longest (``None``: no cap)."""
+    sampler = PlannedBatchSampler([u.num_samples for u in dataset.utterances], max_seconds, batch_size, max_pad)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=dataset.collate)

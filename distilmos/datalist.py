@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from .audio import SAMPLE_RATE, AudioError, probe_audio, samples_at_16k
+from .errors import ToolkitError
 from .fileio import atomic_write
 
 COLUMNS = ("sample_id", "system_id", "wav_path", "score")
 
 
-class DataListError(ValueError):
+class DataListError(ToolkitError, ValueError):
     """A data list (or the corpus files behind it) with problems; the message lists every bad row."""
 
 

@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from .data import MOSBatch, MOSDataset, eval_loader, train_loader
 from .datalist import read_datalist
+from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
 
@@ -75,7 +76,7 @@ class MOSExpert(nn.Module):
         if split not in self._datasets:
             paths = self.split_paths()
             if split not in paths:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown split {split!r}; known: {', '.join(paths) or 'none (set datarc.data_dir)'}"
                     " (add more with datarc.extra_eval: {name: path/to.csv})")
             utterances = read_datalist(paths[split], require_score=True)
@@ -92,8 +93,10 @@ class MOSExpert(nn.Module):
         workers = int(self.datarc.get("num_workers", 0))
         if split == TRAIN:
             return train_loader(dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch)
+        max_pad = self.datarc.get("eval_max_pad")
         return eval_loader(dataset, int(self.datarc.get("eval_batch_size", 32)),
-                           float(self.datarc.get("eval_max_seconds", 320.0)), workers)
+                           float(self.datarc.get("eval_max_seconds", 320.0)), workers,
+                           None if max_pad is None else float(max_pad))
 
     # ---- model interface for subclasses ---------------------------------------------------------------
     def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:

@@ -16,8 +16,10 @@ from typing import Callable, List, Optional
 
 import torch.nn as nn
 
+from .errors import ToolkitError
 
-class UpstreamSpecError(ValueError):
+
+class UpstreamSpecError(ToolkitError, ValueError):
     """An upstream name, checkpoint or callable that cannot be used; the message says what to give instead."""
 
 

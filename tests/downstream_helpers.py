@@ -6,7 +6,7 @@ from conftest import REPO
 
 
 def import_expert_module(name: str, module: str = "expert"):
-    from distilmos.s3prl_plugin import register
+    from distilmos.plugin import register
 
     register([os.path.join(REPO, "downstream")])
     return importlib.import_module(f"s3prl.downstream.{name}.{module}")

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+import distilmos.models.distilmos as model_mod
 from downstream_helpers import import_expert_module
 
-model_mod = import_expert_module("distilmos", "model")
-dataset_mod = import_expert_module("distilmos", "dataset")
+targets_mod = import_expert_module("distilmos", "token_targets")
 
 
 def _batch(lengths, dim=12, pad_to=None, garbage=0.0, seed=0):
@@ -30,7 +30,7 @@ def test_padding_changes_nothing(training):
     assert torch.isfinite(a["pred"]).all()
     tokens = [torch.randint(0, 5, (n, 2)) for n in lengths]
     ce = lambda out: torch.stack([  # noqa: E731
-        torch.nn.functional.cross_entropy(logits.transpose(1, 2), dataset_mod.align_tokens(
+        torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets_mod.align_tokens(
             tokens, lens, out["processed"].size(1), ["a", "b", "c"])[..., n], ignore_index=-100)
         for n, logits in enumerate(heads(out["processed"]))])
     assert torch.allclose(ce(a), ce(b), atol=1e-5)
@@ -68,10 +68,10 @@ def test_architecture_as_in_the_paper():
 def test_tokens_line_up_with_frames():
     tokens = [torch.arange(10).view(5, 2), torch.arange(6).view(3, 2), torch.arange(2).view(1, 2)]
     lengths = torch.tensor([6, 3, 1])  # featurizer one frame longer for the first: trimmed to 5
-    targets = dataset_mod.align_tokens(tokens, lengths, 6, ["a", "b", "c"])
+    targets = targets_mod.align_tokens(tokens, lengths, 6, ["a", "b", "c"])
     assert targets.shape == (3, 6, 2)
     assert torch.equal(targets[0, :5], tokens[0]) and (targets[0, 5] == -100).all()
     assert torch.equal(targets[1, :3], tokens[1]) and (targets[1, 3:] == -100).all()
     assert torch.equal(targets[2, :1], tokens[2]) and (targets[2, 1:] == -100).all()
-    with pytest.raises(dataset_mod.TokenAlignmentError, match="'?b'?.*6 token frames but 3"):
-        dataset_mod.align_tokens([tokens[0], torch.zeros(6, 2, dtype=torch.long)], torch.tensor([5, 3]), 5, ["a", "b"])
+    with pytest.raises(targets_mod.TokenAlignmentError, match="'?b'?.*6 token frames but 3"):
+        targets_mod.align_tokens([tokens[0], torch.zeros(6, 2, dtype=torch.long)], torch.tensor([5, 3]), 5, ["a", "b"])

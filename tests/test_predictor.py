@@ -22,7 +22,7 @@ from distilmos.metrics import METRIC_KEYS, compute_metrics
 from distilmos.predictor import PredictionError, PredictorFileError, export, load
 from distilmos.predictor.chunking import chunk_windows, weighted_mean
 from distilmos.predictor.cli import main as cli_main
-from distilmos.s3prl_plugin import main as run_downstream_main
+from distilmos.runner import run as run_downstream_main
 
 from conftest import REPO
 
@@ -166,7 +166,7 @@ def test_default_batching_stays_near_one_by_one(models, demo_data):
 
 def test_file_holds_inference_weights_only(experiments, models):
     ckpt_path = os.path.join(experiments["distilmos"], "best-states-val.ckpt")
-    from distilmos.s3prl_plugin import allow_s3prl_checkpoints
+    from distilmos.plugin import allow_s3prl_checkpoints
 
     allow_s3prl_checkpoints()
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)

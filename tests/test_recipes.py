@@ -173,10 +173,10 @@ def test_run_cca_analyses_every_variant_and_a_random_model(recipe, finished_runs
     prefix = recipe["work"] / "exp" / "cca_wavlm_local_wavlm_seed0"
     rows = _rows(f"{prefix}.csv")
     models = list(dict.fromkeys(r["model"] for r in rows))
-    assert models == ["SSL-MOS", "w/o token prediction", "MSE distillation", "DistilMOS", "random init"]
+    assert models == ["SSL-MOS", "w/o token prediction", "MSE distillation", "DistilMOS (ours)", "random init"]
     assert [int(r["layer"]) for r in rows] == [1, 2, 3] * 5  # every transformer layer of the tiny upstream
     assert all(0 <= float(r["pwcca"]) <= 1 for r in rows)
-    assert {r["expdir"] for r in rows if r["model"] == "DistilMOS"} == {str(expdir_of(recipe, "distilmos"))}
+    assert {r["expdir"] for r in rows if r["model"] == "DistilMOS (ours)"} == {str(expdir_of(recipe, "distilmos"))}
     assert open(f"{prefix}.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 

@@ -404,8 +404,8 @@ def test_cli_fit_dump_merge_info(corpus, tiny_ckpts, tmp_path, capsys):
 
 
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):
-    assert cli.main(["info", "--store", str(tmp_path)]) == 1
+    assert cli.main(["info", "--store", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a token store" in err and "Traceback" not in err
-    assert cli.main(["fit", "--csv", "x.csv", "-u", "wavlm_local", "--out", str(tmp_path / "s"), "--layers", "2-1"]) == 1
+    assert cli.main(["fit", "--csv", "x.csv", "-u", "wavlm_local", "--out", str(tmp_path / "s"), "--layers", "2-1"]) == 2
     assert "no such data list" in capsys.readouterr().err

@@ -1,10 +1,9 @@
-"""upstream_tokens building blocks without an upstream: k-means backends, layer specs, batch plans,
-the frame law."""
+"""upstream_tokens building blocks without an upstream: k-means backends, layer specs, the frame law."""
 import numpy as np
 import pytest
 import torch
 
-from upstream_tokens.extract import FrameLaw, TokenExtractionError, calibrate_frame_law, parse_layers, plan_batches
+from upstream_tokens.extract import FrameLaw, TokenExtractionError, calibrate_frame_law, parse_layers
 from upstream_tokens.kmeans import KMeansError, assign, make_kmeans, merge_centroids
 
 
@@ -97,22 +96,6 @@ def test_parse_layers():
     for bad in ("13", "1-x", "5-2", ""):
         with pytest.raises(ValueError):
             parse_layers(bad, 12)
-
-
-def test_plan_batches_bounds_and_determinism():
-    rng = np.random.default_rng(0)
-    lengths = [int(x) for x in rng.integers(8000, 64000, 200)] + [16000] * 5
-    plan = plan_batches(lengths, max_batch_seconds=10, max_batch_utts=8, max_pad=0.1)
-    assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
-    assert plan == plan_batches(lengths, max_batch_seconds=10, max_batch_utts=8, max_pad=0.1)
-    for batch in plan:
-        longest = lengths[batch[0]]
-        assert longest == max(lengths[i] for i in batch)
-        assert len(batch) <= 8 and (len(batch) == 1 or longest * len(batch) <= 10 * 16000)
-        assert all(longest - lengths[i] <= 0.1 * longest for i in batch)
-    exact = plan_batches(lengths, max_batch_seconds=100, max_batch_utts=64, max_pad=0)
-    assert all(len({lengths[i] for i in b}) == 1 for b in exact)
-    assert [len(b) for b in exact if lengths[b[0]] == 16000] == [5]
 
 
 def test_frame_law_calibration():

@@ -15,7 +15,7 @@ import torch
 
 from distilmos.datalist import read_datalist, write_datalist
 from distilmos.metrics import METRIC_KEYS
-from distilmos.s3prl_plugin import main as run_downstream_main
+from distilmos.runner import run as run_downstream_main
 
 from conftest import REPO
 from downstream_helpers import import_expert_module

@@ -108,21 +108,14 @@ def _shards(args):
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from distilmos.audio import AudioError
-    from distilmos.datalist import DataListError
-    from distilmos.upstreams import UpstreamSpecError
-
-    from .extract import OptionError, TokenExtractionError
-    from .kmeans import KMeansError
-    from .store import TokenStoreError
+    from distilmos.errors import ToolkitError
 
     try:
         result = _run(args)
-    except (AudioError, DataListError, UpstreamSpecError, OptionError, TokenExtractionError, KMeansError,
-            TokenStoreError) as exc:
+    except ToolkitError as exc:
         # The messages say what is wrong and what to do; a traceback would only bury them.
         sys.stderr.write(f"error: {exc}\n")
-        return 1
+        return 2
     json.dump(result, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

@@ -28,12 +28,12 @@ from typing import Callable, Dict, List, Optional, Union
 import numpy as np
 import torch
 
-from distilmos.fileio import atomic_write
+from distilmos.fileio import atomic_write, sha256_file
 
 from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, read_list
 from .kmeans import assign
-from .store import (CENTROIDS, TokenStore, TokenStoreError, npy_writer, read_json, remove_split, sha256_file,
-                    split_paths, update_summary, write_json)
+from .store import (CENTROIDS, TokenStore, TokenStoreError, npy_writer, read_json, remove_split, split_paths,
+                    update_summary, write_json)
 
 log = logging.getLogger(__name__)
 

@@ -31,18 +31,20 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE, load_audio, probe_audio, samples_at_16k
+from distilmos.audio import load_audio, probe_audio, samples_at_16k
+from distilmos.batching import plan_batches
 from distilmos.datalist import Utterance, read_datalist
+from distilmos.errors import ToolkitError
 from distilmos.upstreams import build_upstream
 
 log = logging.getLogger(__name__)
 
 
-class TokenExtractionError(RuntimeError):
+class TokenExtractionError(ToolkitError, RuntimeError):
     """An upstream whose outputs cannot be turned into per-utterance frames (the message says why)."""
 
 
-class OptionError(ValueError):
+class OptionError(ToolkitError, ValueError):
     """A ``--layers`` or batching option that cannot be used (the message says what to give)."""
 
 
@@ -127,37 +129,10 @@ def audio_lengths(utterances: Sequence[Utterance]) -> List[int]:
     return [length(utt) for utt in utterances]
 
 
-def plan_batches(lengths: Sequence[int], max_batch_seconds: float = 100.0, max_batch_utts: int = 64,
-                 max_pad: float = 0.02) -> List[List[int]]:
-    """Length-aware batches: indices sorted by length (longest first, ties in list order), cut greedily
-    so that a batch holds at most ``max_batch_utts`` utterances, at most ``max_batch_seconds`` of padded
-    audio, and no row padded by more than ``max_pad`` of the batch's longest length.
-
-    A pure function of its arguments: the same list gives the same batches in every run and shard.
-    """
-    if max_batch_utts < 1 or max_batch_seconds <= 0 or max_pad < 0:
-        raise OptionError("need max_batch_utts >= 1, max_batch_seconds > 0 and max_pad >= 0")
-    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
-    budget = max_batch_seconds * SAMPLE_RATE
-    batches: List[List[int]] = []
-    current: List[int] = []
-    for i in order:
-        if current:
-            longest = int(lengths[current[0]])
-            fits = (len(current) < max_batch_utts and longest * (len(current) + 1) <= budget
-                    and longest - int(lengths[i]) <= max_pad * longest)
-            if not fits:
-                batches.append(current)
-                current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
-
-
 @dataclass(frozen=True)
 class Batching:
-    """How the forward pass is batched (see :func:`plan_batches`) and how audio is read ahead."""
+    """How the forward pass is batched (:func:`distilmos.batching.plan_batches`, the toolkit's one
+    length-batching rule) and how audio is read ahead."""
 
     max_batch_seconds: float = 100.0
     max_batch_utts: int = 64

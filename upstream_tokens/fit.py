@@ -30,10 +30,13 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from distilmos.audio import SAMPLE_RATE
+from distilmos.fileio import sha256_file
+
 from .extract import Batching, FeatureExtractor, check_shard, read_list
 from .kmeans import BACKENDS, KMeansError, make_kmeans, merge_centroids
-from .store import (CENTROIDS, FIT_SHARDS, FORMAT_VERSION, INDEX_SUFFIX, META, PARTS_SUFFIX, SAMPLE_RATE,
-                    SUMMARY, TokenStoreError, library_versions, sha256_file, token_dtype, write_json, write_npy)
+from .store import (CENTROIDS, FIT_SHARDS, FORMAT_VERSION, INDEX_SUFFIX, META, PARTS_SUFFIX, SUMMARY, TokenStoreError,
+                    library_versions, token_dtype, write_json, write_npy)
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,12 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from distilmos.errors import ToolkitError
+
 BACKENDS = ("sklearn", "torch")
 
 
-class KMeansError(ValueError):
+class KMeansError(ToolkitError, ValueError):
     """Clustering that cannot be done as asked (e.g. fewer frames than clusters)."""
 
 

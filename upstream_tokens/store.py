@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -38,10 +37,10 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from distilmos.fileio import atomic_write
+from distilmos.errors import ToolkitError
+from distilmos.fileio import atomic_write, sha256_file
 
 FORMAT_VERSION = 1
-SAMPLE_RATE = 16000
 META = "meta.json"
 CENTROIDS = "centroids.npy"
 SUMMARY = "summary.json"
@@ -53,7 +52,7 @@ _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _RESERVED = {"meta", "centroids", "summary", "fit_shards"}
 
 
-class TokenStoreError(ValueError):
+class TokenStoreError(ToolkitError, ValueError):
     """A token store that cannot serve this run: missing, incomplete, damaged, or built for another
     upstream/checkpoint/k/layer set. The message says which and what to do."""
 
@@ -63,15 +62,6 @@ class TokenStoreError(ValueError):
 def token_dtype(n_clusters: int) -> np.dtype:
     """The smallest signed integer type holding token ids ``0 .. n_clusters-1`` (int16 for k <= 32767)."""
     return np.dtype(np.int16) if n_clusters <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
-
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (checkpoints are gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions() -> Dict[str, Optional[str]]:

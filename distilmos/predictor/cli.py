@@ -97,14 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 some files failed, 2 unusable input)."""
     args = build_parser().parse_args(argv)
-    from distilmos.datalist import DataListError
-    from distilmos.upstreams import UpstreamSpecError
-
-    from .downstreams import DownstreamExportError
-    from .export import ExportError
-    from .fileformat import PredictorFileError
-    from .inputs import InputError
-    from .upstream import UpstreamRebuildError
+    from distilmos.errors import ToolkitError
 
     # s3prl's upstream code triggers these on every run; they say nothing about the user's input
     warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
@@ -113,8 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_flush_denormal(True)
     try:
         return {"export": _export, "info": _info, "score": _score}[args.command](args)
-    except (PredictorFileError, ExportError, InputError, DataListError, DownstreamExportError, UpstreamRebuildError,
-            UpstreamSpecError, ValueError) as exc:
+    except (ToolkitError, ValueError) as exc:  # ValueError: settings out of range (batch size, overlap)
         print(f"distilmos-predict: error: {exc}", file=sys.stderr)
         return 2
 

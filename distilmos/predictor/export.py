@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -26,6 +25,10 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 import distilmos
+from distilmos import registry
+from distilmos.audio import SAMPLE_RATE
+from distilmos.errors import ToolkitError
+from distilmos.fileio import sha256_file
 
 from . import downstreams, upstream
 from .fileformat import PredictorFileError, read_predictor, write_predictor
@@ -36,14 +39,14 @@ EXPERIMENT_KEYS = ("Args", "Config", "Featurizer", "Downstream")
 CHECK_TOLERANCE = 1e-5
 
 
-class ExportError(ValueError):
+class ExportError(ToolkitError, ValueError):
     """An experiment checkpoint that cannot be exported; the message names it and says why."""
 
 
 def read_experiment(path: str) -> dict:
     """An s3prl experiment checkpoint (``states-N.ckpt``, ``best-states-<split>.ckpt``), refused with a
     clear error when it is not one."""
-    from distilmos.s3prl_plugin import allow_s3prl_checkpoints
+    from distilmos.plugin import allow_s3prl_checkpoints
 
     if not os.path.isfile(path):
         raise ExportError(f"{path}: no such experiment checkpoint")
@@ -68,8 +71,8 @@ def export(checkpoint: str, out: str, *, check: bool = True) -> dict:
     ckpt = read_experiment(checkpoint)
     args = ckpt["Args"]
     name = args.downstream
-    if name not in downstreams.MODELS:
-        raise ExportError(f"{checkpoint}: expert {name!r} cannot be exported; known: {', '.join(downstreams.MODELS)}")
+    if name not in registry.EXPERTS:
+        raise ExportError(f"{checkpoint}: expert {name!r} cannot be exported; known: {', '.join(registry.EXPERTS)}")
 
     model, configs = upstream.build_for_export(args.upstream, args.upstream_ckpt, args.upstream_model_config)
     if ckpt.get("Upstream"):  # fine-tuned (-f); otherwise the runner kept the pretrained weights
@@ -122,7 +125,7 @@ def _check_rebuild(blob: dict, model, featurizer, down_model, checkpoint: str) -
     """The rebuilt network must predict what the runner's modules predict (one by one and batched)."""
     rebuilt = build_pipeline(blob, source=checkpoint)
     generator = torch.Generator().manual_seed(0)
-    probes = [0.1 * torch.randn(n, generator=generator) for n in (16000, 24731)]
+    probes = [0.1 * torch.randn(n, generator=generator) for n in (SAMPLE_RATE, 24731)]
 
     def runner_way(wavs: List[torch.Tensor]) -> torch.Tensor:
         feats = featurizer(wavs, model(wavs))
@@ -142,21 +145,13 @@ def _count(module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _list_facts(path: Optional[str]) -> dict:
     """Where a data list is, and (if it is still there) how many rows it has and its sha256."""
     facts = {"path": path}
     if path and os.path.isfile(path):
         with open(path, newline="", encoding="utf-8") as handle:
             facts["utterances"] = sum(1 for _ in csv.DictReader(handle))
-        facts["sha256"] = _sha256(path)
+        facts["sha256"] = sha256_file(path)
     return facts
 
 
@@ -198,10 +193,10 @@ def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upst
     upstream_ckpt = args.upstream_ckpt
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "sample_rate": 16000,
+        "sample_rate": SAMPLE_RATE,
         "experiment": {
             "checkpoint": os.path.abspath(checkpoint),
-            "sha256": _sha256(checkpoint),
+            "sha256": sha256_file(checkpoint),
             "step": step,
             "expdir": getattr(args, "expdir", None),
             "seed": getattr(args, "seed", None),
@@ -210,7 +205,7 @@ def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upst
         "upstream": {
             "name": args.upstream,
             "checkpoint": upstream_ckpt,
-            "checkpoint_sha256": _sha256(upstream_ckpt) if upstream_ckpt and os.path.isfile(upstream_ckpt) else None,
+            "checkpoint_sha256": sha256_file(upstream_ckpt) if upstream_ckpt and os.path.isfile(upstream_ckpt) else None,
             "model_config": args.upstream_model_config,
             "kind": upstream_entry["kind"],
             "embedded": upstream_entry["kind"] != "spec",

@@ -18,6 +18,7 @@ from typing import Any, Dict
 
 import torch
 
+from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write
 
 FORMAT = "distilmos-predictor"
@@ -26,7 +27,7 @@ SECTIONS = ("card", "upstream", "featurizer", "downstream")
 EXPORT_HINT = "make one from an experiment checkpoint with: distilmos-predict export -e CHECKPOINT -o MODEL.pt"
 
 
-class PredictorFileError(ValueError):
+class PredictorFileError(ToolkitError, ValueError):
     """A file that is not a usable predictor file; the message names the file and says what to do."""
 
 

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
 from distilmos.datalist import AUDIO_EXTENSIONS, looks_like_header, resolve_wav_path, rows_from_score_list
+from distilmos.errors import ToolkitError
 from distilmos.prep_list import system_rule
 
 
-class InputError(ValueError):
+class InputError(ToolkitError, ValueError):
     """A list with rows that cannot be read; the message names every bad row."""
 
 

@@ -34,7 +34,8 @@ import torch
 from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
-from upstream_tokens.extract import plan_batches
+from distilmos.batching import plan_batches
+from distilmos.errors import ToolkitError
 
 from . import downstreams, upstream
 from .chunking import chunk_windows, weighted_mean
@@ -44,7 +45,7 @@ from .pipeline import FeatureSelector, PredictorPipeline
 Audio = Union[np.ndarray, torch.Tensor]
 
 
-class PredictionError(ValueError):
+class PredictionError(ToolkitError, ValueError):
     """Inputs that could not be scored; the message names each one and why."""
 
 

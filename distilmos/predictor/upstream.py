@@ -24,12 +24,13 @@ from unittest import mock
 import torch
 import torch.nn as nn
 
+from distilmos.errors import ToolkitError
 from distilmos.upstreams import UpstreamSpecError, build_upstream
 
 EMBEDDED = ("wavlm", "hubert", "wav2vec2")
 
 
-class UpstreamRebuildError(RuntimeError):
+class UpstreamRebuildError(ToolkitError, RuntimeError):
     """An upstream that cannot be rebuilt from a predictor file; the message says what is missing."""
 
 

@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from distilmos.data import MOSBatch, MOSDataset
+from distilmos.errors import ConfigError
 from distilmos.expert_base import TRAIN, MOSExpert
 from distilmos.masking import valid_mask
-from distilmos.s3prl_plugin import register_schedulers
+from distilmos.models.distilmos import DistilMOSModel, LayerHeads
+from distilmos.plugin import register_schedulers
 from distilmos.upstreams import build_upstream
 
-from .dataset import IGNORE, align_tokens
-from .model import DistilMOSModel, LayerHeads
+from .token_targets import IGNORE, align_tokens
 
 VARIANTS = ("distilmos", "no_token", "mse_distill")
 
@@ -41,7 +42,7 @@ class DownstreamExpert(MOSExpert):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
         self.variant = downstream_variant or downstream_expert.get("variant", "distilmos")
         if self.variant not in VARIANTS:
-            raise ValueError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+            raise ConfigError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
         rc = self.modelrc
         hidden = int(rc.get("hidden_dim", 256))
         self.model = DistilMOSModel(upstream_dim, hidden, rc.get("kernels", (5, 3, 3)),
@@ -61,7 +62,8 @@ class DownstreamExpert(MOSExpert):
             n_hidden, teacher_dim = _probe_hidden_states(teacher)
             self.target_layers = [int(n) for n in rc.get("target_layers") or range(1, n_hidden)]
             if not all(1 <= n < n_hidden for n in self.target_layers):
-                raise ValueError(f"target_layers {self.target_layers} outside the upstream's layers 1..{n_hidden - 1}")
+                raise ConfigError(f"modelrc.target_layers {self.target_layers} outside the upstream's layers "
+                                  f"1..{n_hidden - 1}")
             self.heads = LayerHeads(len(self.target_layers), hidden, head_hidden, teacher_dim)
         self.preflight()
 
@@ -73,7 +75,7 @@ class DownstreamExpert(MOSExpert):
             return MOSDataset(utterances, keep_wavs=True)
         missing = [u.sample_id for u in utterances if u.sample_id not in self.token_store]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"token store {self.datarc['token_store']} lacks {len(missing)} training utterance(s), e.g. "
                 f"{', '.join(missing[:5])}; dump this split into it: python -m upstream_tokens dump ...")
         return MOSDataset(utterances, token_store=self.token_store)
@@ -140,7 +142,7 @@ def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt:
 
     path = datarc.get("token_store")
     if not path:
-        raise ValueError("variant 'distilmos' needs datarc.token_store (build one with python -m upstream_tokens fit)")
+        raise ConfigError("variant 'distilmos' needs datarc.token_store (build one with python -m upstream_tokens fit)")
     store = TokenStore(path)
     layers = modelrc.get("target_layers")
     store.check(upstream=upstream, upstream_ckpt=upstream_ckpt, n_clusters=modelrc.get("n_clusters"),

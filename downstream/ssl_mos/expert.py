@@ -8,10 +8,10 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 
+from distilmos.errors import ConfigError
 from distilmos.expert_base import MOSExpert
-from distilmos.s3prl_plugin import register_schedulers
-
-from .model import SSLMOSModel
+from distilmos.models.ssl_mos import SSLMOSModel
+from distilmos.plugin import register_schedulers
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
@@ -31,12 +31,12 @@ class DownstreamExpert(MOSExpert):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
         last_layer = upstream_feature_selection == "last_hidden_state" or upstream_layer_selection == -1
         if not last_layer and not self.modelrc.get("allow_weighted_sum", False):
-            raise ValueError(
+            raise ConfigError(
                 "ssl_mos uses the upstream's last layer: add -s last_hidden_state (or -l -1) to run_downstream.py "
                 "(or set downstream_expert.modelrc.allow_weighted_sum: true to use the featurizer's weighted sum)")
         loss = self.modelrc.get("loss", "l1")
         if loss not in LOSSES:
-            raise ValueError(f"unknown ssl_mos loss {loss!r}; choose from {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown ssl_mos loss {loss!r}; choose from {', '.join(LOSSES)}")
         self.loss_fn = LOSSES[loss]
         self.model = SSLMOSModel(upstream_dim)
         self.preflight()

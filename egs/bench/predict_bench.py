@@ -49,7 +49,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     """A predictor file of a randomly initialised DistilMOS on the ``wavlm_local`` upstream ``upstream_ckpt``."""
     import torch
 
-    from distilmos.predictor import downstreams
+    from distilmos import registry
     from distilmos.predictor import upstream as upstream_parts
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor
@@ -62,7 +62,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     dim = hidden[-1].shape[-1]
     selector = FeatureSelector("hidden_states", None, False, model.get_downsample_rates("hidden_states"), dim,
                                n_layers=len(hidden))
-    expert_state = {f"model.{k}": v for k, v in downstreams.model_class("distilmos")(dim).state_dict().items()}
+    expert_state = {f"model.{k}": v for k, v in registry.model_class("distilmos")(dim).state_dict().items()}
     blob, _ = assemble(model, ("wavlm_local", upstream_ckpt, None), configs, selector, "distilmos", expert_state)
     blob["card"] = {"note": "random weights, for speed measurements only", "upstream": {"name": "wavlm_local"}}
     write_predictor(blob, out)

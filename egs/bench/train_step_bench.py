@@ -80,7 +80,7 @@ def build_runner(variant: str, mode: str, ckpt: str, data_dir: str, store: str, 
     from s3prl.downstream.runner import Runner
     from s3prl.run_downstream import get_downstream_args
 
-    from distilmos.s3prl_plugin import complete_argv
+    from distilmos.runner import complete_argv
 
     downstream, config, extra = CONFIGS[variant]
     overrides = {
@@ -169,7 +169,7 @@ def measure(args, workdir: str) -> list:
     import torch
     from s3prl.utility.helper import hack_isinstance
 
-    from distilmos.s3prl_plugin import register
+    from distilmos.plugin import register
     from distilmos.tiny_upstream import write_checkpoint
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]

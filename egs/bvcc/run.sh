@@ -3,8 +3,8 @@
 #
 #   ./run.sh --bvcc_root /corpora/main --somos_root /corpora/somos --upstream wavlm_large --variant distilmos
 #
-# Stages: 1 data prep (BVCC, SOMOS test), 2 tokens (fit on train, dump every split; distilmos only),
-#         3 train, 4 evaluate (val, test, somos_test), 5 table and plots.
+# Stages: 1 data prep (BVCC, SOMOS test), 2 tokens (fit on train, dump every split; for the variants
+#         that use them), 3 train, 4 evaluate (val, test, somos_test), 5 table and plots.
 # A finished stage leaves <expdir>/.done.<stage>; running again with the same options skips finished
 # stages and resumes training from the last whole checkpoint. Data lists (<datadir>) and token stores
 # (<tokendir>/<upstream>_k<k>) are shared by every run that uses them. Paths given as options are taken
@@ -15,59 +15,39 @@ recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/local/names.sh"
 
-stage=1
-stop_stage=5
-bvcc_root=
-somos_root=
-upstream=wavlm_base
-upstream_ckpt=
-variant=distilmos          # distilmos | no_token | mse_distill | ssl_mos
-n_clusters=200
+stage=1                    # first stage to run
+stop_stage=5               # last stage to run
+bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets); needed by stage 1
+somos_root=                # SOMOS folder (audios/, training_files/); optional
+upstream=wavlm_base        # s3prl hub name, NAME_local (with --upstream_ckpt) or package.module:callable
+upstream_ckpt=             # checkpoint of a *_local upstream (a local file or a URL)
+variant=distilmos          # a registered variant: python -m distilmos.registry --list
+n_clusters=200             # k of the token store (variants that use tokens)
 expdir=                    # default: <exproot>/<variant>_<upstream>[_k<k>]_seed<seed>
-exproot=exp
-datadir=data
-tokendir=tokens
-device=cuda
-ngpu=1
-total_steps=10000
-eval_step=1000
-seed=0
+exproot=exp                # where experiment folders go
+datadir=data               # data lists, shared by every run
+tokendir=tokens            # token stores, shared by every run
+device=cuda                # cuda or cpu
+ngpu=1                     # processes (torchrun) for tokens and training
+total_steps=10000          # training steps
+eval_step=1000             # validate and save every this many steps (and always at the last step)
+seed=0                     # training seed
 token_seed=0               # k-means seed: one token store serves runs of every training seed
-batch_size=32
-num_workers=4
+batch_size=32              # total over --ngpu processes
+num_workers=4              # data loader processes
 overrides=                 # more s3prl -o overrides, joined with ",,"
 token_args=                # more options for python -m upstream_tokens fit/dump
-
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; awk '/^usage\(\)/ { exit } /^[a-z_0-9]+=/ && !/^recipe=/ { print "  --" $0 }' "$0"; exit 1; }
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h|--help) usage ;;
-        --*=*) name="${1%%=*}"; name="${name#--}"; value="${1#*=}"; shift ;;
-        --*) name="${1#--}"; [ $# -ge 2 ] || { echo "option --${name} needs a value" >&2; exit 1; }; value="$2"; shift 2 ;;
-        *) echo "unexpected argument: $1" >&2; usage ;;
-    esac
-    case "${name}" in
-        bvcc_root|somos_root|expdir|exproot|datadir|tokendir)
-            [ -z "${value}" ] || value="$(abspath "${value}")"
-            printf -v "${name}" '%s' "${value}" ;;
-        upstream_ckpt)  # a local file, or a URL / name the upstream resolves itself
-            [ -e "${value}" ] && value="$(abspath "${value}")"
-            upstream_ckpt="${value}" ;;
-        stage|stop_stage|upstream|variant|n_clusters|device|ngpu|total_steps|eval_step|seed|token_seed|\
-        batch_size|num_workers|overrides|token_args)
-            printf -v "${name}" '%s' "${value}" ;;
-        *) echo "unknown option --${name}" >&2; usage ;;
-    esac
-done
+path_options="bvcc_root somos_root expdir exproot datadir tokendir"
+file_options="upstream_ckpt"
+. "${recipe}/../utils/parse_options.sh"
 cd "${recipe}"
 
-case "${variant}" in
-    distilmos) downstream=distilmos; config="${REPO_ROOT}/downstream/distilmos/config.yaml"; select=() ;;
-    no_token) downstream=distilmos; config="${REPO_ROOT}/downstream/distilmos/config_no_token.yaml"; select=() ;;
-    mse_distill) downstream=distilmos; config="${REPO_ROOT}/downstream/distilmos/config_mse_distill.yaml"; select=() ;;
-    ssl_mos) downstream=ssl_mos; config="${REPO_ROOT}/downstream/ssl_mos/config.yaml"; select=(-s last_hidden_state) ;;
-    *) echo "unknown --variant ${variant}" >&2; exit 1 ;;
-esac
+# the variant's registration (distilmos/registry.py): expert, config, runner_args, fine_tune, tokens
+settings="$(python -m distilmos.registry --shell "${variant}")"
+eval "${settings}"
+config="${REPO_ROOT}/downstream/${expert}/${config}"
+finetune=()
+[ "${fine_tune}" = true ] && finetune=(-f)
 [ "${ngpu}" -ge 1 ] || { echo "--ngpu must be at least 1" >&2; exit 1; }
 [ $(( batch_size % ngpu )) -eq 0 ] || { echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2; exit 1; }
 
@@ -109,7 +89,7 @@ if todo 1; then
     done_stage 1
 fi
 
-if todo 2 && [ "${variant}" = distilmos ]; then
+if todo 2 && [ "${tokens}" = true ]; then
     log 2 "tokens: ${store}"
     # local/tokens.py runs upstream_tokens commands in one process (one start-up for every split)
     q() { printf '%q ' "$@"; }
@@ -155,7 +135,7 @@ if todo 3; then
     # a checkpoint half-written by a kill is removed first, or s3prl would try to resume from it.
     python local/prune_checkpoints.py --expdir "${expdir}"
     "${launcher[@]}" "${REPO_ROOT}/run_downstream.py" -m train -a -u "${upstream}" "${ckpt_args[@]}" \
-        -d "${downstream}" -c "${config}" "${select[@]}" -f --device "${device}" --seed "${seed}" -p "${expdir}" -o "${o}"
+        -d "${expert}" -c "${config}" "${runner_args[@]}" "${finetune[@]}" --device "${device}" --seed "${seed}" -p "${expdir}" -o "${o}"
     done_stage 3
 fi
 

@@ -13,29 +13,17 @@ recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/local/names.sh"
 
-upstream=wavlm_base
-upstream_ckpt=
-variants="ssl_mos no_token mse_distill distilmos"
-n_clusters=200
-seed=0
-device=cuda
-exproot="${recipe}/exp"
-datadir="${recipe}/data"
-split=test
-
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; awk '/^usage\(\)/ { exit } /^[a-z_0-9]+=/ && !/^recipe=/ { print "  --" $0 }' "$0"; exit 1; }
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h|--help) usage ;;
-        --*) name="${1#--}"; [ $# -ge 2 ] || { echo "option --${name} needs a value" >&2; exit 1; }; value="$2"; shift 2 ;;
-        *) echo "unexpected argument: $1" >&2; usage ;;
-    esac
-    case "${name}" in
-        exproot|datadir|upstream_ckpt) [ -z "${value}" ] || value="$(abspath "${value}")"; printf -v "${name}" '%s' "${value}" ;;
-        upstream|variants|n_clusters|seed|device|split) printf -v "${name}" '%s' "${value}" ;;
-        *) echo "unknown option --${name}" >&2; usage ;;
-    esac
-done
+upstream=wavlm_base        # the upstream of the analysed runs (the paper: WavLM Base)
+upstream_ckpt=             # its checkpoint, for a *_local upstream
+variants="ssl_mos no_token mse_distill distilmos"  # the runs to analyse
+n_clusters=200             # k of the distilmos run
+seed=0                     # training seed of the runs
+device=cuda                # cuda or cpu
+exproot="${recipe}/exp"    # where the runs are; the analysis is written there
+datadir="${recipe}/data"   # data lists (<datadir>/bvcc/<split>.csv)
+split=test                 # the BVCC split to analyse
+path_options="exproot datadir upstream_ckpt"
+. "${recipe}/../utils/parse_options.sh"
 
 tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
 expdirs=()

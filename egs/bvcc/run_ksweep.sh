@@ -16,42 +16,32 @@ recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/local/names.sh"
 
-bvcc_root=
-somos_root=
-upstream=wavlm_base
-upstream_ckpt=
-ks="50 100 150 200 250 300"
-seeds="0"
-baseline_variants=
-baselines=
-device=cuda
-ngpu=1
-total_steps=10000
-exproot="${recipe}/exp"
+bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
+somos_root=                # SOMOS folder (audios/, training_files/)
+upstream=wavlm_base        # the upstream of the sweep (the paper: WavLM Base)
+upstream_ckpt=             # its checkpoint, for a *_local upstream
+ks="50 100 150 200 250 300"  # the values of k
+seeds="0"                  # training seeds; the plot averages them
+baseline_variants=         # variants to train as reference lines (e.g. "ssl_mos no_token mse_distill")
+baselines=                 # finished experiment folders as more reference lines
+device=cuda                # cuda or cpu
+ngpu=1                     # processes per run (torchrun)
+total_steps=10000          # training steps per run
+exproot="${recipe}/exp"    # where experiment folders and the plot go
 out=                       # output prefix; default: <exproot>/ksweep
-dry_run=false
-
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; awk '/^usage\(\)/ { exit } /^[a-z_0-9]+=/ && !/^recipe=/ { print "  --" $0 }' "$0"; exit 1; }
-passthrough=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h|--help) usage ;;
-        --*=*) name="${1%%=*}"; name="${name#--}"; value="${1#*=}"; shift ;;
-        --*) name="${1#--}"; [ $# -ge 2 ] || { echo "option --${name} needs a value" >&2; exit 1; }; value="$2"; shift 2 ;;
-        *) echo "unexpected argument: $1" >&2; usage ;;
-    esac
-    case "${name}" in
-        bvcc_root|somos_root|exproot|out) [ -z "${value}" ] || value="$(abspath "${value}")"; printf -v "${name}" '%s' "${value}" ;;
-        upstream_ckpt) [ -e "${value}" ] && value="$(abspath "${value}")"; upstream_ckpt="${value}" ;;
-        baselines)
-            baselines=
-            for dir in ${value}; do baselines+=" $(abspath "${dir}")"; done ;;
-        upstream|ks|seeds|baseline_variants|device|ngpu|total_steps|dry_run) printf -v "${name}" '%s' "${value}" ;;
-        variant|n_clusters|seed|expdir) echo "--${name} is set per run here (see --ks, --seeds)" >&2; exit 1 ;;
-        *) passthrough+=("--${name}" "${value}") ;;
-    esac
+dry_run=false              # print the commands instead of running them
+path_options="bvcc_root somos_root exproot out"
+file_options="upstream_ckpt"
+passthrough=()             # any other option goes to every run.sh
+. "${recipe}/../utils/parse_options.sh"
+for name in variant n_clusters seed expdir; do
+    for given in "${passthrough[@]}"; do
+        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here (see --ks, --seeds)" >&2; exit 1; }
+    done
 done
-case "${dry_run}" in true|false) ;; *) echo "--dry_run takes true or false" >&2; exit 1 ;; esac
+dirs=
+for dir in ${baselines}; do dirs+=" $(abspath "${dir}")"; done
+baselines="${dirs}"
 
 run() {
     if "${dry_run}"; then

@@ -16,35 +16,25 @@ recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/local/names.sh"
 
-bvcc_root=
-somos_root=
-upstreams="wav2vec2_base_960 wavlm_base wavlm_base_plus wavlm_large"
-variants="ssl_mos no_token mse_distill distilmos"
-seeds="0"
-n_clusters=200
-device=cuda
-ngpu=1
-total_steps=10000
-exproot="${recipe}/exp"
-dry_run=false
-
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; awk '/^usage\(\)/ { exit } /^[a-z_0-9]+=/ && !/^recipe=/ { print "  --" $0 }' "$0"; exit 1; }
-passthrough=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h|--help) usage ;;
-        --*=*) name="${1%%=*}"; name="${name#--}"; value="${1#*=}"; shift ;;
-        --*) name="${1#--}"; [ $# -ge 2 ] || { echo "option --${name} needs a value" >&2; exit 1; }; value="$2"; shift 2 ;;
-        *) echo "unexpected argument: $1" >&2; usage ;;
-    esac
-    case "${name}" in
-        bvcc_root|somos_root|exproot) [ -z "${value}" ] || value="$(abspath "${value}")"; printf -v "${name}" '%s' "${value}" ;;
-        upstreams|variants|seeds|n_clusters|device|ngpu|total_steps|dry_run) printf -v "${name}" '%s' "${value}" ;;
-        variant|upstream|upstream_ckpt|seed|expdir) echo "--${name} is set per run here; use --${name}s" >&2; exit 1 ;;
-        *) passthrough+=("--${name}" "${value}") ;;
-    esac
+bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
+somos_root=                # SOMOS folder (audios/, training_files/)
+upstreams="wav2vec2_base_960 wavlm_base wavlm_base_plus wavlm_large"  # hub names, or NAME=CKPT
+variants="ssl_mos no_token mse_distill distilmos"  # registered variants (python -m distilmos.registry --list)
+seeds="0"                  # training seeds; the table averages them
+n_clusters=200             # k of the token stores
+device=cuda                # cuda or cpu
+ngpu=1                     # processes per run (torchrun)
+total_steps=10000          # training steps per run
+exproot="${recipe}/exp"    # where experiment folders and the table go
+dry_run=false              # print the commands instead of running them
+path_options="bvcc_root somos_root exproot"
+passthrough=()             # any other option goes to every run.sh
+. "${recipe}/../utils/parse_options.sh"
+for name in variant upstream upstream_ckpt seed expdir; do
+    for given in "${passthrough[@]}"; do
+        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here; use --${name}s" >&2; exit 1; }
+    done
 done
-case "${dry_run}" in true|false) ;; *) echo "--dry_run takes true or false" >&2; exit 1 ;; esac
 
 run() {
     if "${dry_run}"; then

@@ -10,19 +10,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/../bvcc/path.sh"
 
-workdir="${here}/learning_out"
-total_steps=400
-variants="no_token distilmos"
-seed=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --workdir) workdir="$2"; shift 2 ;;
-        --total_steps) total_steps="$2"; shift 2 ;;
-        --variants) variants="$2"; shift 2 ;;
-        --seed) seed="$2"; shift 2 ;;
-        *) sed -n '2,8p' "$0"; exit 1 ;;
-    esac
-done
+workdir="${here}/learning_out"  # everything the check writes (ignored by git)
+total_steps=400            # training steps per variant
+variants="no_token distilmos"  # registered variants to train
+seed=0                     # corpus, upstream and training seed
+path_options="workdir"
+. "${here}/../utils/parse_options.sh"
 mkdir -p "${workdir}"
 workdir="$(cd "${workdir}" && pwd)"
 start=$(date +%s)

@@ -11,21 +11,13 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/../bvcc/path.sh"
 
-workdir="${here}/demo_out"
-total_steps=200
-eval_step=50
-variants="distilmos no_token ssl_mos"
-seed=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --workdir) workdir="$2"; shift 2 ;;
-        --total_steps) total_steps="$2"; shift 2 ;;
-        --eval_step) eval_step="$2"; shift 2 ;;
-        --variants) variants="$2"; shift 2 ;;
-        --seed) seed="$2"; shift 2 ;;
-        *) sed -n '2,9p' "$0"; exit 1 ;;
-    esac
-done
+workdir="${here}/demo_out"  # everything the demo writes (ignored by git)
+total_steps=200            # training steps per variant
+eval_step=50               # validate and save every this many steps
+variants="distilmos no_token ssl_mos"  # registered variants to train
+seed=0                     # corpus, upstream and training seed
+path_options="workdir"
+. "${here}/../utils/parse_options.sh"
 mkdir -p "${workdir}"
 workdir="$(cd "${workdir}" && pwd)"
 start=$(date +%s)

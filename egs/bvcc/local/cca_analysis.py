@@ -33,12 +33,12 @@ from distilmos.audio import load_audio
 from distilmos.cca import pwcca_score
 from distilmos.datalist import read_datalist
 from distilmos.predictor import export, load
-from distilmos.predictor import downstreams, upstream as upstream_store
+from distilmos import registry
+from distilmos.predictor import upstream as upstream_store
 from distilmos.predictor.export import read_experiment
 from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
 
-LABELS = {"ssl_mos": "SSL-MOS", "no_token": "w/o token prediction", "mse_distill": "MSE distillation",
-          "distilmos": "DistilMOS", "random_init": "random init"}
+RANDOM_INIT = "random init"
 
 
 class AnalysisError(ValueError):
@@ -60,7 +60,7 @@ def pretrained_pipeline(spec: tuple, seed: int) -> PredictorPipeline:
     selector = FeatureSelector(downsample_rate=model.get_downsample_rates("hidden_states"), n_layers=len(probe),
                                output_dim=probe[-1].size(-1))
     torch.manual_seed(seed)
-    head = downstreams.model_class("distilmos")(upstream_dim=probe[-1].size(-1)).eval()
+    head = registry.model_class("distilmos")(upstream_dim=probe[-1].size(-1)).eval()
     return PredictorPipeline(model, selector, head).requires_grad_(False)
 
 
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
         for i, (checkpoint, expdir) in enumerate(zip(checkpoints, args.expdirs)):
             predictor_file = os.path.join(tmp, f"{i}.pt")
             variant = export(checkpoint, predictor_file)["downstream"]["variant"]
-            name = LABELS.get(variant, variant)
+            name = registry.label(variant)
             if name in trained:
                 name = f"{name} ({os.path.basename(os.path.normpath(expdir))})"
             trained[name] = (load(predictor_file, device=args.device).pipeline.eval(), variant, expdir)
@@ -155,7 +155,7 @@ def main(argv=None) -> None:
                                           [u.wav_path for u in utterances], args.device, progress=not args.quiet)
     models = [(name, variant, expdir, reps[name]) for name, (_, variant, expdir) in trained.items()]
     if not args.no_random_init:
-        models.append((LABELS["random_init"], "random_init", "", random_init))
+        models.append((RANDOM_INIT, "random_init", "", random_init))
 
     rows = []
     for name, variant, expdir, rep in models:

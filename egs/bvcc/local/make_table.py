@@ -17,11 +17,12 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paper_table1 import BACKBONES, COLUMNS, MODELS, PAPER_TABLE1  # noqa: E402
+from paper_table1 import BACKBONES, COLUMNS, PAPER_TABLE1  # noqa: E402
+
+from distilmos import registry  # noqa: E402
 
 SOURCES = {"bvcc_utt": ("test", "utt"), "bvcc_sys": ("test", "sys"), "somos_utt": ("somos_test", "utt")}
 HUB_TO_BACKBONE = {hub: name for name, hub in BACKBONES.items()}
-VARIANT_TO_MODEL = {variant: name for name, variant in MODELS.items()}
 
 
 def read_run(expdir):
@@ -46,7 +47,7 @@ def collect(expdirs):
     runs = defaultdict(lambda: defaultdict(list))
     for expdir in expdirs:
         upstream, variant, values = read_run(expdir)
-        key = (HUB_TO_BACKBONE.get(upstream, upstream), VARIANT_TO_MODEL.get(variant, variant))
+        key = (HUB_TO_BACKBONE.get(upstream, upstream), registry.label(variant))
         for column, value in values.items():
             runs[key][column].append(value)
     return runs
@@ -54,7 +55,7 @@ def collect(expdirs):
 
 def rows(runs):
     """Long-format rows with ours (mean, std, n), paper and difference, in the paper's row order."""
-    order = [(b, m) for b in BACKBONES for m in MODELS]
+    order = [(b, registry.label(v)) for b in BACKBONES for v in registry.VARIANTS]
     keys = [k for k in order if k in runs] + sorted(k for k in runs if k not in order)
     out = []
     for key in keys:

@@ -11,13 +11,8 @@ BACKBONES = {
     "WavLM Base+": "wavlm_base_plus",
     "WavLM Large": "wavlm_large",
 }
-MODELS = {
-    # paper row -> variant
-    "SSL-MOS": "ssl_mos",
-    "DistilMOS (ours)": "distilmos",
-    "w/o token prediction": "no_token",
-    "MSE distillation": "mse_distill",
-}
+# the paper's model rows, as printed (the toolkit's variants carry the same labels: distilmos.registry)
+MODELS = ("SSL-MOS", "DistilMOS (ours)", "w/o token prediction", "MSE distillation")
 COLUMNS = tuple(
     f"{prefix}_{metric}"
     for prefix in ("bvcc_utt", "bvcc_sys", "somos_utt")

@@ -28,7 +28,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paper_table1 import BACKBONES, MODELS, PAPER_TABLE1  # noqa: E402
+from paper_table1 import BACKBONES, PAPER_TABLE1  # noqa: E402
+
+from distilmos import registry  # noqa: E402
 
 # panel column -> (metrics file split, metric key, title)
 PANELS = {
@@ -36,7 +38,6 @@ PANELS = {
     "bvcc_sys_SRCC": ("test", "sys_SRCC", "BVCC system-level SRCC"),
     "somos_utt_SRCC": ("somos_test", "utt_SRCC", "SOMOS utterance-level SRCC (zero-shot)"),
 }
-MODEL_NAMES = {variant: name for name, variant in MODELS.items()}
 BACKBONE_NAMES = {hub: name for name, hub in BACKBONES.items()}
 
 
@@ -85,13 +86,13 @@ def collect(expdirs, baselines=()):
         by_k[int(info["n_clusters"])].append(values)
     if len(upstreams) > 1:
         raise SweepError(f"the sweep mixes upstreams {sorted(upstreams)}; plot one upstream at a time")
-    sweep = [dict(model=MODEL_NAMES["distilmos"], k=k, n_runs=len(runs), **_summary(runs))
+    sweep = [dict(model=registry.label("distilmos"), k=k, n_runs=len(runs), **_summary(runs))
              for k, runs in sorted(by_k.items())]
     by_variant = defaultdict(list)
     for expdir in baselines:
         info, values = read_run(expdir)
         by_variant[info["variant"]].append(values)
-    base = [dict(model=MODEL_NAMES.get(variant, variant), k=None, n_runs=len(runs), **_summary(runs))
+    base = [dict(model=registry.label(variant), k=None, n_runs=len(runs), **_summary(runs))
             for variant, runs in by_variant.items()]
     return sweep, base, (upstreams.pop() if upstreams else None)
 
@@ -108,14 +109,14 @@ def write_csv(path, sweep, base):
 def plot(path, sweep, base, upstream=None):
     """Three panels like the paper's Fig. 2, with baselines as horizontal lines."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    paper = PAPER_TABLE1.get((BACKBONE_NAMES.get(upstream), MODEL_NAMES["distilmos"]), {})
+    paper = PAPER_TABLE1.get((BACKBONE_NAMES.get(upstream), registry.label("distilmos")), {})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (column, (_, _, title)) in zip(axes, PANELS.items()):
         points = [(r["k"], r[column], r[column + "_std"] or 0.0) for r in sweep if r[column] is not None]
         if points:
             ks, means, stds = zip(*points)
             ax.errorbar(ks, means, yerr=stds if any(stds) else None, marker="o", capsize=3, color=colors[0],
-                        label=MODEL_NAMES["distilmos"])
+                        label=registry.label("distilmos"))
         for i, row in enumerate(base):
             if row[column] is not None:
                 ax.axhline(row[column], ls="--", lw=1.2, color=colors[(i + 1) % len(colors)], label=row["model"])

@@ -1,17 +1,17 @@
-"""Plugging this toolkit into s3prl's downstream runner.
+"""s3prl's downstream runner with this toolkit plugged in: the entry point behind ``run_downstream.py``.
 
-``run_downstream.py`` at the repository root is s3prl's entry point with three registrations
-(:func:`register`) and a few fixes for running anywhere (:func:`main`):
+:func:`main` is s3prl's ``run_downstream.py`` main with the registrations of :mod:`distilmos.plugin`, the
+runner subclass :class:`PluginRunner` (made by :func:`make_runner_class`) and a few fixes for running
+anywhere:
 
-- this repository's ``downstream/*`` experts join s3prl's ``s3prl.downstream`` namespace, so ``-d distilmos``
-  imports ``s3prl.downstream.distilmos.expert`` exactly as a stock s3prl checkout would;
-- ``OneCycleLR`` joins s3prl's scheduler registry (``scheduler: {name: OneCycleLR}``);
-- ``-u package.module:callable`` joins s3prl's hub under that name, and unknown names fail early with the
-  closest valid ones.
-
-and: the rank comes from ``LOCAL_RANK`` under ``torchrun``; ``--device cpu`` works, under ``torchrun`` too
-(gloo backend, DDP without device ids); the default ``-c`` is found in the registered downstream folders
-when ``./downstream/<name>/config.yaml`` is not under the current directory.
+- the rank comes from ``LOCAL_RANK`` under ``torchrun``; ``--device cpu`` works, under ``torchrun`` too
+  (gloo backend, DDP without device ids);
+- the default ``-c`` of a registered expert (:mod:`distilmos.registry`) is its variant's config (``-v``) or
+  ``config.yaml``, found in the registered downstream folders wherever the command runs;
+- an unknown ``-u`` fails at once with the closest valid names;
+- an error about the user's input (a :class:`~distilmos.errors.ToolkitError`: a bad data list, token
+  store, config value) is printed as one message, without a traceback, and the exit status is
+  :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
 """
 from __future__ import annotations
 
@@ -21,55 +21,18 @@ import logging
 import os
 import random
 import sys
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import numpy as np
 import torch
 import yaml
 
-from .schedulers import get_OneCycleLR
-from .upstreams import UpstreamSpecError, check_local_checkpoint, is_callable_spec, resolve_upstream
+from . import registry
+from .errors import ToolkitError
+from .plugin import register, register_upstream
+from .upstreams import UpstreamSpecError, check_local_checkpoint
 
 logger = logging.getLogger(__name__)
-
-
-def register_downstreams(dirs: Iterable[str]) -> None:
-    """Make every expert folder under ``dirs`` importable as ``s3prl.downstream.<name>``."""
-    import s3prl.downstream as downstream_pkg
-
-    for directory in dirs:
-        directory = os.path.abspath(directory)
-        if directory not in downstream_pkg.__path__:
-            downstream_pkg.__path__.append(directory)
-
-
-def register_schedulers() -> None:
-    """Add ``OneCycleLR`` to s3prl's scheduler registry (looked up there as ``get_<name>``)."""
-    import s3prl.schedulers as schedulers
-
-    schedulers.get_OneCycleLR = get_OneCycleLR
-
-
-def register_upstream(spec: str) -> None:
-    """Validate an upstream spec; a ``module:callable`` one is added to s3prl's hub under that name."""
-    factory = resolve_upstream(spec)
-    if is_callable_spec(spec):
-        from s3prl import hub
-
-        setattr(hub, spec, factory)
-
-
-def allow_s3prl_checkpoints() -> None:
-    """s3prl checkpoints hold the run's ``argparse.Namespace``; allow it under ``torch.load``'s
-    ``weights_only=True`` default (torch >= 2.6) instead of unpickling arbitrary objects."""
-    torch.serialization.add_safe_globals([argparse.Namespace])
-
-
-def register(downstream_dirs: Iterable[str]) -> None:
-    """Every registration s3prl needs to run this toolkit's experts."""
-    register_downstreams(downstream_dirs)
-    register_schedulers()
-    allow_s3prl_checkpoints()
 
 
 def _flag_given(argv: List[str], *flags: str) -> bool:
@@ -82,6 +45,7 @@ def complete_argv(argv: List[str], downstream_dirs: Iterable[str], environ=os.en
     pre.add_argument("-d", "--downstream")
     pre.add_argument("-c", "--config")
     pre.add_argument("-e", "--past_exp")
+    pre.add_argument("-v", "--downstream_variant")
     pre.add_argument("--device", default="cuda")
     known, _ = pre.parse_known_args(argv)
     argv = list(argv)
@@ -90,17 +54,26 @@ def complete_argv(argv: List[str], downstream_dirs: Iterable[str], environ=os.en
     if known.device.startswith("cpu") and not _flag_given(argv, "--backend"):
         argv += ["--backend", "gloo"]
     if known.downstream and not known.config and not known.past_exp:
-        local = os.path.join("downstream", known.downstream, "config.yaml")
-        if not os.path.isfile(local):
+        name = default_config_name(known.downstream, known.downstream_variant)
+        local = os.path.join("downstream", known.downstream, name)
+        if name != "config.yaml" or not os.path.isfile(local):
             for directory in downstream_dirs:
-                candidate = os.path.join(directory, known.downstream, "config.yaml")
+                candidate = os.path.join(directory, known.downstream, name)
                 if os.path.isfile(candidate):
                     argv += ["-c", candidate]
                     break
     return argv
 
 
-def _make_runner_class():
+def default_config_name(downstream: str, variant: Optional[str]) -> str:
+    """The config file of ``-d downstream [-v variant]``: the registered variant's, else ``config.yaml``."""
+    exp = registry.EXPERTS.get(downstream)
+    if exp is None or variant is None:
+        return "config.yaml"
+    return exp.variant(variant).config
+
+
+def make_runner_class():
     import s3prl.downstream.runner as runner_module
     from s3prl.downstream.runner import ModelEntry, Runner
     from s3prl.utility.helper import is_leader_process
@@ -187,8 +160,33 @@ def _seed_everything(seed: int, disable_cudnn: bool) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+#: exit status of a run refused for a bad input (data list, token store, config value, upstream spec)
+EXIT_INPUT_ERROR = 2
+
+
 def main(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
-    """s3prl's ``run_downstream.py`` main, with this toolkit registered (see the module docstring)."""
+    """``run_downstream.py``: :func:`run`, with an error about the user's input printed as one message
+    (no traceback) and exit status :data:`EXIT_INPUT_ERROR`."""
+    try:
+        run(downstream_dirs, argv)
+    except ToolkitError as exc:
+        print(f"run_downstream.py: error: {error_message(exc)}", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+def error_message(exc: BaseException) -> str:
+    """The toolkit's own message of an error, also when a DataLoader worker raised it (PyTorch re-raises
+    it in the main process with the worker's traceback text in front of the message)."""
+    text = str(exc)
+    marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    if text.startswith("Caught ") and marker in text:
+        text = text[text.rindex(marker) + len(marker):]
+    return text.strip()
+
+
+def run(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
+    """s3prl's ``run_downstream.py`` main, with this toolkit registered (see the module docstring);
+    errors propagate."""
     logging.basicConfig(level=logging.INFO)
     downstream_dirs = [os.path.abspath(d) for d in downstream_dirs]
     register(downstream_dirs)
@@ -203,13 +201,10 @@ def main(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
     finally:
         sys.argv = saved_argv
 
-    try:
-        if args.upstream is None:
-            raise UpstreamSpecError("no upstream: give -u NAME (an s3prl hub name, NAME_local -k CKPT, or module:callable)")
-        register_upstream(args.upstream)
-        check_local_checkpoint(args.upstream, args.upstream_ckpt)
-    except UpstreamSpecError as exc:
-        sys.exit(f"error: {exc}")
+    if args.upstream is None:
+        raise UpstreamSpecError("no upstream: give -u NAME (an s3prl hub name, NAME_local -k CKPT, or module:callable)")
+    register_upstream(args.upstream)
+    check_local_checkpoint(args.upstream, args.upstream_ckpt)
 
     torch.multiprocessing.set_sharing_strategy("file_system")
     # s3prl wraps builtins.isinstance anew on each call; wrapping twice in one process (repeated in-process
@@ -240,5 +235,5 @@ def main(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
     # GELU tails and freshly initialised weights produce subnormal floats, which make CPU matmuls several
     # times slower; flushing them changes no result that matters and nothing on GPU.
     torch.set_flush_denormal(True)
-    runner = _make_runner_class()(args, config)
+    runner = make_runner_class()(args, config)
     getattr(runner, args.mode)()

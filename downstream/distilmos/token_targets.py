@@ -11,11 +11,13 @@ from typing import List
 
 import torch
 
+from distilmos.errors import ToolkitError
+
 IGNORE = -100  # cross-entropy ignore index for padding and trimmed frames
 MAX_FRAME_GAP = 2
 
 
-class TokenAlignmentError(ValueError):
+class TokenAlignmentError(ToolkitError, ValueError):
     """Tokens and features of an utterance differ by more than the trim rule allows."""
 
 

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 import torch
 
-from distilmos.s3prl_plugin import complete_argv, register, register_upstream
+from distilmos.plugin import register, register_upstream
+from distilmos.runner import complete_argv
 from distilmos.upstreams import UpstreamSpecError
 
 from conftest import REPO
@@ -56,6 +57,9 @@ def test_complete_argv(tmp_path, monkeypatch):
     assert argv[argv.index("--local_rank") + 1] == "1"
     assert argv[argv.index("--backend") + 1] == "gloo"
     assert argv[argv.index("-c") + 1] == str(tmp_path / "ds" / "toy_cfg" / "config.yaml")
+    # a registered expert's variant brings its own config, from any folder
+    argv = complete_argv(["-d", "distilmos", "-v", "no_token"], [os.path.join(REPO, "downstream")])
+    assert argv[argv.index("-c") + 1] == os.path.join(REPO, "downstream", "distilmos", "config_no_token.yaml")
     # explicit flags win, and nothing is added for a resumed experiment
     argv = complete_argv(["-m", "train", "-e", "x", "--backend", "nccl", "--local_rank=0"], [], environ={"LOCAL_RANK": "1"})
     assert argv == ["-m", "train", "-e", "x", "--backend", "nccl", "--local_rank=0"]
@@ -88,3 +92,46 @@ def test_run_downstream_unknown_upstream_is_one_clear_error(tmp_path):
     assert result.returncode != 0
     assert "unknown upstream 'wavlm_lage'" in result.stderr and "wavlm_large" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _assert_one_clear_error(result, *fragments):
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.count("run_downstream.py: error:") == 1
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def tiny_wavlm(tiny_ckpts):
+    return tiny_ckpts["wavlm"]
+
+
+def _train_argv(tmp_path, ckpt, data_dir, *extra):
+    overrides = f"config.downstream_expert.datarc.data_dir={data_dir},,config.downstream_expert.datarc.num_workers=0"
+    return ("-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "distilmos", "-v", "no_token", "--device", "cpu",
+            "-p", str(tmp_path / "exp"), "-o", overrides + "".join(extra))
+
+
+def test_entry_point_reports_a_bad_data_list_once(tmp_path, tiny_wavlm, demo_data):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "val", "test"):
+        text = open(os.path.join(demo_data["bvcc"], f"{split}.csv")).read().splitlines()
+        if split == "train":  # two bad rows: a missing wav, a score that is not a number
+            first = text[1].split(",")
+            text.append(",".join(["ghost-utt", first[1], "/nowhere/ghost.wav", "3.0"]))
+            text[2] = ",".join(text[2].split(",")[:3] + ["abc"])
+        (data / f"{split}.csv").write_text("\n".join(text) + "\n")
+    result = _run(*_train_argv(tmp_path, tiny_wavlm, data), cwd=str(tmp_path))
+    _assert_one_clear_error(result, "2 bad row(s)", "/nowhere/ghost.wav", "'abc' is not a finite number")
+
+
+def test_entry_point_reports_a_bad_token_store_and_config(tmp_path, tiny_wavlm, demo_data):
+    argv = list(_train_argv(tmp_path, tiny_wavlm, demo_data["bvcc"],
+                            f",,config.downstream_expert.datarc.token_store={tmp_path / 'no_store'}"))
+    argv[argv.index("no_token")] = "distilmos"
+    _assert_one_clear_error(_run(*argv, cwd=str(tmp_path)), "not a token store")
+    argv = _train_argv(tmp_path, tiny_wavlm, demo_data["bvcc"], ",,config.downstream_expert.variant=no_tokn")
+    argv = [a for a in argv if a not in ("-v", "no_token")]
+    _assert_one_clear_error(_run(*argv, cwd=str(tmp_path)), "unknown DistilMOS variant 'no_tokn'")

@@ -1,0 +1,65 @@
+"""The one length-batching rule of the toolkit, used wherever utterances of many lengths go through an
+upstream together: the experts' evaluation loaders, token extraction, and the predictor.
+
+Utterances are sorted by length (longest first, ties in list order) and cut greedily into batches of at
+most ``max_batch_items`` utterances and ``max_batch_seconds`` of padded audio, and, when ``max_pad`` is
+given, with no utterance padded by more than ``max_pad`` of its batch's longest.
+
+Why a padding cap at all: padding is not neutral for every upstream (see
+:mod:`upstream_tokens.extract` and :mod:`distilmos.predictor.predictor`), so where results must not
+depend on batch composition the cap keeps each utterance close to its length alone; ``max_pad=0``
+batches only equal lengths.
+
+The plan is a pure function of its arguments, so a resumed or sharded job forms exactly the batches an
+uninterrupted single run forms.
+"""
+from __future__ import annotations
+
+from typing import Iterator, List, Optional, Sequence
+
+from torch.utils.data import Sampler
+
+from .audio import SAMPLE_RATE
+from .errors import ConfigError
+
+
+def plan_batches(lengths: Sequence[int], max_batch_seconds: float = 100.0, max_batch_items: int = 64,
+                 max_pad: Optional[float] = None) -> List[List[int]]:
+    """Batches of indices into ``lengths`` (samples at 16 kHz); see the module docstring.
+
+    ``max_pad=None`` sets no padding cap.
+    """
+    if max_batch_items < 1 or max_batch_seconds <= 0 or (max_pad is not None and max_pad < 0):
+        raise ConfigError(f"batching needs at least 1 utterance and more than 0 s a batch and a padding cap >= 0 "
+                          f"(got max_batch_items={max_batch_items}, max_batch_seconds={max_batch_seconds}, "
+                          f"max_pad={max_pad})")
+    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
+    budget = max_batch_seconds * SAMPLE_RATE
+    batches: List[List[int]] = []
+    current: List[int] = []
+    for i in order:
+        if current:
+            longest = int(lengths[current[0]])
+            fits = (len(current) < max_batch_items and longest * (len(current) + 1) <= budget
+                    and (max_pad is None or longest - int(lengths[i]) <= max_pad * longest))
+            if not fits:
+                batches.append(current)
+                current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class PlannedBatchSampler(Sampler[List[int]]):
+    """A DataLoader ``batch_sampler`` over the batches of :func:`plan_batches`, in plan order."""
+
+    def __init__(self, lengths: Sequence[int], max_batch_seconds: float, max_batch_items: int,
+                 max_pad: Optional[float] = None):
+        self.batches = plan_batches(lengths, max_batch_seconds, max_batch_items, max_pad)
+
+    def __iter__(self) -> Iterator[List[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -1,0 +1,60 @@
+"""What s3prl needs to know about this toolkit, registered into s3prl's own namespaces.
+
+Needed by the runner (:mod:`distilmos.runner`), by every expert (an expert imported by a stock s3prl
+runner registers the schedulers its config names) and by the predictor (reading s3prl checkpoints):
+
+- this repository's ``downstream/*`` experts join s3prl's ``s3prl.downstream`` namespace, so ``-d distilmos``
+  imports ``s3prl.downstream.distilmos.expert`` exactly as a stock s3prl checkout would;
+- ``OneCycleLR`` joins s3prl's scheduler registry (``scheduler: {name: OneCycleLR}``);
+- ``-u package.module:callable`` joins s3prl's hub under that name;
+- s3prl checkpoints (which hold an ``argparse.Namespace``) load under ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Iterable
+
+import torch
+
+from .schedulers import get_OneCycleLR
+from .upstreams import is_callable_spec, resolve_upstream
+
+
+def register_downstreams(dirs: Iterable[str]) -> None:
+    """Make every expert folder under ``dirs`` importable as ``s3prl.downstream.<name>``."""
+    import s3prl.downstream as downstream_pkg
+
+    for directory in dirs:
+        directory = os.path.abspath(directory)
+        if directory not in downstream_pkg.__path__:
+            downstream_pkg.__path__.append(directory)
+
+
+def register_schedulers() -> None:
+    """Add ``OneCycleLR`` to s3prl's scheduler registry (looked up there as ``get_<name>``)."""
+    import s3prl.schedulers as schedulers
+
+    schedulers.get_OneCycleLR = get_OneCycleLR
+
+
+def register_upstream(spec: str) -> None:
+    """Validate an upstream spec; a ``module:callable`` one is added to s3prl's hub under that name."""
+    factory = resolve_upstream(spec)
+    if is_callable_spec(spec):
+        from s3prl import hub
+
+        setattr(hub, spec, factory)
+
+
+def allow_s3prl_checkpoints() -> None:
+    """s3prl checkpoints hold the run's ``argparse.Namespace``; allow it under ``torch.load``'s
+    ``weights_only=True`` default (torch >= 2.6) instead of unpickling arbitrary objects."""
+    torch.serialization.add_safe_globals([argparse.Namespace])
+
+
+def register(downstream_dirs: Iterable[str]) -> None:
+    """Every registration s3prl needs to run this toolkit's experts."""
+    register_downstreams(downstream_dirs)
+    register_schedulers()
+    allow_s3prl_checkpoints()

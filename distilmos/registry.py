@@ -1,0 +1,134 @@
+"""Every expert of the toolkit, registered once: its inference model and its variants.
+
+This is the one place a new expert is added. The runner (default configs of ``-d``/``-v``), the recipes
+(``egs/bvcc/run.sh --variant``: expert, config, flags, whether tokens are needed), the result tables
+(row labels and order) and the predictor (which class rebuilds an expert's inference model) all read it.
+
+An expert's inference model is a plain ``torch.nn.Module`` class of :mod:`distilmos.models` with
+``forward(features [batch, frames, dim], lengths [batch]) -> {"pred": [batch], ...}`` and a static
+``kwargs_from_state(state_dict) -> dict`` giving the constructor arguments that built a state dict, so a
+predictor file can rebuild it from its weights alone. The expert keeps it as ``self.model``.
+
+    python -m distilmos.registry --list              # every variant, its expert and label
+    python -m distilmos.registry --shell no_token    # shell assignments for a recipe (expert=..., config=...)
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import torch.nn as nn
+
+from .errors import ConfigError
+from .models.distilmos import DistilMOSModel
+from .models.ssl_mos import SSLMOSModel
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trainable configuration of an expert: what a recipe's ``--variant`` names."""
+
+    name: str
+    label: str  # its row in result tables
+    config: str  # config file in downstream/<expert>/
+    runner_args: Tuple[str, ...] = ()  # further run_downstream.py flags it needs
+    fine_tune: bool = True  # trains the upstream too (-f)
+    tokens: bool = False  # needs a token store (python -m upstream_tokens)
+
+
+@dataclass(frozen=True)
+class Expert:
+    """An s3prl downstream expert of this toolkit (``downstream/<name>/``)."""
+
+    name: str
+    model: type  # the inference model class (``self.model`` of the expert)
+    variants: Tuple[Variant, ...]
+
+    def variant(self, name: str) -> Variant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise ConfigError(f"expert {self.name!r} has no variant {name!r}; "
+                          f"it has {', '.join(v.name for v in self.variants)}")
+
+
+EXPERTS: Dict[str, Expert] = {e.name: e for e in (
+    Expert("distilmos", DistilMOSModel, (
+        Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
+        Variant("no_token", "w/o token prediction", "config_no_token.yaml"),
+        Variant("mse_distill", "MSE distillation", "config_mse_distill.yaml"),
+    )),
+    Expert("ssl_mos", SSLMOSModel, (
+        Variant("ssl_mos", "SSL-MOS", "config.yaml", runner_args=("-s", "last_hidden_state")),
+    )),
+)}
+
+#: variant name -> (expert, variant), in registration order (the order of table rows)
+VARIANTS: Dict[str, Tuple[Expert, Variant]] = {v.name: (e, v) for e in EXPERTS.values() for v in e.variants}
+
+
+def expert(name: str) -> Expert:
+    """The registered expert ``name`` (``-d``), or a :class:`ConfigError` listing the known ones."""
+    if name not in EXPERTS:
+        raise ConfigError(f"unknown expert {name!r}; this toolkit has {', '.join(EXPERTS)}")
+    return EXPERTS[name]
+
+
+def variant(name: str) -> Tuple[Expert, Variant]:
+    """``(expert, variant)`` of a recipe variant name, or a :class:`ConfigError` listing the known ones."""
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def label(name: str) -> str:
+    """The table label of a variant (the name itself when it is not registered)."""
+    return VARIANTS[name][1].label if name in VARIANTS else name
+
+
+def model_class(expert_name: str) -> type:
+    """The inference model class of an expert."""
+    return expert(expert_name).model
+
+
+def build_model(expert_name: str, kwargs: dict, state: dict) -> nn.Module:
+    """An expert's inference model with its weights (strictly loaded), in eval mode."""
+    model = model_class(expert_name)(**kwargs)
+    model.load_state_dict(state, strict=True)
+    return model.eval().requires_grad_(False)
+
+
+def shell_assignments(name: str) -> str:
+    """``expert=... config=... runner_args=(...) fine_tune=true|false tokens=true|false`` for a recipe."""
+    exp, var = variant(name)
+    values = {"expert": exp.name, "config": var.config, "fine_tune": str(var.fine_tune).lower(),
+              "tokens": str(var.tokens).lower()}
+    lines = [f"{key}={shlex.quote(value)}" for key, value in values.items()]
+    lines.append("runner_args=(" + " ".join(shlex.quote(a) for a in var.runner_args) + ")")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m distilmos.registry", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--list", action="store_true", help="print every variant: name, expert, label")
+    group.add_argument("--shell", metavar="VARIANT", help="print a variant's settings as shell assignments")
+    args = parser.parse_args(argv)
+    try:
+        if args.list:
+            for exp, var in VARIANTS.values():
+                print(f"{var.name}\t{exp.name}\t{var.label}")
+        else:
+            print(shell_assignments(args.shell))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
