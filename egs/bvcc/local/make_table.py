@@ -54,9 +54,12 @@ def collect(expdirs):
 
 
 def rows(runs):
-    """Long-format rows with ours (mean, std, n), paper and difference, in the paper's row order."""
-    order = [(b, registry.label(v)) for b in BACKBONES for v in registry.VARIANTS]
-    keys = [k for k in order if k in runs] + sorted(k for k in runs if k not in order)
+    """Long-format rows with ours (mean, std, n), paper and difference: the paper's backbones in its order,
+    then any other backbone; within a backbone, the models in the order they are registered."""
+    backbones = list(BACKBONES) + sorted({b for b, _ in runs} - set(BACKBONES))
+    labels = [registry.label(v) for v in registry.VARIANTS]
+    labels += sorted({m for _, m in runs} - set(labels))
+    keys = [(b, m) for b in backbones for m in labels if (b, m) in runs]
     out = []
     for key in keys:
         for column in COLUMNS:
