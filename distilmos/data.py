@@ -5,13 +5,14 @@ batch here is ``(wavs, MOSBatch)``: the waveforms for the upstream and everythin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence
+import signal
+from dataclasses import dataclass, field
+from typing import Iterator, List, Optional, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .audio import load_audio
+from .audio import AudioError, load_audio
 from .batching import PlannedBatchSampler
 from .datalist import Utterance
 
@@ -25,6 +26,7 @@ class MOSBatch:
     sample_ids: List[str]
     tokens: Optional[List[torch.Tensor]] = None  # per utterance LongTensor [frames, layers]
     wavs: Optional[List[torch.Tensor]] = None  # kept for a teacher forward (MSE distillation)
+    skipped: List[str] = field(default_factory=list)  # why each unreadable utterance of the batch was left out
 
 
 class MOSDataset(Dataset):
@@ -32,22 +34,37 @@ class MOSDataset(Dataset):
 
     ``token_store`` is any object with ``tokens(sample_id) -> LongTensor[frames, layers]`` (see
     ``upstream_tokens.store.TokenStore``); it is opened lazily in each worker, so it is fork-safe.
+
+    Audio is checked when it is read (the preflight reads only headers): a file that cannot be decoded or
+    holds NaN or infinite samples raises :class:`~distilmos.audio.AudioError` naming the file and its row
+    in the data list, or, with ``skip_bad_audio``, is left out of its batch and named in ``batch.skipped``.
     """
 
-    def __init__(self, utterances: Sequence[Utterance], token_store=None, keep_wavs: bool = False):
+    def __init__(self, utterances: Sequence[Utterance], token_store=None, keep_wavs: bool = False,
+                 skip_bad_audio: bool = False):
         self.utterances = list(utterances)
         self.token_store = token_store
         self.keep_wavs = keep_wavs
+        self.skip_bad_audio = skip_bad_audio
 
     def __len__(self) -> int:
         return len(self.utterances)
 
     def __getitem__(self, index: int):
         utt = self.utterances[index]
+        try:
+            wav = load_audio(utt.wav_path)
+        except AudioError as exc:
+            message = f"{utt.origin or 'data list'} [{utt.sample_id}]: {exc}"
+            if self.skip_bad_audio:
+                return message, utt, None
+            raise AudioError(message) from exc
         tokens = self.token_store.tokens(utt.sample_id) if self.token_store is not None else None
-        return load_audio(utt.wav_path), utt, tokens
+        return wav, utt, tokens
 
     def collate(self, items) -> tuple:
+        skipped = [wav for wav, _, _ in items if isinstance(wav, str)]
+        items = [item for item in items if not isinstance(item[0], str)]
         wavs = [wav for wav, _, _ in items]
         utts = [utt for _, utt, _ in items]
         batch = MOSBatch(
@@ -56,20 +73,55 @@ class MOSDataset(Dataset):
             sample_ids=[u.sample_id for u in utts],
             tokens=[t for _, _, t in items] if self.token_store is not None else None,
             wavs=wavs if self.keep_wavs else None,
+            skipped=skipped,
         )
         return wavs, batch
 
 
-def train_loader(dataset: MOSDataset, batch_size: int, num_workers: int, seed: int, epoch: int) -> DataLoader:
-    """Shuffled batches, reshuffled per epoch from ``seed``; a DistributedSampler under DDP."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        sampler = DistributedSampler(dataset, shuffle=True, seed=seed)
-        sampler.set_epoch(epoch)
-    else:
-        generator = torch.Generator().manual_seed(seed + epoch)
-        sampler = RandomSampler(dataset, generator=generator)
+class EpochOrderSampler(Sampler[int]):
+    """The utterance order of one training epoch, from a seed, starting at any position.
+
+    The order is a seeded permutation (``seed + epoch``); under ``torch.distributed`` each rank takes its
+    share as :class:`~torch.utils.data.DistributedSampler` does (same seed on every rank). Starting at
+    ``start`` lets a resumed run continue the interrupted epoch exactly where it stopped.
+    """
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            sampler = DistributedSampler(range(n), shuffle=True, seed=seed)
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+        else:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        self.order = order[start:]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _quiet_worker(worker_id: int) -> None:
+    # SIGTERM/SIGINT are the main process's to handle (it finishes the step and saves, see
+    # distilmos.preemption); a worker killed by them would abort the step instead. Workers still exit
+    # with their parent.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def train_loader(dataset: MOSDataset, batch_size: int, num_workers: int, seed: int, epoch: int,
+                 start_batch: int = 0) -> DataLoader:
+    """Shuffled batches, reshuffled per epoch from ``seed`` (each rank its share under DDP), starting
+    after the epoch's first ``start_batch`` batches.
+
+    The loader draws nothing from the global random generators (its worker seeds come from its own
+    generator), so a run resumed mid-epoch sees the same random numbers as one that never stopped.
+    """
+    sampler = EpochOrderSampler(len(dataset), seed, epoch, start_batch * batch_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=dataset.collate, drop_last=False)
+                      collate_fn=dataset.collate, drop_last=False, worker_init_fn=_quiet_worker,
+                      generator=torch.Generator().manual_seed(seed + epoch))
 
 
 def eval_loader(dataset: MOSDataset, batch_size: int, max_seconds: float, num_workers: int,

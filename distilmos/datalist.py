@@ -34,6 +34,7 @@ class Utterance:
     score: float
     extra: Dict[str, str] = field(default_factory=dict, compare=False)
     num_samples: int = field(default=0, compare=False)  # at 16 kHz, from the header; 0 if unchecked
+    origin: str = field(default="", compare=False)  # where it was listed ("file:line"), for error messages
 
     @property
     def duration(self) -> float:
@@ -107,7 +108,7 @@ def validate(
             problems.append(f"  {row.origin} [{row.sample_id or '?'}]: " + "; ".join(bad))
         else:
             utterances.append(
-                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples))
+                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples, row.origin))
     if problems:
         raise DataListError(f"{source}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not utterances:

@@ -32,6 +32,8 @@ from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
 
 TRAIN = "train"
+#: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
+SKIPPED_AUDIO = "skipped_audio.txt"
 
 
 class MOSExpert(nn.Module):
@@ -53,6 +55,7 @@ class MOSExpert(nn.Module):
         # a buffer, so that a resumed run (-e) remembers the best score so far
         self.register_buffer("best_score", torch.tensor(-math.inf))
         self._datasets: Dict[str, MOSDataset] = {}
+        self._skipped: Dict[str, None] = {}  # unreadable audio left out (datarc.skip_bad_audio), in order
         self._preflight_splits = [TRAIN] + list((runner or {}).get("eval_dataloaders", []))
 
     # ---- data -------------------------------------------------------------------------------------
@@ -80,19 +83,23 @@ class MOSExpert(nn.Module):
                     f"unknown split {split!r}; known: {', '.join(paths) or 'none (set datarc.data_dir)'}"
                     " (add more with datarc.extra_eval: {name: path/to.csv})")
             utterances = read_datalist(paths[split], require_score=True)
-            self._datasets[split] = self.make_dataset(split, utterances)
+            dataset = self.make_dataset(split, utterances)
+            dataset.skip_bad_audio = bool(self.datarc.get("skip_bad_audio", False))
+            self._datasets[split] = dataset
         return self._datasets[split]
 
     def make_dataset(self, split: str, utterances) -> MOSDataset:
         """Build the dataset of a split; subclasses add tokens or waveforms for training."""
         return MOSDataset(utterances)
 
-    def get_dataloader(self, split: str, epoch: int = 0):
-        """s3prl interface: shuffled training batches, or length-bucketed evaluation batches."""
+    def get_dataloader(self, split: str, epoch: int = 0, start_batch: int = 0):
+        """s3prl interface: shuffled training batches (from the epoch's ``start_batch``-th on, for an exact
+        resume), or length-bucketed evaluation batches."""
         dataset = self.dataset(split)
         workers = int(self.datarc.get("num_workers", 0))
         if split == TRAIN:
-            return train_loader(dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch)
+            return train_loader(dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch,
+                                start_batch)
         max_pad = self.datarc.get("eval_max_pad")
         return eval_loader(dataset, int(self.datarc.get("eval_batch_size", 32)),
                            float(self.datarc.get("eval_max_seconds", 320.0)), workers,
@@ -110,6 +117,8 @@ class MOSExpert(nn.Module):
     # ---- s3prl interface ----------------------------------------------------------------------------
     def forward(self, split: str, features: List[torch.Tensor], batch: MOSBatch, records, **kwargs):
         """s3prl interface: the training loss, or 0 after recording predictions on an evaluation split."""
+        if batch.skipped:
+            self._report_skipped(batch.skipped)
         device = features[0].device
         lengths = torch.tensor([len(f) for f in features], device=device)
         out = self.predict(pad_sequence(features, batch_first=True), lengths)
@@ -146,7 +155,21 @@ class MOSExpert(nn.Module):
             save.append(f"best-states-{split}.ckpt")
             self.write_results(f"{split}_best", dict(metrics, step=global_step), records)
         print(f"[{self.name}] step {global_step} {split}: " + _summary(metrics))
+        if self._skipped:
+            print(f"[{self.name}] {len(self._skipped)} unreadable audio file(s) skipped so far: "
+                  f"{os.path.join(self.expdir, SKIPPED_AUDIO)}")
         return save
+
+    def _report_skipped(self, messages: List[str]) -> None:
+        """Name each newly skipped file once, and keep the list in ``<expdir>/skipped_audio.txt``."""
+        new = [m for m in messages if m not in self._skipped]
+        if not new:
+            return
+        for message in new:
+            self._skipped[message] = None
+            print(f"[{self.name}] skipped unreadable audio: {message}")
+        with atomic_write(os.path.join(self.expdir, SKIPPED_AUDIO)) as handle:
+            handle.write("".join(f"{m}\n" for m in self._skipped))
 
     def _append_log(self, split: str, step: int, values: Dict[str, float]) -> None:
         """One JSON line per logging event in ``<expdir>/log.jsonl``: training curves without tensorboard."""

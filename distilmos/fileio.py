@@ -20,7 +20,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a shared cluster
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
+        os.close(fd)
+        with open(tmp, mode, **open_kwargs) as handle:  # by name, so handle.name says where it writes
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -74,52 +74,29 @@ def default_config_name(downstream: str, variant: Optional[str]) -> str:
 
 
 def make_runner_class():
-    import s3prl.downstream.runner as runner_module
+    """:class:`PluginRunner`: s3prl's ``Runner`` with this toolkit's training loop (built on first use, so
+    that importing this module does not import s3prl's runner)."""
     from s3prl.downstream.runner import ModelEntry, Runner
-    from s3prl.utility.helper import is_leader_process
     from torch.distributed import is_initialized
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    class PluginRunner(Runner):
-        """s3prl's Runner, able to run DDP on CPU, to evaluate on one rank under DDP, and to stop
-        training on every rank."""
+    from .training import ResumableTrainingMixin
 
-        def train(self):
-            if not is_initialized() or is_leader_process():
-                return super().train()
-            # s3prl counts steps with its "overall" progress bar, advanced at the end of the leader-only
-            # part of a step; the other ranks skip that part (`continue`), so their count never moves and
-            # they never stop. Here they count each optimisation step as it finishes: the loop calls
-            # `optimizer.zero_grad()` exactly once per step on every path (also when the gradient norm is
-            # NaN and the update is skipped), so the ranks stay in step with the leader.
-            bars = []
+    class PluginRunner(ResumableTrainingMixin, Runner):
+        """s3prl's Runner with the training loop of :mod:`distilmos.training` (the last step always
+        counts, atomic checkpoints, preemption, exact resume; every rank stops after ``total_steps``), able
+        to run DDP on CPU and to evaluate on one rank under DDP."""
 
-            class StepBar(runner_module.tqdm):
-                def __init__(self, *args, **kwargs):
-                    super().__init__(*args, **kwargs)
-                    if kwargs.get("desc") == "overall":
-                        bars.append(self)
-
-            get_optimizer = self._get_optimizer
-
-            def counting_optimizer(models):
-                optimizer = get_optimizer(models)
-                zero_grad = optimizer.zero_grad
-
-                def zero_grad_and_count(*args, **kwargs):
-                    zero_grad(*args, **kwargs)
-                    bars[0].update(1)
-
-                optimizer.zero_grad = zero_grad_and_count
-                return optimizer
-
-            original_tqdm = runner_module.tqdm
-            runner_module.tqdm, self._get_optimizer = StepBar, counting_optimizer
-            try:
-                return super().train()
-            finally:
-                runner_module.tqdm = original_tqdm
-                del self._get_optimizer
+        def _get_scheduler(self, optimizer):
+            scheduler = super()._get_scheduler(optimizer)
+            # Building a scheduler sets the optimizer's learning rates to those of step 0 (s3prl then
+            # loads the scheduler's step counter, not the rates), so a resumed run would take its first
+            # step at the wrong rate: put back the rates (and any other scheduled value) it was saved with.
+            saved = (self.init_ckpt.get("Optimizer") or {}).get("param_groups")
+            if saved:
+                for group, state in zip(optimizer.param_groups, saved):
+                    group.update({k: v for k, v in state.items() if k != "params"})
+            return scheduler
 
         def _init_model(self, model, name, trainable, interfaces=None):
             if not (is_initialized() and str(self.args.device).startswith("cpu")):

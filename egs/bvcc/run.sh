@@ -132,7 +132,8 @@ if todo 3; then
     printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s}\n' \
         "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" > "${expdir}/info.json"
     # -a resumes from the newest states-*.ckpt (model, optimizer, scheduler, step, best score so far);
-    # a checkpoint half-written by a kill is removed first, or s3prl would try to resume from it.
+    # (checkpoints are written atomically; one half-written by an older version is removed first). A run
+    # stopped by SIGTERM/SIGINT exits with status 75 after saving: rerun this script to continue.
     python local/prune_checkpoints.py --expdir "${expdir}"
     "${launcher[@]}" "${REPO_ROOT}/run_downstream.py" -m train -a -u "${upstream}" "${ckpt_args[@]}" \
         -d "${expert}" -c "${config}" "${runner_args[@]}" "${finetune[@]}" --device "${device}" --seed "${seed}" -p "${expdir}" -o "${o}"

@@ -1,0 +1,300 @@
+"""The training loop of the plugin runner: s3prl's loop, made so that training never loses work.
+
+It runs what s3prl's ``Runner.train`` runs (same config keys, same checkpoint keys, same expert
+interface: ``get_dataloader``, ``forward(split, features, *others, records=...)``, ``log_records``), and:
+
+- **the last step always counts**: the final step validates and saves whatever ``eval_step`` and
+  ``save_step`` are, so ``best-states-<split>.ckpt`` and a resumable ``states-<total_steps>.ckpt`` exist
+  whenever training ends normally;
+- **atomic checkpoints** (:mod:`distilmos.checkpoints`): written beside their place and renamed in, the
+  checkpoints ``max_keep`` retires removed only after; the folder's free space is checked before the
+  first step;
+- **preemption** (:mod:`distilmos.preemption`): SIGTERM/SIGINT finish the step in flight, save, and exit
+  with status 75; under ``torchrun`` every rank stops after the same step;
+- **schedules by step**: an expert whose ``forward`` declares a ``global_step`` parameter receives the
+  step being trained (1-based), so loss weights can follow the step and resume with it;
+- **early stopping** (:class:`EarlyStopping`), for any expert;
+- **exact resume**: a checkpoint carries every rank's RNG states and the position in the epoch's data
+  order, and the data order resumes there (``get_dataloader(split, epoch=..., start_batch=...)`` when the
+  expert offers it; otherwise the loader is read past the batches already trained on), so a run killed
+  and resumed on the CPU ends with the same weights as one that never stopped (same thread count).
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import os
+import sys
+from collections import defaultdict
+from typing import List
+
+import torch
+from torch.distributed import get_rank, get_world_size, is_initialized
+from tqdm import tqdm
+
+from . import checkpoints
+from .preemption import EXIT_PREEMPTED, StopRequest
+
+
+def _leader() -> bool:
+    return not is_initialized() or get_rank() == 0
+
+
+class ResumableTrainingMixin:
+    """``train()`` for a subclass of s3prl's ``Runner`` (see the module docstring)."""
+
+    def train(self):  # noqa: C901 - one loop, kept in one place like s3prl's, so that it reads top to bottom
+        rc = self.config["runner"]
+        total_steps = int(rc["total_steps"])
+        accumulate = int(rc.get("gradient_accumulate_steps") or 1)
+        leader = _leader()
+        device = torch.device(self.args.device)
+
+        trainable_models, trainable_params = [], []
+        for entry in self.all_entries:
+            if entry.trainable:
+                entry.model.train().to(device)
+                trainable_models.append(entry.model)
+                trainable_params += list(entry.model.parameters())
+            else:
+                entry.model.eval()
+
+        amp = bool(rc.get("fp16", False))
+        scaler = torch.amp.GradScaler("cuda") if amp else None
+        optimizer = self._get_optimizer(trainable_models)
+        scheduler = self._get_scheduler(optimizer) if self.config.get("scheduler") else None
+        specaug = None
+        if self.config.get("specaug"):
+            from s3prl.downstream.specaug import SpecAug
+
+            specaug = SpecAug(**self.config["specaug"])
+
+        step = int(self.init_ckpt.get("Step") or 0)
+        epoch = int(self.init_ckpt.get("Epoch") or 0)
+        batch_in_epoch = int(self.init_ckpt.get(checkpoints.BATCH_IN_EPOCH) or 0)
+        rng = self.init_ckpt.get(checkpoints.RNG)
+        if rng:
+            rank = get_rank() if is_initialized() else 0
+            checkpoints.set_rng_state(rng[rank] if rank < len(rng) else rng[0], device)
+
+        logger = None
+        if leader:
+            from tensorboardX import SummaryWriter
+
+            checkpoints.remove_temporaries(self.args.expdir)
+            checkpoints.check_space(self.args.expdir, checkpoints.estimate_bytes(trainable_models),
+                                    rc.get("max_keep", 1))
+            logger = SummaryWriter(self.args.expdir)
+        bar_file = sys.stderr if leader else open(os.devnull, "w")
+        overall = tqdm(total=total_steps, initial=step, dynamic_ncols=True, desc="overall", file=bar_file)
+        records = defaultdict(list)
+        batch_ids: List[int] = []
+        backward_steps = 0
+        train_split = rc.get("train_dataloader", "train")
+
+        early = EarlyStopping.from_config(self.config, self.init_ckpt.get(EarlyStopping.KEY))
+        if early.stopped:
+            print(f"[distilmos] this run stopped early at step {step}; nothing to resume", file=bar_file)
+            total_steps = step
+        steps_per_epoch = None
+        # an expert whose forward takes `global_step` gets the step being trained (schedules by step)
+        forward = getattr(self.downstream.model, "module", self.downstream.model).forward
+        takes_step = "global_step" in inspect.signature(forward).parameters
+        step_kwargs = (lambda n: {"global_step": n}) if takes_step else (lambda n: {})
+        with StopRequest(device if device.type == "cuda" else None) as stop:
+            while step < total_steps:
+                dataloader = self._train_dataloader(train_split, epoch, batch_in_epoch)
+                if steps_per_epoch is None:
+                    steps_per_epoch = max(1, (batch_in_epoch + len(dataloader)) // accumulate)
+                finished_epoch = True
+                for batch_id, (wavs, *others) in enumerate(
+                        tqdm(dataloader, dynamic_ncols=True, desc="train", file=bar_file, initial=batch_in_epoch,
+                             total=batch_in_epoch + len(dataloader) if hasattr(dataloader, "__len__") else None),
+                        start=batch_in_epoch):
+                    if len(wavs) == 0:  # every utterance of the batch was unreadable and skipped
+                        continue
+                    wavs = [torch.as_tensor(wav, dtype=torch.float32).to(device) for wav in wavs]
+                    with torch.autocast(device.type, enabled=amp):
+                        features = self._features(wavs)
+                        if specaug:
+                            features, _ = specaug(features)
+                        loss = self.downstream.model(train_split, features, *others, records=records,
+                                                     **step_kwargs(step + 1))
+                    batch_ids.append(batch_id)
+                    loss = loss / accumulate
+                    (scaler.scale(loss) if amp else loss).backward()
+                    del loss
+                    backward_steps += 1
+                    if backward_steps % accumulate:
+                        continue
+
+                    if amp:
+                        scaler.unscale_(optimizer)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(trainable_params, rc["gradient_clipping"])
+                    if amp:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    elif math.isnan(grad_norm):
+                        print(f"[Runner] - grad norm is NaN at step {step + 1}", file=bar_file)
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad()
+                    if scheduler:
+                        scheduler.step()
+                    step += 1
+                    batch_in_epoch = batch_id + 1
+                    overall.update(1)
+
+                    last = step >= total_steps
+                    save_names = []
+                    validate = step % rc["eval_step"] == 0 or last  # known to every rank
+                    if leader:
+                        if step % rc["log_step"] == 0 or last:
+                            self.downstream.model.log_records(train_split, records=records, logger=logger,
+                                                              global_step=step, batch_ids=batch_ids,
+                                                              total_batch_num=len(dataloader))
+                            batch_ids, records = [], defaultdict(list)
+                        if validate:
+                            for split in rc["eval_dataloaders"]:
+                                save_names += self.evaluate(split, logger, step)
+                            early.validated(step, any(n.startswith("best-states-") for n in save_names),
+                                            steps_per_epoch)
+                    else:
+                        batch_ids, records = [], defaultdict(list)
+                    preempted, stop_early = stop.agreed(early.stop)  # a collective call under DDP
+                    early.stopped = early.stopped or stop_early  # saved below: a resumed run stays stopped
+                    save_states = step % rc["save_step"] == 0 or last or preempted or stop_early
+                    # a collective call: every rank's RNG states go into a resumable checkpoint
+                    rng_states = checkpoints.gather_rng_states(device) if save_states else None
+                    if leader and (save_names or save_states):
+                        if save_states:
+                            save_names.append(f"states-{step}.ckpt")
+                        self._save(save_names, optimizer, scheduler, step, epoch, batch_in_epoch,
+                                   rng_states or [checkpoints.rng_state(device)], early)
+                    if preempted:
+                        if is_initialized():
+                            torch.distributed.barrier()
+                        overall.close()
+                        if logger:
+                            logger.close()
+                        print(f"[distilmos] stopped after step {step} of {total_steps}; resume with the same command "
+                              f"(or run_downstream.py -a -p {self.args.expdir})", file=sys.stderr, flush=True)
+                        sys.exit(EXIT_PREEMPTED)
+                    if stop_early:
+                        print(f"[distilmos] early stopping at step {step}: {early.describe(step)}",
+                              file=sys.stderr, flush=True)
+                        total_steps = step
+                        last = True
+                    if last:
+                        finished_epoch = False
+                        break
+                if finished_epoch:
+                    epoch += 1
+                    batch_in_epoch = 0
+
+        overall.close()
+        if self.args.push_to_hf_hub:
+            self.push_to_huggingface_hub()
+        if logger:
+            logger.close()
+
+    # ---- pieces -------------------------------------------------------------------------------------
+    def _features(self, wavs):
+        """Upstream (under no_grad when frozen) then featurizer, as s3prl computes them."""
+        if self.upstream.trainable:
+            hidden = self.upstream.model(wavs)
+        else:
+            with torch.no_grad():
+                hidden = self.upstream.model(wavs)
+        return self.featurizer.model(wavs, hidden)
+
+    def _train_dataloader(self, split: str, epoch: int, start_batch: int):
+        """The epoch's training loader, positioned after its first ``start_batch`` batches."""
+        get = self.downstream.model.get_dataloader
+        params = inspect.signature(get).parameters
+        if "start_batch" in params:
+            return get(split, epoch=epoch, start_batch=start_batch)
+        loader = get(split, epoch=epoch) if "epoch" in params else get(split)
+        if "epoch" not in params and hasattr(getattr(loader, "sampler", None), "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        return loader if not start_batch else _Skipped(loader, start_batch)
+
+    def _save(self, names, optimizer, scheduler, step, epoch, batch_in_epoch, rng_states, early) -> None:
+        states = {"Optimizer": optimizer.state_dict(), "Step": step, "Epoch": epoch, "Args": self.args,
+                  "Config": self.config, checkpoints.BATCH_IN_EPOCH: batch_in_epoch, checkpoints.RNG: rng_states,
+                  EarlyStopping.KEY: early.state()}
+        from s3prl.utility.helper import get_model_state
+
+        for entry in self.all_entries:
+            if entry.trainable:
+                states[entry.name] = get_model_state(entry.model)
+        if scheduler:
+            states["Scheduler"] = scheduler.state_dict()
+        if is_initialized():
+            states["WorldSize"] = get_world_size()
+        written = []
+        for name in names:
+            path = os.path.join(self.args.expdir, name)
+            tqdm.write(f"[Runner] - Save the checkpoint to: {path}")
+            checkpoints.save(states, path)
+            written.append(path)
+        checkpoints.retire(self.args.expdir, self.config["runner"].get("max_keep", 1), keep=written)
+
+
+class EarlyStopping:
+    """Stop when validation has not improved the best score for ``patience`` epochs (or steps).
+
+    Configured as ``runner.early_stopping`` (or ``downstream_expert.early_stopping``):
+    ``{patience: 20, unit: epoch}``. An improvement is a validation after which the expert saved a
+    ``best-states-*`` checkpoint (the expert's ``best_split`` / ``best_metric``). Its state (the step of
+    the last improvement, whether it stopped) is saved in every checkpoint, so a resumed run counts on
+    and a run that stopped early stays stopped.
+    """
+
+    KEY = "EarlyStopping"
+
+    def __init__(self, patience: float = None, unit: str = "epoch", best_step: int = 0, stopped: bool = False):
+        if unit not in ("epoch", "step"):
+            from .errors import ConfigError
+
+            raise ConfigError(f"early_stopping.unit must be epoch or step, not {unit!r}")
+        self.patience, self.unit = patience, unit
+        self.best_step, self.stopped = int(best_step), bool(stopped)
+        self.stop = False  # decided at the latest validation (on the leader)
+        self._steps_per_epoch = 1
+
+    @classmethod
+    def from_config(cls, config: dict, saved: dict = None) -> "EarlyStopping":
+        rc = (config.get("runner") or {}).get("early_stopping") or \
+            (config.get("downstream_expert") or {}).get("early_stopping") or {}
+        return cls(rc.get("patience"), rc.get("unit", "epoch"), **(saved or {}))
+
+    def validated(self, step: int, improved: bool, steps_per_epoch: int) -> None:
+        self._steps_per_epoch = steps_per_epoch
+        if improved:
+            self.best_step = step
+        if self.patience is not None:
+            patience_steps = self.patience * (steps_per_epoch if self.unit == "epoch" else 1)
+            self.stop = step - self.best_step >= patience_steps
+
+    def describe(self, step: int) -> str:
+        since = (step - self.best_step) / (self._steps_per_epoch if self.unit == "epoch" else 1)
+        return (f"no improvement for {since:g} {self.unit}(s) (patience {self.patience:g}); the best checkpoint is "
+                f"from step {self.best_step}")
+
+    def state(self) -> dict:
+        return {"best_step": self.best_step, "stopped": self.stopped}
+
+
+class _Skipped:
+    """A loader read past its first ``n`` batches (for experts whose loaders cannot start elsewhere)."""
+
+    def __init__(self, loader, n: int):
+        self.loader, self.n = loader, n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.n, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.loader) - self.n)
