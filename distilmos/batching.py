@@ -5,9 +5,10 @@ Utterances are sorted by length (longest first, ties in list order) and cut gree
 most ``max_batch_items`` utterances and ``max_batch_seconds`` of padded audio, and, when ``max_pad`` is
 given, with no utterance padded by more than ``max_pad`` of its batch's longest.
 
-Why a padding cap at all: padding is not neutral for every upstream (see
-:mod:`upstream_tokens.extract` and :mod:`distilmos.predictor.predictor`), so where results must not
-depend on batch composition the cap keeps each utterance close to its length alone; ``max_pad=0``
+Why a padding cap at all: padding is not neutral for every upstream. s3prl's WavLM, HuBERT and wav2vec
+2.0 run a padding-exact forward here (:mod:`distilmos.padding_exact`) and need no cap; for any other
+upstream, where results must not depend on batch composition, the cap keeps each utterance close to its
+length alone. :func:`resolve_max_pad` turns the default ``"auto"`` into one or the other; ``max_pad=0``
 batches only equal lengths.
 
 The plan is a pure function of its arguments, so a resumed or sharded job forms exactly the batches an
@@ -15,12 +16,42 @@ uninterrupted single run forms.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence
+import argparse
+from typing import Iterator, List, Optional, Sequence, Union
 
 from torch.utils.data import Sampler
 
 from .audio import SAMPLE_RATE
 from .errors import ConfigError
+
+
+#: ``max_pad`` default: no cap for a padding-exact upstream, :data:`STRICT_MAX_PAD` for any other
+AUTO = "auto"
+#: the cap for upstreams whose padding can move valid frames (a 2 % pad changes ~1-4 % of k-means tokens)
+STRICT_MAX_PAD = 0.02
+
+MaxPad = Union[float, None, str]
+
+
+def parse_max_pad(text: str) -> MaxPad:
+    """A ``--max_pad`` value: ``auto``, ``none`` (no cap) or a fraction >= 0."""
+    if text.lower() in (AUTO, "none"):
+        return AUTO if text.lower() == AUTO else None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"takes auto, none or a fraction >= 0, not {text!r}")
+    return value
+
+
+def resolve_max_pad(max_pad: MaxPad, padding_exact: bool) -> Optional[float]:
+    """The cap to plan with: ``"auto"`` is no cap (``None``) for a padding-exact upstream, else
+    :data:`STRICT_MAX_PAD`; a number or ``None`` is kept."""
+    if max_pad == AUTO:
+        return None if padding_exact else STRICT_MAX_PAD
+    return max_pad
 
 
 def plan_batches(lengths: Sequence[int], max_batch_seconds: float = 100.0, max_batch_items: int = 64,

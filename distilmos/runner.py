@@ -9,6 +9,9 @@ anywhere:
 - the default ``-c`` of a registered expert (:mod:`distilmos.registry`) is its variant's config (``-v``) or
   ``config.yaml``, found in the registered downstream folders wherever the command runs;
 - an unknown ``-u`` fails at once with the closest valid names;
+- s3prl's WavLM, HuBERT and wav2vec 2.0 upstreams run their padding-exact forward
+  (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
+  training and evaluation do not depend on batch composition;
 - an error about the user's input (a :class:`~distilmos.errors.ToolkitError`: a bad data list, token
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import registry
+from . import padding_exact, registry
 from .errors import ToolkitError
 from .plugin import register, register_upstream
 from .upstreams import UpstreamSpecError, check_local_checkpoint
@@ -97,6 +100,22 @@ def make_runner_class():
                 for group, state in zip(optimizer.param_groups, saved):
                     group.update({k: v for k, v in state.items() if k != "params"})
             return scheduler
+
+        def _get_upstream(self):
+            entry = super()._get_upstream()
+            model = entry.model.module if isinstance(entry.model, DDP) else entry.model
+            if not padding_exact.make_padding_exact(model):
+                print(f"[distilmos] upstream {self.args.upstream}: no padding-exact forward (only s3prl's WavLM, "
+                      "HuBERT and wav2vec 2.0 have one); its features may depend on batch padding",
+                      file=sys.stderr)
+            return entry
+
+        def _get_featurizer(self):
+            entry = super()._get_featurizer()
+            upstream = self.upstream.model.module if isinstance(self.upstream.model, DDP) else self.upstream.model
+            featurizer = entry.model.module if isinstance(entry.model, DDP) else entry.model
+            padding_exact.cut_featurizer(featurizer, upstream)
+            return entry
 
         def _init_model(self, model, name, trainable, interfaces=None):
             if not (is_initialized() and str(self.args.device).startswith("cpu")):

@@ -42,13 +42,25 @@ SIZES: Dict[str, dict] = {
 }
 
 
-def _model_cfg(arch: str, size: str, layers: int = None) -> dict:
+#: front ends: the Base models' (GroupNorm over time after the first convolution, post-LN transformer)
+#: and the Large models' (LayerNorm per frame after every convolution, pre-LN transformer)
+FRONTENDS = ("group_norm", "layer_norm")
+
+
+def default_frontend(size: str) -> str:
     # Base sizes keep the Base models' GroupNorm front end. The tiny ones use the Large models' per-frame
     # LayerNorm front end: with random weights, GroupNorm over time erases the level and spectral cues a
     # MOS predictor needs, and s3prl keeps the front end frozen during fine-tuning, so they never return
     # (demo validation SRCC about 0.2 with it, about 0.5 without, after 100-300 CPU steps).
-    tiny = size == "tiny"
-    cfg = dict(SIZES[size], extractor_mode="layer_norm" if tiny else "default", layer_norm_first=tiny,
+    return "layer_norm" if size == "tiny" else "group_norm"
+
+
+def _model_cfg(arch: str, size: str, layers: int = None, frontend: str = None) -> dict:
+    frontend = frontend or default_frontend(size)
+    if frontend not in FRONTENDS:
+        raise ValueError(f"unknown frontend {frontend!r}; choose from {', '.join(FRONTENDS)}")
+    large = frontend == "layer_norm"
+    cfg = dict(SIZES[size], extractor_mode="layer_norm" if large else "default", layer_norm_first=large,
                conv_bias=False, encoder_layerdrop=0.0, feature_grad_mult=0.1)
     if layers is not None:
         cfg["encoder_layers"] = layers
@@ -66,14 +78,16 @@ def _model_cfg(arch: str, size: str, layers: int = None) -> dict:
     return cfg
 
 
-def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int = None) -> dict:
-    """Build a randomly initialised model of ``arch`` with s3prl's own classes; return its checkpoint dict."""
+def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int = None,
+                     frontend: str = None) -> dict:
+    """Build a randomly initialised model of ``arch`` with s3prl's own classes; return its checkpoint dict.
+    ``frontend`` is ``group_norm`` (Base models) or ``layer_norm`` (Large models); default by size."""
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
     torch.manual_seed(seed)
-    model_cfg = _model_cfg(arch, size, layers)
+    model_cfg = _model_cfg(arch, size, layers, frontend)
     if arch == "wavlm":
         from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
 
@@ -101,9 +115,10 @@ def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int =
     return {"task_cfg": task_cfg, "model_cfg": model_cfg, "model_weight": model.state_dict()}
 
 
-def write_checkpoint(path: str, arch: str, size: str = "tiny", seed: int = 0, layers: int = None) -> str:
+def write_checkpoint(path: str, arch: str, size: str = "tiny", seed: int = 0, layers: int = None,
+                     frontend: str = None) -> str:
     """Write a checkpoint (atomically) and return its path."""
-    ckpt = build_checkpoint(arch, size, seed, layers)
+    ckpt = build_checkpoint(arch, size, seed, layers, frontend)
     with atomic_write(path, "wb") as handle:
         torch.save(ckpt, handle)
     return path
@@ -114,12 +129,16 @@ def main(argv=None) -> None:
     parser.add_argument("--arch", choices=ARCHS, required=True)
     parser.add_argument("--size", choices=list(SIZES), default="tiny")
     parser.add_argument("--layers", type=int, help="number of transformer layers (default: by size: tiny 3, base 12)")
+    parser.add_argument("--frontend", choices=FRONTENDS,
+                        help="the Base models' GroupNorm front end or the Large models' LayerNorm one "
+                             "(default: layer_norm for tiny, group_norm for base)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    write_checkpoint(args.out, args.arch, args.size, args.seed, args.layers)
+    write_checkpoint(args.out, args.arch, args.size, args.seed, args.layers, args.frontend)
     size_mb = os.path.getsize(args.out) / 2**20
-    print(f"{args.out}: {args.size} {args.arch}, seed {args.seed}, {size_mb:.1f} MiB; "
+    frontend = args.frontend or default_frontend(args.size)
+    print(f"{args.out}: {args.size} {args.arch} ({frontend} front end), seed {args.seed}, {size_mb:.1f} MiB; "
           f"load with -u {HUB_NAMES[args.arch]} -k {args.out}")
 
 

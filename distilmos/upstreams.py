@@ -17,6 +17,7 @@ from typing import Callable, List, Optional
 import torch.nn as nn
 
 from .errors import ToolkitError
+from .padding_exact import make_padding_exact
 
 
 class UpstreamSpecError(ToolkitError, ValueError):
@@ -97,10 +98,16 @@ def check_local_checkpoint(spec: str, ckpt: Optional[str]) -> None:
 
 
 def build_upstream(spec: str, ckpt: Optional[str] = None, model_config: Optional[str] = None,
-                   refresh: bool = False) -> nn.Module:
-    """Instantiate an upstream from a spec and optional checkpoint (see :func:`resolve_upstream`)."""
+                   refresh: bool = False, exact: bool = True) -> nn.Module:
+    """Instantiate an upstream from a spec and optional checkpoint (see :func:`resolve_upstream`).
+
+    With ``exact`` (the default), s3prl's WavLM / HuBERT / wav2vec 2.0 upstreams get their padding-exact
+    forward (:func:`distilmos.padding_exact.make_padding_exact`); other upstreams are returned as built.
+    """
     factory = resolve_upstream(spec)
     check_local_checkpoint(spec, ckpt)
     model = factory(ckpt=ckpt, model_config=model_config, refresh=refresh)
     check_upstream(model, spec)
+    if exact:
+        make_padding_exact(model)
     return model

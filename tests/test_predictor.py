@@ -111,23 +111,16 @@ def test_exported_scores_equal_runner_evaluate(experiments, models, demo_data, e
     assert max(gaps) <= 1e-5, gaps
 
 
-def test_batched_runner_predictions_reproduced_with_its_batches(experiments, models, demo_data):
-    """The runner's batched evaluation pads each batch, and the tiny WavLM's output for a file depends on
-    its batch (a partly padded last frame counts as valid; attention sees it): the same file's score moves
-    by up to about 1e-3 between batch sizes. Fed the runner's own batches, the predictor's network gives
-    its batched predictions too."""
-    test_csv = os.path.join(demo_data["bvcc"], "test.csv")
-    utts = read_datalist(test_csv)
-    batched, _ = _evaluate(experiments["distilmos"], "test", batch_size=EVAL_BATCH)
+def test_batched_runner_evaluate_equals_one_by_one(experiments, demo_data):
+    """The padding-exact forward: `-m evaluate` with a batch of 16 (lengths mixed, no padding cap) writes
+    the predictions of eval batch 1."""
+    utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
+    loader = eval_loader(MOSDataset(utts), 16, 320.0, 0)
+    lengths = [utts[i].num_samples for i in max(loader.batch_sampler, key=len)]
+    assert len(lengths) > 4 and min(lengths) < 0.7 * max(lengths)  # a batch with >30 % padding
+    batched, _ = _evaluate(experiments["distilmos"], "test", batch_size=16)
     alone, _ = _evaluate(experiments["distilmos"], "test", batch_size=1)
-    assert max(abs(batched[k] - alone[k]) for k in alone) > 1e-5  # the runner's own batch dependence
-    pipeline = load(models["distilmos"], device="cpu").pipeline
-    loader = eval_loader(MOSDataset(utts), EVAL_BATCH, 320.0, 0)
-    with torch.inference_mode():
-        for indices in loader.batch_sampler:
-            preds = pipeline([load_audio(utts[i].wav_path) for i in indices])
-            for i, pred in zip(indices, preds.tolist()):
-                assert abs(batched[utts[i].sample_id] - pred) <= 1e-5
+    assert max(abs(batched[k] - alone[k]) for k in alone) <= 1e-5
 
 
 def test_equal_lengths_batch_like_one_by_one(models, demo_data, tmp_path):
@@ -143,23 +136,22 @@ def test_equal_lengths_batch_like_one_by_one(models, demo_data, tmp_path):
     np.testing.assert_allclose(batched.predict(paths=paths), alone.predict(paths=paths), atol=1e-5, rtol=0)
 
 
-def test_default_batching_stays_near_one_by_one(models, demo_data):
-    """The tiny WavLM's front end works frame by frame (LayerNorm), so the default cap lets lengths mix
-    (0.2); padding then moves a score only through the partly padded last frame."""
+def test_default_batching_equals_one_by_one(models, demo_data):
+    """WavLM runs padding-exact, so by default lengths mix freely in a batch (no padding cap) and every
+    score equals the file's score alone; an upstream of unknown make keeps the strict cap."""
     import torch.nn as nn
 
-    from distilmos.predictor.predictor import STRICT_MAX_PAD, default_max_pad
+    from distilmos.batching import STRICT_MAX_PAD
+    from distilmos.predictor.predictor import default_max_pad
 
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
     batched = load(models["distilmos"], device="cpu")
-    assert batched.max_pad == 0.2
-    assert max(len(b) for b in batched.plan([u.num_samples for u in utts])[1]) > 2
+    assert batched.max_pad is None and batched.batch_size == 16
+    assert max(len(b) for b in batched.plan([u.num_samples for u in utts])[1]) > 4
     alone = load(models["distilmos"], device="cpu", batch_size=1)
     paths = [u.wav_path for u in utts]
-    np.testing.assert_allclose(batched.predict(paths=paths), alone.predict(paths=paths), atol=2e-3, rtol=0)
-    group_norm_front_end = nn.Sequential(nn.Conv1d(1, 4, 10, 5), nn.GroupNorm(4, 4))  # Base models' kind
-    assert default_max_pad(group_norm_front_end) == STRICT_MAX_PAD
-    assert default_max_pad(batched.pipeline.upstream) == 0.2
+    np.testing.assert_allclose(batched.predict(paths=paths), alone.predict(paths=paths), atol=1e-5, rtol=0)
+    assert default_max_pad(nn.Sequential(nn.Conv1d(1, 4, 10, 5), nn.GroupNorm(4, 4))) == STRICT_MAX_PAD
 
 
 # ---- the file ---------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from typing import List, Optional
 
 import torch
 
+from distilmos.batching import AUTO, parse_max_pad
+
 from .extract import Batching
 
 
@@ -38,9 +40,10 @@ def _add_batching(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max_batch_seconds", type=float, default=100.0,
                        help="padded audio per forward batch, in seconds (default 100)")
     group.add_argument("--max_batch_utts", type=int, default=64, help="utterances per forward batch (default 64)")
-    group.add_argument("--max_pad", type=float, default=0.02,
-                       help="most padding a row may get, as a fraction of its batch's longest utterance "
-                            "(default 0.02; 0 = batch-independent tokens, see upstream_tokens.extract)")
+    group.add_argument("--max_pad", type=parse_max_pad, default=AUTO,
+                       help="most padding a row may get, as a fraction of its batch's longest utterance, or "
+                            "none. Default auto: no cap for WavLM / HuBERT / wav2vec 2.0 (their padding-exact "
+                            "forward), 0.02 for other upstreams; 0 = equal lengths only (see upstream_tokens.extract)")
     group.add_argument("--num_workers", type=int, default=None,
                        help="audio read-ahead processes (default 2 on CUDA, 0 on CPU)")
 

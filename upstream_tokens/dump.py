@@ -108,6 +108,8 @@ def _check_extractor(store: TokenStore, extractor: FeatureExtractor) -> None:
         problems.append(f"frame law {extractor.frame_law} vs store {law}")
     if extractor.feature_dim != meta["feature_dim"]:
         problems.append(f"feature dim {extractor.feature_dim} vs store {meta['feature_dim']}")
+    if "padding_exact" in meta and extractor.padding_exact != meta["padding_exact"]:
+        problems.append(f"padding-exact forward {extractor.padding_exact} vs store {meta['padding_exact']}")
     if problems:
         raise TokenStoreError(f"the upstream does not match store {store.path}: " + "; ".join(problems))
 
@@ -135,6 +137,8 @@ def dump_split(csv: str, store_dir: str, split: str, *, device: Union[str, torch
     if os.path.isfile(index_path):
         return _already_done(store, split, [u.sample_id for u in utterances])
 
+    # the store says whether its upstream runs padding-exact, so the plan is known before building it
+    batching = batching.resolved(bool(store.meta.get("padding_exact", False)))
     plan = batching.plan(lengths)
     _claim_plan(parts_dir, _plan_doc(csv, split, utterances, plan, batching, store))
     todo = [b for b in range(len(plan)) if b % nshard == rank

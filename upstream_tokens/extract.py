@@ -7,16 +7,18 @@ its frame law ``frames(n_samples) = (n_samples + offset) // rate`` is found (``r
 rate; e.g. ``offset = -80`` for the wav2vec 2.0 / HuBERT / WavLM front end, 400-sample receptive field
 and 320-sample hop). Every padded batch then checks the law against the frames the upstream returned
 for its longest waveform, and each row keeps only its first ``frames(len(wav))`` frames. The law is
-saved in the store's meta. A downstream trims tokens and its own features to the shorter of the two
-and treats a gap of more than 2 frames as a store/upstream mismatch (s3prl's Featurizer cuts features
-at ``round(n_samples / rate)``, one frame more than the true count for some lengths).
+saved in the store's meta. For s3prl's WavLM / HuBERT / wav2vec 2.0 upstreams (padding-exact, see
+below) it is the front end's convolution formula, which the runner's featurizer and the predictor cut
+features at too. A downstream trims tokens and its own features to the shorter of the two and treats a
+gap of more than 2 frames as a store/upstream mismatch.
 
-Batching caveat. Padding is not neutral for every upstream: the Base-size wav2vec 2.0 / HuBERT / WavLM
-front end normalises each channel over *time* (GroupNorm), padding included, so a padded row's features
-drift from its features alone (measured on randomly initialised Base models: about 0.7 % relative
-change and 1-2 % of tokens flipped per 1 % of padding). Batches are therefore formed from utterances sorted by length, and ``max_pad``
-bounds the padding any row may receive (default 2 %). ``max_pad=0`` batches only equal lengths, which
-makes every token independent of batching (the same as one utterance at a time, up to float rounding).
+Batching. s3prl's WavLM / HuBERT / wav2vec 2.0 upstreams are built with their padding-exact forward
+(:mod:`distilmos.padding_exact`): a batched forward gives every row the frames it gets alone, so batches
+are bounded only by size (``max_pad`` ``auto`` = no cap) and the tokens do not depend on batching. Any
+other upstream may let padding move valid frames (the Base-size front end's GroupNorm over time did,
+before it was made exact: about 0.7 % relative change and 1-2 % of tokens flipped per 1 % of padding), so
+for those ``auto`` bounds the padding any row may receive to 2 % of its batch's longest; ``max_pad=0``
+batches only equal lengths (batch-independent for any upstream, up to float rounding).
 The batch plan is a pure function of the data list and the batching options, so a resumed or sharded
 run forms exactly the same batches, and so the same tokens, as an uninterrupted single run.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -32,9 +34,10 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from distilmos.audio import load_audio, probe_audio, samples_at_16k
-from distilmos.batching import plan_batches
+from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
 from distilmos.datalist import Utterance, read_datalist
 from distilmos.errors import ToolkitError
+from distilmos.padding_exact import is_padding_exact
 from distilmos.upstreams import build_upstream
 
 log = logging.getLogger(__name__)
@@ -136,10 +139,16 @@ class Batching:
 
     max_batch_seconds: float = 100.0
     max_batch_utts: int = 64
-    max_pad: float = 0.02
+    max_pad: MaxPad = AUTO
     num_workers: int = 0
 
+    def resolved(self, padding_exact: bool) -> "Batching":
+        """These options with ``max_pad`` ``auto`` decided for an upstream (:func:`resolve_max_pad`)."""
+        return replace(self, max_pad=resolve_max_pad(self.max_pad, padding_exact))
+
     def plan(self, lengths: Sequence[int]) -> List[List[int]]:
+        if self.max_pad == AUTO:
+            raise ValueError("resolve max_pad 'auto' for the upstream first (Batching.resolved)")
         return plan_batches(lengths, self.max_batch_seconds, self.max_batch_utts, self.max_pad)
 
     def as_dict(self) -> dict:
@@ -198,6 +207,7 @@ class FeatureExtractor:
         for param in self.upstream.parameters():
             param.requires_grad_(False)
         self.downsample_rate = int(self.upstream.get_downsample_rates("hidden_states"))
+        self.padding_exact = is_padding_exact(self.upstream)
         # Probe waveforms are seeded noise (silence can make some normalisations degenerate).
         probe = torch.randn(40 * self.downsample_rate, generator=torch.Generator().manual_seed(probe_seed)) * 0.1
         hidden = self._hidden_states([probe[: 16 * self.downsample_rate]])

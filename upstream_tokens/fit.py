@@ -78,9 +78,10 @@ def fit_store(csv: str, upstream: str, ckpt: Optional[str], out: str, *,
                                   "(its dumped splits are removed too)")
     started = time.perf_counter()
     utterances, lengths = read_list(csv)
-    plan = batching.plan(lengths)
     if extractor is None:
         extractor = FeatureExtractor.from_spec(upstream, ckpt, layers=layers, device=device, probe_seed=seed)
+    batching = batching.resolved(extractor.padding_exact)
+    plan = batching.plan(lengths)
     # Batches in a seeded random order (the plan is sorted by length); a rank keeps its own share of
     # the plan, so the shards partition exactly the batches an unsharded run would see.
     order = [int(b) for b in np.random.default_rng(seed).permutation(len(plan)) if b % nshard == rank]
@@ -131,6 +132,7 @@ def _meta(upstream, ckpt, extractor, kmeans, backend, seed, batching, csv, n_utt
         "seed": seed,
         "backend": backend,
         "kmeans": kmeans_params,
+        "padding_exact": extractor.padding_exact,
         "fit_batching": batching.as_dict(),
         "fit_data": {"csv": os.path.abspath(csv), "n_utterances": n_utts},
         "fit_shards": 1,

@@ -19,6 +19,8 @@ from typing import IO, Optional, Sequence
 
 import torch
 
+from distilmos.batching import AUTO, parse_max_pad
+
 SCORE_EPILOG = """\
 inputs: audio files; folders (every audio file under them, recursively); .csv data lists with a wav_path
 column (and optionally score, system_id; paths relative to the CSV's folder); other files are plain lists,
@@ -29,12 +31,11 @@ long files: a file longer than --max_seconds is scored in the fewest equal windo
 --max_seconds that overlap by at least --chunk_overlap seconds, spread from its first sample to its
 last; its score is the mean of the window scores weighted by window length (--max_seconds 0: never cut).
 
-batching: windows are sorted by length and batched (--batch_size, --max_batch_seconds of padded audio);
-no window is padded by more than --max_pad of its batch's longest, because padding can shift an
-upstream's features slightly. Default: 0.02 for upstreams whose front end normalises over time (WavLM,
-HuBERT, wav2vec 2.0 Base: GroupNorm) or of unknown make; 0.2 for frame-wise front ends (e.g. WavLM and
-HuBERT Large), where padding only adds a partly padded last frame, whatever its amount. --max_pad 0 or
---batch_size 1 gives every file its score alone (to float rounding).
+batching: windows are sorted by length and batched (--batch_size, --max_batch_seconds of padded audio).
+WavLM, HuBERT and wav2vec 2.0 upstreams run a padding-exact forward: a file's score does not depend on
+the other files in its batch, and padding is not capped (--max_pad auto). Other upstreams may let padding
+shift their features slightly; for them auto caps each window's padding at 0.02 of its batch's longest.
+--max_pad 0 or --batch_size 1 gives every file its score alone (to float rounding) with any upstream.
 
 output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout;
 --jsonl (or -o *.jsonl) writes one JSON object per line instead. Files that cannot be scored (missing,
@@ -79,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch_size", type=int, default=16, help="windows per batch (default 16; 1: one by one)")
     score.add_argument("--max_batch_seconds", type=float, default=160.0,
                        help="padded audio per batch, seconds (default 160)")
-    score.add_argument("--max_pad", type=float, default=None,
-                       help="most padding a window may get, as a fraction of its batch's longest "
-                            "(default: 0.02 or 0.2 by the upstream's front end, see below)")
+    score.add_argument("--max_pad", type=parse_max_pad, default=AUTO,
+                       help="most padding a window may get, as a fraction of its batch's longest, or none "
+                            "(default auto: no cap for WavLM / HuBERT / wav2vec 2.0, else 0.02; see below)")
     score.add_argument("--max_seconds", type=float, default=30.0,
                        help="longer files are scored in overlapping windows of at most this length (default 30; 0: never)")
     score.add_argument("--chunk_overlap", type=float, default=5.0,

@@ -25,7 +25,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 import distilmos
-from distilmos import registry
+from distilmos import padding_exact, registry
 from distilmos.audio import SAMPLE_RATE
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
@@ -118,6 +118,7 @@ def _s3prl_featurizer(model, args, state: Dict[str, torch.Tensor]):
                                 upstream_device="cpu", layer_selection=args.upstream_layer_selection,
                                 normalize=args.upstream_feature_normalize)
     featurizer.load_state_dict(state)
+    padding_exact.cut_featurizer(featurizer, model)  # as the plugin runner's featurizer
     return featurizer.eval()
 
 

@@ -6,8 +6,9 @@ What the runner does for a batch of 16 kHz waveforms (``Runner.evaluate``) and w
 1. ``upstream(wavs)``: the s3prl upstream pads the batch itself and returns its hidden states;
 2. s3prl's ``Featurizer``: picks ``feature_selection`` from the upstream's output (falling back to
    ``hidden_states``), a single layer if ``layer_selection`` is set, else the softmax-weighted sum of all
-   layers (each optionally layer-normalised first); then cuts each utterance to
-   ``round(len(wav) / downsample_rate)`` frames;
+   layers (each optionally layer-normalised first); then cuts each utterance to its frame count: the
+   front end's exact count for a padding-exact upstream (:mod:`distilmos.padding_exact`, as the plugin
+   runner's featurizer does), else s3prl's ``round(len(wav) / downsample_rate)``;
 3. the expert (:class:`distilmos.expert_base.MOSExpert`): pads the per-utterance features again and calls
    its inference model with their lengths.
 """
@@ -19,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
+
+from distilmos.padding_exact import frame_counts
 
 # s3prl's Featurizer refuses a padded batch whose frame count is this far off the expected one
 TOLERABLE_FRAME_DIFF = 5
@@ -82,14 +85,15 @@ class FeatureSelector(nn.Module):
         """Frames kept per utterance, as s3prl's Featurizer counts them."""
         return [round(len(wav) / self.downsample_rate) for wav in wavs]
 
-    def forward(self, wavs: List[torch.Tensor], upstream_out: Dict) -> List[torch.Tensor]:
-        """Per-utterance features ``[frames_i, dim]``."""
+    def forward(self, wavs: List[torch.Tensor], upstream_out: Dict,
+                counts: Optional[List[int]] = None) -> List[torch.Tensor]:
+        """Per-utterance features ``[frames_i, dim]``, cut at ``counts`` (default: :meth:`frame_counts`)."""
         feature = self.select(upstream_out)
         expected = round(max(len(w) for w in wavs) / self.downsample_rate)
         if abs(feature.size(1) - expected) >= TOLERABLE_FRAME_DIFF:
             raise ValueError(f"the upstream gave {feature.size(1)} frames for {max(len(w) for w in wavs)} samples; "
                              f"expected about {expected} at downsample rate {self.downsample_rate}")
-        return [f[:n] for f, n in zip(feature, self.frame_counts(wavs))]
+        return [f[:n] for f, n in zip(feature, counts or self.frame_counts(wavs))]
 
 
 class PredictorPipeline(nn.Module):
@@ -113,7 +117,7 @@ class PredictorPipeline(nn.Module):
         device = self._device()
         wavs = [w.to(device=device, dtype=torch.float32) for w in wavs]
         upstream_out = self.upstream(wavs)
-        features = self.featurizer(wavs, upstream_out)
+        features = self.featurizer(wavs, upstream_out, frame_counts(self.upstream, [len(w) for w in wavs]))
         lengths = torch.tensor([len(f) for f in features], device=device)
         padded = pad_sequence(features, batch_first=True)
         out = dict(self.downstream(padded, lengths))

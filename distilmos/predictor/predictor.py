@@ -11,14 +11,13 @@ sorted by length and batched (at most ``batch_size`` windows and ``max_batch_sec
 batch, and no window padded by more than ``max_pad`` of its batch's longest); a file's score is the
 length-weighted mean of its windows' scores.
 
-Batching and padding: s3prl's upstreams see a padded batch as a whole, so a padded utterance's score can
-differ slightly from its score alone. WavLM / HuBERT / wav2vec 2.0 mark a partly padded last frame as
-valid, which moves a score by a small amount whatever the padding (at most 8e-4 on the test suite's
-model, from 0.5 % to 50 % padding); their Base-size front ends also normalise each channel over time
-(GroupNorm), padding included, which moves features in proportion to the padding. ``max_pad`` bounds
-the padding; by default (:func:`default_max_pad`) 0.02 for upstreams with such a front end (or of
-unknown make) and 0.2 for those whose front end works frame by frame (e.g. WavLM and HuBERT Large).
-``max_pad=0`` (or ``batch_size=1``) gives every input its one-by-one score, to float rounding.
+Batching and padding: WavLM / HuBERT / wav2vec 2.0 upstreams (any size, hub names and ``*_local``) run
+their padding-exact forward (:mod:`distilmos.padding_exact`), so a file's score does not depend on which
+other files share its batch, and batches are bounded only by ``batch_size`` and ``max_batch_seconds``
+(``max_pad`` ``"auto"``: no cap). Any other upstream sees a padded batch as a whole and may move a
+padded utterance's features; for those ``"auto"`` caps padding at 2 % of the batch's longest
+(:func:`default_max_pad`). ``max_pad=0`` (or ``batch_size=1``) gives every input its one-by-one score
+for any upstream, to float rounding.
 """
 from __future__ import annotations
 
@@ -34,7 +33,8 @@ import torch
 from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
-from distilmos.batching import plan_batches
+from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
+from distilmos.padding_exact import is_padding_exact
 from distilmos.errors import ToolkitError
 
 from . import downstreams, upstream
@@ -71,16 +71,10 @@ def resolve_device(device: Optional[str]) -> torch.device:
     return torch.device(device)
 
 
-#: the padding cap for upstreams that normalise over time (or of unknown make), and for frame-wise ones
-STRICT_MAX_PAD = 0.02
-FRAMEWISE_MAX_PAD = 0.2
-
-
-def default_max_pad(model: torch.nn.Module) -> float:
-    """The default padding cap for an upstream (see the module docstring): strict unless it is one of
-    s3prl's WavLM / HuBERT / wav2vec 2.0 experts without a GroupNorm (normalisation over time) in it."""
-    over_time = any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
-    return STRICT_MAX_PAD if over_time or upstream.embedded_kind(model) is None else FRAMEWISE_MAX_PAD
+def default_max_pad(model: torch.nn.Module) -> Optional[float]:
+    """The default padding cap for an upstream (see the module docstring): none (``None``) for a
+    padding-exact one, :data:`distilmos.batching.STRICT_MAX_PAD` for any other."""
+    return resolve_max_pad(AUTO, is_padding_exact(model))
 
 
 def build_pipeline(blob: dict, source: str = "predictor file") -> PredictorPipeline:
@@ -97,7 +91,7 @@ class Predictor:
 
     def __init__(self, pipeline: PredictorPipeline, card: dict, *, device: Optional[str] = None,
                  max_seconds: float = 30.0, chunk_overlap: float = 5.0, batch_size: int = 16,
-                 max_batch_seconds: float = 160.0, max_pad: Optional[float] = None, source: str = "<memory>"):
+                 max_batch_seconds: float = 160.0, max_pad: MaxPad = AUTO, source: str = "<memory>"):
         self.pipeline = pipeline
         self.card = card
         self.source = source
@@ -105,7 +99,7 @@ class Predictor:
         self.chunk_overlap = chunk_overlap
         self.batch_size = batch_size
         self.max_batch_seconds = max_batch_seconds
-        self.max_pad = default_max_pad(pipeline.upstream) if max_pad is None else max_pad
+        self.max_pad = resolve_max_pad(max_pad, is_padding_exact(pipeline.upstream))
         self.device = resolve_device(device)
         self.pipeline.to(self.device)
         self._check_settings()
@@ -125,8 +119,8 @@ class Predictor:
         if self.max_seconds and not 0 <= self.chunk_overlap < self.max_seconds:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap} s) must be >= 0 and below max_seconds "
                              f"({self.max_seconds} s)")
-        if self.batch_size < 1 or self.max_pad < 0 or self.max_batch_seconds <= 0:
-            raise ValueError("need batch_size >= 1, max_batch_seconds > 0 and max_pad >= 0")
+        if self.batch_size < 1 or (self.max_pad is not None and self.max_pad < 0) or self.max_batch_seconds <= 0:
+            raise ValueError("need batch_size >= 1, max_batch_seconds > 0 and max_pad >= 0 (or None: no cap)")
 
     # ---- public API --------------------------------------------------------------------------------
     def predict(self, wav: Union[Audio, Sequence[Audio], None] = None, sr: Optional[int] = None, *,

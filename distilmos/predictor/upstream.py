@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from distilmos.errors import ToolkitError
+from distilmos.padding_exact import make_padding_exact
 from distilmos.upstreams import UpstreamSpecError, build_upstream
 
 EMBEDDED = ("wavlm", "hubert", "wav2vec2")
@@ -139,6 +140,7 @@ def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
                 f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     else:
         raise UpstreamRebuildError(f"{source}: unknown upstream kind {kind!r}")
+    make_padding_exact(upstream)
     upstream.eval()
     for param in upstream.parameters():
         param.requires_grad_(False)
