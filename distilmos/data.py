@@ -41,17 +41,33 @@ class MOSDataset(Dataset):
     """
 
     def __init__(self, utterances: Sequence[Utterance], token_store=None, keep_wavs: bool = False,
-                 skip_bad_audio: bool = False):
+                 skip_bad_audio: bool = False, feature_store=None):
         self.utterances = list(utterances)
         self.token_store = token_store
         self.keep_wavs = keep_wavs
         self.skip_bad_audio = skip_bad_audio
+        self.feature_store = feature_store
+
+    def use_feature_cache(self, store, split: str) -> None:
+        """Yield each utterance's cached hidden states (``store.features``) instead of its waveform;
+        every utterance must be in the cache."""
+        missing = [u.sample_id for u in self.utterances if u.sample_id not in store]
+        if missing:
+            origin = self.utterances[0].origin.rsplit(":", 1)[0] if self.utterances[0].origin else split
+            raise store.error(
+                f"{len(missing)} utterances of split {split!r} are not in feature cache {store.path} (first: "
+                f"{missing[:3]}); cache them with `python -m upstream_tokens cache --csv {origin} --split {split} "
+                f"--store {store.path} -u {store.meta['upstream']}`")
+        self.feature_store = store
 
     def __len__(self) -> int:
         return len(self.utterances)
 
     def __getitem__(self, index: int):
         utt = self.utterances[index]
+        tokens = self.token_store.tokens(utt.sample_id) if self.token_store is not None else None
+        if self.feature_store is not None:
+            return self.feature_store.features(utt.sample_id), utt, tokens
         try:
             wav = load_audio(utt.wav_path)
         except AudioError as exc:
@@ -59,7 +75,6 @@ class MOSDataset(Dataset):
             if self.skip_bad_audio:
                 return message, utt, None
             raise AudioError(message) from exc
-        tokens = self.token_store.tokens(utt.sample_id) if self.token_store is not None else None
         return wav, utt, tokens
 
     def collate(self, items) -> tuple:

@@ -55,6 +55,7 @@ class MOSExpert(nn.Module):
         # a buffer, so that a resumed run (-e) remembers the best score so far
         self.register_buffer("best_score", torch.tensor(-math.inf))
         self._datasets: Dict[str, MOSDataset] = {}
+        self._feature_cache = None  # datarc.feature_cache, opened on first use
         self._skipped: Dict[str, None] = {}  # unreadable audio left out (datarc.skip_bad_audio), in order
         self._preflight_splits = [TRAIN] + list((runner or {}).get("eval_dataloaders", []))
 
@@ -85,6 +86,8 @@ class MOSExpert(nn.Module):
             utterances = read_datalist(paths[split], require_score=True)
             dataset = self.make_dataset(split, utterances)
             dataset.skip_bad_audio = bool(self.datarc.get("skip_bad_audio", False))
+            if self.datarc.get("feature_cache"):
+                dataset.use_feature_cache(self._feature_store(), split)
             self._datasets[split] = dataset
         return self._datasets[split]
 
@@ -104,6 +107,14 @@ class MOSExpert(nn.Module):
         return eval_loader(dataset, int(self.datarc.get("eval_batch_size", 32)),
                            float(self.datarc.get("eval_max_seconds", 320.0)), workers,
                            None if max_pad is None else float(max_pad))
+
+    def _feature_store(self):
+        """The run's feature cache (``datarc.feature_cache``), opened once; the runner checks it matches."""
+        if self._feature_cache is None:
+            from upstream_tokens.feature_cache import FeatureStore
+
+            self._feature_cache = FeatureStore(self.datarc["feature_cache"])
+        return self._feature_cache
 
     # ---- model interface for subclasses ---------------------------------------------------------------
     def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:

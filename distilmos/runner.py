@@ -9,6 +9,8 @@ anywhere:
 - the default ``-c`` of a registered expert (:mod:`distilmos.registry`) is its variant's config (``-v``) or
   ``config.yaml``, found in the registered downstream folders wherever the command runs;
 - an unknown ``-u`` fails at once with the closest valid names;
+- with ``datarc.feature_cache`` (a frozen upstream), training and evaluation read the upstream's hidden
+  states from a feature cache instead of running it (:mod:`distilmos.cached_upstream`);
 - s3prl's WavLM, HuBERT and wav2vec 2.0 upstreams run their padding-exact forward
   (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
   training and evaluation do not depend on batch composition;
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import padding_exact, registry
+from . import cached_upstream, padding_exact, registry
 from .errors import ToolkitError
 from .plugin import register, register_upstream
 from .upstreams import UpstreamSpecError, check_local_checkpoint
@@ -111,10 +113,21 @@ def make_runner_class():
             return entry
 
         def _get_featurizer(self):
-            entry = super()._get_featurizer()
+            entry = super()._get_featurizer()  # built on the real upstream (its probe forward)
             upstream = self.upstream.model.module if isinstance(self.upstream.model, DDP) else self.upstream.model
             featurizer = entry.model.module if isinstance(entry.model, DDP) else entry.model
             padding_exact.cut_featurizer(featurizer, upstream)
+            cache = (self.config.get("downstream_expert") or {}).get("datarc", {}).get("feature_cache")
+            if cache:
+                store = cached_upstream.open_cache(cache, self.args.upstream, self.args.upstream_ckpt,
+                                                   featurizer.feature_selection, featurizer.layer_selection,
+                                                   bool(self.args.upstream_trainable))
+                # from here on the upstream is the cache: the datasets yield its hidden states
+                self.upstream = ModelEntry(cached_upstream.upstream_for(store).to(self.args.device), "Upstream",
+                                           False, [])
+                cached_upstream.cut_featurizer(featurizer)
+                print(f"[distilmos] upstream features from the cache {store.path} (layers {store.layers})",
+                      file=sys.stderr)
             return entry
 
         def _init_model(self, model, name, trainable, interfaces=None):

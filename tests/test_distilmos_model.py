@@ -61,6 +61,11 @@ def test_architecture_as_in_the_paper():
     assert all(b.conv.stride == (1,) for b in model.feature_processor.blocks)
     assert model.cnn_blstm.blstm.hidden_size == 256 and model.cnn_blstm.blstm.bidirectional
     assert model.cnn_blstm.linear.in_features == 512
+    # no bias before a BatchNorm (it would be cancelled); older checkpoints with one still rebuild
+    assert all(b.conv.bias is None for b in model.feature_processor.blocks)
+    old = model_mod.DistilMOSModel(768, conv_bias=True).state_dict()
+    assert model_mod.DistilMOSModel.kwargs_from_state(old)["conv_bias"] is True
+    assert model_mod.DistilMOSModel.kwargs_from_state(model.state_dict())["conv_bias"] is False
     heads = model_mod.LayerHeads(12, 256, 256, 200)
     assert [m.out_features for m in heads.heads[0] if isinstance(m, torch.nn.Linear)] == [256, 256, 200]
 

@@ -143,6 +143,27 @@ def test_run_sh_every_stage(recipe, finished_runs, variant):
         assert all((store / f"{split}.index.json").is_file() for split in ("train", "val", "test"))
 
 
+def test_run_sh_feature_cache_gives_the_live_run(recipe, finished_runs):
+    """--freeze true --feature_cache true: stage 2 caches the hidden states the featurizer reads, training
+    and evaluation read them, and the predictions are those of the same frozen run with the upstream."""
+    common = [*recipe["options"], "--variant", FIRST, "--freeze", "true", "--stop_stage", "4"]
+    live_dir, cached_dir = recipe["work"] / "exp" / "ssl_mos_frozen_live", recipe["work"] / "exp" / "ssl_mos_frozen_cached"
+    running = start(RUN, *common, "--expdir", live_dir)
+    cachedir = recipe["work"] / "cache"
+    out = sh(RUN, *common, "--feature_cache", "true", "--cachedir", cachedir, "--expdir", cached_dir)
+    finish(running)
+    cache = cachedir / "wavlm_local_wavlm_last"  # ssl_mos reads -s last_hidden_state only
+    assert "[stage 2] feature cache" in out and "upstream features from the cache" in out
+    assert all((cache / f"{split}.index.json").is_file() for split in ("train", "val", "test", "somos_test"))
+    for split in ("val", "test", "somos_test"):
+        live = {r["sample_id"]: float(r["pred"]) for r in _rows(live_dir / f"predictions_{split}.csv")}
+        cached = {r["sample_id"]: float(r["pred"]) for r in _rows(cached_dir / f"predictions_{split}.csv")}
+        assert live.keys() == cached.keys() and max(abs(live[k] - cached[k]) for k in live) <= 1e-5
+    refused = start(RUN, *recipe["options"], "--variant", "no_token", "--feature_cache", "true", "--stage", "2")
+    refused.wait(timeout=60)
+    assert refused.returncode == 1 and "add --freeze true" in (refused.log.seek(0) or refused.log.read())
+
+
 def test_run_table1_collects_finished_runs(recipe, finished_runs):
     """Same options as the runs above: every run.sh call finds its stages done, then the table is made."""
     options = _without(recipe["options"], "upstream", "upstream_ckpt")

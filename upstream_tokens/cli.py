@@ -1,8 +1,9 @@
-"""Command line: ``python -m upstream_tokens {fit,dump,merge,info}``.
+"""Command line: ``python -m upstream_tokens {fit,dump,cache,merge,info}``.
 
     python -m upstream_tokens fit  --csv data/bvcc/train.csv -u wavlm_base_plus --n_clusters 200 --out tokens/wavlm_base_plus_k200
     python -m upstream_tokens dump --csv data/bvcc/train.csv --store tokens/wavlm_base_plus_k200 --split train
     python -m upstream_tokens info --store tokens/wavlm_base_plus_k200
+    python -m upstream_tokens cache --csv data/bvcc/train.csv --split train -u wavlm_base_plus --store cache/wavlm_base_plus
 
 Sharded (N GPUs or N array jobs; ranks default to torchrun's RANK / WORLD_SIZE / LOCAL_RANK):
 
@@ -87,7 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(dump)
     _add_batching(dump)
 
-    merge = sub.add_parser("merge", help="finish a sharded dump: write the split from every rank's parts")
+    cache = sub.add_parser("cache", help="write a frozen upstream's hidden states of a data list as one split of a "
+                                         "feature cache (created on first use)")
+    cache.add_argument("--csv", required=True)
+    cache.add_argument("--store", required=True, help="feature cache folder")
+    cache.add_argument("--split", required=True, help="split name, e.g. train, val, test")
+    cache.add_argument("-u", "--upstream", required=True,
+                       help="s3prl hub name, NAME_local (with -k) or package.module:callable")
+    cache.add_argument("-k", "--upstream_ckpt", default=None, help="checkpoint path or URL for the upstream")
+    cache.add_argument("--layers", default="hidden_states",
+                       help="hidden_states (0..N, every layer the featurizer sees; default), or the layer a run "
+                            "selects: last for -s last_hidden_state, 12 for -s hidden_state_12")
+    cache.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                       help="on disk (default float32; float16 halves the disk, reads back as float32)")
+    _add_run(cache)
+    _add_batching(cache)
+
+    merge = sub.add_parser("merge", help="finish a sharded dump (tokens or features): write the split from every rank's parts")
     merge.add_argument("--store", required=True)
     merge.add_argument("--split", required=True)
     merge.add_argument("--nshard", type=int, default=None, help="shard count of the dump (names unfinished ranks)")
@@ -100,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _batching(args, device: str) -> Batching:
     workers = args.num_workers if args.num_workers is not None else (2 if device.startswith("cuda") else 0)
     return Batching(args.max_batch_seconds, args.max_batch_utts, args.max_pad, workers)
+
+
+def _is_feature_cache(path: str) -> bool:
+    from .store import META, read_json
+
+    meta = os.path.join(path, META)
+    return os.path.isfile(meta) and read_json(meta).get("kind") == "features"
 
 
 def _shards(args):
@@ -147,13 +171,29 @@ def _run(args) -> dict:
         result = dump_split(args.csv, args.store, args.split, device=device, batching=_batching(args, device),
                             nshard=nshard, rank=rank, progress=not args.quiet, overwrite=args.overwrite,
                             upstream_ckpt=args.upstream_ckpt)
+    elif args.command == "cache":
+        from .feature_cache import dump_features
+
+        device = args.device or _default_device()
+        nshard, rank = _shards(args)
+        result = dump_features(args.csv, args.store, args.split, args.upstream, args.upstream_ckpt,
+                               layers=args.layers, dtype=args.dtype, device=device, batching=_batching(args, device),
+                               nshard=nshard, rank=rank, progress=not args.quiet, overwrite=args.overwrite)
     elif args.command == "merge":
-        from .dump import finalize_split
+        if _is_feature_cache(args.store):
+            from .feature_cache import merge_features
 
-        result = finalize_split(args.store, args.split, args.nshard)
+            result = merge_features(args.store, args.split, args.nshard)
+        else:
+            from .dump import finalize_split
+
+            result = finalize_split(args.store, args.split, args.nshard)
     else:
-        from .store import TokenStore
+        if _is_feature_cache(args.store):
+            from .feature_cache import FeatureStore as Store
+        else:
+            from .store import TokenStore as Store
 
-        store = TokenStore(args.store)
+        store = Store(args.store)
         result = {"store": store.path, "meta": store.meta, "summary": store.summary, "splits": store.split_sizes()}
     return result

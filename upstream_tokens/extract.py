@@ -54,13 +54,18 @@ class OptionError(ToolkitError, ValueError):
 # ------------------------------------------------------------------------------------------- layers
 
 def parse_layers(spec: Union[None, str, Sequence[int]], n_layers: int) -> List[int]:
-    """Layer numbers from ``"all"`` (1..N), ``"1-12"``, ``"3,6,9"``, ``"0,4-6"`` or a list of ints.
+    """Layer numbers from ``"all"`` (1..N), ``"hidden_states"`` (0..N: every hidden state s3prl's
+    featurizer sees), ``"last"`` (N), ``"1-12"``, ``"3,6,9"``, ``"0,4-6"`` or a list of ints.
 
     ``0`` is the pre-transformer features, ``n`` the output of transformer layer ``n``; the result is
     sorted and without duplicates.
     """
     if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
         return list(range(1, n_layers + 1))
+    if isinstance(spec, str) and spec.strip().lower() == "hidden_states":
+        return list(range(0, n_layers + 1))
+    if isinstance(spec, str) and spec.strip().lower() == "last":
+        return [n_layers]
     if isinstance(spec, str):
         layers = []
         for part in spec.replace(" ", "").split(","):

@@ -183,26 +183,33 @@ def _npy_header(path: str) -> Tuple[tuple, np.dtype, int]:
 
 # ------------------------------------------------------------------------------------------ reader
 
-class TokenStore:
-    """Read access to a token store (see the module docstring for the layout).
+class FrameStore:
+    """Read access to a store of per-frame rows of an upstream (see the module docstring for the layout):
+    the base of :class:`TokenStore` (a row is one token id per layer) and of
+    :class:`upstream_tokens.feature_cache.FeatureStore` (a row is the hidden states of every stored layer).
 
-    ``tokens(sample_id)`` returns ``LongTensor[frames, len(layers)]`` in O(1): a dict lookup and a
-    slice of a memory-mapped array. A sample id is looked up across every complete split.
+    ``rows(sample_id)`` returns an utterance's ``[frames, *row_shape]`` block in O(1): a dict lookup and
+    a slice of a memory-mapped array. A sample id is looked up across every complete split.
     """
+
+    #: what the store is called in messages, and how a missing split is made
+    KIND = "store"
+    BUILD_HINT = ""
+    DUMP_HINT = ""
+    #: the meta key naming the array's dtype
+    DTYPE_KEY = ""
 
     def __init__(self, path: str):
         self.path = os.fspath(path)
         meta_path = os.path.join(self.path, META)
         if not os.path.isfile(meta_path):
-            hint = (" (it holds fit_shards/: finish with `python -m upstream_tokens fit --out "
-                    f"{self.path} --from_shards N`)" if os.path.isdir(os.path.join(self.path, FIT_SHARDS)) else "")
-            raise TokenStoreError(f"{self.path}: not a token store (no {META}){hint}; "
-                                  "build it with `python -m upstream_tokens fit ...`")
+            raise self.error(f"{self.path}: not a {self.KIND} (no {META}){self._missing_meta_hint()}; "
+                             f"{self.BUILD_HINT}")
         self.meta: dict = read_json(meta_path)
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise TokenStoreError(f"{meta_path}: format_version {self.meta.get('format_version')!r}, "
-                                  f"this reader reads {FORMAT_VERSION}")
-        self._dtype = np.dtype(self.meta["token_dtype"])
+            raise self.error(f"{meta_path}: format_version {self.meta.get('format_version')!r}, "
+                             f"this reader reads {FORMAT_VERSION}")
+        self._dtype = np.dtype(self.meta[self.DTYPE_KEY])
         self._index: Dict[str, Tuple[str, int, int]] = {}
         self._splits: Dict[str, dict] = {}
         for name in sorted(os.listdir(self.path)):
@@ -211,41 +218,56 @@ class TokenStore:
         self._pid = os.getpid()
         self._arrays: Dict[str, np.ndarray] = {}
 
+    # -- what a subclass says
+    @staticmethod
+    def error(message: str) -> ToolkitError:
+        return TokenStoreError(message)
+
+    def _missing_meta_hint(self) -> str:
+        return ""
+
+    @property
+    def row_shape(self) -> Tuple[int, ...]:
+        """Shape of one frame's row."""
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
     def _open_split(self, split: str) -> None:
         array_path, index_path, _ = split_paths(self.path, split)
         index = read_json(index_path)
-        total, n_layers = int(index["total_frames"]), len(self.layers)
+        total, row_shape = int(index["total_frames"]), tuple(self.row_shape)
+        redo = f"rerun the dump of split {split!r} with --overwrite"
         if not os.path.isfile(array_path):
-            raise TokenStoreError(f"{array_path}: missing, but {index_path} lists {len(index['items'])} "
-                                  f"utterances; rerun `python -m upstream_tokens dump ... --split {split} --overwrite`")
+            raise self.error(f"{array_path}: missing, but {index_path} lists {len(index['items'])} "
+                             f"utterances; {redo}")
         try:
             shape, dtype, offset = _npy_header(array_path)
         except Exception as exc:  # a file cut inside its header, or not an .npy at all
-            raise TokenStoreError(f"{array_path}: unreadable token array ({exc}); the file is truncated or "
-                                  f"damaged: rerun the dump of split {split!r} with --overwrite") from exc
-        expected_size = offset + total * n_layers * self._dtype.itemsize
+            raise self.error(f"{array_path}: unreadable {self.KIND.split()[0]} array ({exc}); the file is truncated or damaged: "
+                             f"{redo}") from exc
+        row_size = int(np.prod(row_shape, dtype=np.int64))
+        expected_size = offset + total * row_size * self._dtype.itemsize
         actual_size = os.path.getsize(array_path)
-        if shape != (total, n_layers) or dtype != self._dtype:
-            raise TokenStoreError(f"{array_path}: holds {dtype}{list(shape)}, its index wants "
-                                  f"{self._dtype}[{total}, {n_layers}]; rerun the dump of split {split!r} with --overwrite")
+        if shape != (total, *row_shape) or dtype != self._dtype:
+            raise self.error(f"{array_path}: holds {dtype}{list(shape)}, its index wants "
+                             f"{self._dtype}{[total, *row_shape]}; {redo}")
         if actual_size != expected_size:
-            raise TokenStoreError(
+            raise self.error(
                 f"{array_path}: truncated or damaged: {actual_size} bytes, expected {expected_size} "
-                f"({total} frames x {n_layers} layers of {self._dtype}); rerun the dump of split {split!r} with --overwrite")
+                f"({total} frames x {list(row_shape)} of {self._dtype}); {redo}")
         self._splits[split] = {"path": array_path, "n_utterances": len(index["items"]), "total_frames": total}
         for sample_id, start, length in index["items"]:
             # The first split (in name order) that holds an id wins; the same utterance in two splits
-            # has the same tokens anyway.
+            # has the same rows anyway.
             self._index.setdefault(sample_id, (split, int(start), int(length)))
 
     # -- meta
     @property
     def layers(self) -> List[int]:
         return [int(n) for n in self.meta["layers"]]
-
-    @property
-    def n_clusters(self) -> int:
-        return int(self.meta["n_clusters"])
 
     @property
     def downsample_rate(self) -> int:
@@ -264,22 +286,15 @@ class TokenStore:
         path = os.path.join(self.path, SUMMARY)
         return read_json(path) if os.path.isfile(path) else {}
 
-    def centroids(self) -> np.ndarray:
-        """float32 ``[n_layers, k, dim]``."""
-        return np.load(os.path.join(self.path, CENTROIDS))
-
     def expected_frames(self, n_samples: int) -> int:
         """Frames the upstream gives for a 16 kHz waveform of ``n_samples`` samples (its frame law)."""
         law = self.meta["frame_law"]
         return max(0, (int(n_samples) + int(law["offset"])) // int(law["rate"]))
 
-    def check(self, upstream: Optional[str], upstream_ckpt: Optional[str],
-              n_clusters: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> None:
-        """Raise :class:`TokenStoreError` naming every field in which this store differs from a run.
-
-        ``upstream_ckpt`` is compared by sha256 when it is a local file, else as given. ``None`` skips
-        a field.
-        """
+    def mismatches(self, upstream: Optional[str], upstream_ckpt: Optional[str],
+                   layers: Optional[Sequence[int]] = None) -> List[str]:
+        """Every field in which this store differs from a run (``None`` skips a field);
+        ``upstream_ckpt`` is compared by sha256 when it is a local file, else as given."""
         problems = []
         meta = self.meta
         if upstream is not None and upstream != meta["upstream"]:
@@ -294,15 +309,17 @@ class TokenStore:
             elif upstream_ckpt != meta.get("upstream_ckpt"):
                 problems.append(f"upstream checkpoint: store has {meta.get('upstream_ckpt')!r}, "
                                 f"run uses {upstream_ckpt!r}")
-        if n_clusters is not None and int(n_clusters) != self.n_clusters:
-            problems.append(f"n_clusters (k): store has {self.n_clusters}, run uses {int(n_clusters)}")
         if layers is not None and [int(n) for n in layers] != self.layers:
             problems.append(f"layers: store has {self.layers}, run uses {[int(n) for n in layers]}")
-        if problems:
-            raise TokenStoreError(f"token store {self.path} does not match this run:\n  - " + "\n  - ".join(problems)
-                                  + "\nBuild a store for this run with `python -m upstream_tokens fit`, or point to the right one.")
+        return problems
 
-    # -- tokens
+    def refuse(self, problems: List[str]) -> None:
+        """Raise this store's error listing ``problems`` (if any)."""
+        if problems:
+            raise self.error(f"{self.KIND} {self.path} does not match this run:\n  - " + "\n  - ".join(problems)
+                             + f"\n{self.BUILD_HINT[0].upper()}{self.BUILD_HINT[1:]}, or point to the right one.")
+
+    # -- rows
     def __contains__(self, sample_id) -> bool:
         return sample_id in self._index
 
@@ -320,10 +337,9 @@ class TokenStore:
             return self._index[sample_id]
         except KeyError:
             dumped = ", ".join(f"{s} ({v['n_utterances']})" for s, v in sorted(self._splits.items())) or "none"
-            raise TokenStoreError(
-                f"sample id {sample_id!r} is in no split of token store {self.path} (dumped splits: {dumped}); "
-                "dump its data list with `python -m upstream_tokens dump --csv LIST --store ... --split NAME`"
-            ) from None
+            raise self.error(
+                f"sample id {sample_id!r} is in no split of {self.KIND} {self.path} (dumped splits: {dumped}); "
+                f"{self.DUMP_HINT}") from None
 
     def _array(self, split: str) -> np.ndarray:
         if os.getpid() != self._pid:  # a forked worker: map the files afresh in this process
@@ -334,11 +350,10 @@ class TokenStore:
             self._arrays[split] = array
         return array
 
-    def tokens(self, sample_id: str) -> torch.Tensor:
-        """``LongTensor[frames, len(layers)]`` of one utterance."""
+    def rows(self, sample_id: str) -> np.ndarray:
+        """The ``[frames, *row_shape]`` block of one utterance (a read-only memory map slice)."""
         split, start, length = self._locate(sample_id)
-        block = self._array(split)[start:start + length]
-        return torch.from_numpy(np.asarray(block, dtype=np.int64))
+        return self._array(split)[start:start + length]
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -348,6 +363,45 @@ class TokenStore:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._pid = os.getpid()
+
+
+class TokenStore(FrameStore):
+    """A token store: ``tokens(sample_id)`` is ``LongTensor[frames, len(layers)]``."""
+
+    KIND = "token store"
+    BUILD_HINT = "build it with `python -m upstream_tokens fit ...`"
+    DUMP_HINT = "dump its data list with `python -m upstream_tokens dump --csv LIST --store ... --split NAME`"
+    DTYPE_KEY = "token_dtype"
+
+    def _missing_meta_hint(self) -> str:
+        if os.path.isdir(os.path.join(self.path, FIT_SHARDS)):
+            return (f" (it holds fit_shards/: finish with `python -m upstream_tokens fit --out {self.path} "
+                    "--from_shards N`)")
+        return ""
+
+    @property
+    def row_shape(self) -> Tuple[int, ...]:
+        return (len(self.layers),)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.meta["n_clusters"])
+
+    def centroids(self) -> np.ndarray:
+        """float32 ``[n_layers, k, dim]``."""
+        return np.load(os.path.join(self.path, CENTROIDS))
+
+    def check(self, upstream: Optional[str], upstream_ckpt: Optional[str],
+              n_clusters: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> None:
+        """Raise :class:`TokenStoreError` naming every field in which this store differs from a run."""
+        problems = self.mismatches(upstream, upstream_ckpt, layers)
+        if n_clusters is not None and int(n_clusters) != self.n_clusters:
+            problems.append(f"n_clusters (k): store has {self.n_clusters}, run uses {int(n_clusters)}")
+        self.refuse(problems)
+
+    def tokens(self, sample_id: str) -> torch.Tensor:
+        """``LongTensor[frames, len(layers)]`` of one utterance."""
+        return torch.from_numpy(np.asarray(self.rows(sample_id), dtype=np.int64))
 
     def __repr__(self) -> str:
         return (f"TokenStore({self.path!r}, upstream={self.meta['upstream']!r}, k={self.n_clusters}, "

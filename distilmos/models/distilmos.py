@@ -42,14 +42,20 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
 
 
 class ProcessorBlock(nn.Module):
-    """Linear -> Conv1d (stride 1, same padding) -> BatchNorm1d -> GELU."""
+    """Linear -> Conv1d (stride 1, same padding) -> BatchNorm1d -> GELU.
 
-    def __init__(self, dim: int, kernel: int):
+    The convolution has no bias by default: the BatchNorm after it subtracts any constant per channel, so
+    a bias would change nothing but get a gradient of pure float noise, which Adam scales up to full-size
+    steps (two runs whose inputs differ by float rounding then drift apart by ~1e-4 after a few steps).
+    ``conv_bias=True`` rebuilds checkpoints that have one.
+    """
+
+    def __init__(self, dim: int, kernel: int, conv_bias: bool = False):
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError(f"Feature Processor kernels must be odd for same padding, got {kernel}")
         self.linear = nn.Linear(dim, dim)
-        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, bias=conv_bias)
         self.norm = MaskedBatchNorm1d(dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: D102
@@ -61,9 +67,9 @@ class ProcessorBlock(nn.Module):
 class FeatureProcessor(nn.Module):
     """Stacked :class:`ProcessorBlock` s, one per kernel size."""
 
-    def __init__(self, dim: int, kernels: Sequence[int]):
+    def __init__(self, dim: int, kernels: Sequence[int], conv_bias: bool = False):
         super().__init__()
-        self.blocks = nn.ModuleList(ProcessorBlock(dim, k) for k in kernels)
+        self.blocks = nn.ModuleList(ProcessorBlock(dim, k, conv_bias) for k in kernels)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: D102
         for block in self.blocks:
@@ -101,13 +107,14 @@ class DistilMOSModel(nn.Module):
         while f"feature_processor.blocks.{len(kernels)}.conv.weight" in state:
             kernels.append(int(state[f"feature_processor.blocks.{len(kernels)}.conv.weight"].shape[-1]))
         return {"upstream_dim": int(upstream_dim), "hidden_dim": int(hidden_dim), "kernels": kernels,
-                "blstm_conv_kernel": int(state["cnn_blstm.conv.weight"].shape[-1])}
+                "blstm_conv_kernel": int(state["cnn_blstm.conv.weight"].shape[-1]),
+                "conv_bias": "feature_processor.blocks.0.conv.bias" in state}
 
     def __init__(self, upstream_dim: int, hidden_dim: int = 256, kernels: Sequence[int] = (5, 3, 3),
-                 blstm_conv_kernel: int = 3):
+                 blstm_conv_kernel: int = 3, conv_bias: bool = False):
         super().__init__()
         self.projector = nn.Linear(upstream_dim, hidden_dim)
-        self.feature_processor = FeatureProcessor(hidden_dim, kernels)
+        self.feature_processor = FeatureProcessor(hidden_dim, kernels, conv_bias)
         self.cnn_blstm = CNNBLSTM(hidden_dim, blstm_conv_kernel)
         self.frame_head = nn.Linear(hidden_dim, 1)
 

@@ -46,7 +46,7 @@ class DownstreamExpert(MOSExpert):
         rc = self.modelrc
         hidden = int(rc.get("hidden_dim", 256))
         self.model = DistilMOSModel(upstream_dim, hidden, rc.get("kernels", (5, 3, 3)),
-                                    int(rc.get("blstm_conv_kernel", 3)))
+                                    int(rc.get("blstm_conv_kernel", 3)), bool(rc.get("conv_bias", False)))
         self.alpha = float(rc.get("alpha", 0.1)) if self.variant != "no_token" else 0.0
         head_hidden = int(rc.get("head_hidden_dim", hidden))
         self.heads = None

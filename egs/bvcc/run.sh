@@ -4,12 +4,15 @@
 #   ./run.sh --bvcc_root /corpora/main --somos_root /corpora/somos --upstream wavlm_large --variant distilmos
 #
 # Stages: 1 data prep (BVCC, SOMOS test), 2 tokens (fit on train, dump every split; for the variants
-#         that use them), 3 train, 4 evaluate (val, test, somos_test), 5 table and plots.
+#         that use them) and, with --feature_cache true (frozen variants), the upstream's hidden states of
+#         every split, 3 train, 4 evaluate (val, test, somos_test), 5 table and plots.
 # A finished stage leaves <expdir>/.done.<stage>; running again with the same options skips finished
 # stages and resumes training from the last whole checkpoint. Data lists (<datadir>) and token stores
 # (<tokendir>/<upstream>_k<k>) are shared by every run that uses them. Paths given as options are taken
 # relative to the current directory; the defaults (data, tokens, exp) live in this recipe's folder.
 # --batch_size is the total over --ngpu processes (torchrun; each gets batch_size / ngpu).
+# --freeze true keeps the upstream frozen (expdir gets _frozen); --feature_cache true then computes its
+# hidden states once (stage 2, <cachedir>/<upstream>_<layers>) and trains and evaluates from them.
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
@@ -27,6 +30,9 @@ expdir=                    # default: <exproot>/<variant>_<upstream>[_k<k>]_seed
 exproot=exp                # where experiment folders go
 datadir=data               # data lists, shared by every run
 tokendir=tokens            # token stores, shared by every run
+freeze=false               # keep the upstream frozen even if the variant fine-tunes it (a frozen probe)
+feature_cache=false        # frozen runs: dump the upstream's hidden states once (stage 2), train from them
+cachedir=cache             # feature caches, shared by every run
 device=cuda                # cuda or cpu
 ngpu=1                     # processes (torchrun) for tokens and training
 total_steps=10000          # training steps
@@ -37,7 +43,7 @@ batch_size=32              # total over --ngpu processes
 num_workers=4              # data loader processes
 overrides=                 # more s3prl -o overrides, joined with ",,"
 token_args=                # more options for python -m upstream_tokens fit/dump
-path_options="bvcc_root somos_root expdir exproot datadir tokendir"
+path_options="bvcc_root somos_root expdir exproot datadir tokendir cachedir"
 file_options="upstream_ckpt"
 . "${recipe}/../utils/parse_options.sh"
 cd "${recipe}"
@@ -46,14 +52,33 @@ cd "${recipe}"
 settings="$(python -m distilmos.registry --shell "${variant}")"
 eval "${settings}"
 config="${REPO_ROOT}/downstream/${expert}/${config}"
+[ "${freeze}" = true ] && fine_tune=false
 finetune=()
 [ "${fine_tune}" = true ] && finetune=(-f)
 [ "${ngpu}" -ge 1 ] || { echo "--ngpu must be at least 1" >&2; exit 1; }
 [ $(( batch_size % ngpu )) -eq 0 ] || { echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2; exit 1; }
 
 tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
-expdir="${expdir:-${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")}"
+frozen_suffix=
+[ "${freeze}" = true ] && frozen_suffix=_frozen
+expdir="${expdir:-${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")${frozen_suffix}}"
 store="${tokendir}/${tag}_k${n_clusters}"
+# the feature cache holds the layers the variant's featurizer reads (-s): all of them, or the one it selects
+cache_layers=hidden_states
+for (( i = 0; i < ${#runner_args[@]}; i++ )); do
+    if [ "${runner_args[i]}" = -s ]; then
+        case "${runner_args[i + 1]}" in
+            last_hidden_state) cache_layers=last ;;
+            hidden_state_*) cache_layers="${runner_args[i + 1]#hidden_state_}" ;;
+        esac
+    fi
+done
+cache="${cachedir}/${tag}_${cache_layers}"
+if [ "${feature_cache}" = true ] && [ "${fine_tune}" = true ]; then
+    echo "--feature_cache true: variant ${variant} fine-tunes its upstream (-f), so cached hidden states would be" \
+        "stale; add --freeze true for a frozen run" >&2
+    exit 1
+fi
 mkdir -p "${expdir}"
 ckpt_args=()
 [ -n "${upstream_ckpt}" ] && ckpt_args=(-k "${upstream_ckpt}")
@@ -67,6 +92,7 @@ if [ "${ngpu}" -gt 1 ]; then
 fi
 
 log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
+q() { printf '%q ' "$@"; }  # shell-quoted words, for a command line of local/tokens.py
 todo() { [ "$1" -ge "${stage}" ] && [ "$1" -le "${stop_stage}" ] && [ ! -f "${expdir}/.done.$1" ]; }
 done_stage() { touch "${expdir}/.done.$1"; }
 
@@ -89,10 +115,12 @@ if todo 1; then
     done_stage 1
 fi
 
-if todo 2 && [ "${tokens}" = true ]; then
+# stage 2 has two parts (tokens, feature cache): decided once, marked done after both
+stage2=false
+todo 2 && stage2=true
+if [ "${stage2}" = true ] && [ "${tokens}" = true ]; then
     log 2 "tokens: ${store}"
     # local/tokens.py runs upstream_tokens commands in one process (one start-up for every split)
-    q() { printf '%q ' "$@"; }
     fit="fit $(q --csv "${datadir}/bvcc/train.csv" -u "${upstream}" "${ckpt_args[@]}" --n_clusters "${n_clusters}" \
         --seed "${token_seed}" --out "${store}" "${token_device[@]}") ${token_args}"
     commands=()
@@ -117,14 +145,34 @@ if todo 2 && [ "${tokens}" = true ]; then
     if [ "${ngpu}" -gt 1 ]; then
         python local/tokens.py "${merges[@]}"
     fi
-    done_stage 2
 fi
+
+if [ "${stage2}" = true ] && [ "${feature_cache}" = true ]; then
+    log 2 "feature cache: ${cache} (layers ${cache_layers})"
+    commands=()
+    merges=()
+    for split in train val test somos_test; do
+        list="${datadir}/bvcc/${split}.csv"
+        [ "${split}" = somos_test ] && list="${datadir}/somos/test.csv"
+        [ -f "${list}" ] || continue
+        commands+=("cache $(q --csv "${list}" --store "${cache}" --split "${split}" -u "${upstream}" "${ckpt_args[@]}" \
+            --layers "${cache_layers}" "${token_device[@]}") ${token_args}")
+        merges+=("merge $(q --store "${cache}" --split "${split}" --nshard "${ngpu}")")
+    done
+    "${launcher[@]}" local/tokens.py "${commands[@]}"
+    if [ "${ngpu}" -gt 1 ]; then
+        python local/tokens.py "${merges[@]}"
+    fi
+fi
+
+[ "${stage2}" = true ] && done_stage 2
 
 if todo 3; then
     log 3 "training ${variant} on ${upstream} -> ${expdir}"
     o="config.downstream_expert.datarc.data_dir=${datadir}/bvcc"
     o+=",,config.downstream_expert.datarc.extra_eval.somos_test=${datadir}/somos/test.csv"
     o+=",,config.downstream_expert.datarc.token_store=${store}"
+    [ "${feature_cache}" = true ] && o+=",,config.downstream_expert.datarc.feature_cache=${cache}"
     o+=",,config.downstream_expert.datarc.train_batch_size=$(( batch_size / ngpu ))"
     o+=",,config.downstream_expert.datarc.num_workers=${num_workers}"
     o+=",,config.runner.total_steps=${total_steps},,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"

@@ -1,0 +1,195 @@
+"""The feature cache: a frozen upstream's hidden states dumped once, and runs that train and evaluate from
+it exactly as with the upstream in the loop."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from distilmos.audio import load_audio
+from distilmos.errors import ConfigError
+from distilmos.runner import main as run_downstream_main
+from distilmos.upstreams import build_upstream
+from upstream_tokens import cli
+from upstream_tokens.extract import Batching
+from upstream_tokens.feature_cache import FeatureCacheError, FeatureStore, dump_features
+from upstream_tokens.store import TokenStoreError
+
+from conftest import REPO
+from test_tokens import store_files, write_corpus
+
+DOWNSTREAM = os.path.join(REPO, "downstream")
+SMALL = Batching(max_batch_seconds=3.0, max_batch_utts=4)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(str(tmp_path_factory.mktemp("cache_corpus")))
+
+
+@pytest.fixture(scope="module")
+def cache(corpus, tiny_ckpts, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("caches") / "wavlm")
+    dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], batching=SMALL, progress=False)
+    return out
+
+
+def test_cache_holds_every_hidden_state_as_the_upstream_gives_it_alone(cache, corpus, tiny_ckpts):
+    store = FeatureStore(cache)
+    meta = store.meta
+    assert meta["kind"] == "features" and meta["layers"] == [0, 1, 2, 3] and meta["feature_dim"] == 64
+    assert meta["feature_dtype"] == "float32" and len(meta["upstream_ckpt_sha256"]) == 64
+    assert meta["padding_exact"] is True and store.split_sizes() == {"val": 12}
+    upstream = build_upstream("wavlm_local", tiny_ckpts["wavlm"]).eval()
+    rows = list(csv.DictReader(open(corpus)))
+    for row in rows[:5]:
+        wav = load_audio(os.path.join(os.path.dirname(corpus), row["wav_path"]))
+        with torch.no_grad():
+            alone = torch.stack([h[0] for h in upstream([wav])["hidden_states"]])
+        got = store.features(row["sample_id"])
+        assert got.dtype == torch.float32 and got.shape == alone.shape
+        assert (got - alone).abs().max() <= 1e-5
+
+
+def test_half_precision_is_an_option(corpus, tiny_ckpts, cache, tmp_path):
+    out = str(tmp_path / "half")
+    dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], dtype="float16", layers="3",
+                  batching=SMALL, progress=False)
+    half, full = FeatureStore(out), FeatureStore(cache)
+    assert half.layers == [3] and half.dtype == np.float16
+    sample = half.sample_ids()[0]
+    assert half.features(sample).dtype == torch.float32
+    assert torch.allclose(half.features(sample)[0], full.features(sample)[3], atol=2e-2, rtol=1e-2)
+    assert os.path.getsize(os.path.join(out, "val.npy")) < os.path.getsize(os.path.join(cache, "val.npy")) / 7
+
+
+def test_killed_dump_resumes_to_the_same_bytes(corpus, tiny_ckpts, cache, tmp_path):
+    out = str(tmp_path / "killed")
+
+    def die(batch):
+        if batch >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], batching=SMALL, progress=False,
+                      on_part=die)
+    assert os.path.isdir(os.path.join(out, "val.parts")) and not os.path.isfile(os.path.join(out, "val.npy"))
+    dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], batching=SMALL, progress=False)
+    ours, reference = store_files(out), store_files(cache)
+    assert ours.keys() == reference.keys()
+    assert all(ours[k] == reference[k] for k in ours if k != "summary.json")
+
+
+def test_a_cache_of_another_upstream_checkpoint_or_layers_is_refused(corpus, tiny_ckpts, cache, tmp_path):
+    with pytest.raises(FeatureCacheError, match="upstream checkpoint"):
+        dump_features(corpus, cache, "test", "hubert_local", tiny_ckpts["hubert"], progress=False)
+    with pytest.raises(FeatureCacheError, match="layers: cache has"):
+        dump_features(corpus, cache, "test", "wavlm_local", tiny_ckpts["wavlm"], layers="3", progress=False)
+    store = FeatureStore(cache)
+    with pytest.raises(FeatureCacheError, match=r"missing \[5\]"):
+        store.check("wavlm_local", tiny_ckpts["wavlm"], layers=[5])
+    with pytest.raises(FeatureCacheError, match="not a feature cache"):
+        FeatureStore(str(tmp_path))
+    assert not issubclass(FeatureCacheError, TokenStoreError)
+
+
+def test_the_dump_refuses_to_start_without_room(corpus, tiny_ckpts, tmp_path, monkeypatch, caplog):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    out = str(tmp_path / "full")
+    with pytest.raises(FeatureCacheError, match=r"not enough free space .* frames x 4 layers x 64 dims x 4 bytes"):
+        dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], progress=False)
+    assert not os.path.isdir(os.path.join(out, "val.parts"))
+
+
+def test_cli_cache_and_info(corpus, tiny_ckpts, tmp_path, capsys):
+    out = str(tmp_path / "cli")
+    common = ["--csv", corpus, "--store", out, "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--quiet",
+              "--device", "cpu"]
+    assert cli.main(["cache", *common, "--split", "val", "--layers", "2,3"]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", "--store", out]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["meta"]["layers"] == [2, 3] and info["splits"] == {"val": 12}
+    assert cli.main(["cache", *common, "--split", "val", "--dtype", "float16"]) == 2
+    assert "dtype: cache has float32, run uses float16" in capsys.readouterr().err
+
+
+# ---- runs from the cache ------------------------------------------------------------------------------
+
+def _overrides(data_dir, **extra):
+    values = {"config.downstream_expert.datarc.data_dir": data_dir,
+              "config.downstream_expert.datarc.num_workers": 0,
+              "config.downstream_expert.datarc.train_batch_size": 4,
+              "config.downstream_expert.datarc.eval_batch_size": 8,
+              "config.runner.total_steps": 4, "config.runner.eval_step": 2, "config.runner.log_step": 2}
+    values.update(extra)
+    return ",,".join(f"{k}={v}" for k, v in values.items())
+
+
+def _run(expdir, data_dir, ckpt, downstream, extra_args, cache=None, fine_tune=False):
+    extra = {"config.downstream_expert.datarc.feature_cache": cache} if cache else {}
+    run_downstream_main([DOWNSTREAM], [
+        "-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", downstream, "--device", "cpu", "-p", expdir,
+        "-o", _overrides(data_dir, **extra), *extra_args, *(["-f"] if fine_tune else [])])
+    run_downstream_main([DOWNSTREAM], ["-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"),
+                                       "-t", "test", "--device", "cpu"])
+    with open(os.path.join(expdir, "predictions_test.csv")) as handle:
+        preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
+    metrics = {name: json.load(open(os.path.join(expdir, name)))
+               for name in sorted(os.listdir(expdir)) if name.startswith("metrics_")}
+    return preds, metrics
+
+
+@pytest.mark.parametrize("downstream,extra_args,layers", [
+    ("ssl_mos", ("-s", "last_hidden_state"), "3"),
+    ("distilmos", ("-v", "no_token"), "hidden_states"),
+])
+def test_a_run_from_the_cache_equals_the_run_with_the_upstream(demo_data, tiny_ckpts, tmp_path, downstream,
+                                                               extra_args, layers):
+    data_dir = demo_data["bvcc"]
+    store = str(tmp_path / "cache")
+    for split in ("train", "val", "test"):
+        dump_features(os.path.join(data_dir, f"{split}.csv"), store, split, "wavlm_local", tiny_ckpts["wavlm"],
+                      layers=layers, progress=False)
+    live, live_metrics = _run(str(tmp_path / "live"), data_dir, tiny_ckpts["wavlm"], downstream, extra_args)
+    cached, cached_metrics = _run(str(tmp_path / "cached"), data_dir, tiny_ckpts["wavlm"], downstream, extra_args,
+                                  cache=store)
+    assert live.keys() == cached.keys()
+    assert max(abs(live[k] - cached[k]) for k in live) <= 1e-5
+    assert live_metrics.keys() == cached_metrics.keys()
+    for name in live_metrics:
+        for key, value in live_metrics[name].items():
+            if isinstance(value, float):
+                assert value == pytest.approx(cached_metrics[name][key], abs=1e-5), (name, key)
+
+
+def test_fine_tuning_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        _run(str(tmp_path / "ft"), demo_data["bvcc"], tiny_ckpts["wavlm"], "ssl_mos", ("-s", "last_hidden_state"),
+             cache=cache, fine_tune=True)
+    assert exit_info.value.code == 2
+
+
+def test_a_split_missing_from_the_cache_is_named(demo_data, tiny_ckpts, cache, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _run(str(tmp_path / "missing"), demo_data["bvcc"], tiny_ckpts["wavlm"], "ssl_mos",
+             ("-s", "last_hidden_state"), cache=cache)
+    err = capsys.readouterr().err
+    assert "not in feature cache" in err and "split 'train'" in err and "upstream_tokens cache" in err
+
+
+def test_needed_layers():
+    from distilmos.cached_upstream import needed_layers
+
+    assert needed_layers("hidden_states", None, 3) == [0, 1, 2, 3]
+    assert needed_layers("hidden_states", -1, 3) == [3]
+    assert needed_layers("last_hidden_state", None, 12) == [12]
+    assert needed_layers("hidden_state_4", None, 12) == [4]
+    with pytest.raises(ConfigError, match="cannot be read from a feature cache"):
+        needed_layers("PR", None, 12)

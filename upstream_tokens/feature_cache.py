@@ -1,0 +1,222 @@
+"""The feature cache: a frozen upstream's hidden states, computed once per split, read by training.
+
+    python -m upstream_tokens cache --csv data/bvcc/train.csv --split train -u wavlm_base_plus \
+        --store cache/wavlm_base_plus [--layers hidden_states] [--dtype float16]
+
+A run that keeps its upstream frozen (no ``-f``: SALF-MOS, MoE-MOS, a frozen probe of a new upstream)
+spends nearly all its time in the upstream's forward, at every step of every epoch. The cache does that
+forward once: one pass of the eval-mode upstream (:class:`~upstream_tokens.extract.FeatureExtractor`,
+padding-exact for WavLM / HuBERT / wav2vec 2.0) writes the hidden states of the layers the featurizer
+needs. ``run_downstream.py ... -o config.downstream_expert.datarc.feature_cache=STORE`` then trains and
+evaluates from it (:mod:`distilmos.cached_upstream`).
+
+Layout: the token store's (:mod:`upstream_tokens.store`, :mod:`upstream_tokens.splits`): ``meta.json``
+(upstream, checkpoint and its sha256, layers, feature dim, frame law, dtype; written when the store is
+created), ``<split>.npy`` ``[total_frames, n_layers, dim]`` in the order of the split's CSV, and
+``<split>.index.json``; atomic writes, resumable and shardable dumps (byte-identical to an uninterrupted
+one), O(1) memory-mapped reads. float32 by default; ``--dtype float16`` halves the disk.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from distilmos.audio import SAMPLE_RATE
+from distilmos.errors import ToolkitError
+from distilmos.fileio import sha256_file
+
+from .extract import Batching, FeatureExtractor, check_shard, parse_layers, read_list
+from .splits import RowCodec, already_done, dump_rows, finalize_rows
+from .store import FORMAT_VERSION, META, FrameStore, library_versions, remove_split, split_paths, write_json
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("float32", "float16")
+BUILD_HINT = "build it with `python -m upstream_tokens cache --csv LIST --split NAME -u UPSTREAM --store ...`"
+
+
+class FeatureCacheError(ToolkitError, ValueError):
+    """A feature cache that cannot serve this run: missing, incomplete, damaged, built for another
+    upstream, checkpoint or layer set, or no room on the disk for it. The message says what to do."""
+
+
+class FeatureStore(FrameStore):
+    """A feature cache: ``features(sample_id)`` is ``FloatTensor[n_layers, frames, dim]`` (float32 whatever
+    the dtype on disk), row ``i`` being hidden state ``meta["layers"][i]``."""
+
+    KIND = "feature cache"
+    BUILD_HINT = BUILD_HINT
+    DUMP_HINT = "dump its data list with `python -m upstream_tokens cache --csv LIST --split NAME --store ...`"
+    DTYPE_KEY = "feature_dtype"
+
+    @staticmethod
+    def error(message: str) -> ToolkitError:
+        return FeatureCacheError(message)
+
+    @property
+    def row_shape(self) -> Tuple[int, ...]:
+        return (len(self.layers), int(self.meta["feature_dim"]))
+
+    @property
+    def n_layers_upstream(self) -> int:
+        return int(self.meta["n_layers_upstream"])
+
+    def check(self, upstream: Optional[str], upstream_ckpt: Optional[str],
+              layers: Optional[Sequence[int]] = None) -> None:
+        """Raise :class:`FeatureCacheError` naming every field in which this cache differs from a run;
+        ``layers`` are those the run needs (the cache may hold more)."""
+        problems = self.mismatches(upstream, upstream_ckpt)
+        if layers is not None:
+            lacking = sorted(set(int(n) for n in layers) - set(self.layers))
+            if lacking:
+                problems.append(f"layers: the run needs {sorted(set(int(n) for n in layers))}, "
+                                f"the cache holds {self.layers} (missing {lacking})")
+        self.refuse(problems)
+
+    def features(self, sample_id: str) -> torch.Tensor:
+        """``FloatTensor[n_layers, frames, dim]`` of one utterance."""
+        block = np.asarray(self.rows(sample_id), dtype=np.float32)
+        return torch.from_numpy(block).transpose(0, 1)
+
+    def __repr__(self) -> str:
+        return (f"FeatureStore({self.path!r}, upstream={self.meta['upstream']!r}, layers={self.layers}, "
+                f"dtype={self.meta['feature_dtype']}, splits={self.splits})")
+
+
+def _meta(upstream: str, ckpt: Optional[str], extractor: FeatureExtractor, dtype: str) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "features",
+        "upstream": upstream,
+        "upstream_ckpt": ckpt,
+        "upstream_ckpt_sha256": sha256_file(ckpt) if ckpt and os.path.isfile(ckpt) else None,
+        "layers": list(extractor.layers),
+        "n_layers_upstream": extractor.n_layers_upstream,
+        "feature_dim": extractor.feature_dim,
+        "downsample_rate": extractor.downsample_rate,
+        "frame_law": {"rate": extractor.frame_law.rate, "offset": extractor.frame_law.offset},
+        "sample_rate": SAMPLE_RATE,
+        "padding_exact": extractor.padding_exact,
+        "feature_dtype": dtype,
+        "versions": library_versions(),
+    }
+
+
+def open_store(store_dir: str, upstream: str, ckpt: Optional[str], layers, dtype: str,
+               get_extractor: Callable[[], FeatureExtractor]) -> FeatureStore:
+    """The cache at ``store_dir``, created (its meta written, atomically) if it does not exist yet, or
+    checked against this run if it does."""
+    if dtype not in DTYPES:
+        raise FeatureCacheError(f"--dtype {dtype!r}: choose from {', '.join(DTYPES)}")
+    if os.path.isfile(os.path.join(store_dir, META)):
+        store = FeatureStore(store_dir)
+        problems = store.mismatches(upstream, ckpt)
+        if store.meta["feature_dtype"] != dtype:
+            problems.append(f"dtype: cache has {store.meta['feature_dtype']}, run uses {dtype}")
+        wanted = parse_layers(layers, store.n_layers_upstream)
+        if wanted != store.layers:
+            problems.append(f"layers: cache has {store.layers}, run uses {wanted}")
+        store.refuse(problems)
+        return store
+    extractor = get_extractor()
+    os.makedirs(store_dir, exist_ok=True)
+    # every rank of a sharded dump writes the same bytes, so a race between them is harmless
+    write_json(os.path.join(store_dir, META), _meta(upstream, ckpt, extractor, dtype))
+    return FeatureStore(store_dir)
+
+
+def disk_bytes(store: FeatureStore, lengths: Sequence[int]) -> int:
+    """Bytes of a split's array: frames × layers × dim × bytes per value."""
+    frames = sum(store.expected_frames(n) for n in lengths)
+    return frames * len(store.layers) * int(store.meta["feature_dim"]) * store.dtype.itemsize
+
+
+def check_disk(store: FeatureStore, split: str, lengths: Sequence[int], nshard: int) -> int:
+    """Print what the split will take, and refuse to start when the disk cannot hold it (the parts and
+    the final array exist together while the split is merged)."""
+    need = disk_bytes(store, lengths)
+    frames = sum(store.expected_frames(n) for n in lengths)
+    peak = 2 * need
+    free = shutil.disk_usage(store.path).free
+    log.info("cache %s: %d frames x %d layers x %d dims x %d bytes = %.2f GiB (%.2f GiB while merging); "
+             "%.2f GiB free", split, frames, len(store.layers), int(store.meta["feature_dim"]),
+             store.dtype.itemsize, need / 2**30, peak / 2**30, free / 2**30)
+    if free < peak:
+        raise FeatureCacheError(
+            f"not enough free space in {store.path} for split {split!r}: {frames} frames x {len(store.layers)} "
+            f"layers x {store.meta['feature_dim']} dims x {store.dtype.itemsize} bytes = {need / 2**30:.2f} GiB, "
+            f"{peak / 2**30:.2f} GiB while merging, {free / 2**30:.2f} GiB free; free some space, cache fewer "
+            "layers (--layers, or -s in the run), or use --dtype float16")
+    return need
+
+
+def _feature_codec(store: FeatureStore) -> RowCodec:
+    dtype = store.dtype
+
+    def encode(feats: torch.Tensor):
+        # feats [n_layers, frames, dim] -> rows [frames, n_layers, dim]
+        return feats.transpose(0, 1).cpu().numpy().astype(dtype), np.zeros(0)
+
+    return RowCodec(dtype, store.row_shape, encode, {})
+
+
+def dump_features(csv: str, store_dir: str, split: str, upstream: str, upstream_ckpt: Optional[str] = None, *,
+                  layers: Union[str, Sequence[int]] = "hidden_states", dtype: str = "float32",
+                  device: Union[str, torch.device] = "cpu", batching: Batching = Batching(), nshard: int = 1,
+                  rank: int = 0, progress: bool = True, overwrite: bool = False,
+                  extractor: Optional[FeatureExtractor] = None,
+                  on_part: Optional[Callable[[int], None]] = None) -> dict:
+    """Cache the hidden states of every utterance of ``csv`` as split ``split``; returns the split's
+    summary (``nshard == 1``) or this rank's progress (then ``merge_features``)."""
+    check_shard(nshard, rank)
+    built = [extractor]
+
+    def get_extractor() -> FeatureExtractor:
+        if built[0] is None:
+            built[0] = FeatureExtractor.from_spec(upstream, upstream_ckpt, layers=layers, device=device)
+        return built[0]
+
+    store = open_store(store_dir, upstream, upstream_ckpt, layers, dtype, get_extractor)
+    if overwrite:
+        if nshard > 1:
+            raise FeatureCacheError("--overwrite with --nshard would let ranks delete each other's parts; "
+                                    "remove the split once (a single rank with --overwrite, or delete its files)")
+        remove_split(store.path, split)
+    utterances, lengths = read_list(csv)
+    if os.path.isfile(split_paths(store.path, split)[1]):
+        return already_done(store, split, [u.sample_id for u in utterances])
+    if rank == 0:
+        check_disk(store, split, lengths, nshard)
+    batching = batching.resolved(bool(store.meta["padding_exact"]))
+
+    def checked_extractor() -> FeatureExtractor:
+        ex = get_extractor()
+        if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
+            raise FeatureCacheError(f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
+                                    f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}")
+        return ex
+
+    progress_doc = dump_rows(store, csv, split, utterances, lengths, batching, lambda _ex: _feature_codec(store),
+                             {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
+                             checked_extractor, nshard=nshard, rank=rank, progress=progress, on_part=on_part)
+    if nshard == 1:
+        return merge_features(store.path, split)
+    return progress_doc
+
+
+def merge_features(store_dir: str, split: str, nshard: Optional[int] = None) -> dict:
+    """Write the split's array and index from the parts of every rank (see :func:`dump_features`)."""
+    store = FeatureStore(store_dir)
+
+    def summarize(base: dict) -> dict:
+        return {"layers": base["layers"], "n_utterances": base["n_utterances"], "total_frames": base["total_frames"],
+                "bytes": base["total_frames"] * int(np.prod(store.row_shape)) * store.dtype.itemsize,
+                "n_batches": base["n_batches"], "batching": base["batching"], "csv": base["csv"]}
+
+    return finalize_rows(store, split, store.dtype, store.row_shape, summarize, nshard)
+
