@@ -1,0 +1,199 @@
+"""MoE-MOS: the mixture-of-experts network, its regularisers, the three-stage schedule (also across a
+resume), the expert's losses with unknown systems, training and evaluation through run_downstream.py,
+the exported predictor with its system posterior, and the ablation script's dry run."""
+import json
+import math
+import os
+import subprocess
+from collections import defaultdict
+
+import pytest
+import torch
+import torch.nn as nn
+
+from distilmos.data import MOSBatch
+from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
+from distilmos.moe_schedule import StageSchedule
+from distilmos.runner import run as run_downstream_main
+
+from conftest import REPO
+from downstream_helpers import import_expert_module
+
+DOWNSTREAM = os.path.join(REPO, "downstream")
+CLASSES = ["sysA", "sysB", "sysC"]
+
+
+def _model(n_experts=4, dim=12, seed=0):
+    torch.manual_seed(seed)
+    return MoEMOSModel(dim, n_experts=n_experts, hidden_dim=16, class_names=CLASSES).eval()
+
+
+# ---- the network ------------------------------------------------------------------------------------
+def test_gates_sum_to_one_and_outputs_have_their_shapes():
+    model = _model(n_experts=5)
+    out = model(torch.randn(3, 20, 12), torch.tensor([20, 7, 1]))
+    assert out["pred"].shape == (3,) and out["system_logits"].shape == (3, 3) and out["gates"].shape == (3, 5)
+    assert torch.allclose(out["gates"].sum(-1), torch.ones(3), atol=1e-6)
+    assert (out["gates"] >= 0).all()
+
+
+def test_one_expert_is_a_plain_mlp_head():
+    model = _model(n_experts=1)
+    feats, lengths = torch.randn(2, 9, 12), torch.tensor([9, 4])
+    out = model(feats, lengths)
+    assert torch.equal(out["gates"], torch.ones(2, 1))
+    pooled = torch.stack([feats[0, :9].mean(0), feats[1, :4].mean(0)])
+    mlp = nn.Sequential(model.experts[0], model.mos_head)  # no gate in the path at all
+    assert torch.allclose(out["pred"], mlp(pooled).squeeze(-1), atol=1e-6)
+    assert load_balance_loss(out["gates"]) == 0 and sparsity_loss(out["gates"]) == 0
+
+
+def test_padding_does_not_change_any_output():
+    model = _model()
+    lengths = [50, 45, 35, 20]  # 0%, 10%, 30% and 60% padding in a batch of 50 frames
+    feats = [torch.randn(n, 12) for n in lengths]
+    batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    together = model(batch, torch.tensor(lengths))
+    for i, f in enumerate(feats):
+        alone = model(f[None], torch.tensor([len(f)]))
+        for key in ("pred", "system_logits", "gates"):
+            assert torch.allclose(together[key][i], alone[key][0], atol=1e-5), key
+
+
+def test_kwargs_from_state_rebuilds_the_model_with_its_class_names():
+    model = _model(n_experts=3)
+    kwargs = MoEMOSModel.kwargs_from_state(model.state_dict())
+    assert kwargs == {"upstream_dim": 12, "hidden_dim": 16, "n_experts": 3, "class_names": CLASSES}
+    rebuilt = MoEMOSModel(**kwargs)
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    assert rebuilt.class_names == CLASSES
+
+
+def test_regularisers_tell_a_collapsed_gate_from_a_balanced_one():
+    collapsed = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * 4)
+    balanced_sparse = torch.eye(4)  # each utterance one expert, every expert used equally
+    uniform = torch.full((4, 4), 0.25)
+    assert load_balance_loss(collapsed).item() == pytest.approx(1.0)
+    assert load_balance_loss(balanced_sparse).item() == pytest.approx(0.0)
+    assert sparsity_loss(balanced_sparse).item() == pytest.approx(0.0, abs=1e-6)
+    assert sparsity_loss(uniform).item() == pytest.approx(1.0)
+    assert gate_entropy(uniform)[0].item() == pytest.approx(math.log(4))
+
+
+# ---- the schedule -----------------------------------------------------------------------------------
+def test_schedule_stages_weights_and_lr():
+    schedule = StageSchedule(1000)  # defaults: stages at 20% and 70%
+    base = 1e-4
+    first = schedule.at(0)
+    assert (first.stage, first.mos_weight, first.cls_weight) == (1, 0.0, 1.0)
+    assert base * first.lr_scale == pytest.approx(1e-4)
+    assert schedule.at(199).stage == 1 and schedule.at(200).stage == 2
+    start2, end2 = schedule.at(200), schedule.at(699)
+    assert (start2.mos_weight, start2.cls_weight) == pytest.approx((0.3, 0.7))
+    assert (end2.mos_weight, end2.cls_weight) == pytest.approx((0.7, 0.3))
+    mid = schedule.at(200 + 499 // 2)
+    assert mid.mos_weight == pytest.approx(0.5, abs=2e-3)  # linear in between
+    start3 = schedule.at(700)
+    assert (start3.stage, start3.mos_weight, start3.cls_weight) == (3, 0.9, 0.1)
+    assert base * start3.lr_scale == pytest.approx(1e-5)
+    # cosine within a stage: peak at its start, min_lr_ratio of the peak at its end, halfway in the middle
+    assert base * schedule.at(999).lr_scale == pytest.approx(1e-6)
+    assert schedule.at(99).lr_scale < schedule.at(0).lr_scale
+    assert schedule.at_global_step(701) == schedule.at(700)
+
+
+def test_schedule_config_errors_name_the_key():
+    from distilmos.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stages"):
+        StageSchedule(100, stages=[0.8, 0.3])
+    with pytest.raises(ConfigError, match="lr_scale"):
+        StageSchedule(100, lr_scale=[1.0, 0.1])
+    with pytest.raises(ConfigError, match="pct_start"):
+        StageSchedule.from_config({"name": "MoEStageLR", "pct_start": 0.3}, 100)
+
+
+def test_the_lr_scheduler_follows_the_schedule_and_resumes_exactly():
+    from distilmos.schedulers import get_MoEStageLR
+
+    def fresh():
+        optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1e-4)
+        return optimizer, get_MoEStageLR(optimizer, 20, stages=[0.25, 0.5])
+
+    schedule = StageSchedule(20, stages=[0.25, 0.5])
+    optimizer, scheduler = fresh()
+    lrs = []
+    for step in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])  # the lr step `step` runs at
+        optimizer.step()
+        scheduler.step()
+        if step == 8:
+            saved = (scheduler.state_dict(), optimizer.state_dict())
+    assert lrs == pytest.approx([1e-4 * schedule.at(k).lr_scale for k in range(20)])
+    # a resumed scheduler (state restored as the runner restores it) continues the same sequence
+    optimizer, scheduler = fresh()
+    optimizer.load_state_dict(saved[1])
+    scheduler.load_state_dict(saved[0])
+    for group, state in zip(optimizer.param_groups, saved[1]["param_groups"]):
+        group.update({k: v for k, v in state.items() if k != "params"})
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(lrs[9])
+
+
+# ---- the expert -------------------------------------------------------------------------------------
+@pytest.fixture
+def expert(demo_data, tmp_path):
+    module = import_expert_module("moe_mos")
+    return module.DownstreamExpert(
+        16, {"datarc": {"data_dir": demo_data["bvcc"], "num_workers": 0}, "modelrc": {"n_experts": 3}},
+        str(tmp_path), runner={"total_steps": 10, "eval_dataloaders": ["val"]},
+        scheduler={"name": "MoEStageLR", "stages": [0.2, 0.6]})
+
+
+def test_unknown_systems_give_no_classification_loss(expert):
+    known = expert.model.class_names[0]
+    feats = [torch.randn(8, 16), torch.randn(5, 16)]
+    expert.train()
+    # a batch of unseen systems only: no classification loss, no crash
+    records = defaultdict(list)
+    batch = MOSBatch(scores=torch.tensor([3.0, 2.0]), systems=["never_seen", "nor_this"], sample_ids=["a", "b"])
+    loss = expert("train", feats, batch, records, global_step=1)
+    assert torch.isfinite(loss) and records["cls_loss"] == [0.0]
+    # a mixed batch: the classification loss is that of the known utterance alone
+    expert.model.eval()  # no dropout, so that the loss can be recomputed below
+    records = defaultdict(list)
+    batch = MOSBatch(scores=torch.tensor([3.0, 2.0]), systems=[known, "never_seen"], sample_ids=["a", "b"])
+    expert("train", feats, batch, records, global_step=1)
+    out = expert.model(torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), torch.tensor([8, 5]))
+    expected = nn.functional.cross_entropy(out["system_logits"][:1], torch.tensor([0]))
+    assert records["cls_loss"][0] == pytest.approx(expected.item(), rel=1e-5)
+    # evaluation over unseen systems: accuracy undefined, not a crash
+    expert.eval()
+    records = defaultdict(list)
+    expert("test", feats, MOSBatch(scores=torch.tensor([3.0, 2.0]), systems=["x", "y"], sample_ids=["a", "b"]),
+           records)
+    metrics = expert.extra_metrics("test", records, 0)
+    assert math.isnan(metrics["sys_acc"]) and metrics["sys_acc_n"] == 0
+    assert sum(metrics[f"expert_usage_{i}"] for i in range(3)) == pytest.approx(1.0)
+
+
+def test_loss_weights_follow_the_stage(expert):
+    expert.train()
+    feats = [torch.randn(6, 16)]
+    batch = MOSBatch(scores=torch.tensor([3.0]), systems=[expert.model.class_names[0]], sample_ids=["a"])
+    seen = {}
+    for step in (1, 3, 6, 7, 10):
+        records = defaultdict(list)
+        expert("train", feats, batch, records, global_step=step)
+        seen[step] = (records["stage"][0], records["mos_weight"][0], records["cls_weight"][0])
+    assert seen[1] == (1.0, 0.0, 1.0)
+    assert seen[3] == pytest.approx((2.0, 0.3, 0.7)) and seen[6] == pytest.approx((2.0, 0.7, 0.3))
+    assert seen[7] == pytest.approx((3.0, 0.9, 0.1)) and seen[10] == pytest.approx((3.0, 0.9, 0.1))
+
+
+def test_a_collapsed_gate_is_named_at_validation(expert, capsys):
+    records = {"gates": [[0.95, 0.03, 0.02]] * 4, "sys_correct": [1.0, 0.0]}
+    metrics = expert.extra_metrics("val", records, 500)
+    assert metrics["expert_usage_0"] == pytest.approx(0.95) and metrics["sys_acc"] == 0.5
+    assert "WARNING: expert 0 takes 95.0%" in capsys.readouterr().out
+    expert.extra_metrics("val", {"gates": [[0.5, 0.3, 0.2]] * 4, "sys_correct": []}, 500)
+    assert "WARNING" not in capsys.readouterr().out
