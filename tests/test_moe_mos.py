@@ -197,3 +197,125 @@ def test_a_collapsed_gate_is_named_at_validation(expert, capsys):
     assert "WARNING: expert 0 takes 95.0%" in capsys.readouterr().out
     expert.extra_metrics("val", {"gates": [[0.5, 0.3, 0.2]] * 4, "sys_correct": []}, 500)
     assert "WARNING" not in capsys.readouterr().out
+
+
+# ---- through run_downstream.py ----------------------------------------------------------------------
+def _argv(expdir, ckpt, data_dir, steps=4, resume=False, **overrides):
+    values = {"downstream_expert.datarc.data_dir": data_dir, "downstream_expert.datarc.num_workers": 0,
+              "downstream_expert.datarc.train_batch_size": 4, "downstream_expert.datarc.eval_batch_size": 8,
+              "downstream_expert.modelrc.hidden_dim": 32, "downstream_expert.modelrc.n_experts": 3,
+              "runner.total_steps": steps, "runner.eval_step": 2, "runner.save_step": 2, "runner.log_step": 1,
+              "scheduler.stages": [0.25, 0.5]}
+    values.update(overrides)
+    argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "moe_mos", "--device", "cpu", "-p", str(expdir),
+            "-o", ",,".join(f"config.{k}={v}" for k, v in values.items())]
+    return argv + (["-a"] if resume else [])
+
+
+def _log(expdir, split):
+    with open(os.path.join(str(expdir), "log.jsonl")) as handle:
+        return [r for r in map(json.loads, handle) if r["split"] == split]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_ckpts, demo_data, tmp_path_factory):
+    """A MoE-MOS run of 4 steps on the frozen tiny WavLM, and its predictor file."""
+    from distilmos.predictor import export
+
+    expdir = tmp_path_factory.mktemp("moe_exp")
+    run_downstream_main([DOWNSTREAM], _argv(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"]))
+    model = str(tmp_path_factory.mktemp("moe_model") / "moe.pt")
+    export(os.path.join(str(expdir), "best-states-val.ckpt"), model)  # checks the rebuild within 1e-5
+    return expdir, model
+
+
+def test_train_and_evaluate_log_expert_usage(trained, demo_data):
+    expdir, _ = trained
+    ckpt = torch.load(os.path.join(str(expdir), "best-states-val.ckpt"), map_location="cpu", weights_only=True)
+    assert "Upstream" not in ckpt  # frozen by default
+    train_systems = sorted({line.split(",")[1] for line in open(os.path.join(demo_data["bvcc"], "train.csv"))
+                            .read().splitlines()[1:]})
+    assert MoEMOSModel.kwargs_from_state({k[6:]: v for k, v in ckpt["Downstream"].items()
+                                          if k.startswith("model.")})["class_names"] == train_systems
+    val = _log(expdir, "val")
+    assert [r["step"] for r in val] == [2, 4]
+    for record in val:
+        usage = [record[f"expert_usage_{i}"] for i in range(3)]
+        assert sum(usage) == pytest.approx(1.0) and 0 <= record["gate_entropy"] <= math.log(3) + 1e-9
+        assert 0 <= record["sys_acc"] <= 1 and record["sys_acc_n"] > 0
+    run_downstream_main([DOWNSTREAM], ["-m", "evaluate", "-e", os.path.join(str(expdir), "best-states-val.ckpt"),
+                                       "-t", "test", "--device", "cpu"])
+    with open(os.path.join(str(expdir), "metrics_test.json")) as handle:
+        metrics = json.load(handle)
+    assert math.isfinite(metrics["utt_SRCC"]) and "expert_usage_0" in metrics and "sys_acc" in metrics
+
+
+def test_schedule_through_the_runner_survives_a_stop_and_resume(tmp_path, tiny_ckpts, demo_data, monkeypatch):
+    """Eight steps with stages at 25% and 50%, stopped (SIGTERM) after step 3 and resumed: every step
+    trains at the schedule's learning rate and loss weights."""
+    import signal
+
+    from distilmos.preemption import EXIT_PREEMPTED
+
+    lrs = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        if len(lrs) == 3:  # the signal arrives while step 3 is in flight
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    argv = _argv(tmp_path, tiny_ckpts["wavlm"], demo_data["bvcc"], steps=8, **{"runner.eval_step": 4})
+    with pytest.raises(SystemExit) as stopped:
+        run_downstream_main([DOWNSTREAM], argv)
+    assert stopped.value.code == EXIT_PREEMPTED and len(lrs) == 3
+    run_downstream_main([DOWNSTREAM], argv + ["-a"])
+    schedule = StageSchedule(8, stages=[0.25, 0.5])
+    assert lrs == pytest.approx([1e-4 * schedule.at(k).lr_scale for k in range(8)], rel=1e-6)
+    train = {r["step"]: r for r in _log(tmp_path, "train")}
+    assert sorted(train) == list(range(1, 9))
+    for k in range(8):
+        point = schedule.at(k)
+        assert (train[k + 1]["stage"], train[k + 1]["mos_weight"], train[k + 1]["cls_weight"]) == \
+            pytest.approx((point.stage, point.mos_weight, point.cls_weight)), f"step {k + 1}"
+    assert train[8]["stage"] == 3 and lrs[-1] == pytest.approx(1e-4 * 0.1 * 0.1)  # the last step: 1e-6
+
+
+# ---- the exported predictor -------------------------------------------------------------------------
+def test_exported_predictor_equals_the_runner_and_gives_the_system_posterior(trained, demo_data):
+    from distilmos.datalist import read_datalist
+    from distilmos.predictor import load
+
+    expdir, model = trained
+    utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
+    run_downstream_main([DOWNSTREAM], ["-m", "evaluate", "-e", os.path.join(str(expdir), "best-states-val.ckpt"),
+                                       "-t", "test", "--device", "cpu",
+                                       "-o", "config.downstream_expert.datarc.eval_batch_size=1"])
+    import csv
+
+    with open(os.path.join(str(expdir), "predictions_test.csv")) as handle:
+        runner = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
+    predictor = load(model, device="cpu", batch_size=1)
+    paths = [u.wav_path for u in utts]
+    scores = predictor.predict(paths=paths)
+    assert max(abs(runner[u.sample_id] - s) for u, s in zip(utts, scores)) <= 1e-5
+    with_posterior = predictor.predict(paths=paths[:3], return_posterior=True)
+    classes = predictor.system_classes
+    assert classes == predictor.card["downstream"]["system_classes"] and len(classes) > 1
+    for (score, posterior), plain in zip(with_posterior, scores[:3]):
+        assert score == pytest.approx(plain, abs=1e-6)
+        assert list(posterior) == classes and sum(posterior.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_score_command_writes_the_system_posterior(trained, demo_data, tmp_path):
+    from distilmos.predictor.cli import main
+
+    _, model = trained
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", model, os.path.join(demo_data["bvcc"], "test.csv"), "--system_posterior", "-q",
+                 "--device", "cpu", "-o", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and all(r["top_system"] in r["system_posterior"] for r in records)
+    assert all(r["top_system_prob"] == max(r["system_posterior"].values()) for r in records)
