@@ -319,3 +319,53 @@ def test_score_command_writes_the_system_posterior(trained, demo_data, tmp_path)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and all(r["top_system"] in r["system_posterior"] for r in records)
     assert all(r["top_system_prob"] == max(r["system_posterior"].values()) for r in records)
+
+
+# ---- the ablation script ----------------------------------------------------------------------------
+def test_ablation_dry_run_lists_every_run_and_the_table(tmp_path):
+    import shlex
+
+    script = os.path.join(REPO, "egs", "bvcc", "run_moe_ablation.sh")
+    out = subprocess.run([script, "--dry_run", "true", "--bvcc_root", "/c/bvcc", "--exproot", str(tmp_path),
+                          "--seeds", "0 1", "--batch_size", "16", "--overrides", "config.optimizer.lr=3e-4"],
+                         capture_output=True, text=True, check=True).stdout
+    commands = [shlex.split(line) for line in out.strip().splitlines()]
+    runs, table = commands[:-1], commands[-1]
+    assert len(runs) == 16 and all(c[0].endswith("egs/bvcc/run.sh") for c in runs)
+    flags = [{c[i]: c[i + 1] for i in range(1, len(c) - 1) if c[i].startswith("--")} for c in runs]
+    assert all(f["--variant"] == "moe_mos" and f["--batch_size"] == "16" and f["--stop_stage"] == "4" for f in flags)
+    settings = {(f["--overrides"].split(",,")[0].rsplit("=", 1)[1], f["--overrides"].split(",,")[1].rsplit("=", 1)[1],
+                 f["--seed"]) for f in flags}
+    assert settings == {(n, c, s) for n in "1248" for c in ("True", "False") for s in "01"}
+    assert all(f["--overrides"].endswith(",,config.optimizer.lr=3e-4") for f in flags)
+    assert len({f["--expdir"] for f in flags}) == 16
+    assert table[1].endswith("local/moe_ablation.py") and table[-1] == str(tmp_path / "moe_ablation")
+    assert table[table.index("--runs") + 1] == f"1:cls:{flags[0]['--expdir']}"
+
+
+def test_ablation_table_and_plots_from_finished_runs(tmp_path):
+    from conftest import load_script
+
+    ablation = load_script("egs/bvcc/local/moe_ablation.py", "bvcc_moe_ablation")
+    specs = []
+    for n in (1, 2, 4):
+        for task in ("cls", "nocls"):
+            expdir = tmp_path / f"n{n}_{task}"
+            expdir.mkdir()
+            usage = [1.0 / n] * n
+            srcc = 0.5 + 0.05 * n + (0.02 if task == "cls" else 0.0)
+            (expdir / "metrics_test.json").write_text(json.dumps(
+                {"utt_SRCC": srcc, "sys_SRCC": srcc + 0.1, "utt_LCC": 0.5, "sys_LCC": 0.6, "utt_MSE": 0.4,
+                 "sys_MSE": 0.2}))
+            (expdir / "metrics_val_best.json").write_text(json.dumps(
+                {"utt_SRCC": srcc, "step": 100, "sys_acc": 0.5, "gate_entropy": math.log(n),
+                 **{f"expert_usage_{i}": u for i, u in enumerate(usage)}}))
+            specs.append(f"{n}:{task}:{expdir}")
+    ablation.main(["--runs", *specs, "--out", str(tmp_path / "out" / "abl")])
+    rows = list(__import__("csv").DictReader(open(tmp_path / "out" / "abl.csv")))
+    assert [(r["n_experts"], r["task"]) for r in rows] == [(str(n), t) for n in (1, 2, 4) for t in ("cls", "nocls")]
+    assert float(rows[-2]["test_utt_SRCC"]) == pytest.approx(0.72) and float(rows[-2]["val_top_usage"]) == 0.25
+    for png in ("abl.png", "abl_usage.png"):
+        assert (tmp_path / "out" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        ablation.main(["--runs", f"4:cls:{tmp_path / 'missing'}", "--out", str(tmp_path / "x")])
