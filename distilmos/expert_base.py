@@ -142,7 +142,16 @@ class MOSExpert(nn.Module):
         records["score"] += batch.scores.tolist()
         records["system"] += batch.systems
         records["sample_id"] += batch.sample_ids
+        self.record_outputs(split, out, batch, records)
         return torch.zeros((), device=device)
+
+    def record_outputs(self, split: str, out: Dict[str, torch.Tensor], batch: MOSBatch, records) -> None:
+        """Hook: keep more of an evaluation batch's outputs in ``records`` (under keys of the subclass's own)."""
+
+    def extra_metrics(self, split: str, records, global_step: int) -> Dict[str, float]:
+        """Hook: more metrics of an evaluation split, from the records; logged, saved and written beside
+        the MOS metrics (``log.jsonl``, tensorboard, ``metrics_<split>.json``)."""
+        return {}
 
     def log_records(self, split: str, records, logger, global_step: int, **kwargs) -> List[str]:
         """s3prl interface: log losses or metrics; return the checkpoint names to save."""
@@ -153,7 +162,9 @@ class MOSExpert(nn.Module):
             self._append_log(split, global_step, means)
             return []
         metrics = compute_metrics(records["score"], records["pred"], records["system"])
-        for key in METRIC_KEYS:
+        extra = self.extra_metrics(split, records, global_step)
+        metrics.update(extra)
+        for key in list(METRIC_KEYS) + list(extra):
             if math.isfinite(metrics[key]):
                 logger.add_scalar(f"{self.name}/{split}-{key}", metrics[key], global_step)
         if global_step == 0:  # s3prl's `-m evaluate`: not during training

@@ -5,7 +5,7 @@ runner registers the schedulers its config names) and by the predictor (reading 
 
 - this repository's ``downstream/*`` experts join s3prl's ``s3prl.downstream`` namespace, so ``-d distilmos``
   imports ``s3prl.downstream.distilmos.expert`` exactly as a stock s3prl checkout would;
-- ``OneCycleLR`` joins s3prl's scheduler registry (``scheduler: {name: OneCycleLR}``);
+- ``OneCycleLR`` and ``MoEStageLR`` join s3prl's scheduler registry (``scheduler: {name: OneCycleLR}``);
 - ``-u package.module:callable`` joins s3prl's hub under that name;
 - s3prl checkpoints (which hold an ``argparse.Namespace``) load under ``torch.load(weights_only=True)``.
 """
@@ -17,7 +17,7 @@ from typing import Iterable
 
 import torch
 
-from .schedulers import get_OneCycleLR
+from .schedulers import get_MoEStageLR, get_OneCycleLR
 from .upstreams import is_callable_spec, resolve_upstream
 
 
@@ -32,10 +32,11 @@ def register_downstreams(dirs: Iterable[str]) -> None:
 
 
 def register_schedulers() -> None:
-    """Add ``OneCycleLR`` to s3prl's scheduler registry (looked up there as ``get_<name>``)."""
+    """Add ``OneCycleLR`` and ``MoEStageLR`` to s3prl's scheduler registry (looked up as ``get_<name>``)."""
     import s3prl.schedulers as schedulers
 
     schedulers.get_OneCycleLR = get_OneCycleLR
+    schedulers.get_MoEStageLR = get_MoEStageLR
 
 
 def register_upstream(spec: str) -> None:

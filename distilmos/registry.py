@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from .errors import ConfigError
 from .models.distilmos import DistilMOSModel
+from .models.moe_mos import MoEMOSModel
 from .models.ssl_mos import SSLMOSModel
 
 
@@ -63,6 +64,9 @@ EXPERTS: Dict[str, Expert] = {e.name: e for e in (
     )),
     Expert("ssl_mos", SSLMOSModel, (
         Variant("ssl_mos", "SSL-MOS", "config.yaml", runner_args=("-s", "last_hidden_state")),
+    )),
+    Expert("moe_mos", MoEMOSModel, (
+        Variant("moe_mos", "MoE-MOS", "config.yaml", fine_tune=False),
     )),
 )}
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Optional
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import OneCycleLR
+from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
+
+from .moe_schedule import StageSchedule
 
 
 def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
@@ -39,3 +41,15 @@ def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
         cycle_momentum=cycle_momentum,
         **kwargs,
     )
+
+
+def get_MoEStageLR(optimizer: Optimizer, num_training_steps: int, **stages) -> LambdaLR:  # noqa: N802
+    """MoE-MOS's three-stage learning rate (:mod:`distilmos.moe_schedule`): each parameter group's
+    configured ``lr`` times the schedule's scale of the step about to run.
+
+    A ``LambdaLR`` whose factor depends on its step counter alone, so resuming (s3prl restores the counter)
+    continues the schedule exactly. ``stages`` are the ``scheduler:`` options of the config (``stages``,
+    ``lr_scale``, ``min_lr_ratio`` and the loss weights the expert reads from the same section).
+    """
+    schedule = StageSchedule(num_training_steps, **stages)
+    return LambdaLR(optimizer, lambda step: schedule.at(step).lr_scale)

@@ -164,6 +164,20 @@ def test_run_sh_feature_cache_gives_the_live_run(recipe, finished_runs):
     assert refused.returncode == 1 and "add --freeze true" in (refused.log.seek(0) or refused.log.read())
 
 
+def test_run_sh_moe_mos_every_stage(recipe, finished_runs):
+    """MoE-MOS through run.sh (frozen upstream: no -f, no tokens), with its row in the table."""
+    out = sh(RUN, *recipe["options"], "--variant", "moe_mos")
+    expdir = expdir_of(recipe, "moe_mos")
+    assert all((expdir / f".done.{stage}").is_file() for stage in (1, 3, 4, 5))
+    assert "[stage 2]" not in out and "Upstream" not in torch.load(expdir / "best-states-val.ckpt",
+                                                                    map_location="cpu", weights_only=False)
+    for split in ("val", "test", "somos_test"):
+        with open(expdir / f"metrics_{split}.json") as handle:
+            metrics = json.load(handle)
+        assert math.isfinite(metrics["utt_MSE"]) and "expert_usage_0" in metrics and "gate_entropy" in metrics
+    assert any(line.startswith("| wavlm_local | MoE-MOS |") for line in (expdir / "table.md").read_text().splitlines())
+
+
 def test_run_table1_collects_finished_runs(recipe, finished_runs):
     """Same options as the runs above: every run.sh call finds its stages done, then the table is made."""
     options = _without(recipe["options"], "upstream", "upstream_ckpt")

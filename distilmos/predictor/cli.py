@@ -38,7 +38,8 @@ shift their features slightly; for them auto caps each window's padding at 0.02 
 --max_pad 0 or --batch_size 1 gives every file its score alone (to float rounding) with any upstream.
 
 output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout;
---jsonl (or -o *.jsonl) writes one JSON object per line instead. Files that cannot be scored (missing,
+--jsonl (or -o *.jsonl) writes one JSON object per line instead. --system_posterior (MoE-MOS) adds
+"top_system,top_system_prob" and one "p:<system>" column per training system (JSON: "system_posterior"). Files that cannot be scored (missing,
 empty, truncated, undecodable, non-finite) are reported and skipped; the run goes on, prints a summary,
 and exits with status 1 if any file failed. When the inputs carry scores, utterance- and system-level
 metrics (MSE, LCC, SRCC, KTAU) are printed, as the trainer computes them.
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--system_delim",
                        help="system of an utterance without a system column: its file stem before this string")
     score.add_argument("--metrics", metavar="JSON", help="also write the metrics to this file")
+    score.add_argument("--system_posterior", action="store_true",
+                       help="models with a system-classification head (MoE-MOS): also write the most likely "
+                            "training system, its probability and the posterior of every system")
     score.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -148,8 +152,12 @@ def _score(args) -> int:
     if not entries:
         raise ValueError(f"no audio files in {' '.join(args.inputs)}")
     start = time.perf_counter()
+    classes = predictor.system_classes if args.system_posterior else None
+    if args.system_posterior and not classes:
+        raise ValueError(f"{args.model}: this model has no system-classification head; --system_posterior needs one "
+                         "(e.g. a moe_mos model)")
     results = predictor.score_files([e.wav_path for e in entries], progress=not args.quiet,
-                                    num_workers=args.num_workers)
+                                    num_workers=args.num_workers, posterior=bool(classes))
     elapsed = time.perf_counter() - start
     jsonl = args.jsonl or bool(args.out and args.out.lower().endswith(".jsonl"))
     with_score = any(e.score is not None for e in entries)
@@ -157,9 +165,9 @@ def _score(args) -> int:
         from distilmos.fileio import atomic_write
 
         with atomic_write(args.out, "w", newline="", encoding="utf-8") as handle:
-            write_scores(handle, entries, results, with_score, jsonl)
+            write_scores(handle, entries, results, with_score, jsonl, classes)
     else:
-        write_scores(sys.stdout, entries, results, with_score, jsonl)
+        write_scores(sys.stdout, entries, results, with_score, jsonl, classes)
         sys.stdout.flush()
     failed = [r for r in results if not r.ok]
     _print_summary(results, failed, elapsed, predictor.max_seconds)
@@ -168,22 +176,37 @@ def _score(args) -> int:
     return 1 if failed else 0
 
 
-def write_scores(handle: IO, entries, results, with_score: bool, jsonl: bool) -> None:
-    """Rows of the scored files, in input order: CSV ``wav_path,pred[,score]`` or JSON lines."""
+def write_scores(handle: IO, entries, results, with_score: bool, jsonl: bool,
+                 classes: Optional[Sequence[str]] = None) -> None:
+    """Rows of the scored files, in input order: CSV ``wav_path,pred[,score]`` or JSON lines; with
+    ``classes`` (the system posterior was asked for) also the most likely system and every probability."""
     rows = [(e, r) for e, r in zip(entries, results) if r.ok]
+
+    def top(result):
+        best = max(range(len(classes)), key=result.posterior.__getitem__)
+        return classes[best], result.posterior[best]
+
     if jsonl:
         for entry, result in rows:
             record = {"wav_path": entry.wav_path, "pred": round(result.pred, 6)}
             if with_score:
                 record["score"] = entry.score
+            if classes:
+                record["top_system"], prob = top(result)
+                record["top_system_prob"] = round(prob, 6)
+                record["system_posterior"] = {c: round(p, 6) for c, p in zip(classes, result.posterior)}
             handle.write(json.dumps(record) + "\n")
         return
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(["wav_path", "pred"] + (["score"] if with_score else []))
+    writer.writerow(["wav_path", "pred"] + (["score"] if with_score else [])
+                    + (["top_system", "top_system_prob"] + [f"p:{c}" for c in classes] if classes else []))
     for entry, result in rows:
         row = [entry.wav_path, f"{result.pred:.6f}"]
         if with_score:
             row.append("" if entry.score is None else repr(entry.score))
+        if classes:
+            name, prob = top(result)
+            row += [name, f"{prob:.6f}"] + [f"{p:.6f}" for p in result.posterior]
         writer.writerow(row)
 
 

@@ -224,6 +224,8 @@ def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upst
             "variant": variant,
             "model": blob["downstream"]["class_name"],
             "parameters": downstream_parameters,
+            # the training systems a classification head (MoE-MOS) tells apart, in posterior order
+            "system_classes": list(blob["downstream"]["kwargs"].get("class_names", [])) or None,
             "dropped": {
                 "keys": len(dropped),
                 "numel": int(sum(down_state[k].numel() for k in dropped)),

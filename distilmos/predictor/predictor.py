@@ -4,12 +4,14 @@
     predictor = load("model.pt")                        # device="cuda" / "cpu" (default: cuda if available)
     predictor.predict(wav=array_or_tensor, sr=44100)    # one score; any sample rate, mono or [samples, channels]
     predictor.predict(paths=["a.wav", "b.flac"])        # list of scores, in the order given
+    predictor.predict(paths=[...], return_posterior=True)  # MoE-MOS: (score, {system: probability}) each
 
 How a set of inputs is scored: every input is resampled to 16 kHz mono; one longer than ``max_seconds``
 is cut into overlapping windows (:mod:`distilmos.predictor.chunking`); the windows of all inputs are
 sorted by length and batched (at most ``batch_size`` windows and ``max_batch_seconds`` of padded audio a
 batch, and no window padded by more than ``max_pad`` of its batch's longest); a file's score is the
-length-weighted mean of its windows' scores.
+length-weighted mean of its windows' scores (and, for a model with a system-classification head, its
+system posterior the length-weighted mean of its windows' posteriors).
 
 Batching and padding: WavLM / HuBERT / wav2vec 2.0 upstreams (any size, hub names and ``*_local``) run
 their padding-exact forward (:mod:`distilmos.padding_exact`), so a file's score does not depend on which
@@ -58,6 +60,7 @@ class FileResult:
     pred: Optional[float] = None
     error: Optional[str] = None
     windows: int = 1
+    posterior: Optional[List[float]] = None  # system-class probabilities, when asked for (Predictor.system_classes)
 
     @property
     def ok(self) -> bool:
@@ -105,6 +108,12 @@ class Predictor:
         self._check_settings()
 
     @property
+    def system_classes(self) -> List[str]:
+        """The synthesis systems a model with a system-classification head (MoE-MOS) tells apart, in the
+        order of its posteriors; empty for other models."""
+        return list(getattr(self.pipeline.downstream, "class_names", None) or [])
+
+    @property
     def sample_rate(self) -> int:
         """The rate every input is resampled to before scoring."""
         return SAMPLE_RATE
@@ -124,38 +133,51 @@ class Predictor:
 
     # ---- public API --------------------------------------------------------------------------------
     def predict(self, wav: Union[Audio, Sequence[Audio], None] = None, sr: Optional[int] = None, *,
-                paths: Optional[Sequence[str]] = None, on_error: str = "raise",
-                progress: bool = False) -> Union[float, List[float]]:
+                paths: Optional[Sequence[str]] = None, on_error: str = "raise", progress: bool = False,
+                return_posterior: bool = False):
         """Score a waveform (``wav`` at ``sr`` Hz; 1-D, or 2-D with a channel axis) -> a float; a list
         of waveforms -> a list; or audio files (``paths``) -> a list in the order given.
 
+        ``return_posterior=True`` (models with a system-classification head, e.g. MoE-MOS): each score
+        becomes ``(score, {system: probability})`` over :attr:`system_classes`.
+
         A file that cannot be scored raises :class:`PredictionError` naming every such file
-        (``on_error="raise"``), or gets NaN (``on_error="nan"``).
+        (``on_error="raise"``), or gets NaN (``on_error="nan"``; with the posterior, ``(nan, {})``).
         """
         if (wav is None) == (paths is None):
             raise ValueError("give either wav= (with sr=) or paths=")
         if on_error not in ("raise", "nan"):
             raise ValueError(f"on_error must be 'raise' or 'nan', not {on_error!r}")
+        if return_posterior and not self.system_classes:
+            raise ValueError(f"{self.source}: this model has no system-classification head "
+                             f"(expert {self.card.get('downstream', {}).get('expert')!r}); no posterior to return")
         if paths is not None:
             if isinstance(paths, (str, bytes)):
                 raise ValueError("paths= takes a list of files; for one file use paths=[path]")
-            results = self.score_files(list(paths), progress=progress)
+            results = self.score_files(list(paths), progress=progress, posterior=return_posterior)
             bad = [r.error for r in results if not r.ok]
             if bad and on_error == "raise":
                 raise PredictionError(f"{len(bad)} of {len(results)} file(s) could not be scored:\n  "
                                       + "\n  ".join(bad))
-            return [r.pred if r.ok else math.nan for r in results]
+            return [self._output(r, return_posterior) for r in results]
         if sr is None:
             raise ValueError("wav= needs its sample rate: sr=")
         single = isinstance(wav, (np.ndarray, torch.Tensor))
         waves = [wav] if single else list(wav)
         mono = [to_mono_16k(w, sr, source=f"wav[{i}]") for i, w in enumerate(waves)]
-        results = self.score_waveforms(mono)
+        results = self.score_waveforms(mono, posterior=return_posterior)
         bad = [r.error for r in results if not r.ok]
         if bad:
             raise PredictionError("\n".join(bad))
-        scores = [r.pred for r in results]
+        scores = [self._output(r, return_posterior) for r in results]
         return scores[0] if single else scores
+
+    def _output(self, result: FileResult, posterior: bool):
+        """What :meth:`predict` returns for one input."""
+        pred = result.pred if result.ok else math.nan
+        if not posterior:
+            return pred
+        return pred, (dict(zip(self.system_classes, result.posterior)) if result.ok else {})
 
     def analyze(self, wav: Audio, sr: int) -> Dict[str, torch.Tensor]:
         """Everything on the inference path for one waveform (no windowing): see
@@ -166,16 +188,20 @@ class Predictor:
         return {k: (tuple(h.cpu() for h in v) if isinstance(v, tuple) else v.cpu()) for k, v in out.items()}
 
     def score_waveforms(self, wavs: Sequence[torch.Tensor], names: Optional[Sequence[str]] = None,
-                        progress: bool = False) -> List[FileResult]:
-        """Score 16 kHz mono 1-D waveforms; results in input order."""
+                        progress: bool = False, posterior: bool = False) -> List[FileResult]:
+        """Score 16 kHz mono 1-D waveforms; results in input order (with ``posterior``, each result's
+        system posterior too)."""
         names = list(names) if names is not None else [f"wav[{i}]" for i in range(len(wavs))]
         lengths = [len(w) for w in wavs]
-        results = {r.index: r for r in self._run(names, lengths, lambda i: wavs[i], progress=progress)}
+        results = {r.index: r for r in self._run(names, lengths, lambda i: wavs[i], progress=progress,
+                                                 posterior=posterior)}
         return [results[i] for i in range(len(wavs))]
 
     def score_files(self, paths: Sequence[str], *, progress: bool = False, num_workers: int = 0,
-                    on_result: Optional[Callable[[FileResult], None]] = None) -> List[FileResult]:
-        """Score audio files (any rate and channel count soundfile reads); results in input order.
+                    on_result: Optional[Callable[[FileResult], None]] = None,
+                    posterior: bool = False) -> List[FileResult]:
+        """Score audio files (any rate and channel count soundfile reads); results in input order (with
+        ``posterior``, each result's system posterior too).
 
         A file that is missing, unreadable, empty, truncated, holds non-finite samples, or whose score
         is not finite gets a :class:`FileResult` with ``error`` set; the others are scored regardless.
@@ -200,7 +226,8 @@ class Predictor:
             if on_result:
                 on_result(result)
         try:
-            for result in self._run(paths, lengths, lambda i: load_audio(paths[i]), num_workers=num_workers):
+            for result in self._run(paths, lengths, lambda i: load_audio(paths[i]), num_workers=num_workers,
+                                    posterior=posterior):
                 results[result.index] = result
                 bar.update(1)
                 if on_result:
@@ -224,13 +251,13 @@ class Predictor:
         return items, batches
 
     def _run(self, names: Sequence[str], lengths: Sequence[Optional[int]], fetch: Callable[[int], torch.Tensor],
-             num_workers: int = 0, progress: bool = False) -> Iterator[FileResult]:
+             num_workers: int = 0, progress: bool = False, posterior: bool = False) -> Iterator[FileResult]:
         """Score the inputs with a known length; yield one :class:`FileResult` per input as it completes."""
         items, batches = self.plan(lengths)
         pending: Dict[int, int] = defaultdict(int)
         for i, _, _ in items:
             pending[i] += 1
-        parts: Dict[int, List[Tuple[float, int]]] = defaultdict(list)
+        parts: Dict[int, List[Tuple[float, int, Optional[List[float]]]]] = defaultdict(list)
         failed = set()
         bar = tqdm(total=len(pending), desc="score", unit="input", file=sys.stderr, disable=not progress,
                    dynamic_ncols=True)
@@ -251,35 +278,46 @@ class Predictor:
                         yield fail(i, audio[i])
                         continue
                     runnable.append((k, names[i], audio[i][a:b]))
-                for (k, _, wav), pred in zip(runnable, self._forward([(name, w) for _, name, w in runnable])):
+                outputs = self._forward([(name, w) for _, name, w in runnable], posterior)
+                for (k, _, wav), output in zip(runnable, outputs):
                     i = items[k][0]
                     if i in failed:
                         continue
-                    if isinstance(pred, str):
-                        yield fail(i, pred)
+                    if isinstance(output, str):
+                        yield fail(i, output)
                         continue
-                    parts[i].append((pred, len(wav)))
+                    pred, post = output
+                    parts[i].append((pred, len(wav), post))
                     if len(parts[i]) == pending[i]:
-                        score = weighted_mean(*zip(*parts.pop(i)))
+                        preds, sizes, posts = zip(*parts.pop(i))
+                        score = weighted_mean(preds, sizes)
                         if not math.isfinite(score):
                             yield fail(i, f"{names[i]}: the prediction is not finite ({score})")
                             continue
+                        # a long file's posterior: its windows' posteriors weighted by length, like its score
+                        merged = [weighted_mean(column, sizes) for column in zip(*posts)] if posterior else None
                         bar.update(1)
-                        yield FileResult(i, names[i], pred=score, windows=pending[i])
+                        yield FileResult(i, names[i], pred=score, windows=pending[i], posterior=merged)
         finally:
             bar.close()
 
-    def _forward(self, batch: List[Tuple[str, torch.Tensor]]) -> List[Union[float, str]]:
-        """Predictions for ``(name, waveform)`` pairs in one forward; if that fails, each alone (one that
-        still fails gets a message naming it)."""
+    def _forward(self, batch: List[Tuple[str, torch.Tensor]],
+                 posterior: bool = False) -> List[Union[Tuple[float, Optional[List[float]]], str]]:
+        """``(prediction, system posterior or None)`` for ``(name, waveform)`` pairs in one forward; if that
+        fails, each alone (one that still fails gets a message naming it)."""
         if not batch:
             return []
         try:
             with torch.inference_mode():
-                return [float(p) for p in self.pipeline([w for _, w in batch]).float().cpu()]
+                wavs = [w for _, w in batch]
+                if not posterior:
+                    return [(float(p), None) for p in self.pipeline(wavs).float().cpu()]
+                out = self.pipeline.analyze(wavs)
+                probs = torch.softmax(out["system_logits"].float(), dim=-1).cpu().tolist()
+                return [(float(p), q) for p, q in zip(out["pred"].float().cpu(), probs)]
         except Exception as exc:  # noqa: BLE001 - one bad input (too short, out of memory) must not stop the run
             if len(batch) > 1:
-                return [self._forward([one])[0] for one in batch]
+                return [self._forward([one], posterior)[0] for one in batch]
             name, wav = batch[0]
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return [f"{name}: cannot be scored ({len(wav)} samples at 16 kHz): {type(exc).__name__}: {reason}"]

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# MoE-MOS ablation: the number of experts N and the system-classification task.
+#
+#   ./run_moe_ablation.sh --bvcc_root /corpora/main --somos_root /corpora/somos [--n_experts "1 2 4 8"] \
+#       [--seeds "0"] [--upstream wav2vec2_base_960]
+#
+# Calls run.sh --variant moe_mos (stages 1-4) once per (N, with/without classification, seed), each
+# into its own experiment folder <exproot>/moe_mos_n<N>_<cls|nocls>_<upstream>_seed<seed>; a run whose
+# stages are done is skipped, so rerunning resumes. "Without" trains MOS alone (weight 1 at every step;
+# the stage learning rates stay). Then local/moe_ablation.py writes <out>.md / <out>.csv (one row per
+# N and task setting: BVCC test utterance and system SRCC, LCC, MSE, validation system accuracy, gate
+# entropy, expert usage), <out>.png (utterance and system SRCC against N, with and without the task)
+# and <out>_usage.png (the expert-usage histogram of the best run by validation utterance SRCC).
+# Options that are not listed below go to run.sh unchanged. --dry_run prints the commands.
+set -euo pipefail
+recipe="$(cd "$(dirname "$0")" && pwd)"
+. "${recipe}/path.sh"
+. "${recipe}/local/names.sh"
+
+bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
+somos_root=                # SOMOS folder (audios/, training_files/); optional
+upstream=wav2vec2_base_960  # the (frozen) upstream; the paper uses wav2vec 2.0
+upstream_ckpt=             # its checkpoint, for a *_local upstream
+n_experts="1 2 4 8"        # the numbers of experts
+tasks="cls nocls"          # with (cls) and without (nocls) the system-classification task
+seeds="0"                  # training seeds; the table and plot average them
+device=cuda                # cuda or cpu
+total_steps=10000          # training steps per run
+overrides=                 # more s3prl -o overrides for every run, joined with ",,"
+exproot="${recipe}/exp"    # where experiment folders and the outputs go
+out=                       # output prefix; default: <exproot>/moe_ablation
+dry_run=false              # print the commands instead of running them
+path_options="bvcc_root somos_root exproot out"
+file_options="upstream_ckpt"
+passthrough=()             # any other option goes to every run.sh
+. "${recipe}/../utils/parse_options.sh"
+for name in variant seed expdir stop_stage; do
+    for given in "${passthrough[@]}"; do
+        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here" >&2; exit 1; }
+    done
+done
+
+run() {
+    if "${dry_run}"; then
+        printf '%q ' "$@"; echo
+    else
+        "$@"
+    fi
+}
+
+tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
+out="${out:-${exproot}/moe_ablation}"
+ckpt_args=()
+[ -n "${upstream_ckpt}" ] && ckpt_args=(--upstream_ckpt "${upstream_ckpt}")
+common=(--bvcc_root "${bvcc_root}" --somos_root "${somos_root}" --upstream "${upstream}" "${ckpt_args[@]}"
+        --device "${device}" --total_steps "${total_steps}" --variant moe_mos --stop_stage 4)
+
+runs=()
+for n in ${n_experts}; do
+    for task in ${tasks}; do
+        case "${task}" in
+            cls) classification=True ;;
+            nocls) classification=False ;;
+            *) echo "--tasks takes cls and/or nocls, not '${task}'" >&2; exit 1 ;;
+        esac
+        o="config.downstream_expert.modelrc.n_experts=${n},,config.downstream_expert.modelrc.classification=${classification}"
+        [ -n "${overrides}" ] && o+=",,${overrides}"
+        for seed in ${seeds}; do
+            expdir="${exproot}/moe_mos_n${n}_${task}_${tag}_seed${seed}"
+            "${dry_run}" || echo "=== MoE-MOS N=${n} ${task} ${tag} seed ${seed} -> ${expdir}"
+            run "${recipe}/run.sh" "${common[@]}" --seed "${seed}" --expdir "${expdir}" --overrides "${o}" \
+                "${passthrough[@]}"
+            runs+=("${n}:${task}:${expdir}")
+        done
+    done
+done
+
+run python "${recipe}/local/moe_ablation.py" --runs "${runs[@]}" --out "${out}"
