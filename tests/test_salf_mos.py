@@ -219,3 +219,43 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
     ours = load(out, device="cpu", batch_size=1).predict(paths=[u.wav_path for u in utts])
     gaps = [abs(runner_preds[u.sample_id] - p) for u, p in zip(utts, ours)]
     assert max(gaps) <= 1e-5, gaps
+
+
+# ---- hand-crafted features and the ablation recipe -----------------------------------------------------------
+
+@pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240)])
+def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
+    """s3prl's mfcc and fbank upstreams need no weights (they load offline) and give one hidden state."""
+    run_downstream_main([DOWNSTREAM], [
+        "-m", "train", "-u", upstream, "-d", "salf_mos", "-s", "last_hidden_state", "--device", "cpu",
+        "-p", str(tmp_path), "-o", _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})])
+    ckpt = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
+    assert SALFMOSModel.kwargs_from_state({k[len("model."):]: v for k, v in ckpt["Downstream"].items()
+                                           if k.startswith("model.")})["upstream_dim"] == dim
+
+
+def test_ablation_dry_run_lists_every_run(tmp_path):
+    import shlex
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    out = subprocess.run(["bash", os.path.join(REPO, "egs", "bvcc", "run_salf_ablation.sh"), "--dry_run", "true",
+                          "--bvcc_root", "/c/bvcc", "--exproot", str(tmp_path), "--upstreams", "wavlm_base w=/x/m.pt",
+                          "--seeds", "0 1", "--batch_size", "8"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    commands = [shlex.split(line) for line in out.strip().splitlines()]
+    runs, table = commands[:-1], commands[-1]
+
+    def flag(command, name):
+        return command[command.index(name) + 1] if name in command else None
+
+    assert [(flag(c, "--upstream"), flag(c, "--seed")) for c in runs] == [
+        (u, s) for u in ("wav2vec2_base_960", "mfcc", "fbank", "wavlm_base", "w") for s in ("0", "1")]
+    assert all(c[0].endswith("egs/bvcc/run.sh") and flag(c, "--variant") == "salf_mos" for c in runs)
+    assert all(flag(c, "--batch_size") == "8" and flag(c, "--bvcc_root") == "/c/bvcc" for c in runs)
+    assert flag(runs[-1], "--upstream_ckpt") == "/x/m.pt" and flag(runs[0], "--upstream_ckpt") is None
+    expdirs = [flag(c, "--expdir") for c in runs]
+    assert expdirs[2] == str(tmp_path / "salf_mos_mfcc_seed0") and len(set(expdirs)) == len(expdirs)
+    assert table[1].endswith("local/make_table.py") and table[table.index("--expdirs") + 1:table.index("--out")] == expdirs
+    assert flag(table, "--out") == str(tmp_path / "salf_ablation")
