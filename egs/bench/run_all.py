@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Every benchmark of egs/bench in one command, and one combined Markdown table.
 
-    python egs/bench/run_all.py [--threads 1] [--device cpu] [--only tokens,train_step,predict,peers]
+    python egs/bench/run_all.py [--threads 1] [--device cpu] [--only tokens,train_step,predict,salf,peers]
         [--out_dir DIR] [--json PATH] [--quick] [--SCRIPT_args "..."]
 
 Runs, one after the other (never side by side, so that they do not slow each other):
 ``tokens_bench.py`` (token fit + dump), ``train_step_bench.py`` (training step per expert),
-``predict_bench.py`` (exported predictor; when present) and ``peers_bench.py`` (Distill-MOS and DNSMOS
+``predict_bench.py`` (exported predictor; when present), ``salf_bench.py`` (SALF-MOS against DistilMOS:
+training step and inference) and ``peers_bench.py`` (Distill-MOS and DNSMOS
 beside ours; when at least one peer is installed: ``pip install -r egs/bench/requirements-peers.txt``),
 each with ``--json``, then prints the machine and one table of every row: group, measure, value, unit,
 target, met, runs (how many timed runs each median is of). A script that fails gets a row saying so and
@@ -42,6 +43,7 @@ SCRIPTS = {
         "--max_batch_seconds", "16", "--max_pad", "1", "--layerwise_layers", "1,6,12"]),
     "train_step": ("train_step_bench.py", []),
     "predict": ("predict_bench.py", []),
+    "salf": ("salf_bench.py", []),
     "peers": ("peers_bench.py", []),
 }
 PEERS = ("distillmos", "speechmos")
