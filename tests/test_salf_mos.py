@@ -259,3 +259,33 @@ def test_ablation_dry_run_lists_every_run(tmp_path):
     assert expdirs[2] == str(tmp_path / "salf_mos_mfcc_seed0") and len(set(expdirs)) == len(expdirs)
     assert table[1].endswith("local/make_table.py") and table[table.index("--expdirs") + 1:table.index("--out")] == expdirs
     assert flag(table, "--out") == str(tmp_path / "salf_ablation")
+
+
+def test_table_has_a_salf_mos_row(tmp_path):
+    from conftest import load_script
+
+    make_table = load_script("egs/bvcc/local/make_table.py", "bvcc_make_table_salf")
+    expdir = tmp_path / "salf_mos_wav2vec2_base_960_seed0"
+    expdir.mkdir()
+    (expdir / "info.json").write_text(json.dumps({"upstream": "wav2vec2_base_960", "variant": "salf_mos", "seed": 0}))
+    (expdir / "metrics_test.json").write_text(json.dumps({"utt_SRCC": 0.5, "utt_MSE": 0.3}))
+    rows = make_table.rows(make_table.collect([str(expdir)]))
+    assert {(r["backbone"], r["model"]) for r in rows} == {("Wav2Vec2 Base", "SALF-MOS")}
+    assert "| Wav2Vec2 Base | SALF-MOS | – | 0.500 |" in make_table.markdown(rows)
+
+
+def test_ridge_yardstick_writes_expert_format_metrics(tmp_path, demo_data, tiny_ckpts):
+    from conftest import load_script
+
+    ridge = load_script("egs/demo/local/ridge_yardstick.py", "demo_ridge_yardstick")
+    results = ridge.run("wavlm_local", tiny_ckpts["wavlm"], "last", demo_data["bvcc"], str(tmp_path),
+                        eval_splits=["test"])
+    with open(tmp_path / "metrics_test.json") as handle:
+        metrics = json.load(handle)
+    assert set(METRIC_KEYS) | {"n_utt", "n_sys"} <= set(metrics)
+    assert metrics["n_utt"] == len(read_datalist(os.path.join(demo_data["bvcc"], "test.csv")))
+    assert results["test"]["utt_MSE"] == pytest.approx(metrics["utt_MSE"])
+    with open(tmp_path / "info.json") as handle:
+        assert json.load(handle)["variant"] == "ridge"
+    with pytest.raises(ridge.YardstickError, match="--layer"):
+        ridge.parse_layer("middle")
