@@ -25,6 +25,7 @@ import torch.nn as nn
 from .errors import ConfigError
 from .models.distilmos import DistilMOSModel
 from .models.moe_mos import MoEMOSModel
+from .models.salf_mos import SALFMOSModel
 from .models.ssl_mos import SSLMOSModel
 
 
@@ -64,6 +65,11 @@ EXPERTS: Dict[str, Expert] = {e.name: e for e in (
     )),
     Expert("ssl_mos", SSLMOSModel, (
         Variant("ssl_mos", "SSL-MOS", "config.yaml", runner_args=("-s", "last_hidden_state")),
+    )),
+    # on frozen features: one layer (the upstream's output) as in the paper, or the learnable weighted sum
+    Expert("salf_mos", SALFMOSModel, (
+        Variant("salf_mos", "SALF-MOS", "config.yaml", runner_args=("-s", "last_hidden_state"), fine_tune=False),
+        Variant("salf_mos_wsum", "SALF-MOS (weighted layers)", "config.yaml", fine_tune=False),
     )),
     Expert("moe_mos", MoEMOSModel, (
         Variant("moe_mos", "MoE-MOS", "config.yaml", fine_tune=False),

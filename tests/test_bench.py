@@ -42,6 +42,7 @@ def test_suite_runs_every_script_and_prints_one_table(quick_suite):
     assert {"train step, frozen upstream", "train step, fine-tuned upstream (-f)"} <= groups
     if os.path.isfile(os.path.join(BENCH, "predict_bench.py")):
         assert any(g.startswith("inference") for g in groups)
+    assert any(r["group"] == "SALF-MOS vs DistilMOS" and r["measure"].startswith("train step: salf_mos") for r in rows)
     # one table with the fixed columns, a line per row, and the machine it ran on
     assert "| group | measure | value | unit | target | met | runs |" in proc.stdout
     assert sum(line.startswith("| ") for line in proc.stdout.splitlines()) == len(rows) + 1

@@ -14,6 +14,8 @@ RECIPES = [
     "egs/bvcc/run_cca.sh",
     "egs/demo/run.sh",
     "egs/demo/learning_check.sh",
+    "egs/demo/salf_learning_check.sh",
+    "egs/bvcc/run_salf_ablation.sh",
 ]
 
 

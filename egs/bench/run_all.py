@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Every benchmark of egs/bench in one command, and one combined Markdown table.
 
-    python egs/bench/run_all.py [--threads 1] [--device cpu] [--only tokens,train_step,predict,padding_exact,feature_cache,peers]
+    python egs/bench/run_all.py [--threads 1] [--device cpu]
+        [--only tokens,train_step,predict,padding_exact,feature_cache,salf,peers]
         [--out_dir DIR] [--json PATH] [--quick] [--SCRIPT_args "..."]
 
 Runs, one after the other (never side by side, so that they do not slow each other):
 ``tokens_bench.py`` (token fit + dump), ``train_step_bench.py`` (training step per expert),
 ``predict_bench.py`` (exported predictor; when present), ``padding_exact_bench.py`` (the padding-exact
 forward's cost and the uncapped batching's gain), ``feature_cache_bench.py`` (epochs from a feature cache
-against the upstream in the loop) and ``peers_bench.py`` (Distill-MOS and DNSMOS
+against the upstream in the loop), ``salf_bench.py`` (SALF-MOS against DistilMOS: training step and
+inference) and ``peers_bench.py`` (Distill-MOS and DNSMOS
 beside ours; when at least one peer is installed: ``pip install -r egs/bench/requirements-peers.txt``),
 each with ``--json``, then prints the machine and one table of every row: group, measure, value, unit,
 target, met, runs (how many timed runs each median is of). A script that fails gets a row saying so and
@@ -46,6 +48,7 @@ SCRIPTS = {
     "predict": ("predict_bench.py", []),
     "padding_exact": ("padding_exact_bench.py", []),
     "feature_cache": ("feature_cache_bench.py", []),
+    "salf": ("salf_bench.py", []),
     "peers": ("peers_bench.py", []),
 }
 PEERS = ("distillmos", "speechmos")

@@ -35,11 +35,11 @@ feature_cache=false        # frozen runs: dump the upstream's hidden states once
 cachedir=cache             # feature caches, shared by every run
 device=cuda                # cuda or cpu
 ngpu=1                     # processes (torchrun) for tokens and training
-total_steps=10000          # training steps
-eval_step=1000             # validate and save every this many steps (and always at the last step)
+total_steps=               # training steps (default: the variant's config; 10000 for DistilMOS)
+eval_step=                 # validate and save every this many steps, and at the last (default: the config's)
 seed=0                     # training seed
 token_seed=0               # k-means seed: one token store serves runs of every training seed
-batch_size=32              # total over --ngpu processes
+batch_size=                # total over --ngpu processes (default: the config's; 32 for DistilMOS)
 num_workers=4              # data loader processes
 overrides=                 # more s3prl -o overrides, joined with ",,"
 token_args=                # more options for python -m upstream_tokens fit/dump
@@ -55,6 +55,11 @@ config="${REPO_ROOT}/downstream/${expert}/${config}"
 [ "${freeze}" = true ] && fine_tune=false
 finetune=()
 [ "${fine_tune}" = true ] && finetune=(-f)
+# Training length, validation interval and batch default to the variant's config (DistilMOS: the paper's
+# 10,000 steps, every 1,000, batch 32; SALF-MOS: batch 4, validation every epoch, early stopping).
+if [ -z "${batch_size}" ]; then
+    batch_size="$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["downstream_expert"]["datarc"]["train_batch_size"])' "${config}")"
+fi
 [ "${ngpu}" -ge 1 ] || { echo "--ngpu must be at least 1" >&2; exit 1; }
 [ $(( batch_size % ngpu )) -eq 0 ] || { echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2; exit 1; }
 
@@ -175,7 +180,8 @@ if todo 3; then
     [ "${feature_cache}" = true ] && o+=",,config.downstream_expert.datarc.feature_cache=${cache}"
     o+=",,config.downstream_expert.datarc.train_batch_size=$(( batch_size / ngpu ))"
     o+=",,config.downstream_expert.datarc.num_workers=${num_workers}"
-    o+=",,config.runner.total_steps=${total_steps},,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"
+    [ -n "${total_steps}" ] && o+=",,config.runner.total_steps=${total_steps}"
+    [ -n "${eval_step}" ] && o+=",,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"
     [ -n "${overrides}" ] && o+=",,${overrides}"
     printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s}\n' \
         "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" > "${expdir}/info.json"

@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Parameter counts of the readings SALF-MOS's description allows, nearest to the paper's 1,574 first.
+
+    python local/salf_readings.py [--upstream_dim 768] [--target 1574] [--top 15]
+
+The paper fixes: four double-conv blocks (Conv1d k=3 -> BatchNorm -> ReLU, twice), three downsamplings
+(k=2, s=2) between them, a linear latent-feature layer (LFE) after each block, the LFE outputs stacked, a
+final Linear. It leaves open, and this script varies: the axis the convolutions run over (time, with the
+features as input channels, or the feature axis, one input channel), the channel widths (constant or
+doubling per block), a bias on the convolutions, BatchNorm's affine parameters, the downsampling (max
+pooling, or a k=2 s=2 convolution keeping or changing the width), how an LFE is taken (a Linear over the
+block's feature-axis length shared by its channels, one per channel, over the flattened block, or over
+the channel means), its output size, and a bias on the final Linear. Counting is by formula; the
+implemented reading (:mod:`distilmos.models.salf_mos`) is checked against its module's own count.
+"""
+import argparse
+import itertools
+
+
+def conv(c_in: int, c_out: int, kernel: int, bias: bool) -> int:
+    return c_in * c_out * kernel + (c_out if bias else 0)
+
+
+def count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias):
+    """Parameters of one reading, or None when it is not well defined (an LFE over time, whose length varies)."""
+    if axis == "time" and lfe != "channel_mean":
+        return None
+    n, c_in, length, stacked = 0, (dim if axis == "time" else 1), dim, 0
+    for b, width in enumerate(widths):
+        n += conv(c_in, width, 3, conv_bias) + conv(width, width, 3, conv_bias) + (4 * width if bn_affine else 0)
+        if lfe == "shared_over_length":
+            n, stacked = n + length * lfe_out + lfe_out, stacked + width * lfe_out
+        elif lfe == "per_channel_over_length":
+            n, stacked = n + width * (length * lfe_out + lfe_out), stacked + width * lfe_out
+        elif lfe == "flattened":
+            n, stacked = n + width * length * lfe_out + lfe_out, stacked + lfe_out
+        else:  # channel_mean
+            n, stacked = n + width * lfe_out + lfe_out, stacked + lfe_out
+        c_in = width
+        if b < len(widths) - 1:
+            if down == "conv_same_width":
+                n += conv(width, width, 2, conv_bias)
+            elif down == "conv_next_width":
+                n, c_in = n + conv(width, widths[b + 1], 2, conv_bias), widths[b + 1]
+            if axis == "feature":
+                length //= 2
+    return n + stacked + (1 if head_bias else 0)
+
+
+def readings(dim):
+    for axis, kind, c, conv_bias, bn_affine, down, lfe, lfe_out, head_bias in itertools.product(
+            ("feature", "time"), ("constant", "doubling"), (1, 2, 3, 4, 8), (False, True), (True, False),
+            ("max_pool", "conv_same_width", "conv_next_width"),
+            ("shared_over_length", "per_channel_over_length", "flattened", "channel_mean"), (1, 2), (False, True)):
+        widths = [c] * 4 if kind == "constant" else [c * 2 ** i for i in range(4)]
+        n = count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias)
+        if n is not None:
+            yield n, dict(axis=axis, widths=widths, conv_bias=conv_bias, bn_affine=bn_affine, down=down, lfe=lfe,
+                          lfe_out=lfe_out, head_bias=head_bias)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--upstream_dim", type=int, default=768)
+    parser.add_argument("--target", type=int, default=1574)
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args(argv)
+    found = sorted(readings(args.upstream_dim), key=lambda r: (abs(r[0] - args.target), r[0]))
+    for n, reading in found[:args.top]:
+        print(f"{n:>6,} ({n - args.target:+d})  " + " ".join(f"{k}={v}" for k, v in reading.items()))
+    time_axis = min(n for n, r in found if r["axis"] == "time")
+    print(f"fewest parameters of any time-axis reading: {time_axis:,}")
+
+
+if __name__ == "__main__":
+    main()

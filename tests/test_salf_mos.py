@@ -1,0 +1,291 @@
+"""SALF-MOS: its parameter count, padding invariance, training through the runner (frozen upstream), early
+stopping and the predictor round trip."""
+import csv
+import json
+import os
+
+import pytest
+import torch
+
+from distilmos.datalist import read_datalist
+from distilmos.errors import ConfigError
+from distilmos.metrics import METRIC_KEYS
+from distilmos.models.salf_mos import SALFMOSModel
+from distilmos.models.salf_mos import main as count_main
+from distilmos.predictor import export, load
+from distilmos.runner import run as run_downstream_main
+
+from conftest import REPO
+
+DOWNSTREAM = os.path.join(REPO, "downstream")
+
+
+def _n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---- the model ----------------------------------------------------------------------------------------
+
+def test_printed_count_is_the_sum_of_parameters(capsys):
+    assert count_main(["--count", "--upstream_dim", "768"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    total = int(lines[-1].split()[-1].replace(",", ""))
+    per_layer = sum(int(line.split()[-1].replace(",", "")) for line in lines[:-1])
+    assert total == per_layer == _n_params(SALFMOSModel(768)) == 1574  # the paper's count, wav2vec 2.0 Base
+    assert any(line.startswith("lfe.0") and line.rstrip().endswith("769") for line in lines)
+
+
+def test_rebuilds_from_its_weights_alone():
+    model = SALFMOSModel(64, channels=3, depth=3, head_bias=True)
+    kwargs = SALFMOSModel.kwargs_from_state(model.state_dict())
+    assert kwargs == {"upstream_dim": 64, "channels": 3, "depth": 3, "head_bias": True}
+    SALFMOSModel(**kwargs).load_state_dict(model.state_dict(), strict=True)
+
+
+def test_too_few_feature_dimensions_are_refused():
+    with pytest.raises(ValueError, match="at least 8"):
+        SALFMOSModel(7)
+    SALFMOSModel(39)  # s3prl's mfcc: 39 -> 19 -> 9 -> 4
+
+
+def _trained_model(dim=48, seed=0):
+    """A model whose BatchNorm running statistics and weights are not at their initial values."""
+    torch.manual_seed(seed)
+    model = SALFMOSModel(dim)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(3, 20, dim) * 2 + 0.5, torch.tensor([20, 13, 7]))
+    return model.eval()
+
+
+def test_padding_does_not_change_a_prediction_in_eval_mode():
+    model = _trained_model()
+    torch.manual_seed(1)
+    lengths = [50, 45, 35, 20]  # 0 %, 10 %, 30 % and 60 % padding in a batch of 50 frames
+    utts = [torch.randn(n, 48) for n in lengths]
+    batch = torch.zeros(len(utts), 50, 48)
+    for i, u in enumerate(utts):
+        batch[i, :len(u)] = u
+    batch[1, 45:] = 100.0  # whatever sits in the padding
+    with torch.no_grad():
+        batched = model(batch, torch.tensor(lengths))["pred"]
+        alone = torch.stack([model(u[None], torch.tensor([len(u)]))["pred"][0] for u in utts])
+    assert torch.allclose(batched, alone, atol=1e-5, rtol=0), (batched, alone)
+
+
+def test_batchnorm_statistics_in_training_ignore_padding():
+    torch.manual_seed(2)
+    lengths = torch.tensor([30, 18, 12])
+    frames = torch.randn(3, 30, 48)
+    longer = torch.cat([frames, torch.randn(3, 25, 48) * 50], dim=1)  # the same frames with more (junk) padding
+    first, second, third = (SALFMOSModel(48).train() for _ in range(3))
+    initial = {k: v.clone() for k, v in first.state_dict().items()}
+    second.load_state_dict(initial)
+    third.load_state_dict(initial)
+    out_a = first(frames, lengths)["pred"]
+    out_b = second(longer, lengths)["pred"]
+    assert torch.allclose(out_a, out_b, atol=1e-6)
+    # the statistics are those of the valid frames: the same frames as one unpadded utterance give them too
+    valid = torch.cat([frames[i, :n] for i, n in enumerate(lengths.tolist())])[None]
+    third(valid, torch.tensor([valid.size(1)]))
+    for key, value in first.state_dict().items():
+        if "running_" in key:
+            assert torch.allclose(value, second.state_dict()[key], atol=1e-6), key
+            assert torch.allclose(value, third.state_dict()[key], atol=1e-6), key
+    assert not torch.allclose(first.blocks[0][1].running_mean, initial["blocks.0.1.running_mean"])
+
+
+# ---- through the runner -----------------------------------------------------------------------------------
+
+def _overrides(data_dir, **extra):
+    values = {
+        "config.downstream_expert.datarc.data_dir": data_dir,
+        "config.downstream_expert.datarc.num_workers": 0,
+        "config.downstream_expert.datarc.eval_batch_size": 8,
+        "config.runner.total_steps": 4,
+        "config.runner.eval_step": 2,
+        "config.runner.save_step": 2,
+        "config.runner.log_step": 2,
+        "config.optimizer.lr": 1.0e-2,
+    }
+    values.update(extra)
+    return ",,".join(f"{k}={v}" for k, v in values.items())
+
+
+def _train(expdir, data_dir, ckpt, *extra_args, **overrides):
+    run_downstream_main([DOWNSTREAM], [
+        "-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "salf_mos", "--device", "cpu", "-p", str(expdir),
+        "-o", _overrides(data_dir, **overrides), *extra_args])
+
+
+def _evaluate(expdir, split, batch_size):
+    run_downstream_main([DOWNSTREAM], [
+        "-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"), "-t", split, "--device", "cpu",
+        "-o", f"config.downstream_expert.datarc.eval_batch_size={batch_size}"])
+    with open(os.path.join(expdir, f"predictions_{split}.csv")) as handle:
+        preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
+    with open(os.path.join(expdir, f"metrics_{split}.json")) as handle:
+        return preds, json.load(handle)
+
+
+@pytest.fixture(scope="module")
+def experiments(demo_data, tiny_ckpts, tmp_path_factory):
+    """``{variant: expdir}``: SALF-MOS on the tiny WavLM's last layer and on its weighted layer sum, 4 steps."""
+    root = tmp_path_factory.mktemp("salf_exp")
+    runs = {"salf_mos": ("-s", "last_hidden_state"), "salf_mos_wsum": ()}
+    for name, extra in runs.items():
+        _train(root / name, demo_data["bvcc"], tiny_ckpts["wavlm"], *extra)
+    return {name: str(root / name) for name in runs}
+
+
+def test_trains_on_frozen_features_and_evaluates(experiments, demo_data, tiny_ckpts):
+    expdir = experiments["salf_mos"]
+    ckpt = torch.load(os.path.join(expdir, "best-states-val.ckpt"), map_location="cpu", weights_only=True)
+    assert not ckpt.get("Upstream")  # frozen: the runner saves no upstream weights
+    downstream = ckpt["Downstream"]
+    model_params = sum(v.numel() for k, v in downstream.items()
+                       if k.startswith("model.") and not any(b in k for b in ("running_", "num_batches")))
+    assert model_params == _n_params(SALFMOSModel(64))  # the tiny WavLM's 64-dim features
+    assert os.path.isfile(os.path.join(expdir, "metrics_val_best.json"))
+    _, metrics = _evaluate(expdir, "test", batch_size=8)
+    assert set(METRIC_KEYS) | {"n_utt", "n_sys"} <= set(metrics)
+    assert metrics["n_utt"] == len(read_datalist(os.path.join(demo_data["bvcc"], "test.csv")))
+    with open(os.path.join(expdir, "predictions_test.csv")) as handle:
+        assert next(csv.reader(handle)) == ["sample_id", "system_id", "score", "pred"]
+
+
+def test_weighted_layer_sum_variant_learns_layer_weights(experiments):
+    ckpt = torch.load(os.path.join(experiments["salf_mos_wsum"], "best-states-val.ckpt"), map_location="cpu",
+                      weights_only=True)
+    assert ckpt["Featurizer"]["weights"].numel() == 4  # the tiny WavLM's hidden states: input + 3 layers
+
+
+def test_fine_tuning_is_refused(tmp_path, demo_data, tiny_ckpts):
+    with pytest.raises(ConfigError, match="frozen.*drop -f"):
+        _train(tmp_path / "f", demo_data["bvcc"], tiny_ckpts["wavlm"], "-s", "last_hidden_state", "-f")
+
+
+def test_paper_recipe_is_the_default_config():
+    import yaml
+
+    with open(os.path.join(DOWNSTREAM, "salf_mos", "config.yaml")) as handle:
+        config = yaml.safe_load(handle)
+    assert config["runner"]["early_stopping"] == {"patience": 20, "unit": "epoch"}
+    assert config["optimizer"]["torch_optim_name"] == "SGD" and config["optimizer"]["lr"] == 1.0e-4
+    assert config["downstream_expert"]["datarc"]["train_batch_size"] == 4
+    assert config["downstream_expert"]["modelrc"]["loss"] == "l1"
+    assert config["downstream_expert"]["datarc"]["best_metric"] == "utt_SRCC"
+
+
+def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch,
+                                                               capsys):
+    """Validation SRCC falls after the first validation: the run stops `patience` validations later and the
+    kept best checkpoint is the first one."""
+    import distilmos.expert_base as expert_base
+
+    real = expert_base.compute_metrics
+    falling = iter([0.5, 0.4, 0.3, 0.2, 0.1] + [0.0] * 100)
+
+    def worse_each_time(*args, **kwargs):
+        metrics = real(*args, **kwargs)
+        metrics["utt_SRCC"] = next(falling)
+        return metrics
+
+    monkeypatch.setattr(expert_base, "compute_metrics", worse_each_time)
+    _train(tmp_path, demo_data["bvcc"], tiny_ckpts["wavlm"], "-s", "last_hidden_state",
+           **{"config.runner.total_steps": 40, "config.runner.eval_step": 1, "config.runner.save_step": 100,
+              "config.runner.early_stopping.patience": 3, "config.runner.early_stopping.unit": "step"})
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "log.jsonl") if '"val"' in line]
+    assert steps == [1, 2, 3, 4]  # improved at 1; 3 steps without improvement -> stop at 4
+    assert os.path.isfile(tmp_path / "states-4.ckpt")
+    best = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
+    assert best["Step"] == 1
+    with open(tmp_path / "metrics_val_best.json") as handle:
+        assert json.load(handle)["step"] == 1
+
+
+# ---- the predictor -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["salf_mos", "salf_mos_wsum"])
+def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path, variant):
+    expdir = experiments[variant]
+    out = str(tmp_path / f"{variant}.pt")
+    card = export(os.path.join(expdir, "best-states-val.ckpt"), out)
+    assert card["downstream"]["expert"] == "salf_mos" and card["downstream"]["parameters"] == _n_params(SALFMOSModel(64))
+    assert card["upstream"]["fine_tuned"] is False
+    utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
+    runner_preds, _ = _evaluate(expdir, "test", batch_size=1)
+    ours = load(out, device="cpu", batch_size=1).predict(paths=[u.wav_path for u in utts])
+    gaps = [abs(runner_preds[u.sample_id] - p) for u, p in zip(utts, ours)]
+    assert max(gaps) <= 1e-5, gaps
+
+
+# ---- hand-crafted features and the ablation recipe -----------------------------------------------------------
+
+@pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240)])
+def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
+    """s3prl's mfcc and fbank upstreams need no weights (they load offline) and give one hidden state."""
+    run_downstream_main([DOWNSTREAM], [
+        "-m", "train", "-u", upstream, "-d", "salf_mos", "-s", "last_hidden_state", "--device", "cpu",
+        "-p", str(tmp_path), "-o", _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})])
+    ckpt = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
+    assert SALFMOSModel.kwargs_from_state({k[len("model."):]: v for k, v in ckpt["Downstream"].items()
+                                           if k.startswith("model.")})["upstream_dim"] == dim
+
+
+def test_ablation_dry_run_lists_every_run(tmp_path):
+    import shlex
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    out = subprocess.run(["bash", os.path.join(REPO, "egs", "bvcc", "run_salf_ablation.sh"), "--dry_run", "true",
+                          "--bvcc_root", "/c/bvcc", "--exproot", str(tmp_path), "--upstreams", "wavlm_base w=/x/m.pt",
+                          "--seeds", "0 1", "--batch_size", "8"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    commands = [shlex.split(line) for line in out.strip().splitlines()]
+    runs, table = commands[:-1], commands[-1]
+
+    def flag(command, name):
+        return command[command.index(name) + 1] if name in command else None
+
+    assert [(flag(c, "--upstream"), flag(c, "--seed")) for c in runs] == [
+        (u, s) for u in ("wav2vec2_base_960", "mfcc", "fbank", "wavlm_base", "w") for s in ("0", "1")]
+    assert all(c[0].endswith("egs/bvcc/run.sh") and flag(c, "--variant") == "salf_mos" for c in runs)
+    assert all(flag(c, "--batch_size") == "8" and flag(c, "--bvcc_root") == "/c/bvcc" for c in runs)
+    assert flag(runs[-1], "--upstream_ckpt") == "/x/m.pt" and flag(runs[0], "--upstream_ckpt") is None
+    expdirs = [flag(c, "--expdir") for c in runs]
+    assert expdirs[2] == str(tmp_path / "salf_mos_mfcc_seed0") and len(set(expdirs)) == len(expdirs)
+    assert table[1].endswith("local/make_table.py") and table[table.index("--expdirs") + 1:table.index("--out")] == expdirs
+    assert flag(table, "--out") == str(tmp_path / "salf_ablation")
+
+
+def test_table_has_a_salf_mos_row(tmp_path):
+    from conftest import load_script
+
+    make_table = load_script("egs/bvcc/local/make_table.py", "bvcc_make_table_salf")
+    expdir = tmp_path / "salf_mos_wav2vec2_base_960_seed0"
+    expdir.mkdir()
+    (expdir / "info.json").write_text(json.dumps({"upstream": "wav2vec2_base_960", "variant": "salf_mos", "seed": 0}))
+    (expdir / "metrics_test.json").write_text(json.dumps({"utt_SRCC": 0.5, "utt_MSE": 0.3}))
+    rows = make_table.rows(make_table.collect([str(expdir)]))
+    assert {(r["backbone"], r["model"]) for r in rows} == {("Wav2Vec2 Base", "SALF-MOS")}
+    assert "| Wav2Vec2 Base | SALF-MOS | – | 0.500 |" in make_table.markdown(rows)
+
+
+def test_ridge_yardstick_writes_expert_format_metrics(tmp_path, demo_data, tiny_ckpts):
+    from conftest import load_script
+
+    ridge = load_script("egs/demo/local/ridge_yardstick.py", "demo_ridge_yardstick")
+    results = ridge.run("wavlm_local", tiny_ckpts["wavlm"], "last", demo_data["bvcc"], str(tmp_path),
+                        eval_splits=["test"])
+    with open(tmp_path / "metrics_test.json") as handle:
+        metrics = json.load(handle)
+    assert set(METRIC_KEYS) | {"n_utt", "n_sys"} <= set(metrics)
+    assert metrics["n_utt"] == len(read_datalist(os.path.join(demo_data["bvcc"], "test.csv")))
+    assert results["test"]["utt_MSE"] == pytest.approx(metrics["utt_MSE"])
+    with open(tmp_path / "info.json") as handle:
+        assert json.load(handle)["variant"] == "ridge"
+    with pytest.raises(ridge.YardstickError, match="--layer"):
+        ridge.parse_layer("middle")
