@@ -40,7 +40,9 @@ common=(--bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/som
 # validation once an epoch, as in the paper (batch 4; the training loader keeps the last partial batch)
 n_train=$(( $(wc -l < "${workdir}/data/bvcc/train.csv") - 1 ))
 steps_per_epoch=$(( (n_train + 3) / 4 ))
-"${here}/../bvcc/run.sh" "${common[@]}" --stage 3 --stop_stage 4 \
+# the upstream is frozen: its hidden states are computed once (stage 2, a feature cache), so an epoch of the
+# 1,574-parameter head takes seconds and the run can go on to early stopping
+"${here}/../bvcc/run.sh" "${common[@]}" --stage 2 --stop_stage 4 --feature_cache true --cachedir "${workdir}/cache" \
     --total_steps $(( max_epochs * steps_per_epoch )) --eval_step "${steps_per_epoch}" \
     --overrides "config.optimizer.lr=${lr},,config.optimizer.momentum=${momentum},,config.runner.early_stopping.patience=${patience},,config.downstream_expert.datarc.eval_batch_size=16"
 
