@@ -160,7 +160,7 @@ def test_inference_path_holds_no_training_heads(e2e_data, token_stores, tiny_ckp
              "modelrc": {}}, str(tmp_path), upstream="wavlm_local", upstream_ckpt=tiny_ckpts["wavlm"])
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     h = 256
-    blocks = 3 * (h * h + h) + (5 + 3 + 3) * h * h + 3 * h + 3 * 2 * h
+    blocks = 3 * (h * h + h) + (5 + 3 + 3) * h * h + 3 * 2 * h  # convolutions carry no bias (a norm follows)
     cnn_blstm = (3 * h * h + h) + 2 * (4 * h * (h + h) + 8 * h) + (2 * h * h + h) + 2 * h
     assert count(expert.model) == (64 * h + h) + blocks + cnn_blstm + (h + 1)
     assert count(expert) == count(expert.model) + count(expert.heads)

@@ -132,7 +132,8 @@ def measure(args) -> list:
         rows.append(benchlib.row(group, f"{name}: throughput", args.n_utts / med[name], "utts/s", runs=runs))
         rows.append(benchlib.row(group, f"{name}: real-time factor", med[name] / audio_seconds, "x", runs=runs))
     speedup = med["one by one"] / med["batched"]
-    rows.append(benchlib.row(group, f"batched (batch_size {args.batch_size}, max_pad {batched.max_pad:g}) vs one by one",
+    cap = "none, padding-exact" if batched.max_pad is None else f"{batched.max_pad:g}"
+    rows.append(benchlib.row(group, f"batched (batch_size {args.batch_size}, max_pad {cap}) vs one by one",
                              speedup, "x", target=f"≥ {BATCH_TARGET:g}×", met=speedup >= BATCH_TARGET, runs=runs))
     overhead = 100 * (med["one by one"] / med["bare upstream"] - 1)
     rows.append(benchlib.row(group, "heads + I/O over a bare upstream forward (one by one)", overhead, "%",
