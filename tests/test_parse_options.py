@@ -12,6 +12,8 @@ RECIPES = [
     "egs/bvcc/run_table1.sh",
     "egs/bvcc/run_ksweep.sh",
     "egs/bvcc/run_cca.sh",
+    "egs/bvcc/run_upstreams.sh",
+    "egs/mosbench/run.sh",
     "egs/demo/run.sh",
     "egs/demo/learning_check.sh",
     "egs/demo/salf_learning_check.sh",

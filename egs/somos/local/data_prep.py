@@ -6,40 +6,33 @@
 Reads ``<root>/audios/*.wav`` and ``<root>/training_files/split1/clean/{train,valid,test}_mos_list.txt``
 (header ``utteranceId,mean``) and writes ``<out_dir>/{train,val,test}.csv``. The system of an utterance is
 the last ``_`` field of its id: ``novel_2007_0098_015.wav`` is system ``015``. The paper's zero-shot
-evaluation uses ``test.csv``.
+evaluation uses ``test.csv``. The reader is ``distilmos/corpora/somos.py`` (shared with the other
+corpora's preparations).
 """
 import argparse
 import os
 import sys
 
-from distilmos.datalist import DataListError, rows_from_score_list, write_splits
-
-SPLITS = {"train": "train_mos_list.txt", "val": "valid_mos_list.txt", "test": "test_mos_list.txt"}
+from distilmos.corpora import somos
+from distilmos.corpora.common import write_splits
+from distilmos.datalist import DataListError
 
 
 def somos_system(sample_id: str) -> str:
     """``novel_2007_0098_015`` -> ``015``."""
-    return sample_id.rsplit("_", 1)[-1]
+    return somos.system_of(sample_id)
 
 
-def prepare(somos_root: str, out_dir: str, split_dir: str = "training_files/split1/clean", check_audio: bool = True):
+def prepare(somos_root: str, out_dir: str, split_dir: str = somos.SPLIT_DIR, check_audio: bool = True):
     """Write the data lists; return ``{split: [Utterance]}``."""
-    wav_dir, lists = os.path.join(somos_root, "audios"), os.path.join(somos_root, split_dir)
-    if not os.path.isdir(lists):
-        raise DataListError(f"{somos_root}: no {split_dir}/ folder; --somos_root must hold audios/ and training_files/")
-    splits = {}
-    for split, list_name in SPLITS.items():
-        list_path = os.path.join(lists, list_name)
-        splits[split] = (rows_from_score_list(list_path, wav_dir, somos_system, skip_header=True), list_path)
-    return write_splits(splits, out_dir, check_audio=check_audio)
+    return write_splits(somos.read(os.path.abspath(somos_root), split_dir), out_dir, check_audio=check_audio)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--somos_root", required=True, help="folder that holds audios/ and training_files/")
     parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--split_dir", default="training_files/split1/clean",
-                        help="list folder under the root (clean or full split)")
+    parser.add_argument("--split_dir", default=somos.SPLIT_DIR, help="list folder under the root (clean or full split)")
     parser.add_argument("--no_check_audio", action="store_true", help="skip opening every audio header")
     args = parser.parse_args(argv)
     try:

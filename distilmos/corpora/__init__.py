@@ -1,0 +1,121 @@
+"""MOS corpora: one small reader per corpus, one registry, one preparation routine.
+
+Each reader knows only its corpus's layout as distributed (file names, score files, splits, system
+ids) and returns raw rows per split; :func:`prepare` validates them (one error listing every bad row:
+missing audio, a score that is not a number, duplicate ids), writes ``<out_dir>/<split>.csv`` in the
+toolkit's data list format and stamps the folder, so that preparing the same root again is skipped.
+
+    python -m distilmos.corpora --list                                   # corpora, splits, root layouts
+    python -m distilmos.corpora nisqa --root /corpora/NISQA_Corpus --out_dir data/nisqa
+    python egs/nisqa/local/data_prep.py --nisqa_root /corpora/NISQA_Corpus --out_dir data/nisqa   # the same
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from distilmos.datalist import DataListError
+
+from . import bc19, bvcc, nisqa, pstn, singmos, somos, tencent, tmhint_qi, vcc2018, vmc23
+from .common import CorpusLayoutError, Splits, is_prepared, write_splits, write_stamp
+
+__all__ = ["CORPORA", "Corpus", "CorpusLayoutError", "corpus", "prepare", "main"]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A registered corpus: its reader and what it yields."""
+
+    name: str
+    read: Callable[[str], Splits]  # root -> {split: (rows, source)}
+    splits: Tuple[str, ...]  # every split it can yield (some only when the copy has them)
+    test_splits: Tuple[str, ...]  # the splits a benchmark evaluates on
+    layout: str  # what the root holds, one line
+    doc: str  # the reader's docstring: the layout in full, and what is unsure
+
+
+def _register(module) -> Corpus:
+    return Corpus(module.NAME, module.read, tuple(module.SPLITS), tuple(module.TEST_SPLITS), module.LAYOUT,
+                  module.__doc__ or "")
+
+
+#: name -> corpus, in the order of benchmark tables
+CORPORA: Dict[str, Corpus] = {c.name: c for c in map(_register, (
+    bvcc, somos, singmos, nisqa, tmhint_qi, tencent, pstn, vmc23, bc19, vcc2018))}
+
+
+def corpus(name: str) -> Corpus:
+    """The registered corpus ``name`` (``tmhint-qi`` and ``tmhint_qi`` alike), or an error listing them."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in CORPORA:
+        raise CorpusLayoutError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+    return CORPORA[key]
+
+
+def prepare(name: str, root: str, out_dir: str, *, check_audio: bool = True, force: bool = False,
+            progress: bool = True) -> Dict[str, Optional[int]]:
+    """Write the data lists of corpus ``name`` found at ``root`` into ``out_dir``; return ``{split:
+    number of utterances}`` (``None`` for each split when a finished preparation of the same root was
+    found and kept; ``force`` redoes it)."""
+    spec = corpus(name)
+    if not os.path.isdir(root):
+        raise CorpusLayoutError(f"{root}: no such folder (the {spec.name} root should hold {spec.layout})")
+    root = os.path.abspath(root)
+    done = None if force else is_prepared(spec.name, root, out_dir)
+    if done is not None:
+        return {split: None for split in done}
+    splits = spec.read(root)
+    empty = [s for s, (rows, _) in splits.items() if not rows]
+    if empty:
+        raise CorpusLayoutError(f"{spec.name} at {root}: split(s) {', '.join(empty)} have no utterances "
+                                f"(from {', '.join(splits[s][1] for s in empty)})")
+    written = write_splits(splits, out_dir, check_audio=check_audio, progress=progress)
+    write_stamp(spec.name, root, out_dir, list(written))
+    return {split: len(utts) for split, utts in written.items()}
+
+
+def describe() -> str:
+    """One line per corpus: name, splits (test splits starred), root layout."""
+    lines = []
+    for c in CORPORA.values():
+        splits = " ".join(s + ("*" if s in c.test_splits else "") for s in c.splits)
+        lines.append(f"{c.name:10s} {splits:70s} {c.layout}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None, name: Optional[str] = None) -> int:
+    """The data preparation command; ``name`` fixes the corpus (``egs/<corpus>/local/data_prep.py``,
+    which takes ``--<corpus>_root``). Exit status 0, or 1 with one error message."""
+    fixed = corpus(name) if name else None
+    parser = argparse.ArgumentParser(
+        prog=f"egs/{fixed.name}/local/data_prep.py" if fixed else "python -m distilmos.corpora",
+        description=(fixed.doc if fixed else __doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    if fixed:
+        parser.add_argument(f"--{fixed.name}_root", dest="root", required=True, help=f"folder holding {fixed.layout}")
+    else:
+        parser.add_argument("corpus", nargs="?", help=f"one of {', '.join(CORPORA)}")
+        parser.add_argument("--root", help="the corpus folder")
+        parser.add_argument("--list", action="store_true", help="print the corpora, their splits and root layouts")
+    parser.add_argument("--out_dir", required=not bool(fixed) and "--list" not in (argv or sys.argv[1:]),
+                        help="folder for <split>.csv")
+    parser.add_argument("--no_check_audio", action="store_true", help="skip opening every audio header")
+    parser.add_argument("--force", action="store_true", help="prepare again even when the stamp says done")
+    args = parser.parse_args(argv)
+    if not fixed and args.list:
+        print(describe())
+        return 0
+    if not fixed and not (args.corpus and args.root):
+        parser.error("give a corpus name and --root (or --list)")
+    spec = fixed or corpus(args.corpus)
+    try:
+        counts = prepare(spec.name, args.root, args.out_dir, check_audio=not args.no_check_audio, force=args.force)
+    except DataListError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for split, count in counts.items():
+        path = os.path.join(args.out_dir, f"{split}.csv")
+        print(f"{path}: " + ("already prepared from this root" if count is None else f"{count} utterances"))
+    return 0

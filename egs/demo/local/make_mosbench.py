@@ -1,0 +1,287 @@
+#!/usr/bin/env python
+"""Write small synthetic corpora in the distributed layouts of the MOS-Bench corpora.
+
+    python egs/demo/local/make_mosbench.py --out_dir D [--seed 0] [--corpora "singmos nisqa ..."] [--utts 4]
+
+One folder per corpus under ``D`` (``D/<corpus>/``), laid out as the real corpus ships (see
+``distilmos/corpora/<corpus>.py`` for each layout): the score files with their real names, columns and
+id conventions, listener-rating files where the corpus has them (averaged by the preparation), audio at
+the corpus's own sample rate (8 kHz PSTN to 48 kHz NISQA, so resampling on reading is exercised). The
+speech is the demo generator's (``make_corpus.py``), with noise at an SNR that falls with each
+system's quality. ``D/mosbench_record.json`` holds what was written, per corpus and split as the
+preparation must find it, for tests. The same seed gives the same files.
+
+BVCC and SOMOS layouts are written by ``make_corpus.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from typing import Callable, Dict, List
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_corpus import add_noise, synthesize_speech  # noqa: E402  (the demo's speech generator)
+
+RECORD = "mosbench_record.json"
+
+
+class Writer:
+    """Writes one corpus: audio files of given quality, score files, and the record of what it wrote."""
+
+    def __init__(self, root: str, rng: np.random.Generator, utts: int):
+        self.root, self.rng, self.utts = root, rng, utts
+        self.expected: Dict[str, List[dict]] = {}
+
+    def quality(self) -> float:
+        return float(self.rng.uniform(1.5, 4.5))
+
+    def wav(self, rel: str, sr: int, quality: float) -> str:
+        """Write a 1-1.5 s utterance at ``sr`` whose noise grows as ``quality`` falls; return ``rel``."""
+        x = synthesize_speech(self.rng, sr, float(self.rng.uniform(1.0, 1.5)))
+        x = add_noise(x, sr, self.rng, severity=min(1.0, max(0.0, (4.6 - quality) / 3.1)))
+        path = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        sf.write(path, np.clip(x, -1, 1), sr, subtype="PCM_16")
+        return rel
+
+    def mean_score(self, quality: float) -> str:
+        """A mean opinion score near ``quality``, as the score files write it (6 decimals)."""
+        return f"{float(np.clip(quality + self.rng.normal(0, 0.3), 1, 5)):.6f}"
+
+    def ratings(self, quality: float, n: int) -> List[int]:
+        return [int(np.clip(round(quality + self.rng.normal(0, 0.8)), 1, 5)) for _ in range(n)]
+
+    def expect(self, split: str, sample_id: str, system: str, score, wav: str) -> None:
+        self.expected.setdefault(split, []).append(
+            {"sample_id": sample_id, "system": system, "score": float(score), "wav": wav})
+
+    def text(self, rel: str, content: str) -> None:
+        path = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+
+    def table(self, rel: str, header: List[str], rows: List[list]) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        self.text(rel, buffer.getvalue())
+
+
+def singmos(w: Writer) -> None:
+    """DATA/wav/<id>.wav, DATA/sets/{train,val,eval}_mos_list.txt ("id,score", no .wav)."""
+    for split, list_name in (("train", "train"), ("val", "val"), ("test", "eval")):
+        lines = []
+        for s in range(3):
+            system = f"sys{s + 1:04d}"
+            quality = w.quality()
+            for u in range(w.utts):
+                sample_id = f"voicemos2024-track2-{system}-utt{len(lines) + 1:04d}{split[0]}"
+                w.wav(f"DATA/wav/{sample_id}.wav", 16000, quality)
+                score = w.mean_score(quality)
+                lines.append(f"{sample_id},{score}\n")
+                w.expect(split, sample_id, system, score, f"DATA/wav/{sample_id}.wav")
+        w.text(f"DATA/sets/{list_name}_mos_list.txt", "".join(lines))
+
+
+NISQA_HEADER = ["db", "con", "file", "con_description", "filename_deg", "filename_ref", "source", "lang", "votes",
+                "mos", "noi", "col", "dis", "loud"]
+
+
+def nisqa(w: Writer) -> None:
+    """NISQA_<SET>/NISQA_<SET>_file.csv + NISQA_<SET>/deg/*.wav at 48 kHz; LIVETALK leaves some ``con`` empty."""
+    sets = {"train": "NISQA_TRAIN_SIM", "val": "NISQA_VAL_SIM", "test_livetalk": "NISQA_TEST_LIVETALK",
+            "test_for": "NISQA_TEST_FOR", "test_p501": "NISQA_TEST_P501"}
+    for split, db in sets.items():
+        rows = []
+        for c in range(3):
+            quality = w.quality()
+            con = "" if split == "test_livetalk" and c == 0 else str(c + 1)
+            for u in range(w.utts):
+                name = f"{db.lower()}_c{c + 1:02d}_{u:04d}.wav"
+                w.wav(f"{db}/deg/{name}", 48000, quality)
+                score = w.mean_score(quality)
+                rows.append([db, con, u, "simulated" if con else "", name, "" if "LIVE" in db else f"ref_{u}.wav",
+                             "src", "en", 5, score, "", "", "", ""])
+                w.expect(split, name[:-4], con or name[:-4], score, f"{db}/deg/{name}")
+        w.table(f"{db}/{db}_file.csv", NISQA_HEADER, rows)
+
+
+def tmhint_qi(w: Writer) -> None:
+    """raw_data.csv (one row per rating; some rows rate intelligibility only), train/*.wav, test/*.wav."""
+    rows = []
+    for folder, split in (("train", "train+val"), ("test", "test")):
+        for method, snr, noise in (("Noisy", "5", "white"), ("MMSE", "-2", "babble"), ("Clean", "", "")):
+            quality = w.quality()
+            for u in range(w.utts):
+                name = f"{method}_{noise or 'none'}_{snr or 'inf'}_{folder}{u:03d}"
+                w.wav(f"{folder}/{name}.wav", 16000, quality)
+                ratings = w.ratings(quality, 3)
+                for r in ratings:
+                    rows.append([len(rows), method, u, snr, noise, r, int(w.rng.integers(0, 11)), name])
+                rows.append([len(rows), method, u, snr, noise, "", 7, name])  # intelligibility only
+                w.expect(split, name, f"{method}-SNR{snr}-{noise}", float(np.mean(ratings)), f"{folder}/{name}.wav")
+    w.table("raw_data.csv", ["idx", "method", "uttr", "snr", "noise", "quality_score", "intelligibility_score",
+                             "file_name"], rows)
+
+
+def tencent(w: Writer) -> None:
+    """{without,with}ReverberationTrainDevMOS.csv (deg_wav,mos) + the wavs under their folders."""
+    for kind in ("without", "with"):
+        rows = []
+        for u in range(3 * w.utts):
+            quality = w.quality()
+            rel = f"{kind}ReverberationTrainDev/{kind}_{u:05d}.wav"
+            w.wav(rel, 16000, quality)
+            score = w.mean_score(quality)
+            rows.append([f"./{rel}", score])
+            sample_id = rel[:-4].replace("/", "_")
+            w.expect(f"train+val:{kind}", sample_id, sample_id, score, rel)
+        w.table(f"{kind}ReverberationTrainDevMOS.csv", ["deg_wav", "mos"], rows)
+
+
+def pstn(w: Writer) -> None:
+    """pstn_train.csv (filename,MOS,std,95%CI,votes) + 8 kHz files beside it."""
+    rows = []
+    for u in range(3 * w.utts):
+        quality = w.quality()
+        name = w.wav(f"pstn_{u:05d}_deg.wav", 8000, quality)
+        score = w.mean_score(quality)
+        rows.append([name, score, "0.8", "0.3", 5])
+        w.expect("train+val", name[:-4], name[:-4], score, name)
+    w.table("pstn_train.csv", ["filename", "MOS", "std", "95%CI", "votes"], rows)
+
+
+def vmc23(w: Writer) -> None:
+    """track{1,2,3}/*.wav and answers/track{1,2,3}_answer.txt ("id,score")."""
+    track1, track2, track3 = [], [], []
+    for system in ("A-NEB", "BF-NEB", "A-AD", "BT-AD"):
+        quality = w.quality()
+        for u in range(w.utts):
+            sample_id = f"VoiceMOS2023Track1-{system}_test_{u:04d}"
+            w.wav(f"track1/{sample_id}.wav", 22050, quality)
+            score = w.mean_score(quality)
+            track1.append(f"{sample_id},{score}\n")
+            w.expect("track1a" if system.endswith("NEB") else "track1b", sample_id, system, score,
+                     f"track1/{sample_id}.wav")
+    for system in ("B01", "B02", "T03"):
+        quality = w.quality()
+        for u in range(w.utts):
+            sample_id = f"VoiceMOS2023Track2-{system}-SF1-CDF1-{30001 + u}"
+            w.wav(f"track2/{sample_id}.wav", 24000, quality)
+            score = w.mean_score(quality)
+            track2.append(f"{sample_id},{score}\n")
+            w.expect("track2", sample_id, system, score, f"track2/{sample_id}.wav")
+    for system in ("CMGAN_snr-2_babble_TMHINT", "Noisy_snr5_white_TMHINT", "clean_TMHINT", "TMHINT"):
+        quality = w.quality()
+        for u in range(w.utts):
+            sample_id = f"VoiceMOS2023Track3-{system}_g4_{u + 1:02d}_03"
+            w.wav(f"track3/{sample_id}.wav", 16000, quality)
+            score = w.mean_score(quality)
+            track3.append(f"{sample_id},{score}\n")
+            if system != "TMHINT":  # bare TMHINT ids are left out, as in SHEET
+                w.expect("track3", sample_id, system, score, f"track3/{sample_id}.wav")
+    for name, lines in (("track1", track1), ("track2", track2), ("track3", track3)):
+        w.text(f"answers/{name}_answer.txt", "".join(lines))
+
+
+def bc19(w: Writer) -> None:
+    """ood/DATA/wav/<sys>-<utt>.wav, train/val lists, TRAINSET/DEVSET/TESTSET listener files, no
+    test_mos_list.txt (so the test scores come from TESTSET)."""
+    systems = [(f"sys{int(w.rng.integers(16 ** 5)):05x}", w.quality()) for _ in range(3)]
+    for split, list_name, listener_file in (("train", "train_mos_list.txt", "TRAINSET"),
+                                            ("val", "val_mos_list.txt", "DEVSET"), ("test", None, "TESTSET")):
+        lines, listener_lines = [], []
+        for system, quality in systems:
+            for u in range(w.utts):
+                wav = f"{system}-utt{int(w.rng.integers(16 ** 7)):07x}.wav"
+                w.wav(f"ood/DATA/wav/{wav}", 16000, quality)
+                ratings = w.ratings(quality, 4)
+                listener_lines += [f"{system},{wav},{r},0,{{}}_18-24_L{i}_Female_Valid_1_No\n"
+                                   for i, r in enumerate(ratings)]
+                score = float(np.mean(ratings))
+                lines.append(f"{wav},{score!r}\n")
+                w.expect(split, wav[:-4], system, score, f"ood/DATA/wav/{wav}")
+        if list_name:
+            w.text(f"ood/DATA/sets/{list_name}", "".join(lines))
+        w.text(f"ood/DATA/sets/{listener_file}", "".join(listener_lines))
+
+
+def vcc2018(w: Writer) -> None:
+    """mnt/sysope/test_files/testVCC2/*.wav and vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt."""
+    rows = []
+    wav_dir = "mnt/sysope/test_files/testVCC2"
+    for system in ("B00", "N10", "D03"):
+        quality = w.quality()
+        for u in range(w.utts):
+            task = "HUB" if u % 2 == 0 else "SPO"
+            name = f"{system}_VCC2TF1_VCC2SF1_{30001 + u}_{task}.wav"
+            w.wav(f"{wav_dir}/{name}", 22050, quality)
+            ratings = w.ratings(quality, 3)
+            for user, r in enumerate(ratings):
+                rows.append(["1", f"U{user}", "3", str(u), system, "\\N", "VCC2SF1", "VCC2TF1", task, "\\N",
+                             str(r), "\\N", "", "2018-03-01 10:00:00", name, "\\N"])
+            w.expect("test", name[:-4], system, float(np.mean(ratings)), f"{wav_dir}/{name}")
+    w.rng.shuffle(rows)  # ratings come in listening order, not grouped by file
+    w.text("vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt", "".join(",".join(r) + "\n" for r in rows))
+
+
+GENERATORS: Dict[str, Callable[[Writer], None]] = {
+    "singmos": singmos, "nisqa": nisqa, "tmhint_qi": tmhint_qi, "tencent": tencent, "pstn": pstn,
+    "vmc23": vmc23, "bc19": bc19, "vcc2018": vcc2018}
+
+
+def make_mosbench(out_dir: str, seed: int = 0, corpora=None, utts: int = 4) -> dict:
+    """Write the corpora (all by default) under ``out_dir``; return the record (also in ``mosbench_record.json``).
+
+    Record: ``{corpus: {split: [{sample_id, system, score, wav}]}}``, ``wav`` relative to the corpus
+    folder. Splits the preparation draws itself are recorded as their pool: ``train+val`` (Tencent per
+    list, as ``train+val:<without|with>``).
+    """
+    corpora = list(corpora or GENERATORS)
+    unknown = [c for c in corpora if c not in GENERATORS]
+    if unknown:
+        raise ValueError(f"unknown corpora {unknown}; known: {', '.join(GENERATORS)}")
+    if utts < 2:
+        raise ValueError("need at least 2 utterances per system")
+    record = {}
+    for name in corpora:
+        root = os.path.join(out_dir, name)
+        if os.path.exists(root) and os.listdir(root):
+            raise FileExistsError(f"{root} exists and is not empty; choose another --out_dir")
+        # a seed per corpus, so that one corpus's files do not depend on which others were asked for
+        writer = Writer(root, np.random.default_rng([seed, list(GENERATORS).index(name)]), utts)
+        GENERATORS[name](writer)
+        record[name] = writer.expected
+    with open(os.path.join(out_dir, RECORD), "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+    return record
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--corpora", default=" ".join(GENERATORS), help="space-separated corpus names")
+    parser.add_argument("--utts", type=int, default=4, help="utterances per system and split")
+    args = parser.parse_args(argv)
+    try:
+        record = make_mosbench(args.out_dir, args.seed, args.corpora.split(), args.utts)
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, splits in record.items():
+        print(f"{os.path.join(args.out_dir, name)}: " + ", ".join(f"{s} {len(u)}" for s, u in splits.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

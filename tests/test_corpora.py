@@ -1,0 +1,146 @@
+"""The corpus readers (distilmos/corpora) against corpora generated in each distributed layout
+(egs/demo/local/make_mosbench.py): every split, id, system and score as the generator wrote them; a
+missing score file or audio file is an error naming it; a finished preparation is stamped and kept."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from distilmos import corpora
+from distilmos.corpora.common import holdout
+from distilmos.datalist import DataListError, read_datalist
+
+from conftest import REPO, load_script
+
+make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
+
+# corpus -> (root under its generated folder, one score file under the root)
+LAYOUTS = {
+    "singmos": ("", "DATA/sets/train_mos_list.txt"),
+    "nisqa": ("", "NISQA_TEST_FOR/NISQA_TEST_FOR_file.csv"),
+    "tmhint_qi": ("", "raw_data.csv"),
+    "tencent": ("", "withReverberationTrainDevMOS.csv"),
+    "pstn": ("", "pstn_train.csv"),
+    "vmc23": ("", "answers/track2_answer.txt"),
+    "bc19": ("ood", "DATA/sets/val_mos_list.txt"),
+    "vcc2018": ("", "vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt"),
+}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mosbench_corpora")
+    return str(root), make_mosbench.make_mosbench(str(root), seed=0, utts=3)
+
+
+def _root(base, name):
+    return os.path.join(base, name, LAYOUTS[name][0])
+
+
+def _expected_splits(name, record):
+    """``{split: {sample_id: entry}}`` the preparation must write, from what the generator wrote."""
+    out = {}
+    for key, entries in record[name].items():
+        pool, _, _ = key.partition(":")
+        if pool == "train+val":  # drawn by the preparation: a seeded holdout of each list
+            held = holdout([e["sample_id"] for e in entries])
+            for e in entries:
+                out.setdefault("val" if e["sample_id"] in held else "train", {})[e["sample_id"]] = e
+        else:
+            out.setdefault(pool, {}).update({e["sample_id"]: e for e in entries})
+    return out
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_prep_writes_what_the_generator_wrote(generated, tmp_path, name):
+    base, record = generated
+    counts = corpora.prepare(name, _root(base, name), str(tmp_path), progress=False)
+    expected = _expected_splits(name, record)
+    assert set(counts) == set(expected)
+    assert set(counts) <= set(corpora.CORPORA[name].splits)
+    for split, entries in expected.items():
+        utts = read_datalist(str(tmp_path / f"{split}.csv"))
+        assert counts[split] == len(utts) == len(entries), split
+        assert {u.sample_id for u in utts} == set(entries)
+        for utt in utts:
+            entry = entries[utt.sample_id]
+            assert utt.system_id == entry["system"], utt.sample_id
+            assert utt.score == pytest.approx(entry["score"], abs=1e-9)
+            assert os.path.samefile(utt.wav_path, os.path.join(base, name, entry["wav"]))
+            assert os.path.isabs(utt.wav_path)
+
+
+def test_holdouts_are_a_tenth_and_disjoint(generated, tmp_path):
+    base, record = generated
+    corpora.prepare("tencent", _root(base, "tencent"), str(tmp_path), progress=False)
+    train = {u.sample_id for u in read_datalist(str(tmp_path / "train.csv"))}
+    val = {u.sample_id for u in read_datalist(str(tmp_path / "val.csv"))}
+    assert not train & val
+    assert len(val) == 2  # one of each list's 9 files (at least one when a list has two or more)
+    assert holdout(list("abcdefghijklmnopqrst")) == holdout(list("tsrqponmlkjihgfedcba"))  # order-free
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_missing_score_file_is_named(generated, tmp_path, name):
+    base, _ = generated
+    copy = tmp_path / name
+    shutil.copytree(os.path.join(base, name), copy)
+    score_file = copy / LAYOUTS[name][0] / LAYOUTS[name][1]
+    score_file.unlink()
+    with pytest.raises(DataListError, match=str(score_file)):
+        corpora.prepare(name, str(copy / LAYOUTS[name][0]), str(tmp_path / "out"), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_missing_wav_is_named(generated, tmp_path, name):
+    base, record = generated
+    copy = tmp_path / name
+    shutil.copytree(os.path.join(base, name), copy)
+    entry = next(iter(record[name].values()))[0]
+    (copy / entry["wav"]).unlink()
+    with pytest.raises(DataListError, match="no such audio file") as info:
+        corpora.prepare(name, str(copy / LAYOUTS[name][0]), str(tmp_path / "out"), progress=False)
+    assert os.path.basename(entry["wav"]) in str(info.value)
+    assert not (tmp_path / "out").exists()  # nothing written when any split is bad
+
+
+def test_unrecognised_root_names_what_is_missing(tmp_path):
+    for name, (sub, _) in LAYOUTS.items():
+        with pytest.raises(DataListError, match=str(tmp_path)):
+            corpora.prepare(name, str(tmp_path), str(tmp_path / "out"), progress=False)
+
+
+def test_prepared_folder_is_stamped_and_skipped(generated, tmp_path):
+    base, _ = generated
+    out = str(tmp_path / "out")
+    first = corpora.prepare("vmc23", _root(base, "vmc23"), out, progress=False)
+    assert all(isinstance(n, int) for n in first.values())
+    assert corpora.prepare("vmc23", _root(base, "vmc23"), out, progress=False) == {s: None for s in first}
+    os.remove(os.path.join(out, "track2.csv"))  # a list gone: prepared again
+    assert corpora.prepare("vmc23", _root(base, "vmc23"), out, progress=False) == first
+
+
+def test_data_prep_script_per_corpus(generated, tmp_path):
+    base, _ = generated
+    script = os.path.join(REPO, "egs", "nisqa", "local", "data_prep.py")
+    ok = subprocess.run([sys.executable, script, "--nisqa_root", _root(base, "nisqa"), "--out_dir", str(tmp_path)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "test_p501.csv: 9 utterances" in ok.stdout
+    bad = subprocess.run([sys.executable, script, "--nisqa_root", str(tmp_path / "nowhere"), "--out_dir",
+                          str(tmp_path / "o")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "nowhere: no such folder" in bad.stderr
+    listing = subprocess.run([sys.executable, "-m", "distilmos.corpora", "--list"], capture_output=True, text=True)
+    assert all(name in listing.stdout for name in corpora.CORPORA)
+
+
+def test_registry_names():
+    assert corpora.corpus("TMHINT-QI").name == "tmhint_qi"
+    with pytest.raises(DataListError, match="unknown corpus"):
+        corpora.corpus("nope")
+    for spec in corpora.CORPORA.values():
+        assert spec.test_splits and set(spec.test_splits) <= set(spec.splits)
+        assert os.path.isfile(os.path.join(REPO, "egs", spec.name, "local", "data_prep.py"))
