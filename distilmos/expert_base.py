@@ -15,7 +15,6 @@ improves; and, for ``run_downstream.py -m evaluate -t SPLIT``, ``metrics_SPLIT.j
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from .datalist import read_datalist
 from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
+from . import results
 
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
@@ -202,16 +202,9 @@ class MOSExpert(nn.Module):
 
     def write_results(self, split: str, metrics: Dict[str, float], records) -> None:
         """``metrics_<split>.json`` and ``predictions_<split>.csv`` in the experiment folder (atomically)."""
-        with atomic_write(os.path.join(self.expdir, f"metrics_{split}.json")) as handle:
-            # undefined correlations are written as null: NaN is not JSON
-            json.dump({k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()},
-                      handle, indent=2)
-        rows = sorted(zip(records["sample_id"], records["system"], records["score"], records["pred"]))
-        with atomic_write(os.path.join(self.expdir, f"predictions_{split}.csv"), newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["sample_id", "system_id", "score", "pred"])
-            writer.writerows([sid, sys_id, repr(float(score)), f"{pred:.6f}"] for sid, sys_id, score, pred in rows)
-        print(f"[{self.name}] {split}: " + _summary(metrics) + f" -> {self.expdir}/metrics_{split}.json")
+        rows = zip(records["sample_id"], records["system"], records["score"], records["pred"])
+        metrics_path, _ = results.write_results(self.expdir, split, metrics, rows)
+        print(f"[{self.name}] {split}: " + _summary(metrics) + f" -> {metrics_path}")
 
 
 def _summary(metrics: Dict[str, float]) -> str:

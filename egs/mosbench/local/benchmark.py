@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import sys
 from typing import Dict, List, Optional
@@ -123,22 +122,6 @@ def resolve_model(model: str, outdir: str) -> str:
 
 # ---- score ----------------------------------------------------------------------------------------
 
-def _finite_or_none(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def write_results(outdir: str, key: str, metrics: dict, rows: list) -> None:
-    """``metrics_<key>.json`` and ``predictions_<key>.csv``, as the trainer writes them for a split."""
-    from distilmos.fileio import atomic_write
-
-    with atomic_write(os.path.join(outdir, f"metrics_{key}.json")) as handle:
-        json.dump({k: _finite_or_none(v) for k, v in metrics.items()}, handle, indent=2)
-    with atomic_write(os.path.join(outdir, f"predictions_{key}.csv"), newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["sample_id", "system_id", "score", "pred"])
-        writer.writerows([sid, system, repr(float(score)), f"{pred:.6f}"] for sid, system, score, pred in sorted(rows))
-
-
 def score(model: str, manifest: str, outdir: str, *, device: str = "auto", batch_size: int = 16,
           overwrite: bool = False) -> None:
     """Score every test set of the manifest with the predictor file (its own batching and windowing),
@@ -146,6 +129,7 @@ def score(model: str, manifest: str, outdir: str, *, device: str = "auto", batch
     from distilmos.datalist import read_datalist
     from distilmos.metrics import compute_metrics
     from distilmos.predictor import load
+    from distilmos.results import write_results
 
     sets = read_manifest(manifest)["sets"]
     todo = [s for s in sets if overwrite or not os.path.isfile(os.path.join(outdir, f"metrics_{s['key']}.json"))]
