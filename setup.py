@@ -26,6 +26,11 @@ setup(
         "tqdm",
         "soundfile",
         "matplotlib",
+        # Degradations of egs/compress: Spotify's pedalboard wraps JUCE filters/resampling and the LAME (MP3)
+        # and GSM codecs natively (no ffmpeg binary, fast, maintained wheels for every platform);
+        # pyroomacoustics gives room impulse responses by the image source method (the reference library).
+        "pedalboard>=0.9",
+        "pyroomacoustics>=0.7",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={

@@ -27,6 +27,7 @@ from .models.distilmos import DistilMOSModel
 from .models.moe_mos import MoEMOSModel
 from .models.salf_mos import SALFMOSModel
 from .models.ssl_mos import SSLMOSModel
+from .models.student import StudentMOSModel
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ EXPERTS: Dict[str, Expert] = {e.name: e for e in (
     )),
 )}
 
+#: inference models that are no s3prl expert (trained by their own recipe), by the name a predictor file stores:
+#: the compact students of egs/compress, which read the waveform itself (no SSL upstream)
+MODELS: Dict[str, type] = {"student": StudentMOSModel}
+
 #: variant name -> (expert, variant), in registration order (the order of table rows)
 VARIANTS: Dict[str, Tuple[Expert, Variant]] = {v.name: (e, v) for e in EXPERTS.values() for v in e.variants}
 
@@ -100,7 +105,9 @@ def label(name: str) -> str:
 
 
 def model_class(expert_name: str) -> type:
-    """The inference model class of an expert."""
+    """The inference model class of an expert, or of a model registered in :data:`MODELS`."""
+    if expert_name in MODELS:
+        return MODELS[expert_name]
     return expert(expert_name).model
 
 

@@ -7,6 +7,8 @@ Two kinds of entry:
   ``*_local`` ones, ...). The entry is a checkpoint in the exact format of s3prl's ``<kind>_local`` loader
   (architecture config + the fine-tuned weights), so rebuilding needs nothing but s3prl's model code: it is
   written to a temporary file and loaded by ``<kind>_local``, the same expert class the runner used.
+- **waveform** (``kind`` = ``waveform``): no upstream at all; the model reads the 16 kHz waveform itself
+  (the compact students of ``egs/compress``). :class:`WaveformUpstream` hands it over as one "layer".
 - **spec** (any other upstream: another hub name, ``package.module:callable``): the spec (name, ``-k``
   checkpoint, ``-g`` model config) and the fine-tuned weights. Rebuilding calls the hub or the callable
   again, so the original upstream must be reachable (installed, downloadable or at its path); the weights
@@ -29,6 +31,7 @@ from distilmos.padding_exact import make_padding_exact
 from distilmos.upstreams import UpstreamSpecError, build_upstream
 
 EMBEDDED = ("wavlm", "hubert", "wav2vec2")
+WAVEFORM = "waveform"
 
 
 class UpstreamRebuildError(ToolkitError, RuntimeError):
@@ -115,9 +118,35 @@ def _plain_state(module: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
+class WaveformUpstream(nn.Module):
+    """The upstream of a model that reads the waveform itself: the padded batch ``[batch, samples, 1]`` as
+    its only hidden state, one frame per sample.
+
+    It declares a one-sample "front end" (``padding_exact_convs``), so the predictor cuts each utterance at
+    its own sample count and batches without a padding cap: the models behind it (the students) mask
+    every frame beyond an utterance's length themselves.
+    """
+
+    padding_exact_convs = ((1, 1),)
+
+    def get_downsample_rates(self, key: str = "hidden_states") -> int:
+        return 1
+
+    def forward(self, wavs):
+        padded = torch.nn.utils.rnn.pad_sequence(list(wavs), batch_first=True)
+        return {"hidden_states": [padded.unsqueeze(-1)], "last_hidden_state": padded.unsqueeze(-1)}
+
+
+def waveform_entry() -> dict:
+    """The predictor-file entry of :class:`WaveformUpstream` (nothing to store but its kind)."""
+    return {"kind": WAVEFORM, "spec": {"name": WAVEFORM, "ckpt": None, "model_config": None}}
+
+
 def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
     """The upstream of a predictor-file entry, in eval mode, on the CPU."""
     kind = entry.get("kind")
+    if kind == WAVEFORM:
+        return WaveformUpstream().eval()
     if kind in EMBEDDED:
         hubconf = importlib.import_module(f"s3prl.upstream.{kind}.hubconf")
         loader = getattr(hubconf, f"{kind}_local")

@@ -1,0 +1,198 @@
+"""Compact predictors (distilmos.compress, egs/compress): degradations, pseudo-labels, students, pruning.
+
+Kept small: tiny clips, the smallest student as the teacher where any predictor file will do, one
+tiny WavLM for pruning. Together these run in well under a minute on two CPU cores.
+"""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from distilmos.compress import degrade, pseudo_label, train_student
+from distilmos.models import student
+
+
+@pytest.fixture(scope="module")
+def clean_dir(tmp_path_factory):
+    """Six short clean clips (two rates, one stereo), one silent, one unreadable, one too short."""
+    root = tmp_path_factory.mktemp("clean")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        sr = 16000 if i % 2 == 0 else 22050
+        t = np.arange(int(1.2 * sr)) / sr
+        wav = 0.3 * np.sin(2 * np.pi * (120 + 30 * i) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+        wav = wav + 0.01 * rng.standard_normal(len(t))
+        if i == 3:
+            wav = np.stack([wav, 0.5 * wav], axis=1)
+        sf.write(root / f"clean{i}.wav", wav.astype(np.float32), sr)
+    sf.write(root / "silent.wav", np.zeros(16000, dtype=np.float32), 16000)
+    sf.write(root / "short.wav", 0.1 * np.ones(800, dtype=np.float32), 16000)
+    (root / "broken.wav").write_bytes(b"RIFF not really")
+    return str(root)
+
+
+def _config(copies=2):
+    config = degrade.load_config(os.path.join(os.path.dirname(__file__), "..", "egs", "compress", "conf", "degrade.yaml"))
+    config["copies"] = copies
+    # every degradation on, so each one is exercised and recorded (a short reverb keeps the test fast)
+    for cfg in config["chain"].values():
+        cfg["p"] = 1.0
+    config["chain"]["reverb"]["rt60_s"] = [0.2, 0.3]
+    return config
+
+
+@pytest.fixture(scope="module")
+def pool(clean_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pool")
+    summary = degrade.degrade_pool([clean_dir], str(out), _config(), seed=3, progress=False)
+    return str(out), summary
+
+
+def _records(folder):
+    with open(os.path.join(folder, "degradations.jsonl"), encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_degradations_are_recorded_and_bad_clips_skipped(pool):
+    folder, summary = pool
+    assert summary["written"] == 12  # 6 usable clips x 2 copies
+    reasons = "\n".join(summary["skipped"])
+    assert "silent.wav: silent" in reasons and "short.wav: too short" in reasons and "broken.wav: cannot read" in reasons
+    with open(os.path.join(folder, "skipped.txt"), encoding="utf-8") as handle:
+        assert len(handle.read().splitlines()) == 3
+    records = _records(folder)
+    names = {d["name"] for r in records for d in r["degradations"]}
+    assert set(degrade.DEGRADATIONS) <= names
+    noise = next(d for d in records[0]["degradations"] if d["name"] == "noise")
+    assert 0 <= noise["snr_db"] <= 40 and "colour_exponent" in noise  # no noise_dir: generated coloured noise
+    for record in records:
+        wav, sr = sf.read(record["wav_path"])
+        assert sr == 16000 and wav.ndim == 1 and np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
+
+
+def test_degradations_reproducible_from_seed(clean_dir, pool, tmp_path):
+    folder, _ = pool
+    config = _config()
+    # the same seed on a subset: identical files and records (a clip's randomness is its own)
+    again = degrade.degrade_pool([os.path.join(clean_dir, "clean1.wav")], str(tmp_path / "a"), config, seed=3,
+                                 progress=False)
+    first = {r["sample_id"]: r for r in _records(folder)}
+    for record in _records(str(tmp_path / "a")):
+        assert record["degradations"] == first[record["sample_id"]]["degradations"]
+        assert np.array_equal(sf.read(record["wav_path"])[0], sf.read(first[record["sample_id"]]["wav_path"])[0])
+    assert again["written"] == 2
+    other = degrade.degrade_pool([os.path.join(clean_dir, "clean1.wav")], str(tmp_path / "b"), config, seed=4,
+                                 progress=False)
+    assert other["written"] == 2
+    assert _records(str(tmp_path / "b"))[0]["degradations"] != first["clean1_d0"]["degradations"]
+
+
+def test_unknown_degradation_is_a_config_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("chain:\n  noize: {p: 0.5}\n")
+    with pytest.raises(degrade.ConfigError, match="noize"):
+        degrade.load_config(str(path))
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory):
+    """Any predictor file can be a teacher: an untrained xs student (fast)."""
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp("teacher") / "teacher.pt")
+    config = train_student.load_config(None, {"size": "xs"})
+    train_student.export_student(student.build("xs").eval(), path, size="xs", config=config, facts={}, history=[])
+    return path
+
+
+def test_pseudo_labels_resume_without_rescoring(pool, teacher_file, tmp_path, monkeypatch):
+    from distilmos.predictor.predictor import Predictor
+    from distilmos.fileio import sha256_file
+
+    folder, _ = pool
+    pool_csv = os.path.join(folder, "pool.csv")
+    # one bad file in the pool: reported and left out, never fatal
+    with open(pool_csv, "a", encoding="utf-8") as handle:
+        handle.write("ghost,clean,wav/ghost.wav,nowhere\n")
+    scored = []
+    original = Predictor.score_files
+
+    def counting(self, paths, **kwargs):
+        scored.extend(paths)
+        return original(self, paths, **kwargs)
+
+    monkeypatch.setattr(Predictor, "score_files", counting)
+    out = str(tmp_path / "pseudo.csv")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first(n):
+        raise Killed()
+
+    with pytest.raises(Killed):
+        pseudo_label.pseudo_label(teacher_file, pool_csv, out, chunk=5, progress=False, on_chunk=kill_after_first)
+    assert len(scored) == 5 and not os.path.exists(out)
+    first = list(scored)
+    scored.clear()
+    sidecar = pseudo_label.pseudo_label(teacher_file, pool_csv, out, chunk=5, progress=False)
+    assert len(scored) == 13 - 5 and not set(scored) & set(first)  # only what was not done
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and all(np.isfinite(float(r["score"])) for r in rows)
+    assert sidecar["teacher_sha256"] == sha256_file(teacher_file) and sidecar["teacher"] == os.path.abspath(teacher_file)
+    assert len(sidecar["failed"]) == 1 and "ghost.wav" in sidecar["failed"][0]
+    with open(out + ".teacher.json", encoding="utf-8") as handle:
+        assert json.load(handle)["teacher_sha256"] == sidecar["teacher_sha256"]
+    scored.clear()
+    pseudo_label.pseudo_label(teacher_file, pool_csv, out, chunk=5, progress=False)
+    assert scored == []  # all done: nothing rescored, the list is rewritten from the saved predictions
+
+
+@pytest.mark.parametrize("size", list(student.SIZES))
+def test_student_sizes_have_their_parameter_counts(size):
+    assert student.count_parameters(student.build(size)) == student.PARAMETERS[size]
+
+
+def test_student_sizes_span_two_orders_of_magnitude():
+    counts = sorted(student.PARAMETERS.values())
+    assert len(counts) >= 4 and counts[-1] / counts[0] >= 100
+
+
+def test_student_predictor_file_scores_any_rate_and_channels(teacher_file, tmp_path):
+    from distilmos.predictor import load
+    from distilmos.predictor.cli import main as predict_main
+
+    blob = torch.load(teacher_file, weights_only=True)
+    assert blob["upstream"]["kind"] == "waveform" and blob["downstream"]["name"] == "student"
+    predictor = load(teacher_file, device="cpu")
+    rng = np.random.default_rng(1)
+    mono16 = (0.1 * rng.standard_normal(24000)).astype(np.float32)
+    paths = []
+    for name, sr, channels in (("a", 16000, 1), ("b", 44100, 2), ("c", 8000, 3)):
+        wav = (0.1 * rng.standard_normal((int(1.3 * sr), channels))).astype(np.float32)
+        paths.append(str(tmp_path / f"{name}.wav"))
+        sf.write(paths[-1], wav, sr)
+    scores = predictor.predict(paths=paths)
+    assert len(scores) == 3 and all(np.isfinite(scores))
+    # batched == one by one: the student masks everything beyond each utterance
+    alone = [predictor.predict(paths=[p])[0] for p in paths]
+    assert np.allclose(scores, alone, atol=1e-5)
+    assert np.isfinite(predictor.predict(wav=mono16, sr=16000))
+    assert predict_main(["score", teacher_file, "--quiet", "--device", "cpu", "-o", str(tmp_path / "s.csv"), *paths]) == 0
+
+
+def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path):
+    folder, _ = pool
+    out = str(tmp_path / "pseudo.csv")
+    pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), out, progress=False)
+    config = train_student.load_config(None, {"size": "xs", "steps": 4, "batch_size": 4, "eval_every": 2,
+                                              "labelled_ratio": 0.5, "crop_seconds": 1.0})
+    model, history, facts = train_student.train_student(config, pseudo=out, labelled=out, val=out, progress=False)
+    assert [h["step"] for h in history] == [2, 4]
+    assert facts["labelled_ratio"] == 0.5 and facts["pseudo"]["teacher"]["path"] == os.path.abspath(teacher_file)
+    with pytest.raises(train_student.ConfigError, match="labelled_ratio"):
+        train_student.load_config(None, {"labelled_ratio": 2})
