@@ -109,8 +109,8 @@ def teacher_file(tmp_path_factory):
 
 
 def test_pseudo_labels_resume_without_rescoring(pool, teacher_file, tmp_path, monkeypatch):
-    from distilmos.predictor.predictor import Predictor
     from distilmos.fileio import sha256_file
+    from distilmos.predictor.predictor import Predictor
 
     folder, _ = pool
     pool_csv = os.path.join(folder, "pool.csv")
@@ -191,7 +191,7 @@ def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path)
     pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), out, progress=False)
     config = train_student.load_config(None, {"size": "xs", "steps": 4, "batch_size": 4, "eval_every": 2,
                                               "labelled_ratio": 0.5, "crop_seconds": 1.0})
-    model, history, facts = train_student.train_student(config, pseudo=out, labelled=out, val=out, progress=False)
+    _model, history, facts = train_student.train_student(config, pseudo=out, labelled=out, val=out, progress=False)
     assert [h["step"] for h in history] == [2, 4]
     assert facts["labelled_ratio"] == 0.5 and facts["pseudo"]["teacher"]["path"] == os.path.abspath(teacher_file)
     with pytest.raises(train_student.ConfigError, match="labelled_ratio"):

@@ -37,7 +37,7 @@ import math
 import os
 import sys
 import zlib
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -49,8 +49,8 @@ from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import atomic_write
 
-Params = Dict[str, object]
-Degradation = Callable[[np.ndarray, np.random.Generator, dict, "Context"], Tuple[np.ndarray, Params]]
+Params = dict[str, object]
+Degradation = Callable[[np.ndarray, np.random.Generator, dict, "Context"], tuple[np.ndarray, Params]]
 
 DEFAULTS = {"copies": 1, "min_seconds": 0.5, "silence_dbfs": -60.0, "chain": {}}
 
@@ -58,11 +58,11 @@ DEFAULTS = {"copies": 1, "min_seconds": 0.5, "silence_dbfs": -60.0, "chain": {}}
 class Context:
     """What degradations share for one run: the noise files (read once, on first use)."""
 
-    def __init__(self, noise_dir: Optional[str] = None):
+    def __init__(self, noise_dir: str | None = None):
         self.noise_dir = noise_dir
-        self._noise: Optional[List[Tuple[str, np.ndarray]]] = None
+        self._noise: list[tuple[str, np.ndarray]] | None = None
 
-    def noise_files(self) -> List[Tuple[str, np.ndarray]]:
+    def noise_files(self) -> list[tuple[str, np.ndarray]]:
         if self._noise is None:
             from distilmos.predictor.inputs import folder_audio
 
@@ -109,7 +109,7 @@ def add_noise(x, rng, cfg, ctx):
     files = ctx.noise_files()
     if files:
         path, noise = files[int(rng.integers(len(files)))]
-        noise = np.tile(noise, int(math.ceil(len(x) / max(len(noise), 1))) + 1)
+        noise = np.tile(noise, math.ceil(len(x) / max(len(noise), 1)) + 1)
         start = int(rng.integers(len(noise) - len(x) + 1))
         noise = noise[start:start + len(x)]
         noise = noise / max(np.sqrt(np.mean(noise ** 2)), 1e-12)
@@ -182,7 +182,7 @@ def packet_loss(x, rng, cfg, ctx):
     rate = draw(rng, cfg.get("rate", [0.02, 0.2]), "packet_loss.rate")
     size = int(SAMPLE_RATE * float(cfg.get("packet_ms", 20)) / 1000)
     burst = float(cfg.get("mean_burst", 2.0))
-    n_packets = int(math.ceil(len(x) / size))
+    n_packets = math.ceil(len(x) / size)
     # a two-state (Gilbert) chain: bursts of mean length `burst`, overall loss rate `rate`
     p_recover = 1.0 / max(burst, 1.0)
     p_lose = min(rate * p_recover / max(1.0 - rate, 1e-6), 1.0)
@@ -209,12 +209,12 @@ def gain(x, rng, cfg, ctx):
     return x * 10 ** (db / 20), {"gain_db": db}
 
 
-DEGRADATIONS: Dict[str, Degradation] = {"noise": add_noise, "reverb": reverb, "band_limit": band_limit,
+DEGRADATIONS: dict[str, Degradation] = {"noise": add_noise, "reverb": reverb, "band_limit": band_limit,
                                         "resample": resample, "codec": codec, "packet_loss": packet_loss,
                                         "clipping": clipping, "gain": gain}
 
 
-def load_config(path: Optional[str], overrides: Optional[dict] = None) -> dict:
+def load_config(path: str | None, overrides: dict | None = None) -> dict:
     """The degradation config (YAML) over :data:`DEFAULTS`; unknown degradations are a ConfigError."""
     config = dict(DEFAULTS)
     if path:
@@ -232,12 +232,12 @@ def load_config(path: Optional[str], overrides: Optional[dict] = None) -> dict:
     return config
 
 
-def clip_seed(seed: int, sample_id: str) -> List[int]:
+def clip_seed(seed: int, sample_id: str) -> list[int]:
     """The random state of one output clip: from the run's seed and the clip's id alone."""
     return [int(seed), zlib.crc32(sample_id.encode("utf-8"))]
 
 
-def degrade_clip(x: np.ndarray, config: dict, rng: np.random.Generator, ctx: Context) -> Tuple[np.ndarray, list]:
+def degrade_clip(x: np.ndarray, config: dict, rng: np.random.Generator, ctx: Context) -> tuple[np.ndarray, list]:
     """Apply the chain to one clean 16 kHz clip; return the degraded clip and what was applied."""
     applied = []
     y = x.astype(np.float64)
@@ -272,7 +272,7 @@ def check_clean(wav: np.ndarray, source: str, config: dict) -> None:
         raise AudioError(f"{source}: silent (RMS {level:.1f} dBFS < silence_dbfs {config['silence_dbfs']})")
 
 
-def source_ids(paths: Sequence[str]) -> List[str]:
+def source_ids(paths: Sequence[str]) -> list[str]:
     """A unique, stable id per clean file: its stem, with a short path hash when stems repeat."""
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     repeated = {s for s in stems if stems.count(s) > 1}

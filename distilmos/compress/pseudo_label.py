@@ -23,7 +23,7 @@ import csv
 import json
 import os
 import sys
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 from tqdm import tqdm
 
@@ -31,7 +31,7 @@ from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write, sha256_file
 
 
-def read_pool(pool: str) -> List[dict]:
+def read_pool(pool: str) -> list[dict]:
     """``[{"sample_id", "system_id", "wav_path"}]`` of a pool (data list CSV, plain list or folder)."""
     from distilmos.predictor.inputs import collect
 
@@ -48,9 +48,9 @@ def read_pool(pool: str) -> List[dict]:
              "wav_path": e.wav_path} for e in entries]
 
 
-def read_partial(path: str) -> Dict[str, dict]:
+def read_partial(path: str) -> dict[str, dict]:
     """The records already written (a torn last line from a kill is ignored)."""
-    done: Dict[str, dict] = {}
+    done: dict[str, dict] = {}
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -62,9 +62,9 @@ def read_partial(path: str) -> Dict[str, dict]:
     return done
 
 
-def pseudo_label(teacher: str, pool: str, out: str, *, chunk: int = 64, device: Optional[str] = "cpu",
+def pseudo_label(teacher: str, pool: str, out: str, *, chunk: int = 64, device: str | None = "cpu",
                  batch_size: int = 16, progress: bool = True,
-                 on_chunk: Optional[Callable[[int], None]] = None) -> dict:
+                 on_chunk: Callable[[int], None] | None = None) -> dict:
     """Score ``pool`` with ``teacher`` into the data list ``out`` (see the module docstring); return the
     sidecar dict. ``on_chunk(n_scored_so_far)`` is called after each chunk is saved."""
     from distilmos.predictor import load

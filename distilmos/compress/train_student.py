@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import sys
-from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -45,7 +44,7 @@ DEFAULTS = {"size": "s", "steps": 300, "batch_size": 16, "lr": 1.0e-3, "weight_d
             "clip_grad": 5.0}
 
 
-def load_config(path: Optional[str], overrides: Optional[dict] = None) -> dict:
+def load_config(path: str | None, overrides: dict | None = None) -> dict:
     """The student config (YAML) over :data:`DEFAULTS`, checked."""
     config = dict(DEFAULTS)
     if path:
@@ -62,7 +61,7 @@ def load_config(path: Optional[str], overrides: Optional[dict] = None) -> dict:
     return config
 
 
-def read_list(path: str) -> List[dict]:
+def read_list(path: str) -> list[dict]:
     """Rows ``{sample_id, system_id, wav_path (absolute), score}`` of a data list; bad rows named."""
     from distilmos.datalist import read_datalist
 
@@ -74,7 +73,7 @@ def read_list(path: str) -> List[dict]:
 class ClipStore:
     """Audio of a list, read once and kept (16 kHz mono); unreadable clips are reported and left out."""
 
-    def __init__(self, rows: List[dict], name: str):
+    def __init__(self, rows: list[dict], name: str):
         self.rows, self.audio = [], []
         for row in rows:
             try:
@@ -103,11 +102,11 @@ def _crop_batch(stores, picks, crop: int, generator: torch.Generator):
 
 
 @torch.no_grad()
-def predict_store(model, store: ClipStore, batch_size: int = 16) -> List[float]:
+def predict_store(model, store: ClipStore, batch_size: int = 16) -> list[float]:
     """Whole-clip predictions of every clip of ``store`` (batched by length)."""
     model.eval()
     order = sorted(range(len(store)), key=lambda i: -len(store.audio[i]))
-    preds: Dict[int, float] = {}
+    preds: dict[int, float] = {}
     for start in range(0, len(order), batch_size):
         part = order[start:start + batch_size]
         wavs = [store.audio[i] for i in part]
@@ -121,8 +120,8 @@ def evaluate_store(model, store: ClipStore, batch_size: int = 16) -> dict:
     return compute_metrics([r["score"] for r in store.rows], preds, [r["system_id"] for r in store.rows])
 
 
-def train_student(config: dict, *, pseudo: Optional[str] = None, labelled: Optional[str] = None,
-                  val: Optional[str] = None, progress: bool = True) -> tuple:
+def train_student(config: dict, *, pseudo: str | None = None, labelled: str | None = None,
+                  val: str | None = None, progress: bool = True) -> tuple:
     """Train one student; return ``(model with the best weights, history, facts)``."""
     seed = int(config["seed"])
     torch.manual_seed(seed)
@@ -144,7 +143,7 @@ def train_student(config: dict, *, pseudo: Optional[str] = None, labelled: Optio
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]), total_steps=steps,
                                                     pct_start=0.1)
     batch = int(config["batch_size"])
-    n_labelled = int(round(ratio * batch))
+    n_labelled = round(ratio * batch)
     crop = int(float(config["crop_seconds"]) * SAMPLE_RATE)
     history, best, best_state = [], -math.inf, copy.deepcopy(model.state_dict())
     bar = tqdm(range(1, steps + 1), desc=f"student {config['size']}", unit="step", file=sys.stderr,
@@ -178,7 +177,7 @@ def train_student(config: dict, *, pseudo: Optional[str] = None, labelled: Optio
     return model.eval(), history, facts
 
 
-def _facts(path: Optional[str], store: Optional[ClipStore]) -> Optional[dict]:
+def _facts(path: str | None, store: ClipStore | None) -> dict | None:
     if not path or store is None:
         return None
     facts = {"path": os.path.abspath(path), "utterances": len(store), "sha256": sha256_file(path)}
@@ -203,7 +202,7 @@ def export_student(model, out: str, *, size: str, config: dict, facts: dict, his
             "featurizer": {"config": selector.config(), "state_dict": {}},
             "downstream": entry}
     blob["card"] = {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "sample_rate": SAMPLE_RATE,
         "experiment": {"recipe": "egs/compress (student)", "config": {k: config[k] for k in sorted(config)},
                        "seed": config["seed"], "total_steps": config["steps"], "step": None, "checkpoint": None},

@@ -21,26 +21,26 @@ Sizes (:data:`SIZES`, parameter counts in :data:`PARAMETERS`) span more than two
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 N_FFT = 512
 HOP = 160
 COMPRESS = 0.3
 
 #: the student family: conv channels per block, transformer width, heads, layers, feed-forward width
-SIZES: Dict[str, dict] = {
-    "xs": dict(channels=(4, 8), d_model=16, n_heads=2, n_layers=1, ffn_dim=32),
-    "s": dict(channels=(8, 16, 16), d_model=48, n_heads=4, n_layers=2, ffn_dim=96),
-    "m": dict(channels=(16, 32, 32, 64), d_model=96, n_heads=4, n_layers=3, ffn_dim=192),
-    "l": dict(channels=(32, 64, 64, 128, 128), d_model=192, n_heads=8, n_layers=4, ffn_dim=384),
+SIZES: dict[str, dict] = {
+    "xs": {"channels": (4, 8), "d_model": 16, "n_heads": 2, "n_layers": 1, "ffn_dim": 32},
+    "s": {"channels": (8, 16, 16), "d_model": 48, "n_heads": 4, "n_layers": 2, "ffn_dim": 96},
+    "m": {"channels": (16, 32, 32, 64), "d_model": 96, "n_heads": 4, "n_layers": 3, "ffn_dim": 192},
+    "l": {"channels": (32, 64, 64, 128, 128), "d_model": 192, "n_heads": 8, "n_layers": 4, "ffn_dim": 384},
 }
 
 #: parameters of each size (checked by the tests; printed by ``python -m distilmos.models.student``)
-PARAMETERS: Dict[str, int] = {"xs": 11022, "s": 67226, "m": 362258, "l": 1688546}
+PARAMETERS: dict[str, int] = {"xs": 11022, "s": 67226, "m": 362258, "l": 1688546}
 
 
 def frame_counts(samples: torch.Tensor) -> torch.Tensor:
@@ -75,7 +75,7 @@ class StudentMOSModel(nn.Module):
         nn.init.constant_(self.head.bias, 3.0)  # start at mid-scale MOS: early steps learn ranking, not offset
 
     @staticmethod
-    def kwargs_from_state(state: Dict[str, torch.Tensor]) -> dict:
+    def kwargs_from_state(state: dict[str, torch.Tensor]) -> dict:
         """Constructor arguments that built ``state`` (read off the weights' shapes)."""
         channels = []
         while f"convs.{len(channels)}.0.weight" in state:
@@ -94,7 +94,7 @@ class StudentMOSModel(nn.Module):
         spec = spec * magnitude.pow(COMPRESS - 1.0)
         return torch.stack([spec.real, spec.imag], dim=1)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         wavs = features.squeeze(-1) if features.dim() == 3 else features
         x = self.spectrum(wavs.float())
         counts = frame_counts(lengths.to(x.device))
