@@ -302,13 +302,18 @@ def main(argv=None) -> int:
     parser.add_argument("--fractions", default="0.75,0.5,0.25,0.1", help="target fractions of upstream parameters")
     parser.add_argument("--config", help="pruning YAML (egs/compress/conf/prune.yaml)")
     parser.add_argument("--finetune_steps", type=int)
+    parser.add_argument("--importance_batches", type=int)
+    parser.add_argument("--eval_every", type=int)
+    parser.add_argument("--crop_seconds", type=float)
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
     try:
         fractions = [float(f) for f in args.fractions.split(",")]
         if not all(0 < f <= 1 for f in fractions):
             raise ConfigError(f"--fractions {args.fractions!r}: each in (0, 1]")
-        config = load_config(args.config, {"finetune_steps": args.finetune_steps})
+        config = load_config(args.config, {"finetune_steps": args.finetune_steps, "eval_every": args.eval_every,
+                                                "importance_batches": args.importance_batches,
+                                                "crop_seconds": args.crop_seconds})
         prune(args.teacher, args.train, args.out_dir, fractions, val=args.val, config=config)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -242,12 +242,16 @@ def main(argv=None) -> int:
     parser.add_argument("--labelled_ratio", type=float, help="labelled share of each batch (with both lists)")
     parser.add_argument("--val", help="labelled validation list (best weights by utterance SRCC)")
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch_size", type=int)
+    parser.add_argument("--crop_seconds", type=float)
+    parser.add_argument("--eval_every", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", required=True, help="predictor file to write")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config, {"size": args.size, "labelled_ratio": args.labelled_ratio,
-                                           "steps": args.steps, "seed": args.seed})
+                                           "steps": args.steps, "seed": args.seed, "batch_size": args.batch_size,
+                                           "crop_seconds": args.crop_seconds, "eval_every": args.eval_every})
         np.random.seed(int(config["seed"]))
         model, history, facts = train_student(config, pseudo=args.pseudo, labelled=args.labelled, val=args.val)
         export_student(model, args.out, size=config["size"], config=config, facts=facts, history=history)
