@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-import benchlib  # noqa: E402
+import benchlib
 
 GROUP = "compress: CPU inference"
 
