@@ -26,6 +26,10 @@ setup(
         "tqdm",
         "soundfile",
         "matplotlib",
+        # eSpeak NG's library and voice data as a plain wheel (about 20 MB, no system package, no model
+        # download): the only speech synthesiser installable here that speaks offline, used to make the
+        # pretraining pool of the demo's tiny HuBERT (egs/pretrain_tiny).
+        "espeakng-loader",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={
