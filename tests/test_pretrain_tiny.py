@@ -101,4 +101,4 @@ def test_the_shipped_checkpoint_loads_and_its_card_holds_its_hash():
     assert os.path.getsize(SHIPPED) < 8 * 2**20
     with open(SHIPPED.replace(".pt", ".card.md"), encoding="utf-8") as handle:
         card = handle.read()
-    assert sha256_file(SHIPPED) in card and "python -m distilmos.pretrain_tiny" in card
+    assert sha256_file(SHIPPED) in card and "egs/pretrain_tiny/run.sh" in card
