@@ -31,6 +31,10 @@ setup(
         # pyroomacoustics gives room impulse responses by the image source method (the reference library).
         "pedalboard>=0.9",
         "pyroomacoustics>=0.7",
+        # eSpeak NG's library and voice data as a plain wheel (about 20 MB, no system package, no model
+        # download): the only speech synthesiser installable here that speaks offline, used to make the
+        # pretraining pool of the demo's tiny HuBERT (egs/pretrain_tiny).
+        "espeakng-loader",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={

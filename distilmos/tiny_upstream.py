@@ -55,7 +55,8 @@ def default_frontend(size: str) -> str:
     return "layer_norm" if size == "tiny" else "group_norm"
 
 
-def _model_cfg(arch: str, size: str, layers: int = None, frontend: str = None) -> dict:
+def model_config(arch: str, size: str = "tiny", layers: int = None, frontend: str = None) -> dict:
+    """The model config (the checkpoint's ``cfg`` / ``model_cfg``) of ``arch`` at ``size``."""
     frontend = frontend or default_frontend(size)
     if frontend not in FRONTENDS:
         raise ValueError(f"unknown frontend {frontend!r}; choose from {', '.join(FRONTENDS)}")
@@ -87,7 +88,7 @@ def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int =
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
     torch.manual_seed(seed)
-    model_cfg = _model_cfg(arch, size, layers, frontend)
+    model_cfg = model_config(arch, size, layers, frontend)
     if arch == "wavlm":
         from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
 

@@ -18,6 +18,8 @@ RECIPES = [
     "egs/demo/learning_check.sh",
     "egs/demo/salf_learning_check.sh",
     "egs/bvcc/run_salf_ablation.sh",
+    "egs/demo/run_table1.sh",
+    "egs/pretrain_tiny/run.sh",
 ]
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Does training really learn? A few hundred CPU steps on a generated corpus with a tiny random upstream,
-# then the best validation utterance SRCC of each variant against the target 0.6.
+# Does training really learn? A few hundred CPU steps on a generated corpus with the tiny pretrained HuBERT
+# (egs/demo/pretrained; --upstream random: a random tiny WavLM), then the best validation utterance SRCC
+# of each variant against the target 0.6.
 #
 #   ./learning_check.sh [--workdir learning_out] [--total_steps 400] [--variants "no_token distilmos"] [--seed 0]
 #
@@ -14,6 +15,7 @@ workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 total_steps=400            # training steps per variant
 variants="no_token distilmos"  # registered variants to train
 seed=0                     # corpus, upstream and training seed
+upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
 path_options="workdir"
 . "${here}/../utils/parse_options.sh"
 mkdir -p "${workdir}"
@@ -22,8 +24,7 @@ start=$(date +%s)
 
 [ -f "${workdir}/corpus/record.json" ] || python "${here}/local/make_corpus.py" --out_dir "${workdir}/corpus" \
     --seed "${seed}" --bvcc_systems 20 --bvcc_utts_per_system 40
-[ -f "${workdir}/tiny_wavlm.pt" ] || python -m distilmos.tiny_upstream --arch wavlm --size tiny --seed "${seed}" \
-    --out "${workdir}/tiny_wavlm.pt"
+upstream_args=($("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}"))
 
 expdirs=()
 for variant in ${variants}; do
@@ -31,7 +32,7 @@ for variant in ${variants}; do
     expdir="${workdir}/exp/${variant}"
     "${here}/../bvcc/run.sh" --bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" \
         --datadir "${workdir}/data" --tokendir "${workdir}/tokens" --expdir "${expdir}" \
-        --upstream wavlm_local --upstream_ckpt "${workdir}/tiny_wavlm.pt" --variant "${variant}" \
+        "${upstream_args[@]}" --variant "${variant}" \
         --n_clusters 50 --device cpu --total_steps "${total_steps}" --eval_step 50 --seed "${seed}" \
         --batch_size 8 --num_workers 0 --stop_stage 3 \
         --overrides "config.optimizer.lr=3.0e-4,,config.downstream_expert.datarc.eval_batch_size=16" \

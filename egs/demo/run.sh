@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The whole pipeline offline, on CPU, in minutes: a generated corpus in the BVCC and SOMOS layouts and a
-# tiny randomly initialised WavLM in s3prl's wavlm_local format stand in for the real corpora and
-# weights; then egs/bvcc/run.sh runs its stages for distilmos, no_token and ssl_mos and prints the table.
+# tiny HuBERT pretrained offline (egs/demo/pretrained/tiny_hubert.pt, s3prl's hubert_local format; its
+# card says how it was made: egs/pretrain_tiny) stand in for the real corpora and weights; then
+# egs/bvcc/run.sh runs its stages for distilmos, no_token and ssl_mos and prints the table.
+# --upstream random takes a randomly initialised tiny WavLM (wavlm_local) instead, as the demo did before.
 #
 #   ./run.sh [--workdir demo_out] [--total_steps 200] [--variants "distilmos no_token ssl_mos"] [--jobs 2]
 #
 # The variants train side by side, --jobs at a time (default: one per CPU core, each on one thread);
 # each writes its log to <workdir>/logs/<variant>.log.
-# The numbers show that the pipeline works, not what the paper's models reach: the upstream has random
-# weights and the corpus is synthetic.
+# The numbers show that the pipeline works, not what the paper's models reach: the upstream is tiny and
+# the corpus is synthetic.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/../bvcc/path.sh"
@@ -19,6 +21,7 @@ eval_step=50               # validate and save every this many steps
 variants="distilmos no_token ssl_mos"  # registered variants to train
 seed=0                     # corpus, upstream and training seed
 jobs="$(getconf _NPROCESSORS_ONLN)"  # variants trained at the same time (default: the CPU count)
+upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
 path_options="workdir"
 . "${here}/../utils/parse_options.sh"
 mkdir -p "${workdir}"
@@ -26,15 +29,14 @@ workdir="$(cd "${workdir}" && pwd)"
 start=$(date +%s)
 
 if [ ! -f "${workdir}/corpus/record.json" ]; then
-    echo "== generating the corpus and the tiny upstream"
+    echo "== generating the corpus"
     python "${here}/local/make_corpus.py" --out_dir "${workdir}/corpus" --seed "${seed}"
 fi
-[ -f "${workdir}/tiny_wavlm.pt" ] || python -m distilmos.tiny_upstream --arch wavlm --size tiny --seed "${seed}" \
-    --out "${workdir}/tiny_wavlm.pt"
+upstream_args=($("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}"))
 
 common=(--bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos"
         --datadir "${workdir}/data" --tokendir "${workdir}/tokens"
-        --upstream wavlm_local --upstream_ckpt "${workdir}/tiny_wavlm.pt"
+        "${upstream_args[@]}"
         --n_clusters 50 --device cpu --total_steps "${total_steps}" --eval_step "${eval_step}" --seed "${seed}"
         --batch_size 8 --num_workers 0
         --overrides "config.optimizer.lr=5.0e-4,,config.downstream_expert.datarc.eval_batch_size=16"
