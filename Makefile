@@ -19,8 +19,11 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet -e ".[test]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
+# One worker per core (at most 4); a test file stays on one worker, so its module fixtures are built once.
+JOBS   ?= $(shell n=$$(getconf _NPROCESSORS_ONLN); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile tests
 
 # The whole pipeline offline on CPU: generated corpora, a tiny upstream, three variants, a table.
 demo: install

@@ -36,7 +36,8 @@ setup(
         # pretraining pool of the demo's tiny HuBERT (egs/pretrain_tiny).
         "espeakng-loader",
     ],
-    extras_require={"test": ["pytest"]},
+    # pytest-xdist: the suite is mostly recipe subprocesses on one thread each; two workers use both cores
+    extras_require={"test": ["pytest", "pytest-xdist"]},
     entry_points={
         "console_scripts": ["distilmos-predict = distilmos.predictor.cli:main"],
     },
