@@ -41,11 +41,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
-import yaml
 from scipy import signal
 from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
+from distilmos.compress.config import load_settings
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import atomic_write
 
@@ -216,11 +216,7 @@ DEGRADATIONS: dict[str, Degradation] = {"noise": add_noise, "reverb": reverb, "b
 
 def load_config(path: str | None, overrides: dict | None = None) -> dict:
     """The degradation config (YAML) over :data:`DEFAULTS`; unknown degradations are a ConfigError."""
-    config = dict(DEFAULTS)
-    if path:
-        with open(path, encoding="utf-8") as handle:
-            config.update(yaml.safe_load(handle) or {})
-    config.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    config = load_settings(path, DEFAULTS, overrides, check_keys=False)
     unknown = [name for name in config["chain"] or {} if name not in DEGRADATIONS]
     if unknown:
         raise ConfigError(f"{path or 'config'}: chain: unknown degradation(s) {unknown}; "

@@ -36,10 +36,10 @@ import sys
 from collections.abc import Sequence
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE
+from distilmos.compress.config import load_settings
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics
@@ -54,15 +54,7 @@ class PruneError(ToolkitError, ValueError):
 
 def load_config(path: str | None, overrides: dict | None = None) -> dict:
     """The pruning config (YAML) over :data:`DEFAULTS`."""
-    config = dict(DEFAULTS)
-    if path:
-        with open(path, encoding="utf-8") as handle:
-            config.update(yaml.safe_load(handle) or {})
-    config.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"{path or 'config'}: unknown pruning setting(s) {unknown}; known: {', '.join(DEFAULTS)}")
-    return config
+    return load_settings(path, DEFAULTS, overrides, "pruning")
 
 
 def _layers(upstream) -> torch.nn.ModuleList:

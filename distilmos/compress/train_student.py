@@ -29,11 +29,11 @@ import sys
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 import distilmos
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
+from distilmos.compress.config import load_settings
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics
@@ -46,14 +46,7 @@ DEFAULTS = {"size": "s", "steps": 300, "batch_size": 16, "lr": 1.0e-3, "weight_d
 
 def load_config(path: str | None, overrides: dict | None = None) -> dict:
     """The student config (YAML) over :data:`DEFAULTS`, checked."""
-    config = dict(DEFAULTS)
-    if path:
-        with open(path, encoding="utf-8") as handle:
-            config.update(yaml.safe_load(handle) or {})
-    config.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"{path or 'config'}: unknown student setting(s) {unknown}; known: {', '.join(DEFAULTS)}")
+    config = load_settings(path, DEFAULTS, overrides, "student")
     if config["size"] not in SIZES:
         raise ConfigError(f"{path or 'config'}: size {config['size']!r}; choose from {', '.join(SIZES)}")
     if not 0.0 <= float(config["labelled_ratio"]) <= 1.0:

@@ -156,6 +156,13 @@ def write_json(path: Optional[str], rows: list) -> None:
             handle.write("\n")
 
 
+def report(info: dict, rows: list, json_path: Optional[str]) -> None:
+    """Print the machine line and the rows' table; write the rows to ``json_path`` (when given)."""
+    print(f"\n{describe_machine(info)}\n")
+    print(markdown_table(rows))
+    write_json(json_path, rows)
+
+
 def format_value(value, unit: str) -> str:
     if value is None:
         return "n/a"

@@ -161,9 +161,7 @@ def main(argv=None) -> None:
     info = benchlib.machine("cpu", threads)
     with tempfile.TemporaryDirectory(prefix="compress_bench_") as workdir:
         rows = measure(args, workdir)
-    print(f"\n{benchlib.describe_machine(info)}\n")
-    print(benchlib.markdown_table(rows))
-    benchlib.write_json(args.json, rows)
+    benchlib.report(info, rows, args.json)
 
 
 if __name__ == "__main__":

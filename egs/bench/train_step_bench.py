@@ -288,9 +288,7 @@ def main(argv=None) -> None:
         workdir = args.workdir or scratch
         os.makedirs(workdir, exist_ok=True)
         rows = measure(args, workdir)
-    print(f"\n{benchlib.describe_machine(info)}\n")
-    print(benchlib.markdown_table(rows))
-    benchlib.write_json(args.json, rows)
+    benchlib.report(info, rows, args.json)
 
 
 if __name__ == "__main__":
