@@ -80,7 +80,9 @@ class FeatureStore(FrameStore):
 
     def features(self, sample_id: str) -> torch.Tensor:
         """``FloatTensor[n_layers, frames, dim]`` of one utterance."""
-        block = np.asarray(self.rows(sample_id), dtype=np.float32)
+        # a copy out of the read-only memory map: the tensor may be written to downstream, and the
+        # frames are read from disk here anyway
+        block = np.array(self.rows(sample_id), dtype=np.float32)
         return torch.from_numpy(block).transpose(0, 1)
 
     def __repr__(self) -> str:
