@@ -60,6 +60,12 @@ def read_pool(csv_path: str) -> list[dict[str, str]]:
     return rows
 
 
+def shown_path(path: str) -> str:
+    """``path`` relative to the current folder when inside it (a report that names no machine's layout)."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return path if rel.startswith("..") else rel
+
+
 def lr_factor(step: int, total: int, warmup: float = 0.08) -> float:
     """Linear warm-up over the first ``warmup`` of the run, then linear decay to zero (HuBERT's schedule)."""
     n_warm = max(1, int(warmup * total))
@@ -270,10 +276,10 @@ def pretrain(args) -> dict:
 
     minutes = sum(len(wavs[i]) for i in train_idx) / 16000 / 60
     report = {
-        "checkpoint": args.out, "sha256": sha256_file(args.out),
+        "checkpoint": shown_path(args.out), "sha256": sha256_file(args.out),
         "parameters": int(sum(p.numel() for p in previous.parameters())),
         "config": fields["model_cfg"],
-        "pool": {"csv": args.pool, "train": len(train_idx), "heldout": len(heldout_idx), "train_minutes": minutes,
+        "pool": {"csv": shown_path(args.pool), "train": len(train_idx), "heldout": len(heldout_idx), "train_minutes": minutes,
                  "sources": ", ".join(sorted({r.get("source", "?") for r in rows}))},
         "args": {k: v for k, v in vars(args).items() if k not in ("pool", "out", "recipe")},
         "iterations": iterations, "probes": probes, "seconds": time.perf_counter() - start,

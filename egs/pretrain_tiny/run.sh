@@ -7,7 +7,7 @@
 #
 #   egs/pretrain_tiny/run.sh [--out egs/demo/pretrained/tiny_hubert.pt] [--steps 2000] [--seed 0]
 #
-# About 20 minutes on 2 shared CPU cores with the defaults (one torch thread: bit-identical reruns).
+# About 16 minutes on one CPU core with the defaults (one torch thread: bit-identical reruns).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/../bvcc/path.sh"
