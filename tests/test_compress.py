@@ -198,50 +198,67 @@ def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path)
         train_student.load_config(None, {"labelled_ratio": 2})
 
 
-@pytest.fixture(scope="module")
-def wavlm_teacher(tiny_ckpts, tmp_path_factory):
-    """A DistilMOS predictor file on the tiny WavLM (random expert weights: pruning needs no trained one)."""
+def _teacher_file(kind: str, ckpt: str, path: str) -> str:
+    """A DistilMOS predictor file on a tiny ``kind`` upstream (random expert weights: pruning needs no trained one)."""
     from distilmos.models.distilmos import DistilMOSModel
     from distilmos.predictor import upstream as upstream_mod
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor
     from distilmos.predictor.pipeline import FeatureSelector
 
-    model, configs = upstream_mod.build_for_export("wavlm_local", tiny_ckpts["wavlm"], None)
+    model, configs = upstream_mod.build_for_export(f"{kind}_local", ckpt, None)
     selector = FeatureSelector("hidden_states", None, False, 320, 64, n_layers=len(model.model.encoder.layers) + 1)
     torch.manual_seed(0)
     state = {f"model.{k}": v for k, v in DistilMOSModel(64, hidden_dim=32).state_dict().items()}
-    blob, _ = assemble(model, ("wavlm_local", tiny_ckpts["wavlm"], None), configs, selector, "distilmos", state)
-    blob["card"] = {"upstream": {"name": "wavlm_local"}, "downstream": {"expert": "distilmos"}}
-    path = str(tmp_path_factory.mktemp("wavlm_teacher") / "teacher.pt")
+    blob, _ = assemble(model, (f"{kind}_local", ckpt, None), configs, selector, "distilmos", state)
+    blob["card"] = {"upstream": {"name": f"{kind}_local"}, "downstream": {"expert": "distilmos"}}
     write_predictor(blob, path)
     return path
 
 
-def test_pruned_upstreams_are_really_smaller_and_load(wavlm_teacher, pool, teacher_file, tmp_path):
+@pytest.fixture(scope="module", params=["wavlm", "hubert"])
+def prunable_teacher(request, tiny_ckpts, tmp_path_factory):
+    """``(kind, predictor file)``: WavLM (heads are never pruned) and HuBERT (heads are)."""
+    path = str(tmp_path_factory.mktemp(f"{request.param}_teacher") / "teacher.pt")
+    return request.param, _teacher_file(request.param, tiny_ckpts[request.param], path)
+
+
+def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, teacher_file, tmp_path):
     from distilmos.compress import prune
     from distilmos.padding_exact import is_padding_exact
     from distilmos.predictor import load
 
+    kind, teacher = prunable_teacher
     folder, _ = pool
     labelled = str(tmp_path / "labelled.csv")
     pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
     config = {"batch_size": 2, "crop_seconds": 1.0, "importance_batches": 2, "finetune_steps": 2, "eval_every": 2}
-    summaries = prune.prune(wavlm_teacher, labelled, str(tmp_path / "pruned"), [0.75, 0.5, 0.25], val=labelled,
+    summaries = prune.prune(teacher, labelled, str(tmp_path / "pruned"), [0.75, 0.5, 0.25, 0.1], val=labelled,
                             config=config, progress=False)
     before = summaries[0]["parameters_before"]
     sizes = [s["parameters"] for s in summaries]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] < before
+    weights_key, cfg_key = ("model", "cfg") if kind == "wavlm" else ("model_weight", "model_cfg")
     for summary in summaries:
         blob = torch.load(summary["path"], weights_only=True)  # plain tensors and values only
-        checkpoint = blob["upstream"]["checkpoint"]
-        cfg, weights = checkpoint["cfg"], checkpoint["model"]
+        entry = blob["upstream"]
+        cfg, weights = entry["checkpoint"][cfg_key], entry["checkpoint"][weights_key]
         assert cfg["encoder_layers"] == len(summary["kept_layers"]) and cfg["encoder_ffn_embed_dim"] == summary["ffn_dim"]
         assert weights["encoder.layers.0.fc1.weight"].shape == (summary["ffn_dim"], 64)
         assert f"encoder.layers.{cfg['encoder_layers']}.fc1.weight" not in weights
+        # every front-end convolution but the last is narrower, in the saved architecture and the weights
+        widths = [w for w, _, _ in eval(cfg["conv_feature_layers"])]
+        assert widths == summary["conv_widths"] and widths[-1] == 64 and max(widths[:-1]) < 64
+        assert weights["feature_extractor.conv_layers.1.0.weight"].shape == (widths[1], widths[0], 3)
+        if kind == "wavlm":  # s3prl's WavLM attention cannot hold fewer heads
+            assert "attention_heads" not in entry and summary["heads"] == [4] * cfg["encoder_layers"]
+        else:
+            assert entry["attention_heads"] == summary["heads"] and max(summary["heads"]) < 4
+            assert weights["encoder.layers.0.self_attn.q_proj.weight"].shape == (16 * summary["heads"][0], 64)
+            assert weights["encoder.layers.0.self_attn.out_proj.weight"].shape == (64, 16 * summary["heads"][0])
         assert blob["featurizer"]["config"]["n_layers"] == cfg["encoder_layers"] + 1
-        # a reachable target is met; below reach (the tiny model's front end is over a third of it) the
-        # smallest architecture is written, and says so
+        # a reachable target is met; below reach (the tiny model's positional convolution and projections
+        # are a large share of it) the smallest architecture is written, and says so
         smallest = summary["ffn_dim"] == 1 and len(summary["kept_layers"]) == 1
         assert summary["parameters"] <= summary["fraction"] * before or smallest
         predictor = load(summary["path"], device="cpu")
@@ -249,3 +266,54 @@ def test_pruned_upstreams_are_really_smaller_and_load(wavlm_teacher, pool, teach
         assert is_padding_exact(predictor.pipeline.upstream)  # rebuilt by s3prl's loader, then patched
         wav = (0.1 * np.random.default_rng(0).standard_normal((30000, 2))).astype(np.float32)
         assert np.isfinite(predictor.predict(wav=wav, sr=22050))
+
+
+@pytest.mark.parametrize("kind", ["hubert", "wav2vec2"])
+def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
+    """Removing heads, FFN channels and front-end channels equals silencing them in the unpruned model:
+    the pruned model's hidden states match the original's with the dropped groups' outgoing weights zeroed
+    (GroupNorm front end, whose per-channel statistics make a channel's removal exact). So the kept groups,
+    their order and the rebuild of a head-pruned file are right."""
+    from distilmos.compress.structure import Structure, new_scores, plan_sizes, pruned_entry
+    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.tiny_upstream import write_checkpoint
+
+    ckpt = write_checkpoint(str(tmp_path / "up.pt"), kind, frontend="group_norm")
+    built, configs = upstream_mod.build_for_export(f"{kind}_local", ckpt, None)
+    entry = upstream_mod.make_entry(built, f"{kind}_local", ckpt, None, configs)
+    original = upstream_mod.rebuild(entry)
+    structure = Structure(original, kind)
+    generator = torch.Generator().manual_seed(0)
+    scores = {name: ([torch.rand(len(v), generator=generator, dtype=torch.float64) for v in value]
+                     if isinstance(value, list) else torch.rand(value.shape, generator=generator, dtype=torch.float64))
+              for name, value in new_scores(structure).items()}
+    plan = plan_sizes(structure, scores, [0.5], ("ffn_channels", "attention_heads", "conv_channels"))[0]
+    pruned = upstream_mod.rebuild(pruned_entry(entry, structure, plan, scores))
+    assert len(pruned.model.encoder.layers) == len(structure.layers) and min(plan["heads"]) < 4
+
+    def dropped(score, keep):
+        return sorted(set(range(len(score))) - set(torch.topk(score, keep).indices.tolist()))
+
+    with torch.no_grad():
+        for i, layer in enumerate(original.model.encoder.layers):
+            layer.fc2.weight[:, dropped(scores["ffn_channels"][i], plan["ffn_dim"])] = 0
+            for h in dropped(scores["attention_heads"][i], plan["heads"][i]):
+                layer.self_attn.out_proj.weight[:, h * 16:(h + 1) * 16] = 0
+        for i in structure.prunable_convs:
+            structure.blocks[i + 1][0].weight[:, dropped(scores["conv_channels"][i], plan["conv_widths"][i])] = 0
+        wavs = [torch.randn(16000, generator=generator), torch.randn(7000, generator=generator)]
+        want, got = original(wavs)["hidden_states"], pruned(wavs)["hidden_states"]
+    assert len(want) == len(got)
+    for a, b in zip(want, got):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+    assert sum(p.numel() for p in pruned.parameters()) == plan["parameters"]
+
+
+def test_pruning_groups_can_be_chosen():
+    from distilmos.compress import prune
+
+    assert prune.load_config(None, {"groups": "layers,ffn_channels"})["groups"] == ["layers", "ffn_channels"]
+    with pytest.raises(prune.ConfigError, match="heads_of_state"):
+        prune.load_config(None, {"groups": "layers,heads_of_state"})
+
+

@@ -6,7 +6,9 @@ Two kinds of entry:
   upstreams, whatever hub name built them (``wavlm_large``, ``hubert_base``, ``wav2vec2_base_960``, the
   ``*_local`` ones, ...). The entry is a checkpoint in the exact format of s3prl's ``<kind>_local`` loader
   (architecture config + the fine-tuned weights), so rebuilding needs nothing but s3prl's model code: it is
-  written to a temporary file and loaded by ``<kind>_local``, the same expert class the runner used.
+  written to a temporary file and loaded by ``<kind>_local``, the same expert class the runner used. A
+  HuBERT / wav2vec 2.0 whose attention heads were pruned also carries each layer's head count
+  (``attention_heads``; :mod:`distilmos.predictor.heads`).
 - **waveform** (``kind`` = ``waveform``): no upstream at all; the model reads the 16 kHz waveform itself
   (the compact students of ``egs/compress``). :class:`WaveformUpstream` hands it over as one "layer".
 - **spec** (any other upstream: another hub name, ``package.module:callable``): the spec (name, ``-k``
@@ -28,6 +30,7 @@ import torch.nn as nn
 
 from distilmos.errors import ToolkitError
 from distilmos.padding_exact import make_padding_exact
+from distilmos.predictor import heads as heads_mod
 from distilmos.upstreams import UpstreamSpecError, build_upstream
 
 EMBEDDED = ("wavlm", "hubert", "wav2vec2")
@@ -111,7 +114,12 @@ def make_entry(upstream: nn.Module, name: str, ckpt: Optional[str], model_config
         checkpoint = {"task_cfg": configs["task_cfg"], "model_cfg": configs["model_cfg"], "model_weight": weights}
         if kind == "hubert":
             checkpoint["dictionaries_symbols"] = configs["dictionaries_symbols"]
-    return {"kind": kind, "spec": spec, "checkpoint": checkpoint}
+    entry = {"kind": kind, "spec": spec, "checkpoint": checkpoint}
+    if kind in heads_mod.HEAD_KINDS:  # a head-pruned upstream (distilmos.compress.prune)
+        heads = heads_mod.head_counts(upstream, int(configs["model_cfg"]["encoder_attention_heads"]))
+        if heads is not None:
+            entry["attention_heads"] = heads
+    return entry
 
 
 def _plain_state(module: nn.Module) -> Dict[str, torch.Tensor]:
@@ -150,10 +158,17 @@ def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
     if kind in EMBEDDED:
         hubconf = importlib.import_module(f"s3prl.upstream.{kind}.hubconf")
         loader = getattr(hubconf, f"{kind}_local")
+        checkpoint, heads = entry["checkpoint"], entry.get("attention_heads")
+        if heads is not None:
+            cfg = checkpoint["model_cfg"]
+            checkpoint = dict(checkpoint, model_weight=heads_mod.expand_weights(
+                checkpoint["model_weight"], heads, int(cfg["encoder_attention_heads"]), int(cfg["encoder_embed_dim"])))
         with tempfile.TemporaryDirectory(prefix="distilmos-upstream-") as tmp:
             path = os.path.join(tmp, f"{kind}.pt")
-            torch.save(entry["checkpoint"], path)
+            torch.save(checkpoint, path)
             upstream = loader(ckpt=path)
+        if heads is not None:
+            heads_mod.remove_padded_heads(upstream, heads)
     elif kind == "spec":
         spec = entry["spec"]
         try:

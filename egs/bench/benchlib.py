@@ -16,7 +16,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 ROW_KEYS = ("group", "measure", "value", "unit", "target", "met", "runs")
 
@@ -33,18 +33,20 @@ def make_wavs(folder: str, n_utts: int, min_seconds: float, max_seconds: float, 
     import numpy as np
     import soundfile as sf
 
+    from distilmos.audio import SAMPLE_RATE
+
     if not 0 < min_seconds <= max_seconds:
         raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")
     rng = np.random.default_rng(seed)
     os.makedirs(folder, exist_ok=True)
     items = []
     for i in range(n_utts):
-        n = int(rng.uniform(min_seconds, max_seconds) * 16000)
-        t = np.arange(n) / 16000
+        n = int(rng.uniform(min_seconds, max_seconds) * SAMPLE_RATE)
+        t = np.arange(n) / SAMPLE_RATE
         wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) + 0.05 * rng.standard_normal(n)
         sample_id = f"{prefix}{i:04d}"
         path = os.path.join(folder, f"{sample_id}.wav")
-        sf.write(path, np.clip(wav, -1, 1).astype(np.float32), 16000, subtype="PCM_16")
+        sf.write(path, np.clip(wav, -1, 1).astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
         items.append((sample_id, path))
     return items
 
@@ -104,6 +106,23 @@ def time_runs(fn: Callable[[], object], warmup: int, repeats: int, sync: Callabl
         fn()
         sync()
         times.append(time.perf_counter() - started)
+    return times
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, repeats: int) -> Dict[str, Dict[str, List[float]]]:
+    """Time several functions round by round (each round calls every one once), so drift in the machine's
+    load hits them alike: ``{name: {"wall": [s, ...], "cpu": [s, ...]}}`` after ``warmup`` untimed rounds.
+    CPU time is the process's, the steadier figure on a shared machine when torch runs one thread."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: Dict[str, Dict[str, List[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            fn()
+            times[name]["wall"].append(time.perf_counter() - started)
+            times[name]["cpu"].append(time.process_time() - started_cpu)
     return times
 
 

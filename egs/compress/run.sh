@@ -6,7 +6,8 @@
 #   ./run.sh --quick true                                                          # offline demo, CPU
 #
 # Stages: 1 data + teacher (--teacher predictor file, or --teacher_exp experiment dir exported; with neither,
-#         the demo: generated corpus, tiny WavLM, a no_token DistilMOS trained by egs/bvcc/run.sh),
+#         the demo: generated corpus, the pretrained tiny HuBERT of egs/demo/pretrained, a no_token DistilMOS
+#         trained by egs/bvcc/run.sh),
 #         2 degrade the clean pool, 3 pseudo-label it with the teacher, 4 students of every size (distilled)
 #         and the same students on labels only, 5 pruning levels of the teacher's upstream, 6 evaluation on
 #         BVCC test and SOMOS test: <workdir>/eval/table.md and srcc_vs_params.png.
@@ -29,6 +30,7 @@ student_steps=           # student training steps (default: conf/student.yaml; -
 fractions="0.75,0.5,0.25,0.1"  # pruning targets (fractions of upstream parameters)
 prune_steps=             # fine-tuning steps per pruning level (default: conf/prune.yaml; --quick: 40)
 teacher_steps=400        # demo teacher training steps
+teacher_upstream=pretrained  # demo teacher's upstream: pretrained (the shipped tiny HuBERT) or random (a tiny WavLM)
 quick=false              # small settings for the offline demo (minutes on a CPU)
 seed=0                   # every seed of the recipe
 jobs=2                   # students trained side by side (one thread each)
@@ -57,13 +59,12 @@ teacher_file="${teacher:-${workdir}/teacher.pt}"
 
 if todo 1; then
     if [ "${demo}" = true ]; then
-        log 1 "demo: generated corpus, tiny 6-layer WavLM, no_token DistilMOS teacher (${teacher_steps} steps)"
+        log 1 "demo: generated corpus, ${teacher_upstream} tiny upstream, no_token DistilMOS teacher (${teacher_steps} steps)"
         [ -f "${workdir}/corpus/record.json" ] || python "${here}/../demo/local/make_corpus.py" \
             --out_dir "${workdir}/corpus" --seed "${seed}"
-        [ -f "${workdir}/tiny_wavlm.pt" ] || python -m distilmos.tiny_upstream --arch wavlm --size tiny --layers 6 \
-            --seed "${seed}" --out "${workdir}/tiny_wavlm.pt"
+        read -r -a upstream_args <<< "$("${here}/../demo/local/tiny_upstream.sh" "${teacher_upstream}" "${workdir}" "${seed}")"
         OMP_NUM_THREADS=2 "${here}/../bvcc/run.sh" --bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" \
-            --datadir "${datadir}" --upstream wavlm_local --upstream_ckpt "${workdir}/tiny_wavlm.pt" \
+            --datadir "${datadir}" "${upstream_args[@]}" \
             --variant no_token --expdir "${workdir}/teacher_exp" --device cpu --total_steps "${teacher_steps}" \
             --eval_step 100 --batch_size 8 --num_workers 0 --seed "${seed}" --stop_stage 3 \
             --overrides "config.optimizer.lr=5.0e-4,,config.downstream_expert.datarc.eval_batch_size=16"
