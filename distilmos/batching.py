@@ -17,6 +17,7 @@ uninterrupted single run forms.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Iterator, List, Optional, Sequence, Union
 
 from torch.utils.data import Sampler
@@ -46,12 +47,31 @@ def parse_max_pad(text: str) -> MaxPad:
     return value
 
 
-def resolve_max_pad(max_pad: MaxPad, padding_exact: bool) -> Optional[float]:
+def max_pad_setting(value, key: str = "eval_max_pad") -> MaxPad:
+    """A padding cap from a config value: ``auto``, ``none`` (or null: no cap) or a number >= 0."""
+    if value is None or isinstance(value, str):
+        try:
+            return None if value is None else parse_max_pad(value)
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{key} {exc}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{key} takes auto, none or a fraction >= 0, not {value!r}")
+    return float(value)
+
+
+def resolve_max_pad(max_pad: MaxPad, padding_exact: bool, who: str | None = None) -> Optional[float]:
     """The cap to plan with: ``"auto"`` is no cap (``None``) for a padding-exact upstream, else
-    :data:`STRICT_MAX_PAD`; a number or ``None`` is kept."""
-    if max_pad == AUTO:
-        return None if padding_exact else STRICT_MAX_PAD
-    return max_pad
+    :data:`STRICT_MAX_PAD`; a number or ``None`` is kept. With ``who`` (the tool batching), one line
+    on stderr says when ``auto`` falls back to the cap, so that a slower, smaller-batch run is explained."""
+    if max_pad != AUTO:
+        return max_pad
+    if padding_exact:
+        return None
+    if who:
+        print(f"[{who}] the upstream has no padding-exact forward (only s3prl's WavLM, HuBERT and wav2vec 2.0 "
+              f"have one): max_pad auto keeps batches padded by at most {STRICT_MAX_PAD:g} of their longest",
+              file=sys.stderr)
+    return STRICT_MAX_PAD
 
 
 def plan_batches(lengths: Sequence[int], max_batch_seconds: float = 100.0, max_batch_items: int = 64,

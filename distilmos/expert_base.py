@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
+from .batching import AUTO, max_pad_setting, resolve_max_pad
 from .data import MOSBatch, MOSDataset, eval_loader, train_loader
 from .datalist import read_datalist
 from .errors import ConfigError
@@ -43,9 +44,12 @@ class MOSExpert(nn.Module):
     name = "mos"
 
     def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, runner: dict = None,
-                 seed: int = 1337, **kwargs):
+                 seed: int = 1337, upstream_padding_exact: bool = False, **kwargs):
         super().__init__()
         self.upstream_dim = upstream_dim
+        # Set by this toolkit's runner (distilmos.runner) when the upstream's features do not depend on
+        # batch padding; a stock s3prl runner does not set it, and evaluation then keeps a padding cap.
+        self.upstream_padding_exact = bool(upstream_padding_exact)
         self.expdir = expdir
         self.seed = seed
         self.datarc = dict(downstream_expert.get("datarc", {}))
@@ -72,6 +76,7 @@ class MOSExpert(nn.Module):
 
         Subclasses call this at the end of ``__init__``, once they can build their datasets.
         """
+        self.eval_max_pad()  # a bad datarc.eval_max_pad fails now, not at the first evaluation
         for split in self._preflight_splits:
             self.dataset(split)
 
@@ -103,10 +108,13 @@ class MOSExpert(nn.Module):
         if split == TRAIN:
             return train_loader(dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch,
                                 start_batch)
-        max_pad = self.datarc.get("eval_max_pad")
         return eval_loader(dataset, int(self.datarc.get("eval_batch_size", 32)),
-                           float(self.datarc.get("eval_max_seconds", 320.0)), workers,
-                           None if max_pad is None else float(max_pad))
+                           float(self.datarc.get("eval_max_seconds", 320.0)), workers, self.eval_max_pad())
+
+    def eval_max_pad(self):
+        """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a
+        fraction): ``auto`` sets none for a padding-exact upstream, else :data:`distilmos.batching.STRICT_MAX_PAD`."""
+        return resolve_max_pad(max_pad_setting(self.datarc.get("eval_max_pad", AUTO)), self.upstream_padding_exact)
 
     def _feature_store(self):
         """The run's feature cache (``datarc.feature_cache``), opened once; the runner checks it matches."""

@@ -13,7 +13,8 @@ anywhere:
   states from a feature cache instead of running it (:mod:`distilmos.cached_upstream`);
 - s3prl's WavLM, HuBERT and wav2vec 2.0 upstreams run their padding-exact forward
   (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
-  training and evaluation do not depend on batch composition;
+  training and evaluation do not depend on batch composition; the experts are told so
+  (``upstream_padding_exact``), and their evaluation batches keep a padding cap only for other upstreams;
 - an error about the user's input (a :class:`~distilmos.errors.ToolkitError`: a bad data list, token
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
@@ -33,6 +34,7 @@ import torch
 import yaml
 
 from . import cached_upstream, padding_exact, registry
+from .batching import STRICT_MAX_PAD
 from .errors import ToolkitError
 from .plugin import register, register_upstream
 from .upstreams import UpstreamSpecError, check_local_checkpoint
@@ -106,18 +108,27 @@ def make_runner_class():
         def _get_upstream(self):
             entry = super()._get_upstream()
             model = entry.model.module if isinstance(entry.model, DDP) else entry.model
-            if not padding_exact.make_padding_exact(model):
+            # the experts read it (a keyword of their constructor, as every arg is): eval batches need no
+            # padding cap when it is set
+            self.args.upstream_padding_exact = padding_exact.make_padding_exact(model)
+            if not self.args.upstream_padding_exact:
+                cap = "" if self._feature_cache() else (f", so evaluation batches keep a {STRICT_MAX_PAD:g} padding "
+                                                        "cap (datarc.eval_max_pad auto)")
                 print(f"[distilmos] upstream {self.args.upstream}: no padding-exact forward (only s3prl's WavLM, "
-                      "HuBERT and wav2vec 2.0 have one); its features may depend on batch padding",
+                      f"HuBERT and wav2vec 2.0 have one); its features may depend on batch padding{cap}",
                       file=sys.stderr)
             return entry
+
+        def _feature_cache(self) -> str | None:
+            """``datarc.feature_cache`` of the run, if any."""
+            return (self.config.get("downstream_expert") or {}).get("datarc", {}).get("feature_cache")
 
         def _get_featurizer(self):
             entry = super()._get_featurizer()  # built on the real upstream (its probe forward)
             upstream = self.upstream.model.module if isinstance(self.upstream.model, DDP) else self.upstream.model
             featurizer = entry.model.module if isinstance(entry.model, DDP) else entry.model
             padding_exact.cut_featurizer(featurizer, upstream)
-            cache = (self.config.get("downstream_expert") or {}).get("datarc", {}).get("feature_cache")
+            cache = self._feature_cache()
             if cache:
                 store = cached_upstream.open_cache(cache, self.args.upstream, self.args.upstream_ckpt,
                                                    featurizer.feature_selection, featurizer.layer_selection,
@@ -126,6 +137,8 @@ def make_runner_class():
                 self.upstream = ModelEntry(cached_upstream.upstream_for(store).to(self.args.device), "Upstream",
                                            False, [])
                 cached_upstream.cut_featurizer(featurizer)
+                # each utterance's cached features are its own, whatever else is in the batch
+                self.args.upstream_padding_exact = True
                 print(f"[distilmos] upstream features from the cache {store.path} (layers {store.layers})",
                       file=sys.stderr)
             return entry

@@ -148,8 +148,9 @@ class Batching:
     num_workers: int = 0
 
     def resolved(self, padding_exact: bool) -> "Batching":
-        """These options with ``max_pad`` ``auto`` decided for an upstream (:func:`resolve_max_pad`)."""
-        return replace(self, max_pad=resolve_max_pad(self.max_pad, padding_exact))
+        """These options with ``max_pad`` ``auto`` decided for an upstream (:func:`resolve_max_pad`; a line on
+        stderr says when it falls back to the cap)."""
+        return replace(self, max_pad=resolve_max_pad(self.max_pad, padding_exact, who="upstream_tokens"))
 
     def plan(self, lengths: Sequence[int]) -> List[List[int]]:
         if self.max_pad == AUTO:

@@ -102,7 +102,7 @@ class Predictor:
         self.chunk_overlap = chunk_overlap
         self.batch_size = batch_size
         self.max_batch_seconds = max_batch_seconds
-        self.max_pad = resolve_max_pad(max_pad, is_padding_exact(pipeline.upstream))
+        self.max_pad = resolve_max_pad(max_pad, is_padding_exact(pipeline.upstream), who="distilmos-predict")
         self.device = resolve_device(device)
         self.pipeline.to(self.device)
         self._check_settings()
