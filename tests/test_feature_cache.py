@@ -1,8 +1,13 @@
 """The feature cache: a frozen upstream's hidden states dumped once, and runs that train and evaluate from
 it exactly as with the upstream in the loop."""
 import csv
+import glob
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -18,7 +23,7 @@ from upstream_tokens.feature_cache import FeatureCacheError, FeatureStore, dump_
 from upstream_tokens.store import TokenStoreError
 
 from conftest import REPO
-from test_tokens import store_files, write_corpus
+from test_tokens import DURATIONS, store_files, write_corpus
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 SMALL = Batching(max_batch_seconds=3.0, max_batch_utts=4)
@@ -80,6 +85,53 @@ def test_killed_dump_resumes_to_the_same_bytes(corpus, tiny_ckpts, cache, tmp_pa
     ours, reference = store_files(out), store_files(cache)
     assert ours.keys() == reference.keys()
     assert all(ours[k] == reference[k] for k in ours if k != "summary.json")
+
+
+def test_cache_dump_killed_hard_resumes_to_the_same_bytes(tiny_ckpts, tmp_path):
+    """SIGKILL of `python -m upstream_tokens cache` once its first part file is there (no cleanup at all),
+    then a rerun: every file of the store equals an uninterrupted dump's (meta.json holds no timestamp)."""
+    corpus = write_corpus(str(tmp_path / "corpus"), durations=DURATIONS * 4)  # 48 one-utterance batches
+    out, reference = str(tmp_path / "killed"), str(tmp_path / "reference")
+    args = ["cache", "--csv", corpus, "--split", "val", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"],
+            "--max_batch_utts", "1", "--device", "cpu", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "upstream_tokens", *args, "--store", out], cwd=REPO,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not glob.glob(os.path.join(out, "val.parts", "b*.npz")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no part file after 120 s"
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+        err = proc.communicate(timeout=60)[1].decode()
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    assert not os.path.exists(os.path.join(out, "val.npy"))
+    done = [n for n in os.listdir(os.path.join(out, "val.parts")) if n.endswith(".npz")]
+    assert 1 <= len(done) < 48
+    assert cli.main([*args, "--store", out]) == 0
+    assert cli.main([*args, "--store", reference]) == 0
+    ours, theirs = store_files(out), store_files(reference)
+    assert sorted(ours) == ["meta.json", "summary.json", "val.index.json", "val.npy"] == sorted(theirs)
+    assert ours == theirs
+
+
+def test_the_dump_prints_its_disk_use_before_it_starts(corpus, tiny_ckpts, tmp_path, capsys):
+    """Printed (not logged, so whatever the logging set-up) before the first part: frames x layers x dims x
+    bytes, and their product."""
+    before_first_part = []
+
+    def first_part(batch):
+        if not before_first_part:
+            before_first_part.append(capsys.readouterr().err)
+
+    summary = dump_features(corpus, str(tmp_path / "disk"), "val", "wavlm_local", tiny_ckpts["wavlm"],
+                            batching=SMALL, progress=False, on_part=first_part)
+    line = next(line for line in before_first_part[0].splitlines() if line.startswith("cache val: "))
+    frames, n_bytes = summary["total_frames"], summary["bytes"]
+    assert n_bytes == frames * 4 * 64 * 4
+    assert f"cache val: {frames} frames x 4 layers x 64 dims x 4 bytes = {n_bytes} bytes" in line
 
 
 def test_a_cache_of_another_upstream_checkpoint_or_layers_is_refused(corpus, tiny_ckpts, cache, tmp_path):
@@ -169,11 +221,25 @@ def test_a_run_from_the_cache_equals_the_run_with_the_upstream(demo_data, tiny_c
                 assert value == pytest.approx(cached_metrics[name][key], abs=1e-5), (name, key)
 
 
-def test_fine_tuning_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path):
+def test_fine_tuning_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _run(str(tmp_path / "ft"), demo_data["bvcc"], tiny_ckpts["wavlm"], "ssl_mos", ("-s", "last_hidden_state"),
              cache=cache, fine_tune=True)
     assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"datarc.feature_cache={cache}" in err and "-f fine-tunes the upstream" in err
+    assert "stale after the first step" in err and "drop -f, or drop the cache" in err
+
+
+def test_mse_distill_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path, capsys):
+    """Its frozen teacher runs on the waveforms, which a cache does not hold: refused, not fed features."""
+    with pytest.raises(SystemExit) as exit_info:
+        _run(str(tmp_path / "mse"), demo_data["bvcc"], tiny_ckpts["wavlm"], "distilmos", ("-v", "mse_distill"),
+             cache=cache)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "variant 'mse_distill' cannot train from datarc.feature_cache" in err
+    assert "teacher upstream runs on each batch's waveforms" in err and "Traceback" not in err
 
 
 def test_a_split_missing_from_the_cache_is_named(demo_data, tiny_ckpts, cache, tmp_path, capsys):

@@ -18,9 +18,9 @@ one), O(1) memory-mapped reads. float32 by default; ``--dtype float16`` halves t
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
+import sys
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -33,8 +33,6 @@ from distilmos.fileio import sha256_file
 from .extract import Batching, FeatureExtractor, check_shard, parse_layers, read_list
 from .splits import RowCodec, already_done, dump_rows, finalize_rows
 from .store import FORMAT_VERSION, META, FrameStore, library_versions, remove_split, split_paths, write_json
-
-log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16")
 BUILD_HINT = "build it with `python -m upstream_tokens cache --csv LIST --split NAME -u UPSTREAM --store ...`"
@@ -145,9 +143,10 @@ def check_disk(store: FeatureStore, split: str, lengths: Sequence[int], nshard: 
     frames = sum(store.expected_frames(n) for n in lengths)
     peak = 2 * need
     free = shutil.disk_usage(store.path).free
-    log.info("cache %s: %d frames x %d layers x %d dims x %d bytes = %.2f GiB (%.2f GiB while merging); "
-             "%.2f GiB free", split, frames, len(store.layers), int(store.meta["feature_dim"]),
-             store.dtype.itemsize, need / 2**30, peak / 2**30, free / 2**30)
+    # printed, not logged: the disk a dump will take must show whatever the logging set-up
+    print(f"cache {split}: {frames} frames x {len(store.layers)} layers x {store.meta['feature_dim']} dims x "
+          f"{store.dtype.itemsize} bytes = {need} bytes ({need / 2**30:.2f} GiB, {peak / 2**30:.2f} GiB while "
+          f"merging); {free / 2**30:.2f} GiB free in {store.path}", file=sys.stderr)
     if free < peak:
         raise FeatureCacheError(
             f"not enough free space in {store.path} for split {split!r}: {frames} frames x {len(store.layers)} "

@@ -4,7 +4,8 @@ Variants (``downstream_expert.variant``, or s3prl's ``-v``):
 - ``distilmos``: MOS regression + per-layer k-means token classification, ``MSE + alpha * mean_n CE_n``;
   the tokens come from ``datarc.token_store`` (built by ``python -m upstream_tokens``);
 - ``no_token``: the same network trained with MSE only (alpha = 0, no heads);
-- ``mse_distill``: per-layer heads regress the frozen pretrained upstream's layer embeddings with MSE.
+- ``mse_distill``: per-layer heads regress the frozen pretrained upstream's layer embeddings with MSE
+  (that teacher runs on the waveforms, so this variant cannot train from a feature cache).
 
 The heads sit on the Feature Processor output and are used in training only; the inference path is
 ``self.model`` (:class:`DistilMOSModel`) alone.
@@ -14,6 +15,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from distilmos.audio import SAMPLE_RATE
 from distilmos.data import MOSBatch, MOSDataset
 from distilmos.errors import ConfigError
 from distilmos.expert_base import TRAIN, MOSExpert
@@ -57,6 +59,7 @@ class DownstreamExpert(MOSExpert):
             self.target_layers = list(self.token_store.layers)
             self.heads = LayerHeads(len(self.target_layers), hidden, head_hidden, self.token_store.n_clusters)
         elif self.variant == "mse_distill":
+            _refuse_feature_cache(self.datarc)
             teacher = build_upstream(upstream, upstream_ckpt, upstream_model_config).eval().requires_grad_(False)
             self._teacher.append(teacher)
             n_hidden, teacher_dim = _probe_hidden_states(teacher)
@@ -127,12 +130,21 @@ def _utterance_mean(frame_values: torch.Tensor, valid: torch.Tensor) -> torch.Te
     return per_utt[has].mean() if has.any() else frame_values.sum() * 0.0
 
 
+def _refuse_feature_cache(datarc: dict) -> None:
+    """``mse_distill`` cannot train from a feature cache: its teacher runs on each batch's waveforms."""
+    if datarc.get("feature_cache"):
+        raise ConfigError(
+            f"variant 'mse_distill' cannot train from datarc.feature_cache={datarc['feature_cache']}: its frozen "
+            "teacher upstream runs on each batch's waveforms, and a feature cache holds hidden states instead; "
+            "drop the cache for this variant (no_token and distilmos can use it)")
+
+
 def _probe_hidden_states(upstream) -> tuple:
     """(number of hidden states, their dim) of an upstream, from one second of noise."""
     param = next(upstream.parameters(), None)
     device = param.device if param is not None else "cpu"
     with torch.no_grad():
-        hidden = upstream([torch.randn(16000, device=device)])["hidden_states"]
+        hidden = upstream([torch.randn(SAMPLE_RATE, device=device)])["hidden_states"]
     return len(hidden), hidden[-1].size(-1)
 
 
