@@ -11,23 +11,25 @@ predictor file can rebuild it from its weights alone. The expert keeps it as ``s
 
     python -m distilmos.registry --list              # every variant, its expert and label
     python -m distilmos.registry --shell no_token    # shell assignments for a recipe (expert=..., config=...)
+    python -m distilmos.registry --token_variants    # the variants that need a token store, one a line
+
+The model classes are named here as ``"module:Class"`` and imported when first asked for, so this
+module and its command line stay light (the recipes ask it before anything else runs).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import shlex
 import sys
 from dataclasses import dataclass
-from typing import Dict, Tuple
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, Dict, Tuple
 
 from .errors import ConfigError
-from .models.distilmos import DistilMOSModel
-from .models.moe_mos import MoEMOSModel
-from .models.salf_mos import SALFMOSModel
-from .models.ssl_mos import SSLMOSModel
-from .models.student import StudentMOSModel
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,13 @@ class Expert:
     """An s3prl downstream expert of this toolkit (``downstream/<name>/``)."""
 
     name: str
-    model: type  # the inference model class (``self.model`` of the expert)
+    model_path: str  # "module:Class" of the inference model (``self.model`` of the expert)
     variants: Tuple[Variant, ...]
+
+    @property
+    def model(self) -> type:
+        """The inference model class, imported on first use."""
+        return _import(self.model_path)
 
     def variant(self, name: str) -> Variant:
         for variant in self.variants:
@@ -59,27 +66,27 @@ class Expert:
 
 
 EXPERTS: Dict[str, Expert] = {e.name: e for e in (
-    Expert("distilmos", DistilMOSModel, (
+    Expert("distilmos", "distilmos.models.distilmos:DistilMOSModel", (
         Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
         Variant("no_token", "w/o token prediction", "config_no_token.yaml"),
         Variant("mse_distill", "MSE distillation", "config_mse_distill.yaml"),
     )),
-    Expert("ssl_mos", SSLMOSModel, (
+    Expert("ssl_mos", "distilmos.models.ssl_mos:SSLMOSModel", (
         Variant("ssl_mos", "SSL-MOS", "config.yaml", runner_args=("-s", "last_hidden_state")),
     )),
     # on frozen features: one layer (the upstream's output) as in the paper, or the learnable weighted sum
-    Expert("salf_mos", SALFMOSModel, (
+    Expert("salf_mos", "distilmos.models.salf_mos:SALFMOSModel", (
         Variant("salf_mos", "SALF-MOS", "config.yaml", runner_args=("-s", "last_hidden_state"), fine_tune=False),
         Variant("salf_mos_wsum", "SALF-MOS (weighted layers)", "config.yaml", fine_tune=False),
     )),
-    Expert("moe_mos", MoEMOSModel, (
+    Expert("moe_mos", "distilmos.models.moe_mos:MoEMOSModel", (
         Variant("moe_mos", "MoE-MOS", "config.yaml", fine_tune=False),
     )),
 )}
 
 #: inference models that are no s3prl expert (trained by their own recipe), by the name a predictor file stores:
 #: the compact students of egs/compress, which read the waveform itself (no SSL upstream)
-MODELS: Dict[str, type] = {"student": StudentMOSModel}
+MODELS: Dict[str, str] = {"student": "distilmos.models.student:StudentMOSModel"}
 
 #: variant name -> (expert, variant), in registration order (the order of table rows)
 VARIANTS: Dict[str, Tuple[Expert, Variant]] = {v.name: (e, v) for e in EXPERTS.values() for v in e.variants}
@@ -107,8 +114,13 @@ def label(name: str) -> str:
 def model_class(expert_name: str) -> type:
     """The inference model class of an expert, or of a model registered in :data:`MODELS`."""
     if expert_name in MODELS:
-        return MODELS[expert_name]
+        return _import(MODELS[expert_name])
     return expert(expert_name).model
+
+
+def _import(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_model(expert_name: str, kwargs: dict, state: dict) -> nn.Module:
@@ -116,6 +128,48 @@ def build_model(expert_name: str, kwargs: dict, state: dict) -> nn.Module:
     model = model_class(expert_name)(**kwargs)
     model.load_state_dict(state, strict=True)
     return model.eval().requires_grad_(False)
+
+
+def uses_tokens(name: str) -> bool:
+    """Whether the variant ``name`` needs a token store (False for a name that is not registered)."""
+    return name in VARIANTS and VARIANTS[name][1].tokens
+
+
+#: the run_downstream.py flags a variant's ``runner_args`` may hold: the s3prl argument each sets, its default
+RUNNER_FLAGS: dict[str, tuple[str, str | None]] = {"-s": ("upstream_feature_selection", "hidden_states")}
+
+
+def runner_settings(var: Variant) -> dict[str, str | None]:
+    """The s3prl arguments (``Args`` of a checkpoint) a variant's runner flags set, defaults included."""
+    settings = {attr: default for attr, default in RUNNER_FLAGS.values()}
+    words = list(var.runner_args)
+    for flag, value in zip(words[::2], words[1::2]):
+        if flag not in RUNNER_FLAGS:
+            raise ConfigError(f"variant {var.name!r}: runner flag {flag} is not in registry.RUNNER_FLAGS")
+        settings[RUNNER_FLAGS[flag][0]] = value
+    return settings
+
+
+def variant_of(expert_name: str, args, config: dict) -> str:
+    """The variant an experiment of ``expert_name`` was trained as, from its checkpoint's ``Args`` and ``Config``.
+
+    The ``-v`` it was run with, or its config's ``downstream_expert.variant``, names it; otherwise it is
+    the registered variant whose runner flags (``-s last_hidden_state`` ...) and config file match how it
+    was run (``salf_mos`` and ``salf_mos_wsum`` differ only in ``-s``), else the expert's first variant.
+    """
+    named = getattr(args, "downstream_variant", None) or (config.get("downstream_expert") or {}).get("variant")
+    if named:
+        return named
+    variants = expert(expert_name).variants
+    given = {attr: getattr(args, attr, default) for attr, default in RUNNER_FLAGS.values()}
+    same_flags = [v for v in variants if runner_settings(v) == given]
+    same_config = [v for v in same_flags if v.config == os.path.basename(getattr(args, "config", None) or "")]
+    return (same_config or same_flags or list(variants))[0].name
+
+
+def token_variants() -> list[str]:
+    """The variants registered with ``tokens=True``, in registration order."""
+    return [name for name in VARIANTS if uses_tokens(name)]
 
 
 def shell_assignments(name: str) -> str:
@@ -134,11 +188,15 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--list", action="store_true", help="print every variant: name, expert, label")
     group.add_argument("--shell", metavar="VARIANT", help="print a variant's settings as shell assignments")
+    group.add_argument("--token_variants", action="store_true",
+                       help="print the variants that need a token store, one a line")
     args = parser.parse_args(argv)
     try:
         if args.list:
             for exp, var in VARIANTS.values():
                 print(f"{var.name}\t{exp.name}\t{var.label}")
+        elif args.token_variants:
+            print("\n".join(token_variants()))
         else:
             print(shell_assignments(args.shell))
     except ConfigError as exc:

@@ -190,6 +190,7 @@ def test_info_prints_model_card(experiments, models, capsys, tiny_ckpts):
     assert card["upstream"]["name"] == "wavlm_local" and card["upstream"]["checkpoint"] == tiny_ckpts["wavlm"]
     assert card["upstream"]["embedded"] and card["upstream"]["fine_tuned"]
     assert card["downstream"]["variant"] == "distilmos" and card["downstream"]["model"] == "DistilMOSModel"
+    assert card["training_data"]["token_store"].endswith("tokens")  # the variant registered with tokens
     assert card["experiment"]["step"] == best["step"]
     assert card["validation"]["utt_SRCC"] == pytest.approx(best["utt_SRCC"])
     assert card["training_data"]["train"]["utterances"] == len(read_datalist(card["training_data"]["train"]["path"]))

@@ -214,6 +214,8 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
     card = export(os.path.join(expdir, "best-states-val.ckpt"), out)
     assert card["downstream"]["expert"] == "salf_mos" and card["downstream"]["parameters"] == _n_params(SALFMOSModel(64))
     assert card["upstream"]["fine_tuned"] is False
+    # the card names the variant (told apart by -s alone) and no token store, which neither variant uses
+    assert card["downstream"]["variant"] == variant and card["training_data"]["token_store"] is None
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
     runner_preds, _ = _evaluate(expdir, "test", batch_size=1)
     ours = load(out, device="cpu", batch_size=1).predict(paths=[u.wav_path for u in utts])

@@ -184,7 +184,7 @@ def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upst
     expert = config.get("downstream_expert", {}) or {}
     datarc = expert.get("datarc", {}) or {}
     name = args.downstream
-    variant = (getattr(args, "downstream_variant", None) or expert.get("variant") or name) if name == "distilmos" else name
+    variant = registry.variant_of(name, args, config)
     data_dir = datarc.get("data_dir")
     best_split = datarc.get("best_split", "val")
     step = ckpt.get("Step")
@@ -236,7 +236,7 @@ def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upst
             "data_dir": data_dir,
             "train": _list_facts(os.path.join(data_dir, "train.csv") if data_dir else None),
             best_split: _list_facts(_split_path(datarc, best_split)),
-            "token_store": datarc.get("token_store") if variant == "distilmos" else None,
+            "token_store": datarc.get("token_store") if registry.uses_tokens(variant) else None,
         },
         "validation": validation_metrics(os.path.dirname(os.path.abspath(checkpoint)), best_split, step),
         "toolkit": {"distilmos": distilmos.__version__, "torch": str(torch.__version__),

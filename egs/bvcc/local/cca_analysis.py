@@ -7,7 +7,7 @@ model still carries.
         --csv data/bvcc/test.csv --out exp/cca_wavlm_base [--device cuda]
 
 For every utterance of ``--csv`` (the paper: BVCC test) and every model, one vector: the Feature
-Processor output averaged over the utterance's frames (for ``ssl_mos``, which has no Feature Processor,
+Processor output averaged over the utterance's frames (for a model without one, such as ``ssl_mos``,
 its fine-tuned upstream's last layer). For the *pretrained* upstream the experiments were fine-tuned from,
 one vector per transformer layer, averaged likewise. Each model is then compared with each pretrained
 layer by held-out PWCCA (:mod:`distilmos.cca`). A randomly initialised DistilMOS model on the pretrained
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from distilmos.audio import load_audio
+from distilmos.audio import SAMPLE_RATE, load_audio
 from distilmos.cca import pwcca_score
 from distilmos.datalist import read_datalist
 from distilmos.predictor import export, load
@@ -56,7 +56,7 @@ def pretrained_pipeline(spec: tuple, seed: int) -> PredictorPipeline:
     model, _ = upstream_store.build_for_export(*spec)
     model.eval()
     with torch.no_grad():
-        probe = model([torch.zeros(16000)])["hidden_states"]
+        probe = model([torch.zeros(SAMPLE_RATE)])["hidden_states"]
     selector = FeatureSelector(downsample_rate=model.get_downsample_rates("hidden_states"), n_layers=len(probe),
                                output_dim=probe[-1].size(-1))
     torch.manual_seed(seed)
@@ -64,14 +64,16 @@ def pretrained_pipeline(spec: tuple, seed: int) -> PredictorPipeline:
     return PredictorPipeline(model, selector, head).requires_grad_(False)
 
 
-def pooled(out: Dict[str, torch.Tensor], variant: str) -> np.ndarray:
-    """One utterance's vector: the mean over its valid frames."""
+def pooled(out: Dict[str, torch.Tensor]) -> np.ndarray:
+    """One utterance's vector: the mean over its valid frames of the Feature Processor output, or of the
+    upstream's last layer for a model whose outputs hold no ``processed`` frames."""
     n = int(out["lengths"][0])
-    frames = out["hidden_states"][-1][0, :n] if variant == "ssl_mos" else out["processed"][0, :n]
+    # read from the model's outputs, not its name: any expert without a Feature Processor is handled alike
+    frames = out["processed"][0, :n] if "processed" in out else out["hidden_states"][-1][0, :n]
     return frames.mean(0).double().cpu().numpy()
 
 
-def represent(trained: Dict[str, tuple], pretrained: PredictorPipeline, wav_paths: List[str], device: str,
+def represent(trained: Dict[str, PredictorPipeline], pretrained: PredictorPipeline, wav_paths: List[str], device: str,
               progress: bool = True):
     """Pooled vectors over the utterances: ``({name: [n, dim]} of the trained models, [n, dim] of the
     randomly initialised model, [layer 1..N: [n, dim]] of the pretrained upstream)``."""
@@ -87,9 +89,9 @@ def represent(trained: Dict[str, tuple], pretrained: PredictorPipeline, wav_path
             layers = layers or [[] for _ in hidden]
             for store, h in zip(layers, hidden):
                 store.append(h[0, :n].mean(0).double().cpu().numpy())
-            random_init.append(pooled(out, "distilmos"))
-            for name, (pipeline, variant) in trained.items():
-                models[name].append(pooled(pipeline.analyze([wav]), variant))
+            random_init.append(pooled(out))
+            for name, pipeline in trained.items():
+                models[name].append(pooled(pipeline.analyze([wav])))
     return {k: np.stack(v) for k, v in models.items()}, np.stack(random_init), [np.stack(v) for v in layers]
 
 
@@ -151,7 +153,7 @@ def main(argv=None) -> None:
                 name = f"{name} ({os.path.basename(os.path.normpath(expdir))})"
             trained[name] = (load(predictor_file, device=args.device).pipeline.eval(), variant, expdir)
     pretrained = pretrained_pipeline(specs[checkpoints[0]], args.seed).to(args.device)
-    reps, random_init, layers = represent({k: v[:2] for k, v in trained.items()}, pretrained,
+    reps, random_init, layers = represent({k: v[0] for k, v in trained.items()}, pretrained,
                                           [u.wav_path for u in utterances], args.device, progress=not args.quiet)
     models = [(name, variant, expdir, reps[name]) for name, (_, variant, expdir) in trained.items()]
     if not args.no_random_init:

@@ -9,10 +9,14 @@ upstream_tag() {
     echo "${tag}" | tr ':/' '__'
 }
 
-# run_name VARIANT UPSTREAM_TAG K SEED: k is part of the name only for the variant that uses tokens.
+# The variants registered with tokens (distilmos/registry.py), asked once here: run_name runs in
+# command substitutions, where nothing it looked up would be kept for the next call.
+token_variants=" $(python -m distilmos.registry --token_variants | tr '\n' ' ') "
+
+# run_name VARIANT UPSTREAM_TAG K SEED: k is part of the name only for the variants that use tokens.
 run_name() {
     local k=
-    [ "$1" = distilmos ] && k="_k$3"
+    case "${token_variants}" in *" $1 "*) k="_k$3" ;; esac
     echo "$1_$2${k}_seed$4"
 }
 
