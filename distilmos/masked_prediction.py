@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .audio import SAMPLE_RATE
 from .tiny_upstream import model_config
 
 FEATURE_PENALTY = 10.0  # HuBERT's weight of the squared-feature penalty
@@ -46,7 +47,7 @@ def mfcc_frames(wav: torch.Tensor) -> torch.Tensor:
     """``[n_frames(len(wav)), 39]`` MFCCs with deltas, one per model frame (25 ms window, 20 ms shift)."""
     import torchaudio
 
-    mfcc = torchaudio.compliance.kaldi.mfcc(wav.unsqueeze(0) * 32768, sample_frequency=16000, frame_length=25.0,
+    mfcc = torchaudio.compliance.kaldi.mfcc(wav.unsqueeze(0) * 32768, sample_frequency=SAMPLE_RATE, frame_length=25.0,
                                            frame_shift=20.0, num_ceps=13, use_energy=False, dither=0.0)
     d1 = torchaudio.functional.compute_deltas(mfcc.T)
     d2 = torchaudio.functional.compute_deltas(d1)
@@ -94,7 +95,7 @@ def build_model(model_cfg: dict, n_classes: int, seed: int):
     from s3prl.upstream.utils import merge_with_parent
 
     torch.manual_seed(seed)
-    task_cfg = {"sample_rate": 16000, "normalize": False, "label_rate": model_cfg["label_rate"]}
+    task_cfg = {"sample_rate": SAMPLE_RATE, "normalize": False, "label_rate": model_cfg["label_rate"]}
     symbols = [[str(i) for i in range(n_classes)]]
     model = HubertModel(merge_with_parent(HubertConfig, dict(model_cfg)),
                         merge_with_parent(HubertPretrainingConfig, dict(task_cfg)), symbols)

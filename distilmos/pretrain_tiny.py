@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from . import masked_prediction as mp
-from .audio import load_audio
+from .audio import SAMPLE_RATE, load_audio
 from .errors import ToolkitError
 from .fileio import atomic_write, sha256_file
 
@@ -95,7 +95,7 @@ def run_iteration(iteration: int, wavs, targets, train_idx, heldout_idx, args, k
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps))
     rng = np.random.default_rng([args.seed, iteration])
-    crop = int(args.crop_s * 16000)
+    crop = int(args.crop_s * SAMPLE_RATE)
     eval_idx = heldout_idx[:args.eval_utts]
     history = {"step": [], "loss": [], "acc": [], "eval_step": [], "eval_acc": []}
     bar = tqdm(range(args.steps), desc=f"iteration {iteration}", disable=args.quiet)
@@ -274,7 +274,7 @@ def pretrain(args) -> dict:
         probes = run_probes(args.out, init_path, rows, columns, args.seed) if columns else {}
     plot_curves(histories, stem + ".curves.png")
 
-    minutes = sum(len(wavs[i]) for i in train_idx) / 16000 / 60
+    minutes = sum(len(wavs[i]) for i in train_idx) / SAMPLE_RATE / 60
     report = {
         "checkpoint": shown_path(args.out), "sha256": sha256_file(args.out),
         "parameters": int(sum(p.numel() for p in previous.parameters())),

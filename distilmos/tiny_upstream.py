@@ -21,6 +21,7 @@ from typing import Dict
 
 import torch
 
+from .audio import SAMPLE_RATE
 from .fileio import atomic_write
 
 ARCHS = ("wavlm", "hubert", "wav2vec2")
@@ -97,7 +98,7 @@ def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int =
 
     from s3prl.upstream.utils import merge_with_parent
 
-    task_cfg = {"sample_rate": 16000, "normalize": False}
+    task_cfg = {"sample_rate": SAMPLE_RATE, "normalize": False}
     if arch == "hubert":
         from s3prl.upstream.hubert.hubert_model import HubertConfig, HubertModel, HubertPretrainingConfig
 

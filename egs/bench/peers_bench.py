@@ -11,7 +11,7 @@ Systems (each given the same 16 kHz mono waveforms, already in memory: file read
   with random weights (``--size tiny`` for a smoke run): one training step of ``no_token`` through
   s3prl's runner (frozen upstream; the inference network is DistilMOS's), exported with
   ``distilmos.predictor.export`` and loaded with ``distilmos.predictor.load``; scored one waveform per
-  call (``predict(wav=..., sr=16000)``) and all at once (``predict(wav=[...])``, length-bucketed batches
+  call (``predict(wav=..., sr=SAMPLE_RATE)``) and all at once (``predict(wav=[...])``, length-bucketed batches
   of at most ``--batch_size``). Speed does not depend on the weights;
 - ``Distill-MOS`` (package ``distillmos``, its shipped weights): ``ConvTransformerSQAModel`` in eval mode
   under no_grad, one waveform per call as its command line does (it pads or crops every input to
@@ -110,14 +110,16 @@ class Ours(System):
         self.name = "DistilMOS (ours), " + ("one by one" if batch_size == 1 else f"batched (≤ {batch_size})")
 
     def load(self) -> None:
+        from distilmos.audio import SAMPLE_RATE
         from distilmos.predictor import load
 
         self.predictor = load(self.file, device=self.device, batch_size=self.batch_size)
+        self.sample_rate = SAMPLE_RATE  # of the waveforms scored: the benchmark's files, read by load_audio
 
     def score(self, wavs) -> list:
         if self.batch_size == 1:
-            return [self.predictor.predict(wav=w, sr=16000) for w in wavs]
-        return self.predictor.predict(wav=list(wavs), sr=16000)
+            return [self.predictor.predict(wav=w, sr=self.sample_rate) for w in wavs]
+        return self.predictor.predict(wav=list(wavs), sr=self.sample_rate)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.predictor.pipeline.parameters())
@@ -171,6 +173,10 @@ class DNSMOS(System):
         import onnxruntime as ort
         from speechmos import dnsmos
 
+        from distilmos.audio import SAMPLE_RATE
+
+        self.sample_rate = SAMPLE_RATE  # of the waveforms scored (DNSMOS itself takes 16 kHz)
+
         primary, p808 = self._paths()
         self.model = dnsmos.DNSMOS(primary, p808)
         if self.threads:  # its own sessions take every core; give it the threads every system gets
@@ -181,7 +187,7 @@ class DNSMOS(System):
             self.model.p808_onnx_sess = ort.InferenceSession(p808, options, providers=providers)
 
     def score(self, wavs) -> list:
-        return [float(self.model(w, 16000, False)["ovrl_mos"]) for w in wavs]
+        return [float(self.model(w, self.sample_rate, False)["ovrl_mos"]) for w in wavs]
 
     def n_params(self) -> int:
         import numpy as np
@@ -199,13 +205,13 @@ def measure(args, workdir: str) -> list:
     import numpy as np
     import torch
 
-    from distilmos.audio import load_audio
+    from distilmos.audio import SAMPLE_RATE, load_audio
 
     torch.set_flush_denormal(True)  # as the toolkit's commands do
     low, high = benchlib.parse_seconds(args.seconds)
     items = benchlib.make_wavs(os.path.join(workdir, "wav"), args.n_utts, low, high, args.seed)
     wavs = [load_audio(path).numpy().astype(np.float32) for _, path in items]
-    audio_s = sum(len(w) for w in wavs) / 16000
+    audio_s = sum(len(w) for w in wavs) / SAMPLE_RATE
     group = (f"peers (ours: WavLM {args.size}; {args.n_utts} utts of {low:g}-{high:g} s, {audio_s:.0f} s of audio, "
              f"{args.device})")
     rows = []

@@ -50,6 +50,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     import torch
 
     from distilmos import registry
+    from distilmos.audio import SAMPLE_RATE
     from distilmos.predictor import upstream as upstream_parts
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor
@@ -58,7 +59,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     torch.manual_seed(seed)
     model, configs = upstream_parts.build_for_export("wavlm_local", upstream_ckpt, None)
     with torch.inference_mode():
-        hidden = model([torch.zeros(16000)])["hidden_states"]
+        hidden = model([torch.zeros(SAMPLE_RATE)])["hidden_states"]
     dim = hidden[-1].shape[-1]
     selector = FeatureSelector("hidden_states", None, False, model.get_downsample_rates("hidden_states"), dim,
                                n_layers=len(hidden))
@@ -72,7 +73,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
 def measure(args) -> list:
     import torch
 
-    from distilmos.audio import load_audio
+    from distilmos.audio import SAMPLE_RATE, load_audio
     from distilmos.predictor import Predictor, load
     from distilmos.tiny_upstream import write_checkpoint
 
@@ -89,7 +90,7 @@ def measure(args) -> list:
     batched = Predictor(one.pipeline, one.card, device=args.device, batch_size=args.batch_size,
                         max_pad=args.max_pad, max_batch_seconds=args.max_batch_seconds)
     wavs = [load_audio(p).to(one.device) for p in paths]
-    audio_seconds = sum(len(w) for w in wavs) / 16000
+    audio_seconds = sum(len(w) for w in wavs) / SAMPLE_RATE
     sync = benchlib.synchronizer(args.device)
     pipeline, upstream = one.pipeline, one.pipeline.upstream
     results = {}

@@ -82,6 +82,7 @@ def run_case(args) -> dict:
     """One measurement in this process; returns timings and this process's peak RSS."""
     import torch
 
+    from distilmos.audio import SAMPLE_RATE
     from upstream_tokens.dump import dump_split
     from upstream_tokens.extract import Batching, FeatureExtractor, read_list
     from upstream_tokens.fit import fit_store
@@ -93,8 +94,8 @@ def run_case(args) -> dict:
     result = {"load_s": time.perf_counter() - started, "n_layers": extractor.n_layers_upstream}
     utterances, lengths = read_list(args.csv)
     plan = batching.plan(lengths)
-    result.update(n_utts=len(utterances), audio_s=sum(lengths) / 16000, n_batches=len(plan),
-                  max_batch_s=max(lengths[b[0]] * len(b) for b in plan) / 16000)  # padded audio of the largest
+    result.update(n_utts=len(utterances), audio_s=sum(lengths) / SAMPLE_RATE, n_batches=len(plan),
+                  max_batch_s=max(lengths[b[0]] * len(b) for b in plan) / SAMPLE_RATE)  # padded audio of the largest
     def forward_pass():
         for _ in extractor.iter_batches(utterances, plan, range(len(plan)), progress=False):
             pass

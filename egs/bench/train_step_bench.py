@@ -169,6 +169,7 @@ def measure(args, workdir: str) -> list:
     import torch
     from s3prl.utility.helper import hack_isinstance
 
+    from distilmos.audio import SAMPLE_RATE
     from distilmos.plugin import register
     from distilmos.tiny_upstream import write_checkpoint
 
@@ -198,7 +199,7 @@ def measure(args, workdir: str) -> list:
     store = build_token_store(os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"),
                               args.n_clusters, args.device)
     sync = benchlib.synchronizer(args.device)
-    audio_s = sum(sf.info(p).frames for _, p in items) / 16000
+    audio_s = sum(sf.info(p).frames for _, p in items) / SAMPLE_RATE
 
     rows = []
     for mode in modes:

@@ -15,7 +15,9 @@ import ctypes
 import numpy as np
 from scipy import signal
 
-OUTPUT_RATE = 16000
+from distilmos.audio import SAMPLE_RATE
+
+OUTPUT_RATE = SAMPLE_RATE  # what the pool is written at: the toolkit's rate
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000  # return an error instead of calling exit() when the data is missing
 _POS_CHARACTER = 1
