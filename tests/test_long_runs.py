@@ -11,9 +11,11 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -53,6 +55,11 @@ def _train(expdir, ckpt, data_dir, **kwargs):
 def _load(path):
     checkpoints_ok = torch.load(path, map_location="cpu", weights_only=True)
     return checkpoints_ok
+
+
+def _logged_steps(expdir, split="val"):
+    lines = (expdir / "log.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines if f'"{split}"' in line]
 
 
 def _assert_same_training(a, b):
@@ -183,6 +190,81 @@ def test_kill_9_resumes_from_the_newest_whole_checkpoint(tmp_path, tiny_ckpts, d
     _assert_same_training(_load(tmp_path / f"states-{TOTAL}.ckpt"), reference["ckpt"])
 
 
+def _torchrun(expdir, ckpt, data_dir, resume=False, total_steps=12):
+    """Two CPU ranks training under torchrun (gloo), a log line every step, no periodic checkpoint; the
+    launcher in its own process group, its output in ``<expdir>.out``."""
+    argv = _argv(expdir, ckpt, data_dir, resume, total_steps=total_steps, eval_step=1000, save_step=1000,
+                 log_step=1)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               os.path.join(REPO, "run_downstream.py"), *argv]
+    with open(f"{expdir}.out", "a") as log:  # the launcher keeps its own copy of the file
+        return subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _output(expdir):
+    with open(f"{expdir}.out") as handle:
+        return handle.read()
+
+
+def _rank_pids(launcher_pid):
+    """``{local rank: pid}`` of the processes torchrun started."""
+    ranks = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/environ") as handle:
+                env = dict(v.split("=", 1) for v in handle.read().split("\0") if "=" in v)
+        except (OSError, ValueError):
+            continue
+        if ppid == launcher_pid and "LOCAL_RANK" in env:
+            ranks[int(env["LOCAL_RANK"])] = int(entry)
+    return ranks
+
+
+def _wait_for_training(process, expdir, timeout=300):
+    """Return once the first step is logged (the ranks' SIGTERM handlers are then installed)."""
+    log, deadline = expdir / "log.jsonl", time.time() + timeout
+    while not (log.is_file() and '"train"' in log.read_text()):
+        assert process.poll() is None, _output(expdir)[-3000:]
+        assert time.time() < deadline, "no training step logged"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("target", ["launcher", "rank 1"])
+def test_sigterm_under_torchrun_stops_every_rank_after_one_step(tmp_path, tiny_ckpts, demo_data, target):
+    """SIGTERM to torchrun (which passes it on to each rank) or to one rank alone: every rank stops after the
+    same step, one checkpoint of both ranks is written, the ranks exit 75 and torchrun 1 (it reports any
+    non-zero rank as a failure); the same command with -a then trains to total_steps."""
+    expdir, total = tmp_path / "exp", 12
+    launcher = _torchrun(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"], total_steps=total)
+    try:
+        _wait_for_training(launcher, expdir)
+        os.kill(launcher.pid if target == "launcher" else _rank_pids(launcher.pid)[1], signal.SIGTERM)
+        assert launcher.wait(timeout=120) == 1
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    out = _output(expdir)
+    stopped = set(re.findall(r"stopped after step (\d+) of", out))
+    assert len(stopped) == 1 and out.count("stopped after step") == 2, out[-3000:]  # both ranks, one step
+    step = int(stopped.pop())
+    assert [os.path.basename(p) for p in checkpoints.states_paths(expdir)] == [f"states-{step}.ckpt"]
+    # weights_only=False: no run in this process has allowed s3prl's Args for torch.load
+    ckpt = torch.load(expdir / f"states-{step}.ckpt", map_location="cpu", weights_only=False)
+    assert 0 < step < total and ckpt["Step"] == step and ckpt["WorldSize"] == 2 and len(ckpt[checkpoints.RNG]) == 2
+    if target == "rank 1":  # torchrun names the ranks' own status
+        assert "exitcode  : 75" in out
+
+    resumed = _torchrun(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"], resume=True, total_steps=total)
+    assert resumed.wait(timeout=300) == 0, _output(expdir)[-3000:]
+    # continued after the agreed step: no step trained twice or skipped
+    assert _logged_steps(expdir, "train") == list(range(1, total + 1))
+    final = torch.load(expdir / f"states-{total}.ckpt", map_location="cpu", weights_only=False)
+    assert final["Step"] == total and final["WorldSize"] == 2 and os.path.isfile(expdir / "best-states-val.ckpt")
+
+
 @pytest.fixture
 def nan_data(tmp_path, demo_data):
     """The generated lists, with one training wav that decodes but holds NaN samples."""
@@ -221,18 +303,77 @@ def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, c
     assert "1 unreadable audio file(s) skipped so far" in out
 
 
-def test_early_stopping_stops_keeps_the_best_and_stays_stopped(tmp_path, tiny_ckpts, demo_data, capsys):
-    # lr 0: the first validation sets the best score and no later one can beat it
-    argv = ["-m", "train", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "-d", "ssl_mos", "-s", "last_hidden_state",
-            "-f", "--device", "cpu", "-p", str(tmp_path), "-o", ",,".join([
-                f"config.downstream_expert.datarc.data_dir={demo_data['bvcc']}",
+def _early_stopping_argv(expdir, ckpt, data_dir, patience, section="runner", *overrides):
+    """SSL-MOS validated every step, stopping after ``patience`` steps without improvement (configured under
+    ``section``: runner or downstream_expert)."""
+    return ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "ssl_mos", "-s", "last_hidden_state",
+            "-f", "--device", "cpu", "-p", str(expdir), "-o", ",,".join([
+                f"config.downstream_expert.datarc.data_dir={data_dir}",
                 "config.downstream_expert.datarc.num_workers=0", "config.downstream_expert.datarc.train_batch_size=4",
-                "config.optimizer.lr=0", "config.runner.total_steps=20", "config.runner.eval_step=1",
-                "config.runner.save_step=100", "config.runner.early_stopping.patience=2",
-                "config.runner.early_stopping.unit=step"])]
+                "config.runner.total_steps=20", "config.runner.eval_step=1", "config.runner.save_step=100",
+                f"config.{section}.early_stopping.patience={patience}", f"config.{section}.early_stopping.unit=step",
+                *overrides])]
+
+
+@pytest.mark.parametrize("section", ["runner", "downstream_expert"])
+def test_early_stopping_stops_keeps_the_best_and_stays_stopped(tmp_path, tiny_ckpts, demo_data, capsys, section):
+    # lr 0: the first validation sets the best score and no later one can beat it
+    argv = _early_stopping_argv(tmp_path, tiny_ckpts["wavlm"], demo_data["bvcc"], 2, section, "config.optimizer.lr=0")
     run([DOWNSTREAM], argv)
     assert "early stopping at step 3" in capsys.readouterr().err
     assert [os.path.basename(p) for p in checkpoints.states_paths(tmp_path)] == ["states-3.ckpt"]
     assert _load(tmp_path / "best-states-val.ckpt")["Step"] == 1
     run([DOWNSTREAM], argv + ["-a"])  # resuming a run that stopped early trains no further
     assert [os.path.basename(p) for p in checkpoints.states_paths(tmp_path)] == ["states-3.ckpt"]
+
+
+#: validation utterance SRCC at steps 1, 2, ...: the best at step 2, then worse each step
+FALLING_AFTER_2 = [0.1, 0.5, 0.4, 0.3, 0.2] + [0.0] * 20
+
+
+def _scripted_validation(monkeypatch):
+    """Validation scores follow FALLING_AFTER_2, one per validation, across a stop and its resume."""
+    from distilmos import expert_base
+
+    real, scores = expert_base.compute_metrics, iter(FALLING_AFTER_2)
+
+    def scripted(*args, **kwargs):
+        return dict(real(*args, **kwargs), utt_SRCC=next(scores))
+
+    monkeypatch.setattr(expert_base, "compute_metrics", scripted)
+
+
+def test_sigterm_in_the_middle_of_the_patience_resumes_the_count(tmp_path, tiny_ckpts, demo_data, monkeypatch,
+                                                                 capsys):
+    """Best at step 2, patience 3: an uninterrupted run stops at step 5. Stopped by SIGTERM during step 3
+    (one step into the patience) and resumed, the run counts on from step 2 and stops at step 5 too: a lost
+    count would stop it at step 4, a lost best score at step 7."""
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    _scripted_validation(monkeypatch)
+    run([DOWNSTREAM], _early_stopping_argv(reference, tiny_ckpts["wavlm"], demo_data["bvcc"], 3))
+    assert "early stopping at step 5" in capsys.readouterr().err and _logged_steps(reference) == [1, 2, 3, 4, 5]
+
+    _scripted_validation(monkeypatch)
+    clip, calls = torch.nn.utils.clip_grad_norm_, []
+
+    def clip_then_preempt(*args, **kwargs):  # the signal arrives while step 3 is in flight
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_then_preempt)
+    argv = _early_stopping_argv(stopped, tiny_ckpts["wavlm"], demo_data["bvcc"], 3)
+    with pytest.raises(SystemExit) as caught:
+        run([DOWNSTREAM], argv)
+    assert caught.value.code == EXIT_PREEMPTED
+    assert _load(stopped / "states-3.ckpt")["EarlyStopping"] == {"best_step": 2, "stopped": False}
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    capsys.readouterr()
+    run([DOWNSTREAM], argv + ["-a"])  # the scripted scores go on with step 4
+    assert "early stopping at step 5" in capsys.readouterr().err and _logged_steps(stopped) == [1, 2, 3, 4, 5]
+    assert [os.path.basename(p) for p in checkpoints.states_paths(stopped)] == ["states-5.ckpt"]
+    for name in ("best-states-val.ckpt", "states-5.ckpt"):
+        a, b = _load(reference / name), _load(stopped / name)
+        assert a["Step"] == b["Step"] and a["EarlyStopping"] == b["EarlyStopping"]
+    assert _load(stopped / "best-states-val.ckpt")["Step"] == 2

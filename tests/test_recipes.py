@@ -178,6 +178,36 @@ def test_run_sh_moe_mos_every_stage(recipe, finished_runs):
     assert any(line.startswith("| wavlm_local | MoE-MOS |") for line in (expdir / "table.md").read_text().splitlines())
 
 
+def test_quick_trial_keeps_a_best_and_a_last_checkpoint(recipe, finished_runs):
+    """The first run: --total_steps 4 with --eval_step left unset, so the config's 1000 applies (4 is no
+    multiple of it): the last step still validates and saves, and stage 4 evaluates that best checkpoint."""
+    expdir = expdir_of(recipe, FIRST)
+    last = torch.load(expdir / "states-4.ckpt", map_location="cpu", weights_only=False)
+    assert last["Step"] == 4 and last["Config"]["runner"]["eval_step"] == 1000
+    assert torch.load(expdir / "best-states-val.ckpt", map_location="cpu", weights_only=False)["Step"] == 4
+    logged = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if r["split"] == "val"] == [4]
+    assert all((expdir / f"metrics_{split}.json").is_file() and (expdir / f"predictions_{split}.csv").is_file()
+               for split in ("val", "test", "somos_test"))
+
+
+def test_run_sh_salf_mos_every_stage_from_a_feature_cache(recipe, finished_runs):
+    """SALF-MOS through run.sh: frozen (no -f), its registered -s last_hidden_state, and with
+    --feature_cache true stage 2 caches that one layer, which training and evaluation read."""
+    out = sh(RUN, *recipe["options"], "--variant", "salf_mos", "--feature_cache", "true",
+             "--cachedir", recipe["work"] / "cache")
+    expdir, cache = expdir_of(recipe, "salf_mos"), recipe["work"] / "cache" / "wavlm_local_wavlm_last"
+    assert all((expdir / f".done.{stage}").is_file() for stage in (1, 2, 3, 4, 5))
+    assert "[stage 2] feature cache" in out and "(layers last)" in out and "upstream features from the cache" in out
+    assert all((cache / f"{split}.index.json").is_file() for split in ("train", "val", "test", "somos_test"))
+    best = torch.load(expdir / "best-states-val.ckpt", map_location="cpu", weights_only=False)
+    assert best["Args"].upstream_feature_selection == "last_hidden_state" and "Upstream" not in best
+    for split in ("val", "test", "somos_test"):
+        with open(expdir / f"metrics_{split}.json") as handle:
+            assert math.isfinite(json.load(handle)["utt_MSE"])
+    assert any(line.startswith("| wavlm_local | SALF-MOS |") for line in (expdir / "table.md").read_text().splitlines())
+
+
 def test_run_table1_collects_finished_runs(recipe, finished_runs):
     """Same options as the runs above: every run.sh call finds its stages done, then the table is made."""
     options = _without(recipe["options"], "upstream", "upstream_ckpt")
