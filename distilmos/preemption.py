@@ -4,7 +4,10 @@ Clusters preempt jobs with SIGTERM (and Ctrl-C sends SIGINT). The handler only r
 training loop reads it after each optimisation step (:meth:`StopRequest.agreed`), writes a resumable
 checkpoint atomically and exits. Under ``torch.distributed`` the ranks agree on the step: each step the
 flags are combined (a maximum over ranks), so every rank stops after the same step, whichever received
-the signal. A second signal of the same kind stops at once, the default way.
+the signal. A second SIGINT (Ctrl-C twice) stops at once, the default way; a second SIGTERM does not,
+because schedulers signal every process of a job and ``torchrun`` passes the signal on too, so a rank
+commonly gets it twice, and a preemption must still end with a checkpoint (the scheduler's SIGKILL after
+its grace period is what stops a run that cannot save).
 """
 from __future__ import annotations
 
@@ -41,13 +44,15 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
-        if self.signal == signum:  # asked twice: stop now
-            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-            signal.raise_signal(signum)
-            return
+        if self.signal is not None:
+            if signum == signal.SIGINT:  # Ctrl-C twice: stop now
+                signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+                signal.raise_signal(signum)
+            return  # the same request again (scheduler and torchrun both signal): one checkpoint
         self.signal = signum
-        print(f"\n[distilmos] {name} received: finishing this step, then saving a resumable checkpoint "
-              f"(send {name} again to stop at once)", file=sys.stderr, flush=True)
+        again = " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
+        print(f"\n[distilmos] {name} received: finishing this step, then saving a resumable checkpoint{again}",
+              file=sys.stderr, flush=True)
 
     def agreed(self, other: bool = False) -> Tuple[bool, bool]:
         """``(any rank was asked to stop, any rank raised `other`)``: a collective call under

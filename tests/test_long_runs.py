@@ -232,16 +232,21 @@ def _wait_for_training(process, expdir, timeout=300):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("target", ["launcher", "rank 1"])
+@pytest.mark.parametrize("target", ["launcher", "rank 1", "every process"])
 def test_sigterm_under_torchrun_stops_every_rank_after_one_step(tmp_path, tiny_ckpts, demo_data, target):
-    """SIGTERM to torchrun (which passes it on to each rank) or to one rank alone: every rank stops after the
-    same step, one checkpoint of both ranks is written, the ranks exit 75 and torchrun 1 (it reports any
-    non-zero rank as a failure); the same command with -a then trains to total_steps."""
+    """SIGTERM to torchrun (which passes it on to each rank), to one rank alone, or to every process as a
+    scheduler does (so each rank gets it twice): every rank stops after the same step, one checkpoint of
+    both ranks is written, the ranks exit 75 and torchrun 1 (it reports any non-zero rank as a failure);
+    the same command with -a then trains to total_steps."""
     expdir, total = tmp_path / "exp", 12
     launcher = _torchrun(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"], total_steps=total)
     try:
         _wait_for_training(launcher, expdir)
-        os.kill(launcher.pid if target == "launcher" else _rank_pids(launcher.pid)[1], signal.SIGTERM)
+        ranks = _rank_pids(launcher.pid)
+        targets = {"launcher": [launcher.pid], "rank 1": [ranks[1]],
+                   "every process": [*ranks.values(), launcher.pid]}[target]
+        for pid in targets:
+            os.kill(pid, signal.SIGTERM)
         assert launcher.wait(timeout=120) == 1
     finally:
         if launcher.poll() is None:
@@ -263,6 +268,19 @@ def test_sigterm_under_torchrun_stops_every_rank_after_one_step(tmp_path, tiny_c
     assert _logged_steps(expdir, "train") == list(range(1, total + 1))
     final = torch.load(expdir / f"states-{total}.ckpt", map_location="cpu", weights_only=False)
     assert final["Step"] == total and final["WorldSize"] == 2 and os.path.isfile(expdir / "best-states-val.ckpt")
+
+
+def test_a_second_sigterm_still_saves_and_a_second_ctrl_c_stops_at_once():
+    from distilmos.preemption import StopRequest
+
+    with StopRequest() as request:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)  # the scheduler's and torchrun's: still one request
+        assert request.signal == signal.SIGTERM and request.agreed() == (True, False)
+    with pytest.raises(KeyboardInterrupt), StopRequest() as request:
+        signal.raise_signal(signal.SIGINT)
+        assert request.signal == signal.SIGINT
+        signal.raise_signal(signal.SIGINT)
 
 
 @pytest.fixture
