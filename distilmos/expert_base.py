@@ -161,6 +161,11 @@ class MOSExpert(nn.Module):
         the MOS metrics (``log.jsonl``, tensorboard, ``metrics_<split>.json``)."""
         return {}
 
+    def selectable(self, global_step: int) -> bool:
+        """Hook: whether a validation at ``global_step`` may become the best checkpoint (an expert whose
+        training does not yet fit MOS at that step, such as a pre-training stage, says no)."""
+        return True
+
     def log_records(self, split: str, records, logger, global_step: int, **kwargs) -> List[str]:
         """s3prl interface: log losses or metrics; return the checkpoint names to save."""
         if "pred" not in records:  # training losses (`-m evaluate -t train` records predictions instead)
@@ -180,7 +185,7 @@ class MOSExpert(nn.Module):
             return []
         self._append_log(split, global_step, metrics)
         save = []
-        if split == self.best_split and metrics[self.best_metric] > self.best_score.item():
+        if split == self.best_split and self.selectable(global_step) and metrics[self.best_metric] > self.best_score.item():
             self.best_score.fill_(metrics[self.best_metric])
             save.append(f"best-states-{split}.ckpt")
             self.write_results(f"{split}_best", dict(metrics, step=global_step), records)

@@ -190,6 +190,20 @@ def test_loss_weights_follow_the_stage(expert):
     assert seen[7] == pytest.approx((3.0, 0.9, 0.1)) and seen[10] == pytest.approx((3.0, 0.9, 0.1))
 
 
+def test_no_best_checkpoint_from_the_classification_pre_training(expert, tmp_path):
+    """A validation of stage 1 (MOS weight 0: an untrained MOS head) never becomes the best checkpoint, however
+    it ranks; from the first step that trains MOS on, the usual selection by validation SRCC."""
+    from tensorboardX import SummaryWriter
+
+    assert [expert.selectable(step) for step in (1, 2, 3, 10)] == [False, False, True, True]
+    records = {"score": [1.0, 2.0, 3.0, 4.0], "pred": [1.0, 2.0, 3.0, 4.0], "system": ["a", "a", "b", "b"],
+               "sample_id": ["u1", "u2", "u3", "u4"],
+               "gates": [[0.4, 0.3, 0.3]] * 4, "sys_correct": []}
+    logger = SummaryWriter(str(tmp_path / "tb"))
+    assert expert.log_records("val", dict(records), logger, 2) == []  # a perfect ranking, in stage 1
+    assert expert.log_records("val", dict(records), logger, 3) == ["best-states-val.ckpt"]
+
+
 def test_a_collapsed_gate_is_named_at_validation(expert, capsys):
     records = {"gates": [[0.95, 0.03, 0.02]] * 4, "sys_correct": [1.0, 0.0]}
     metrics = expert.extra_metrics("val", records, 500)

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -291,3 +292,19 @@ def test_ridge_yardstick_writes_expert_format_metrics(tmp_path, demo_data, tiny_
         assert json.load(handle)["variant"] == "ridge"
     with pytest.raises(ridge.YardstickError, match="--layer"):
         ridge.parse_layer("middle")
+
+
+def test_ridge_yardstick_on_every_layer_reads_each_hidden_state(tmp_path, demo_data, tiny_ckpts):
+    """``--layer all`` gives the mean and std of every hidden state side by side; the last block is ``last``'s."""
+    from conftest import load_script
+
+    from distilmos.upstreams import build_upstream
+
+    ridge = load_script("egs/demo/local/ridge_yardstick.py", "demo_ridge_yardstick")
+    upstream = build_upstream("wavlm_local", tiny_ckpts["wavlm"]).eval()
+    paths = [u.wav_path for u in read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))][:2]
+    every = ridge.utterance_features(upstream, paths, ridge.parse_layer("all"), "cpu")
+    last = ridge.utterance_features(upstream, paths, ridge.parse_layer("last"), "cpu")
+    n_states = len(upstream.model.encoder.layers) + 1
+    assert every.shape == (2, n_states * last.shape[1])
+    np.testing.assert_allclose(every[:, -last.shape[1]:], last)

@@ -96,6 +96,14 @@ class DownstreamExpert(MOSExpert):
                 "stage": torch.tensor(float(point.stage)), "loss": loss}
 
     # ---- validation -------------------------------------------------------------------------------
+    def selectable(self, global_step: int) -> bool:
+        """No best checkpoint from the classification pre-training: its MOS head is not trained yet (MOS
+        weight 0), so a validation SRCC there ranks by chance and its MSE is that of an untrained head."""
+        if not self.classification:
+            return True
+        return self.schedule.at_global_step(global_step).mos_weight > 0  # the step just trained
+
+
     def record_outputs(self, split, out, batch, records) -> None:
         records["gates"] += out["gates"].detach().cpu().tolist()
         targets = self.class_targets(batch.systems)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Does SALF-MOS learn on frozen features? It trains on the generated learning-check corpus (20 systems x 40
-# utterances) with the tiny random WavLM frozen, and is evaluated on its test list beside a ridge
-# regression on the mean and standard deviation over time of the same features (local/ridge_yardstick.py).
+# utterances) with the tiny pretrained HuBERT frozen (egs/demo/pretrained; --upstream random: a random tiny
+# WavLM), and is evaluated on its test list beside a ridge regression on the mean and standard deviation
+# over time of the same features (local/ridge_yardstick.py).
 #
 #   ./salf_learning_check.sh [--workdir learning_out] [--lr 1e-2] [--momentum 0.9] [--max_epochs 25] [--patience 6]
 #
@@ -21,6 +22,7 @@ momentum=0.9               # SGD momentum (the paper gives none; 0 learns ~10x s
 max_epochs=25              # upper bound on training epochs (532 utterances, batch 4: 133 steps each)
 patience=6                 # early stopping: epochs without a better validation utterance SRCC
 seed=0                     # corpus, upstream and training seed
+upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
 path_options="workdir"
 . "${here}/../utils/parse_options.sh"
 mkdir -p "${workdir}"
@@ -29,13 +31,12 @@ start=$(date +%s)
 
 [ -f "${workdir}/corpus/record.json" ] || python "${here}/local/make_corpus.py" --out_dir "${workdir}/corpus" \
     --seed "${seed}" --bvcc_systems 20 --bvcc_utts_per_system 40
-[ -f "${workdir}/tiny_wavlm.pt" ] || python -m distilmos.tiny_upstream --arch wavlm --size tiny --seed "${seed}" \
-    --out "${workdir}/tiny_wavlm.pt"
+read -r -a upstream_args <<< "$("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}")"
 
-expdir="${workdir}/exp/${variant}_lr${lr}"
+# one folder per setting, so a rerun with another setting trains anew instead of finding the last one done
+expdir="${workdir}/exp/${variant}_${upstream}_lr${lr}_m${momentum}_p${patience}"
 common=(--bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" --datadir "${workdir}/data"
-        --expdir "${expdir}" --variant "${variant}" --upstream wavlm_local --upstream_ckpt "${workdir}/tiny_wavlm.pt"
-        --device cpu --seed "${seed}" --num_workers 0)
+        --expdir "${expdir}" --variant "${variant}" "${upstream_args[@]}" --device cpu --seed "${seed}" --num_workers 0)
 "${here}/../bvcc/run.sh" "${common[@]}" --stop_stage 1
 # validation once an epoch, as in the paper (batch 4; the training loader keeps the last partial batch)
 n_train=$(( $(wc -l < "${workdir}/data/bvcc/train.csv") - 1 ))
@@ -46,26 +47,13 @@ steps_per_epoch=$(( (n_train + 3) / 4 ))
     --total_steps $(( max_epochs * steps_per_epoch )) --eval_step "${steps_per_epoch}" \
     --overrides "config.optimizer.lr=${lr},,config.optimizer.momentum=${momentum},,config.runner.early_stopping.patience=${patience},,config.downstream_expert.datarc.eval_batch_size=16"
 
+# the yardstick reads what the head reads: the last layer, or every layer for the weighted sum
 layer=last
-[ "${variant}" = salf_mos_wsum ] && echo "(the yardstick uses the last layer; the head learnt a weighted sum)"
-[ -f "${workdir}/exp/ridge/metrics_test.json" ] || python "${here}/local/ridge_yardstick.py" --upstream wavlm_local \
-    --upstream_ckpt "${workdir}/tiny_wavlm.pt" --layer "${layer}" --datadir "${workdir}/data/bvcc" \
-    --out "${workdir}/exp/ridge"
+[ "${variant}" = salf_mos_wsum ] && layer=all
+ridge="${workdir}/exp/ridge_${upstream}_${layer}"
+[ -f "${ridge}/metrics_test.json" ] || python "${here}/local/ridge_yardstick.py" "${upstream_args[@]}" \
+    --layer "${layer}" --datadir "${workdir}/data/bvcc" --out "${ridge}"
 
-python - "${expdir}" "${workdir}/exp/ridge" <<'PY'
-import json, os, sys
-
-def metrics(expdir):
-    with open(os.path.join(expdir, "metrics_test.json")) as handle:
-        return json.load(handle)
-
-head, ridge = metrics(sys.argv[1]), metrics(sys.argv[2])
-with open(os.path.join(sys.argv[1], "metrics_val_best.json")) as handle:
-    best_step = json.load(handle)["step"]
-gap = head["utt_SRCC"] - ridge["utt_SRCC"]
-print("\n| model | test utt SRCC | test sys SRCC | test utt MSE |\n|---|---|---|---|")
-for name, m in ((f"SALF-MOS (best val at step {best_step})", head), ("ridge on mean+std", ridge)):
-    print(f"| {name} | {m['utt_SRCC']:.3f} | {m['sys_SRCC']:.3f} | {m['utt_MSE']:.3f} |")
-print(f"\nSALF-MOS - ridge, utterance SRCC: {gap:+.3f} (target >= -0.05: {'met' if gap >= -0.05 else 'not met'})")
-PY
+python "${here}/local/heads_table.py" --runs "SALF-MOS (${variant})=${expdir}" "ridge on mean+std (${layer} layer)=${ridge}" \
+    --reference "ridge on mean+std (${layer} layer)" --margin 0.05
 echo "done in $(( $(date +%s) - start )) s"

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """A yardstick for heads on frozen features: ridge regression on each utterance's mean and standard
-deviation over time of one layer of a frozen upstream.
+deviation over time of one layer (or of every layer) of a frozen upstream.
 
     python local/ridge_yardstick.py --upstream wavlm_local --upstream_ckpt tiny_wavlm.pt --layer last \\
         --datadir data/bvcc --out exp/ridge_wavlm_local [--eval_splits "val test"] [--device cpu]
 
 The features are those a head trained with ``run_downstream.py -s last_hidden_state`` (``--layer last``) or
-``-l N`` (``--layer N``, ``hidden_states[N]``, 0 being the input of the first transformer layer) sees,
-computed one utterance at a time, so no feature depends on padding. The regression (scikit-learn's
+``-l N`` (``--layer N``, ``hidden_states[N]``, 0 being the input of the first transformer layer) sees, or,
+with ``--layer all``, those of every hidden state side by side (what a head on s3prl's weighted sum of all
+layers can draw on), computed one utterance at a time, so no feature depends on padding. The regression (scikit-learn's
 ``RidgeCV``: standardised features, the ridge chosen by leave-one-out over ``--alphas``) is fitted on
 ``<datadir>/train.csv`` and scored on each evaluation split with the toolkit's metrics. ``--out`` gets, as
 an experiment folder does, ``metrics_<split>.json``, ``predictions_<split>.csv`` and ``info.json``
@@ -35,27 +36,31 @@ class YardstickError(ToolkitError, ValueError):
     """A bad option or data list of the yardstick."""
 
 
-def parse_layer(spec: str) -> Optional[int]:
-    """``"last"`` -> None (the upstream's last hidden state); ``"N"`` -> N."""
-    if spec == "last":
-        return None
+ALL = "all"
+
+
+def parse_layer(spec: str):
+    """``"last"`` -> None (the upstream's last hidden state); ``"all"`` -> ``"all"``; ``"N"`` -> N."""
+    if spec in ("last", ALL):
+        return None if spec == "last" else ALL
     try:
         return int(spec)
     except ValueError:
-        raise YardstickError(f"--layer must be a hidden-state index or 'last', not {spec!r}") from None
+        raise YardstickError(f"--layer must be a hidden-state index, 'last' or 'all', not {spec!r}") from None
 
 
-def utterance_features(upstream: torch.nn.Module, wav_paths: Sequence[str], layer: Optional[int],
-                       device: str) -> np.ndarray:
-    """``[utterances, 2 * dim]``: per utterance, the mean and the standard deviation over frames of the layer."""
+def utterance_features(upstream: torch.nn.Module, wav_paths: Sequence[str], layer, device: str) -> np.ndarray:
+    """``[utterances, 2 * dim]`` (``[utterances, 2 * dim * layers]`` for ``"all"``): per utterance, the mean
+    and the standard deviation over frames of the layer(s)."""
     rows: List[np.ndarray] = []
     with torch.inference_mode():
         for path in wav_paths:
             hidden = upstream([load_audio(path).to(device)])["hidden_states"]
-            if layer is not None and not -len(hidden) <= layer < len(hidden):
+            if isinstance(layer, int) and not -len(hidden) <= layer < len(hidden):
                 raise YardstickError(f"--layer {layer}: the upstream has hidden states 0..{len(hidden) - 1}")
-            frames = hidden[-1 if layer is None else layer][0].double()
-            rows.append(torch.cat([frames.mean(0), frames.std(0, unbiased=False)]).cpu().numpy())
+            chosen = hidden if layer == ALL else [hidden[-1 if layer is None else layer]]
+            stats = [torch.cat([h[0].double().mean(0), h[0].double().std(0, unbiased=False)]) for h in chosen]
+            rows.append(torch.cat(stats).cpu().numpy())
     return np.stack(rows)
 
 
@@ -105,7 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--upstream", required=True, help="s3prl hub name, NAME_local (with --upstream_ckpt) or "
                                                           "package.module:callable")
     parser.add_argument("--upstream_ckpt", default=None, help="checkpoint of a *_local upstream")
-    parser.add_argument("--layer", default="last", help="hidden-state index, or 'last' (default)")
+    parser.add_argument("--layer", default="last", help="hidden-state index, 'last' (default) or 'all'")
     parser.add_argument("--datadir", required=True, help="folder of train.csv and the evaluation splits' lists")
     parser.add_argument("--out", required=True, help="folder for metrics_<split>.json, predictions_<split>.csv")
     parser.add_argument("--eval_splits", default="val test", help="splits to score (default: 'val test')")
