@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 import distilmos
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
+from distilmos.batching import plan_batches
 from distilmos.compress.config import load_settings
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
@@ -95,13 +96,12 @@ def _crop_batch(stores, picks, crop: int, generator: torch.Generator):
 
 
 @torch.no_grad()
-def predict_store(model, store: ClipStore, batch_size: int = 16) -> list[float]:
-    """Whole-clip predictions of every clip of ``store`` (batched by length)."""
+def predict_store(model, store: ClipStore, batch_size: int = 16, max_batch_seconds: float = 160.0) -> list[float]:
+    """Whole-clip predictions of every clip of ``store``, in the toolkit's length batches (no padding cap:
+    a student masks every frame beyond a clip's own length, so a batch scores as one by one)."""
     model.eval()
-    order = sorted(range(len(store)), key=lambda i: -len(store.audio[i]))
     preds: dict[int, float] = {}
-    for start in range(0, len(order), batch_size):
-        part = order[start:start + batch_size]
+    for part in plan_batches([len(w) for w in store.audio], max_batch_seconds, batch_size, max_pad=None):
         wavs = [store.audio[i] for i in part]
         out = model(torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), torch.tensor([len(w) for w in wavs]))
         preds.update({i: float(p) for i, p in zip(part, out["pred"])})
