@@ -22,8 +22,7 @@ mkdir -p "${workdir}"
 workdir="$(cd "${workdir}" && pwd)"
 start=$(date +%s)
 
-[ -f "${workdir}/corpus/record.json" ] || python "${here}/local/make_corpus.py" --out_dir "${workdir}/corpus" \
-    --seed "${seed}" --bvcc_systems 20 --bvcc_utts_per_system 40
+"${here}/local/learning_corpus.sh" "${workdir}" "${seed}"
 upstream_args=($("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}"))
 
 expdirs=()
