@@ -26,6 +26,9 @@ LAYOUTS = {
     "vmc23": ("", "answers/track2_answer.txt"),
     "bc19": ("ood", "DATA/sets/val_mos_list.txt"),
     "vcc2018": ("", "vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt"),
+    "bc23": ("", "answers/answer.csv"),
+    "svcc23": ("", "answers/listener_wise_answer.csv"),
+    "tcd_voip": ("", "answers/tcd-voip_answer.csv"),
 }
 
 
@@ -105,6 +108,28 @@ def test_missing_wav_is_named(generated, tmp_path, name):
         corpora.prepare(name, str(copy / LAYOUTS[name][0]), str(tmp_path / "out"), progress=False)
     assert os.path.basename(entry["wav"]) in str(info.value)
     assert not (tmp_path / "out").exists()  # nothing written when any split is bad
+
+
+def test_sheet_layouts_are_read_too(generated, tmp_path):
+    """BC23 and SVCC23 audio as the archives unpack, SVCC23's mean answers instead of the listener-wise
+    ones, TCD-VoIP's audio under SHEET's wav/: the same lists."""
+    base, record = generated
+    for name, (old, new) in {"bc23": ("wavs", "VoiceMOS2023Track1"), "svcc23": ("wavs", "VoiceMOS_2023_track2"),
+                             "tcd_voip": ("Test Set", "wav")}.items():
+        copy = tmp_path / name
+        shutil.copytree(os.path.join(base, name), copy)
+        os.rename(copy / old, copy / new)
+        if name == "svcc23":
+            (copy / "answers" / "listener_wise_answer.csv").unlink()
+            (copy / "answers" / "answer.csv").write_text(
+                "".join(f"{e['sample_id']},{e['score']!r}\n" for e in record[name]["test"]))
+        counts = corpora.prepare(name, str(copy), str(tmp_path / f"out_{name}"), progress=False)
+        for split, entries in record[name].items():
+            utts = read_datalist(str(tmp_path / f"out_{name}" / f"{split}.csv"))
+            assert counts[split] == len(entries)
+            assert {u.sample_id: (u.system_id, u.score) for u in utts} == {
+                e["sample_id"]: (e["system"], pytest.approx(e["score"], abs=1e-9)) for e in entries}
+            assert all(f"/{new}/" in u.wav_path for u in utts)
 
 
 def test_unrecognised_root_names_what_is_missing(tmp_path):

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from distilmos.datalist import DataListError
 
-from . import bc19, bvcc, nisqa, pstn, singmos, somos, tencent, tmhint_qi, vcc2018, vmc23
+from . import bc19, bc23, bvcc, nisqa, pstn, singmos, somos, svcc23, tcd_voip, tencent, tmhint_qi, vcc2018, vmc23
 from .common import CorpusLayoutError, Splits, is_prepared, write_splits, write_stamp
 
 __all__ = ["CORPORA", "Corpus", "CorpusLayoutError", "corpus", "prepare", "main"]
@@ -44,7 +44,7 @@ def _register(module) -> Corpus:
 
 #: name -> corpus, in the order of benchmark tables
 CORPORA: Dict[str, Corpus] = {c.name: c for c in map(_register, (
-    bvcc, somos, singmos, nisqa, tmhint_qi, tencent, pstn, vmc23, bc19, vcc2018))}
+    bvcc, somos, singmos, nisqa, tmhint_qi, tencent, pstn, vmc23, bc19, vcc2018, bc23, svcc23, tcd_voip))}
 
 
 def corpus(name: str) -> Corpus:

@@ -234,9 +234,59 @@ def vcc2018(w: Writer) -> None:
     w.text("vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt", "".join(",".join(r) + "\n" for r in rows))
 
 
+def bc23(w: Writer) -> None:
+    """wavs/VoiceMOS2023Track1-<sys>-<task>_test_<n>.wav and answers/answer.csv ("id,score"), SHEET's layout."""
+    lines = []
+    for system in ("A-NEB", "BF-NEB", "A-AD", "BT-AD"):
+        quality = w.quality()
+        for u in range(w.utts):
+            sample_id = f"VoiceMOS2023Track1-{system}_test_{26 + u:04d}"
+            w.wav(f"wavs/{sample_id}.wav", 22050, quality)
+            score = w.mean_score(quality)
+            lines.append(f"{sample_id},{score}\n")
+            w.expect("hub" if system.endswith("-NEB") else "spoke", sample_id, system, score, f"wavs/{sample_id}.wav")
+    w.rng.shuffle(lines)  # the answers are ordered by utterance number, systems interleaved
+    w.text("answers/answer.csv", "".join(lines))
+
+
+def svcc23(w: Writer) -> None:
+    """wavs/VoiceMOS2023Track2-<sys>-<src>-<trg>-<n>.wav and answers/listener_wise_answer.csv (one row per
+    rating; converted systems and the natural source and target singing)."""
+    rows = []
+    for system, src, trg in (("B01", "SF1", "CDF1"), ("T05", "SM1", "IDM1"), ("SOU", "SF1", "SF1"),
+                             ("TAR", "IDM1", "IDM1")):
+        quality = w.quality()
+        for u in range(w.utts):
+            sample_id = f"VoiceMOS2023Track2-{system}-{src}-{trg}-{30001 + u}"
+            w.wav(f"wavs/{sample_id}.wav", 24000, quality)
+            ratings = w.ratings(quality, int(w.rng.integers(5, 8)))
+            rows += [[sample_id, f"L{int(w.rng.integers(16 ** 10)):010x}", r] for r in ratings]
+            w.expect("test", sample_id, system, float(np.mean(ratings)), f"wavs/{sample_id}.wav")
+    w.table("answers/listener_wise_answer.csv", ["sample_id", "listener_name", "score"], rows)
+
+
+def tcd_voip(w: Writer) -> None:
+    """Test Set/<type>/C_<nn>_<TYPE>_<talker>.wav at 48 kHz (a reference and an unrated echo MNRU file too)
+    and answers/tcd-voip_answer.csv (Filename,ConditionID,MOS, with a byte-order mark as SHEET's copy)."""
+    talkers = ("FA", "FG", "MK", "ML", "FB", "MC", "FD", "ME")[:w.utts]
+    lines = ["\ufeffFilename,ConditionID,MOS\n"]
+    # (type, number in the file name, ConditionID): clip's MNRU files are numbered 11-14, conditions 21-24
+    for kind, number, condition in (("ECHO", 1, 1), ("CHOP", 21, 21), ("CLIP", 2, 2), ("CLIP", 11, 21)):
+        quality = w.quality()
+        for talker in talkers:
+            name = f"C_{number:02d}_{kind}_{talker}.wav"
+            rel = w.wav(f"Test Set/{kind.lower()}/{name}", 48000, quality)
+            score = w.mean_score(quality)
+            lines.append(f"{name},{condition},{score}\n")
+            w.expect("test", name[:-4], f"{kind}-{condition}", score, rel)
+    w.wav("Test Set/echo/ref/R_01_ECHO_FA.wav", 48000, 4.5)
+    w.wav("Test Set/echo/C_21_ECHO_FA.wav", 48000, 3.0)  # in the release, not in the scores
+    w.text("answers/tcd-voip_answer.csv", "".join(lines))
+
+
 GENERATORS: Dict[str, Callable[[Writer], None]] = {
     "singmos": singmos, "nisqa": nisqa, "tmhint_qi": tmhint_qi, "tencent": tencent, "pstn": pstn,
-    "vmc23": vmc23, "bc19": bc19, "vcc2018": vcc2018}
+    "vmc23": vmc23, "bc19": bc19, "vcc2018": vcc2018, "bc23": bc23, "svcc23": svcc23, "tcd_voip": tcd_voip}
 
 
 def make_mosbench(out_dir: str, seed: int = 0, corpora=None, utts: int = 4) -> dict:
