@@ -309,6 +309,27 @@ def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
     assert sum(p.numel() for p in pruned.parameters()) == plan["parameters"]
 
 
+def test_every_group_gets_an_importance_front_end_included(prunable_teacher, pool, teacher_file, tmp_path):
+    """s3prl runs the front end without gradients; pruning must not rank its channels blind."""
+    from distilmos.compress import prune
+    from distilmos.compress.structure import Structure
+    from distilmos.predictor.fileformat import read_predictor
+    from distilmos.predictor.predictor import build_pipeline
+
+    kind, teacher = prunable_teacher
+    folder, _ = pool
+    labelled = str(tmp_path / "labelled.csv")
+    pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
+    pipeline = build_pipeline(read_predictor(teacher))
+    structure = Structure(pipeline.upstream, kind)
+    store = prune._store(labelled)
+    scores = prune.importance(pipeline, structure, *store, prune.load_config(None, {"importance_batches": 1,
+                              "batch_size": 2, "crop_seconds": 1.0}), progress=False)
+    assert all(bool((s > 0).all()) for s in scores["conv_channels"])
+    assert bool((scores["ffn_channels"] > 0).all()) and all(bool((h > 0).all()) for h in scores["attention_heads"])
+    assert pipeline.upstream.model.feature_grad_mult == 0.0  # s3prl's own setting, back in place
+
+
 def test_pruning_groups_can_be_chosen():
     from distilmos.compress import prune
 

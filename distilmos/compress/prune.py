@@ -18,6 +18,7 @@ labelled list), keeping the weights with the best validation utterance SRCC.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import math
 import os
@@ -70,8 +71,27 @@ def batches(rows: list, audio: list, config: dict, generator: torch.Generator, c
         yield wavs, torch.tensor([rows[i]["score"] for i in picks], dtype=torch.float32)
 
 
+@contextlib.contextmanager
+def front_end_gradients(upstream):
+    """Let gradients reach the convolutional front end. s3prl's experts run it under ``no_grad``
+    (``feature_grad_mult = 0``), which would leave every convolution channel's importance at zero (so
+    its pruning blind) and the pruned front end unable to adapt in the fine-tuning."""
+    model = upstream.model
+    previous = model.feature_grad_mult
+    model.feature_grad_mult = 1.0
+    try:
+        yield
+    finally:
+        model.feature_grad_mult = previous
+
+
 def importance(pipeline, structure: Structure, rows: list, audio: list, config: dict, progress: bool = True) -> dict:
     """The Taylor importance of every prunable group of ``structure`` (:func:`structure.accumulate`)."""
+    with front_end_gradients(pipeline.upstream):
+        return _importance(pipeline, structure, rows, audio, config, progress)
+
+
+def _importance(pipeline, structure: Structure, rows: list, audio: list, config: dict, progress: bool) -> dict:
     scores = new_scores(structure)
     pipeline.eval()  # no dropout: the gradient of the model that will be pruned
     pipeline.requires_grad_(True)
@@ -111,7 +131,13 @@ def _evaluate(pipeline, rows, audio, batch_size: int = 8) -> dict:
 
 
 def fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress: bool = True) -> tuple:
-    """Fine-tune the whole pipeline briefly (MSE); keep the best validation weights. -> (pipeline, history)."""
+    """Fine-tune the whole pipeline briefly (MSE), front end included; keep the best validation weights.
+    -> (pipeline, history)."""
+    with front_end_gradients(pipeline.upstream):
+        return _fine_tune(pipeline, train, val, config, progress)
+
+
+def _fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress: bool) -> tuple:
     pipeline.requires_grad_(True)
     optimizer = torch.optim.AdamW([p for p in pipeline.parameters() if p.requires_grad], lr=float(config["lr"]))
     generator = torch.Generator().manual_seed(int(config["seed"]) + 1)
