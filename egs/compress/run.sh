@@ -28,7 +28,7 @@ sizes="xs s m l"         # student sizes (distilmos/models/student.py)
 labelled_ratio=0.0       # labelled share of each distilled student's batch (0: pseudo-labels only)
 student_steps=           # student training steps (default: conf/student.yaml; --quick: 250)
 fractions="0.75,0.5,0.25,0.1"  # pruning targets (fractions of upstream parameters)
-prune_steps=             # fine-tuning steps per pruning level (default: conf/prune.yaml; --quick: 40)
+prune_steps=             # fine-tuning steps per pruning level (default: conf/prune.yaml; --quick: 200)
 teacher_steps=400        # demo teacher training steps
 teacher_upstream=pretrained  # demo teacher's upstream: pretrained (the shipped tiny HuBERT) or random (a tiny WavLM)
 quick=false              # small settings for the offline demo (minutes on a CPU)
@@ -46,7 +46,7 @@ student_args=()
 prune_args=()
 if [ "${quick}" = true ]; then
     student_steps="${student_steps:-250}"
-    prune_steps="${prune_steps:-40}"
+    prune_steps="${prune_steps:-200}"
     student_args+=(--batch_size 8 --crop_seconds 2.0 --eval_every 50)
     prune_args+=(--importance_batches 8 --eval_every 20 --crop_seconds 2.0)
 fi

@@ -33,7 +33,7 @@ start=$(date +%s)
 read -r -a upstream_args <<< "$("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}")"
 
 # one folder per setting, so a rerun with another setting trains anew instead of finding the last one done
-expdir="${workdir}/exp/${variant}_${upstream}_lr${lr}_m${momentum}_p${patience}"
+expdir="${workdir}/exp/${variant}_${upstream}_lr${lr}_m${momentum}_p${patience}_e${max_epochs}"
 common=(--bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" --datadir "${workdir}/data"
         --expdir "${expdir}" --variant "${variant}" "${upstream_args[@]}" --device cpu --seed "${seed}" --num_workers 0)
 "${here}/../bvcc/run.sh" "${common[@]}" --stop_stage 1
