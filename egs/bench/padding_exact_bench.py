@@ -80,21 +80,24 @@ def main(argv=None) -> int:
         exact = build_upstream(f"{args.arch}_local", ckpt).to(args.device).eval()
         group = f"padding-exact forward ({args.arch} {args.size}, {args.device})"
 
-        # 1. the same batch through both forwards, interleaved so that drift hits both alike
+        # 1. the same batch through both forwards, round by round so that drift hits both alike; CPU time
+        # on a CPU (one torch thread: steadier than wall time on a shared machine), wall time on a GPU
         batch = [w.to(args.device) for w in wavs[: args.batch]]
-        times = {"plain": [], "exact": []}
+        clock = "cpu" if args.device == "cpu" else "wall"
+
+        def forward(model):
+            model(batch)
+            sync()
+
         with torch.inference_mode():
-            for _ in range(args.warmup):
-                plain(batch), exact(batch)
-            for _ in range(args.repeats):
-                for name, model in (("plain", plain), ("exact", exact)):
-                    times[name] += benchlib.time_runs(lambda m=model: m(batch), 0, 1, sync)
-        plain_s, exact_s = benchlib.median(times["plain"]), benchlib.median(times["exact"])
+            times = benchlib.time_interleaved({"plain": lambda: forward(plain), "exact": lambda: forward(exact)},
+                                              args.warmup, args.repeats)
+        plain_s, exact_s = benchlib.median(times["plain"][clock]), benchlib.median(times["exact"][clock])
         padding = 1 - sum(len(w) for w in batch) / (len(batch) * max(len(w) for w in batch))
         rows += [
-            benchlib.row(group, f"plain forward, batch {len(batch)} ({padding:.0%} padding)", plain_s, "s",
+            benchlib.row(group, f"plain forward, batch {len(batch)} ({padding:.0%} padding), {clock} time", plain_s, "s",
                          runs=args.repeats),
-            benchlib.row(group, "padding-exact forward, same batch", exact_s, "s", runs=args.repeats),
+            benchlib.row(group, f"padding-exact forward, same batch, {clock} time", exact_s, "s", runs=args.repeats),
             benchlib.row(group, "padding-exact / plain forward", exact_s / plain_s, "×",
                          f"≤ {FORWARD_TARGET:.2f}×", exact_s / plain_s <= FORWARD_TARGET, args.repeats),
         ]
