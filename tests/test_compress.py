@@ -108,6 +108,50 @@ def teacher_file(tmp_path_factory):
     return path
 
 
+def test_pseudo_labels_killed_hard_resume_without_rescoring(pool, teacher_file, tmp_path, monkeypatch):
+    """kill -9 of the command after some chunks, then a torn line as a kill in mid-write leaves: the rerun
+    scores exactly the files not yet saved, and every file ends with one score."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from distilmos.predictor.predictor import Predictor
+
+    folder, _ = pool
+    pool_csv, out = os.path.join(folder, "pool.csv"), str(tmp_path / "pseudo.csv")
+    partial = out + ".partial.jsonl"
+    # the command itself, each chunk slowed down so that the kill lands mid-run however fast the machine is
+    slowed = ("import sys, time\n"
+              "from distilmos.compress import pseudo_label\n"
+              "from distilmos.predictor.predictor import Predictor\n"
+              "score = Predictor.score_files\n"
+              "Predictor.score_files = lambda self, paths, **kw: time.sleep(0.3) or score(self, paths, **kw)\n"
+              "sys.exit(pseudo_label.main(sys.argv[1:]))\n")
+    process = subprocess.Popen([sys.executable, "-c", slowed, "--teacher", teacher_file, "--pool", pool_csv,
+                                "--out", out, "--chunk", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (os.path.isfile(partial) and open(partial).read().count("\n") >= 3):
+        assert process.poll() is None and time.time() < deadline, "the command ended before it could be killed"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = pseudo_label.read_partial(partial)
+    rows = pseudo_label.read_pool(pool_csv)
+    assert 3 <= len(saved) < len(rows) and not os.path.exists(out)
+    with open(partial, "a", encoding="utf-8") as handle:
+        handle.write('{"sample_id": "torn", "pr')  # a write cut short
+    scored = []
+    original = Predictor.score_files
+    monkeypatch.setattr(Predictor, "score_files", lambda self, paths, **kw: scored.extend(paths) or original(self, paths, **kw))
+    pseudo_label.pseudo_label(teacher_file, pool_csv, out, chunk=4, progress=False)
+    id_of = {r["wav_path"]: r["sample_id"] for r in rows}
+    assert len(scored) == len(rows) - len(saved) and not {id_of[p] for p in scored} & set(saved)
+    with open(out, newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == len([r for r in rows if os.path.isfile(r["wav_path"])])
+    assert len(pseudo_label.read_partial(partial)) == len(rows)  # the torn line is gone, nothing after it lost
+
+
 def test_pseudo_labels_resume_without_rescoring(pool, teacher_file, tmp_path, monkeypatch):
     from distilmos.fileio import sha256_file
     from distilmos.predictor.predictor import Predictor

@@ -49,9 +49,14 @@ def read_pool(pool: str) -> list[dict]:
 
 
 def read_partial(path: str) -> dict[str, dict]:
-    """The records already written (a torn last line from a kill is ignored)."""
+    """The records already written. A torn last line (a kill in the middle of a write) is cut off the
+    file, so that what is appended next starts on a line of its own."""
     done: dict[str, dict] = {}
     if os.path.isfile(path):
+        with open(path, "rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
         with open(path, encoding="utf-8") as handle:
             for line in handle:
                 try:
