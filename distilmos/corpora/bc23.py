@@ -25,7 +25,7 @@ import os
 
 from distilmos.datalist import Row
 
-from .common import CorpusLayoutError, Splits, audio_file, read_lines
+from .common import Splits, audio_file, first_dir, read_lines, require
 
 NAME = "bc23"
 SPLITS = ("hub", "spoke")
@@ -43,15 +43,9 @@ def system_of(sample_id: str) -> str:
 
 def read(root: str) -> Splits:
     """``{split: (rows, source)}`` of a BC23 copy."""
-    found = [d for d in AUDIO_DIRS if os.path.isdir(os.path.join(root, d))]
-    if not found:
-        raise CorpusLayoutError(f"{os.path.join(root, AUDIO_DIRS[0])}: not found (nor {AUDIO_DIRS[1]}/); the BC23 "
-                                f"root must hold the track 1 audio in wavs/ and {ANSWERS}")
-    wav_dir = os.path.join(root, found[0])
-    path = os.path.join(root, ANSWERS)
-    if not os.path.isfile(path):
-        raise CorpusLayoutError(f"{path}: no such score file; the scores are not in the audio release: copy "
-                                "SHEET's egs/bc23/answers/answer.csv (github.com/unilight/sheet) there")
+    wav_dir = first_dir(root, AUDIO_DIRS, f"the BC23 root must hold the track 1 audio in wavs/ and {ANSWERS}")
+    path = require(os.path.join(root, ANSWERS), "the scores are not in the audio release: copy SHEET's "
+                   "egs/bc23/answers/answer.csv (github.com/unilight/sheet) there")
     rows = {split: [] for split in SPLITS}
     for line_no, fields in read_lines(path):
         sample_id = fields[0]

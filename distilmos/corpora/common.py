@@ -44,6 +44,17 @@ def require(path: str, hint: str) -> str:
     return path
 
 
+def first_dir(root: str, candidates: Sequence[str], hint: str) -> str:
+    """The first of the folders ``candidates`` (names a corpus's audio goes by in different copies) that
+    ``root`` holds, else a :class:`CorpusLayoutError` naming them (``hint`` says what the root should hold)."""
+    for name in candidates:
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    others = ", ".join(f"{c}/" for c in candidates[1:])
+    raise CorpusLayoutError(f"{os.path.join(root, candidates[0])}: not found" + (f" (nor {others})" if others else "")
+                            + f"; {hint}")
+
+
 def audio_file(folder: str, name: str) -> str:
     """The absolute path of ``name`` in ``folder``; ``.wav`` is added to a name without an audio
     extension (several corpora list utterance ids rather than file names)."""

@@ -26,7 +26,7 @@ import os
 
 from distilmos.datalist import Row
 
-from .common import CorpusLayoutError, Splits, audio_file, average_ratings, read_lines, read_table
+from .common import CorpusLayoutError, Splits, audio_file, average_ratings, first_dir, read_lines, read_table
 
 NAME = "svcc23"
 SPLITS = ("test",)
@@ -46,11 +46,8 @@ def system_of(sample_id: str) -> str:
 
 def read(root: str) -> Splits:
     """``{"test": (rows, source)}`` of an SVCC23 copy."""
-    found = [d for d in AUDIO_DIRS if os.path.isdir(os.path.join(root, d))]
-    if not found:
-        raise CorpusLayoutError(f"{os.path.join(root, AUDIO_DIRS[0])}: not found (nor {AUDIO_DIRS[1]}/); the SVCC23 "
-                                f"root must hold the track 2 audio in wavs/ and {LISTENER_WISE} or {MEANS}")
-    wav_dir = os.path.join(root, found[0])
+    wav_dir = first_dir(root, AUDIO_DIRS, f"the SVCC23 root must hold the track 2 audio in wavs/ and "
+                        f"{LISTENER_WISE} or {MEANS}")
     listener_wise, means = os.path.join(root, LISTENER_WISE), os.path.join(root, MEANS)
     if os.path.isfile(listener_wise):
         ratings = average_ratings((r["sample_id"], r["score"], f"{listener_wise}:{n}")

@@ -30,7 +30,7 @@ import os
 
 from distilmos.datalist import Row
 
-from .common import CorpusLayoutError, Splits, read_table, stem
+from .common import Splits, first_dir, read_table, require, stem
 
 NAME = "tcd_voip"
 SPLITS = ("test",)
@@ -48,16 +48,10 @@ def degradation(name: str) -> str:
 
 def read(root: str) -> Splits:
     """``{"test": (rows, source)}`` of a TCD-VoIP copy."""
-    found = [d for d in AUDIO_DIRS if os.path.isdir(os.path.join(root, d))]
-    if not found:
-        raise CorpusLayoutError(f"{os.path.join(root, AUDIO_DIRS[0])}: not found (nor {AUDIO_DIRS[1]}/); the TCD-VoIP "
-                                f"root must hold Test Set/<type>/*.wav and {ANSWERS}")
-    wav_dir = os.path.join(root, found[0])
-    path = os.path.join(root, ANSWERS)
-    if not os.path.isfile(path):
-        raise CorpusLayoutError(f"{path}: no such score file; copy SHEET's egs/tcd-voip/answers/tcd-voip_answer.csv "
-                                "(github.com/unilight/sheet) there, or export Filename, ConditionID and sample MOS "
-                                "(as MOS) of the release's spreadsheet")
+    wav_dir = first_dir(root, AUDIO_DIRS, f"the TCD-VoIP root must hold Test Set/<type>/*.wav and {ANSWERS}")
+    path = require(os.path.join(root, ANSWERS), "copy SHEET's egs/tcd-voip/answers/tcd-voip_answer.csv "
+                   "(github.com/unilight/sheet) there, or export Filename, ConditionID and sample MOS (as MOS) "
+                   "of the release's spreadsheet")
     rows = [Row(stem(r["Filename"]), f"{degradation(r['Filename'])}-{r['ConditionID']}",
                 os.path.join(wav_dir, degradation(r["Filename"]).lower(), os.path.basename(r["Filename"])),
                 r["MOS"], f"{path}:{n}") for n, r in read_table(path, ("Filename", "ConditionID", "MOS"))]

@@ -160,35 +160,35 @@ def pstn(w: Writer) -> None:
     w.table("pstn_train.csv", ["filename", "MOS", "std", "95%CI", "votes"], rows)
 
 
+def rated(w: Writer, systems, template: str, folder: str, rate: int, first: int = 0):
+    """``(system, sample_id, score, path)`` of ``w.utts`` utterances of each system, their wavs written to
+    ``folder`` at ``rate`` (a system's utterances share its quality); ``template`` makes the sample id from
+    the system ``s`` and the utterance number ``n`` (counted from ``first``)."""
+    for system in systems:
+        quality = w.quality()
+        for u in range(w.utts):
+            sid = template.format(s=system, n=first + u)
+            path = w.wav(f"{folder}/{sid}.wav", rate, quality)
+            yield system, sid, w.mean_score(quality), path
+
+
 def vmc23(w: Writer) -> None:
     """track{1,2,3}/*.wav and answers/track{1,2,3}_answer.txt ("id,score")."""
     track1, track2, track3 = [], [], []
-    for system in ("A-NEB", "BF-NEB", "A-AD", "BT-AD"):
-        quality = w.quality()
-        for u in range(w.utts):
-            sample_id = f"VoiceMOS2023Track1-{system}_test_{u:04d}"
-            w.wav(f"track1/{sample_id}.wav", 22050, quality)
-            score = w.mean_score(quality)
-            track1.append(f"{sample_id},{score}\n")
-            w.expect("track1a" if system.endswith("NEB") else "track1b", sample_id, system, score,
-                     f"track1/{sample_id}.wav")
-    for system in ("B01", "B02", "T03"):
-        quality = w.quality()
-        for u in range(w.utts):
-            sample_id = f"VoiceMOS2023Track2-{system}-SF1-CDF1-{30001 + u}"
-            w.wav(f"track2/{sample_id}.wav", 24000, quality)
-            score = w.mean_score(quality)
-            track2.append(f"{sample_id},{score}\n")
-            w.expect("track2", sample_id, system, score, f"track2/{sample_id}.wav")
-    for system in ("CMGAN_snr-2_babble_TMHINT", "Noisy_snr5_white_TMHINT", "clean_TMHINT", "TMHINT"):
-        quality = w.quality()
-        for u in range(w.utts):
-            sample_id = f"VoiceMOS2023Track3-{system}_g4_{u + 1:02d}_03"
-            w.wav(f"track3/{sample_id}.wav", 16000, quality)
-            score = w.mean_score(quality)
-            track3.append(f"{sample_id},{score}\n")
-            if system != "TMHINT":  # bare TMHINT ids are left out, as in SHEET
-                w.expect("track3", sample_id, system, score, f"track3/{sample_id}.wav")
+    for system, sample_id, score, path in rated(w, ("A-NEB", "BF-NEB", "A-AD", "BT-AD"),
+                                                "VoiceMOS2023Track1-{s}_test_{n:04d}", "track1", 22050):
+        track1.append(f"{sample_id},{score}\n")
+        w.expect("track1a" if system.endswith("NEB") else "track1b", sample_id, system, score, path)
+    for system, sample_id, score, path in rated(w, ("B01", "B02", "T03"), "VoiceMOS2023Track2-{s}-SF1-CDF1-{n}",
+                                                "track2", 24000, first=30001):
+        track2.append(f"{sample_id},{score}\n")
+        w.expect("track2", sample_id, system, score, path)
+    track3_systems = ("CMGAN_snr-2_babble_TMHINT", "Noisy_snr5_white_TMHINT", "clean_TMHINT", "TMHINT")
+    for system, sample_id, score, path in rated(w, track3_systems, "VoiceMOS2023Track3-{s}_g4_{n:02d}_03", "track3",
+                                                16000, first=1):
+        track3.append(f"{sample_id},{score}\n")
+        if system != "TMHINT":  # bare TMHINT ids are left out, as in SHEET
+            w.expect("track3", sample_id, system, score, path)
     for name, lines in (("track1", track1), ("track2", track2), ("track3", track3)):
         w.text(f"answers/{name}_answer.txt", "".join(lines))
 
@@ -237,14 +237,10 @@ def vcc2018(w: Writer) -> None:
 def bc23(w: Writer) -> None:
     """wavs/VoiceMOS2023Track1-<sys>-<task>_test_<n>.wav and answers/answer.csv ("id,score"), SHEET's layout."""
     lines = []
-    for system in ("A-NEB", "BF-NEB", "A-AD", "BT-AD"):
-        quality = w.quality()
-        for u in range(w.utts):
-            sample_id = f"VoiceMOS2023Track1-{system}_test_{26 + u:04d}"
-            w.wav(f"wavs/{sample_id}.wav", 22050, quality)
-            score = w.mean_score(quality)
-            lines.append(f"{sample_id},{score}\n")
-            w.expect("hub" if system.endswith("-NEB") else "spoke", sample_id, system, score, f"wavs/{sample_id}.wav")
+    for system, sample_id, score, path in rated(w, ("A-NEB", "BF-NEB", "A-AD", "BT-AD"),
+                                                "VoiceMOS2023Track1-{s}_test_{n:04d}", "wavs", 22050, first=26):
+        lines.append(f"{sample_id},{score}\n")
+        w.expect("hub" if system.endswith("-NEB") else "spoke", sample_id, system, score, path)
     w.rng.shuffle(lines)  # the answers are ordered by utterance number, systems interleaved
     w.text("answers/answer.csv", "".join(lines))
 
