@@ -42,6 +42,7 @@ class Variant:
     runner_args: Tuple[str, ...] = ()  # further run_downstream.py flags it needs
     fine_tune: bool = True  # trains the upstream too (-f)
     tokens: bool = False  # needs a token store (python -m upstream_tokens)
+    waveforms: bool = False  # its training reads the waveforms too (a frozen teacher): no feature cache
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ EXPERTS: Dict[str, Expert] = {e.name: e for e in (
     Expert("distilmos", "distilmos.models.distilmos:DistilMOSModel", (
         Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
         Variant("no_token", "w/o token prediction", "config_no_token.yaml"),
-        Variant("mse_distill", "MSE distillation", "config_mse_distill.yaml"),
+        Variant("mse_distill", "MSE distillation", "config_mse_distill.yaml", waveforms=True),
     )),
     Expert("ssl_mos", "distilmos.models.ssl_mos:SSLMOSModel", (
         Variant("ssl_mos", "SSL-MOS", "config.yaml", runner_args=("-s", "last_hidden_state")),
@@ -173,10 +174,11 @@ def token_variants() -> list[str]:
 
 
 def shell_assignments(name: str) -> str:
-    """``expert=... config=... runner_args=(...) fine_tune=true|false tokens=true|false`` for a recipe."""
+    """``expert=... config=... runner_args=(...) fine_tune=true|false tokens=true|false waveforms=true|false``
+    for a recipe."""
     exp, var = variant(name)
     values = {"expert": exp.name, "config": var.config, "fine_tune": str(var.fine_tune).lower(),
-              "tokens": str(var.tokens).lower()}
+              "tokens": str(var.tokens).lower(), "waveforms": str(var.waveforms).lower()}
     lines = [f"{key}={shlex.quote(value)}" for key, value in values.items()]
     lines.append("runner_args=(" + " ".join(shlex.quote(a) for a in var.runner_args) + ")")
     return "\n".join(lines)

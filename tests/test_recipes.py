@@ -409,3 +409,17 @@ def test_plot_ksweep_refuses_mixed_runs(tmp_path):
         plot_ksweep.collect([a, _fake_run(tmp_path / "c", "distilmos", 100, 0, 0.8, 0.9, upstream="wavlm_large")])
     with pytest.raises(plot_ksweep.SweepError, match="no info.json"):
         plot_ksweep.collect([str(tmp_path)])
+
+
+@pytest.mark.parametrize("variant,why", [("no_token", "fine-tunes its upstream"),
+                                         ("mse_distill", "frozen teacher on the waveforms")])
+def test_run_sh_refuses_a_feature_cache_it_cannot_use_before_any_stage(tmp_path, variant, why):
+    """A fine-tuned run, or one whose teacher reads the waveforms (the registry's waveforms flag), is refused
+    before stage 1 rather than after a cache dump."""
+    freeze = ["--freeze", "true"] if variant == "mse_distill" else []
+    result = subprocess.run(["bash", RUN, "--variant", variant, *freeze, "--feature_cache", "true",
+                             "--bvcc_root", str(tmp_path / "nowhere"), "--datadir", str(tmp_path / "data"),
+                             "--expdir", str(tmp_path / "exp")], env=_env(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and why in result.stderr and "[stage" not in result.stdout
+    assert not (tmp_path / "data").exists()

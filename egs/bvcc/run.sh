@@ -48,7 +48,7 @@ file_options="upstream_ckpt"
 . "${recipe}/../utils/parse_options.sh"
 cd "${recipe}"
 
-# the variant's registration (distilmos/registry.py): expert, config, runner_args, fine_tune, tokens
+# the variant's registration (distilmos/registry.py): expert, config, runner_args, fine_tune, tokens, waveforms
 settings="$(python -m distilmos.registry --shell "${variant}")"
 eval "${settings}"
 config="${REPO_ROOT}/downstream/${expert}/${config}"
@@ -82,6 +82,11 @@ cache="${cachedir}/${tag}_${cache_layers}"
 if [ "${feature_cache}" = true ] && [ "${fine_tune}" = true ]; then
     echo "--feature_cache true: variant ${variant} fine-tunes its upstream (-f), so cached hidden states would be" \
         "stale; add --freeze true for a frozen run" >&2
+    exit 1
+fi
+if [ "${feature_cache}" = true ] && [ "${waveforms}" = true ]; then
+    echo "--feature_cache true: variant ${variant} also runs a frozen teacher on the waveforms, which a feature" \
+        "cache does not hold; leave --feature_cache false" >&2
     exit 1
 fi
 mkdir -p "${expdir}"
