@@ -29,7 +29,10 @@ LAYOUTS = {
     "bc23": ("", "answers/answer.csv"),
     "svcc23": ("", "answers/listener_wise_answer.csv"),
     "tcd_voip": ("", "answers/tcd-voip_answer.csv"),
+    "urgent2024_mos": ("", "metadata.csv"),
+    "ttsds2": ("", "subjective_results.csv"),
 }
+TRAINING_ONLY = {"urgent2024_mos"}  # no test set ships: never evaluated by the benchmark
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +135,28 @@ def test_sheet_layouts_are_read_too(generated, tmp_path):
             assert all(f"/{new}/" in u.wav_path for u in utts)
 
 
+def test_missing_score_file_says_how_to_get_it(tmp_path):
+    """URGENT 2024 MOS and TTSDS2 ship as Hugging Face datasets: the error says what writes the files."""
+    for name, how in {"urgent2024_mos": "data_download.py", "ttsds2": "ttsds2.zip"}.items():
+        with pytest.raises(DataListError, match=how):
+            corpora.prepare(name, str(tmp_path), str(tmp_path / "out"), progress=False)
+
+
+def test_training_set_is_prepared_not_benchmarked(generated, tmp_path):
+    """A corpus with no test set (URGENT 2024 MOS) is listed as such and gives the benchmark no test set;
+    the benchmark's preparation goes on with the others."""
+    base, _ = generated
+    assert "(no test set)" in [line for line in corpora.describe().splitlines()
+                               if line.startswith("urgent2024_mos")][0]
+    benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark_corpora")
+    roots = tmp_path / "roots.yaml"
+    roots.write_text(f"urgent2024_mos: {_root(base, 'urgent2024_mos')}\nttsds2: {_root(base, 'ttsds2')}\n")
+    result = benchmark.prep(str(roots), str(tmp_path / "data"), str(tmp_path / "sets.json"),
+                            only=["urgent2024_mos", "ttsds2"])
+    assert [s["name"] for s in result["sets"]] == ["ttsds2/test"]
+    assert (tmp_path / "data" / "urgent2024_mos" / "val.csv").is_file()
+
+
 def test_unrecognised_root_names_what_is_missing(tmp_path):
     for name, (sub, _) in LAYOUTS.items():
         with pytest.raises(DataListError, match=str(tmp_path)):
@@ -167,5 +192,6 @@ def test_registry_names():
     with pytest.raises(DataListError, match="unknown corpus"):
         corpora.corpus("nope")
     for spec in corpora.CORPORA.values():
-        assert spec.test_splits and set(spec.test_splits) <= set(spec.splits)
+        assert bool(spec.test_splits) != (spec.name in TRAINING_ONLY), spec.name
+        assert set(spec.test_splits) <= set(spec.splits)
         assert os.path.isfile(os.path.join(REPO, "egs", spec.name, "local", "data_prep.py"))

@@ -19,7 +19,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from distilmos.datalist import DataListError
 
-from . import bc19, bc23, bvcc, nisqa, pstn, singmos, somos, svcc23, tcd_voip, tencent, tmhint_qi, vcc2018, vmc23
+from . import (bc19, bc23, bvcc, nisqa, pstn, singmos, somos, svcc23, tcd_voip, tencent, tmhint_qi, ttsds2,
+               urgent2024_mos, vcc2018, vmc23)
 from .common import CorpusLayoutError, Splits, is_prepared, write_splits, write_stamp
 
 __all__ = ["CORPORA", "Corpus", "CorpusLayoutError", "corpus", "prepare", "main"]
@@ -32,7 +33,7 @@ class Corpus:
     name: str
     read: Callable[[str], Splits]  # root -> {split: (rows, source)}
     splits: Tuple[str, ...]  # every split it can yield (some only when the copy has them)
-    test_splits: Tuple[str, ...]  # the splits a benchmark evaluates on
+    test_splits: Tuple[str, ...]  # the splits a benchmark evaluates on (none for a training set)
     layout: str  # what the root holds, one line
     doc: str  # the reader's docstring: the layout in full, and what is unsure
 
@@ -44,7 +45,8 @@ def _register(module) -> Corpus:
 
 #: name -> corpus, in the order of benchmark tables
 CORPORA: Dict[str, Corpus] = {c.name: c for c in map(_register, (
-    bvcc, somos, singmos, nisqa, tmhint_qi, tencent, pstn, vmc23, bc19, vcc2018, bc23, svcc23, tcd_voip))}
+    bvcc, somos, singmos, nisqa, tmhint_qi, tencent, pstn, urgent2024_mos, vmc23, bc19, vcc2018, bc23, svcc23, tcd_voip,
+    ttsds2))}
 
 
 def corpus(name: str) -> Corpus:
@@ -78,11 +80,12 @@ def prepare(name: str, root: str, out_dir: str, *, check_audio: bool = True, for
 
 
 def describe() -> str:
-    """One line per corpus: name, splits (test splits starred), root layout."""
+    """One line per corpus: name, splits (test splits starred; a training set says it has none), root layout."""
     lines = []
     for c in CORPORA.values():
-        splits = " ".join(s + ("*" if s in c.test_splits else "") for s in c.splits)
-        lines.append(f"{c.name:10s} {splits:70s} {c.layout}")
+        splits = " ".join(s + ("*" if s in c.test_splits else "") for s in c.splits) + ("" if c.test_splits else
+                                                                                      " (no test set)")
+        lines.append(f"{c.name:14s} {splits:70s} {c.layout}")
     return "\n".join(lines)
 
 

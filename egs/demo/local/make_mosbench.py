@@ -280,9 +280,44 @@ def tcd_voip(w: Writer) -> None:
     w.text("answers/tcd-voip_answer.csv", "".join(lines))
 
 
+def urgent2024_mos(w: Writer) -> None:
+    """wavs/<sys>-fileid_<n>.wav (each system's clips at its own rate, 8 to 48 kHz; the same source files for
+    every system) and metadata.csv as SHEET's download script writes it (score the mean of raw_ratings)."""
+    rows = []
+    for system, rate in (("P426", 22050), ("P501", 16000), ("P533", 48000), ("P570", 8000)):
+        for _, sample_id, score, path in rated(w, (system,), "{s}-fileid_{n}", "wavs", rate, first=184):
+            ratings = w.ratings(float(score), 8)
+            mos = float(np.mean(ratings))
+            rows.append([path, sample_id, sample_id, rate, repr(mos), str(ratings)])
+            w.expect("train+val", sample_id, system, mos, path)
+    w.table("metadata.csv", ["wav_path", "system_id", "sample_id", "sampling_rate", "score", "raw_ratings"], rows)
+
+
+def ttsds2(w: Writer) -> None:
+    """subjective_results.csv (one row per rating: MOS rows, and CMOS and SMOS rows that are not read) and the
+    audio it names. The folders (<dataset>/<system>/<n>.wav, file names repeating across systems), the
+    dataset and system names and the rates are stand-ins: the real ones were not seen."""
+    lines = []
+    for dataset, system, rate in (("clean", "parlertts", 24000), ("clean", "xtts", 24000),
+                                  ("noisy", "parlertts", 24000), ("noisy", "styletts2", 22050)):
+        for _, _, score, path in rated(w, (system,), "{n}", f"{dataset}/{system}", rate):
+            ratings = w.ratings(float(score), int(w.rng.integers(3, 6)))
+            for r in ratings:
+                listener = f"A{int(w.rng.integers(16 ** 6)):06x}"
+                lines.append([path, dataset, system, "mos", r, listener, 1, 2, len(lines)])
+            lines.append([path, dataset, system, "smos", 5, "A000001", 2, 7, len(lines)])
+            w.expect("test", f"{dataset}-{system}-{os.path.basename(path)[:-4]}", f"{dataset}-{system}",
+                     float(np.mean(ratings)), path)
+    lines.append(["clean/cmos_pair_0.wav", "clean", "xtts", "cmos", -1, "A000002", 3, 9, len(lines)])  # no such file
+    w.rng.shuffle(lines)  # ratings come in listening order
+    w.table("subjective_results.csv", ["audio", "dataset", "system", "rating_type", "value", "annotator",
+                                       "survey_part", "page", "id"], lines)
+
+
 GENERATORS: Dict[str, Callable[[Writer], None]] = {
     "singmos": singmos, "nisqa": nisqa, "tmhint_qi": tmhint_qi, "tencent": tencent, "pstn": pstn,
-    "vmc23": vmc23, "bc19": bc19, "vcc2018": vcc2018, "bc23": bc23, "svcc23": svcc23, "tcd_voip": tcd_voip}
+    "vmc23": vmc23, "bc19": bc19, "vcc2018": vcc2018, "bc23": bc23, "svcc23": svcc23, "tcd_voip": tcd_voip,
+    "urgent2024_mos": urgent2024_mos, "ttsds2": ttsds2}
 
 
 def make_mosbench(out_dir: str, seed: int = 0, corpora=None, utts: int = 4) -> dict:
