@@ -33,9 +33,10 @@ def bench(tmp_path_factory, tiny_ckpts):
     root = tmp_path_factory.mktemp("mosbench")
     make_mosbench.make_mosbench(str(root / "corpora"), seed=1, corpora=CORPORA, utts=2)
     roots = root / "roots.yaml"
-    # pstn present, tencent given but absent, the others not named: all three kinds of corpus
+    # pstn present, tencent given but absent, the others not named: all three kinds of corpus; and a
+    # training-only set named, which has nothing to score wherever it is
     roots.write_text("singmos: corpora/singmos\nvmc23: corpora/vmc23\npstn: corpora/pstn\n"
-                     "tencent: /nonexistent/TencentCorups\n")
+                     "tencent: /nonexistent/TencentCorups\nurgent2024_mos: /nonexistent/urgent\n")
     model = load_script("egs/bench/predict_bench.py", "predict_bench").write_random_predictor(
         tiny_ckpts["wavlm"], str(root / "tiny.pt"))
     outdir = root / "out"
@@ -107,6 +108,7 @@ def test_skipped_corpora_are_listed_with_why(bench):
     for name in ("bvcc", "somos", "nisqa", "tmhint_qi", "bc19", "vcc2018"):
         assert f"- {name}: not in roots.yaml" in markdown
         assert status[name] == "skipped: not in roots.yaml"
+    assert status["urgent2024_mos"] == "skipped: a training set: it ships no test split"
 
 
 def test_rerun_keeps_what_is_done(bench, tmp_path):

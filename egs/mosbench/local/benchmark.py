@@ -68,6 +68,9 @@ def prep(roots_path: str, datadir: str, manifest: str, only: Optional[List[str]]
     for name in names:
         spec = corpora.CORPORA[name]
         root = roots.get(name)
+        if not spec.test_splits:  # a training set of the benchmark (URGENT 2024 MOS): nothing to score
+            skipped.append({"corpus": name, "reason": "a training set: it ships no test split"})
+            continue
         if name not in roots:
             skipped.append({"corpus": name, "reason": f"not in {os.path.basename(roots_path)}"})
             continue
