@@ -318,7 +318,7 @@ def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
     the pruned model's hidden states match the original's with the dropped groups' outgoing weights zeroed
     (GroupNorm front end, whose per-channel statistics make a channel's removal exact). So the kept groups,
     their order and the rebuild of a head-pruned file are right."""
-    from distilmos.compress.structure import Structure, new_scores, plan_sizes, pruned_entry
+    from distilmos.compress.structure import Structure, plan_sizes, pruned_entry, random_scores
     from distilmos.predictor import upstream as upstream_mod
     from distilmos.tiny_upstream import write_checkpoint
 
@@ -327,10 +327,7 @@ def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
     entry = upstream_mod.make_entry(built, f"{kind}_local", ckpt, None, configs)
     original = upstream_mod.rebuild(entry)
     structure = Structure(original, kind)
-    generator = torch.Generator().manual_seed(0)
-    scores = {name: ([torch.rand(len(v), generator=generator, dtype=torch.float64) for v in value]
-                     if isinstance(value, list) else torch.rand(value.shape, generator=generator, dtype=torch.float64))
-              for name, value in new_scores(structure).items()}
+    scores = random_scores(structure)
     plan = plan_sizes(structure, scores, [0.5], ("ffn_channels", "attention_heads", "conv_channels"))[0]
     pruned = upstream_mod.rebuild(pruned_entry(entry, structure, plan, scores))
     assert len(pruned.model.encoder.layers) == len(structure.layers) and min(plan["heads"]) < 4
@@ -345,6 +342,7 @@ def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
                 layer.self_attn.out_proj.weight[:, h * 16:(h + 1) * 16] = 0
         for i in structure.prunable_convs:
             structure.blocks[i + 1][0].weight[:, dropped(scores["conv_channels"][i], plan["conv_widths"][i])] = 0
+        generator = torch.Generator().manual_seed(1)
         wavs = [torch.randn(16000, generator=generator), torch.randn(7000, generator=generator)]
         want, got = original(wavs)["hidden_states"], pruned(wavs)["hidden_states"]
     assert len(want) == len(got)

@@ -95,6 +95,18 @@ def new_scores(structure: Structure) -> dict:
                               for i in structure.prunable_convs]}
 
 
+def random_scores(structure: Structure, seed: int = 0) -> dict:
+    """Seeded random importances in the shape of :func:`new_scores`: for what does not depend on which
+    groups are kept (timing a pruned size, checking the slicing)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(value):
+        return torch.rand(value.shape, generator=generator, dtype=torch.float64)
+
+    return {name: [draw(v) for v in value] if isinstance(value, list) else draw(value)
+            for name, value in new_scores(structure).items()}
+
+
 def _gw(param: torch.Tensor) -> torch.Tensor:
     return param.grad * param if param.grad is not None else torch.zeros_like(param)
 

@@ -59,17 +59,12 @@ def pruned_blob(blob: dict, fraction: float, seed: int) -> tuple:
     """``(blob, plan)``: ``blob`` with its upstream pruned to ``fraction`` by the recipe's own code."""
     import copy
 
-    import torch
-
     from distilmos.compress import prune, structure
     from distilmos.predictor.predictor import build_pipeline
 
     upstream = build_pipeline(blob).upstream
     shape = structure.Structure(upstream, blob["upstream"]["kind"])
-    generator = torch.Generator().manual_seed(seed)
-    scores = {name: ([torch.rand(len(v), generator=generator, dtype=torch.float64) for v in value]
-                     if isinstance(value, list) else torch.rand(value.shape, generator=generator, dtype=torch.float64))
-              for name, value in structure.new_scores(shape).items()}
+    scores = structure.random_scores(shape, seed)
     plan = structure.plan_sizes(shape, scores, [fraction])[0]
     new = {k: copy.deepcopy(v) for k, v in blob.items() if k not in ("upstream", "featurizer")}
     new["upstream"] = structure.pruned_entry(blob["upstream"], shape, plan, scores)
