@@ -142,9 +142,9 @@ def test_missing_score_file_says_how_to_get_it(tmp_path):
             corpora.prepare(name, str(tmp_path), str(tmp_path / "out"), progress=False)
 
 
-def test_training_set_is_prepared_not_benchmarked(generated, tmp_path):
-    """A corpus with no test set (URGENT 2024 MOS) is listed as such and gives the benchmark no test set;
-    the benchmark's preparation goes on with the others."""
+def test_training_set_is_listed_not_benchmarked(generated, tmp_path):
+    """A corpus with no test set (URGENT 2024 MOS) is listed as such; the benchmark skips it with that reason
+    (nothing of it to score, so nothing prepared) and goes on with the others."""
     base, _ = generated
     assert "(no test set)" in [line for line in corpora.describe().splitlines()
                                if line.startswith("urgent2024_mos")][0]
@@ -154,7 +154,8 @@ def test_training_set_is_prepared_not_benchmarked(generated, tmp_path):
     result = benchmark.prep(str(roots), str(tmp_path / "data"), str(tmp_path / "sets.json"),
                             only=["urgent2024_mos", "ttsds2"])
     assert [s["name"] for s in result["sets"]] == ["ttsds2/test"]
-    assert (tmp_path / "data" / "urgent2024_mos" / "val.csv").is_file()
+    assert {"corpus": "urgent2024_mos", "reason": "a training set: it ships no test split"} in result["skipped"]
+    assert not (tmp_path / "data" / "urgent2024_mos").exists()
 
 
 def test_unrecognised_root_names_what_is_missing(tmp_path):
