@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE
 from distilmos.compress.config import load_settings
-from distilmos.compress.structure import GROUPS, Structure, accumulate, new_scores, plan_sizes, pruned_entry
+from distilmos.compress.structure import (GROUPS, Structure, accumulate, check_groups, new_scores, plan_sizes,
+                                          pruned_entry)
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics
@@ -46,13 +47,7 @@ class PruneError(ToolkitError, ValueError):
 def load_config(path: str | None, overrides: dict | None = None) -> dict:
     """The pruning config (YAML) over :data:`DEFAULTS`."""
     config = load_settings(path, DEFAULTS, overrides, "pruning")
-    groups = config["groups"]
-    if isinstance(groups, str):
-        groups = [g.strip() for g in groups.split(",") if g.strip()]
-    unknown = sorted(set(groups) - set(GROUPS))
-    if unknown or not groups:
-        raise ConfigError(f"{path or 'config'}: pruning groups {groups!r}: choose from {', '.join(GROUPS)}")
-    config["groups"] = list(groups)
+    config["groups"] = check_groups(config["groups"], path or "config")
     return config
 
 

@@ -35,10 +35,21 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from distilmos.errors import ConfigError
 from distilmos.predictor.heads import HEAD_KINDS, attention_modules
 
 GROUPS = ("layers", "ffn_channels", "attention_heads", "conv_channels")
 _HEAD_PARAMS = ("q_proj", "k_proj", "v_proj")
+
+
+def check_groups(groups, source: str = "config") -> list[str]:
+    """The group names of ``groups`` (a list, or a comma-separated string), each one of :data:`GROUPS`;
+    a ConfigError naming ``source`` otherwise."""
+    if isinstance(groups, str):
+        groups = [g.strip() for g in groups.split(",") if g.strip()]
+    if not groups or set(groups) - set(GROUPS):
+        raise ConfigError(f"{source}: pruning groups {groups!r}: choose from {', '.join(GROUPS)}")
+    return list(groups)
 
 
 class Structure:
@@ -51,8 +62,9 @@ class Structure:
         self.blocks = upstream.model.feature_extractor.conv_layers
         self.embed_dim = self.layers[0].fc1.in_features
         self.ffn_dim = self.layers[0].fc1.out_features
-        self.heads = [int(attn.num_heads) for attn in attention_modules(upstream)]
-        self.head_dim = int(attention_modules(upstream)[0].head_dim)
+        attention = attention_modules(upstream)
+        self.heads = [int(attn.num_heads) for attn in attention]
+        self.head_dim = int(attention[0].head_dim)
         self.conv_widths = [int(block[0].out_channels) for block in self.blocks]
         self.convs = [(int(b[0].kernel_size[0]), int(b[0].stride[0])) for b in self.blocks]
         self.total = sum(p.numel() for p in upstream.parameters())
@@ -138,9 +150,7 @@ def _top(scores: torch.Tensor, count: int) -> torch.Tensor:
 def plan_sizes(structure: Structure, scores: dict, fractions: Sequence[float], groups: Sequence[str] = GROUPS) -> list:
     """For each target fraction: ``{"fraction", "target", "layers" (kept indices), "ffn_dim", "heads" (per
     kept layer), "conv_widths", "parameters"}`` (module docstring)."""
-    unknown = set(groups) - set(GROUPS)
-    if unknown:
-        raise ValueError(f"unknown pruning groups {sorted(unknown)}; choose from {list(GROUPS)}")
+    groups = check_groups(groups, "plan_sizes")
     n = len(structure.layers)
     order = sorted(range(n), key=lambda i: (-float(scores["layers"][i]), i))
     if structure.kind == "wavlm":
