@@ -3,10 +3,11 @@ BaleYang/DistilMOS) as predictor files.
 
 The checkpoints here are built in the authors' exact layout (key names and shapes of their ``DistilMOS``
 module: ``ssl.*``, ``weighted_sum.*``, ``feature_processor.*``, ``predictors.*``, ``decoder.*``, ``linear.*``)
-with tiny seeded random weights. :class:`AuthorsReference` re-implements their forward from reading their
-``model/predictor.py`` and ``model/modules.py`` (attribute names as theirs, so its ``state_dict`` is their
-layout; entmax by bisection as their ``entmax_bisect``; their padding rules): the imported file must give its
-scores for every input alone.
+with tiny seeded random weights, each backbone in the Base layout and in the Large (pre-LN) one.
+:class:`AuthorsReference` re-implements their forward from reading their ``model/predictor.py`` and
+``model/modules.py`` (attribute names as theirs, so its ``state_dict`` is their layout; entmax by bisection as
+their ``entmax_bisect``; their padding rules; WavLM's layer N before the encoder's final LayerNorm): the
+imported file must give its scores for every input alone.
 """
 import csv
 import os
@@ -172,6 +173,10 @@ class AuthorsReference(nn.Module):
 # ---- the checkpoints ---------------------------------------------------------------------------------------
 W2V2_CFG = dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96, conv_dim=[32] * 7,
                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+#: wav2vec 2.0 Large's layout: LayerNorm front end with conv bias, pre-LN ("stable layer norm") transformer
+W2V2_LARGE = dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
+#: the releases built here: both backbones in the Base layout and in the Large (pre-LN) one
+VARIANTS = ["wavlm", "w2v2", "wavlm_large", "w2v2_large"]
 
 
 def _randomise(module, seed):
@@ -207,13 +212,13 @@ def build_reference(backbone, cfg, seed=0):
     return model.eval()
 
 
-def model_cfg(backbone, **extra):
-    """A ``model_cfg.yaml`` as the authors' code reads it."""
+def model_cfg(backbone, large=False, **extra):
+    """A ``model_cfg.yaml`` as the authors' code reads it: the Base layout, or the Large one (pre-LN), tiny."""
     cfg = {"hidden_dim": HIDDEN, "downsample_kernels": [5, 3, 3], "downsample_strides": [1, 1, 1], **extra}
-    if backbone == "wavlm":
-        cfg["wavlm_cfg"] = model_config("wavlm", "tiny", frontend="group_norm")  # the Base layout, tiny
+    if backbone == "wavlm":  # layer_norm: extractor_mode layer_norm and layer_norm_first, as WavLM Large
+        cfg["wavlm_cfg"] = model_config("wavlm", "tiny", frontend="layer_norm" if large else "group_norm")
     else:
-        cfg["w2v2_cfg"] = dict(W2V2_CFG)
+        cfg["w2v2_cfg"] = dict(W2V2_CFG, **(W2V2_LARGE if large else {}))
     return cfg
 
 
@@ -230,16 +235,18 @@ def write_release(root, backbone, reference, cfg, wrapper="model"):
 
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory):
-    """``{backbone: (reference, folder, predictor file)}``, the w2v2 one stored flat (no ``model`` key)."""
-    root = tmp_path_factory.mktemp("BaleYang-DistilMOS")
+    """``{variant: (reference, folder, predictor file)}`` (:data:`VARIANTS`), the w2v2 ones stored flat (no
+    ``model`` key)."""
     out = {}
-    for seed, backbone in enumerate(("wavlm", "w2v2")):
-        cfg = model_cfg(backbone)
+    for seed, variant in enumerate(VARIANTS):
+        backbone, large = variant.split("_")[0], variant.endswith("_large")
+        root = tmp_path_factory.mktemp(f"BaleYang-DistilMOS-{variant}")
+        cfg = model_cfg(backbone, large)
         reference = build_reference(backbone, cfg, seed)
         folder = write_release(str(root), backbone, reference, cfg, wrapper="model" if backbone == "wavlm" else None)
-        path = str(root / f"{backbone}.pt")
+        path = str(root / f"{variant}.pt")
         import_authors(str(root), backbone, path)
-        out[backbone] = (reference, folder, path)
+        out[variant] = (reference, folder, path)
     return out
 
 
@@ -249,9 +256,10 @@ def _waves(seed=0, lengths=(16000, 9137, 21011)):
 
 
 # ---- (a) every tensor where the authors' forward uses it ---------------------------------------------------
-@pytest.mark.parametrize("backbone", ["wavlm", "w2v2"])
-def test_every_tensor_lands_where_the_authors_forward_uses_it(releases, backbone):
-    reference, _, path = releases[backbone]
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_tensor_lands_where_the_authors_forward_uses_it(releases, variant):
+    reference, _, path = releases[variant]
+    backbone, conv_norm = variant.split("_")[0], "layer" if variant.endswith("_large") else "group"
     blob = read_predictor(path)
     authors = reference.state_dict()
     up = blob["upstream"]["checkpoint"]
@@ -260,7 +268,7 @@ def test_every_tensor_lands_where_the_authors_forward_uses_it(releases, backbone
     for key in authors:
         if key.startswith("ssl."):
             weights = up["model"] if backbone == "wavlm" else up["model_weight"]
-            placed[key] = weights[key[4:] if backbone == "wavlm" else hf_wav2vec2.rename(key[4:], "group")]
+            placed[key] = weights[key[4:] if backbone == "wavlm" else hf_wav2vec2.rename(key[4:], conv_norm)]
         elif key == "weighted_sum.layer_logits":
             placed[key] = blob["featurizer"]["state_dict"]["weights"]
         elif key.startswith("weighted_sum.out_proj."):
@@ -282,12 +290,14 @@ def test_every_tensor_lands_where_the_authors_forward_uses_it(releases, backbone
     assert blob["featurizer"]["config"]["first_layer"] == 1
     assert blob["downstream"]["name"] == "distilmos_authors"
     assert blob["upstream"]["kind"] == {"wavlm": "wavlm", "w2v2": "wav2vec2"}[backbone]
+    # only WavLM Large's layer N is read before its encoder's final LayerNorm; Base files keep s3prl's keys
+    assert blob["upstream"].get("last_layer_before_final_norm") is (True if variant == "wavlm_large" else None)
 
 
 # ---- (b) the authors' scores -------------------------------------------------------------------------------
-@pytest.mark.parametrize("backbone", ["wavlm", "w2v2"])
-def test_scores_equal_the_authors_forward_on_unpadded_input(releases, backbone):
-    reference, _, path = releases[backbone]
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_scores_equal_the_authors_forward_on_unpadded_input(releases, variant):
+    reference, _, path = releases[variant]
     weights = entmax15(reference.weighted_sum.layer_logits.detach())
     assert (weights > 0).sum() >= 2 and len(set(weights.tolist())) > 1  # the layer offset would show
     waves = _waves()
@@ -298,9 +308,9 @@ def test_scores_equal_the_authors_forward_on_unpadded_input(releases, backbone):
     assert len(set(round(e, 3) for e in expected)) == 3
 
 
-@pytest.mark.parametrize("backbone", ["wavlm", "w2v2"])
-def test_batches_give_scores_alone_where_the_authors_batches_move_them(releases, backbone):
-    reference, _, path = releases[backbone]
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_batches_give_scores_alone_where_the_authors_batches_move_them(releases, variant):
+    reference, _, path = releases[variant]
     waves = _waves(1)
     alone = [float(reference.score([w])) for w in waves]
     theirs = reference.score(waves).tolist()
@@ -308,6 +318,24 @@ def test_batches_give_scores_alone_where_the_authors_batches_move_them(releases,
     predictor = load(path, device="cpu", batch_size=8)
     assert len(predictor.plan([len(w) for w in waves])[1]) == 1  # one batch, padded
     assert predictor.predict(wav=[w.numpy() for w in waves], sr=16000) == pytest.approx(alone, abs=TOL)
+
+
+def test_wavlm_large_layer_n_is_read_before_the_final_layer_norm(releases, tmp_path):
+    """Their WavLM loop keeps layer N before a layer_norm_first encoder's final LayerNorm: the same file
+    reading s3prl's encoder output instead (the entry's key removed) scores otherwise."""
+    from distilmos.predictor.fileformat import write_predictor
+
+    reference, _, path = releases["wavlm_large"]
+    assert float(entmax15(reference.weighted_sum.layer_logits.detach())[-1]) > 0.1  # layer N counts
+    blob = read_predictor(path)
+    assert blob["card"]["featurizer"]["last_layer"].startswith("before the encoder's final LayerNorm")
+    assert read_predictor(releases["w2v2_large"][2])["card"]["featurizer"]["last_layer"].startswith("after")
+    del blob["upstream"]["last_layer_before_final_norm"]
+    write_predictor(blob, str(tmp_path / "after_norm.pt"))
+    waves = _waves()
+    expected = [float(reference.score([w])) for w in waves]
+    after_norm = load(str(tmp_path / "after_norm.pt"), device="cpu").predict(wav=[w.numpy() for w in waves], sr=16000)
+    assert max(abs(a - e) for a, e in zip(after_norm, expected)) > 100 * TOL
 
 
 def test_head_with_strides_equals_the_authors_head(tmp_path):
@@ -353,6 +381,7 @@ def test_import_command_and_model_card(releases, tmp_path, capsys):
     assert card["source"]["config"]["sha256"] == sha256_file(os.path.join(folder, "model_cfg.yaml"))
     assert len(card["differences_from_paper"]) == 5 and "padding" in card["batching"]
     assert card["featurizer"]["layers"] == "1..3" and sum(card["featurizer"]["layer_weights"]) == pytest.approx(1)
+    assert card["featurizer"]["last_layer"].startswith("the last transformer layer's output")  # Base: no final LN
     dropped = card["downstream"]["dropped"]["modules"]
     assert dropped == ["decoder.batch_norm", "predictors", "weighted_sum.layer_weights"]
     # the two files named one by one give the same network
@@ -448,22 +477,16 @@ def test_missing_files_say_how_to_download(tmp_path):
         import_authors(str(tmp_path), "wavlm", str(tmp_path / "x.pt"))
 
 
-@pytest.mark.parametrize("backbone,expected", [
-    ("wavlm", "a WavLM with layer_norm_first .* final LayerNorm"),
-    ("w2v2", "w2v2_cfg cannot be expressed as s3prl's wav2vec 2.0: add_adapter"),
-])
-def test_backbones_s3prl_cannot_express_are_refused_by_config_file(tmp_path, backbone, expected):
-    cfg = model_cfg(backbone)
-    if backbone == "wavlm":
-        cfg["wavlm_cfg"] = model_config("wavlm", "tiny", frontend="layer_norm")  # pre-LN, as WavLM Large
-    else:
-        cfg["w2v2_cfg"]["add_adapter"] = True
-    folder = tmp_path / backbone
+def test_backbones_s3prl_cannot_express_are_refused_by_config_file(tmp_path):
+    cfg = model_cfg("w2v2")
+    cfg["w2v2_cfg"]["add_adapter"] = True
+    folder = tmp_path / "w2v2"
     folder.mkdir()
     torch.save({"linear.bias": torch.zeros(1)}, folder / "model.pth.tar")
     (folder / "model_cfg.yaml").write_text(yaml.safe_dump(cfg))
+    expected = "w2v2_cfg cannot be expressed as s3prl's wav2vec 2.0: add_adapter"
     with pytest.raises(AuthorsImportError, match=f"^{folder / 'model_cfg.yaml'}: {expected}"):
-        import_authors(str(folder), backbone, str(tmp_path / "x.pt"))
+        import_authors(str(folder), "w2v2", str(tmp_path / "x.pt"))
 
 
 # ---- the parts -------------------------------------------------------------------------------------------
@@ -520,12 +543,20 @@ def test_hf_wav2vec2_in_s3prl_gives_the_same_hidden_states(tmp_path, layout):
     torch.save(hf_wav2vec2.to_s3prl(state, config), path)
     s3prl_model = wav2vec2_local(ckpt=path).eval()
     wav = 0.1 * torch.randn(17123)
+    last_layer = []
+    hf.encoder.layers[-1].register_forward_hook(lambda module, args, output: last_layer.append(output[0]))
     with torch.no_grad():
         expected = hf(wav[None], output_hidden_states=True).hidden_states
         got = s3prl_model([wav])["hidden_states"]
     assert len(got) == len(expected) == 4
     for e, g in zip(expected, got):
         assert torch.allclose(e, g, atol=1e-5)
+    # the pre-LN layout's last hidden state is layer N after the encoder's final LayerNorm in both libraries,
+    # so the authors' hidden_states[1:] need no change (unlike their WavLM loop)
+    with torch.no_grad():
+        after_norm = hf.encoder.layer_norm(last_layer[0]) if large else last_layer[0]
+    assert torch.allclose(expected[-1], after_norm, atol=1e-6)
+    assert not large or not torch.allclose(expected[-1], last_layer[0], atol=1e-2)
 
 
 def test_hf_wav2vec2_configs_fairseq_cannot_express_are_refused():

@@ -27,6 +27,7 @@ authors' key                                            predictor file
 ``ssl.*`` (wav2vec 2.0)                                 upstream ``wav2vec2_local`` checkpoint
                                                         (:mod:`distilmos.predictor.hf_wav2vec2`)
 ``weighted_sum.layer_logits`` [N]                       featurizer ``weights`` (1.5-entmax, layers 1..N)
+                                                        (see "Layer N" below)
 ``weighted_sum.out_proj.*``                             downstream ``out_proj.*``
 ``feature_processor.*``                                 downstream ``feature_processor.*`` (+ ``strides``)
 ``decoder.{cnn,bilstm,linear,layer_norm}.*``            downstream ``decoder.*``
@@ -35,6 +36,23 @@ authors' key                                            predictor file
 ``predictors.*``                                        dropped: token predictors, training only
 ``decoder.batch_norm.*``                                dropped: never used by their forward
 ======================================================  ==================================================
+
+Layer N. A pre-LN encoder (WavLM's ``layer_norm_first``, wav2vec 2.0's ``do_stable_layer_norm``: the Large
+models) applies a final LayerNorm to the last layer's output; whether the weighted sum sees layer N before
+or after it is settled by what their code reads:
+
+- WavLM: their ``_extract_wavlm`` runs the encoder's layers one by one and keeps each output, so layer N
+  is taken *before* the final LayerNorm; s3prl's WavLM expert returns the encoder's output (after it) as
+  its last hidden state. The upstream entry says ``last_layer_before_final_norm: true``
+  (:func:`distilmos.predictor.upstream.take_last_layer_before_final_norm`), set for ``layer_norm_first``.
+- wav2vec 2.0: their ``hidden_states[1:]`` of ``transformers``' ``Wav2Vec2Model`` end with
+  ``Wav2Vec2EncoderStableLayerNorm``'s last hidden state, which is taken *after* ``encoder.layer_norm``; s3prl's
+  wav2vec 2.0 expert returns fairseq's encoder output, also after it (``TransformerEncoder.forward``
+  applies ``layer_norm`` when ``layer_norm_first``). The two agree, so the file keeps s3prl's hidden
+  states (the import checks them against ``transformers``').
+
+In the post-LN layout (the Base models) the encoder's LayerNorm comes before the layers, and layer N is the
+same tensor in every reading.
 
 Files are read safely (``torch.load(weights_only=True)``, ``yaml.safe_load``) and checked key by key and
 shape by shape against what their code builds from ``model_cfg.yaml``; any difference is one error naming
@@ -75,6 +93,10 @@ TOKEN_CLASSES = 200
 WAVLM_DEFAULT_CFG = {"relative_position_embedding": True, "gru_rel_pos": True, "num_buckets": 320,
                      "max_distance": 800}
 CHECK_TOLERANCE = 1e-5
+#: what layer N is (the module docstring's "Layer N"), by backbone, for an encoder that ends with a LayerNorm
+LAST_LAYER = {"wavlm": "before the encoder's final LayerNorm, as their code reads WavLM's layers one by one",
+              "w2v2": "after the encoder's final LayerNorm, as transformers' hidden_states[N] that their code reads"}
+LAST_LAYER_POST_LN = "the last transformer layer's output (this encoder has no LayerNorm after its layers)"
 
 #: authors' head key prefix -> where it goes in the downstream model (see the module docstring)
 HEAD_KEPT = {"weighted_sum.out_proj.": "out_proj.", "feature_processor.": "feature_processor.",
@@ -240,11 +262,6 @@ def wavlm_config(cfg: dict, path: str) -> tuple[dict, str]:
         raise AuthorsImportError(f"{path}: wavlm_cfg must be a mapping, not {given!r}")
     origin = f"wavlm_cfg of {CONFIG_NAME}" if given else "their code's default (WavLM Base)"
     resolved = dict(vars(WavLMConfig(given or WAVLM_DEFAULT_CFG)))
-    if resolved.get("layer_norm_first"):
-        # their forward takes layer N before the encoder's final LayerNorm; s3prl's hidden states have it after
-        raise AuthorsImportError(f"{path}: a WavLM with layer_norm_first (WavLM Large) cannot be imported: the "
-                                 "authors' code weighs its last layer before the encoder's final LayerNorm, which "
-                                 "s3prl's WavLM does not expose")
     resolved["normalize"] = False  # their forward feeds the raw waveform, whatever the config says
     return resolved, origin
 
@@ -369,9 +386,11 @@ def convert(ckpt_path: str, cfg_path: str, backbone: str, *, check: bool = True)
     if backbone == "wavlm":
         config, origin = wavlm_config(cfg, cfg_path)
         n_layers, dim = int(config["encoder_layers"]), int(config["encoder_embed_dim"])
+        final_norm = bool(config["layer_norm_first"])
     else:
         config, origin = w2v2_config(cfg, cfg_path)
         n_layers, dim = int(config.num_hidden_layers), int(config.hidden_size)
+        final_norm = bool(config.do_stable_layer_norm)
     head = head_config(cfg, n_layers, cfg_path)
     backbone_shapes = backbone_layout(backbone, config)
     state = _align_weight_norm(state, {f"ssl.{k}" for k in backbone_shapes})
@@ -383,8 +402,10 @@ def convert(ckpt_path: str, cfg_path: str, backbone: str, *, check: bool = True)
     weights = {k[len("ssl."):]: v for k, v in state.items() if k.startswith("ssl.")}
     kind, checkpoint = _upstream_checkpoint(backbone, weights, config)
     name = f"{kind}_local"
+    # their WavLM loop reads layer N before the encoder's final LayerNorm (the module docstring's "Layer N")
+    before_norm = backbone == "wavlm" and final_norm
     model = upstream.rebuild({"kind": kind, "spec": {"name": name, "ckpt": None, "model_config": None},
-                              "checkpoint": checkpoint}, source=ckpt_path)
+                              "checkpoint": checkpoint, upstream.LAST_BEFORE_NORM: before_norm}, source=ckpt_path)
     if check and backbone == "w2v2":
         _check_w2v2(weights, config, model, ckpt_path)
     configs = {k: v for k, v in checkpoint.items() if k not in ("model", "model_weight")}
@@ -399,6 +420,7 @@ def convert(ckpt_path: str, cfg_path: str, backbone: str, *, check: bool = True)
     if check:
         _check_batching(blob, ckpt_path)
     facts = {"wrapper": wrapper, "backbone_config": origin, "n_layers": n_layers, "dropped": dropped,
+             "last_layer": LAST_LAYER[backbone] if final_norm else LAST_LAYER_POST_LN,
              "dropped_numel": int(sum(state[k].numel() for k in dropped)),
              "layer_weights": [round(float(w), 6) for w in selector.layer_weights()],
              "upstream_parameters": _count(model), "downstream_parameters": _count(downstreams.build(down_entry))}
@@ -436,7 +458,7 @@ def model_card(ckpt_path: str, cfg_path: str, backbone: str, blob: dict, facts: 
                      "fine_tuned": True, "config": facts["backbone_config"], "checkpoint": None,
                      "parameters": facts["upstream_parameters"]},
         "featurizer": {"weighting": "entmax15", "layers": f"1..{facts['n_layers']}",
-                       "layer_weights": facts["layer_weights"]},
+                       "layer_weights": facts["layer_weights"], "last_layer": facts["last_layer"]},
         "downstream": {"expert": MODEL_NAME, "variant": "authors", "model": blob["downstream"]["class_name"],
                        "parameters": facts["downstream_parameters"], "system_classes": None,
                        "dropped": {"keys": len(facts["dropped"]), "numel": facts["dropped_numel"],
