@@ -124,6 +124,8 @@ def test_train_keeps_best_and_evaluates(tmp_path, e2e_data, tiny_ckpts, token_st
     assert os.path.isfile(tmp_path / "best-states-val.ckpt") and os.path.isfile(tmp_path / "metrics_val_best.json")
     ckpt = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
     assert all(torch.isfinite(v).all() for v in ckpt["Downstream"].values() if v.is_floating_point())
+    # told to the experts by this runner only, never saved: s3prl's own runner evaluating it does none of it
+    assert not {"plugin_runner", "upstream_padding_exact"} & set(vars(ckpt["Args"]))
     n_test = len(read_datalist(os.path.join(e2e_data["bvcc"], "test.csv")))
     _check_results(*evaluate(tmp_path, "test"), n_test)
     if variant == "distilmos":
