@@ -8,6 +8,7 @@ The DistilMOS authors' released code weighs the upstream's layers with it (compu
 the ``entmax`` package's ``entmax_bisect``); this module finds ``tau`` exactly, by sorting: it is small,
 needs no extra package, and agrees with bisection to float rounding.
 """
+
 from __future__ import annotations
 
 import torch

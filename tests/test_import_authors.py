@@ -9,6 +9,7 @@ with tiny seeded random weights, each backbone in the Base layout and in the Lar
 their ``entmax_bisect``; their padding rules; WavLM's layer N before the encoder's final LayerNorm): the
 imported file must give its scores for every input alone.
 """
+
 import csv
 import os
 
@@ -86,8 +87,9 @@ class FeatureProcessor(nn.Module):
 class MLP(nn.Module):
     def __init__(self, hidden):
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                    nn.Linear(hidden, 200))
+        self.layers = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 200)
+        )
 
 
 class BiLSTMCNNBlock(nn.Module):
@@ -171,8 +173,15 @@ class AuthorsReference(nn.Module):
 
 
 # ---- the checkpoints ---------------------------------------------------------------------------------------
-W2V2_CFG = dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96, conv_dim=[32] * 7,
-                num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+W2V2_CFG = dict(
+    hidden_size=48,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=96,
+    conv_dim=[32] * 7,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=4,
+)
 #: wav2vec 2.0 Large's layout: LayerNorm front end with conv bias, pre-LN ("stable layer norm") transformer
 W2V2_LARGE = dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
 #: the releases built here: both backbones in the Base layout and in the Large (pre-LN) one
@@ -272,9 +281,17 @@ def test_every_tensor_lands_where_the_authors_forward_uses_it(releases, variant)
         elif key == "weighted_sum.layer_logits":
             placed[key] = blob["featurizer"]["state_dict"]["weights"]
         elif key.startswith("weighted_sum.out_proj."):
-            placed[key] = down[key[len("weighted_sum."):]]
-        elif key.startswith(("feature_processor.", "decoder.cnn.", "decoder.bilstm.", "decoder.linear.",
-                             "decoder.layer_norm.", "linear.")):
+            placed[key] = down[key[len("weighted_sum.") :]]
+        elif key.startswith(
+            (
+                "feature_processor.",
+                "decoder.cnn.",
+                "decoder.bilstm.",
+                "decoder.linear.",
+                "decoder.layer_norm.",
+                "linear.",
+            )
+        ):
             placed[key] = down[key]
     for key, value in placed.items():
         assert torch.equal(value, authors[key]), key
@@ -347,7 +364,8 @@ def test_head_with_strides_equals_the_authors_head(tmp_path):
     waves = _waves(2, (16000, 12345, 7000))
     predictor = load(path, device="cpu")
     assert predictor.predict(wav=[w.numpy() for w in waves], sr=16000) == pytest.approx(
-        [float(reference.score([w])) for w in waves], abs=TOL)
+        [float(reference.score([w])) for w in waves], abs=TOL
+    )
 
 
 # ---- (c) a wav file, through the command line --------------------------------------------------------------
@@ -386,8 +404,21 @@ def test_import_command_and_model_card(releases, tmp_path, capsys):
     assert dropped == ["decoder.batch_norm", "predictors", "weighted_sum.layer_weights"]
     # the two files named one by one give the same network
     again = tmp_path / "again.pt"
-    assert cli_main(["import", "--source", checkpoint, os.path.join(folder, "model_cfg.yaml"), "--backbone", "w2v2",
-                     "-o", str(again)]) == 0
+    assert (
+        cli_main(
+            [
+                "import",
+                "--source",
+                checkpoint,
+                os.path.join(folder, "model_cfg.yaml"),
+                "--backbone",
+                "w2v2",
+                "-o",
+                str(again),
+            ]
+        )
+        == 0
+    )
     first, second = read_predictor(str(out)), read_predictor(str(again))
     for section in ("upstream", "featurizer", "downstream"):
         _assert_same(first[section], second[section])
@@ -424,18 +455,21 @@ def _bad_release(tmp_path, edit_state=None, edit_cfg=None):
     return str(folder)
 
 
-@pytest.mark.parametrize("case,expected", [
-    ("missing", "1 missing (decoder.cnn.weight)"),
-    ("shape", "of another shape (weighted_sum.out_proj.weight (64, 32) (expected (64, 64))"),
-    ("hidden_dim", "of another shape (feature_processor.proj_in.weight (16, 64, 1) (expected (32, 64, 1))"),
-    ("unexpected", "1 unexpected (extra.weight)"),
-    ("text", "not a checkpoint that loads safely"),
-    ("pickle", "not a checkpoint that loads safely"),
-    ("no_state", "holds no state dict"),
-    ("backbone", "use --backbone wavlm"),
-    ("yaml", "not a readable YAML file"),
-    ("kernels", "downsample_kernels must be odd"),
-])
+@pytest.mark.parametrize(
+    "case,expected",
+    [
+        ("missing", "1 missing (decoder.cnn.weight)"),
+        ("shape", "of another shape (weighted_sum.out_proj.weight (64, 32) (expected (64, 64))"),
+        ("hidden_dim", "of another shape (feature_processor.proj_in.weight (16, 64, 1) (expected (32, 64, 1))"),
+        ("unexpected", "1 unexpected (extra.weight)"),
+        ("text", "not a checkpoint that loads safely"),
+        ("pickle", "not a checkpoint that loads safely"),
+        ("no_state", "holds no state dict"),
+        ("backbone", "use --backbone wavlm"),
+        ("yaml", "not a readable YAML file"),
+        ("kernels", "downsample_kernels must be odd"),
+    ],
+)
 def test_bad_inputs_give_one_error_naming_the_file(tmp_path, capsys, case, expected):
     import argparse
 
@@ -521,8 +555,12 @@ def test_entmax15_is_sparse_splits_ties_and_takes_any_dim():
 
 
 def _old_weight_norm_names(state):
-    return {k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1",
-                                                                              "weight_v"): v for k, v in state.items()}
+    return {
+        k.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): v
+        for k, v in state.items()
+    }
 
 
 @pytest.mark.parametrize("layout", ["base", "large"])
@@ -531,8 +569,13 @@ def test_hf_wav2vec2_in_s3prl_gives_the_same_hidden_states(tmp_path, layout):
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     large = layout == "large"  # LayerNorm front end with conv bias, pre-LN transformer
-    config = Wav2Vec2Config(**W2V2_CFG, feat_extract_norm="layer" if large else "group", do_stable_layer_norm=large,
-                            conv_bias=large, mask_time_prob=0.0 if large else 0.05)
+    config = Wav2Vec2Config(
+        **W2V2_CFG,
+        feat_extract_norm="layer" if large else "group",
+        do_stable_layer_norm=large,
+        conv_bias=large,
+        mask_time_prob=0.0 if large else 0.05,
+    )
     torch.manual_seed(0)
     hf = Wav2Vec2Model(config).eval()
     with torch.no_grad():
@@ -573,7 +616,13 @@ def test_hf_wav2vec2_configs_fairseq_cannot_express_are_refused():
 def test_s3prl_featurizers_keep_their_config_keys():
     from distilmos.predictor.pipeline import FeatureSelector
 
-    assert set(FeatureSelector(n_layers=4).config()) == {"feature_selection", "layer_selection", "normalize",
-                                                         "downsample_rate", "output_dim", "n_layers"}
+    assert set(FeatureSelector(n_layers=4).config()) == {
+        "feature_selection",
+        "layer_selection",
+        "normalize",
+        "downsample_rate",
+        "output_dim",
+        "n_layers",
+    }
     with pytest.raises(ValueError, match="weighting 'sparsemax'"):
         FeatureSelector(n_layers=4, weighting="sparsemax")

@@ -26,6 +26,7 @@ formula, so every utterance of a batch gets its score alone, whatever else is in
 
 An inference model: BatchNorm runs on its running statistics (eval mode).
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,8 +48,7 @@ class SeparableBlock(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int):
         super().__init__()
-        self.dw = nn.Conv1d(in_dim, in_dim, kernel, stride=stride, padding=(kernel - 1) // 2, groups=in_dim,
-                            bias=False)
+        self.dw = nn.Conv1d(in_dim, in_dim, kernel, stride=stride, padding=(kernel - 1) // 2, groups=in_dim, bias=False)
         self.pw = nn.Conv1d(in_dim, out_dim, 1, bias=False)
         self.bn = nn.BatchNorm1d(out_dim)
 
@@ -120,13 +120,24 @@ class DistilMOSAuthorsModel(nn.Module):
             i = len(dims)
             dims.append(int(state[f"feature_processor.blocks.{i}.pw.weight"].shape[0]))
             kernels.append(int(state[f"feature_processor.blocks.{i}.dw.weight"].shape[-1]))
-        return {"upstream_dim": int(state["out_proj.weight"].shape[1]),
-                "mid_dim": int(state["feature_processor.proj_in.weight"].shape[0]), "dims": dims, "kernels": kernels,
-                "strides": [int(s) for s in state["feature_processor.strides"]],
-                "lstm_dim": int(state["decoder.bilstm.weight_hh_l0"].shape[1])}
+        return {
+            "upstream_dim": int(state["out_proj.weight"].shape[1]),
+            "mid_dim": int(state["feature_processor.proj_in.weight"].shape[0]),
+            "dims": dims,
+            "kernels": kernels,
+            "strides": [int(s) for s in state["feature_processor.strides"]],
+            "lstm_dim": int(state["decoder.bilstm.weight_hh_l0"].shape[1]),
+        }
 
-    def __init__(self, upstream_dim: int, mid_dim: int = 256, dims: list[int] = (256, 256, 256),
-                 kernels: list[int] = (5, 3, 3), strides: list[int] = (1, 1, 1), lstm_dim: int = 256):
+    def __init__(
+        self,
+        upstream_dim: int,
+        mid_dim: int = 256,
+        dims: list[int] = (256, 256, 256),
+        kernels: list[int] = (5, 3, 3),
+        strides: list[int] = (1, 1, 1),
+        lstm_dim: int = 256,
+    ):
         super().__init__()
         dims, kernels, strides = list(dims), list(kernels), list(strides)
         self.out_proj = nn.Linear(upstream_dim, upstream_dim)

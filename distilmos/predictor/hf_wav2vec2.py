@@ -32,6 +32,7 @@ transformer layer, then the encoder's output (after its final LayerNorm in the p
 Configurations fairseq's network cannot express (an adapter, other activations or LayerNorm epsilons, no
 feature projection) are refused.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,10 +54,14 @@ _RULES = [
     (r"feature_projection\.projection\.(weight|bias)", r"post_extract_proj.\1"),
     (r"masked_spec_embed", r"mask_emb"),
     # torch's two weight-norm APIs name the same tensors (g, v) differently
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
-     r"encoder.pos_conv.0.weight_g"),
-    (r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
-     r"encoder.pos_conv.0.weight_v"),
+    (
+        r"encoder\.pos_conv_embed\.conv\.(?:weight_g|parametrizations\.weight\.original0)",
+        r"encoder.pos_conv.0.weight_g",
+    ),
+    (
+        r"encoder\.pos_conv_embed\.conv\.(?:weight_v|parametrizations\.weight\.original1)",
+        r"encoder.pos_conv.0.weight_v",
+    ),
     (r"encoder\.pos_conv_embed\.conv\.bias", r"encoder.pos_conv.0.bias"),
     (r"encoder\.layer_norm\.(weight|bias)", r"encoder.layer_norm.\1"),
     (r"encoder\.layers\.(\d+)\.attention\.(q|k|v|out)_proj\.(weight|bias)", r"encoder.layers.\1.self_attn.\2_proj.\3"),
@@ -67,8 +72,10 @@ _RULES = [
 ]
 _CONV_NORM = {
     "group": (r"feature_extractor\.conv_layers\.0\.layer_norm\.(weight|bias)", r"feature_extractor.conv_layers.0.2.\1"),
-    "layer": (r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)",
-              r"feature_extractor.conv_layers.\1.2.1.\2"),
+    "layer": (
+        r"feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)",
+        r"feature_extractor.conv_layers.\1.2.1.\2",
+    ),
 }
 _ACTIVATIONS = {"gelu": "gelu", "relu": "relu"}
 #: fairseq's LayerNorm / GroupNorm epsilon
@@ -158,5 +165,8 @@ def model_weight(state: dict[str, torch.Tensor], config) -> dict[str, torch.Tens
 
 def to_s3prl(state: dict[str, torch.Tensor], config) -> dict:
     """The ``wav2vec2_local`` checkpoint ``{"task_cfg", "model_cfg", "model_weight"}`` of a ``Wav2Vec2Model``."""
-    return {"task_cfg": {"sample_rate": SAMPLE_RATE, "normalize": False}, "model_cfg": model_cfg(config),
-            "model_weight": model_weight(state, config)}
+    return {
+        "task_cfg": {"sample_rate": SAMPLE_RATE, "normalize": False},
+        "model_cfg": model_cfg(config),
+        "model_weight": model_weight(state, config),
+    }

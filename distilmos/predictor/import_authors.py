@@ -59,13 +59,14 @@ shape by shape against what their code builds from ``model_cfg.yaml``; any diffe
 the file. Before writing, the file is rebuilt and checked: a wav2vec 2.0 upstream gives the hidden states
 of the ``transformers`` model it came from, and the network scores probe waveforms in one batch as one by one.
 """
+
 from __future__ import annotations
 
 import datetime
 import math
 import os
 import platform
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -90,23 +91,32 @@ MODEL_NAME = "distilmos_authors"
 #: the output width of their token predictors (fixed in their code)
 TOKEN_CLASSES = 200
 #: their WavLM config when model_cfg.yaml has none (WavLM Base's relative position settings)
-WAVLM_DEFAULT_CFG = {"relative_position_embedding": True, "gru_rel_pos": True, "num_buckets": 320,
-                     "max_distance": 800}
+WAVLM_DEFAULT_CFG = {"relative_position_embedding": True, "gru_rel_pos": True, "num_buckets": 320, "max_distance": 800}
 CHECK_TOLERANCE = 1e-5
 #: what layer N is (the module docstring's "Layer N"), by backbone, for an encoder that ends with a LayerNorm
-LAST_LAYER = {"wavlm": "before the encoder's final LayerNorm, as their code reads WavLM's layers one by one",
-              "w2v2": "after the encoder's final LayerNorm, as transformers' hidden_states[N] that their code reads"}
+LAST_LAYER = {
+    "wavlm": "before the encoder's final LayerNorm, as their code reads WavLM's layers one by one",
+    "w2v2": "after the encoder's final LayerNorm, as transformers' hidden_states[N] that their code reads",
+}
 LAST_LAYER_POST_LN = "the last transformer layer's output (this encoder has no LayerNorm after its layers)"
 
 #: authors' head key prefix -> where it goes in the downstream model (see the module docstring)
-HEAD_KEPT = {"weighted_sum.out_proj.": "out_proj.", "feature_processor.": "feature_processor.",
-             "decoder.cnn.": "decoder.cnn.", "decoder.bilstm.": "decoder.bilstm.", "decoder.linear.": "decoder.linear.",
-             "decoder.layer_norm.": "decoder.layer_norm.", "linear.": "linear."}
+HEAD_KEPT = {
+    "weighted_sum.out_proj.": "out_proj.",
+    "feature_processor.": "feature_processor.",
+    "decoder.cnn.": "decoder.cnn.",
+    "decoder.bilstm.": "decoder.bilstm.",
+    "decoder.linear.": "decoder.linear.",
+    "decoder.layer_norm.": "decoder.layer_norm.",
+    "linear.": "linear.",
+}
 LAYER_LOGITS = "weighted_sum.layer_logits"
 #: authors' keys that the inference path does not use, and why
-HEAD_DROPPED = {"weighted_sum.layer_weights": "unused: their forward weighs layers by the entmax logits",
-                "predictors.": "token predictors (training only)",
-                "decoder.batch_norm.": "never used by their forward"}
+HEAD_DROPPED = {
+    "weighted_sum.layer_weights": "unused: their forward weighs layers by the entmax logits",
+    "predictors.": "token predictors (training only)",
+    "decoder.batch_norm.": "never used by their forward",
+}
 
 DIFFERENCES = [
     "layer weights: 1.5-entmax over the transformer layers 1..N (not softmax over all hidden states), then an "
@@ -125,7 +135,8 @@ BATCHING = (
     "to; and in the head, the projector's bias and every block's BatchNorm and GELU make padded frames "
     "non-zero, which the depthwise convolutions and the decoder's convolution read across each utterance's end. "
     "This file runs the padding-exact upstream forward and zeroes padded frames before every convolution, so "
-    "batches of any composition give every input its score alone.")
+    "batches of any composition give every input its score alone."
+)
 
 
 class AuthorsImportError(ToolkitError, ValueError):
@@ -143,13 +154,15 @@ def locate(source: Sequence[str], backbone: str) -> tuple[str, str]:
         for folder in (paths[0], os.path.join(paths[0], backbone)):
             if os.path.isfile(os.path.join(folder, CHECKPOINT_NAME)):
                 return os.path.join(folder, CHECKPOINT_NAME), os.path.join(folder, CONFIG_NAME)
-        raise AuthorsImportError(f"{paths[0]}: holds neither {CHECKPOINT_NAME} nor {backbone}/{CHECKPOINT_NAME}; "
-                                 + DOWNLOAD_HINT)
+        raise AuthorsImportError(
+            f"{paths[0]}: holds neither {CHECKPOINT_NAME} nor {backbone}/{CHECKPOINT_NAME}; " + DOWNLOAD_HINT
+        )
     configs = [p for p in paths if p.lower().endswith((".yaml", ".yml"))]
     checkpoints = [p for p in paths if p not in configs]
     if len(configs) != 1 or len(checkpoints) != 1:
-        raise AuthorsImportError("--source takes a folder, or a checkpoint and its .yaml config; got "
-                                 + " ".join(paths))
+        raise AuthorsImportError(
+            "--source takes a folder, or a checkpoint and its .yaml config; got " + " ".join(paths)
+        )
     return checkpoints[0], configs[0]
 
 
@@ -180,14 +193,17 @@ def read_state_dict(path: str) -> tuple[dict[str, torch.Tensor], str | None]:
     except Exception as exc:  # not a torch file, or pickled classes weights_only refuses
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
         reason = next((line for line in lines if "Unsupported global" in line), lines[0])
-        raise AuthorsImportError(f"{path}: not a checkpoint that loads safely with torch.load(weights_only=True) "
-                                 f"({reason[:200]})") from exc
-    wrapper = next((key for key in ("model", "state_dict") if isinstance(obj, dict) and isinstance(obj.get(key), dict)),
-                   None)
+        raise AuthorsImportError(
+            f"{path}: not a checkpoint that loads safely with torch.load(weights_only=True) ({reason[:200]})"
+        ) from exc
+    wrapper = next(
+        (key for key in ("model", "state_dict") if isinstance(obj, dict) and isinstance(obj.get(key), dict)), None
+    )
     state = obj[wrapper] if wrapper else obj
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
-        raise AuthorsImportError(f"{path}: holds no state dict (a dict of tensors, at the top or under 'model' or "
-                                 "'state_dict')")
+        raise AuthorsImportError(
+            f"{path}: holds no state dict (a dict of tensors, at the top or under 'model' or 'state_dict')"
+        )
     return dict(state), wrapper
 
 
@@ -208,21 +224,31 @@ def head_config(cfg: dict, n_layers: int, path: str) -> dict:
     kernels = _int_list(cfg, "downsample_kernels", [5, 3, 3], path)
     pairs = list(zip(strides, kernels))  # their FeatureProcessor zips the two lists
     if not pairs or any(k % 2 == 0 for _, k in pairs):
-        raise AuthorsImportError(f"{path}: downsample_kernels must be odd (their padding keeps the frame count only "
-                                 f"then), got {kernels}")
+        raise AuthorsImportError(
+            f"{path}: downsample_kernels must be odd (their padding keeps the frame count only then), got {kernels}"
+        )
     targets = cfg.get("target_layers", list(range(1, n_layers + 1)))
     if not isinstance(targets, (list, tuple)):
         raise AuthorsImportError(f"{path}: target_layers must be a list, not {targets!r}")
-    return {"hidden": hidden, "strides": [s for s, _ in pairs], "kernels": [k for _, k in pairs],
-            "predictors": len(targets)}
+    return {
+        "hidden": hidden,
+        "strides": [s for s, _ in pairs],
+        "kernels": [k for _, k in pairs],
+        "predictors": len(targets),
+    }
 
 
 def head_layout(n_layers: int, dim: int, head: dict) -> dict[str, tuple]:
     """Every key of their head's state dict and its shape (``model/predictor.py``, ``model/modules.py``)."""
     h = head["hidden"]
-    shapes: dict[str, tuple] = {"weighted_sum.layer_weights": (n_layers,), LAYER_LOGITS: (n_layers,),
-                                "weighted_sum.out_proj.weight": (dim, dim), "weighted_sum.out_proj.bias": (dim,),
-                                "feature_processor.proj_in.weight": (h, dim, 1), "feature_processor.proj_in.bias": (h,)}
+    shapes: dict[str, tuple] = {
+        "weighted_sum.layer_weights": (n_layers,),
+        LAYER_LOGITS: (n_layers,),
+        "weighted_sum.out_proj.weight": (dim, dim),
+        "weighted_sum.out_proj.bias": (dim,),
+        "feature_processor.proj_in.weight": (h, dim, 1),
+        "feature_processor.proj_in.bias": (h,),
+    }
 
     def norm(prefix: str, batch: bool) -> None:
         names = ("weight", "bias", "running_mean", "running_var") if batch else ("weight", "bias")
@@ -239,14 +265,25 @@ def head_layout(n_layers: int, dim: int, head: dict) -> dict[str, tuple]:
         for layer, rows in ((0, h), (2, h), (4, TOKEN_CLASSES)):
             shapes[f"predictors.{j}.layers.{layer}.weight"] = (rows, h)
             shapes[f"predictors.{j}.layers.{layer}.bias"] = (rows,)
-    shapes.update({"decoder.cnn.weight": (h, h, 3), "decoder.cnn.bias": (h,),
-                   "decoder.linear.weight": (h, 2 * h), "decoder.linear.bias": (h,),
-                   "linear.weight": (1, h), "linear.bias": (1,)})
+    shapes.update(
+        {
+            "decoder.cnn.weight": (h, h, 3),
+            "decoder.cnn.bias": (h,),
+            "decoder.linear.weight": (h, 2 * h),
+            "decoder.linear.bias": (h,),
+            "linear.weight": (1, h),
+            "linear.bias": (1,),
+        }
+    )
     for direction in ("", "_reverse"):
-        shapes.update({f"decoder.bilstm.weight_ih_l0{direction}": (4 * h, h),
-                       f"decoder.bilstm.weight_hh_l0{direction}": (4 * h, h),
-                       f"decoder.bilstm.bias_ih_l0{direction}": (4 * h,),
-                       f"decoder.bilstm.bias_hh_l0{direction}": (4 * h,)})
+        shapes.update(
+            {
+                f"decoder.bilstm.weight_ih_l0{direction}": (4 * h, h),
+                f"decoder.bilstm.weight_hh_l0{direction}": (4 * h, h),
+                f"decoder.bilstm.bias_ih_l0{direction}": (4 * h,),
+                f"decoder.bilstm.bias_hh_l0{direction}": (4 * h,),
+            }
+        )
     norm("decoder.batch_norm", batch=True)
     norm("decoder.layer_norm", batch=False)
     return shapes
@@ -313,19 +350,29 @@ def check_layout(state: dict, expected: dict, path: str, cfg_path: str, backbone
     """One error naming ``path`` when ``state`` lacks keys, has others, or has other shapes than ``expected``."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} (expected {expected[k]})" for k in expected
-              if k in state and tuple(state[k].shape) != expected[k]]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} (expected {expected[k]})"
+        for k in expected
+        if k in state and tuple(state[k].shape) != expected[k]
+    ]
     if not (missing or unexpected or shapes):
         return
     other = "w2v2" if backbone == "wavlm" else "wavlm"
     marker = "ssl.encoder.pos_conv_embed.conv.bias" if other == "w2v2" else "ssl.encoder.pos_conv.0.bias"
-    problems = [f"{len(items)} {what} ({', '.join(items[:3])}{', ...' if len(items) > 3 else ''})"
-                for what, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
-                if items]
-    hint = (f"; it looks like the {other} model: use --backbone {other}" if marker in state
-            else f"; is {cfg_path} its model_cfg.yaml?")
-    raise AuthorsImportError(f"{path}: not the authors' DistilMOS with the {backbone} backbone that {cfg_path} "
-                             f"describes: keys " + "; ".join(problems) + hint)
+    problems = [
+        f"{len(items)} {what} ({', '.join(items[:3])}{', ...' if len(items) > 3 else ''})"
+        for what, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
+        if items
+    ]
+    hint = (
+        f"; it looks like the {other} model: use --backbone {other}"
+        if marker in state
+        else f"; is {cfg_path} its model_cfg.yaml?"
+    )
+    raise AuthorsImportError(
+        f"{path}: not the authors' DistilMOS with the {backbone} backbone that {cfg_path} "
+        f"describes: keys " + "; ".join(problems) + hint
+    )
 
 
 # ---- the conversion ----------------------------------------------------------------------------------------
@@ -335,7 +382,7 @@ def _head_state(state: dict, head: dict) -> tuple[dict, list[str]]:
     for key, value in state.items():
         prefix = next((p for p in HEAD_KEPT if key.startswith(p)), None)
         if prefix is not None:
-            kept[HEAD_KEPT[prefix] + key[len(prefix):]] = value
+            kept[HEAD_KEPT[prefix] + key[len(prefix) :]] = value
         elif any(key.startswith(p) for p in HEAD_DROPPED):
             dropped.append(key)
     kept["feature_processor.strides"] = torch.tensor(head["strides"], dtype=torch.long)
@@ -361,8 +408,10 @@ def _check_w2v2(weights: dict, config, model, source: str) -> None:
         got = model([probe])["hidden_states"]
     gap = max(float((e - g).abs().max()) for e, g in zip(expected, got)) if len(expected) == len(got) else math.inf
     if not gap <= 1e-4:
-        raise AuthorsImportError(f"{source}: its wav2vec 2.0 backbone, converted to s3prl's, gives other hidden states "
-                                 f"than transformers' Wav2Vec2Model (largest difference {gap:.3g}); nothing written")
+        raise AuthorsImportError(
+            f"{source}: its wav2vec 2.0 backbone, converted to s3prl's, gives other hidden states "
+            f"than transformers' Wav2Vec2Model (largest difference {gap:.3g}); nothing written"
+        )
 
 
 def _check_batching(blob: dict, source: str) -> None:
@@ -375,8 +424,10 @@ def _check_batching(blob: dict, source: str) -> None:
         together = pipeline(probes)
     gap = float((alone - together).abs().max())
     if not (torch.isfinite(alone).all() and gap <= CHECK_TOLERANCE):
-        raise AuthorsImportError(f"{source}: the imported network scores probes {alone.tolist()} alone and "
-                                 f"{together.tolist()} batched; nothing written")
+        raise AuthorsImportError(
+            f"{source}: the imported network scores probes {alone.tolist()} alone and "
+            f"{together.tolist()} batched; nothing written"
+        )
 
 
 def convert(ckpt_path: str, cfg_path: str, backbone: str, *, check: bool = True) -> tuple[dict, dict]:
@@ -399,31 +450,51 @@ def convert(ckpt_path: str, cfg_path: str, backbone: str, *, check: bool = True)
     # their load_state_dict copies into float32 parameters; counters stay integers
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
-    weights = {k[len("ssl."):]: v for k, v in state.items() if k.startswith("ssl.")}
+    weights = {k[len("ssl.") :]: v for k, v in state.items() if k.startswith("ssl.")}
     kind, checkpoint = _upstream_checkpoint(backbone, weights, config)
     name = f"{kind}_local"
     # their WavLM loop reads layer N before the encoder's final LayerNorm (the module docstring's "Layer N")
     before_norm = backbone == "wavlm" and final_norm
-    model = upstream.rebuild({"kind": kind, "spec": {"name": name, "ckpt": None, "model_config": None},
-                              "checkpoint": checkpoint, upstream.LAST_BEFORE_NORM: before_norm}, source=ckpt_path)
+    model = upstream.rebuild(
+        {
+            "kind": kind,
+            "spec": {"name": name, "ckpt": None, "model_config": None},
+            "checkpoint": checkpoint,
+            upstream.LAST_BEFORE_NORM: before_norm,
+        },
+        source=ckpt_path,
+    )
     if check and backbone == "w2v2":
         _check_w2v2(weights, config, model, ckpt_path)
     configs = {k: v for k, v in checkpoint.items() if k not in ("model", "model_weight")}
-    selector = FeatureSelector(downsample_rate=model.get_downsample_rates("hidden_states"), output_dim=dim,
-                               n_layers=n_layers, weighting="entmax15", first_layer=1)
+    selector = FeatureSelector(
+        downsample_rate=model.get_downsample_rates("hidden_states"),
+        output_dim=dim,
+        n_layers=n_layers,
+        weighting="entmax15",
+        first_layer=1,
+    )
     selector.weights.data.copy_(state[LAYER_LOGITS])
     head_state, dropped = _head_state(state, head)
     down_entry, _ = downstreams.make_entry(MODEL_NAME, {downstreams.MODEL_PREFIX + k: v for k, v in head_state.items()})
-    blob = {"upstream": upstream.make_entry(model, name, None, None, configs),
-            "featurizer": {"config": selector.config(), "state_dict": dict(selector.state_dict())},
-            "downstream": down_entry}
+    blob = {
+        "upstream": upstream.make_entry(model, name, None, None, configs),
+        "featurizer": {"config": selector.config(), "state_dict": dict(selector.state_dict())},
+        "downstream": down_entry,
+    }
     if check:
         _check_batching(blob, ckpt_path)
-    facts = {"wrapper": wrapper, "backbone_config": origin, "n_layers": n_layers, "dropped": dropped,
-             "last_layer": LAST_LAYER[backbone] if final_norm else LAST_LAYER_POST_LN,
-             "dropped_numel": int(sum(state[k].numel() for k in dropped)),
-             "layer_weights": [round(float(w), 6) for w in selector.layer_weights()],
-             "upstream_parameters": _count(model), "downstream_parameters": _count(downstreams.build(down_entry))}
+    facts = {
+        "wrapper": wrapper,
+        "backbone_config": origin,
+        "n_layers": n_layers,
+        "dropped": dropped,
+        "last_layer": LAST_LAYER[backbone] if final_norm else LAST_LAYER_POST_LN,
+        "dropped_numel": int(sum(state[k].numel() for k in dropped)),
+        "layer_weights": [round(float(w), 6) for w in selector.layer_weights()],
+        "upstream_parameters": _count(model),
+        "downstream_parameters": _count(downstreams.build(down_entry)),
+    }
     return blob, facts
 
 
@@ -449,24 +520,54 @@ def model_card(ckpt_path: str, cfg_path: str, backbone: str, blob: dict, facts: 
             "repo": f"https://huggingface.co/{HF_REPO}",
             "code": CODE_REPO,
             "backbone": backbone,
-            "checkpoint": {"file": _repo_file(ckpt_path, backbone), "path": os.path.abspath(ckpt_path),
-                           "sha256": sha256_file(ckpt_path), "state_dict_under": facts["wrapper"]},
-            "config": {"file": _repo_file(cfg_path, backbone), "path": os.path.abspath(cfg_path),
-                       "sha256": sha256_file(cfg_path)},
+            "checkpoint": {
+                "file": _repo_file(ckpt_path, backbone),
+                "path": os.path.abspath(ckpt_path),
+                "sha256": sha256_file(ckpt_path),
+                "state_dict_under": facts["wrapper"],
+            },
+            "config": {
+                "file": _repo_file(cfg_path, backbone),
+                "path": os.path.abspath(cfg_path),
+                "sha256": sha256_file(cfg_path),
+            },
         },
-        "upstream": {"name": blob["upstream"]["spec"]["name"], "kind": blob["upstream"]["kind"], "embedded": True,
-                     "fine_tuned": True, "config": facts["backbone_config"], "checkpoint": None,
-                     "parameters": facts["upstream_parameters"]},
-        "featurizer": {"weighting": "entmax15", "layers": f"1..{facts['n_layers']}",
-                       "layer_weights": facts["layer_weights"], "last_layer": facts["last_layer"]},
-        "downstream": {"expert": MODEL_NAME, "variant": "authors", "model": blob["downstream"]["class_name"],
-                       "parameters": facts["downstream_parameters"], "system_classes": None,
-                       "dropped": {"keys": len(facts["dropped"]), "numel": facts["dropped_numel"],
-                                   "modules": sorted(dropped), "why": dropped}},
+        "upstream": {
+            "name": blob["upstream"]["spec"]["name"],
+            "kind": blob["upstream"]["kind"],
+            "embedded": True,
+            "fine_tuned": True,
+            "config": facts["backbone_config"],
+            "checkpoint": None,
+            "parameters": facts["upstream_parameters"],
+        },
+        "featurizer": {
+            "weighting": "entmax15",
+            "layers": f"1..{facts['n_layers']}",
+            "layer_weights": facts["layer_weights"],
+            "last_layer": facts["last_layer"],
+        },
+        "downstream": {
+            "expert": MODEL_NAME,
+            "variant": "authors",
+            "model": blob["downstream"]["class_name"],
+            "parameters": facts["downstream_parameters"],
+            "system_classes": None,
+            "dropped": {
+                "keys": len(facts["dropped"]),
+                "numel": facts["dropped_numel"],
+                "modules": sorted(dropped),
+                "why": dropped,
+            },
+        },
         "differences_from_paper": list(DIFFERENCES),
         "batching": BATCHING,
-        "toolkit": {"distilmos": distilmos.__version__, "torch": str(torch.__version__),
-                    "s3prl": str(getattr(s3prl, "__version__", None)), "python": platform.python_version()},
+        "toolkit": {
+            "distilmos": distilmos.__version__,
+            "torch": str(torch.__version__),
+            "s3prl": str(getattr(s3prl, "__version__", None)),
+            "python": platform.python_version(),
+        },
     }
 
 
