@@ -23,6 +23,20 @@ class DataListError(ToolkitError, ValueError):
     """A data list (or the corpus files behind it) with problems; the message lists every bad row."""
 
 
+#: the shortest clip when the upstream's own minimum is unknown: 400 samples at 16 kHz, the receptive field
+#: of the wav2vec 2.0 / HuBERT / WavLM convolutional front end (one frame needs that many samples)
+DEFAULT_MIN_SECONDS = 0.025
+
+
+def too_short(num_samples: int, min_samples: int) -> str | None:
+    """Why a clip of ``num_samples`` (16 kHz) is too short for an upstream that needs ``min_samples`` for one
+    frame, or None when it is long enough."""
+    if num_samples >= min_samples:
+        return None
+    return (f"too short: {num_samples} samples at 16 kHz ({1000 * num_samples / SAMPLE_RATE:.1f} ms), the upstream "
+            f"needs at least {min_samples} ({1000 * min_samples / SAMPLE_RATE:.1f} ms) for one frame")
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One validated utterance: ``wav_path`` is absolute, ``score`` a finite float (NaN when unscored)."""
@@ -70,12 +84,16 @@ def validate(
     *,
     check_audio: bool = True,
     require_score: bool = True,
+    min_samples: int = 0,
+    skipped: Optional[List[str]] = None,
 ) -> List[Utterance]:
     """Check every row and return the utterances, or raise one :class:`DataListError` listing all problems.
 
     Checked: empty ``sample_id``, duplicate ``sample_id``, a score that is missing, non-numeric or not
     finite, and (with ``check_audio``) an audio file that is missing, unreadable, empty or truncated
-    (header only, so this is cheap).
+    (header only, so this is cheap), or shorter than ``min_samples`` at 16 kHz (what the upstream needs
+    for one frame). A too-short clip is a bad row, unless ``skipped`` is a list: then the row is left
+    out and its message (row, file, reason) appended there.
     """
     problems: List[str] = []
     first_seen: Dict[str, str] = {}
@@ -98,21 +116,30 @@ def validate(
             except ValueError:
                 bad.append(f"score {row.score!r} is not a finite number")
         num_samples = 0
+        short = None
         if check_audio:
             try:
                 info = probe_audio(row.wav_path)
                 num_samples = samples_at_16k(info.frames, info.samplerate)
+                short = too_short(num_samples, min_samples)
             except AudioError as exc:
                 bad.append(str(exc))
+        where = f"{row.origin} [{row.sample_id or '?'}]"
+        if short and skipped is not None and not bad:
+            skipped.append(f"{where}: {row.wav_path}: {short}")
+            continue
+        if short:
+            bad.append(f"{row.wav_path}: {short}")
         if bad:
-            problems.append(f"  {row.origin} [{row.sample_id or '?'}]: " + "; ".join(bad))
+            problems.append(f"  {where}: " + "; ".join(bad))
         else:
             utterances.append(
                 Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples, row.origin))
     if problems:
         raise DataListError(f"{source}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not utterances:
-        raise DataListError(f"{source}: no utterances")
+        left_out = f" ({len(skipped)} left out as too short)" if skipped else ""
+        raise DataListError(f"{source}: no utterances{left_out}")
     return utterances
 
 
@@ -151,9 +178,11 @@ def read_rows(csv_path: str) -> List[Row]:
     return rows
 
 
-def read_datalist(csv_path: str, *, check_audio: bool = True, require_score: bool = True) -> List[Utterance]:
+def read_datalist(csv_path: str, *, check_audio: bool = True, require_score: bool = True, min_samples: int = 0,
+                  skipped: Optional[List[str]] = None) -> List[Utterance]:
     """Read and validate a data list CSV; see :func:`validate` for what is checked."""
-    return validate(read_rows(csv_path), csv_path, check_audio=check_audio, require_score=require_score)
+    return validate(read_rows(csv_path), csv_path, check_audio=check_audio, require_score=require_score,
+                    min_samples=min_samples, skipped=skipped)
 
 
 def write_datalist(csv_path: str, utterances: Sequence[Utterance]) -> None:

@@ -111,6 +111,7 @@ def make_runner_class():
             # the experts read it (a keyword of their constructor, as every arg is): eval batches need no
             # padding cap when it is set
             self.args.upstream_padding_exact = padding_exact.make_padding_exact(model)
+            self.args.upstream_min_samples = padding_exact.min_samples(model)  # the experts' shortest clip
             if not self.args.upstream_padding_exact:
                 cap = "" if self._feature_cache() else (f", so evaluation batches keep a {STRICT_MAX_PAD:g} padding "
                                                         "cap (datarc.eval_max_pad auto)")

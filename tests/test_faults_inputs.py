@@ -1,0 +1,136 @@
+"""Fault suite, the inputs half: files a user hands in that once crashed a tool, passed unnoticed, or were
+refused with the wrong message or exit status. Each case runs through the entry points a user reaches it by.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from distilmos.datalist import DataListError, read_datalist, write_datalist
+from distilmos.errors import ToolkitError
+from distilmos.runner import main as run_downstream
+
+from conftest import REPO, load_script
+
+DOWNSTREAM = os.path.join(REPO, "downstream")
+SHORT = 16  # samples at 16 kHz: a 1 ms clip
+
+
+def _train_argv(expdir, ckpt, data_dir, *overrides):
+    datarc = {"data_dir": data_dir, "num_workers": 0, "train_batch_size": 4, "eval_batch_size": 64}
+    values = [f"config.downstream_expert.datarc.{k}={v}" for k, v in datarc.items()]
+    values += ["config.runner.total_steps=2", "config.runner.eval_step=2", "config.runner.save_step=2", *overrides]
+    return ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "distilmos", "-v", "no_token", "-f",
+            "--device", "cpu", "-p", str(expdir), "-o", ",,".join(values)]
+
+
+def _wav(path, n=1600):
+    sf.write(str(path), np.random.default_rng(0).normal(0, 0.1, n).astype("float32"), 16000)
+    return str(path)
+
+
+# ---- a clip too short for the upstream ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def short_data(demo_data, tmp_path_factory):
+    """The generated BVCC lists, with a 1 ms clip as row 3 of train.csv: ``(data dir, clip, sample id)``."""
+    data = tmp_path_factory.mktemp("short_data")
+    clip = _wav(data / "short.wav", SHORT)
+    utts = read_datalist(os.path.join(demo_data["bvcc"], "train.csv"))
+    utts[1] = type(utts[1])(utts[1].sample_id, utts[1].system_id, clip, utts[1].score)
+    write_datalist(str(data / "train.csv"), utts)
+    for split in ("val", "test"):
+        shutil.copy(os.path.join(demo_data["bvcc"], f"{split}.csv"), data / f"{split}.csv")
+    return data, clip, utts[1].sample_id
+
+
+@pytest.fixture(scope="module")
+def skipped_run(short_data, tiny_ckpts, tmp_path_factory):
+    """A training run on the list with the 1 ms clip, under ``datarc.skip_bad_audio``: its folder."""
+    data, _, _ = short_data
+    expdir = tmp_path_factory.mktemp("skipped_run") / "exp"
+    run_downstream([DOWNSTREAM], _train_argv(expdir, tiny_ckpts["wavlm"], data,
+                                             "config.downstream_expert.datarc.skip_bad_audio=True"))
+    return expdir
+
+
+def test_short_clip_is_a_bad_row_before_training(short_data, tiny_ckpts, tmp_path, capsys):
+    data, clip, sample_id = short_data
+    with pytest.raises(SystemExit) as stopped:
+        run_downstream([DOWNSTREAM], _train_argv(tmp_path / "exp", tiny_ckpts["wavlm"], data))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{data / 'train.csv'}:3 [{sample_id}]: {clip}: too short: 16 samples" in err
+    assert "needs at least 400" in err  # the tiny WavLM's receptive field, from its front end
+    assert not list((tmp_path / "exp").glob("*.ckpt"))
+
+
+def test_short_clip_is_skipped_and_listed_under_skip_bad_audio(short_data, skipped_run):
+    _, clip, sample_id = short_data
+    assert os.path.isfile(skipped_run / "states-2.ckpt")
+    (line,) = (skipped_run / "skipped_audio.txt").read_text().splitlines()
+    assert sample_id in line and clip in line and "too short" in line
+
+
+def test_short_clip_minimum_comes_from_config_without_a_known_upstream(tmp_path):
+    """Under stock s3prl's runner (no receptive field handed over): ``datarc.min_seconds``, default 25 ms."""
+    from distilmos.errors import ConfigError
+    from distilmos.expert_base import MOSExpert
+
+    def expert(datarc, **kwargs):
+        return MOSExpert(8, {"datarc": datarc}, str(tmp_path), **kwargs)
+
+    assert expert({}).min_samples() == 400
+    assert expert({"min_seconds": 0.1}).min_samples() == 1600
+    assert expert({}, upstream_min_samples=720).min_samples() == 720
+    assert expert({"min_seconds": 0.001}, upstream_min_samples=400).min_samples() == 400  # never below the field
+    with pytest.raises(ConfigError, match="datarc.min_seconds"):
+        expert({"min_seconds": "soon"}).min_samples()
+
+
+def test_short_clip_in_token_extraction_is_a_bad_row(short_data, tiny_ckpts, tmp_path, capsys):
+    from upstream_tokens.cli import main as tokens_main
+
+    data, clip, sample_id = short_data
+    fit = ["fit", "--csv", str(data / "train.csv"), "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--out",
+           str(tmp_path / "store"), "--n_clusters", "4", "--quiet", "--device", "cpu"]
+    assert tokens_main(fit) == 2
+    assert f"train.csv:3 [{sample_id}]: {clip}: too short" in capsys.readouterr().err
+    one = tmp_path / "one.csv"
+    one.write_text(f"sample_id,system_id,wav_path,score\nlong,s,{_wav(tmp_path / 'long.wav')},3\n")
+    assert tokens_main(fit[:2] + [str(one)] + fit[3:]) == 0
+    alone = tmp_path / "alone.csv"  # the clip alone in its batch once crashed the upstream's convolutions
+    alone.write_text(f"sample_id,system_id,wav_path,score\nclip,s,{clip},3\n")
+    capsys.readouterr()
+    for command in (["dump", "--csv", str(alone), "--store", str(tmp_path / "store"), "--split", "x"],
+                    ["cache", "--csv", str(alone), "--store", str(tmp_path / "cache"), "--split", "x",
+                     "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"]]):
+        assert tokens_main(command + ["--quiet", "--device", "cpu"]) == 2
+        assert f"alone.csv:2 [clip]: {clip}: too short" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def model(skipped_run):
+    """A predictor file of that run."""
+    from distilmos.predictor import export
+
+    path = str(skipped_run.parent / "model.pt")
+    export(str(skipped_run / "states-2.ckpt"), path)
+    return path
+
+
+def test_short_clip_fails_alone_in_the_predictor(short_data, model, tmp_path, capsys):
+    from distilmos.predictor.cli import main as predict
+
+    data, clip, _ = short_data
+    out = tmp_path / "scores.csv"
+    assert predict(["score", model, str(data / "train.csv"), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"{clip}: too short: 16 samples at 16 kHz (1.0 ms), the upstream needs at least 400" in err
+    n_rows = len(read_datalist(str(data / "train.csv"), check_audio=False))
+    assert len(out.read_text().splitlines()) == n_rows  # header + every other file scored
