@@ -3,10 +3,16 @@
 Every corpus reader (BVCC, SOMOS, a generic list) turns its own files into :class:`Row` objects and
 passes them through :func:`validate`, so a bad corpus is reported the same way everywhere: one
 :class:`DataListError` that lists every bad row with where it came from, before any long job starts.
+
+Every list or CSV a user hands in (data lists, score lists, a corpus's score tables, pools) is opened
+by :func:`open_list` alone: UTF-8 with or without a byte-order mark, and one error naming the file and
+line of a byte that is not UTF-8.
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -23,9 +29,38 @@ class DataListError(ToolkitError, ValueError):
     """A data list (or the corpus files behind it) with problems; the message lists every bad row."""
 
 
+class ListEncodingError(DataListError):
+    """A list file that is not UTF-8 text; the message names the file and the line of the first bad byte."""
+
+
 #: the shortest clip when the upstream's own minimum is unknown: 400 samples at 16 kHz, the receptive field
 #: of the wav2vec 2.0 / HuBERT / WavLM convolutional front end (one frame needs that many samples)
 DEFAULT_MIN_SECONDS = 0.025
+
+
+def open_list(path: str) -> io.StringIO:
+    """A list file's text, ready for ``csv`` (line endings kept, as ``open(..., newline="")`` gives them).
+
+    The one way the toolkit opens a data list or any other list or CSV a user hands in. UTF-8, with or
+    without a byte-order mark (Excel's "CSV UTF-8" writes one); a byte that is not UTF-8 is a
+    :class:`ListEncodingError` naming the file and the line it is on, a file that cannot be read a
+    :class:`DataListError` naming it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:  # missing, a folder, no permission
+        raise DataListError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ListEncodingError(
+            f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 ({exc.reason}); save the file as UTF-8 "
+            "(Excel: \"CSV UTF-8\"; iconv -f latin1 -t utf-8)") from None
+    return io.StringIO(text, newline="")
 
 
 def too_short(num_samples: int, min_samples: int) -> str | None:
@@ -154,7 +189,7 @@ def read_rows(csv_path: str) -> List[Row]:
     if not os.path.isfile(csv_path):
         raise DataListError(f"{csv_path}: no such data list")
     base_dir = os.path.dirname(os.path.abspath(csv_path))
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    with open_list(csv_path) as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         missing = [c for c in ("sample_id", "wav_path") if c not in header]
@@ -219,8 +254,7 @@ def rows_from_score_list(
     if not os.path.isfile(list_path):
         raise DataListError(f"{list_path}: no such score list")
     rows = []
-    with open(list_path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+    lines = open_list(list_path).read().splitlines()
     for line_no, line in enumerate(lines, start=1):
         if not line.strip() or (skip_header and line_no == 1):
             continue
@@ -243,8 +277,7 @@ def rows_from_score_list(
 def looks_like_header(list_path: str) -> bool:
     """Whether the first line of a score list is a header: its score field is not a number and its
     first field is not an audio file name."""
-    with open(list_path, encoding="utf-8") as handle:
-        first = handle.readline().strip()
+    first = open_list(list_path).readline().strip()
     fields = _split_fields(first) if first else []
     if len(fields) < 2:
         return False
@@ -256,22 +289,3 @@ def looks_like_header(list_path: str) -> bool:
 
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
-
-
-def write_splits(splits: Dict[str, tuple], out_dir: str, *, check_audio: bool = True) -> Dict[str, List[Utterance]]:
-    """Validate every split, then write ``out_dir/<split>.csv`` for each.
-
-    ``splits`` maps an output split name to ``(rows, source)``. Nothing is written unless every split is
-    valid; the error lists the bad rows of all splits at once.
-    """
-    validated, errors = {}, []
-    for name, (rows, source) in splits.items():
-        try:
-            validated[name] = validate(rows, source, check_audio=check_audio)
-        except DataListError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise DataListError("\n".join(errors))
-    for name, utts in validated.items():
-        write_datalist(os.path.join(out_dir, f"{name}.csv"), utts)
-    return validated

@@ -134,3 +134,98 @@ def test_short_clip_fails_alone_in_the_predictor(short_data, model, tmp_path, ca
     assert f"{clip}: too short: 16 samples at 16 kHz (1.0 ms), the upstream needs at least 400" in err
     n_rows = len(read_datalist(str(data / "train.csv"), check_audio=False))
     assert len(out.read_text().splitlines()) == n_rows  # header + every other file scored
+
+
+# ---- byte-order marks and bytes that are not UTF-8 ---------------------------------------------------------
+
+@pytest.fixture
+def lists(tmp_path):
+    """Two-row lists (data list CSV, plain score list, pool CSV) over two wavs, as text to write."""
+    a, b = _wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav")
+    return {
+        "datalist": f"sample_id,system_id,wav_path,score\na,s1,{a},3.5\nb,s2,{b},2.0\n",
+        "scorelist": f"{os.path.basename(a)},3.5\n{os.path.basename(b)},2.0\n",
+        "pool": f"sample_id,system_id,wav_path,split\na,s1,{a},train\nb,s2,{b},heldout\n",
+    }
+
+
+def test_byte_order_mark_is_accepted_by_every_reader(lists, tmp_path):
+    from distilmos.compress.pseudo_label import read_pool as read_student_pool
+    from distilmos.corpora.common import read_lines, read_table
+    from distilmos.datalist import looks_like_header, rows_from_score_list
+    from distilmos.predictor.inputs import collect
+    from distilmos.pretrain_tiny import read_pool
+    from upstream_tokens.extract import read_list
+
+    bom = b"\xef\xbb\xbf"
+    paths = {}
+    for name, text in lists.items():
+        paths[name] = tmp_path / f"{name}.{'txt' if name == 'scorelist' else 'csv'}"
+        paths[name].write_bytes(bom + text.encode())
+    datalist, scorelist, pool = (str(paths[n]) for n in ("datalist", "scorelist", "pool"))
+    assert [u.sample_id for u in read_datalist(datalist)] == ["a", "b"]  # training's reader
+    assert [u.sample_id for u in read_list(datalist)[0]] == ["a", "b"]  # token extraction's
+    assert [e.score for e in collect([datalist])] == [3.5, 2.0]  # the predictor's
+    assert [e.score for e in collect([scorelist])] == [3.5, 2.0]
+    assert not looks_like_header(scorelist)
+    assert [r.sample_id for r in rows_from_score_list(scorelist, str(tmp_path), lambda s: s)] == ["a", "b"]
+    assert [r["sample_id"] for _, r in read_table(datalist, ("sample_id",))] == ["a", "b"]  # corpus score files
+    assert read_lines(scorelist)[0][1][0] == "a.wav"
+    assert [r["sample_id"] for r in read_pool(pool)] == ["a", "b"]
+    assert [r["sample_id"] for r in read_student_pool(datalist)] == ["a", "b"]
+
+
+def test_byte_order_mark_through_token_extraction(lists, tiny_ckpts, tmp_path):
+    from upstream_tokens.cli import main as tokens_main
+
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + lists["datalist"].encode())
+    assert tokens_main(["fit", "--csv", str(path), "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--out",
+                        str(tmp_path / "store"), "--n_clusters", "2", "--quiet", "--device", "cpu"]) == 0
+
+
+def _latin1(tmp_path, name, text, line):
+    """``text`` with a Latin-1 "é" (byte 0xe9, not UTF-8) put at the end of line ``line``."""
+    rows = text.encode().split(b"\n")
+    rows[line - 1] += b"\xe9"
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(rows))
+    return str(path)
+
+
+def test_non_utf8_byte_is_one_error_naming_file_and_line(lists, tiny_ckpts, model, tmp_path, capsys):
+    from distilmos.corpora.common import read_table
+    from distilmos.datalist import ListEncodingError  # a DataListError that names file and line
+    from distilmos.predictor.cli import main as predict
+    from distilmos.prep_list import main as prep_list
+    from upstream_tokens.cli import main as tokens_main
+
+    datalist = _latin1(tmp_path, "latin1.csv", lists["datalist"], 3)
+    scorelist = _latin1(tmp_path, "latin1.txt", lists["scorelist"], 2)
+    where = f"{datalist}:3: byte 0xe9 is not UTF-8"
+    for read in (read_datalist, lambda p: read_table(p, ("sample_id",))):
+        with pytest.raises(ListEncodingError, match=where):
+            read(datalist)
+    assert issubclass(ListEncodingError, ToolkitError)
+    assert tokens_main(["fit", "--csv", datalist, "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--out",
+                        str(tmp_path / "store"), "--quiet", "--device", "cpu"]) == 2
+    assert where in capsys.readouterr().err
+    assert predict(["score", model, datalist, "-q"]) == 2
+    assert where in capsys.readouterr().err
+    assert prep_list(["--list", scorelist, "--out", str(tmp_path / "out.csv")]) != 0
+    assert f"{scorelist}:2: byte 0xe9 is not UTF-8" in capsys.readouterr().err
+    assert predict(["score", model, scorelist, "-q"]) == 2  # a plain list: also named by line
+    assert f"{scorelist}:2: byte 0xe9 is not UTF-8" in capsys.readouterr().err
+
+
+def test_non_utf8_byte_stops_training_with_exit_2(lists, tiny_ckpts, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    _latin1(data, "train.csv", lists["datalist"], 2)
+    for split in ("val", "test"):
+        (data / f"{split}.csv").write_text(lists["datalist"])
+    with pytest.raises(SystemExit) as stopped:
+        run_downstream([DOWNSTREAM], _train_argv(tmp_path / "exp", tiny_ckpts["wavlm"], data))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{data / 'train.csv'}:2: byte 0xe9 is not UTF-8" in err and "Traceback" not in err

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
+from distilmos.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write, sha256_file
 
@@ -37,8 +38,7 @@ def read_pool(pool: str) -> list[dict]:
 
     if pool.lower().endswith(".csv") and os.path.isfile(pool):
         base = os.path.dirname(os.path.abspath(pool))
-        with open(pool, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(open_list(pool)))
         if rows and "sample_id" in rows[0]:
             return [{"sample_id": r["sample_id"], "system_id": r.get("system_id") or "pool",
                      "wav_path": r["wav_path"] if os.path.isabs(r["wav_path"]) else os.path.join(base, r["wav_path"])}

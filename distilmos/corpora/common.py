@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, validate, write_datalist
+from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, open_list, validate, write_datalist
 from distilmos.fileio import atomic_write
 
 #: ``{split: (rows, source)}``: what a reader returns; ``source`` names the score file(s) in errors
@@ -75,7 +75,7 @@ def read_table(path: str, columns: Sequence[str]) -> List[Tuple[int, Dict[str, s
     header without one of ``columns`` is an error naming the file."""
     if not os.path.isfile(path):
         raise CorpusLayoutError(f"{path}: no such score file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # some corpora ship a byte-order mark
+    with open_list(path) as handle:  # some corpora ship a byte-order mark
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in columns if c not in header]
@@ -90,7 +90,7 @@ def read_lines(path: str) -> List[Tuple[int, List[str]]]:
     """Non-empty lines of a headerless comma-separated file as ``(line number, fields)``."""
     if not os.path.isfile(path):
         raise CorpusLayoutError(f"{path}: no such score file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with open_list(path) as handle:
         return [(n, [f.strip() for f in fields]) for n, fields in enumerate(csv.reader(handle), start=1)
                 if any(f.strip() for f in fields)]
 
