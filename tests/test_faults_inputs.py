@@ -229,3 +229,77 @@ def test_non_utf8_byte_stops_training_with_exit_2(lists, tiny_ckpts, tmp_path, c
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert f"{data / 'train.csv'}:2: byte 0xe9 is not UTF-8" in err and "Traceback" not in err
+
+
+# ---- token stores whose meta disagrees with their arrays ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def store(demo_data, tiny_ckpts, tmp_path_factory):
+    """A k=4 token store of the tiny WavLM with its ``train`` split dumped."""
+    from upstream_tokens.dump import dump_split
+    from upstream_tokens.fit import fit_store
+
+    out = str(tmp_path_factory.mktemp("store") / "wavlm_k4")
+    train = os.path.join(demo_data["bvcc"], "train.csv")
+    fit_store(train, "wavlm_local", tiny_ckpts["wavlm"], out, n_clusters=4, batch_size=64, progress=False)
+    dump_split(train, out, "train", upstream_ckpt=tiny_ckpts["wavlm"], progress=False)
+    return out
+
+
+def _copy_with_meta(store, tmp_path, **changes):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(store, copy)
+    meta_path = os.path.join(copy, "meta.json")
+    with open(meta_path) as handle:
+        meta = json.load(handle)
+    meta.update(changes)
+    with open(meta_path, "w") as handle:
+        json.dump(meta, handle)
+    return copy
+
+
+@pytest.mark.parametrize("changes,why", [
+    ({"n_clusters": 8}, "k 4 in the centroids, 8 in the meta"),  # once accepted: predictors over 8 classes
+    ({"n_clusters": 2}, "k 4 in the centroids, 2 in the meta"),  # once an IndexError at the first step
+    ({"layers": [1, 2]}, "centroids.npy holds float32[3, 4, 64]"),
+    ({"token_dtype": "int8", "n_clusters": 300}, "token_dtype int8 cannot hold token ids 0..299"),
+], ids=["k_larger", "k_smaller", "layers", "dtype"])
+def test_store_meta_disagreeing_with_its_arrays_is_refused_at_open(store, tmp_path, capsys, changes, why):
+    from upstream_tokens.cli import main as tokens_main
+    from upstream_tokens.store import TokenStore, TokenStoreError
+
+    copy = _copy_with_meta(store, tmp_path, **changes)
+    with pytest.raises(TokenStoreError, match="meta.json and its arrays disagree") as caught:
+        TokenStore(copy)
+    assert copy in str(caught.value) and why in str(caught.value)
+    assert tokens_main(["info", "--store", copy]) == 2
+    assert why in capsys.readouterr().err
+
+
+def test_token_id_outside_k_is_caught_when_read(store, tmp_path):
+    from upstream_tokens.store import TokenStore, TokenStoreError
+
+    copy = _copy_with_meta(store, tmp_path)
+    with open(os.path.join(copy, "train.index.json")) as handle:
+        sample_id, start, length = json.load(handle)["items"][2]
+    array = np.load(os.path.join(copy, "train.npy"), mmap_mode="r+")
+    array[start + length - 1, 1] = 4  # k = 4: ids 0..3
+    array.flush()
+    del array
+    opened = TokenStore(copy)
+    with pytest.raises(TokenStoreError, match=f"utterance '{sample_id}' holds token id 4, outside 0..3"):
+        opened.tokens(sample_id)
+
+
+def test_index_that_does_not_tile_its_split_is_refused(store, tmp_path):
+    from upstream_tokens.store import TokenStore, TokenStoreError
+
+    copy = _copy_with_meta(store, tmp_path)
+    index_path = os.path.join(copy, "train.index.json")
+    with open(index_path) as handle:
+        index = json.load(handle)
+    index["items"][0][2] += 1  # one utterance claims a frame of the next
+    with open(index_path, "w") as handle:
+        json.dump(index, handle)
+    with pytest.raises(TokenStoreError, match="train.index.json: its utterances cover"):
+        TokenStore(copy)
