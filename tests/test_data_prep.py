@@ -51,7 +51,7 @@ def test_bvcc_prep_reports_all_bad_rows_and_writes_nothing(demo_corpus, tmp_path
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, os.path.join(REPO, "egs/bvcc/local/data_prep.py"),
                              "--bvcc_root", str(bvcc), "--out_dir", str(out)], capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode == 2
     err = result.stderr
     assert "4 bad row(s)" in err
     assert "sysdead-uttmissing.wav" in err and "no such audio file" in err

@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, open_list, validate, write_datalist
-from distilmos.fileio import atomic_write
+from distilmos.fileio import atomic_write, unwritable
 
 #: ``{split: (rows, source)}``: what a reader returns; ``source`` names the score file(s) in errors
 Splits = Dict[str, Tuple[List[Row], str]]
@@ -156,6 +156,9 @@ def write_splits(splits: Splits, out_dir: str, *, check_audio: bool = True,
     """Validate every split (audio headers too, with a progress bar on large corpora), then write
     ``out_dir/<split>.csv`` for each. Nothing is written unless every split is valid; the error lists
     the bad rows of all splits."""
+    problem = unwritable(out_dir)
+    if problem:  # before the header checks, which can take minutes on a large corpus
+        raise DataListError(f"{out_dir}: cannot write the data lists there ({problem}); give another --out_dir")
     validated, errors = {}, []
     for name, (rows, source) in splits.items():
         try:
