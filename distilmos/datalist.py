@@ -15,6 +15,7 @@ import csv
 import io
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -32,6 +33,13 @@ class DataListError(ToolkitError, ValueError):
 class ListEncodingError(DataListError):
     """A list file that is not UTF-8 text; the message names the file and the line of the first bad byte."""
 
+
+#: the scale of a MOS list: warned about when the bulk of a list's scores is on it and some are not
+MOS_SCALE = (1.0, 5.0)
+#: share of a list's scores that must lie on :data:`MOS_SCALE` for the list to be taken as a MOS list
+MOS_BULK = 0.9
+#: rows named in one warning
+_WARN_ROWS = 10
 
 #: the shortest clip when the upstream's own minimum is unknown: 400 samples at 16 kHz, the receptive field
 #: of the wav2vec 2.0 / HuBERT / WavLM convolutional front end (one frame needs that many samples)
@@ -129,6 +137,8 @@ def validate(
     (header only, so this is cheap), or shorter than ``min_samples`` at 16 kHz (what the upstream needs
     for one frame). A too-short clip is a bad row, unless ``skipped`` is a list: then the row is left
     out and its message (row, file, reason) appended there.
+
+    Scores off the 1-5 MOS scale are kept, with one warning naming them (see :func:`warn_off_scale`).
     """
     problems: List[str] = []
     first_seen: Dict[str, str] = {}
@@ -175,7 +185,33 @@ def validate(
     if not utterances:
         left_out = f" ({len(skipped)} left out as too short)" if skipped else ""
         raise DataListError(f"{source}: no utterances{left_out}")
+    warn_off_scale(utterances, source)
     return utterances
+
+
+def off_scale(utterances: Sequence[Utterance], scale: tuple[float, float] = MOS_SCALE,
+              bulk: float = MOS_BULK) -> List[Utterance]:
+    """The utterances whose score lies off ``scale``, when the list is on that scale: at least ``bulk`` of
+    its scores lie on it. A list mostly off it (0-100 ratings, say) is on another scale, and none is named.
+
+    The scale is inferred rather than configured: every corpus this toolkit reads is rated 1-5, and a
+    list on another scale should neither be refused nor need an option.
+    """
+    scored = [u for u in utterances if math.isfinite(u.score)]
+    off = [u for u in scored if not scale[0] <= u.score <= scale[1]]
+    return off if off and len(scored) - len(off) >= bulk * len(scored) else []
+
+
+def warn_off_scale(utterances: Sequence[Utterance], source: str) -> None:
+    """One warning on stderr naming the rows of a MOS list whose scores lie off its 1-5 scale
+    (:func:`off_scale`); they are kept (a typo, or a list on another scale: check them)."""
+    off = off_scale(utterances)
+    if not off:
+        return
+    rows = "\n".join(f"  {u.origin} [{u.sample_id}]: score {u.score:g}" for u in off[:_WARN_ROWS])
+    more = f"\n  ... and {len(off) - _WARN_ROWS} more" if len(off) > _WARN_ROWS else ""
+    print(f"warning: {source}: {len(off)} of {len(utterances)} scores lie off the {MOS_SCALE[0]:g}-{MOS_SCALE[1]:g} "
+          f"MOS scale the others are on (kept as given; check them for typos):\n{rows}{more}", file=sys.stderr)
 
 
 def resolve_wav_path(wav_path: str, base_dir: str) -> str:

@@ -356,3 +356,33 @@ def test_recipe_stage_1_with_a_bad_root_exits_2(tmp_path):
                              "--expdir", str(tmp_path / "exp")], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "nowhere/DATA: not found" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "exp" / ".done.1").exists()
+
+
+# ---- scores off the MOS scale ----------------------------------------------------------------------------------
+
+def test_off_scale_scores_are_kept_with_one_warning_naming_them(tmp_path, capsys):
+    from distilmos.prep_list import main as prep_list
+
+    wavs = [_wav(tmp_path / f"u{i}.wav") for i in range(40)]
+    scores = [1 + (i % 9) / 2 for i in range(40)]
+    scores[3], scores[10], scores[20] = 7.5, -2.0, 0.0
+    path = tmp_path / "list.csv"
+    path.write_text("sample_id,system_id,wav_path,score\n"
+                    + "".join(f"u{i},s,{w},{s}\n" for i, (w, s) in enumerate(zip(wavs, scores))))
+    utts = read_datalist(str(path))
+    assert [u.score for u in utts] == scores  # kept: a refusal would block lists on other scales
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "3 of 40 scores lie off the 1-5 MOS scale" in err
+    for line, score in ((5, "7.5"), (12, "-2"), (22, "0")):
+        assert f"{path}:{line} [u{line - 2}]: score {score}\n" in err
+    # a list on another scale (0-100) is left alone
+    path.write_text("sample_id,system_id,wav_path,score\n"
+                    + "".join(f"u{i},s,{w},{20 + 2 * i}\n" for i, w in enumerate(wavs)))
+    read_datalist(str(path))
+    assert "warning" not in capsys.readouterr().err
+    # corpus preparation warns too, once for the list it writes
+    listing = tmp_path / "scores.txt"
+    listing.write_text("".join(f"u{i}.wav,{s}\n" for i, s in enumerate(scores)))
+    assert prep_list(["--list", str(listing), "--out", str(tmp_path / "out.csv")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and f"{listing}:4 [u3]: score 7.5" in err
