@@ -8,6 +8,7 @@ Every list or CSV a user hands in (data lists, score lists, a corpus's score tab
 by :func:`open_list` alone: UTF-8 with or without a byte-order mark, and one error naming the file and
 line of a byte that is not UTF-8.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -16,8 +17,8 @@ import io
 import math
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence
 
 from .audio import SAMPLE_RATE, AudioError, probe_audio, samples_at_16k
 from .errors import ToolkitError
@@ -60,14 +61,15 @@ def open_list(path: str) -> io.StringIO:
     except OSError as exc:  # missing, a folder, no permission
         raise DataListError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ListEncodingError(
             f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 ({exc.reason}); save the file as UTF-8 "
-            "(Excel: \"CSV UTF-8\"; iconv -f latin1 -t utf-8)") from None
+            '(Excel: "CSV UTF-8"; iconv -f latin1 -t utf-8)'
+        ) from None
     return io.StringIO(text, newline="")
 
 
@@ -76,20 +78,21 @@ def too_short(num_samples: int, min_samples: int) -> str | None:
     frame, or None when it is long enough."""
     if num_samples >= min_samples:
         return None
-    return (f"too short: {num_samples} samples at 16 kHz ({1000 * num_samples / SAMPLE_RATE:.1f} ms), the upstream "
-            f"needs at least {min_samples} ({1000 * min_samples / SAMPLE_RATE:.1f} ms) for one frame")
+    return (
+        f"too short: {num_samples} samples at 16 kHz ({1000 * num_samples / SAMPLE_RATE:.1f} ms), the upstream "
+        f"needs at least {min_samples} ({1000 * min_samples / SAMPLE_RATE:.1f} ms) for one frame"
+    )
 
 
 @dataclass(frozen=True)
 class Utterance:
     """One validated utterance: ``wav_path`` is absolute, ``score`` a finite float (NaN when unscored)."""
 
-
     sample_id: str
     system_id: str
     wav_path: str
     score: float
-    extra: Dict[str, str] = field(default_factory=dict, compare=False)
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
     num_samples: int = field(default=0, compare=False)  # at 16 kHz, from the header; 0 if unchecked
     origin: str = field(default="", compare=False)  # where it was listed ("file:line"), for error messages
 
@@ -109,12 +112,12 @@ class Row:
     sample_id: str
     system_id: str
     wav_path: str
-    score: Optional[str]
+    score: str | None
     origin: str
-    extra: Dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
 
-def _parse_score(raw: Optional[str]) -> float:
+def _parse_score(raw: str | None) -> float:
     value = float(str(raw).strip())  # ValueError for "abc" and ""
     if not math.isfinite(value):
         raise ValueError(f"score {raw!r} is not finite")
@@ -128,8 +131,8 @@ def validate(
     check_audio: bool = True,
     require_score: bool = True,
     min_samples: int = 0,
-    skipped: Optional[List[str]] = None,
-) -> List[Utterance]:
+    skipped: list[str] | None = None,
+) -> list[Utterance]:
     """Check every row and return the utterances, or raise one :class:`DataListError` listing all problems.
 
     Checked: empty ``sample_id``, duplicate ``sample_id``, a score that is missing, non-numeric or not
@@ -140,9 +143,9 @@ def validate(
 
     Scores off the 1-5 MOS scale are kept, with one warning naming them (see :func:`warn_off_scale`).
     """
-    problems: List[str] = []
-    first_seen: Dict[str, str] = {}
-    utterances: List[Utterance] = []
+    problems: list[str] = []
+    first_seen: dict[str, str] = {}
+    utterances: list[Utterance] = []
     for row in rows:
         bad = []
         if not row.sample_id:
@@ -179,7 +182,8 @@ def validate(
             problems.append(f"  {where}: " + "; ".join(bad))
         else:
             utterances.append(
-                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples, row.origin))
+                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples, row.origin)
+            )
     if problems:
         raise DataListError(f"{source}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not utterances:
@@ -189,8 +193,9 @@ def validate(
     return utterances
 
 
-def off_scale(utterances: Sequence[Utterance], scale: tuple[float, float] = MOS_SCALE,
-              bulk: float = MOS_BULK) -> List[Utterance]:
+def off_scale(
+    utterances: Sequence[Utterance], scale: tuple[float, float] = MOS_SCALE, bulk: float = MOS_BULK
+) -> list[Utterance]:
     """The utterances whose score lies off ``scale``, when the list is on that scale: at least ``bulk`` of
     its scores lie on it. A list mostly off it (0-100 ratings, say) is on another scale, and none is named.
 
@@ -210,8 +215,11 @@ def warn_off_scale(utterances: Sequence[Utterance], source: str) -> None:
         return
     rows = "\n".join(f"  {u.origin} [{u.sample_id}]: score {u.score:g}" for u in off[:_WARN_ROWS])
     more = f"\n  ... and {len(off) - _WARN_ROWS} more" if len(off) > _WARN_ROWS else ""
-    print(f"warning: {source}: {len(off)} of {len(utterances)} scores lie off the {MOS_SCALE[0]:g}-{MOS_SCALE[1]:g} "
-          f"MOS scale the others are on (kept as given; check them for typos):\n{rows}{more}", file=sys.stderr)
+    print(
+        f"warning: {source}: {len(off)} of {len(utterances)} scores lie off the {MOS_SCALE[0]:g}-{MOS_SCALE[1]:g} "
+        f"MOS scale the others are on (kept as given; check them for typos):\n{rows}{more}",
+        file=sys.stderr,
+    )
 
 
 def resolve_wav_path(wav_path: str, base_dir: str) -> str:
@@ -220,7 +228,7 @@ def resolve_wav_path(wav_path: str, base_dir: str) -> str:
     return os.path.normpath(wav_path if os.path.isabs(wav_path) else os.path.join(base_dir, wav_path))
 
 
-def read_rows(csv_path: str) -> List[Row]:
+def read_rows(csv_path: str) -> list[Row]:
     """Read a data list CSV into raw rows (no validation beyond the header)."""
     if not os.path.isfile(csv_path):
         raise DataListError(f"{csv_path}: no such data list")
@@ -230,9 +238,7 @@ def read_rows(csv_path: str) -> List[Row]:
         header = reader.fieldnames or []
         missing = [c for c in ("sample_id", "wav_path") if c not in header]
         if missing:
-            raise DataListError(
-                f"{csv_path}: header {header} lacks column(s) {missing}; expected {','.join(COLUMNS)}"
-            )
+            raise DataListError(f"{csv_path}: header {header} lacks column(s) {missing}; expected {','.join(COLUMNS)}")
         rows = []
         for line_no, record in enumerate(reader, start=2):
             extra = {k: v for k, v in record.items() if k not in COLUMNS and k is not None}
@@ -249,11 +255,23 @@ def read_rows(csv_path: str) -> List[Row]:
     return rows
 
 
-def read_datalist(csv_path: str, *, check_audio: bool = True, require_score: bool = True, min_samples: int = 0,
-                  skipped: Optional[List[str]] = None) -> List[Utterance]:
+def read_datalist(
+    csv_path: str,
+    *,
+    check_audio: bool = True,
+    require_score: bool = True,
+    min_samples: int = 0,
+    skipped: list[str] | None = None,
+) -> list[Utterance]:
     """Read and validate a data list CSV; see :func:`validate` for what is checked."""
-    return validate(read_rows(csv_path), csv_path, check_audio=check_audio, require_score=require_score,
-                    min_samples=min_samples, skipped=skipped)
+    return validate(
+        read_rows(csv_path),
+        csv_path,
+        check_audio=check_audio,
+        require_score=require_score,
+        min_samples=min_samples,
+        skipped=skipped,
+    )
 
 
 def write_datalist(csv_path: str, utterances: Sequence[Utterance]) -> None:
@@ -269,7 +287,7 @@ def write_datalist(csv_path: str, utterances: Sequence[Utterance]) -> None:
             )
 
 
-def _split_fields(line: str) -> List[str]:
+def _split_fields(line: str) -> list[str]:
     return [f.strip() for f in (line.split(",") if "," in line else line.split())]
 
 
@@ -279,7 +297,7 @@ def rows_from_score_list(
     system_of,
     *,
     skip_header: bool = False,
-) -> List[Row]:
+) -> list[Row]:
     """Read a ``wav,score[,system]`` list (BVCC's and SOMOS's ``*_mos_list.txt`` are of this kind).
 
     ``wav`` is a file name or path relative to ``wav_dir`` (or absolute); ``sample_id`` is its stem;

@@ -1,6 +1,7 @@
 """Fault suite, the inputs half: files a user hands in that once crashed a tool, passed unnoticed, or were
 refused with the wrong message or exit status. Each case runs through the entry points a user reaches it by.
 """
+
 import json
 import os
 import shutil
@@ -10,12 +11,11 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REPO, load_script
 
 from distilmos.datalist import DataListError, read_datalist, write_datalist
 from distilmos.errors import ToolkitError
 from distilmos.runner import main as run_downstream
-
-from conftest import REPO, load_script
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 SHORT = 16  # samples at 16 kHz: a 1 ms clip
@@ -25,8 +25,25 @@ def _train_argv(expdir, ckpt, data_dir, *overrides):
     datarc = {"data_dir": data_dir, "num_workers": 0, "train_batch_size": 4, "eval_batch_size": 64}
     values = [f"config.downstream_expert.datarc.{k}={v}" for k, v in datarc.items()]
     values += ["config.runner.total_steps=2", "config.runner.eval_step=2", "config.runner.save_step=2", *overrides]
-    return ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "distilmos", "-v", "no_token", "-f",
-            "--device", "cpu", "-p", str(expdir), "-o", ",,".join(values)]
+    return [
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        "distilmos",
+        "-v",
+        "no_token",
+        "-f",
+        "--device",
+        "cpu",
+        "-p",
+        str(expdir),
+        "-o",
+        ",,".join(values),
+    ]
 
 
 def _wav(path, n=1600):
@@ -35,6 +52,7 @@ def _wav(path, n=1600):
 
 
 # ---- a clip too short for the upstream ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def short_data(demo_data, tmp_path_factory):
@@ -54,8 +72,10 @@ def skipped_run(short_data, tiny_ckpts, tmp_path_factory):
     """A training run on the list with the 1 ms clip, under ``datarc.skip_bad_audio``: its folder."""
     data, _, _ = short_data
     expdir = tmp_path_factory.mktemp("skipped_run") / "exp"
-    run_downstream([DOWNSTREAM], _train_argv(expdir, tiny_ckpts["wavlm"], data,
-                                             "config.downstream_expert.datarc.skip_bad_audio=True"))
+    run_downstream(
+        [DOWNSTREAM],
+        _train_argv(expdir, tiny_ckpts["wavlm"], data, "config.downstream_expert.datarc.skip_bad_audio=True"),
+    )
     return expdir
 
 
@@ -97,8 +117,22 @@ def test_short_clip_in_token_extraction_is_a_bad_row(short_data, tiny_ckpts, tmp
     from upstream_tokens.cli import main as tokens_main
 
     data, clip, sample_id = short_data
-    fit = ["fit", "--csv", str(data / "train.csv"), "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--out",
-           str(tmp_path / "store"), "--n_clusters", "4", "--quiet", "--device", "cpu"]
+    fit = [
+        "fit",
+        "--csv",
+        str(data / "train.csv"),
+        "-u",
+        "wavlm_local",
+        "-k",
+        tiny_ckpts["wavlm"],
+        "--out",
+        str(tmp_path / "store"),
+        "--n_clusters",
+        "4",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert tokens_main(fit) == 2
     assert f"train.csv:3 [{sample_id}]: {clip}: too short" in capsys.readouterr().err
     one = tmp_path / "one.csv"
@@ -107,9 +141,22 @@ def test_short_clip_in_token_extraction_is_a_bad_row(short_data, tiny_ckpts, tmp
     alone = tmp_path / "alone.csv"  # the clip alone in its batch once crashed the upstream's convolutions
     alone.write_text(f"sample_id,system_id,wav_path,score\nclip,s,{clip},3\n")
     capsys.readouterr()
-    for command in (["dump", "--csv", str(alone), "--store", str(tmp_path / "store"), "--split", "x"],
-                    ["cache", "--csv", str(alone), "--store", str(tmp_path / "cache"), "--split", "x",
-                     "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"]]):
+    for command in (
+        ["dump", "--csv", str(alone), "--store", str(tmp_path / "store"), "--split", "x"],
+        [
+            "cache",
+            "--csv",
+            str(alone),
+            "--store",
+            str(tmp_path / "cache"),
+            "--split",
+            "x",
+            "-u",
+            "wavlm_local",
+            "-k",
+            tiny_ckpts["wavlm"],
+        ],
+    ):
         assert tokens_main(command + ["--quiet", "--device", "cpu"]) == 2
         assert f"alone.csv:2 [clip]: {clip}: too short" in capsys.readouterr().err
 
@@ -137,6 +184,7 @@ def test_short_clip_fails_alone_in_the_predictor(short_data, model, tmp_path, ca
 
 
 # ---- byte-order marks and bytes that are not UTF-8 ---------------------------------------------------------
+
 
 @pytest.fixture
 def lists(tmp_path):
@@ -180,8 +228,27 @@ def test_byte_order_mark_through_token_extraction(lists, tiny_ckpts, tmp_path):
 
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + lists["datalist"].encode())
-    assert tokens_main(["fit", "--csv", str(path), "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--out",
-                        str(tmp_path / "store"), "--n_clusters", "2", "--quiet", "--device", "cpu"]) == 0
+    assert (
+        tokens_main(
+            [
+                "fit",
+                "--csv",
+                str(path),
+                "-u",
+                "wavlm_local",
+                "-k",
+                tiny_ckpts["wavlm"],
+                "--out",
+                str(tmp_path / "store"),
+                "--n_clusters",
+                "2",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
 
 
 def _latin1(tmp_path, name, text, line):
@@ -207,8 +274,25 @@ def test_non_utf8_byte_is_one_error_naming_file_and_line(lists, tiny_ckpts, mode
         with pytest.raises(ListEncodingError, match=where):
             read(datalist)
     assert issubclass(ListEncodingError, ToolkitError)
-    assert tokens_main(["fit", "--csv", datalist, "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--out",
-                        str(tmp_path / "store"), "--quiet", "--device", "cpu"]) == 2
+    assert (
+        tokens_main(
+            [
+                "fit",
+                "--csv",
+                datalist,
+                "-u",
+                "wavlm_local",
+                "-k",
+                tiny_ckpts["wavlm"],
+                "--out",
+                str(tmp_path / "store"),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert where in capsys.readouterr().err
     assert predict(["score", model, datalist, "-q"]) == 2
     assert where in capsys.readouterr().err
@@ -232,6 +316,7 @@ def test_non_utf8_byte_stops_training_with_exit_2(lists, tiny_ckpts, tmp_path, c
 
 
 # ---- token stores whose meta disagrees with their arrays ------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def store(demo_data, tiny_ckpts, tmp_path_factory):
@@ -258,12 +343,16 @@ def _copy_with_meta(store, tmp_path, **changes):
     return copy
 
 
-@pytest.mark.parametrize("changes,why", [
-    ({"n_clusters": 8}, "k 4 in the centroids, 8 in the meta"),  # once accepted: predictors over 8 classes
-    ({"n_clusters": 2}, "k 4 in the centroids, 2 in the meta"),  # once an IndexError at the first step
-    ({"layers": [1, 2]}, "centroids.npy holds float32[3, 4, 64]"),
-    ({"token_dtype": "int8", "n_clusters": 300}, "token_dtype int8 cannot hold token ids 0..299"),
-], ids=["k_larger", "k_smaller", "layers", "dtype"])
+@pytest.mark.parametrize(
+    "changes,why",
+    [
+        ({"n_clusters": 8}, "k 4 in the centroids, 8 in the meta"),  # once accepted: predictors over 8 classes
+        ({"n_clusters": 2}, "k 4 in the centroids, 2 in the meta"),  # once an IndexError at the first step
+        ({"layers": [1, 2]}, "centroids.npy holds float32[3, 4, 64]"),
+        ({"token_dtype": "int8", "n_clusters": 300}, "token_dtype int8 cannot hold token ids 0..299"),
+    ],
+    ids=["k_larger", "k_smaller", "layers", "dtype"],
+)
 def test_store_meta_disagreeing_with_its_arrays_is_refused_at_open(store, tmp_path, capsys, changes, why):
     from upstream_tokens.cli import main as tokens_main
     from upstream_tokens.store import TokenStore, TokenStoreError
@@ -316,8 +405,11 @@ PREP_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("entry,argv,message", PREP_ERRORS,
-                         ids=["module", "module_unknown_corpus", "bvcc_data_prep", "nisqa_data_prep", "prep_list"])
+@pytest.mark.parametrize(
+    "entry,argv,message",
+    PREP_ERRORS,
+    ids=["module", "module_unknown_corpus", "bvcc_data_prep", "nisqa_data_prep", "prep_list"],
+)
 def test_corpus_preparation_errors_exit_2(tmp_path, capsys, entry, argv, message):
     """Each entry point's main, in this process (a traceback would fail the test); the recipe test below runs
     a data_prep.py script as its own process."""
@@ -351,14 +443,32 @@ def test_corpus_preparation_refuses_an_unwritable_out_dir_before_reading(demo_co
 
 def test_recipe_stage_1_with_a_bad_root_exits_2(tmp_path):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    result = subprocess.run(["bash", os.path.join(REPO, "egs", "bvcc", "run.sh"), "--stage", "1", "--stop_stage", "1",
-                             "--bvcc_root", str(tmp_path / "nowhere"), "--datadir", str(tmp_path / "data"),
-                             "--expdir", str(tmp_path / "exp")], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            "bash",
+            os.path.join(REPO, "egs", "bvcc", "run.sh"),
+            "--stage",
+            "1",
+            "--stop_stage",
+            "1",
+            "--bvcc_root",
+            str(tmp_path / "nowhere"),
+            "--datadir",
+            str(tmp_path / "data"),
+            "--expdir",
+            str(tmp_path / "exp"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "nowhere/DATA: not found" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "exp" / ".done.1").exists()
 
 
 # ---- scores off the MOS scale ----------------------------------------------------------------------------------
+
 
 def test_off_scale_scores_are_kept_with_one_warning_naming_them(tmp_path, capsys):
     from distilmos.prep_list import main as prep_list
@@ -367,8 +477,10 @@ def test_off_scale_scores_are_kept_with_one_warning_naming_them(tmp_path, capsys
     scores = [1 + (i % 9) / 2 for i in range(40)]
     scores[3], scores[10], scores[20] = 7.5, -2.0, 0.0
     path = tmp_path / "list.csv"
-    path.write_text("sample_id,system_id,wav_path,score\n"
-                    + "".join(f"u{i},s,{w},{s}\n" for i, (w, s) in enumerate(zip(wavs, scores))))
+    path.write_text(
+        "sample_id,system_id,wav_path,score\n"
+        + "".join(f"u{i},s,{w},{s}\n" for i, (w, s) in enumerate(zip(wavs, scores)))
+    )
     utts = read_datalist(str(path))
     assert [u.score for u in utts] == scores  # kept: a refusal would block lists on other scales
     err = capsys.readouterr().err
@@ -376,8 +488,9 @@ def test_off_scale_scores_are_kept_with_one_warning_naming_them(tmp_path, capsys
     for line, score in ((5, "7.5"), (12, "-2"), (22, "0")):
         assert f"{path}:{line} [u{line - 2}]: score {score}\n" in err
     # a list on another scale (0-100) is left alone
-    path.write_text("sample_id,system_id,wav_path,score\n"
-                    + "".join(f"u{i},s,{w},{20 + 2 * i}\n" for i, w in enumerate(wavs)))
+    path.write_text(
+        "sample_id,system_id,wav_path,score\n" + "".join(f"u{i},s,{w},{20 + 2 * i}\n" for i, w in enumerate(wavs))
+    )
     read_datalist(str(path))
     assert "warning" not in capsys.readouterr().err
     # corpus preparation warns too, once for the list it writes
