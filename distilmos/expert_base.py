@@ -10,9 +10,9 @@ more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training
 first asked for. A clip too short for the upstream to give one frame (:meth:`MOSExpert.min_samples`) is a
 bad row, or with ``datarc.skip_bad_audio`` left out and listed in ``skipped_audio.txt``.
 
-Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt`` whenever ``best_metric`` on that split
-improves; and, for ``run_downstream.py -m evaluate -t SPLIT``, ``metrics_SPLIT.json`` and
-``predictions_SPLIT.csv`` in the experiment folder.
+Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt``
+whenever ``best_metric`` on that split improves; and, for ``run_downstream.py -m evaluate -t SPLIT``,
+``metrics_SPLIT.json`` and ``predictions_SPLIT.csv`` in the experiment folder.
 """
 
 from __future__ import annotations
