@@ -107,8 +107,11 @@ def test_short_clip_minimum_comes_from_config_without_a_known_upstream(tmp_path)
 
     assert expert({}).min_samples() == 400
     assert expert({"min_seconds": 0.1}).min_samples() == 1600
-    assert expert({}, upstream_min_samples=720).min_samples() == 720
-    assert expert({"min_seconds": 0.001}, upstream_min_samples=400).min_samples() == 400  # never below the field
+    # this toolkit's runner tells the experts the upstream's receptive field (plugin_runner with it)
+    told = {"plugin_runner": True}
+    assert expert({}, upstream_min_samples=720, **told).min_samples() == 720
+    assert expert({"min_seconds": 0.001}, upstream_min_samples=400, **told).min_samples() == 400  # never below it
+    assert expert({}, upstream_min_samples=720).min_samples() == 400  # a stale value outside that runner: ignored
     with pytest.raises(ConfigError, match="datarc.min_seconds"):
         expert({"min_seconds": "soon"}).min_samples()
 
