@@ -37,7 +37,12 @@ setup(
         "espeakng-loader",
     ],
     # pytest-xdist: the suite is mostly recipe subprocesses on one thread each; two workers use both cores
-    extras_require={"test": ["pytest", "pytest-xdist"]},
+    extras_require={
+        "test": ["pytest", "pytest-xdist"],
+        # -u ge2e_dvector (SALF-MOS's X-vector row): Resemblyzer's wheel ships its pretrained GE2E speaker
+        # encoder, so it runs offline (it pulls librosa, numba and webrtcvad)
+        "speaker_embedding": ["resemblyzer>=0.1.4"],
+    },
     entry_points={
         "console_scripts": ["distilmos-predict = distilmos.predictor.cli:main"],
     },

@@ -226,15 +226,33 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
 
 # ---- hand-crafted features and the ablation recipe -----------------------------------------------------------
 
-@pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240)])
+@pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240), ("lfcc", 39)])
 def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
-    """s3prl's mfcc and fbank upstreams need no weights (they load offline) and give one hidden state."""
+    """s3prl's mfcc and fbank upstreams and the toolkit's lfcc need no weights (they load offline) and give one
+    hidden state."""
     run_downstream_main([DOWNSTREAM], [
         "-m", "train", "-u", upstream, "-d", "salf_mos", "-s", "last_hidden_state", "--device", "cpu",
         "-p", str(tmp_path), "-o", _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})])
     ckpt = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
     assert SALFMOSModel.kwargs_from_state({k[len("model."):]: v for k, v in ckpt["Downstream"].items()
                                            if k.startswith("model.")})["upstream_dim"] == dim
+
+
+@pytest.mark.parametrize("upstream,ckpt,dim", [
+    ("lfcc", None, 39), ("utterance_embedding", "distilmos.upstream.utterance:random_embedder", 32)])
+def test_toolkit_upstreams_train_export_and_score_as_the_runner(tmp_path, demo_data, upstream, ckpt, dim):
+    """LFCC (frames) and an utterance embedding (one frame per utterance) through training, the runner's
+    evaluation and the exported predictor, which rebuilds the upstream by name."""
+    expdir = tmp_path / upstream
+    run_downstream_main([DOWNSTREAM], [
+        "-m", "train", "-u", upstream, *(["-k", ckpt] if ckpt else []), "-d", "salf_mos", "-s", "last_hidden_state",
+        "--device", "cpu", "-p", str(expdir), "-o", _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})])
+    card = export(os.path.join(expdir, "best-states-val.ckpt"), str(tmp_path / "p.pt"))
+    assert card["downstream"]["parameters"] == _n_params(SALFMOSModel(dim))
+    utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
+    runner_preds, _ = _evaluate(str(expdir), "test", batch_size=4)
+    ours = load(str(tmp_path / "p.pt"), device="cpu", batch_size=3).predict(paths=[u.wav_path for u in utts])
+    assert max(abs(runner_preds[u.sample_id] - p) for u, p in zip(utts, ours)) <= 1e-5
 
 
 def test_ablation_dry_run_lists_every_run(tmp_path):
