@@ -97,6 +97,24 @@ def test_batchnorm_statistics_in_training_ignore_padding():
     assert not torch.allclose(first.blocks[0][1].running_mean, initial["blocks.0.1.running_mean"])
 
 
+def test_readings_script_prints_the_exact_readings_at_512_768_and_1024(capsys):
+    """The 1,574 reading is unique at 768 dims (and is the implemented one); at 512 dims another reading lands
+    on 1,574; at 1024 none does."""
+    from conftest import load_script
+
+    readings = load_script("egs/bvcc/local/salf_readings.py", "bvcc_salf_readings")
+    readings.main(["--top", "3"])
+    out = capsys.readouterr().out
+    assert "768 dims (wav2vec 2.0 / HuBERT / WavLM Base): 1 reading(s) of exactly 1,574 parameters:" in out
+    assert "512 dims (wav2vec 1.0): 1 reading(s) of exactly 1,574 parameters:" in out
+    assert "1024 dims (the Large models): 0 reading(s) of exactly 1,574 parameters; the nearest: 1,576" in out
+    exact = {dim: [r for n, r in readings.readings(dim) if n == 1574] for dim in (512, 768, 1024)}
+    assert exact[768] == [dict(axis="feature", widths=[2] * 4, conv_bias=False, bn_affine=True, down="max_pool",
+                               lfe="shared_over_length", lfe_out=1, head_bias=False)]
+    assert _n_params(SALFMOSModel(768)) == 1574
+    assert len(exact[512]) == 1 and exact[512][0]["widths"] == [1, 2, 4, 8] and not exact[1024]
+
+
 # ---- through the runner -----------------------------------------------------------------------------------
 
 def _overrides(data_dir, **extra):
