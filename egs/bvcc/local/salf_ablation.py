@@ -12,9 +12,9 @@ the same input and depth (several seeds) are averaged. ``--ssl`` names the row t
 ``mfcc`` are its LFCC and MFCC. Writes ``<out>.md`` and ``<out>.csv`` and prints the Markdown.
 
 The paper's numbers (Agrawal et al., 2025, Table III): BVCC test MSE 0.144 on wav2vec features, 0.43 on
-LFCC, 0.56 on MFCC, 0.48 on X-vectors, all on its random 8:1:1 split of BVCC, at depth 4 (the paper does
-not say at which level the MSE is taken; it is compared with our utterance-level MSE). Fig. 5 gives no
-numbers in the text we have, only that depth 4 is best; its column says so.
+LFCC, 0.56 on MFCC, 0.48 on X-vectors, all on its random 8:1:1 split of BVCC, at depth 4 (read as an
+utterance-level MSE: the column stands beside ours). Fig. 5's depths are a plot whose values are not
+quoted; the depth table says which depth it found best (4).
 """
 import argparse
 import csv
@@ -144,7 +144,7 @@ def markdown(rows) -> str:
                      f"{_num(r['paper_MSE'])} |")
     depth_rows = [r for r in rows if r["table"] == "depths"]
     if depth_rows:
-        lines += ["", f"SALF-MOS depth (the paper's Fig. 5: best at depth {PAPER_DEPTH}; no numbers in its text).",
+        lines += ["", f"SALF-MOS depth (the paper's Fig. 5: best at depth {PAPER_DEPTH}).",
                   "", "| input | depth | head parameters | split " + head,
                   "|---|---|---|---" + "|---" * len(METRICS) + "|"]
         for r in depth_rows:
