@@ -102,7 +102,8 @@ def test_bvcc_random_811_split_is_seeded_disjoint_and_by_utterance(demo_corpus, 
     assert sorted(k for s in splits for k in dealt[s]) == sorted(pool)  # disjoint, and every utterance once
     for split in splits:
         for key, utt in dealt[split].items():
-            assert (utt.system_id, utt.score, utt.wav_path) == (pool[key].system_id, pool[key].score, pool[key].wav_path)
+            same = pool[key]
+            assert (utt.system_id, utt.score, utt.wav_path) == (same.system_id, same.score, same.wav_path)
             assert key in official[utt.extra["original_split"]]
     # by utterance: the test split mixes official splits, and systems span the new splits
     assert len({u.extra["original_split"] for u in dealt["test"].values()}) > 1
@@ -126,7 +127,8 @@ def _placeholder_copy(root, tmp_path, rating="1"):
     sets = bvcc / "DATA" / "sets"
     names = [line.split(",")[0] for line in (sets / "test_mos_list.txt").read_text().splitlines() if line]
     (sets / "test_mos_list.txt").unlink()
-    (sets / "TESTSET").write_text("".join(f"{n.split('-')[0]},{n},{rating},0,nospeaker\n" for n in names for _ in range(2)))
+    lines = [f"{n.split('-')[0]},{n},{rating},0,nospeaker\n" for n in names for _ in range(2)]
+    (sets / "TESTSET").write_text("".join(lines))
     return bvcc, len(names)
 
 
@@ -144,7 +146,8 @@ def test_placeholder_testset_is_refused_as_test_labels(demo_corpus, tmp_path):
     assert "--allow_constant_test" in err and "Traceback" not in err
     allowed = subprocess.run([sys.executable, script, "--bvcc_root", str(bvcc), "--out_dir", str(out),
                               "--allow_constant_test"], capture_output=True, text=True)
-    assert allowed.returncode == 0 and "warning:" in allowed.stderr and "used as the test labels anyway" in allowed.stderr
+    assert allowed.returncode == 0 and "warning:" in allowed.stderr
+    assert "used as the test labels anyway" in allowed.stderr
     test = read_datalist(str(out / "test.csv"))
     assert len(test) == n_test and {u.score for u in test} == {1.0}
 

@@ -99,7 +99,8 @@ def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
                 if not allow_constant_test:
                     raise CorpusLayoutError(
                         f"{message}. Refused as test labels: to prepare without a test split, remove it; to use it "
-                        "anyway, pass --allow_constant_test (egs/bvcc/local/data_prep.py, egs/bvcc/run.sh)")
+                        "anyway, pass --allow_constant_test to egs/bvcc/local/data_prep.py (--allow_constant_test true "
+                        "to egs/bvcc/run.sh)")
                 print(f"warning: {message}; used as the test labels anyway (--allow_constant_test)", file=sys.stderr)
             splits[split] = (listener_rows(listener_path, wav_dir), listener_path)
         elif split == "test":

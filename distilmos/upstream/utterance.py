@@ -121,5 +121,6 @@ class RandomEmbedder(nn.Module):
 
 
 def random_embedder(dim: int = 32, seed: int = 0) -> RandomEmbedder:
-    """The factory of :class:`RandomEmbedder`: ``-u utterance_embedding -k distilmos.upstream.utterance:random_embedder``."""
+    """The factory of :class:`RandomEmbedder`:
+    ``-u utterance_embedding -k distilmos.upstream.utterance:random_embedder``."""
     return RandomEmbedder(dim, seed)

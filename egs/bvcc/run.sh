@@ -71,12 +71,16 @@ fi
 [ $(( batch_size % ngpu )) -eq 0 ] || { echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2; exit 1; }
 
 tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
-case "${split}" in official|random811) ;; *) echo "--split must be official or random811, not '${split}'" >&2; exit 1 ;; esac
+case "${split}" in
+    official|random811) ;;
+    *) echo "--split must be official or random811, not '${split}'" >&2; exit 1 ;;
+esac
 split_suffix="$(split_tag "${split}" "${split_seed}")"
 bvccdata="${datadir}/bvcc${split_suffix}"
 frozen_suffix=
 [ "${freeze}" = true ] && frozen_suffix=_frozen
-expdir="${expdir:-${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")${frozen_suffix}${split_suffix}}"
+default_expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")${frozen_suffix}${split_suffix}"
+expdir="${expdir:-${default_expdir}}"
 store="${tokendir}/${tag}_k${n_clusters}${split_suffix}"
 # the feature cache holds the layers the variant's featurizer reads (-s): all of them, or the one it selects
 cache_layers=hidden_states
@@ -217,8 +221,9 @@ if todo 3; then
     [ -n "${total_steps}" ] && o+=",,config.runner.total_steps=${total_steps}"
     [ -n "${eval_step}" ] && o+=",,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"
     [ -n "${overrides}" ] && o+=",,${overrides}"
-    printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s, "split": "%s", "split_seed": %s}\n' \
-        "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" "${split}" "${split_seed}" > "${expdir}/info.json"
+    printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s, ' \
+        "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" > "${expdir}/info.json"
+    printf '"split": "%s", "split_seed": %s}\n' "${split}" "${split_seed}" >> "${expdir}/info.json"
     # -a resumes from the newest states-*.ckpt (model, optimizer, scheduler, step, best score so far);
     # (checkpoints are written atomically; one half-written by an older version is removed first). A run
     # stopped by SIGTERM/SIGINT exits with status 75 after saving: rerun this script to continue.

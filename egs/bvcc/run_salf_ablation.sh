@@ -23,11 +23,11 @@ recipe="$(cd "$(dirname "$0")" && pwd)"
 
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
 somos_root=                # SOMOS folder (audios/, training_files/); optional
-ssl_upstream=wav2vec2_base_960  # the SSL upstream (the paper's "wav2vec", read as wav2vec 2.0 Base); NAME=CKPT for a local one
+ssl_upstream=wav2vec2_base_960  # the paper's "wav2vec" row (read as wav2vec 2.0 Base); NAME=CKPT for a local one
 baselines="lfcc mfcc fbank"  # feature upstreams without weights: Table III's LFCC and MFCC, and s3prl's fbank
-embedding=ge2e_dvector     # the X-vector row: ge2e_dvector (pip install '.[speaker_embedding]') or utterance_embedding=MODULE:FACTORY; empty: no row
+embedding=ge2e_dvector     # the X-vector row: ge2e_dvector, utterance_embedding=MODULE:FACTORY, or empty
 upstreams=                 # more upstreams to compare (hub names, or NAME=CKPT)
-depths="2 3 4 5"           # Fig. 5: SALF-MOS depths (blocks) on --ssl_upstream; 4 is the paper's, used by every input row
+depths="2 3 4 5"           # Fig. 5: depths (blocks) on --ssl_upstream; 4, the paper's, is every input row's
 variant=salf_mos           # salf_mos (one layer) or salf_mos_wsum (weighted sum of all layers)
 seeds="0"                  # training seeds; the table averages them
 split=random811            # BVCC split of every run: random811 (the paper's 8:1:1) or official
@@ -41,10 +41,14 @@ passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
 for name in variant upstream upstream_ckpt seed expdir; do
     for given in "${passthrough[@]}"; do
-        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here; use this script's options" >&2; exit 1; }
+        [ "${given}" != "--${name}" ] || {
+            echo "--${name} is set per run here; use this script's options" >&2; exit 1; }
     done
 done
-case "${variant}" in salf_mos|salf_mos_wsum) ;; *) echo "--variant must be salf_mos or salf_mos_wsum" >&2; exit 1 ;; esac
+case "${variant}" in
+    salf_mos|salf_mos_wsum) ;;
+    *) echo "--variant must be salf_mos or salf_mos_wsum" >&2; exit 1 ;;
+esac
 case "${split}" in official|random811) ;; *) echo "--split must be official or random811" >&2; exit 1 ;; esac
 for depth in ${depths}; do
     [[ "${depth}" =~ ^[1-9][0-9]*$ ]] || { echo "--depths takes positive integers, not '${depth}'" >&2; exit 1; }
