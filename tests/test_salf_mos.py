@@ -1,5 +1,6 @@
 """SALF-MOS: its parameter count, padding invariance, training through the runner (frozen upstream), early
 stopping and the predictor round trip."""
+
 import csv
 import json
 import os
@@ -7,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from distilmos.datalist import read_datalist
 from distilmos.errors import ConfigError
@@ -16,8 +18,6 @@ from distilmos.models.salf_mos import main as count_main
 from distilmos.predictor import export, load
 from distilmos.runner import run as run_downstream_main
 
-from conftest import REPO
-
 DOWNSTREAM = os.path.join(REPO, "downstream")
 
 
@@ -26,6 +26,7 @@ def _n_params(model):
 
 
 # ---- the model ----------------------------------------------------------------------------------------
+
 
 def test_printed_count_is_the_sum_of_parameters(capsys):
     assert count_main(["--count", "--upstream_dim", "768"]) == 0
@@ -67,7 +68,7 @@ def test_padding_does_not_change_a_prediction_in_eval_mode():
     utts = [torch.randn(n, 48) for n in lengths]
     batch = torch.zeros(len(utts), 50, 48)
     for i, u in enumerate(utts):
-        batch[i, :len(u)] = u
+        batch[i, : len(u)] = u
     batch[1, 45:] = 100.0  # whatever sits in the padding
     with torch.no_grad():
         batched = model(batch, torch.tensor(lengths))["pred"]
@@ -109,13 +110,24 @@ def test_readings_script_prints_the_exact_readings_at_512_768_and_1024(capsys):
     assert "512 dims (wav2vec 1.0): 1 reading(s) of exactly 1,574 parameters:" in out
     assert "1024 dims (the Large models): 0 reading(s) of exactly 1,574 parameters; the nearest: 1,576" in out
     exact = {dim: [r for n, r in readings.readings(dim) if n == 1574] for dim in (512, 768, 1024)}
-    assert exact[768] == [dict(axis="feature", widths=[2] * 4, conv_bias=False, bn_affine=True, down="max_pool",
-                               lfe="shared_over_length", lfe_out=1, head_bias=False)]
+    assert exact[768] == [
+        dict(
+            axis="feature",
+            widths=[2] * 4,
+            conv_bias=False,
+            bn_affine=True,
+            down="max_pool",
+            lfe="shared_over_length",
+            lfe_out=1,
+            head_bias=False,
+        )
+    ]
     assert _n_params(SALFMOSModel(768)) == 1574
     assert len(exact[512]) == 1 and exact[512][0]["widths"] == [1, 2, 4, 8] and not exact[1024]
 
 
 # ---- through the runner -----------------------------------------------------------------------------------
+
 
 def _overrides(data_dir, **extra):
     values = {
@@ -133,15 +145,44 @@ def _overrides(data_dir, **extra):
 
 
 def _train(expdir, data_dir, ckpt, *extra_args, **overrides):
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "salf_mos", "--device", "cpu", "-p", str(expdir),
-        "-o", _overrides(data_dir, **overrides), *extra_args])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "train",
+            "-u",
+            "wavlm_local",
+            "-k",
+            ckpt,
+            "-d",
+            "salf_mos",
+            "--device",
+            "cpu",
+            "-p",
+            str(expdir),
+            "-o",
+            _overrides(data_dir, **overrides),
+            *extra_args,
+        ],
+    )
 
 
 def _evaluate(expdir, split, batch_size):
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"), "-t", split, "--device", "cpu",
-        "-o", f"config.downstream_expert.datarc.eval_batch_size={batch_size}"])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "evaluate",
+            "-e",
+            os.path.join(expdir, "best-states-val.ckpt"),
+            "-t",
+            split,
+            "--device",
+            "cpu",
+            "-o",
+            f"config.downstream_expert.datarc.eval_batch_size={batch_size}",
+        ],
+    )
     with open(os.path.join(expdir, f"predictions_{split}.csv")) as handle:
         preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
     with open(os.path.join(expdir, f"metrics_{split}.json")) as handle:
@@ -163,8 +204,11 @@ def test_trains_on_frozen_features_and_evaluates(experiments, demo_data, tiny_ck
     ckpt = torch.load(os.path.join(expdir, "best-states-val.ckpt"), map_location="cpu", weights_only=True)
     assert not ckpt.get("Upstream")  # frozen: the runner saves no upstream weights
     downstream = ckpt["Downstream"]
-    model_params = sum(v.numel() for k, v in downstream.items()
-                       if k.startswith("model.") and not any(b in k for b in ("running_", "num_batches")))
+    model_params = sum(
+        v.numel()
+        for k, v in downstream.items()
+        if k.startswith("model.") and not any(b in k for b in ("running_", "num_batches"))
+    )
     assert model_params == _n_params(SALFMOSModel(64))  # the tiny WavLM's 64-dim features
     assert os.path.isfile(os.path.join(expdir, "metrics_val_best.json"))
     _, metrics = _evaluate(expdir, "test", batch_size=8)
@@ -175,8 +219,9 @@ def test_trains_on_frozen_features_and_evaluates(experiments, demo_data, tiny_ck
 
 
 def test_weighted_layer_sum_variant_learns_layer_weights(experiments):
-    ckpt = torch.load(os.path.join(experiments["salf_mos_wsum"], "best-states-val.ckpt"), map_location="cpu",
-                      weights_only=True)
+    ckpt = torch.load(
+        os.path.join(experiments["salf_mos_wsum"], "best-states-val.ckpt"), map_location="cpu", weights_only=True
+    )
     assert ckpt["Featurizer"]["weights"].numel() == 4  # the tiny WavLM's hidden states: input + 3 layers
 
 
@@ -197,8 +242,7 @@ def test_paper_recipe_is_the_default_config():
     assert config["downstream_expert"]["datarc"]["best_metric"] == "utt_SRCC"
 
 
-def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch,
-                                                               capsys):
+def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch, capsys):
     """Validation SRCC falls after the first validation: the run stops `patience` validations later and the
     kept best checkpoint is the first one."""
     import distilmos.expert_base as expert_base
@@ -212,9 +256,20 @@ def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_da
         return metrics
 
     monkeypatch.setattr(expert_base, "compute_metrics", worse_each_time)
-    _train(tmp_path, demo_data["bvcc"], tiny_ckpts["wavlm"], "-s", "last_hidden_state",
-           **{"config.runner.total_steps": 40, "config.runner.eval_step": 1, "config.runner.save_step": 100,
-              "config.runner.early_stopping.patience": 3, "config.runner.early_stopping.unit": "step"})
+    _train(
+        tmp_path,
+        demo_data["bvcc"],
+        tiny_ckpts["wavlm"],
+        "-s",
+        "last_hidden_state",
+        **{
+            "config.runner.total_steps": 40,
+            "config.runner.eval_step": 1,
+            "config.runner.save_step": 100,
+            "config.runner.early_stopping.patience": 3,
+            "config.runner.early_stopping.unit": "step",
+        },
+    )
     steps = [json.loads(line)["step"] for line in open(tmp_path / "log.jsonl") if '"val"' in line]
     assert steps == [1, 2, 3, 4]  # improved at 1; 3 steps without improvement -> stop at 4
     assert os.path.isfile(tmp_path / "states-4.ckpt")
@@ -226,12 +281,15 @@ def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_da
 
 # ---- the predictor -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", ["salf_mos", "salf_mos_wsum"])
 def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path, variant):
     expdir = experiments[variant]
     out = str(tmp_path / f"{variant}.pt")
     card = export(os.path.join(expdir, "best-states-val.ckpt"), out)
-    assert card["downstream"]["expert"] == "salf_mos" and card["downstream"]["parameters"] == _n_params(SALFMOSModel(64))
+    assert card["downstream"]["expert"] == "salf_mos" and card["downstream"]["parameters"] == _n_params(
+        SALFMOSModel(64)
+    )
     assert card["upstream"]["fine_tuned"] is False
     # the card names the variant (told apart by -s alone) and no token store, which neither variant uses
     assert card["downstream"]["variant"] == variant and card["training_data"]["token_store"] is None
@@ -244,27 +302,67 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
 
 # ---- hand-crafted features and the ablation recipe -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240), ("lfcc", 39)])
 def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
     """s3prl's mfcc and fbank upstreams and the toolkit's lfcc need no weights (they load offline) and give one
     hidden state."""
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "train", "-u", upstream, "-d", "salf_mos", "-s", "last_hidden_state", "--device", "cpu",
-        "-p", str(tmp_path), "-o", _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "train",
+            "-u",
+            upstream,
+            "-d",
+            "salf_mos",
+            "-s",
+            "last_hidden_state",
+            "--device",
+            "cpu",
+            "-p",
+            str(tmp_path),
+            "-o",
+            _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2}),
+        ],
+    )
     ckpt = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
-    assert SALFMOSModel.kwargs_from_state({k[len("model."):]: v for k, v in ckpt["Downstream"].items()
-                                           if k.startswith("model.")})["upstream_dim"] == dim
+    assert (
+        SALFMOSModel.kwargs_from_state(
+            {k[len("model.") :]: v for k, v in ckpt["Downstream"].items() if k.startswith("model.")}
+        )["upstream_dim"]
+        == dim
+    )
 
 
-@pytest.mark.parametrize("upstream,ckpt,dim", [
-    ("lfcc", None, 39), ("utterance_embedding", "distilmos.upstream.utterance:random_embedder", 32)])
+@pytest.mark.parametrize(
+    "upstream,ckpt,dim",
+    [("lfcc", None, 39), ("utterance_embedding", "distilmos.upstream.utterance:random_embedder", 32)],
+)
 def test_toolkit_upstreams_train_export_and_score_as_the_runner(tmp_path, demo_data, upstream, ckpt, dim):
     """LFCC (frames) and an utterance embedding (one frame per utterance) through training, the runner's
     evaluation and the exported predictor, which rebuilds the upstream by name."""
     expdir = tmp_path / upstream
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "train", "-u", upstream, *(["-k", ckpt] if ckpt else []), "-d", "salf_mos", "-s", "last_hidden_state",
-        "--device", "cpu", "-p", str(expdir), "-o", _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "train",
+            "-u",
+            upstream,
+            *(["-k", ckpt] if ckpt else []),
+            "-d",
+            "salf_mos",
+            "-s",
+            "last_hidden_state",
+            "--device",
+            "cpu",
+            "-p",
+            str(expdir),
+            "-o",
+            _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2}),
+        ],
+    )
     card = export(os.path.join(expdir, "best-states-val.ckpt"), str(tmp_path / "p.pt"))
     assert card["downstream"]["parameters"] == _n_params(SALFMOSModel(dim))
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
@@ -279,9 +377,23 @@ def _ablation_dry_run(tmp_path, *args):
     import sys
 
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    out = subprocess.run(["bash", os.path.join(REPO, "egs", "bvcc", "run_salf_ablation.sh"), "--dry_run", "true",
-                          "--bvcc_root", "/c/bvcc", "--exproot", str(tmp_path), *args],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "bash",
+            os.path.join(REPO, "egs", "bvcc", "run_salf_ablation.sh"),
+            "--dry_run",
+            "true",
+            "--bvcc_root",
+            "/c/bvcc",
+            "--exproot",
+            str(tmp_path),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     commands = [shlex.split(line) for line in out.strip().splitlines()]
     return commands[:-1], commands[-1]
 
@@ -291,13 +403,23 @@ def _flag(command, name):
 
 
 def test_ablation_dry_run_lists_every_input_and_depth(tmp_path):
-    runs, table = _ablation_dry_run(tmp_path, "--upstreams", "wavlm_base w=/x/m.pt", "--seeds", "0 1",
-                                    "--batch_size", "8", "--feature_cache", "true")
+    runs, table = _ablation_dry_run(
+        tmp_path,
+        "--upstreams",
+        "wavlm_base w=/x/m.pt",
+        "--seeds",
+        "0 1",
+        "--batch_size",
+        "8",
+        "--feature_cache",
+        "true",
+    )
     depth = lambda c: _flag(c, "--overrides").split("=")[1]  # noqa: E731
     inputs = ("wav2vec2_base_960", "lfcc", "mfcc", "fbank", "ge2e_dvector", "wavlm_base", "w")
     assert [(_flag(c, "--upstream"), depth(c), _flag(c, "--seed")) for c in runs] == (
         [(u, "4", s) for u in inputs for s in ("0", "1")]
-        + [("wav2vec2_base_960", d, s) for d in ("2", "3", "5") for s in ("0", "1")])
+        + [("wav2vec2_base_960", d, s) for d in ("2", "3", "5") for s in ("0", "1")]
+    )
     assert all(c[0].endswith("egs/bvcc/run.sh") and _flag(c, "--variant") == "salf_mos" for c in runs)
     assert all(_flag(c, "--batch_size") == "8" and _flag(c, "--bvcc_root") == "/c/bvcc" for c in runs)
     # the paper's split by default, in every run and every folder name
@@ -310,27 +432,42 @@ def test_ablation_dry_run_lists_every_input_and_depth(tmp_path):
     embedding = runs[8]
     assert [embedding[i + 1] for i, w in enumerate(embedding) if w == "--feature_cache"] == ["true", "false"]
     assert table[1].endswith("local/salf_ablation.py")
-    assert table[table.index("--runs") + 1:table.index("--ssl")] == [
+    assert table[table.index("--runs") + 1 : table.index("--ssl")] == [
         f"{_flag(c, '--upstream') if _flag(c, '--upstream') != 'w' else 'w_m'}:{depth(c)}:{_flag(c, '--expdir')}"
-        for c in runs]
+        for c in runs
+    ]
     assert _flag(table, "--ssl") == "wav2vec2_base_960" and _flag(table, "--embedding") == "ge2e_dvector"
     assert _flag(table, "--out") == str(tmp_path / "salf_ablation")
 
 
 def test_ablation_dry_run_split_depths_and_embedding_options(tmp_path):
-    runs, table = _ablation_dry_run(tmp_path, "--split", "official", "--depths", "3 4", "--baselines", "lfcc",
-                                    "--embedding", "utterance_embedding=my.pkg:factory", "--overrides", "x.y=1")
+    runs, table = _ablation_dry_run(
+        tmp_path,
+        "--split",
+        "official",
+        "--depths",
+        "3 4",
+        "--baselines",
+        "lfcc",
+        "--embedding",
+        "utterance_embedding=my.pkg:factory",
+        "--overrides",
+        "x.y=1",
+    )
     assert [(_flag(c, "--upstream"), _flag(c, "--upstream_ckpt"), _flag(c, "--overrides")) for c in runs] == [
         ("wav2vec2_base_960", None, "config.downstream_expert.modelrc.depth=4,,x.y=1"),
         ("lfcc", None, "config.downstream_expert.modelrc.depth=4,,x.y=1"),
         ("utterance_embedding", "my.pkg:factory", "config.downstream_expert.modelrc.depth=4,,x.y=1"),
-        ("wav2vec2_base_960", None, "config.downstream_expert.modelrc.depth=3,,x.y=1")]
+        ("wav2vec2_base_960", None, "config.downstream_expert.modelrc.depth=3,,x.y=1"),
+    ]
     assert all(_flag(c, "--split") == "official" for c in runs)
     assert [_flag(c, "--expdir") for c in runs][1:3] == [
-        str(tmp_path / "salf_mos_lfcc_seed0"), str(tmp_path / "salf_mos_utterance_embedding_my.pkg_factory_seed0")]
+        str(tmp_path / "salf_mos_lfcc_seed0"),
+        str(tmp_path / "salf_mos_utterance_embedding_my.pkg_factory_seed0"),
+    ]
     assert _flag(table, "--embedding") == "utterance_embedding_my.pkg_factory"
     _, no_embedding = _ablation_dry_run(tmp_path, "--embedding", "", "--baselines", "", "--depths", "4")
-    assert len(no_embedding[no_embedding.index("--runs") + 1:no_embedding.index("--ssl")]) == 1
+    assert len(no_embedding[no_embedding.index("--runs") + 1 : no_embedding.index("--ssl")]) == 1
 
 
 def test_ablation_table_has_the_papers_rows(tmp_path):
@@ -338,10 +475,15 @@ def test_ablation_table_has_the_papers_rows(tmp_path):
 
     table = load_script("egs/bvcc/local/salf_ablation.py", "bvcc_salf_ablation")
     runs = []
-    for tag, depth, mse, split in (("wav2vec2_base_960", 4, 0.2, "random811"), ("mfcc", 4, 0.6, "random811"),
-                                   ("lfcc", 4, 0.5, "random811"), ("ge2e_dvector", 4, 0.55, "random811"),
-                                   ("fbank", 4, 0.58, "random811"), ("wav2vec2_base_960", 2, 0.3, "random811"),
-                                   ("wav2vec2_base_960", 5, 0.25, "random811")):
+    for tag, depth, mse, split in (
+        ("wav2vec2_base_960", 4, 0.2, "random811"),
+        ("mfcc", 4, 0.6, "random811"),
+        ("lfcc", 4, 0.5, "random811"),
+        ("ge2e_dvector", 4, 0.55, "random811"),
+        ("fbank", 4, 0.58, "random811"),
+        ("wav2vec2_base_960", 2, 0.3, "random811"),
+        ("wav2vec2_base_960", 5, 0.25, "random811"),
+    ):
         expdir = tmp_path / f"{tag}_{depth}"
         expdir.mkdir()
         (expdir / "info.json").write_text(json.dumps({"upstream": tag, "split": split, "split_seed": 0}))
@@ -349,8 +491,15 @@ def test_ablation_table_has_the_papers_rows(tmp_path):
         runs.append(f"{tag}:{depth}:{expdir}")
     rows = table.collect(runs, "wav2vec2_base_960", "ge2e_dvector")
     assert [(r["table"], r["input"], r["depth"]) for r in rows] == [
-        ("inputs", "wav2vec", 4), ("inputs", "LFCC", 4), ("inputs", "MFCC", 4), ("inputs", "X-vector", 4),
-        ("inputs", "fbank", 4), ("depths", "wav2vec", 2), ("depths", "wav2vec", 4), ("depths", "wav2vec", 5)]
+        ("inputs", "wav2vec", 4),
+        ("inputs", "LFCC", 4),
+        ("inputs", "MFCC", 4),
+        ("inputs", "X-vector", 4),
+        ("inputs", "fbank", 4),
+        ("depths", "wav2vec", 2),
+        ("depths", "wav2vec", 4),
+        ("depths", "wav2vec", 5),
+    ]
     assert [r["paper_MSE"] for r in rows[:5]] == [0.144, 0.43, 0.56, 0.48, None]
     text = table.markdown(rows)
     assert "| X-vector | ge2e_dvector | – | random811 (seed 0) | 0.550 | – | 0.500 |" in text
@@ -381,8 +530,9 @@ def test_ridge_yardstick_writes_expert_format_metrics(tmp_path, demo_data, tiny_
     from conftest import load_script
 
     ridge = load_script("egs/demo/local/ridge_yardstick.py", "demo_ridge_yardstick")
-    results = ridge.run("wavlm_local", tiny_ckpts["wavlm"], "last", demo_data["bvcc"], str(tmp_path),
-                        eval_splits=["test"])
+    results = ridge.run(
+        "wavlm_local", tiny_ckpts["wavlm"], "last", demo_data["bvcc"], str(tmp_path), eval_splits=["test"]
+    )
     with open(tmp_path / "metrics_test.json") as handle:
         metrics = json.load(handle)
     assert set(METRIC_KEYS) | {"n_utt", "n_sys"} <= set(metrics)
@@ -407,4 +557,4 @@ def test_ridge_yardstick_on_every_layer_reads_each_hidden_state(tmp_path, demo_d
     last = ridge.utterance_features(upstream, paths, ridge.parse_layer("last"), "cpu")
     n_states = len(upstream.model.encoder.layers) + 1
     assert every.shape == (2, n_states * last.shape[1])
-    np.testing.assert_allclose(every[:, -last.shape[1]:], last)
+    np.testing.assert_allclose(every[:, -last.shape[1] :], last)

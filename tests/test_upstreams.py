@@ -43,13 +43,16 @@ def test_tiny_checkpoints_are_seeded(tmp_path):
     a = write_checkpoint(str(tmp_path / "a.pt"), "hubert", seed=3)
     b = write_checkpoint(str(tmp_path / "b.pt"), "hubert", seed=3)
     c = write_checkpoint(str(tmp_path / "c.pt"), "hubert", seed=4)
-    assert torch.equal(torch.load(a)["model_weight"]["encoder.layers.0.fc1.weight"],
-                       torch.load(b)["model_weight"]["encoder.layers.0.fc1.weight"])
+    assert torch.equal(
+        torch.load(a)["model_weight"]["encoder.layers.0.fc1.weight"],
+        torch.load(b)["model_weight"]["encoder.layers.0.fc1.weight"],
+    )
     assert digest(a) != digest(c)
 
 
 def test_user_callable_upstream(tmp_path, monkeypatch):
-    (tmp_path / "my_upstreams.py").write_text(textwrap.dedent('''
+    (tmp_path / "my_upstreams.py").write_text(
+        textwrap.dedent("""
         import torch
 
         class Frames(torch.nn.Module):
@@ -71,7 +74,8 @@ def test_user_callable_upstream(tmp_path, monkeypatch):
 
         def not_an_upstream():
             return object()
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("my_upstreams", None)
     upstream = build_upstream("my_upstreams:frames", ckpt="ignored")
@@ -97,6 +101,7 @@ def test_local_upstream_needs_checkpoint(tmp_path):
 
 
 # ---- the toolkit's own upstreams: LFCC and utterance embeddings ------------------------------------------------
+
 
 def test_lfcc_upstream_mirrors_the_mfcc_upstream():
     from distilmos.padding_exact import frame_counts
@@ -124,7 +129,7 @@ def test_lfcc_features_do_not_depend_on_the_batch():
         alone = lfcc([short])["hidden_states"][0][0]
         batched = lfcc([long, short])["hidden_states"][0][1]
         silent, tiny = lfcc([torch.zeros(8000), torch.randn(399)])["hidden_states"][0]
-    assert torch.equal(batched[: len(alone)], alone) and batched[len(alone):].abs().sum() == 0
+    assert torch.equal(batched[: len(alone)], alone) and batched[len(alone) :].abs().sum() == 0
     assert torch.equal(silent, torch.zeros_like(silent))  # constant dimensions normalise to 0, never NaN
     assert torch.equal(tiny, torch.zeros_like(tiny))  # shorter than one window: no frame
 
@@ -142,7 +147,8 @@ def test_toolkit_upstreams_join_s3prl_hub():
 @pytest.fixture
 def embedders(tmp_path, monkeypatch):
     """A module ``my_embedders`` of embedder factories, good and bad."""
-    (tmp_path / "my_embedders.py").write_text(textwrap.dedent('''
+    (tmp_path / "my_embedders.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         import torch
 
@@ -173,7 +179,8 @@ def embedders(tmp_path, monkeypatch):
 
         def not_an_embedder():
             return 3
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("my_embedders", None)
 
@@ -186,18 +193,21 @@ def test_utterance_embedding_is_one_frame_per_utterance(embedders):
     out = upstream(wavs)
     assert out["hidden_states"][0].shape == (2, 1, 12)
     assert torch.allclose(out["hidden_states"][0][1, 0], upstream.embedder(wavs[1]))
-    assert frame_counts(upstream, [16000, 3000, 10 ** 8, 0]) == [1, 1, 1, 0]
+    assert frame_counts(upstream, [16000, 3000, 10**8, 0]) == [1, 1, 1, 0]
     assert sum(p.numel() for p in upstream.parameters()) == 2 * 12 + 12  # the embedder's weights travel with it
     vectors = build_upstream("utterance_embedding", ckpt="my_embedders:as_numpy")([torch.randn(800)])
     assert vectors["last_hidden_state"].dtype == torch.float32 and vectors["last_hidden_state"][0, 0, 0] == 800
 
 
-@pytest.mark.parametrize("ckpt,message", [
-    (None, "needs -k package.module:factory"),
-    ("my_embedders:nope", "no callable 'nope'"),
-    ("no_such_pkg.mod:fn", "cannot import module 'no_such_pkg.mod'"),
-    ("my_embedders:not_an_embedder", "not callable"),
-])
+@pytest.mark.parametrize(
+    "ckpt,message",
+    [
+        (None, "needs -k package.module:factory"),
+        ("my_embedders:nope", "no callable 'nope'"),
+        ("no_such_pkg.mod:fn", "cannot import module 'no_such_pkg.mod'"),
+        ("my_embedders:not_an_embedder", "not callable"),
+    ],
+)
 def test_utterance_embedding_spec_errors(embedders, ckpt, message):
     from distilmos.upstream.utterance import EmbeddingError
 
@@ -205,8 +215,10 @@ def test_utterance_embedding_spec_errors(embedders, ckpt, message):
         build_upstream("utterance_embedding", ckpt=ckpt)
 
 
-@pytest.mark.parametrize("factory,message", [
-    ("frames", r"shape \(3, 4\).*one 1-D vector"), ("nan", "non-finite"), ("by_length", "different sizes")])
+@pytest.mark.parametrize(
+    "factory,message",
+    [("frames", r"shape \(3, 4\).*one 1-D vector"), ("nan", "non-finite"), ("by_length", "different sizes")],
+)
 def test_utterance_embedding_output_errors(embedders, factory, message):
     from distilmos.upstream.utterance import EmbeddingError
 

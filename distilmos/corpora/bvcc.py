@@ -10,6 +10,7 @@ system's utterances land in every split; systems keep their ids), seeded by ``sp
 test utterances (a tenth each, rounded down) and the other 5,686 in train. Each row keeps its official
 split in the extra column ``original_split``.
 """
+
 from __future__ import annotations
 
 from . import voicemos
@@ -33,6 +34,8 @@ def read(root: str, allow_constant_test: bool = False, split: str = "official", 
     if split == "official":
         return splits
     if "test" not in splits:
-        raise CorpusLayoutError(f"{root}: the random 8:1:1 split pools the official train, val and test lists, and "
-                                "this copy has no test labels (DATA/sets/test_mos_list.txt or TESTSET)")
+        raise CorpusLayoutError(
+            f"{root}: the random 8:1:1 split pools the official train, val and test lists, and "
+            "this copy has no test labels (DATA/sets/test_mos_list.txt or TESTSET)"
+        )
     return resplit(splits, RANDOM_811, split_seed, f"random 8:1:1 by utterance, seed {split_seed}")

@@ -26,6 +26,7 @@ unsure of the natural samples' exact names and of the system id the ratings file
 does not use it for them), and whether they lie in ``testVCC2/`` (rated files that are not there are an
 error naming them).
 """
+
 from __future__ import annotations
 
 import os
@@ -67,13 +68,24 @@ def read(root: str) -> Splits:
     lines = read_lines(path)
     short = [n for n, fields in lines if len(fields) <= LEFT]
     if short:
-        raise CorpusLayoutError(f"{path}:{short[0]}: fewer than {LEFT + 1} fields ({len(short)} such line(s)); "
-                                "not the VCC2018 ratings file")
+        raise CorpusLayoutError(
+            f"{path}:{short[0]}: fewer than {LEFT + 1} fields ({len(short)} such line(s)); not the VCC2018 ratings file"
+        )
     tasks = {fields[LEFT]: task_of(fields[LEFT], fields[TASK]) for _, fields in lines}
-    systems = {fields[LEFT]: natural_system(fields[LEFT]) if tasks[fields[LEFT]] == "natural" else fields[SYSTEM]
-               for _, fields in lines}
+    systems = {
+        fields[LEFT]: natural_system(fields[LEFT]) if tasks[fields[LEFT]] == "natural" else fields[SYSTEM]
+        for _, fields in lines
+    }
     means = average_ratings((fields[LEFT], fields[MOS], f"{path}:{n}") for n, fields in lines)
-    rows = [Row(stem(name), systems[name], audio_file(wav_dir, name), mean, origin,
-                {"n_ratings": str(count), "task": tasks[name]})
-            for name, (mean, count, origin) in means.items()]
+    rows = [
+        Row(
+            stem(name),
+            systems[name],
+            audio_file(wav_dir, name),
+            mean,
+            origin,
+            {"n_ratings": str(count), "task": tasks[name]},
+        )
+        for name, (mean, count, origin) in means.items()
+    ]
     return {"test": (rows, path)}

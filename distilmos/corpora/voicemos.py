@@ -13,6 +13,7 @@ listener ``nospeaker``. A listener file whose ratings are all the same is taken 
 the test labels it is refused (a test split of constant scores has no correlation to measure) unless
 ``allow_constant_test`` is set, and no rating counts are taken from it.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,13 +35,17 @@ def system_of(sample_id: str) -> str:
 
 def listener_rows(path: str, wav_dir: str):
     """Rows of the mean rating per utterance of a listener file, with the number of ratings."""
-    ratings = [(fields[1], fields[2] if len(fields) > 2 else "", f"{path}:{n}") for n, fields in read_lines(path)
-               if len(fields) >= 2]
+    ratings = [
+        (fields[1], fields[2] if len(fields) > 2 else "", f"{path}:{n}")
+        for n, fields in read_lines(path)
+        if len(fields) >= 2
+    ]
     rows = []
     for name, (mean, count, origin) in average_ratings(ratings).items():
         sample_id = stem(name)
-        rows.append(Row(sample_id, system_of(sample_id), audio_file(wav_dir, name), mean, origin,
-                        {"n_ratings": str(count)}))
+        rows.append(
+            Row(sample_id, system_of(sample_id), audio_file(wav_dir, name), mean, origin, {"n_ratings": str(count)})
+        )
     return rows
 
 
@@ -63,9 +68,11 @@ def constant_ratings(path: str) -> str | None:
 
 
 def _placeholder_message(path: str, why: str, corpus: str) -> str:
-    return (f"{path}: {why}: a placeholder copy of the test listener file (as handed to challenge participants), "
-            f"not the {corpus} test labels. The real labels are DATA/sets/test_mos_list.txt and TESTSET of {RELEASE}; "
-            "copy them into DATA/sets/")
+    return (
+        f"{path}: {why}: a placeholder copy of the test listener file (as handed to challenge participants), "
+        f"not the {corpus} test labels. The real labels are DATA/sets/test_mos_list.txt and TESTSET of {RELEASE}; "
+        "copy them into DATA/sets/"
+    )
 
 
 def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
@@ -75,8 +82,9 @@ def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
     :class:`CorpusLayoutError` saying where the real labels are, unless ``allow_constant_test``."""
     data = os.path.join(root, "DATA")
     if not os.path.isdir(data):
-        raise CorpusLayoutError(f"{data}: not found; the {corpus} root must be the folder that holds DATA/wav "
-                                "and DATA/sets")
+        raise CorpusLayoutError(
+            f"{data}: not found; the {corpus} root must be the folder that holds DATA/wav and DATA/sets"
+        )
     sets, wav_dir = os.path.join(data, "sets"), os.path.join(data, "wav")
     splits: Splits = {}
     for split, name in LISTS.items():
@@ -85,8 +93,11 @@ def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
             rows = score_list(list_path, wav_dir, system_of)
             placeholder = split == "test" and os.path.isfile(listener_path) and constant_ratings(listener_path)
             if placeholder:
-                print(f"warning: {_placeholder_message(listener_path, placeholder, corpus)}; no rating counts taken "
-                      "from it", file=sys.stderr)
+                print(
+                    f"warning: {_placeholder_message(listener_path, placeholder, corpus)}; no rating counts taken "
+                    "from it",
+                    file=sys.stderr,
+                )
             elif os.path.isfile(listener_path):  # keep how many listeners each mean stands on
                 counts = {r.sample_id: r.extra["n_ratings"] for r in listener_rows(listener_path, wav_dir)}
                 for row in rows:
@@ -100,12 +111,16 @@ def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
                     raise CorpusLayoutError(
                         f"{message}. Refused as test labels: to prepare without a test split, remove it; to use it "
                         "anyway, pass --allow_constant_test to egs/bvcc/local/data_prep.py (--allow_constant_test true "
-                        "to egs/bvcc/run.sh)")
+                        "to egs/bvcc/run.sh)"
+                    )
                 print(f"warning: {message}; used as the test labels anyway (--allow_constant_test)", file=sys.stderr)
             splits[split] = (listener_rows(listener_path, wav_dir), listener_path)
         elif split == "test":
-            print(f"warning: neither {list_path} nor {listener_path} found (test labels not in this copy); "
-                  f"no {corpus} test split", file=sys.stderr)
+            print(
+                f"warning: neither {list_path} nor {listener_path} found (test labels not in this copy); "
+                f"no {corpus} test split",
+                file=sys.stderr,
+            )
         else:
             raise CorpusLayoutError(f"{list_path}: no such score file; the {corpus} root must hold DATA/sets/{name}")
     return splits

@@ -14,6 +14,7 @@ undone when the VAD keeps nothing), then ``embed_utterance``'s partial utterance
 second, 40 mel bands) averaged and L2-normalised. The network runs on the upstream's device; the mel
 spectrogram (librosa) on the CPU. A waveform the encoder maps to the zero vector embeds to zeros.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,10 @@ def _resemblyzer():
     try:
         import resemblyzer
     except ImportError as exc:
-        raise EmbeddingError(f"upstream 'ge2e_dvector' needs the resemblyzer package, which ships the pretrained "
-                             f"GE2E speaker encoder: {INSTALL} ({exc})") from exc
+        raise EmbeddingError(
+            f"upstream 'ge2e_dvector' needs the resemblyzer package, which ships the pretrained "
+            f"GE2E speaker encoder: {INSTALL} ({exc})"
+        ) from exc
     return resemblyzer
 
 

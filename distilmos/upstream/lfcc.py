@@ -18,6 +18,7 @@ liftering would be undone by the per-dimension normalisation. Each utterance is 
 batch's padding never changes its features: the upstream declares its framing (``padding_exact_convs``)
 and the runner, the predictor and the feature cache cut each utterance at its exact frame count.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,12 +46,17 @@ class LFCCUpstream(nn.Module):
     #: (kernel, stride) of the framing: :mod:`distilmos.padding_exact` counts each utterance's frames with it
     padding_exact_convs = ((WIN_LENGTH, HOP_LENGTH),)
 
-    def __init__(self, n_filter: int = N_FILTER, n_lfcc: int = N_LFCC, delta_order: int = DELTA_ORDER,
-                 cmvn: bool = True):
+    def __init__(
+        self, n_filter: int = N_FILTER, n_lfcc: int = N_LFCC, delta_order: int = DELTA_ORDER, cmvn: bool = True
+    ):
         super().__init__()
         self.lfcc = torchaudio.transforms.LFCC(
-            sample_rate=SAMPLE_RATE, n_filter=n_filter, n_lfcc=n_lfcc, log_lf=True,
-            speckwargs={"n_fft": WIN_LENGTH, "win_length": WIN_LENGTH, "hop_length": HOP_LENGTH, "center": False})
+            sample_rate=SAMPLE_RATE,
+            n_filter=n_filter,
+            n_lfcc=n_lfcc,
+            log_lf=True,
+            speckwargs={"n_fft": WIN_LENGTH, "win_length": WIN_LENGTH, "hop_length": HOP_LENGTH, "center": False},
+        )
         self.delta = torchaudio.transforms.ComputeDeltas(win_length=DELTA_WIN)
         self.delta_order = delta_order
         self.cmvn = cmvn

@@ -21,10 +21,11 @@ Two ways in:
   and predictor files.
 - ``-u ge2e_dvector``: Resemblyzer's pretrained GE2E speaker encoder (:mod:`.ge2e`), an optional extra.
 """
+
 from __future__ import annotations
 
 import importlib
-from typing import Callable, List
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ import torch.nn as nn
 from ..errors import ToolkitError
 
 #: the stride of the one-frame "front end": longer than any utterance (37 hours at 16 kHz)
-ONE_FRAME = 2 ** 31
+ONE_FRAME = 2**31
 
 
 class EmbeddingError(ToolkitError, ValueError):
@@ -49,8 +50,10 @@ class UtteranceEmbeddingUpstream(nn.Module):
     def __init__(self, embedder: Callable[[torch.Tensor], object], name: str = "embedder"):
         super().__init__()
         if not callable(embedder):
-            raise EmbeddingError(f"{name}: the factory returned {type(embedder).__name__}, which is not callable; "
-                                 "it must return embedder(wav) -> vector")
+            raise EmbeddingError(
+                f"{name}: the factory returned {type(embedder).__name__}, which is not callable; "
+                "it must return embedder(wav) -> vector"
+            )
         self.embedder = embedder  # registered as a submodule when it is an nn.Module
         self.name = name
 
@@ -62,14 +65,17 @@ class UtteranceEmbeddingUpstream(nn.Module):
         out = self.embedder(wav)
         vector = out if torch.is_tensor(out) else torch.as_tensor(np.asarray(out))
         if vector.dim() != 1 or vector.numel() == 0:
-            raise EmbeddingError(f"{self.name}: returned shape {tuple(vector.shape)} for one waveform; an utterance "
-                                 "embedding is one 1-D vector per waveform")
+            raise EmbeddingError(
+                f"{self.name}: returned shape {tuple(vector.shape)} for one waveform; an utterance "
+                "embedding is one 1-D vector per waveform"
+            )
         if not torch.isfinite(vector).all():
-            raise EmbeddingError(f"{self.name}: returned a non-finite value (NaN or inf) for a waveform of "
-                                 f"{wav.numel()} samples")
+            raise EmbeddingError(
+                f"{self.name}: returned a non-finite value (NaN or inf) for a waveform of {wav.numel()} samples"
+            )
         return vector.to(device=wav.device, dtype=torch.float32)
 
-    def forward(self, wavs: List[torch.Tensor]):
+    def forward(self, wavs: list[torch.Tensor]):
         vectors = [self.embed(w) for w in wavs]
         sizes = {v.numel() for v in vectors}
         if len(sizes) != 1:
@@ -81,8 +87,9 @@ class UtteranceEmbeddingUpstream(nn.Module):
 def load_factory(spec: str) -> Callable[[], object]:
     """The callable ``package.module:factory`` names, or an :class:`EmbeddingError` that says what to give."""
     if not spec or ":" not in spec:
-        raise EmbeddingError(f"upstream 'utterance_embedding' needs -k package.module:factory (the embedder's "
-                             f"factory), got {spec!r}")
+        raise EmbeddingError(
+            f"upstream 'utterance_embedding' needs -k package.module:factory (the embedder's factory), got {spec!r}"
+        )
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -108,7 +115,7 @@ class RandomEmbedder(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         self.proj = nn.Linear(201, dim)
         with torch.no_grad():
-            self.proj.weight.copy_(torch.randn(dim, 201, generator=generator) / 201 ** 0.5)
+            self.proj.weight.copy_(torch.randn(dim, 201, generator=generator) / 201**0.5)
             self.proj.bias.copy_(torch.randn(dim, generator=generator) * 0.1)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:

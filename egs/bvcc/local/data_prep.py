@@ -17,6 +17,7 @@ and test 8:1:1 (by utterance; seeded by ``--split_seed``; the same copy and seed
 byte): the split SALF-MOS reports its BVCC numbers on. Without ``test_mos_list.txt``, a ``TESTSET`` whose
 ratings are all the same (the placeholder of participants' copies) is refused unless ``--allow_constant_test``.
 """
+
 import argparse
 import os
 import sys
@@ -31,11 +32,18 @@ def bvcc_system(sample_id: str) -> str:
     return bvcc.voicemos.system_of(sample_id)
 
 
-def prepare(bvcc_root: str, out_dir: str, check_audio: bool = True, split: str = "official", split_seed: int = 0,
-            allow_constant_test: bool = False):
+def prepare(
+    bvcc_root: str,
+    out_dir: str,
+    check_audio: bool = True,
+    split: str = "official",
+    split_seed: int = 0,
+    allow_constant_test: bool = False,
+):
     """Write the data lists; return ``{split: [Utterance]}``."""
-    splits = bvcc.read(os.path.abspath(bvcc_root), allow_constant_test=allow_constant_test, split=split,
-                       split_seed=split_seed)
+    splits = bvcc.read(
+        os.path.abspath(bvcc_root), allow_constant_test=allow_constant_test, split=split, split_seed=split_seed
+    )
     return write_splits(splits, out_dir, check_audio=check_audio)
 
 
@@ -44,15 +52,28 @@ def main(argv=None) -> int:
     parser.add_argument("--bvcc_root", required=True, help="folder that holds DATA/")
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--no_check_audio", action="store_true", help="skip opening every audio header")
-    parser.add_argument("--split", choices=bvcc.SPLIT_MODES, default="official",
-                        help="official: the challenge's lists; random811: every labelled utterance dealt 8:1:1")
+    parser.add_argument(
+        "--split",
+        choices=bvcc.SPLIT_MODES,
+        default="official",
+        help="official: the challenge's lists; random811: every labelled utterance dealt 8:1:1",
+    )
     parser.add_argument("--split_seed", type=int, default=0, help="seed of --split random811")
-    parser.add_argument("--allow_constant_test", action="store_true",
-                        help="accept a TESTSET whose ratings are all the same (a placeholder) as the test labels")
+    parser.add_argument(
+        "--allow_constant_test",
+        action="store_true",
+        help="accept a TESTSET whose ratings are all the same (a placeholder) as the test labels",
+    )
     args = parser.parse_args(argv)
     try:
-        result = prepare(args.bvcc_root, args.out_dir, check_audio=not args.no_check_audio, split=args.split,
-                         split_seed=args.split_seed, allow_constant_test=args.allow_constant_test)
+        result = prepare(
+            args.bvcc_root,
+            args.out_dir,
+            check_audio=not args.no_check_audio,
+            split=args.split,
+            split_seed=args.split_seed,
+            allow_constant_test=args.allow_constant_test,
+        )
     except DataListError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ LFCC, 0.56 on MFCC, 0.48 on X-vectors, all on its random 8:1:1 split of BVCC, at
 utterance-level MSE: the column stands beside ours). Fig. 5's depths are a plot whose values are not
 quoted; the depth table says which depth it found best (4).
 """
+
 import argparse
 import csv
 import json
@@ -70,7 +71,7 @@ def head_parameters(expdir: str):
 
     allow_s3prl_checkpoints()  # the runner's checkpoints hold its argparse.Namespace
     downstream = torch.load(path, map_location="cpu", weights_only=True)["Downstream"]
-    state = {k[len("model."):]: v for k, v in downstream.items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in downstream.items() if k.startswith("model.")}
     model = SALFMOSModel(**SALFMOSModel.kwargs_from_state(state))
     return sum(p.numel() for p in model.parameters())
 
@@ -79,8 +80,11 @@ def read_run(expdir: str) -> dict:
     """The table's values of one experiment folder."""
     info = _read_json(os.path.join(expdir, "info.json"))
     test = _read_json(os.path.join(expdir, "metrics_test.json"))
-    return {"values": {m: test.get(m) for m in METRICS}, "split": split_name(info),
-            "parameters": head_parameters(expdir)}
+    return {
+        "values": {m: test.get(m) for m in METRICS},
+        "split": split_name(info),
+        "parameters": head_parameters(expdir),
+    }
 
 
 def label(tag: str, ssl: str, embedding: str) -> str:
@@ -110,15 +114,25 @@ def collect(specs, ssl: str, embedding: str = ""):
         name = label(tag, ssl, embedding)
         splits = sorted({m["split"] for m in members})
         if len(splits) > 1:
-            raise AblationError(f"{name} at depth {depth}: runs on different BVCC splits {splits}; average runs of "
-                                "one split")
-        row = {"table": "inputs" if depth == PAPER_DEPTH else "depths", "input": name, "upstream": tag,
-               "depth": depth, "parameters": members[0]["parameters"], "split": splits[0], "n_runs": len(members)}
+            raise AblationError(
+                f"{name} at depth {depth}: runs on different BVCC splits {splits}; average runs of one split"
+            )
+        row = {
+            "table": "inputs" if depth == PAPER_DEPTH else "depths",
+            "input": name,
+            "upstream": tag,
+            "depth": depth,
+            "parameters": members[0]["parameters"],
+            "split": splits[0],
+            "n_runs": len(members),
+        }
         row.update({m: _mean([r["values"][m] for r in members]) for m in METRICS})
         row["paper_MSE"] = PAPER_TABLE3.get(name) if depth == PAPER_DEPTH else None
         rows.append(row)
-    inputs = sorted((r for r in rows if r["table"] == "inputs"),
-                    key=lambda r: (order.index(r["input"]) if r["input"] in order else len(order), r["input"]))
+    inputs = sorted(
+        (r for r in rows if r["table"] == "inputs"),
+        key=lambda r: (order.index(r["input"]) if r["input"] in order else len(order), r["input"]),
+    )
     depths = sorted((r for r in rows if r["upstream"] == ssl), key=lambda r: r["depth"])
     depths = [dict(r, table="depths") for r in depths]
     others = [r for r in rows if r["table"] == "depths" and r["upstream"] != ssl]
@@ -134,19 +148,27 @@ def markdown(rows) -> str:
     head = "| utt MSE | utt LCC | utt SRCC | utt KTAU | sys MSE | sys SRCC |"
     cells = lambda r: " | ".join(_num(r[m]) for m in METRICS)  # noqa: E731
     n = lambda r: f" (n={r['n_runs']})" if r["n_runs"] > 1 else ""  # noqa: E731
-    lines = [f"SALF-MOS inputs (the paper's Table III; depth {PAPER_DEPTH}). Ours: BVCC test, split as listed; "
-             f"paper: BVCC test MSE, {PAPER_SPLIT} split.", "",
-             "| input | upstream | head parameters | split " + head + " paper MSE |",
-             "|---|---|---|---" + "|---" * len(METRICS) + "|---|"]
+    lines = [
+        f"SALF-MOS inputs (the paper's Table III; depth {PAPER_DEPTH}). Ours: BVCC test, split as listed; "
+        f"paper: BVCC test MSE, {PAPER_SPLIT} split.",
+        "",
+        "| input | upstream | head parameters | split " + head + " paper MSE |",
+        "|---|---|---|---" + "|---" * len(METRICS) + "|---|",
+    ]
     for r in (r for r in rows if r["table"] == "inputs"):
         params = "–" if r["parameters"] is None else f"{r['parameters']:,}"
-        lines.append(f"| {r['input']}{n(r)} | {r['upstream']} | {params} | {r['split']} | {cells(r)} | "
-                     f"{_num(r['paper_MSE'])} |")
+        lines.append(
+            f"| {r['input']}{n(r)} | {r['upstream']} | {params} | {r['split']} | {cells(r)} | {_num(r['paper_MSE'])} |"
+        )
     depth_rows = [r for r in rows if r["table"] == "depths"]
     if depth_rows:
-        lines += ["", f"SALF-MOS depth (the paper's Fig. 5: best at depth {PAPER_DEPTH}).",
-                  "", "| input | depth | head parameters | split " + head,
-                  "|---|---|---|---" + "|---" * len(METRICS) + "|"]
+        lines += [
+            "",
+            f"SALF-MOS depth (the paper's Fig. 5: best at depth {PAPER_DEPTH}).",
+            "",
+            "| input | depth | head parameters | split " + head,
+            "|---|---|---|---" + "|---" * len(METRICS) + "|",
+        ]
         for r in depth_rows:
             params = "–" if r["parameters"] is None else f"{r['parameters']:,}"
             lines.append(f"| {r['input']}{n(r)} | {r['depth']} | {params} | {r['split']} | {cells(r)} |")

@@ -19,6 +19,7 @@ the readings that land exactly on the target at each ``--also`` width (512: wav2
 1024: the Large models): the 1,574 reading is unique at 768 dims only if the input is 768-dimensional, since
 at 512 dims another reading also lands on 1,574.
 """
+
 import argparse
 import itertools
 
@@ -58,14 +59,32 @@ def count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias
 
 def readings(dim):
     for axis, kind, c, conv_bias, bn_affine, down, lfe, lfe_out, head_bias in itertools.product(
-            ("feature", "time"), ("constant", "doubling"), (1, 2, 3, 4, 8), (False, True), (True, False),
-            ("max_pool", "conv_same_width", "conv_next_width"),
-            ("shared_over_length", "per_channel_over_length", "flattened", "channel_mean"), (1, 2), (False, True)):
-        widths = [c] * 4 if kind == "constant" else [c * 2 ** i for i in range(4)]
+        ("feature", "time"),
+        ("constant", "doubling"),
+        (1, 2, 3, 4, 8),
+        (False, True),
+        (True, False),
+        ("max_pool", "conv_same_width", "conv_next_width"),
+        ("shared_over_length", "per_channel_over_length", "flattened", "channel_mean"),
+        (1, 2),
+        (False, True),
+    ):
+        widths = [c] * 4 if kind == "constant" else [c * 2**i for i in range(4)]
         n = count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias)
         if n is not None:
-            yield n, dict(axis=axis, widths=widths, conv_bias=conv_bias, bn_affine=bn_affine, down=down, lfe=lfe,
-                          lfe_out=lfe_out, head_bias=head_bias)
+            yield (
+                n,
+                dict(
+                    axis=axis,
+                    widths=widths,
+                    conv_bias=conv_bias,
+                    bn_affine=bn_affine,
+                    down=down,
+                    lfe=lfe,
+                    lfe_out=lfe_out,
+                    head_bias=head_bias,
+                ),
+            )
 
 
 def describe(n, reading, target):
@@ -75,8 +94,13 @@ def describe(n, reading, target):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--upstream_dim", type=int, default=768)
-    parser.add_argument("--also", type=int, nargs="*", default=[512, 1024],
-                        help="other input widths: the readings that land exactly on --target at each")
+    parser.add_argument(
+        "--also",
+        type=int,
+        nargs="*",
+        default=[512, 1024],
+        help="other input widths: the readings that land exactly on --target at each",
+    )
     parser.add_argument("--target", type=int, default=1574)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
@@ -87,12 +111,14 @@ def main(argv=None):
         what = f" ({WIDTHS[dim]})" if dim in WIDTHS else ""
         if i == 0:
             print(f"readings at {dim} input dimensions{what}, nearest to {args.target:,} first:")
-            for n, reading in found[:args.top]:
+            for n, reading in found[: args.top]:
                 print(describe(n, reading, args.target))
             time_axis = min(n for n, r in found if r["axis"] == "time")
             print(f"fewest parameters of any time-axis reading: {time_axis:,}")
-        print(f"{dim} dims{what}: {len(exact)} reading(s) of exactly {args.target:,} parameters"
-              + (":" if exact else f"; the nearest: {found[0][0]:,}"))
+        print(
+            f"{dim} dims{what}: {len(exact)} reading(s) of exactly {args.target:,} parameters"
+            + (":" if exact else f"; the nearest: {found[0][0]:,}")
+        )
         for n, reading in exact:
             print(describe(n, reading, args.target))
 
