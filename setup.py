@@ -8,7 +8,7 @@ setup(
     description="DistilMOS: layer-wise self-distillation for SSL-based MOS prediction (s3prl plugin)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # torch 2.9
     packages=find_packages(include=["distilmos", "distilmos.*", "upstream_tokens", "upstream_tokens.*"]),
     install_requires=[
         # torchaudio pins one exact torch release; this pair is the one s3prl's runner is tested with here.
