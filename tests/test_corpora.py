@@ -194,7 +194,7 @@ def test_data_prep_script_per_corpus(generated, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1 and "nowhere: no such folder" in bad.stderr
+    assert bad.returncode == 2 and "nowhere: no such folder" in bad.stderr
     listing = subprocess.run([sys.executable, "-m", "distilmos.corpora", "--list"], capture_output=True, text=True)
     assert all(name in listing.stdout for name in corpora.CORPORA)
 

@@ -65,7 +65,7 @@ def test_bvcc_prep_reports_all_bad_rows_and_writes_nothing(demo_corpus, tmp_path
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     err = result.stderr
     assert "4 bad row(s)" in err
     assert "sysdead-uttmissing.wav" in err and "no such audio file" in err

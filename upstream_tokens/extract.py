@@ -104,6 +104,11 @@ class FrameLaw:
     def frames(self, n_samples: int) -> int:
         return max(0, (int(n_samples) + self.offset) // self.rate)
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest waveform given a frame (the front end's receptive field: 400 for wav2vec 2.0 & co.)."""
+        return max(1, self.rate - self.offset)
+
 
 def calibrate_frame_law(count_frames: Callable[[int], int], rate: int, start: int | None = None) -> FrameLaw:
     """Find the frame law of an upstream from single-waveform probes (about 13 short forwards).
@@ -183,9 +188,10 @@ def check_shard(nshard: int, rank: int) -> None:
         raise OptionError(f"need nshard >= 1 and 0 <= rank < nshard (got nshard={nshard}, rank={rank})")
 
 
-def read_list(csv_path: str) -> tuple[list[Utterance], list[int]]:
-    """A validated data list (scores not needed) and the 16 kHz sample count of each utterance."""
-    utterances = read_datalist(csv_path, require_score=False)
+def read_list(csv_path: str, law: FrameLaw | None = None) -> tuple[list[Utterance], list[int]]:
+    """A validated data list (scores not needed) and the 16 kHz sample count of each utterance; with the
+    upstream's frame ``law``, a clip too short to give a frame is a bad row."""
+    utterances = read_datalist(csv_path, require_score=False, min_samples=law.min_samples if law else 0)
     return utterances, audio_lengths(utterances)
 
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, validate, write_datalist
-from distilmos.fileio import atomic_write
+from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, open_list, validate, write_datalist
+from distilmos.fileio import atomic_write, unwritable
 
 #: ``{split: (rows, source)}``: what a reader returns; ``source`` names the score file(s) in errors
 Splits = dict[str, tuple[list[Row], str]]
@@ -77,7 +77,7 @@ def read_table(path: str, columns: Sequence[str]) -> list[tuple[int, dict[str, s
     header without one of ``columns`` is an error naming the file."""
     if not os.path.isfile(path):
         raise CorpusLayoutError(f"{path}: no such score file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # some corpora ship a byte-order mark
+    with open_list(path) as handle:  # some corpora ship a byte-order mark
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in columns if c not in header]
@@ -93,7 +93,7 @@ def read_lines(path: str) -> list[tuple[int, list[str]]]:
     """Non-empty lines of a headerless comma-separated file as ``(line number, fields)``."""
     if not os.path.isfile(path):
         raise CorpusLayoutError(f"{path}: no such score file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with open_list(path) as handle:
         return [
             (n, [f.strip() for f in fields])
             for n, fields in enumerate(csv.reader(handle), start=1)
@@ -197,6 +197,9 @@ def write_splits(
     """Validate every split (audio headers too, with a progress bar on large corpora), then write
     ``out_dir/<split>.csv`` for each. Nothing is written unless every split is valid; the error lists
     the bad rows of all splits."""
+    problem = unwritable(out_dir)
+    if problem:  # before the header checks, which can take minutes on a large corpus
+        raise DataListError(f"{out_dir}: cannot write the data lists there ({problem}); give another --out_dir")
     validated, errors = {}, []
     for name, (rows, source) in splits.items():
         try:

@@ -144,7 +144,7 @@ if todo 1; then
         log 1 "data lists in ${datadir} already prepared ($(cat "${prep_stamp}"))"
     else
         log 1 "data preparation"
-        [ -n "${bvcc_root}" ] || { echo "--bvcc_root is required for stage 1" >&2; exit 1; }
+        [ -n "${bvcc_root}" ] || { echo "--bvcc_root is required for stage 1" >&2; exit 2; }
         rm -f "${prep_stamp}"
         constant_test=()
         [ "${allow_constant_test}" = true ] && constant_test=(--allow_constant_test)

@@ -24,7 +24,7 @@ import sys
 
 from distilmos.corpora import bvcc
 from distilmos.corpora.common import write_splits
-from distilmos.datalist import DataListError
+from distilmos.errors import ToolkitError
 
 
 def bvcc_system(sample_id: str) -> str:
@@ -74,9 +74,9 @@ def main(argv=None) -> int:
             split_seed=args.split_seed,
             allow_constant_test=args.allow_constant_test,
         )
-    except DataListError as exc:
+    except ToolkitError as exc:  # bad input: one message, exit status 2
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     for split, utts in result.items():
         n_sys = len({u.system_id for u in utts})
         print(f"{os.path.join(args.out_dir, split + '.csv')}: {len(utts)} utterances, {n_sys} systems")
