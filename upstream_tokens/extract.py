@@ -39,6 +39,7 @@ from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
 from distilmos.datalist import Utterance, read_datalist
 from distilmos.errors import ToolkitError
 from distilmos.padding_exact import is_padding_exact
+from distilmos.upstream.utterance import ONE_FRAME
 from distilmos.upstreams import build_upstream
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,11 @@ class FeatureExtractor:
         for param in self.upstream.parameters():
             param.requires_grad_(False)
         self.downsample_rate = int(self.upstream.get_downsample_rates("hidden_states"))
+        if self.downsample_rate >= ONE_FRAME:  # the probes below would be hours of audio
+            raise TokenExtractionError(
+                "the upstream gives one vector per utterance (an utterance embedding), not frames: it has no "
+                "frame tokens or feature cache; train without --feature_cache (and with a variant without tokens)"
+            )
         self.padding_exact = is_padding_exact(self.upstream)
         # Probe waveforms are seeded noise (silence can make some normalisations degenerate).
         probe = torch.randn(40 * self.downsample_rate, generator=torch.Generator().manual_seed(probe_seed)) * 0.1

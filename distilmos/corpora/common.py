@@ -149,6 +149,32 @@ def holdout(ids: Sequence[str], ratio: float = HOLDOUT_RATIO, seed: int = HOLDOU
     return {ordered[i] for i in order[:count]}
 
 
+def resplit(splits: Splits, fractions: dict[str, float], seed: int, how: str) -> Splits:
+    """Every row of ``splits`` pooled and dealt at random into new splits of the given ``fractions`` (in their
+    order; each split but the first gets ``int(n * fraction)`` rows, the first the rest). The deal depends only
+    on the set of sample ids and ``seed`` (ids are sorted before a seeded permutation), and each new split keeps
+    the pool's order, so the same corpus and seed give the same lists byte for byte. Each row records its
+    original split in the extra column ``original_split``; ``how`` describes the deal in error messages."""
+    pool = [(name, row) for name, (rows, _) in splits.items() for row in rows]
+    ids = sorted({row.sample_id for _, row in pool})
+    order = np.random.default_rng(seed).permutation(len(ids))
+    names = list(fractions)
+    counts = [int(len(ids) * fractions[name]) for name in names[1:]]
+    assigned, start = {}, len(ids) - sum(counts)
+    for i in order[:start]:
+        assigned[ids[i]] = names[0]
+    for name, count in zip(names[1:], counts):
+        for i in order[start : start + count]:
+            assigned[ids[i]] = name
+        start += count
+    source = f"{', '.join(source for _, source in splits.values())} ({how})"
+    out: Splits = {name: ([], source) for name in names}
+    for original, row in pool:
+        row.extra["original_split"] = original
+        out[assigned[row.sample_id]][0].append(row)
+    return out
+
+
 def split_by(rows: list[Row], held: set) -> tuple[list[Row], list[Row]]:
     """``(rows not held out, rows held out)`` by sample id, order kept."""
     return [r for r in rows if r.sample_id not in held], [r for r in rows if r.sample_id in held]
