@@ -25,11 +25,12 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.batching import AUTO, max_pad_setting, resolve_max_pad
+from distilmos.data.datalist import DEFAULT_MIN_SECONDS, read_datalist
+from distilmos.data.dataset import MOSBatch, MOSDataset, eval_loader, train_loader
+
 from . import results
-from .audio import SAMPLE_RATE
-from .batching import AUTO, max_pad_setting, resolve_max_pad
-from .data import MOSBatch, MOSDataset, eval_loader, train_loader
-from .datalist import DEFAULT_MIN_SECONDS, read_datalist
 from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
@@ -168,7 +169,8 @@ class MOSExpert(nn.Module):
 
     def eval_max_pad(self):
         """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a
-        fraction): ``auto`` sets none for a padding-exact upstream, else :data:`distilmos.batching.STRICT_MAX_PAD`."""
+        fraction): ``auto`` sets none for a padding-exact upstream, else
+        :data:`distilmos.data.batching.STRICT_MAX_PAD`."""
         return resolve_max_pad(max_pad_setting(self.datarc.get("eval_max_pad", AUTO)), self.upstream_padding_exact)
 
     def _feature_store(self):

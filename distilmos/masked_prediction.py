@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
+
 from .tiny_upstream import model_config
 
 FEATURE_PENALTY = 10.0  # HuBERT's weight of the squared-feature penalty

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from distilmos.data.audio import SAMPLE_RATE, load_audio
+from distilmos.data.datalist import open_list
+
 from . import masked_prediction as mp
-from .audio import SAMPLE_RATE, load_audio
-from .datalist import open_list
 from .errors import ToolkitError
 from .fileio import atomic_write, sha256_file
 

@@ -37,8 +37,9 @@ import numpy as np
 import torch
 import yaml
 
+from distilmos.data.batching import STRICT_MAX_PAD
+
 from . import cached_upstream, padding_exact, registry
-from .batching import STRICT_MAX_PAD
 from .errors import ToolkitError
 from .plugin import register, register_upstream
 from .upstreams import UpstreamSpecError, check_local_checkpoint

@@ -21,7 +21,8 @@ import os
 
 import torch
 
-from .audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
+
 from .fileio import atomic_write
 
 ARCHS = ("wavlm", "hubert", "wav2vec2")

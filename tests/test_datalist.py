@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from distilmos.datalist import DataListError, Utterance, read_datalist, write_datalist
+from distilmos.data.datalist import DataListError, Utterance, read_datalist, write_datalist
 
 
 def _wav(path):

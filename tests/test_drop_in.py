@@ -19,8 +19,8 @@ import sys
 import pytest
 from conftest import REPO
 
-from distilmos.batching import STRICT_MAX_PAD
-from distilmos.datalist import read_datalist
+from distilmos.data.batching import STRICT_MAX_PAD
+from distilmos.data.datalist import read_datalist
 from distilmos.errors import ConfigError
 from distilmos.expert_base import MOSExpert
 from distilmos.metrics import METRIC_KEYS

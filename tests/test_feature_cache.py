@@ -16,7 +16,7 @@ import torch
 from conftest import REPO
 from test_tokens import DURATIONS, store_files, write_corpus
 
-from distilmos.audio import load_audio
+from distilmos.data.audio import load_audio
 from distilmos.errors import ConfigError
 from distilmos.runner import main as run_downstream_main
 from distilmos.upstreams import build_upstream

@@ -25,9 +25,9 @@ import torch
 from conftest import REPO
 
 from distilmos import checkpoints
-from distilmos.audio import AudioError
 from distilmos.checkpoints import CheckpointError
-from distilmos.datalist import read_datalist, write_datalist
+from distilmos.data.audio import AudioError
+from distilmos.data.datalist import read_datalist, write_datalist
 from distilmos.preemption import EXIT_PREEMPTED
 from distilmos.runner import run
 

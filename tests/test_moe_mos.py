@@ -14,7 +14,7 @@ import torch.nn as nn
 from conftest import REPO
 from downstream_helpers import import_expert_module
 
-from distilmos.data import MOSBatch
+from distilmos.data.dataset import MOSBatch
 from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
 from distilmos.moe_schedule import StageSchedule
 from distilmos.runner import run as run_downstream_main
@@ -336,7 +336,7 @@ def test_schedule_through_the_runner_survives_a_stop_and_resume(tmp_path, tiny_c
 
 # ---- the exported predictor -------------------------------------------------------------------------
 def test_exported_predictor_equals_the_runner_and_gives_the_system_posterior(trained, demo_data):
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
     from distilmos.predictor import load
 
     expdir, model = trained

@@ -12,7 +12,7 @@ import torch
 from conftest import REPO
 
 from distilmos import padding_exact
-from distilmos.batching import STRICT_MAX_PAD
+from distilmos.data.batching import STRICT_MAX_PAD
 from distilmos.models.ssl_mos import SSLMOSModel
 from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
 from distilmos.predictor.predictor import Predictor

@@ -17,9 +17,9 @@ import soundfile as sf
 import torch
 from conftest import REPO
 
-from distilmos.audio import load_audio
-from distilmos.data import MOSDataset, eval_loader
-from distilmos.datalist import read_datalist
+from distilmos.data.audio import load_audio
+from distilmos.data.datalist import read_datalist
+from distilmos.data.dataset import MOSDataset, eval_loader
 from distilmos.metrics import METRIC_KEYS, compute_metrics
 from distilmos.predictor import PredictionError, PredictorFileError, export, load
 from distilmos.predictor.chunking import chunk_windows, weighted_mean
@@ -172,7 +172,7 @@ def test_default_batching_equals_one_by_one(models, demo_data):
     score equals the file's score alone; an upstream of unknown make keeps the strict cap."""
     import torch.nn as nn
 
-    from distilmos.batching import STRICT_MAX_PAD
+    from distilmos.data.batching import STRICT_MAX_PAD
     from distilmos.predictor.predictor import default_max_pad
 
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))

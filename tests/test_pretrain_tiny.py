@@ -31,7 +31,7 @@ def _rows(pool_csv):
 
 
 def test_pool_is_real_espeak_speech_with_labels(pool):
-    from distilmos.audio import load_audio
+    from distilmos.data.audio import load_audio
 
     rows = _rows(pool)
     assert {r["split"] for r in rows} == {"train", "heldout"}
@@ -59,7 +59,7 @@ def test_every_pool_voice_speaks_the_same_samples_in_every_process():
 
 
 def test_a_training_step_lowers_the_masked_prediction_loss(pool):
-    from distilmos.audio import load_audio
+    from distilmos.data.audio import load_audio
 
     torch.set_num_threads(1)
     rows = _rows(pool)[:4]

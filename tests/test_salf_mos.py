@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import REPO
 
-from distilmos.datalist import read_datalist
+from distilmos.data.datalist import read_datalist
 from distilmos.errors import ConfigError
 from distilmos.metrics import METRIC_KEYS
 from distilmos.models.salf_mos import SALFMOSModel

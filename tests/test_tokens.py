@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from distilmos.audio import AudioError, load_audio
-from distilmos.datalist import DataListError
+from distilmos.data.audio import AudioError, load_audio
+from distilmos.data.datalist import DataListError
 from distilmos.upstreams import build_upstream
 from upstream_tokens import cli
 from upstream_tokens.dump import dump_split, finalize_split

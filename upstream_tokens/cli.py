@@ -24,7 +24,7 @@ import sys
 
 import torch
 
-from distilmos.batching import AUTO, parse_max_pad
+from distilmos.data.batching import AUTO, parse_max_pad
 
 from .extract import Batching
 

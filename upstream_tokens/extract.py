@@ -34,9 +34,9 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from distilmos.audio import load_audio, probe_audio, samples_at_16k
-from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
-from distilmos.datalist import Utterance, read_datalist
+from distilmos.data.audio import load_audio, probe_audio, samples_at_16k
+from distilmos.data.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
+from distilmos.data.datalist import Utterance, read_datalist
 from distilmos.errors import ToolkitError
 from distilmos.padding_exact import is_padding_exact
 from distilmos.upstream.utterance import ONE_FRAME
@@ -155,7 +155,7 @@ def audio_lengths(utterances: Sequence[Utterance]) -> list[int]:
 
 @dataclass(frozen=True)
 class Batching:
-    """How the forward pass is batched (:func:`distilmos.batching.plan_batches`, the toolkit's one
+    """How the forward pass is batched (:func:`distilmos.data.batching.plan_batches`, the toolkit's one
     length-batching rule) and how audio is read ahead."""
 
     max_batch_seconds: float = 100.0

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from distilmos.audio import SAMPLE_RATE
-from distilmos.datalist import read_rows
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.datalist import read_rows
 from distilmos.fileio import sha256_file
 
 from .extract import Batching, FeatureExtractor, check_shard, read_list

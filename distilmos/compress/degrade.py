@@ -45,8 +45,8 @@ import soundfile as sf
 from scipy import signal
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
 from distilmos.compress.config import load_settings
+from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import atomic_write
 

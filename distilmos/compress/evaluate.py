@@ -42,7 +42,7 @@ def _parse_pairs(items, what: str) -> dict:
 
 
 def _rows(path: str) -> list:
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
 
     return [(u.sample_id, u.system_id, u.wav_path, float(u.score)) for u in read_datalist(path, check_audio=False)]
 
@@ -72,7 +72,7 @@ def distillmos_scorer():
         import distillmos
     except ImportError:
         return None
-    from distilmos.audio import load_audio
+    from distilmos.data.audio import load_audio
 
     model = distillmos.ConvTransformerSQAModel().eval()
 

@@ -29,7 +29,6 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE
 from distilmos.compress.config import load_settings
 from distilmos.compress.structure import (
     GROUPS,
@@ -40,6 +39,7 @@ from distilmos.compress.structure import (
     plan_sizes,
     pruned_entry,
 )
+from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics

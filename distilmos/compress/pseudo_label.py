@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from distilmos.datalist import open_list
+from distilmos.data.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write, sha256_file
 

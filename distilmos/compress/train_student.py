@@ -33,9 +33,9 @@ import torch
 from tqdm import tqdm
 
 import distilmos
-from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
-from distilmos.batching import plan_batches
 from distilmos.compress.config import load_settings
+from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio
+from distilmos.data.batching import plan_batches
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics
@@ -68,7 +68,7 @@ def load_config(path: str | None, overrides: dict | None = None) -> dict:
 
 def read_list(path: str) -> list[dict]:
     """Rows ``{sample_id, system_id, wav_path (absolute), score}`` of a data list; bad rows named."""
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
 
     # audio is checked as it is read (ClipStore): a bad clip is skipped there, not fatal here
     return [

@@ -22,7 +22,7 @@ from typing import IO
 
 import torch
 
-from distilmos.batching import AUTO, parse_max_pad
+from distilmos.data.batching import AUTO, parse_max_pad
 
 SCORE_EPILOG = """\
 inputs: audio files; folders (every audio file under them, recursively); .csv data lists with a wav_path

@@ -26,8 +26,8 @@ from torch.nn.utils.rnn import pad_sequence
 
 import distilmos
 from distilmos import padding_exact, registry
-from distilmos.audio import SAMPLE_RATE
-from distilmos.datalist import open_list
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 

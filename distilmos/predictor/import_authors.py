@@ -71,7 +71,7 @@ from collections.abc import Sequence
 import torch
 
 import distilmos
-from distilmos.audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
-from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
-from distilmos.datalist import too_short
+from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
+from distilmos.data.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
+from distilmos.data.datalist import too_short
 from distilmos.errors import ToolkitError
 from distilmos.padding_exact import is_padding_exact, min_samples
 
@@ -78,7 +78,7 @@ def resolve_device(device: str | None) -> torch.device:
 
 def default_max_pad(model: torch.nn.Module) -> float | None:
     """The default padding cap for an upstream (see the module docstring): none (``None``) for a
-    padding-exact one, :data:`distilmos.batching.STRICT_MAX_PAD` for any other."""
+    padding-exact one, :data:`distilmos.data.batching.STRICT_MAX_PAD` for any other."""
     return resolve_max_pad(AUTO, is_padding_exact(model))
 
 

@@ -14,8 +14,8 @@ The heads sit on the Feature Processor output and are used in training only; the
 import torch
 import torch.nn.functional as F
 
-from distilmos.audio import SAMPLE_RATE
-from distilmos.data import MOSBatch, MOSDataset
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.dataset import MOSBatch, MOSDataset
 from distilmos.errors import ConfigError
 from distilmos.expert_base import TRAIN, MOSExpert
 from distilmos.masking import valid_mask

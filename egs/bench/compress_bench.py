@@ -103,7 +103,7 @@ def student_file(path: str, seed: int) -> str:
 def measure(args, workdir: str) -> list:
     import torch
 
-    from distilmos.audio import SAMPLE_RATE, load_audio
+    from distilmos.data.audio import SAMPLE_RATE, load_audio
     from distilmos.predictor import load
     from distilmos.predictor.fileformat import write_predictor
 

@@ -50,8 +50,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from distilmos.audio import load_audio
     from distilmos.cached_upstream import CachedUpstream
+    from distilmos.data.audio import load_audio
     from distilmos.models.ssl_mos import SSLMOSModel
     from distilmos.tiny_upstream import write_checkpoint
     from distilmos.upstreams import build_upstream

@@ -131,7 +131,7 @@ class Ours(System):
         self.name = "DistilMOS (ours), " + ("one by one" if batch_size == 1 else f"batched (≤ {batch_size})")
 
     def load(self) -> None:
-        from distilmos.audio import SAMPLE_RATE
+        from distilmos.data.audio import SAMPLE_RATE
         from distilmos.predictor import load
 
         self.predictor = load(self.file, device=self.device, batch_size=self.batch_size)
@@ -195,7 +195,7 @@ class DNSMOS(System):
         import onnxruntime as ort
         from speechmos import dnsmos
 
-        from distilmos.audio import SAMPLE_RATE
+        from distilmos.data.audio import SAMPLE_RATE
 
         self.sample_rate = SAMPLE_RATE  # of the waveforms scored (DNSMOS itself takes 16 kHz)
 
@@ -228,7 +228,7 @@ def measure(args, workdir: str) -> list:
     import numpy as np
     import torch
 
-    from distilmos.audio import SAMPLE_RATE, load_audio
+    from distilmos.data.audio import SAMPLE_RATE, load_audio
 
     torch.set_flush_denormal(True)  # as the toolkit's commands do
     low, high = benchlib.parse_seconds(args.seconds)

@@ -51,7 +51,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     import torch
 
     from distilmos import registry
-    from distilmos.audio import SAMPLE_RATE
+    from distilmos.data.audio import SAMPLE_RATE
     from distilmos.predictor import upstream as upstream_parts
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor
@@ -75,7 +75,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
 def measure(args) -> list:
     import torch
 
-    from distilmos.audio import SAMPLE_RATE, load_audio
+    from distilmos.data.audio import SAMPLE_RATE, load_audio
     from distilmos.predictor import Predictor, load
     from distilmos.tiny_upstream import write_checkpoint
 

@@ -84,7 +84,7 @@ def run_case(args) -> dict:
     """One measurement in this process; returns timings and this process's peak RSS."""
     import torch
 
-    from distilmos.audio import SAMPLE_RATE
+    from distilmos.data.audio import SAMPLE_RATE
     from upstream_tokens.dump import dump_split
     from upstream_tokens.extract import Batching, FeatureExtractor, read_list
     from upstream_tokens.fit import fit_store

@@ -194,7 +194,7 @@ def measure(args, workdir: str) -> list:
     import torch
     from s3prl.utility.helper import hack_isinstance
 
-    from distilmos.audio import SAMPLE_RATE
+    from distilmos.data.audio import SAMPLE_RATE
     from distilmos.plugin import register
     from distilmos.tiny_upstream import write_checkpoint
 

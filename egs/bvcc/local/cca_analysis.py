@@ -30,9 +30,9 @@ import torch
 from tqdm import tqdm
 
 from distilmos import registry
-from distilmos.audio import SAMPLE_RATE, load_audio
 from distilmos.cca import pwcca_score
-from distilmos.datalist import read_datalist
+from distilmos.data.audio import SAMPLE_RATE, load_audio
+from distilmos.data.datalist import read_datalist
 from distilmos.predictor import export, load
 from distilmos.predictor import upstream as upstream_store
 from distilmos.predictor.export import read_experiment

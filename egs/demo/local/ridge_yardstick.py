@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from distilmos.audio import load_audio
-from distilmos.datalist import read_datalist
+from distilmos.data.audio import load_audio
+from distilmos.data.datalist import read_datalist
 from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write
 from distilmos.metrics import METRIC_KEYS, compute_metrics

@@ -142,7 +142,7 @@ def score(
 ) -> None:
     """Score every test set of the manifest with the predictor file (its own batching and windowing),
     skipping sets whose metrics file exists unless ``overwrite``."""
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
     from distilmos.metrics import compute_metrics
     from distilmos.predictor import load
     from distilmos.results import write_results

@@ -20,9 +20,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from distilmos.errors import ToolkitError
+from distilmos.fileio import atomic_write
+
 from .audio import SAMPLE_RATE, AudioError, probe_audio, samples_at_16k
-from .errors import ToolkitError
-from .fileio import atomic_write
 
 COLUMNS = ("sample_id", "system_id", "wav_path", "score")
 

@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 
 from torch.utils.data import Sampler
 
+from distilmos.errors import ConfigError
+
 from .audio import SAMPLE_RATE
-from .errors import ConfigError
 
 #: ``max_pad`` default: no cap for a padding-exact upstream, :data:`STRICT_MAX_PAD` for any other
 AUTO = "auto"
