@@ -29,11 +29,11 @@ from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.batching import AUTO, max_pad_setting, resolve_max_pad
 from distilmos.data.datalist import DEFAULT_MIN_SECONDS, read_datalist
 from distilmos.data.dataset import MOSBatch, MOSDataset, eval_loader, train_loader
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 
-from . import results
 from .errors import ConfigError
+from .eval import results
 from .fileio import atomic_write
-from .metrics import METRIC_KEYS, compute_metrics
 from .training import EarlyStopping
 
 TRAIN = "train"

@@ -22,8 +22,8 @@ from conftest import REPO
 from distilmos.data.batching import STRICT_MAX_PAD
 from distilmos.data.datalist import read_datalist
 from distilmos.errors import ConfigError
+from distilmos.eval.metrics import METRIC_KEYS
 from distilmos.expert_base import MOSExpert
-from distilmos.metrics import METRIC_KEYS
 
 #: the experts and the flags each needs under any runner
 EXPERTS = {

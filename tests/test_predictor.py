@@ -20,7 +20,7 @@ from conftest import REPO
 from distilmos.data.audio import load_audio
 from distilmos.data.datalist import read_datalist
 from distilmos.data.dataset import MOSDataset, eval_loader
-from distilmos.metrics import METRIC_KEYS, compute_metrics
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.predictor import PredictionError, PredictorFileError, export, load
 from distilmos.predictor.chunking import chunk_windows, weighted_mean
 from distilmos.predictor.cli import main as cli_main

@@ -12,7 +12,7 @@ from conftest import REPO
 
 from distilmos.data.datalist import read_datalist
 from distilmos.errors import ConfigError
-from distilmos.metrics import METRIC_KEYS
+from distilmos.eval.metrics import METRIC_KEYS
 from distilmos.models.salf_mos import SALFMOSModel
 from distilmos.models.salf_mos import main as count_main
 from distilmos.predictor import export, load

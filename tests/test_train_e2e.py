@@ -15,7 +15,7 @@ from conftest import REPO
 from downstream_helpers import import_expert_module
 
 from distilmos.data.datalist import read_datalist, write_datalist
-from distilmos.metrics import METRIC_KEYS
+from distilmos.eval.metrics import METRIC_KEYS
 from distilmos.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")

@@ -4,7 +4,7 @@
         --tests bvcc_test=data/bvcc/test.csv somos_test=data/somos/test.csv --out_dir exp/eval
 
 Per model and test list: ``<out_dir>/<model>/metrics_<test>.json`` and ``predictions_<test>.csv``
-(:mod:`distilmos.results`). Speed: utterances per second scoring the first test list on the CPU with one
+(:mod:`distilmos.eval.results`). Speed: utterances per second scoring the first test list on the CPU with one
 thread (batches as the predictor forms them). Parameters: everything in the predictor's network (upstream,
 featurizer, model). Then ``table.md`` / ``table.csv`` (one row per model) and ``srcc_vs_params.png``
 (utterance SRCC on each test list against parameters, log x axis). The ``distillmos`` package's released
@@ -24,9 +24,9 @@ import time
 import torch
 
 from distilmos.errors import ToolkitError
+from distilmos.eval.metrics import compute_metrics
+from distilmos.eval.results import write_results
 from distilmos.fileio import atomic_write
-from distilmos.metrics import compute_metrics
-from distilmos.results import write_results
 
 COLUMNS = ("params", "utts_per_s")
 

@@ -41,8 +41,8 @@ from distilmos.compress.structure import (
 )
 from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ConfigError, ToolkitError
+from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
-from distilmos.metrics import compute_metrics
 
 DEFAULTS = {
     "batch_size": 4,

@@ -37,8 +37,8 @@ from distilmos.compress.config import load_settings
 from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio
 from distilmos.data.batching import plan_batches
 from distilmos.errors import ConfigError, ToolkitError
+from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
-from distilmos.metrics import compute_metrics
 from distilmos.models.student import SIZES, build, count_parameters
 
 DEFAULTS = {

@@ -301,7 +301,7 @@ def _print_summary(results, failed, elapsed: float, max_seconds: float) -> None:
 
 
 def _print_metrics(entries, results, out_json: str | None) -> None:
-    from distilmos.metrics import compute_metrics
+    from distilmos.eval.metrics import compute_metrics
 
     scored = [(e, r) for e, r in zip(entries, results) if r.ok and e.score is not None]
     if not scored:

@@ -28,8 +28,8 @@ import torch
 from distilmos.data.audio import load_audio
 from distilmos.data.datalist import read_datalist
 from distilmos.errors import ToolkitError
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.fileio import atomic_write
-from distilmos.metrics import METRIC_KEYS, compute_metrics
 from distilmos.upstreams import build_upstream
 
 

@@ -143,9 +143,9 @@ def score(
     """Score every test set of the manifest with the predictor file (its own batching and windowing),
     skipping sets whose metrics file exists unless ``overwrite``."""
     from distilmos.data.datalist import read_datalist
-    from distilmos.metrics import compute_metrics
+    from distilmos.eval.metrics import compute_metrics
+    from distilmos.eval.results import write_results
     from distilmos.predictor import load
-    from distilmos.results import write_results
 
     sets = read_manifest(manifest)["sets"]
     todo = [s for s in sets if overwrite or not os.path.isfile(os.path.join(outdir, f"metrics_{s['key']}.json"))]

@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Iterable
 
-from .fileio import atomic_write
+from distilmos.fileio import atomic_write
 
 PREDICTION_COLUMNS = ("sample_id", "system_id", "score", "pred")
 
