@@ -73,7 +73,7 @@ EXPERTS: dict[str, Expert] = {
     for e in (
         Expert(
             "distilmos",
-            "distilmos.models.distilmos:DistilMOSModel",
+            "distilmos.models.distilmos_model:DistilMOSModel",
             (
                 Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
                 Variant("no_token", "w/o token prediction", "config_no_token.yaml"),

@@ -263,7 +263,7 @@ def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path)
 
 def _teacher_file(kind: str, ckpt: str, path: str) -> str:
     """A DistilMOS predictor file on a tiny ``kind`` upstream (random expert weights: pruning needs no trained one)."""
-    from distilmos.models.distilmos import DistilMOSModel
+    from distilmos.models.distilmos_model import DistilMOSModel
     from distilmos.predictor import upstream as upstream_mod
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torchaudio.functional as AF
 import yaml
 
-from distilmos.entmax import entmax15
+from distilmos.models.entmax import entmax15
 from distilmos.predictor import hf_wav2vec2, load
 from distilmos.predictor.cli import main as cli_main
 from distilmos.predictor.fileformat import read_predictor

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
-from distilmos.entmax import entmax15
+from distilmos.models.entmax import entmax15
 from distilmos.padding_exact import frame_counts
 
 # s3prl's Featurizer refuses a padded batch whose frame count is this far off the expected one

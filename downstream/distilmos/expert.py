@@ -18,8 +18,8 @@ from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.dataset import MOSBatch, MOSDataset
 from distilmos.errors import ConfigError
 from distilmos.expert_base import TRAIN, MOSExpert
-from distilmos.masking import valid_mask
-from distilmos.models.distilmos import DistilMOSModel, LayerHeads
+from distilmos.models.distilmos_model import DistilMOSModel, LayerHeads
+from distilmos.models.masking import valid_mask
 from distilmos.plugin import register_schedulers
 from distilmos.upstreams import build_upstream
 

@@ -39,7 +39,7 @@ def teacher_blob(kind: str, size: str, seed: int, workdir: str) -> dict:
     """A DistilMOS predictor dict on a random ``kind`` (wavlm, hubert) upstream of ``size`` (base, tiny)."""
     import torch
 
-    from distilmos.models.distilmos import DistilMOSModel
+    from distilmos.models.distilmos_model import DistilMOSModel
     from distilmos.predictor import upstream as upstream_mod
     from distilmos.predictor.export import assemble
     from distilmos.predictor.pipeline import FeatureSelector
