@@ -19,8 +19,9 @@ from collections.abc import Iterable
 
 import torch
 
+from distilmos.upstream.build import TOOLKIT_UPSTREAMS, is_callable_spec, resolve_upstream
+
 from .schedulers import get_MoEStageLR, get_OneCycleLR
-from .upstreams import TOOLKIT_UPSTREAMS, is_callable_spec, resolve_upstream
 
 
 def register_downstreams(dirs: Iterable[str]) -> None:

@@ -136,8 +136,9 @@ def save_checkpoint(ckpt: dict, path: str) -> None:
 def run_probes(ckpt_path: str, init_path: str, rows, columns: list[str], seed: int) -> dict[str, dict]:
     """Linear probes of every layer for every label column, for the checkpoint and for its random init, both
     loaded through the toolkit's ``-u hubert_local -k`` path."""
+    from distilmos.upstream.build import build_upstream
+
     from .probes import pooled_layers, probe_layers
-    from .upstreams import build_upstream
 
     wavs = [load_audio(r["wav_path"]) for r in rows]
     is_train = [r["split"] == "train" for r in rows]

@@ -10,9 +10,9 @@ anywhere:
   ``config.yaml``, found in the registered downstream folders wherever the command runs;
 - an unknown ``-u`` fails at once with the closest valid names;
 - with ``datarc.feature_cache`` (a frozen upstream), training and evaluation read the upstream's hidden
-  states from a feature cache instead of running it (:mod:`distilmos.cached_upstream`);
+  states from a feature cache instead of running it (:mod:`distilmos.upstream.cached`);
 - s3prl's WavLM, HuBERT and wav2vec 2.0 upstreams run their padding-exact forward
-  (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
+  (:mod:`distilmos.upstream.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
   training and evaluation do not depend on batch composition; the experts are told so
   (``upstream_padding_exact``), and their evaluation batches keep a padding cap only for other upstreams;
 - the experts are told they run under this runner (``plugin_runner``; under s3prl's own they refuse the
@@ -38,11 +38,12 @@ import torch
 import yaml
 
 from distilmos.data.batching import STRICT_MAX_PAD
+from distilmos.upstream.build import UpstreamSpecError, check_local_checkpoint
 
-from . import cached_upstream, padding_exact, registry
+from . import registry
 from .errors import ToolkitError
 from .plugin import register, register_upstream
-from .upstreams import UpstreamSpecError, check_local_checkpoint
+from .upstream import cached, padding_exact
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def make_runner_class():
             padding_exact.cut_featurizer(featurizer, upstream)
             cache = self._feature_cache()
             if cache:
-                store = cached_upstream.open_cache(
+                store = cached.open_cache(
                     cache,
                     self.args.upstream,
                     self.args.upstream_ckpt,
@@ -149,10 +150,8 @@ def make_runner_class():
                     bool(self.args.upstream_trainable),
                 )
                 # from here on the upstream is the cache: the datasets yield its hidden states
-                self.upstream = ModelEntry(
-                    cached_upstream.upstream_for(store).to(self.args.device), "Upstream", False, []
-                )
-                cached_upstream.cut_featurizer(featurizer)
+                self.upstream = ModelEntry(cached.upstream_for(store).to(self.args.device), "Upstream", False, [])
+                cached.cut_featurizer(featurizer)
                 # each utterance's cached features are its own, whatever else is in the batch
                 self.upstream_padding_exact = True
                 print(

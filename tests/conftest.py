@@ -40,7 +40,7 @@ def load_script(relpath: str, name: str = None):
 @pytest.fixture(scope="session")
 def tiny_ckpts(tmp_path_factory):
     """``{arch: path}`` of tiny seeded checkpoints for wavlm, hubert and wav2vec2."""
-    from distilmos.tiny_upstream import ARCHS, write_checkpoint
+    from distilmos.upstream.tiny import ARCHS, write_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
     return {arch: write_checkpoint(str(root / f"{arch}.pt"), arch) for arch in ARCHS}

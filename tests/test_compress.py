@@ -288,8 +288,8 @@ def prunable_teacher(request, tiny_ckpts, tmp_path_factory):
 
 def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, teacher_file, tmp_path):
     from distilmos.compress import prune
-    from distilmos.padding_exact import is_padding_exact
     from distilmos.predictor import load
+    from distilmos.upstream.padding_exact import is_padding_exact
 
     kind, teacher = prunable_teacher
     folder, _ = pool
@@ -342,7 +342,7 @@ def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
     their order and the rebuild of a head-pruned file are right."""
     from distilmos.compress.structure import Structure, plan_sizes, pruned_entry, random_scores
     from distilmos.predictor import upstream as upstream_mod
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     ckpt = write_checkpoint(str(tmp_path / "up.pt"), kind, frontend="group_norm")
     built, configs = upstream_mod.build_for_export(f"{kind}_local", ckpt, None)

@@ -11,13 +11,13 @@ import pytest
 import torch
 from conftest import REPO
 
-from distilmos import padding_exact
 from distilmos.data.batching import STRICT_MAX_PAD
 from distilmos.models.ssl_mos import SSLMOSModel
 from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
 from distilmos.predictor.predictor import Predictor
-from distilmos.tiny_upstream import ARCHS, FRONTENDS, build_checkpoint, write_checkpoint
-from distilmos.upstreams import build_upstream
+from distilmos.upstream import padding_exact
+from distilmos.upstream.build import build_upstream
+from distilmos.upstream.tiny import ARCHS, FRONTENDS, build_checkpoint, write_checkpoint
 
 # 1 s and lengths padded by 0-60 % of it in a batch
 LENGTHS = [16000, 15000, 12345, 10000, 8321, 6400]

@@ -292,7 +292,7 @@ def test_wavlm_entry_can_take_the_last_layer_before_the_final_layer_norm():
     """``last_layer_before_final_norm``: a layer_norm_first WavLM's last hidden state is layer N's output, not
     the encoder's (its final LayerNorm applied); the other layers, the count and batching stay as they are."""
     from distilmos.predictor import upstream as parts
-    from distilmos.tiny_upstream import build_checkpoint
+    from distilmos.upstream.tiny import build_checkpoint
 
     checkpoint = build_checkpoint("wavlm", "tiny", 0, None, "layer_norm")
     assert checkpoint["cfg"]["layer_norm_first"]

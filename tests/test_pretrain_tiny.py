@@ -13,7 +13,7 @@ from conftest import REPO, load_script
 
 from distilmos import masked_prediction as mp
 from distilmos.pretrain_tiny import main as pretrain_main
-from distilmos.upstreams import build_upstream
+from distilmos.upstream.build import build_upstream
 
 SHIPPED = os.path.join(REPO, "egs", "demo", "pretrained", "tiny_hubert.pt")
 

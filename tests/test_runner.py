@@ -9,7 +9,7 @@ from conftest import REPO
 
 from distilmos.plugin import register, register_upstream
 from distilmos.runner import complete_argv
-from distilmos.upstreams import UpstreamSpecError
+from distilmos.upstream.build import UpstreamSpecError
 
 
 def _toy_expert(root, name):

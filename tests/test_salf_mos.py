@@ -548,7 +548,7 @@ def test_ridge_yardstick_on_every_layer_reads_each_hidden_state(tmp_path, demo_d
     """``--layer all`` gives the mean and std of every hidden state side by side; the last block is ``last``'s."""
     from conftest import load_script
 
-    from distilmos.upstreams import build_upstream
+    from distilmos.upstream.build import build_upstream
 
     ridge = load_script("egs/demo/local/ridge_yardstick.py", "demo_ridge_yardstick")
     upstream = build_upstream("wavlm_local", tiny_ckpts["wavlm"]).eval()

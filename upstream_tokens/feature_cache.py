@@ -8,7 +8,7 @@ spends nearly all its time in the upstream's forward, at every step of every epo
 forward once: one pass of the eval-mode upstream (:class:`~upstream_tokens.extract.FeatureExtractor`,
 padding-exact for WavLM / HuBERT / wav2vec 2.0) writes the hidden states of the layers the featurizer
 needs. ``run_downstream.py ... -o config.downstream_expert.datarc.feature_cache=STORE`` then trains and
-evaluates from it (:mod:`distilmos.cached_upstream`).
+evaluates from it (:mod:`distilmos.upstream.cached`).
 
 Layout: the token store's (:mod:`upstream_tokens.store`, :mod:`upstream_tokens.splits`): ``meta.json``
 (upstream, checkpoint and its sha256, layers, feature dim, frame law, dtype; written when the store is

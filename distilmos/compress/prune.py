@@ -10,7 +10,7 @@ result is s3prl's own ``<kind>_local`` checkpoint with a smaller ``encoder_layer
 ``encoder_ffn_embed_dim`` and ``conv_feature_layers`` (and, for removed heads, each layer's head count
 beside it; :mod:`distilmos.predictor.heads`), so the pruned upstream really is smaller (fewer weights in
 the saved architecture, no masks), is rebuilt with s3prl's own classes and made padding-exact by
-:mod:`distilmos.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``.
+:mod:`distilmos.upstream.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``.
 
 Each pruned model is then fine-tuned briefly (upstream, featurizer and expert model together, MSE on the
 labelled list), keeping the weights with the best validation utterance SRCC.

@@ -25,11 +25,12 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 import distilmos
-from distilmos import padding_exact, registry
+from distilmos import registry
 from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
+from distilmos.upstream import padding_exact
 
 from . import downstreams, upstream
 from .fileformat import PredictorFileError, read_predictor, write_predictor

@@ -14,7 +14,7 @@ length-weighted mean of its windows' scores (and, for a model with a system-clas
 system posterior the length-weighted mean of its windows' posteriors).
 
 Batching and padding: WavLM / HuBERT / wav2vec 2.0 upstreams (any size, hub names and ``*_local``) run
-their padding-exact forward (:mod:`distilmos.padding_exact`), so a file's score does not depend on which
+their padding-exact forward (:mod:`distilmos.upstream.padding_exact`), so a file's score does not depend on which
 other files share its batch, and batches are bounded only by ``batch_size`` and ``max_batch_seconds``
 (``max_pad`` ``"auto"``: no cap). Any other upstream sees a padded batch as a whole and may move a
 padded utterance's features; for those ``"auto"`` caps padding at 2 % of the batch's longest
@@ -39,7 +39,7 @@ from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio, probe_audi
 from distilmos.data.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
 from distilmos.data.datalist import too_short
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import is_padding_exact, min_samples
+from distilmos.upstream.padding_exact import is_padding_exact, min_samples
 
 from . import downstreams, upstream
 from .chunking import chunk_windows, weighted_mean

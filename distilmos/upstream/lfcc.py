@@ -43,7 +43,7 @@ class LFCCUpstream(nn.Module):
     """``forward(wavs) -> {"hidden_states": [lfcc], "last_hidden_state": lfcc}``, ``lfcc [batch, frames, 39]``
     (see the module docstring for the settings)."""
 
-    #: (kernel, stride) of the framing: :mod:`distilmos.padding_exact` counts each utterance's frames with it
+    #: (kernel, stride) of the framing: :mod:`distilmos.upstream.padding_exact` counts each utterance's frames with it
     padding_exact_convs = ((WIN_LENGTH, HOP_LENGTH),)
 
     def __init__(

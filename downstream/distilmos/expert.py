@@ -21,7 +21,7 @@ from distilmos.expert_base import TRAIN, MOSExpert
 from distilmos.models.distilmos_model import DistilMOSModel, LayerHeads
 from distilmos.models.masking import valid_mask
 from distilmos.plugin import register_schedulers
-from distilmos.upstreams import build_upstream
+from distilmos.upstream.build import build_upstream
 
 from .token_targets import IGNORE, align_tokens
 

@@ -43,7 +43,7 @@ def teacher_blob(kind: str, size: str, seed: int, workdir: str) -> dict:
     from distilmos.predictor import upstream as upstream_mod
     from distilmos.predictor.export import assemble
     from distilmos.predictor.pipeline import FeatureSelector
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     ckpt = write_checkpoint(os.path.join(workdir, f"{kind}_{size}.pt"), kind, size=size, seed=seed)
     model, configs = upstream_mod.build_for_export(f"{kind}_local", ckpt, None)

@@ -78,7 +78,7 @@ def make_predictor_file(workdir: str, size: str, items: list, device: str, seed:
     """A DistilMOS predictor file through the toolkit's own path: a 1-step s3prl run, then export."""
     from distilmos.predictor import export
     from distilmos.runner import run as run_downstream
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     ckpt = write_checkpoint(os.path.join(workdir, f"wavlm_{size}.pt"), "wavlm", size=size, seed=seed)
     data = os.path.join(workdir, "data")

@@ -97,7 +97,7 @@ def measure(args, workdir: str) -> list:
 
     from distilmos.data.audio import SAMPLE_RATE
     from distilmos.plugin import register
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     register([os.path.join(REPO, "downstream")])
     if getattr(builtins.isinstance, "__module__", None) != hack_isinstance.__module__:

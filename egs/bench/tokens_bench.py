@@ -343,7 +343,7 @@ def main(argv=None) -> None:
 
 def measure(args):
     """Run every case; return the per-case Markdown table and the result rows."""
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     args.ckpt = write_checkpoint(
         os.path.join(args.workdir, f"wavlm_{args.size}.pt"), "wavlm", size=args.size, seed=args.seed

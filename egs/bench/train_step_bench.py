@@ -196,7 +196,7 @@ def measure(args, workdir: str) -> list:
 
     from distilmos.data.audio import SAMPLE_RATE
     from distilmos.plugin import register
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

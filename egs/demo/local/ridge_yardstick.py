@@ -30,7 +30,7 @@ from distilmos.data.datalist import read_datalist
 from distilmos.errors import ToolkitError
 from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.fileio import atomic_write
-from distilmos.upstreams import build_upstream
+from distilmos.upstream.build import build_upstream
 
 
 class YardstickError(ToolkitError, ValueError):

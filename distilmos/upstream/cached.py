@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
-from .errors import ConfigError
+from distilmos.errors import ConfigError
 
 #: feature selections (``-s``) a cache can serve
 CACHEABLE = ("hidden_states", "last_hidden_state", "hidden_state_<n>")
