@@ -15,7 +15,7 @@ from conftest import REPO, load_script
 
 from distilmos.data.datalist import DataListError, read_datalist, write_datalist
 from distilmos.errors import ToolkitError
-from distilmos.runner import main as run_downstream
+from distilmos.train.runner import main as run_downstream
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 SHORT = 16  # samples at 16 kHz: a 1 ms clip
@@ -100,7 +100,7 @@ def test_short_clip_is_skipped_and_listed_under_skip_bad_audio(short_data, skipp
 def test_short_clip_minimum_comes_from_config_without_a_known_upstream(tmp_path):
     """Under stock s3prl's runner (no receptive field handed over): ``datarc.min_seconds``, default 25 ms."""
     from distilmos.errors import ConfigError
-    from distilmos.expert_base import MOSExpert
+    from distilmos.train.expert_base import MOSExpert
 
     def expert(datarc, **kwargs):
         return MOSExpert(8, {"datarc": datarc}, str(tmp_path), **kwargs)

@@ -18,7 +18,7 @@ from test_tokens import DURATIONS, store_files, write_corpus
 
 from distilmos.data.audio import load_audio
 from distilmos.errors import ConfigError
-from distilmos.runner import main as run_downstream_main
+from distilmos.train.runner import main as run_downstream_main
 from distilmos.upstream.build import build_upstream
 from upstream_tokens import cli
 from upstream_tokens.extract import Batching

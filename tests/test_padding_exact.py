@@ -235,7 +235,7 @@ def trained(ckpts, data_dir, tmp_path_factory):
     """``{arch: checkpoint}``: DistilMOS without tokens (weighted sum of every hidden state, frozen upstream)
     trained 2 steps on the GroupNorm upstream. Its featurizer and downstream fit the LayerNorm upstream of
     the same architecture too (same layers and dims), so one run serves both front ends."""
-    from distilmos.runner import run
+    from distilmos.train.runner import run
 
     out = {}
     for arch in ARCHS:
@@ -275,7 +275,7 @@ def trained(ckpts, data_dir, tmp_path_factory):
 @pytest.fixture
 def eval_batches(monkeypatch):
     """The padding cap and the batches of each evaluation loader the experts build."""
-    from distilmos import expert_base
+    from distilmos.train import expert_base
 
     seen, real = [], expert_base.eval_loader
 
@@ -290,7 +290,7 @@ def eval_batches(monkeypatch):
 
 def evaluate(checkpoint, batch_size, *overrides):
     """``-m evaluate -t test`` predictions ``{sample_id: pred}``."""
-    from distilmos.runner import run
+    from distilmos.train.runner import run
 
     run(
         [DOWNSTREAM],
@@ -355,7 +355,7 @@ def test_runner_evaluate_keeps_the_cap_without_an_exact_forward(trained, ckpts, 
 
 def test_eval_max_pad_setting(tmp_path):
     from distilmos.errors import ConfigError
-    from distilmos.expert_base import MOSExpert
+    from distilmos.train.expert_base import MOSExpert
 
     def cap(*value, exact=False):
         datarc = {"eval_max_pad": value[0]} if value else {}

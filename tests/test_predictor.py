@@ -24,7 +24,7 @@ from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.predictor import PredictionError, PredictorFileError, export, load
 from distilmos.predictor.chunking import chunk_windows, weighted_mean
 from distilmos.predictor.cli import main as cli_main
-from distilmos.runner import run as run_downstream_main
+from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 EXPERTS = {
@@ -190,7 +190,7 @@ def test_default_batching_equals_one_by_one(models, demo_data):
 
 def test_file_holds_inference_weights_only(experiments, models):
     ckpt_path = os.path.join(experiments["distilmos"], "best-states-val.ckpt")
-    from distilmos.plugin import allow_s3prl_checkpoints
+    from distilmos.train.plugin import allow_s3prl_checkpoints
 
     allow_s3prl_checkpoints()
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from distilmos.plugin import register, register_upstream
-from distilmos.runner import complete_argv
+from distilmos.train.plugin import register, register_upstream
+from distilmos.train.runner import complete_argv
 from distilmos.upstream.build import UpstreamSpecError
 
 

@@ -16,7 +16,7 @@ from distilmos.eval.metrics import METRIC_KEYS
 from distilmos.models.salf_mos import SALFMOSModel
 from distilmos.models.salf_mos import main as count_main
 from distilmos.predictor import export, load
-from distilmos.runner import run as run_downstream_main
+from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 
@@ -245,7 +245,7 @@ def test_paper_recipe_is_the_default_config():
 def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch, capsys):
     """Validation SRCC falls after the first validation: the run stops `patience` validations later and the
     kept best checkpoint is the first one."""
-    import distilmos.expert_base as expert_base
+    import distilmos.train.expert_base as expert_base
 
     real = expert_base.compute_metrics
     falling = iter([0.5, 0.4, 0.3, 0.2, 0.1] + [0.0] * 100)

@@ -16,7 +16,7 @@ from downstream_helpers import import_expert_module
 
 from distilmos.data.datalist import read_datalist, write_datalist
 from distilmos.eval.metrics import METRIC_KEYS
-from distilmos.runner import run as run_downstream_main
+from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 

@@ -137,7 +137,7 @@ def test_lfcc_features_do_not_depend_on_the_batch():
 def test_toolkit_upstreams_join_s3prl_hub():
     from s3prl import hub
 
-    from distilmos.plugin import register_upstreams
+    from distilmos.train.plugin import register_upstreams
 
     register_upstreams()
     assert {"lfcc", "utterance_embedding", "ge2e_dvector"} <= set(hub.options())

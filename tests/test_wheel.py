@@ -18,7 +18,7 @@ import sysconfig
 import pytest
 from conftest import REPO
 
-from distilmos.runner import run as run_downstream
+from distilmos.train.runner import run as run_downstream
 
 IGNORE = shutil.ignore_patterns(
     ".git",

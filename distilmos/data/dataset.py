@@ -127,7 +127,7 @@ class EpochOrderSampler(Sampler[int]):
 
 def _quiet_worker(worker_id: int) -> None:
     # SIGTERM/SIGINT are the main process's to handle (it finishes the step and saves, see
-    # distilmos.preemption); a worker killed by them would abort the step instead. Workers still exit
+    # distilmos.train.preemption); a worker killed by them would abort the step instead. Workers still exit
     # with their parent.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)

@@ -10,7 +10,7 @@ What the runner does for a batch of 16 kHz waveforms (``Runner.evaluate``) and w
    with 1.5-entmax instead, see :class:`FeatureSelector`); then cuts each utterance to its frame count: the
    front end's exact count for a padding-exact upstream (:mod:`distilmos.upstream.padding_exact`, as the plugin
    runner's featurizer does), else s3prl's ``round(len(wav) / downsample_rate)``;
-3. the expert (:class:`distilmos.expert_base.MOSExpert`): pads the per-utterance features again and calls
+3. the expert (:class:`distilmos.train.expert_base.MOSExpert`): pads the per-utterance features again and calls
    its inference model with their lengths.
 """
 

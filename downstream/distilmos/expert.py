@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.dataset import MOSBatch, MOSDataset
 from distilmos.errors import ConfigError
-from distilmos.expert_base import TRAIN, MOSExpert
 from distilmos.models.distilmos_model import DistilMOSModel, LayerHeads
 from distilmos.models.masking import valid_mask
-from distilmos.plugin import register_schedulers
+from distilmos.train.expert_base import TRAIN, MOSExpert
+from distilmos.train.plugin import register_schedulers
 from distilmos.upstream.build import build_upstream
 
 from .token_targets import IGNORE, align_tokens

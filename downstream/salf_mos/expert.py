@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from distilmos.errors import ConfigError
-from distilmos.expert_base import MOSExpert
 from distilmos.models.salf_mos import SALFMOSModel
-from distilmos.plugin import register_schedulers
+from distilmos.train.expert_base import MOSExpert
+from distilmos.train.plugin import register_schedulers
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 

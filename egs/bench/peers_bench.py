@@ -77,7 +77,7 @@ def _version(package: str) -> str:
 def make_predictor_file(workdir: str, size: str, items: list, device: str, seed: int) -> str:
     """A DistilMOS predictor file through the toolkit's own path: a 1-step s3prl run, then export."""
     from distilmos.predictor import export
-    from distilmos.runner import run as run_downstream
+    from distilmos.train.runner import run as run_downstream
     from distilmos.upstream.tiny import write_checkpoint
 
     ckpt = write_checkpoint(os.path.join(workdir, f"wavlm_{size}.pt"), "wavlm", size=size, seed=seed)

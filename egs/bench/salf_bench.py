@@ -96,7 +96,7 @@ def measure(args, workdir: str) -> list:
     from s3prl.utility.helper import hack_isinstance
 
     from distilmos.data.audio import SAMPLE_RATE
-    from distilmos.plugin import register
+    from distilmos.train.plugin import register
     from distilmos.upstream.tiny import write_checkpoint
 
     register([os.path.join(REPO, "downstream")])

@@ -1,6 +1,6 @@
 """What s3prl needs to know about this toolkit, registered into s3prl's own namespaces.
 
-Needed by the runner (:mod:`distilmos.runner`), by every expert (an expert imported by a stock s3prl
+Needed by the runner (:mod:`distilmos.train.runner`), by every expert (an expert imported by a stock s3prl
 runner registers the schedulers its config names) and by the predictor (reading s3prl checkpoints):
 
 - this repository's ``downstream/*`` experts join s3prl's ``s3prl.downstream`` namespace, so ``-d distilmos``

@@ -1,6 +1,6 @@
 """s3prl's downstream runner with this toolkit plugged in: the entry point behind ``run_downstream.py``.
 
-:func:`main` is s3prl's ``run_downstream.py`` main with the registrations of :mod:`distilmos.plugin`, the
+:func:`main` is s3prl's ``run_downstream.py`` main with the registrations of :mod:`distilmos.train.plugin`, the
 runner subclass :class:`PluginRunner` (made by :func:`make_runner_class`) and a few fixes for running
 anywhere:
 
@@ -37,13 +37,13 @@ import numpy as np
 import torch
 import yaml
 
+from distilmos import registry
 from distilmos.data.batching import STRICT_MAX_PAD
+from distilmos.errors import ToolkitError
+from distilmos.upstream import cached, padding_exact
 from distilmos.upstream.build import UpstreamSpecError, check_local_checkpoint
 
-from . import registry
-from .errors import ToolkitError
 from .plugin import register, register_upstream
-from .upstream import cached, padding_exact
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +93,10 @@ def make_runner_class():
     from torch.distributed import is_initialized
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from .training import ResumableTrainingMixin
+    from .loop import ResumableTrainingMixin
 
     class PluginRunner(ResumableTrainingMixin, Runner):
-        """s3prl's Runner with the training loop of :mod:`distilmos.training` (the last step always
+        """s3prl's Runner with the training loop of :mod:`distilmos.train.loop` (the last step always
         counts, atomic checkpoints, preemption, exact resume; every rank stops after ``total_steps``), able
         to run DDP on CPU and to evaluate on one rank under DDP."""
 

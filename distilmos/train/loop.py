@@ -6,10 +6,10 @@ interface: ``get_dataloader``, ``forward(split, features, *others, records=...)`
 - **the last step always counts**: the final step validates and saves whatever ``eval_step`` and
   ``save_step`` are, so ``best-states-<split>.ckpt`` and a resumable ``states-<total_steps>.ckpt`` exist
   whenever training ends normally;
-- **atomic checkpoints** (:mod:`distilmos.checkpoints`): written beside their place and renamed in, the
+- **atomic checkpoints** (:mod:`distilmos.train.checkpoints`): written beside their place and renamed in, the
   checkpoints ``max_keep`` retires removed only after; the folder's free space is checked before the
   first step;
-- **preemption** (:mod:`distilmos.preemption`): SIGTERM/SIGINT finish the step in flight, save, and exit
+- **preemption** (:mod:`distilmos.train.preemption`): SIGTERM/SIGINT finish the step in flight, save, and exit
   with status 75; under ``torchrun`` every rank stops after the same step;
 - **schedules by step**: an expert whose ``forward`` declares a ``global_step`` parameter receives the
   step being trained (1-based), so loss weights can follow the step and resume with it;
@@ -293,7 +293,7 @@ class EarlyStopping:
 
     def __init__(self, patience: float = None, unit: str = "epoch", best_step: int = 0, stopped: bool = False):
         if unit not in ("epoch", "step"):
-            from .errors import ConfigError
+            from distilmos.errors import ConfigError
 
             raise ConfigError(f"early_stopping.unit must be epoch or step, not {unit!r}")
         self.patience, self.unit = patience, unit

@@ -29,12 +29,12 @@ from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.batching import AUTO, max_pad_setting, resolve_max_pad
 from distilmos.data.datalist import DEFAULT_MIN_SECONDS, read_datalist
 from distilmos.data.dataset import MOSBatch, MOSDataset, eval_loader, train_loader
+from distilmos.errors import ConfigError
+from distilmos.eval import results
 from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
+from distilmos.fileio import atomic_write
 
-from .errors import ConfigError
-from .eval import results
-from .fileio import atomic_write
-from .training import EarlyStopping
+from .loop import EarlyStopping
 
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
@@ -62,7 +62,7 @@ class MOSExpert(nn.Module):
     ):
         super().__init__()
         self.upstream_dim = upstream_dim
-        # All told by this toolkit's runner (distilmos.runner) only, never saved with a checkpoint's args:
+        # All told by this toolkit's runner (distilmos.train.runner) only, never saved with a checkpoint's args:
         # under s3prl's own runner the upstream runs as s3prl builds it (an older checkpoint's stale
         # upstream_padding_exact is ignored there), and evaluation keeps a padding cap.
         self.plugin_runner = bool(plugin_runner)
