@@ -205,7 +205,7 @@ def test_byte_order_mark_is_accepted_by_every_reader(lists, tmp_path):
     from distilmos.corpora.common import read_lines, read_table
     from distilmos.data.datalist import looks_like_header, rows_from_score_list
     from distilmos.predictor.inputs import collect
-    from distilmos.pretrain_tiny import read_pool
+    from distilmos.pretrain.tiny_hubert import read_pool
     from upstream_tokens.extract import read_list
 
     bom = b"\xef\xbb\xbf"

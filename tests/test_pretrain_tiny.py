@@ -1,4 +1,4 @@
-"""The offline pretraining of a tiny HuBERT (distilmos.pretrain_tiny) and the checkpoint the demo ships."""
+"""The offline pretraining of a tiny HuBERT (distilmos.pretrain.tiny_hubert) and the checkpoint the demo ships."""
 
 import csv
 import json
@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import REPO, load_script
 
-from distilmos import masked_prediction as mp
-from distilmos.pretrain_tiny import main as pretrain_main
+from distilmos.pretrain import masked_prediction as mp
+from distilmos.pretrain.tiny_hubert import main as pretrain_main
 from distilmos.upstream.build import build_upstream
 
 SHIPPED = os.path.join(REPO, "egs", "demo", "pretrained", "tiny_hubert.pt")
