@@ -269,7 +269,7 @@ def test_embedded_upstreams_rebuild_with_their_fine_tuned_weights(tiny_ckpts, ar
     """WavLM, HuBERT and wav2vec 2.0 go into the file whole (config + weights in the *_local format)."""
     import io
 
-    from distilmos.predictor import upstream as parts
+    from distilmos.predictor import upstream_entry as parts
 
     model, configs = parts.build_for_export(f"{arch}_local", tiny_ckpts[arch], None)
     generator = torch.Generator().manual_seed(0)
@@ -291,7 +291,7 @@ def test_embedded_upstreams_rebuild_with_their_fine_tuned_weights(tiny_ckpts, ar
 def test_wavlm_entry_can_take_the_last_layer_before_the_final_layer_norm():
     """``last_layer_before_final_norm``: a layer_norm_first WavLM's last hidden state is layer N's output, not
     the encoder's (its final LayerNorm applied); the other layers, the count and batching stay as they are."""
-    from distilmos.predictor import upstream as parts
+    from distilmos.predictor import upstream_entry as parts
     from distilmos.upstream.tiny import build_checkpoint
 
     checkpoint = build_checkpoint("wavlm", "tiny", 0, None, "layer_norm")
@@ -335,7 +335,7 @@ def test_wavlm_entry_can_take_the_last_layer_before_the_final_layer_norm():
 
 def test_other_upstreams_are_rebuilt_from_their_spec(tmp_path, monkeypatch):
     """A user's callable is stored as its spec plus the fine-tuned weights, and needs to be importable."""
-    from distilmos.predictor import upstream as parts
+    from distilmos.predictor import upstream_entry as parts
 
     (tmp_path / "frames_upstream.py").write_text(
         "import torch\n"

@@ -211,7 +211,7 @@ def prune(
 ) -> list:
     """Prune the upstream of the predictor file ``teacher`` to each fraction, fine-tune, and write
     ``<out_dir>/pruned_<pct>.pt``; return one summary dict per file."""
-    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.predictor import upstream_entry as upstream_mod
     from distilmos.predictor.fileformat import read_predictor, write_predictor
     from distilmos.predictor.predictor import build_pipeline
 

@@ -222,7 +222,7 @@ def export_student(model, out: str, *, size: str, config: dict, facts: dict, his
     from distilmos.predictor import downstreams
     from distilmos.predictor.fileformat import read_predictor, write_predictor
     from distilmos.predictor.pipeline import FeatureSelector
-    from distilmos.predictor.upstream import waveform_entry
+    from distilmos.predictor.upstream_entry import waveform_entry
 
     entry, _ = downstreams.make_entry("student", {f"model.{k}": v for k, v in model.state_dict().items()})
     selector = FeatureSelector(downsample_rate=1)

@@ -5,7 +5,7 @@ It loads with ``torch.load(..., weights_only=True)`` (no pickled classes), and h
     format          "distilmos-predictor"
     format_version  FORMAT_VERSION
     card            the model card (plain values; see :mod:`distilmos.predictor.export`)
-    upstream        how to rebuild the fine-tuned upstream (see :mod:`distilmos.predictor.upstream`)
+    upstream        how to rebuild the fine-tuned upstream (see :mod:`distilmos.predictor.upstream_entry`)
     featurizer      the layer selection / weighted sum (see :class:`distilmos.predictor.pipeline.FeatureSelector`)
     downstream      the expert's inference model: name, constructor arguments, weights
 

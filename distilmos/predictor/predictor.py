@@ -41,7 +41,7 @@ from distilmos.data.datalist import too_short
 from distilmos.errors import ToolkitError
 from distilmos.upstream.padding_exact import is_padding_exact, min_samples
 
-from . import downstreams, upstream
+from . import downstreams, upstream_entry
 from .chunking import chunk_windows, weighted_mean
 from .fileformat import read_predictor
 from .pipeline import FeatureSelector, PredictorPipeline
@@ -87,7 +87,7 @@ def build_pipeline(blob: dict, source: str = "predictor file") -> PredictorPipel
     featurizer = FeatureSelector(**blob["featurizer"]["config"])
     featurizer.load_state_dict(blob["featurizer"]["state_dict"], strict=True)
     pipeline = PredictorPipeline(
-        upstream.rebuild(blob["upstream"], source), featurizer, downstreams.build(blob["downstream"])
+        upstream_entry.rebuild(blob["upstream"], source), featurizer, downstreams.build(blob["downstream"])
     )
     return pipeline.eval().requires_grad_(False)
 

@@ -40,7 +40,7 @@ def teacher_blob(kind: str, size: str, seed: int, workdir: str) -> dict:
     import torch
 
     from distilmos.models.distilmos_model import DistilMOSModel
-    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.predictor import upstream_entry as upstream_mod
     from distilmos.predictor.export import assemble
     from distilmos.predictor.pipeline import FeatureSelector
     from distilmos.upstream.tiny import write_checkpoint

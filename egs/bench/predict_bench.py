@@ -52,7 +52,7 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
 
     from distilmos import registry
     from distilmos.data.audio import SAMPLE_RATE
-    from distilmos.predictor import upstream as upstream_parts
+    from distilmos.predictor import upstream_entry as upstream_parts
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor
     from distilmos.predictor.pipeline import FeatureSelector

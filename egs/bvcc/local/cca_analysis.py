@@ -34,7 +34,7 @@ from distilmos.data.audio import SAMPLE_RATE, load_audio
 from distilmos.data.datalist import read_datalist
 from distilmos.eval.cca import pwcca_score
 from distilmos.predictor import export, load
-from distilmos.predictor import upstream as upstream_store
+from distilmos.predictor import upstream_entry as upstream_store
 from distilmos.predictor.export import read_experiment
 from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
 
