@@ -1,4 +1,5 @@
-"""File helpers: atomic writes (a killed job never leaves a file that looks whole) and the one file hash."""
+"""File helpers: atomic writes (a killed job never leaves a file that looks whole), the one file hash, and
+reading s3prl checkpoints safely."""
 
 from __future__ import annotations
 
@@ -41,6 +42,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def allow_s3prl_checkpoints() -> None:
+    """s3prl checkpoints hold the run's ``argparse.Namespace``; allow it under ``torch.load``'s
+    ``weights_only=True`` default (torch >= 2.6) instead of unpickling arbitrary objects."""
+    import argparse
+
+    import torch  # here, so that the foundation imports no torch until a checkpoint is read
+
+    torch.serialization.add_safe_globals([argparse.Namespace])
 
 
 def unwritable(path: str | os.PathLike) -> str | None:

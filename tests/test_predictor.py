@@ -190,7 +190,7 @@ def test_default_batching_equals_one_by_one(models, demo_data):
 
 def test_file_holds_inference_weights_only(experiments, models):
     ckpt_path = os.path.join(experiments["distilmos"], "best-states-val.ckpt")
-    from distilmos.train.plugin import allow_s3prl_checkpoints
+    from distilmos.fileio import allow_s3prl_checkpoints
 
     allow_s3prl_checkpoints()
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)

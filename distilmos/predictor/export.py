@@ -48,7 +48,7 @@ class ExportError(ToolkitError, ValueError):
 def read_experiment(path: str) -> dict:
     """An s3prl experiment checkpoint (``states-N.ckpt``, ``best-states-<split>.ckpt``), refused with a
     clear error when it is not one."""
-    from distilmos.train.plugin import allow_s3prl_checkpoints
+    from distilmos.fileio import allow_s3prl_checkpoints
 
     if not os.path.isfile(path):
         raise ExportError(f"{path}: no such experiment checkpoint")
