@@ -34,7 +34,7 @@ class MOSDataset(Dataset):
     """Utterances of a validated data list; optionally with k-means tokens from a token store.
 
     ``token_store`` is any object with ``tokens(sample_id) -> LongTensor[frames, layers]`` (see
-    ``upstream_tokens.store.TokenStore``); it is opened lazily in each worker, so it is fork-safe.
+    :class:`distilmos.data.stores.TokenStore`); it is opened lazily in each worker, so it is fork-safe.
 
     Audio is checked when it is read (the preflight reads only headers): a file that cannot be decoded or
     holds NaN or infinite samples raises :class:`~distilmos.data.audio.AudioError` naming the file and its row

@@ -176,7 +176,7 @@ class MOSExpert(nn.Module):
     def _feature_store(self):
         """The run's feature cache (``datarc.feature_cache``), opened once; the runner checks it matches."""
         if self._feature_cache is None:
-            from upstream_tokens.feature_cache import FeatureStore
+            from distilmos.data.stores import FeatureStore
 
             self._feature_cache = FeatureStore(self.datarc["feature_cache"])
         return self._feature_cache

@@ -165,7 +165,7 @@ def _probe_hidden_states(upstream) -> tuple:
 
 def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt: str | None):
     """Open ``datarc.token_store`` and refuse one built for another upstream, checkpoint, k or layers."""
-    from upstream_tokens.store import TokenStore
+    from distilmos.data.stores import TokenStore
 
     path = datarc.get("token_store")
     if not path:
