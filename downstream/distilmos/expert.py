@@ -14,6 +14,7 @@ The heads sit on the Feature Processor output and are used in training only; the
 import torch
 import torch.nn.functional as F
 
+from distilmos import registry
 from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.dataset import MOSBatch, MOSDataset
 from distilmos.errors import ConfigError
@@ -24,8 +25,6 @@ from distilmos.train.plugin import register_schedulers
 from distilmos.upstream.build import build_upstream
 
 from .token_targets import IGNORE, align_tokens
-
-VARIANTS = ("distilmos", "no_token", "mse_distill")
 
 # The config's OneCycleLR must resolve under a stock s3prl runner too: the runner imports this module
 # before it builds the scheduler.
@@ -49,9 +48,10 @@ class DownstreamExpert(MOSExpert):
         **kwargs,
     ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
-        self.variant = downstream_variant or downstream_expert.get("variant", "distilmos")
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        # the variants are registered once (distilmos/registry.py); the first is the default
+        registered = registry.expert(self.name)
+        self.variant = downstream_variant or downstream_expert.get("variant") or registered.variants[0].name
+        registered.variant(self.variant)  # an unknown one: a ConfigError that lists the registered ones
         rc = self.modelrc
         hidden = int(rc.get("hidden_dim", 256))
         self.model = DistilMOSModel(
