@@ -1,8 +1,9 @@
 """What every MOS expert of this toolkit shares with s3prl's runner: data splits, dataloaders, the
 forward bookkeeping, metrics, best-checkpoint selection and the evaluation files.
 
-A concrete expert (``downstream/<name>/expert.py``) subclasses :class:`MOSExpert` and implements
-:meth:`MOSExpert.predict` (the inference path) and :meth:`MOSExpert.losses` (training objective).
+A concrete expert (``downstream/<name>/expert.py``) subclasses :class:`MOSExpert`, keeps its inference model
+as ``self.model`` (:meth:`MOSExpert.predict` runs it) and implements :meth:`MOSExpert.losses` (the training
+objective).
 
 Splits: ``train``, ``val`` and ``test`` are ``<datarc.data_dir>/<split>.csv``; ``datarc.extra_eval`` maps
 more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training split and the runner's
@@ -183,8 +184,9 @@ class MOSExpert(nn.Module):
 
     # ---- model interface for subclasses ---------------------------------------------------------------
     def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Inference path: ``features [batch, frames, upstream_dim]`` -> dict with ``pred [batch]``."""
-        raise NotImplementedError
+        """Inference path: ``features [batch, frames, upstream_dim]`` -> dict with ``pred [batch]``; by default
+        the expert's inference model, ``self.model`` (the one a predictor file keeps)."""
+        return self.model(features, lengths)
 
     def losses(self, out: dict[str, torch.Tensor], batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training objective: a dict of named scalar terms, ``loss`` being the one to minimise."""

@@ -98,9 +98,6 @@ class DownstreamExpert(MOSExpert):
         return MOSDataset(utterances, token_store=self.token_store)
 
     # ---- model ------------------------------------------------------------------------------------
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
-
     def losses(self, out, batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         mse = F.mse_loss(out["pred"], batch.scores.to(out["pred"].device))
         terms = {"mos_mse": mse}

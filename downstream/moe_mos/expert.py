@@ -85,9 +85,6 @@ class DownstreamExpert(MOSExpert):
             )
         return super().forward(split, features, batch, records, **kwargs)
 
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
-
     def class_targets(self, systems) -> torch.Tensor:
         """Class index per utterance; -1 for a system absent from the training list (no classification loss)."""
         return torch.tensor([self.class_index.get(s, -1) for s in systems], dtype=torch.long)

@@ -59,9 +59,6 @@ class DownstreamExpert(MOSExpert):
         print(f"[{self.name}] {n_params:,} parameters on {upstream_dim}-dim features ({upstream_feature_selection})")
         self.preflight()
 
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
-
     def losses(self, out, batch, lengths) -> dict[str, torch.Tensor]:
         loss = self.loss_fn(out["pred"], batch.scores.to(out["pred"].device))
         return {"mos_loss": loss, "loss": loss}

@@ -47,9 +47,6 @@ class DownstreamExpert(MOSExpert):
         self.model = SSLMOSModel(upstream_dim)
         self.preflight()
 
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
-
     def losses(self, out, batch, lengths) -> dict[str, torch.Tensor]:
         loss = self.loss_fn(out["pred"], batch.scores.to(out["pred"].device))
         return {"mos_loss": loss, "loss": loss}
