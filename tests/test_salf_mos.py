@@ -16,6 +16,7 @@ from distilmos.eval.metrics import METRIC_KEYS
 from distilmos.models.salf_mos import SALFMOSModel
 from distilmos.models.salf_mos import main as count_main
 from distilmos.predictor import export, load
+from distilmos.registry import DATARC_DEFAULTS
 from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
@@ -239,7 +240,7 @@ def test_paper_recipe_is_the_default_config():
     assert config["optimizer"]["torch_optim_name"] == "SGD" and config["optimizer"]["lr"] == 1.0e-4
     assert config["downstream_expert"]["datarc"]["train_batch_size"] == 4
     assert config["downstream_expert"]["modelrc"]["loss"] == "l1"
-    assert config["downstream_expert"]["datarc"]["best_metric"] == "utt_SRCC"
+    assert config["downstream_expert"]["datarc"].get("best_metric", DATARC_DEFAULTS["best_metric"]) == "utt_SRCC"
 
 
 def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch, capsys):

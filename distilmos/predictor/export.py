@@ -203,7 +203,7 @@ def model_card(
     name = args.downstream
     variant = registry.variant_of(name, args, config)
     data_dir = datarc.get("data_dir")
-    best_split = datarc.get("best_split", "val")
+    best_split = datarc.get("best_split", registry.DATARC_DEFAULTS["best_split"])
     step = ckpt.get("Step")
     weights = blob["featurizer"]["state_dict"].get("weights")
     down_state = ckpt["Downstream"]

@@ -34,6 +34,7 @@ from distilmos.errors import ConfigError
 from distilmos.eval import results
 from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.fileio import atomic_write
+from distilmos.registry import DATARC_DEFAULTS
 
 from .loop import EarlyStopping
 
@@ -58,6 +59,7 @@ class MOSExpert(nn.Module):
         upstream_padding_exact: bool = False,
         upstream_min_samples: int = None,
         plugin_runner: bool = False,
+        train_batch_per_process: int | None = None,
         mode: str = "train",
         **kwargs,
     ):
@@ -70,14 +72,16 @@ class MOSExpert(nn.Module):
         self.upstream_padding_exact = bool(upstream_padding_exact) and self.plugin_runner
         # The upstream's receptive field, when this toolkit's runner knows the front end
         self.upstream_min_samples = upstream_min_samples if self.plugin_runner else None
+        # this process's share of datarc.train_batch_size under DDP (s3prl's own runner: all of it)
+        self.train_batch_per_process = train_batch_per_process if self.plugin_runner else None
         self.expdir = expdir
         self.seed = seed
-        self.datarc = dict(downstream_expert.get("datarc", {}))
+        self.datarc = {**DATARC_DEFAULTS, **(downstream_expert.get("datarc") or {})}
         self.modelrc = dict(downstream_expert.get("modelrc", {}))
         if not self.plugin_runner:
             _refuse_plugin_features(self.datarc, runner, downstream_expert, mode)
-        self.best_split = self.datarc.get("best_split", "val")
-        self.best_metric = self.datarc.get("best_metric", "utt_SRCC")
+        self.best_split = self.datarc["best_split"]
+        self.best_metric = self.datarc["best_metric"]
         # a buffer, so that a resumed run (-e) remembers the best score so far
         self.register_buffer("best_score", torch.tensor(-math.inf))
         self._datasets: dict[str, MOSDataset] = {}
@@ -155,18 +159,29 @@ class MOSExpert(nn.Module):
         """s3prl interface: shuffled training batches (from the epoch's ``start_batch``-th on, for an exact
         resume), or length-bucketed evaluation batches."""
         dataset = self.dataset(split)
-        workers = int(self.datarc.get("num_workers", 0))
+        workers = int(self.datarc["num_workers"])
         if split == TRAIN:
-            return train_loader(
-                dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch, start_batch
-            )
+            return train_loader(dataset, self.train_batch_size(), workers, self.seed, epoch, start_batch)
         return eval_loader(
             dataset,
-            int(self.datarc.get("eval_batch_size", 32)),
-            float(self.datarc.get("eval_max_seconds", 320.0)),
+            int(self.datarc["eval_batch_size"]),
+            float(self.datarc["eval_max_seconds"]),
             workers,
             self.eval_max_pad(),
         )
+
+    def train_batch_size(self) -> int:
+        """This process's training batch. ``datarc.train_batch_size`` (the config's; no default) is the batch of
+        one training step over all processes: this toolkit's runner gives each of N DDP processes 1/N of it
+        (``train_batch_per_process``), s3prl's own runner gives each process all of it, as s3prl does."""
+        if self.train_batch_per_process is not None:
+            return int(self.train_batch_per_process)
+        if self.datarc.get("train_batch_size") is None:
+            raise ConfigError(
+                "downstream_expert.datarc.train_batch_size is not set: give the training batch (over all processes) "
+                "in the config, or -o config.downstream_expert.datarc.train_batch_size=N"
+            )
+        return int(self.datarc["train_batch_size"])
 
     def eval_max_pad(self):
         """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a

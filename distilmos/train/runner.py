@@ -16,8 +16,10 @@ anywhere:
   training and evaluation do not depend on batch composition; the experts are told so
   (``upstream_padding_exact``), and their evaluation batches keep a padding cap only for other upstreams;
 - the experts are told they run under this runner (``plugin_runner``; under s3prl's own they refuse the
-  config features only this one carries out: a feature cache, early stopping); neither keyword is saved
-  in a checkpoint's args;
+  config features only this one carries out: a feature cache, early stopping) and, under DDP, their share of
+  the training batch (``datarc.train_batch_size`` is the batch of one step over all processes: each of N
+  processes loads 1/N of it, :func:`per_process_batch`); none of these keywords is saved in a checkpoint's
+  args;
 - an error about the user's input (a :class:`~distilmos.errors.ToolkitError`: a bad data list, token
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
@@ -39,7 +41,7 @@ import yaml
 
 from distilmos import registry
 from distilmos.data.batching import STRICT_MAX_PAD
-from distilmos.errors import ToolkitError
+from distilmos.errors import ConfigError, ToolkitError
 from distilmos.upstream import cached, padding_exact
 from distilmos.upstream.build import UpstreamSpecError, check_local_checkpoint
 
@@ -86,11 +88,25 @@ def default_config_name(downstream: str, variant: str | None) -> str:
     return exp.variant(variant).config
 
 
+def per_process_batch(config: dict, world_size: int) -> int | None:
+    """Each DDP process's share of ``datarc.train_batch_size``, the batch of one training step over all
+    ``world_size`` processes (None when the config gives none); a :class:`ConfigError` when it does not divide."""
+    total = ((config.get("downstream_expert") or {}).get("datarc") or {}).get("train_batch_size")
+    if total is None:
+        return None
+    if int(total) % world_size:
+        raise ConfigError(
+            f"config.downstream_expert.datarc.train_batch_size={total} is the batch of one training step over all "
+            f"{world_size} processes, and {world_size} does not divide it: give a multiple of {world_size}"
+        )
+    return int(total) // world_size
+
+
 def make_runner_class():
     """:class:`PluginRunner`: s3prl's ``Runner`` with this toolkit's training loop (built on first use, so
     that importing this module does not import s3prl's runner)."""
     from s3prl.downstream.runner import ModelEntry, Runner
-    from torch.distributed import is_initialized
+    from torch.distributed import get_world_size, is_initialized
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from .loop import ResumableTrainingMixin
@@ -168,6 +184,7 @@ def make_runner_class():
                 "plugin_runner": True,
                 "upstream_padding_exact": self.upstream_padding_exact,
                 "upstream_min_samples": self.upstream_min_samples,
+                "train_batch_per_process": per_process_batch(self.config, get_world_size() if is_initialized() else 1),
             }
             vars(self.args).update(told)
             try:
