@@ -26,7 +26,8 @@ import torch.nn as nn
 import torchaudio
 from torch.nn.utils.rnn import pad_sequence
 
-SAMPLE_RATE = 16000
+from distilmos.data.audio import SAMPLE_RATE
+
 WIN_LENGTH = 400  # 25 ms
 HOP_LENGTH = 160  # 10 ms
 N_FILTER = 23
