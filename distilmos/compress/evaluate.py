@@ -122,7 +122,7 @@ def write_table(table: list, out_dir: str) -> None:
     """``table.csv`` and ``table.md``: one row per model."""
     keys = list(dict.fromkeys(k for row in table for k in row))
     with atomic_write(os.path.join(out_dir, "table.csv"), newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer = csv.DictWriter(handle, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(table)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

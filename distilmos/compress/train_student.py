@@ -277,7 +277,7 @@ def write_history(path: str, history: list) -> None:
 
     with atomic_write(path, newline="") as handle:
         if history:
-            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+            writer = csv.DictWriter(handle, fieldnames=list(history[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(history)
 

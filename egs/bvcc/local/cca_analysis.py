@@ -186,7 +186,9 @@ def main(argv=None) -> None:
             )
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["model", "variant", "expdir", "layer", "pwcca"])
+        writer = csv.DictWriter(
+            handle, fieldnames=["model", "variant", "expdir", "layer", "pwcca"], lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(dict(r, pwcca=f"{r['pwcca']:.4f}") for r in rows)
     plot(rows, args.out + ".png")

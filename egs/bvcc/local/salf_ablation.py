@@ -191,7 +191,7 @@ def main(argv=None):
     with open(args.out + ".md", "w") as handle:
         handle.write(text)
     with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["input"])
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["input"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     print(text)

@@ -246,7 +246,7 @@ def write_table(manifest: dict, outdir: str, out: str, title: str) -> str:
     with atomic_write(out + ".md") as handle:
         handle.write(markdown)
     with atomic_write(out + ".csv", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["test_set", "status", "n_utt", "n_sys"] + COLUMNS)
         for row in rows + [mean]:
             m = row["metrics"]
@@ -330,7 +330,7 @@ def combine(runs: list[str], out: str, metric: str = "utt_SRCC") -> str:
     with atomic_write(out + ".md") as handle:
         handle.write(markdown)
     with atomic_write(out + ".csv", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["upstream", "test_set"] + COLUMNS + ["n_utt", "n_sys"])
         for label, rows, mean, _ in table:
             for row in rows + [mean]:
