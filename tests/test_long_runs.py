@@ -171,7 +171,7 @@ def test_sigterm_saves_exits_75_and_the_resumed_run_is_exact(tmp_path, tiny_ckpt
 KILL_DRIVER = """
 import os, signal, sys
 import torch
-from distilmos import checkpoints
+from distilmos.train import checkpoints
 from distilmos.train.runner import run
 mode, argv = sys.argv[1], sys.argv[2:]
 if mode == "save":  # killed while writing states-4.ckpt
