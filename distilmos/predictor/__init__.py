@@ -14,6 +14,7 @@ inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.
 from .export import ExportError, export
 from .fileformat import FORMAT_VERSION, PredictorFileError
 from .predictor import FileResult, PredictionError, Predictor, load
+from .upstream import RemoteCodeError
 
 __all__ = ["export", "load", "Predictor", "FileResult", "PredictionError", "PredictorFileError", "ExportError",
-           "FORMAT_VERSION"]
+           "RemoteCodeError", "FORMAT_VERSION"]
