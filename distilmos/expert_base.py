@@ -9,6 +9,11 @@ more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training
 ``eval_dataloaders`` are validated when the expert is built, before any training step; other splits when
 first asked for.
 
+Config: ``downstream_expert`` holds ``datarc`` (:attr:`MOSExpert.DATARC`, shared by every expert), ``modelrc``
+(each expert's ``MODELRC``), ``variant`` and ``early_stopping``; the defaults there are the only keys
+read, so a key that is not among them (a misspelling) is refused when the expert is built, naming the
+closest valid one.
+
 Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt`` whenever ``best_metric`` on that split
 improves; and, for ``run_downstream.py -m evaluate -t SPLIT``, ``metrics_SPLIT.json`` and
 ``predictions_SPLIT.csv`` in the experiment folder.
@@ -30,7 +35,7 @@ from .datalist import read_datalist
 from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
-from . import results
+from . import config_keys, results
 
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
@@ -43,8 +48,28 @@ class MOSExpert(nn.Module):
     #: tensorboard tag prefix
     name = "mos"
 
+    #: ``downstream_expert.datarc``: every key the experts read, with its default; another key is refused
+    DATARC = {
+        "data_dir": None,  # train.csv, val.csv, test.csv
+        "extra_eval": None,  # {split: path/to.csv}
+        "token_store": None,  # read by the distilmos variant; the recipes pass it to every expert
+        "feature_cache": None,  # a frozen upstream's hidden states (distilmos.cached_upstream)
+        "train_batch_size": 32,
+        "eval_batch_size": 32,
+        "eval_max_seconds": 320.0,
+        "eval_max_pad": AUTO,
+        "num_workers": 0,
+        "best_split": "val",
+        "best_metric": "utt_SRCC",
+        "skip_bad_audio": False,
+    }
+    #: ``downstream_expert.modelrc`` of the expert, with its defaults (each expert declares its own)
+    MODELRC: Dict[str, object] = {}
+    #: the keys of ``downstream_expert`` itself
+    SECTIONS = ("datarc", "modelrc", "variant", "early_stopping")
+
     def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, runner: dict = None,
-                 seed: int = 1337, upstream_padding_exact: bool = False, **kwargs):
+                 seed: int = 1337, upstream_padding_exact: bool = False, mode: str = "train", **kwargs):
         super().__init__()
         self.upstream_dim = upstream_dim
         # Set by this toolkit's runner (distilmos.runner) when the upstream's features do not depend on
@@ -52,10 +77,16 @@ class MOSExpert(nn.Module):
         self.upstream_padding_exact = bool(upstream_padding_exact)
         self.expdir = expdir
         self.seed = seed
-        self.datarc = dict(downstream_expert.get("datarc", {}))
-        self.modelrc = dict(downstream_expert.get("modelrc", {}))
-        self.best_split = self.datarc.get("best_split", "val")
-        self.best_metric = self.datarc.get("best_metric", "utt_SRCC")
+        # Unknown keys are refused before training; evaluating an older run's checkpoint only warns.
+        strict = mode == "train"
+        downstream_expert = config_keys.with_defaults("downstream_expert", downstream_expert,
+                                                      dict.fromkeys(self.SECTIONS), strict)
+        self.datarc = config_keys.with_defaults("downstream_expert.datarc", downstream_expert["datarc"], self.DATARC,
+                                                strict)
+        self.modelrc = config_keys.with_defaults("downstream_expert.modelrc", downstream_expert["modelrc"],
+                                                 self.MODELRC, strict)
+        self.best_split = self.datarc["best_split"]
+        self.best_metric = self.datarc["best_metric"]
         # a buffer, so that a resumed run (-e) remembers the best score so far
         self.register_buffer("best_score", torch.tensor(-math.inf))
         self._datasets: Dict[str, MOSDataset] = {}
@@ -66,9 +97,9 @@ class MOSExpert(nn.Module):
     # ---- data -------------------------------------------------------------------------------------
     def split_paths(self) -> Dict[str, str]:
         """Every known split name and its data list CSV."""
-        data_dir = self.datarc.get("data_dir")
+        data_dir = self.datarc["data_dir"]
         paths = {s: os.path.join(data_dir, f"{s}.csv") for s in (TRAIN, "val", "test")} if data_dir else {}
-        paths.update(self.datarc.get("extra_eval") or {})
+        paths.update(self.datarc["extra_eval"] or {})
         return paths
 
     def preflight(self) -> None:
@@ -90,8 +121,8 @@ class MOSExpert(nn.Module):
                     " (add more with datarc.extra_eval: {name: path/to.csv})")
             utterances = read_datalist(paths[split], require_score=True)
             dataset = self.make_dataset(split, utterances)
-            dataset.skip_bad_audio = bool(self.datarc.get("skip_bad_audio", False))
-            if self.datarc.get("feature_cache"):
+            dataset.skip_bad_audio = bool(self.datarc["skip_bad_audio"])
+            if self.datarc["feature_cache"]:
                 dataset.use_feature_cache(self._feature_store(), split)
             self._datasets[split] = dataset
         return self._datasets[split]
@@ -104,17 +135,16 @@ class MOSExpert(nn.Module):
         """s3prl interface: shuffled training batches (from the epoch's ``start_batch``-th on, for an exact
         resume), or length-bucketed evaluation batches."""
         dataset = self.dataset(split)
-        workers = int(self.datarc.get("num_workers", 0))
+        workers = int(self.datarc["num_workers"])
         if split == TRAIN:
-            return train_loader(dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch,
-                                start_batch)
-        return eval_loader(dataset, int(self.datarc.get("eval_batch_size", 32)),
-                           float(self.datarc.get("eval_max_seconds", 320.0)), workers, self.eval_max_pad())
+            return train_loader(dataset, int(self.datarc["train_batch_size"]), workers, self.seed, epoch, start_batch)
+        return eval_loader(dataset, int(self.datarc["eval_batch_size"]), float(self.datarc["eval_max_seconds"]),
+                           workers, self.eval_max_pad())
 
     def eval_max_pad(self):
         """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a
         fraction): ``auto`` sets none for a padding-exact upstream, else :data:`distilmos.batching.STRICT_MAX_PAD`."""
-        return resolve_max_pad(max_pad_setting(self.datarc.get("eval_max_pad", AUTO)), self.upstream_padding_exact)
+        return resolve_max_pad(max_pad_setting(self.datarc["eval_max_pad"]), self.upstream_padding_exact)
 
     def _feature_store(self):
         """The run's feature cache (``datarc.feature_cache``), opened once; the runner checks it matches."""
