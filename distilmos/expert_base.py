@@ -36,6 +36,7 @@ from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
 from . import config_keys, results
+from .training import EarlyStopping
 
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
@@ -69,12 +70,15 @@ class MOSExpert(nn.Module):
     SECTIONS = ("datarc", "modelrc", "variant", "early_stopping")
 
     def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, runner: dict = None,
-                 seed: int = 1337, upstream_padding_exact: bool = False, mode: str = "train", **kwargs):
+                 seed: int = 1337, upstream_padding_exact: bool = False, plugin_runner: bool = False,
+                 mode: str = "train", **kwargs):
         super().__init__()
         self.upstream_dim = upstream_dim
-        # Set by this toolkit's runner (distilmos.runner) when the upstream's features do not depend on
-        # batch padding; a stock s3prl runner does not set it, and evaluation then keeps a padding cap.
-        self.upstream_padding_exact = bool(upstream_padding_exact)
+        # Both told by this toolkit's runner (distilmos.runner) only, never saved with a checkpoint's args:
+        # under s3prl's own runner the upstream runs as s3prl builds it (an older checkpoint's stale
+        # upstream_padding_exact is ignored there), and evaluation keeps a padding cap.
+        self.plugin_runner = bool(plugin_runner)
+        self.upstream_padding_exact = bool(upstream_padding_exact) and self.plugin_runner
         self.expdir = expdir
         self.seed = seed
         # Unknown keys are refused before training; evaluating an older run's checkpoint only warns.
@@ -85,6 +89,8 @@ class MOSExpert(nn.Module):
                                                 strict)
         self.modelrc = config_keys.with_defaults("downstream_expert.modelrc", downstream_expert["modelrc"],
                                                  self.MODELRC, strict)
+        if not self.plugin_runner:
+            _refuse_plugin_features(self.datarc, runner, downstream_expert, mode)
         self.best_split = self.datarc["best_split"]
         self.best_metric = self.datarc["best_metric"]
         # a buffer, so that a resumed run (-e) remembers the best score so far
@@ -248,6 +254,29 @@ class MOSExpert(nn.Module):
         rows = zip(records["sample_id"], records["system"], records["score"], records["pred"])
         metrics_path, _ = results.write_results(self.expdir, split, metrics, rows)
         print(f"[{self.name}] {split}: " + _summary(metrics) + f" -> {metrics_path}")
+
+
+#: where the features that s3prl's own runner lacks are (named in its refusals)
+PLUGIN_RUNNER = "the DistilMOS toolkit's run_downstream.py (at the top of its checkout)"
+
+
+def _refuse_plugin_features(datarc: dict, runner: dict | None, downstream_expert: dict, mode: str) -> None:
+    """Under s3prl's own runner, refuse the config features only this toolkit's runner carries out, which
+    s3prl's would otherwise ignore or get wrong without a word."""
+    if datarc.get("feature_cache"):
+        raise ConfigError(
+            f"datarc.feature_cache={datarc['feature_cache']} needs {PLUGIN_RUNNER}, which reads the upstream's "
+            "hidden states from the cache in place of running the upstream; s3prl's own runner would feed the "
+            "cached features to the upstream as audio. Run the toolkit's run_downstream.py, or drop the cache: "
+            "-o config.downstream_expert.datarc.feature_cache=None")
+    early = EarlyStopping.from_config({"runner": runner or {}, "downstream_expert": downstream_expert})
+    if mode == "train" and early.patience is not None:
+        total = (runner or {}).get("total_steps")
+        raise ConfigError(
+            f"runner.early_stopping (patience {early.patience:g} {early.unit}s) needs {PLUGIN_RUNNER}; s3prl's "
+            f"own runner ignores it and would train all runner.total_steps ({total}). Run the toolkit's "
+            "run_downstream.py, or give s3prl's runner a fixed length: "
+            "-o \"config.runner.early_stopping=None,,config.runner.total_steps=N\"")
 
 
 def _summary(metrics: Dict[str, float]) -> str:
