@@ -7,11 +7,12 @@ dict the reader takes its values from (:data:`distilmos.training.RUNNER`, ``MOSE
 expert's ``MODELRC``), or the signature of the callable the section is handed to (a torch optimizer, a
 scheduler of :mod:`distilmos.schedulers`).
 """
+
 from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .errors import ConfigError
 
@@ -26,8 +27,10 @@ def unknown_keys(section: str, given: Mapping, known: Iterable[str]) -> str | No
     for key in unknown:
         close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         named.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return (f"unknown key{'s' if len(unknown) > 1 else ''} in {section}: {', '.join(named)}; "
-            f"{section} takes {', '.join(known) or 'no keys'}")
+    return (
+        f"unknown key{'s' if len(unknown) > 1 else ''} in {section}: {', '.join(named)}; "
+        f"{section} takes {', '.join(known) or 'no keys'}"
+    )
 
 
 def check_keys(section: str, given: Mapping, known: Iterable[str]) -> None:

@@ -7,12 +7,12 @@ the event file here drops what it cannot write and remembers why: :func:`close` 
 run that otherwise ended well. The file is handed to tensorboardX through its own hook for storage
 back ends (``register_writer_factory``), so the writer is tensorboardX's, unchanged.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from typing import List, Optional
 
 #: the storage prefix this module registers with tensorboardX (its logdirs read ``PREFIX:/path``)
 PREFIX = "distilmos-events"
@@ -23,7 +23,7 @@ class EventFile:
 
     def __init__(self, path: str):
         self.path = path
-        self.error: Optional[OSError] = None
+        self.error: OSError | None = None
         self._handle = open(path, "wb", buffering=0)  # unbuffered: nothing left to flush at exit
 
     def write(self, data: bytes) -> None:
@@ -49,15 +49,15 @@ class _Factory:
     """tensorboardX's interface of a storage back end: ``open(path)`` and ``directory_check(path)``."""
 
     def __init__(self):
-        self.opened: List[EventFile] = []
+        self.opened: list[EventFile] = []
 
     def open(self, path: str) -> EventFile:
-        handle = EventFile(path[len(PREFIX) + 1:])
+        handle = EventFile(path[len(PREFIX) + 1 :])
         self.opened.append(handle)
         return handle
 
     def directory_check(self, path: str) -> None:
-        os.makedirs(path[len(PREFIX) + 1:], exist_ok=True)
+        os.makedirs(path[len(PREFIX) + 1 :], exist_ok=True)
 
 
 _FACTORY = _Factory()
@@ -74,10 +74,13 @@ def open_writer(logdir: str):
 
 def close(writer, report: bool = True) -> None:
     """Close a writer of :func:`open_writer`; with ``report``, say once if some events could not be written."""
-    logdir = writer.logdir[len(PREFIX) + 1:]
+    logdir = writer.logdir[len(PREFIX) + 1 :]
     writer.close()
     failed = [f for f in _FACTORY.opened if f.error is not None and os.path.dirname(f.path) == logdir]
     _FACTORY.opened = [f for f in _FACTORY.opened if os.path.dirname(f.path) != logdir]
     if report and failed:
-        print(f"[distilmos] warning: tensorboard events in {logdir} are incomplete ({failed[0].error}); "
-              f"{os.path.join(logdir, 'log.jsonl')} holds every logged value", file=sys.stderr)
+        print(
+            f"[distilmos] warning: tensorboard events in {logdir} are incomplete ({failed[0].error}); "
+            f"{os.path.join(logdir, 'log.jsonl')} holds every logged value",
+            file=sys.stderr,
+        )

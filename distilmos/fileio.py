@@ -1,13 +1,15 @@
 """File helpers: atomic writes (a killed job never leaves a file that looks whole), the checks that an output
 can be written (made before the work, so that no finished work is lost to an unwritable path) and the one
 file hash."""
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
 import tempfile
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 from .errors import OutputError
 
@@ -74,8 +76,9 @@ def check_writable_file(path: str | os.PathLike, what: str = "output file") -> N
         raise OutputError(f"{what} {path} is a folder; give a file name")
     reason = _write_probe(os.path.dirname(os.path.abspath(path)))
     if reason:
-        raise OutputError(f"{what} {path} cannot be written: {reason}; choose another path, or make its folder "
-                          "writable")
+        raise OutputError(
+            f"{what} {path} cannot be written: {reason}; choose another path, or make its folder writable"
+        )
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -13,6 +13,7 @@ blocks the next one; the record it leaves behind only lets the next run say whos
 runs on two hosts are not refused; where locks are not supported at all a warning says so and the run
 goes on unlocked).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,15 +38,20 @@ class LockHeldError(ToolkitError, RuntimeError):
 
 def holder_record() -> dict:
     """Who this process is, for the lock file: pid, host, start time (local, ISO) and command line."""
-    return {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command": shlex.join([os.path.basename(sys.executable)] + sys.argv)}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": shlex.join([os.path.basename(sys.executable)] + sys.argv),
+    }
 
 
 def describe(record: dict) -> str:
     """``pid 123 on host, started 2025-01-01T10:00:00+00:00: python run_downstream.py ...``"""
-    return (f"pid {record.get('pid', '?')} on {record.get('host', '?')}, started {record.get('started', '?')}: "
-            f"{record.get('command', '?')}")
+    return (
+        f"pid {record.get('pid', '?')} on {record.get('host', '?')}, started {record.get('started', '?')}: "
+        f"{record.get('command', '?')}"
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -68,7 +74,7 @@ class RunLock:
         self.what = what
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         """Take the lock; raise :class:`LockHeldError` naming the holder when another run has it."""
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -79,13 +85,17 @@ class RunLock:
                 os.close(fd)
                 raise LockHeldError(
                     f"{self.what} is in use by another run ({describe(holder) if holder else 'holder unknown'}); "
-                    f"wait for it to end or stop it, or use another folder (lock file {self.path})") from None
+                    f"wait for it to end or stop it, or use another folder (lock file {self.path})"
+                ) from None
             except OSError as exc:
                 if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                     os.close(fd)
                     raise
-                print(f"[distilmos] warning: the file system of {self.path} does not support locks ({exc.strerror}): "
-                      f"a second run into {self.what} would not be refused", file=sys.stderr)
+                print(
+                    f"[distilmos] warning: the file system of {self.path} does not support locks ({exc.strerror}): "
+                    f"a second run into {self.what} would not be refused",
+                    file=sys.stderr,
+                )
                 self._fd = fd
                 return self
             # A holder that ended removed the file after we opened it: our lock is on a file no longer there.
@@ -100,8 +110,11 @@ class RunLock:
         previous = _read_record(fd)
         if previous and previous.get("pid") != os.getpid():
             gone = previous.get("host") == socket.gethostname() and not _alive(int(previous.get("pid", 0) or 0))
-            print(f"[distilmos] warning: taking over the lock of {self.what} left by a run that did not end cleanly "
-                  f"({describe(previous)}){'; that process is gone' if gone else ''}", file=sys.stderr)
+            print(
+                f"[distilmos] warning: taking over the lock of {self.what} left by a run that did not end cleanly "
+                f"({describe(previous)}){'; that process is gone' if gone else ''}",
+                file=sys.stderr,
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder_record()) + "\n").encode(), 0)
         os.fsync(fd)
@@ -116,7 +129,7 @@ class RunLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

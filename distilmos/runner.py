@@ -26,6 +26,7 @@ anywhere:
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ import logging
 import os
 import random
 import sys
-from typing import Iterable, List, Optional
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -56,11 +57,11 @@ from .upstreams import UpstreamSpecError, check_local_checkpoint
 logger = logging.getLogger(__name__)
 
 
-def _flag_given(argv: List[str], *flags: str) -> bool:
+def _flag_given(argv: list[str], *flags: str) -> bool:
     return any(a in flags or any(a.startswith(f + "=") for f in flags if f.startswith("--")) for a in argv)
 
 
-def complete_argv(argv: List[str], downstream_dirs: Iterable[str], environ=os.environ) -> List[str]:
+def complete_argv(argv: list[str], downstream_dirs: Iterable[str], environ=os.environ) -> list[str]:
     """Fill in the flags s3prl would otherwise get wrong here; an explicit flag always wins."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("-d", "--downstream")
@@ -86,7 +87,7 @@ def complete_argv(argv: List[str], downstream_dirs: Iterable[str], environ=os.en
     return argv
 
 
-def given_expdir(argv: List[str]) -> Optional[str]:
+def given_expdir(argv: list[str]) -> str | None:
     """The experiment folder a new run's flags name (``-p``, or ``-n`` under s3prl's ``result/downstream``);
     None when it comes from a checkpoint (``-e``) or is not given."""
     pre = argparse.ArgumentParser(add_help=False)
@@ -120,28 +121,37 @@ def _check_optimizer(optimizer: dict) -> None:
     """An s3prl optimizer name; for ``TorchOptim``, a torch optimizer and only the arguments it takes."""
     import s3prl.optimizers as optimizers
 
-    names = sorted(n[len("get_"):] for n in dir(optimizers) if n.startswith("get_") and n != "get_optimizer")
+    names = sorted(n[len("get_") :] for n in dir(optimizers) if n.startswith("get_") and n != "get_optimizer")
     name = optimizer.get("name")
     if name not in names:
         close = difflib.get_close_matches(str(name), names, n=1)
-        raise ConfigError(f"optimizer.name {name!r} is not an s3prl optimizer"
-                          + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(names)}"))
+        raise ConfigError(
+            f"optimizer.name {name!r} is not an s3prl optimizer"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(names)}")
+        )
     if name != "TorchOptim":
         return
     torch_name = optimizer.get("torch_optim_name")
     cls = getattr(torch.optim, str(torch_name), None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
-        choices = [n for n in dir(torch.optim) if isinstance(getattr(torch.optim, n), type)
-                   and issubclass(getattr(torch.optim, n), torch.optim.Optimizer) and n != "Optimizer"]
+        choices = [
+            n
+            for n in dir(torch.optim)
+            if isinstance(getattr(torch.optim, n), type)
+            and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
+            and n != "Optimizer"
+        ]
         close = difflib.get_close_matches(str(torch_name), choices, n=1)
-        raise ConfigError(f"optimizer.torch_optim_name {torch_name!r} is not a torch.optim optimizer"
-                          + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(choices)}"))
+        raise ConfigError(
+            f"optimizer.torch_optim_name {torch_name!r} is not a torch.optim optimizer"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(choices)}")
+        )
     known = signature_keys(cls.__init__, skip=("self", "params"))
     if known is not None:
         check_keys(f"optimizer (torch.optim.{torch_name})", optimizer, known | {"name", "torch_optim_name"})
 
 
-def default_config_name(downstream: str, variant: Optional[str]) -> str:
+def default_config_name(downstream: str, variant: str | None) -> str:
     """The config file of ``-d downstream [-v variant]``: the registered variant's, else ``config.yaml``."""
     exp = registry.EXPERTS.get(downstream)
     if exp is None or variant is None:
@@ -180,11 +190,16 @@ def make_runner_class():
             # told to the experts (_get_downstream): eval batches need no padding cap when it is set
             self.upstream_padding_exact = padding_exact.make_padding_exact(model)
             if not self.upstream_padding_exact:
-                cap = "" if self._feature_cache() else (f", so evaluation batches keep a {STRICT_MAX_PAD:g} padding "
-                                                        "cap (datarc.eval_max_pad auto)")
-                print(f"[distilmos] upstream {self.args.upstream}: no padding-exact forward (only s3prl's WavLM, "
-                      f"HuBERT and wav2vec 2.0 have one); its features may depend on batch padding{cap}",
-                      file=sys.stderr)
+                cap = (
+                    ""
+                    if self._feature_cache()
+                    else (f", so evaluation batches keep a {STRICT_MAX_PAD:g} padding cap (datarc.eval_max_pad auto)")
+                )
+                print(
+                    f"[distilmos] upstream {self.args.upstream}: no padding-exact forward (only s3prl's WavLM, "
+                    f"HuBERT and wav2vec 2.0 have one); its features may depend on batch padding{cap}",
+                    file=sys.stderr,
+                )
             return entry
 
         def _feature_cache(self) -> str | None:
@@ -198,17 +213,25 @@ def make_runner_class():
             padding_exact.cut_featurizer(featurizer, upstream)
             cache = self._feature_cache()
             if cache:
-                store = cached_upstream.open_cache(cache, self.args.upstream, self.args.upstream_ckpt,
-                                                   featurizer.feature_selection, featurizer.layer_selection,
-                                                   bool(self.args.upstream_trainable))
+                store = cached_upstream.open_cache(
+                    cache,
+                    self.args.upstream,
+                    self.args.upstream_ckpt,
+                    featurizer.feature_selection,
+                    featurizer.layer_selection,
+                    bool(self.args.upstream_trainable),
+                )
                 # from here on the upstream is the cache: the datasets yield its hidden states
-                self.upstream = ModelEntry(cached_upstream.upstream_for(store).to(self.args.device), "Upstream",
-                                           False, [])
+                self.upstream = ModelEntry(
+                    cached_upstream.upstream_for(store).to(self.args.device), "Upstream", False, []
+                )
                 cached_upstream.cut_featurizer(featurizer)
                 # each utterance's cached features are its own, whatever else is in the batch
                 self.upstream_padding_exact = True
-                print(f"[distilmos] upstream features from the cache {store.path} (layers {store.layers})",
-                      file=sys.stderr)
+                print(
+                    f"[distilmos] upstream features from the cache {store.path} (layers {store.layers})",
+                    file=sys.stderr,
+                )
             return entry
 
         def _get_downstream(self):
@@ -266,7 +289,7 @@ def _seed_everything(seed: int, disable_cudnn: bool) -> None:
 EXIT_INPUT_ERROR = 2
 
 
-def main(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
+def main(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
     """``run_downstream.py``: :func:`run`, with an error about the user's input printed as one message
     (no traceback) and exit status :data:`EXIT_INPUT_ERROR`."""
     try:
@@ -282,11 +305,11 @@ def error_message(exc: BaseException) -> str:
     text = str(exc)
     marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
     if text.startswith("Caught ") and marker in text:
-        text = text[text.rindex(marker) + len(marker):]
+        text = text[text.rindex(marker) + len(marker) :]
     return text.strip()
 
 
-def run(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
+def run(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
     """s3prl's ``run_downstream.py`` main, with this toolkit registered (see the module docstring);
     errors propagate."""
     logging.basicConfig(level=logging.INFO)
@@ -320,7 +343,7 @@ def run(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
         _run(args, config, backup_files)
 
 
-def _run(args, config: dict, backup_files: List[str]) -> None:
+def _run(args, config: dict, backup_files: list[str]) -> None:
     from s3prl.utility.helper import get_time_tag, hack_isinstance, is_leader_process
 
     torch.multiprocessing.set_sharing_strategy("file_system")

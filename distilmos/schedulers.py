@@ -1,8 +1,8 @@
 """Learning-rate schedules that s3prl's scheduler registry lacks."""
+
 from __future__ import annotations
 
 import inspect
-from typing import Optional
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
@@ -14,7 +14,7 @@ from .moe_schedule import StageSchedule
 def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
     optimizer: Optimizer,
     num_training_steps: int,
-    max_lr: Optional[float] = None,
+    max_lr: float | None = None,
     pct_start: float = 0.3,
     anneal_strategy: str = "cos",
     div_factor: float = 25.0,
@@ -57,7 +57,7 @@ def get_MoEStageLR(optimizer: Optimizer, num_training_steps: int, **stages) -> L
     return LambdaLR(optimizer, lambda step: schedule.at(step).lr_scale)
 
 
-def scheduler_keys(name: str) -> Optional[set]:
+def scheduler_keys(name: str) -> set | None:
     """The keys a config's ``scheduler:`` section may hold (``name`` among them) for this toolkit's
     schedulers, read off the signatures they are passed to; None for s3prl's own (not checked here)."""
     if name == "OneCycleLR":

@@ -5,6 +5,7 @@ share an experiment folder or a store split; an unwritable output or experiment 
 any work; misspelt or out-of-range config keys are refused before the first step; a full disk ends a run
 with one line. Each test failed on the code before its fix.
 """
+
 import errno
 import json
 import os
@@ -19,17 +20,16 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from conftest import REPO
+from downstream_helpers import import_expert_module
 
 from distilmos.errors import ConfigError, OutputError
 from distilmos.locks import EXPERIMENT_LOCK
-from distilmos.predictor import PredictorFileError, RemoteCodeError, load
-from distilmos.predictor import downstreams, upstream as parts
+from distilmos.predictor import PredictorFileError, RemoteCodeError, downstreams, load
+from distilmos.predictor import upstream as parts
 from distilmos.predictor.cli import main as predict_main
 from distilmos.predictor.fileformat import write_predictor
 from distilmos.runner import main, run
-
-from conftest import REPO
-from downstream_helpers import import_expert_module
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 ENV = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -48,17 +48,29 @@ def _one_clear_error(result, *fragments):
 
 # ---- predictor files --------------------------------------------------------------------------------
 
+
 def _blob(**sections):
     """A small valid predictor dict: the waveform itself as the one "layer", the SSL-MOS head on it."""
     from distilmos.models.ssl_mos import SSLMOSModel
 
     torch.manual_seed(0)
     expert_state = {f"model.{k}": v for k, v in SSLMOSModel(1).state_dict().items()}
-    blob = {"card": {"downstream": {"expert": "ssl_mos"}},
-            "upstream": parts.waveform_entry(),
-            "featurizer": {"config": {"feature_selection": "hidden_states", "layer_selection": None, "normalize": False,
-                                      "downsample_rate": 1, "output_dim": 1, "n_layers": None}, "state_dict": {}},
-            "downstream": downstreams.make_entry("ssl_mos", expert_state)[0]}
+    blob = {
+        "card": {"downstream": {"expert": "ssl_mos"}},
+        "upstream": parts.waveform_entry(),
+        "featurizer": {
+            "config": {
+                "feature_selection": "hidden_states",
+                "layer_selection": None,
+                "normalize": False,
+                "downsample_rate": 1,
+                "output_dim": 1,
+                "n_layers": None,
+            },
+            "state_dict": {},
+        },
+        "downstream": downstreams.make_entry("ssl_mos", expert_state)[0],
+    }
     blob.update(sections)
     return blob
 
@@ -122,8 +134,18 @@ def test_a_module_beside_the_file_runs_only_with_the_opt_in(tmp_path, wav, monke
         load(model, device="cpu")
     assert not marker.exists()
 
-    trusted = _python("-m", "distilmos.predictor", "score", "model.pt", wav, "-q", "--device", "cpu",
-                      "--trust_remote_code", cwd=tmp_path)
+    trusted = _python(
+        "-m",
+        "distilmos.predictor",
+        "score",
+        "model.pt",
+        wav,
+        "-q",
+        "--device",
+        "cpu",
+        "--trust_remote_code",
+        cwd=tmp_path,
+    )
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert marker.exists() and trusted.stdout.startswith("wav_path,pred\n")
     marker.unlink()
@@ -146,8 +168,9 @@ def _garbled():
         "featurizer config a list": dict(featurizer=dict(feat, config=[1, 2])),
         "featurizer config with an unknown key": dict(featurizer=dict(feat, config=dict(feat["config"], evil=1))),
         "downstream kwargs of the wrong type": dict(downstream=dict(down, kwargs={"upstream_dim": "eight"})),
-        "downstream kwargs another constructor argument": dict(downstream=dict(down, kwargs={"upstream_dim": 1,
-                                                                                              "bias": 3})),
+        "downstream kwargs another constructor argument": dict(
+            downstream=dict(down, kwargs={"upstream_dim": 1, "bias": 3})
+        ),
         "downstream state dict not a dict": dict(downstream=dict(down, state_dict=[1, 2, 3])),
         "downstream state dict of other weights": dict(downstream=dict(down, state_dict={"x": torch.zeros(2)})),
         "downstream name outside the registry": dict(downstream=dict(down, name="os:system")),
@@ -171,6 +194,7 @@ def test_a_garbled_section_is_refused_as_not_a_predictor_file(tmp_path, wav, gar
 
 # ---- an output that cannot be written ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("where", ["parent is a file", "a folder", "under /proc", "metrics parent is a file"])
 def test_score_refuses_an_unwritable_output_before_scoring(tmp_path, wav, where, capsys, monkeypatch):
     from distilmos.predictor.predictor import Predictor
@@ -179,10 +203,12 @@ def test_score_refuses_an_unwritable_output_before_scoring(tmp_path, wav, where,
     (tmp_path / "file").write_text("")
     scores_csv = tmp_path / "list.csv"
     scores_csv.write_text(f"wav_path,score\n{wav},3.0\n")
-    args = {"parent is a file": ["-o", str(tmp_path / "file" / "s.csv")],
-            "a folder": ["-o", str(tmp_path)],
-            "under /proc": ["-o", "/proc/distilmos-scores.csv"],
-            "metrics parent is a file": ["-o", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "file" / "m.json")]}
+    args = {
+        "parent is a file": ["-o", str(tmp_path / "file" / "s.csv")],
+        "a folder": ["-o", str(tmp_path)],
+        "under /proc": ["-o", "/proc/distilmos-scores.csv"],
+        "metrics parent is a file": ["-o", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "file" / "m.json")],
+    }
     scored = []
     monkeypatch.setattr(Predictor, "score_files", lambda self, paths, **kw: scored.append(paths) or [])
     # before: every file was scored, then writing the output raised an OSError traceback
@@ -210,18 +236,51 @@ def test_the_write_probe_sees_a_read_only_folder(tmp_path, monkeypatch):
 
 # ---- training: the experiment folder and the config ---------------------------------------------------
 
+
 def _train_argv(expdir, ckpt, data_dir, *overrides, steps=1, config=None):
-    values = [f"config.downstream_expert.datarc.data_dir={data_dir}", "config.downstream_expert.datarc.num_workers=0",
-              "config.downstream_expert.datarc.train_batch_size=4", "config.downstream_expert.datarc.eval_batch_size=8",
-              f"config.runner.total_steps={steps}", "config.runner.eval_step=1000", "config.runner.save_step=1000",
-              "config.runner.log_step=1000", "config.downstream_expert.modelrc.hidden_dim=16", *overrides]
-    return ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "distilmos", "-v", "no_token", "-f", "--device",
-            "cpu", "-p", str(expdir), "-o", ",,".join(values)] + (["-c", config] if config else [])
+    values = [
+        f"config.downstream_expert.datarc.data_dir={data_dir}",
+        "config.downstream_expert.datarc.num_workers=0",
+        "config.downstream_expert.datarc.train_batch_size=4",
+        "config.downstream_expert.datarc.eval_batch_size=8",
+        f"config.runner.total_steps={steps}",
+        "config.runner.eval_step=1000",
+        "config.runner.save_step=1000",
+        "config.runner.log_step=1000",
+        "config.downstream_expert.modelrc.hidden_dim=16",
+        *overrides,
+    ]
+    return [
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        "distilmos",
+        "-v",
+        "no_token",
+        "-f",
+        "--device",
+        "cpu",
+        "-p",
+        str(expdir),
+        "-o",
+        ",,".join(values),
+    ] + (["-c", config] if config else [])
 
 
 def _run_downstream(*argv, cwd=REPO, **kwargs):
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "run_downstream.py"), *argv], cwd=cwd, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "run_downstream.py"), *argv],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def _wait_for(path, process, seconds=120):
@@ -234,16 +293,20 @@ def _wait_for(path, process, seconds=120):
 
 def test_a_second_training_run_into_the_folder_is_refused_naming_the_first(tmp_path, tiny_ckpts, demo_data):
     expdir = tmp_path / "exp"
-    first = _run_downstream(*_train_argv(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"], "config.runner.log_step=1",
-                                         steps=100000))
+    first = _run_downstream(
+        *_train_argv(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"], "config.runner.log_step=1", steps=100000)
+    )
     try:
         _wait_for(expdir / "log.jsonl", first)  # training under way (its first step logged)
         second = _run_downstream(*_train_argv(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"], steps=2))
         _, err = second.communicate(timeout=120)
         # before: both trained into the folder and exited 0
         assert second.returncode == 2 and "Traceback" not in err, err[-3000:]
-        assert f"experiment folder {expdir} is in use by another run (pid {first.pid} on {socket.gethostname()}, " \
-               "started " in err and "run_downstream.py -m train" in err, err
+        assert (
+            f"experiment folder {expdir} is in use by another run (pid {first.pid} on {socket.gethostname()}, started "
+            in err
+            and "run_downstream.py -m train" in err
+        ), err
         assert err.count("error:") == 1
     finally:
         first.send_signal(signal.SIGTERM)  # stops after its step, saves, exits 75
@@ -262,8 +325,12 @@ def _dead_pid():
 
 
 def _stale_record(path, pid):
-    record = {"pid": pid, "host": socket.gethostname(), "started": "2025-01-01T00:00:00+00:00",
-              "command": "python run_downstream.py -m train (killed)"}
+    record = {
+        "pid": pid,
+        "host": socket.gethostname(),
+        "started": "2025-01-01T00:00:00+00:00",
+        "command": "python run_downstream.py -m train (killed)",
+    }
     path.write_text(json.dumps(record) + "\n")
 
 
@@ -274,8 +341,12 @@ def test_a_stale_experiment_lock_is_taken_over_with_a_warning(tmp_path, tiny_ckp
     _stale_record(expdir / EXPERIMENT_LOCK, pid)
     run([DOWNSTREAM], _train_argv(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"]))
     err = capfd.readouterr().err
-    assert f"taking over the lock of experiment folder {expdir} left by a run that did not end cleanly (pid {pid} " \
-           f"on {socket.gethostname()}" in err and "that process is gone" in err, err
+    assert (
+        f"taking over the lock of experiment folder {expdir} left by a run that did not end cleanly (pid {pid} "
+        f"on {socket.gethostname()}"
+        in err
+        and "that process is gone" in err
+    ), err
     assert os.path.isfile(expdir / "states-1.ckpt") and not (expdir / EXPERIMENT_LOCK).exists()
 
 
@@ -307,16 +378,22 @@ def test_a_misspelt_runner_key_is_refused_before_the_first_step(tmp_path, tiny_c
     assert not [p for p in os.listdir(tmp_path / "exp") if p.endswith((".ckpt", ".yaml"))]
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("config.downstream_expert.datarc.train_bach_size=2",
-     "downstream_expert.datarc: 'train_bach_size' (did you mean 'train_batch_size'?)"),
-    ("config.runner.totl_steps=5", "runner: 'totl_steps' (did you mean 'total_steps'?)"),
-    ("config.downstream_expert.modelrc.hiden_dim=32", "modelrc: 'hiden_dim' (did you mean 'hidden_dim'?)"),
-    ("config.optimizer.weight_decy=0.1", "torch.optim.AdamW): 'weight_decy' (did you mean 'weight_decay'?)"),
-    ("config.scheduler.pct_strt=0.1", "scheduler (OneCycleLR): 'pct_strt' (did you mean 'pct_start'?)"),
-])
-def test_misspelt_config_keys_are_refused_with_the_closest_valid_one(tmp_path, tiny_ckpts, demo_data, override,
-                                                                     fragment):
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        (
+            "config.downstream_expert.datarc.train_bach_size=2",
+            "downstream_expert.datarc: 'train_bach_size' (did you mean 'train_batch_size'?)",
+        ),
+        ("config.runner.totl_steps=5", "runner: 'totl_steps' (did you mean 'total_steps'?)"),
+        ("config.downstream_expert.modelrc.hiden_dim=32", "modelrc: 'hiden_dim' (did you mean 'hidden_dim'?)"),
+        ("config.optimizer.weight_decy=0.1", "torch.optim.AdamW): 'weight_decy' (did you mean 'weight_decay'?)"),
+        ("config.scheduler.pct_strt=0.1", "scheduler (OneCycleLR): 'pct_strt' (did you mean 'pct_start'?)"),
+    ],
+)
+def test_misspelt_config_keys_are_refused_with_the_closest_valid_one(
+    tmp_path, tiny_ckpts, demo_data, override, fragment
+):
     # before: ignored in silence (the default was used), or a TypeError traceback from the optimizer
     with pytest.raises(ConfigError, match="unknown key") as caught:
         run([DOWNSTREAM], _train_argv(tmp_path / "exp", tiny_ckpts["wavlm"], demo_data["bvcc"], override))
@@ -324,9 +401,16 @@ def test_misspelt_config_keys_are_refused_with_the_closest_valid_one(tmp_path, t
     assert not [p for p in os.listdir(tmp_path / "exp") if p.endswith(".ckpt")]
 
 
-@pytest.mark.parametrize("override", ["config.runner.total_steps=0", "config.runner.total_steps=-3",
-                                      "config.runner.eval_step=0", "config.runner.save_step=0",
-                                      "config.runner.gradient_accumulate_steps=0"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "config.runner.total_steps=0",
+        "config.runner.total_steps=-3",
+        "config.runner.eval_step=0",
+        "config.runner.save_step=0",
+        "config.runner.gradient_accumulate_steps=0",
+    ],
+)
 def test_out_of_range_runner_numbers_are_refused_up_front(tmp_path, tiny_ckpts, demo_data, override):
     key, value = override.split(".")[-1].split("=")
     # before: a ValueError traceback from the scheduler, or a ZeroDivisionError after the first step
@@ -352,13 +436,21 @@ def test_every_shipped_config_and_expert_default_passes_the_key_check(tmp_path):
 
 # ---- token stores and feature caches: one dump per split ----------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def token_store(demo_data, tiny_ckpts, tmp_path_factory):
     from upstream_tokens.fit import fit_store
 
     store = str(tmp_path_factory.mktemp("faults_tokens") / "store")
-    fit_store(os.path.join(demo_data["bvcc"], "val.csv"), "wavlm_local", tiny_ckpts["wavlm"], store, n_clusters=4,
-              batch_size=64, progress=False)
+    fit_store(
+        os.path.join(demo_data["bvcc"], "val.csv"),
+        "wavlm_local",
+        tiny_ckpts["wavlm"],
+        store,
+        n_clusters=4,
+        batch_size=64,
+        progress=False,
+    )
     return store
 
 
@@ -387,26 +479,61 @@ def _held_dump(tmp_path, module, function, args):
 
 
 @pytest.mark.parametrize("command", ["dump", "cache"])
-def test_a_second_dump_into_the_same_split_is_refused_naming_the_first(tmp_path, demo_data, tiny_ckpts, token_store,
-                                                                       command):
+def test_a_second_dump_into_the_same_split_is_refused_naming_the_first(
+    tmp_path, demo_data, tiny_ckpts, token_store, command
+):
     csv = os.path.join(demo_data["bvcc"], "val.csv")
     if command == "dump":
         store = str(tmp_path / "store")
         subprocess.run(["cp", "-r", token_store, store], check=True)
         first, go = _held_dump(tmp_path, "dump", "dump_split", f"{csv!r}, {store!r}, 'val'")
-        argv = ["dump", "--csv", csv, "--store", store, "--split", "val", "--device", "cpu", "--quiet",
-                "--max_batch_utts", "4"]
+        argv = [
+            "dump",
+            "--csv",
+            csv,
+            "--store",
+            store,
+            "--split",
+            "val",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--max_batch_utts",
+            "4",
+        ]
     else:
         store = str(tmp_path / "cache")
-        first, go = _held_dump(tmp_path, "feature_cache", "dump_features",
-                               f"{csv!r}, {store!r}, 'val', 'wavlm_local', {tiny_ckpts['wavlm']!r}")
-        argv = ["cache", "--csv", csv, "--store", store, "--split", "val", "-u", "wavlm_local", "-k",
-                tiny_ckpts["wavlm"], "--device", "cpu", "--quiet", "--max_batch_utts", "4"]
+        first, go = _held_dump(
+            tmp_path,
+            "feature_cache",
+            "dump_features",
+            f"{csv!r}, {store!r}, 'val', 'wavlm_local', {tiny_ckpts['wavlm']!r}",
+        )
+        argv = [
+            "cache",
+            "--csv",
+            csv,
+            "--store",
+            store,
+            "--split",
+            "val",
+            "-u",
+            "wavlm_local",
+            "-k",
+            tiny_ckpts["wavlm"],
+            "--device",
+            "cpu",
+            "--quiet",
+            "--max_batch_utts",
+            "4",
+        ]
     try:
         second = _python("-m", "upstream_tokens", *argv, timeout=300)
         # before: both ran; one crashed with a FileNotFoundError / Directory not empty traceback
-        _one_clear_error(second, f"split 'val' of {store} is in use by another run (pid {first.pid} on "
-                                 f"{socket.gethostname()}, started ")
+        _one_clear_error(
+            second,
+            f"split 'val' of {store} is in use by another run (pid {first.pid} on {socket.gethostname()}, started ",
+        )
     finally:
         open(go, "w").close()
         _, err = first.communicate(timeout=300)
@@ -422,15 +549,33 @@ def test_a_stale_split_lock_is_taken_over_with_a_warning(tmp_path, demo_data, to
     subprocess.run(["cp", "-r", token_store, str(store)], check=True)
     pid = _dead_pid()
     _stale_record(store / ".val.lock", pid)
-    assert tokens_main(["dump", "--csv", os.path.join(demo_data["bvcc"], "val.csv"), "--store", str(store),
-                        "--split", "val", "--device", "cpu", "--quiet"]) == 0
+    assert (
+        tokens_main(
+            [
+                "dump",
+                "--csv",
+                os.path.join(demo_data["bvcc"], "val.csv"),
+                "--store",
+                str(store),
+                "--split",
+                "val",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
-    assert f"taking over the lock of split 'val' of {store} left by a run that did not end cleanly (pid {pid} " \
-           in err and "that process is gone" in err, err
+    assert (
+        f"taking over the lock of split 'val' of {store} left by a run that did not end cleanly (pid {pid} " in err
+        and "that process is gone" in err
+    ), err
     assert not (store / ".val.lock").exists() and (store / "val.npy").is_file()
 
 
 # ---- a full disk while training writes its metrics -----------------------------------------------------
+
 
 def test_a_disk_that_fills_while_writing_metrics_is_one_line(tmp_path, tiny_ckpts, demo_data, capsys, monkeypatch):
     from distilmos import results

@@ -10,6 +10,7 @@ featurizer, model). Then ``table.md`` / ``table.csv`` (one row per model) and ``
 (utterance SRCC on each test list against parameters, log x axis). The ``distillmos`` package's released
 student is added as a reference row when it is installed (its shipped weights; no training here).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -139,17 +140,29 @@ def plot(table: list, tests: list, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(tests), figsize=(5.5 * len(tests), 4.2), squeeze=False)
-    families = {"student": ("o", "distilled student"), "baseline": ("s", "labelled-only student"),
-                "pruned": ("^", "pruned teacher"), "teacher": ("*", "teacher"), "distillmos": ("D", "distillmos package")}
+    families = {
+        "student": ("o", "distilled student"),
+        "baseline": ("s", "labelled-only student"),
+        "pruned": ("^", "pruned teacher"),
+        "teacher": ("*", "teacher"),
+        "distillmos": ("D", "distillmos package"),
+    }
     for ax, test in zip(axes[0], tests):
         for family, (marker, label) in families.items():
-            points = sorted((r["params"], r.get(f"{test}/utt_SRCC"), r["model"]) for r in table
-                            if r["model"].startswith(family))
+            points = sorted(
+                (r["params"], r.get(f"{test}/utt_SRCC"), r["model"]) for r in table if r["model"].startswith(family)
+            )
             points = [p for p in points if p[1] is not None and math.isfinite(p[1])]
             if not points:
                 continue
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label,
-                    linestyle="-" if len(points) > 1 else "none", markersize=10 if family == "teacher" else 6)
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker=marker,
+                label=label,
+                linestyle="-" if len(points) > 1 else "none",
+                markersize=10 if family == "teacher" else 6,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("parameters")
         ax.set_ylabel("utterance SRCC")
@@ -163,17 +176,28 @@ def plot(table: list, tests: list, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.compress.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", required=True, help="NAME=predictor.pt (name prefixes set the "
-                        "plot family: teacher, student_*, baseline_*, pruned_*)")
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.compress.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        required=True,
+        help="NAME=predictor.pt (name prefixes set the plot family: teacher, student_*, baseline_*, pruned_*)",
+    )
     parser.add_argument("--tests", nargs="+", required=True, help="NAME=data list CSV; the first one is timed")
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--no_reference", action="store_true", help="leave the distillmos package out")
     args = parser.parse_args(argv)
     try:
-        table = evaluate(_parse_pairs(args.models, "--models"), _parse_pairs(args.tests, "--tests"), args.out_dir,
-                         reference=not args.no_reference)
+        table = evaluate(
+            _parse_pairs(args.models, "--models"),
+            _parse_pairs(args.tests, "--tests"),
+            args.out_dir,
+            reference=not args.no_reference,
+        )
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ the saved architecture, no masks), is rebuilt with s3prl's own classes and made 
 Each pruned model is then fine-tuned briefly (upstream, featurizer and expert model together, MSE on the
 labelled list), keeping the weights with the best validation utterance SRCC.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,14 +31,29 @@ from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE
 from distilmos.compress.config import load_settings
-from distilmos.compress.structure import (GROUPS, Structure, accumulate, check_groups, new_scores, plan_sizes,
-                                          pruned_entry)
+from distilmos.compress.structure import (
+    GROUPS,
+    Structure,
+    accumulate,
+    check_groups,
+    new_scores,
+    plan_sizes,
+    pruned_entry,
+)
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics
 
-DEFAULTS = {"batch_size": 4, "crop_seconds": 3.0, "importance_batches": 8, "finetune_steps": 50, "lr": 5.0e-5,
-            "eval_every": 25, "seed": 0, "groups": list(GROUPS)}
+DEFAULTS = {
+    "batch_size": 4,
+    "crop_seconds": 3.0,
+    "importance_batches": 8,
+    "finetune_steps": 50,
+    "lr": 5.0e-5,
+    "eval_every": 25,
+    "seed": 0,
+    "groups": list(GROUPS),
+}
 
 
 class PruneError(ToolkitError, ValueError):
@@ -61,7 +77,7 @@ def batches(rows: list, audio: list, config: dict, generator: torch.Generator, c
             wav = audio[i]
             if len(wav) > crop:
                 start = int(torch.randint(len(wav) - crop + 1, (1,), generator=generator))
-                wav = wav[start:start + crop]
+                wav = wav[start : start + crop]
             wavs.append(wav)
         yield wavs, torch.tensor([rows[i]["score"] for i in picks], dtype=torch.float32)
 
@@ -92,8 +108,14 @@ def _importance(pipeline, structure: Structure, rows: list, audio: list, config:
     pipeline.requires_grad_(True)
     generator = torch.Generator().manual_seed(int(config["seed"]))
     count = int(config["importance_batches"])
-    for wavs, targets in tqdm(batches(rows, audio, config, generator, count), total=count, desc="importance",
-                              file=sys.stderr, disable=not progress, dynamic_ncols=True):
+    for wavs, targets in tqdm(
+        batches(rows, audio, config, generator, count),
+        total=count,
+        desc="importance",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    ):
         pipeline.zero_grad()
         torch.nn.functional.mse_loss(pipeline(wavs), targets).backward()
         accumulate(structure, scores)
@@ -121,7 +143,7 @@ def _evaluate(pipeline, rows, audio, batch_size: int = 8) -> dict:
     preds = []
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
-            preds += pipeline(audio[start:start + batch_size]).tolist()
+            preds += pipeline(audio[start : start + batch_size]).tolist()
     return compute_metrics([r["score"] for r in rows], preds, [r["system_id"] for r in rows])
 
 
@@ -142,8 +164,14 @@ def _fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress
         first = _evaluate(pipeline, *val)
         history.append({"step": 0, **first})
         best = first["utt_SRCC"] if math.isfinite(first["utt_SRCC"]) else -math.inf
-    bar = tqdm(batches(*train, config, generator, steps), total=steps, desc="fine-tune", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        batches(*train, config, generator, steps),
+        total=steps,
+        desc="fine-tune",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for step, (wavs, scores) in enumerate(bar, start=1):
         pipeline.train()
         loss = torch.nn.functional.mse_loss(pipeline(wavs), scores)
@@ -171,8 +199,16 @@ def _store(path: str | None) -> tuple | None:
     return store.rows, store.audio
 
 
-def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *, val: str | None = None,
-          config: dict | None = None, progress: bool = True) -> list:
+def prune(
+    teacher: str,
+    train: str,
+    out_dir: str,
+    fractions: Sequence[float],
+    *,
+    val: str | None = None,
+    config: dict | None = None,
+    progress: bool = True,
+) -> list:
     """Prune the upstream of the predictor file ``teacher`` to each fraction, fine-tune, and write
     ``<out_dir>/pruned_<pct>.pt``; return one summary dict per file."""
     from distilmos.predictor import upstream as upstream_mod
@@ -184,8 +220,10 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
     blob = read_predictor(teacher)
     entry = blob["upstream"]
     if entry.get("kind") not in upstream_mod.EMBEDDED:
-        raise PruneError(f"{teacher}: its upstream ({entry.get('kind')}) is not an embedded WavLM, HuBERT or wav2vec 2.0; "
-                         "only those can be pruned")
+        raise PruneError(
+            f"{teacher}: its upstream ({entry.get('kind')}) is not an embedded WavLM, HuBERT or wav2vec 2.0; "
+            "only those can be pruned"
+        )
     train_data, val_data = _store(train), _store(val)
     if not train_data or not train_data[0]:
         raise PruneError(f"{train}: no usable labelled clips to measure importance on")
@@ -203,20 +241,40 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
         pruned = build_pipeline(new_blob, source=teacher)
         params = sum(p.numel() for p in pruned.upstream.parameters())
         pruned, history = fine_tune(pruned, train_data, val_data, config, progress)
-        new_blob["upstream"] = upstream_mod.make_entry(pruned.upstream, entry["spec"]["name"], entry["spec"].get("ckpt"),
-                                                       entry["spec"].get("model_config"),
-                                                       {k: v for k, v in new_blob["upstream"]["checkpoint"].items()
-                                                        if k not in ("model", "model_weight")})
-        new_blob["featurizer"]["state_dict"] = {k: v.detach().clone() for k, v in pruned.featurizer.state_dict().items()}
-        new_blob["downstream"]["state_dict"] = {k: v.detach().clone() for k, v in pruned.downstream.state_dict().items()}
-        summary = {"fraction": plan["fraction"], "target_parameters": plan["target"], "parameters": params,
-                   "reached_fraction": params / total, "groups": config["groups"], "kept_layers": plan["layers"],
-                   "ffn_dim": plan["ffn_dim"], "heads": plan["heads"], "conv_widths": plan["conv_widths"],
-                   "layers_before": n_layers, "ffn_dim_before": structure.ffn_dim, "heads_before": structure.heads,
-                   "conv_widths_before": structure.conv_widths, "parameters_before": total,
-                   "criterion": "first-order Taylor (gradient x weight)^2 per group, MSE on labels",
-                   "finetune_steps": int(config["finetune_steps"]), "teacher": os.path.abspath(teacher),
-                   "teacher_sha256": sha256_file(teacher), "validation": history[-1] if history else None}
+        new_blob["upstream"] = upstream_mod.make_entry(
+            pruned.upstream,
+            entry["spec"]["name"],
+            entry["spec"].get("ckpt"),
+            entry["spec"].get("model_config"),
+            {k: v for k, v in new_blob["upstream"]["checkpoint"].items() if k not in ("model", "model_weight")},
+        )
+        new_blob["featurizer"]["state_dict"] = {
+            k: v.detach().clone() for k, v in pruned.featurizer.state_dict().items()
+        }
+        new_blob["downstream"]["state_dict"] = {
+            k: v.detach().clone() for k, v in pruned.downstream.state_dict().items()
+        }
+        summary = {
+            "fraction": plan["fraction"],
+            "target_parameters": plan["target"],
+            "parameters": params,
+            "reached_fraction": params / total,
+            "groups": config["groups"],
+            "kept_layers": plan["layers"],
+            "ffn_dim": plan["ffn_dim"],
+            "heads": plan["heads"],
+            "conv_widths": plan["conv_widths"],
+            "layers_before": n_layers,
+            "ffn_dim_before": structure.ffn_dim,
+            "heads_before": structure.heads,
+            "conv_widths_before": structure.conv_widths,
+            "parameters_before": total,
+            "criterion": "first-order Taylor (gradient x weight)^2 per group, MSE on labels",
+            "finetune_steps": int(config["finetune_steps"]),
+            "teacher": os.path.abspath(teacher),
+            "teacher_sha256": sha256_file(teacher),
+            "validation": history[-1] if history else None,
+        }
         card = copy.deepcopy(blob["card"])
         card["upstream"] = dict(card.get("upstream") or {}, parameters=params)
         card["pruning"] = summary
@@ -226,14 +284,20 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
         write_predictor(new_blob, out)
         read_predictor(out)  # loads with weights_only=True
         summaries.append(dict(summary, path=out))
-        print(f"{out}: {params} upstream parameters ({params / total:.0%} of {total}), layers {plan['layers']}, "
-              f"FFN {plan['ffn_dim']}, heads {plan['heads']}, convolution widths {plan['conv_widths']}", file=sys.stderr)
+        print(
+            f"{out}: {params} upstream parameters ({params / total:.0%} of {total}), layers {plan['layers']}, "
+            f"FFN {plan['ffn_dim']}, heads {plan['heads']}, convolution widths {plan['conv_widths']}",
+            file=sys.stderr,
+        )
     return summaries
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.compress.prune", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.compress.prune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--teacher", required=True, help="predictor file with an embedded WavLM/HuBERT/wav2vec 2.0")
     parser.add_argument("--train", required=True, help="labelled data list: importance and fine-tuning")
     parser.add_argument("--val", help="labelled validation list (best fine-tuned weights by utterance SRCC)")
@@ -250,9 +314,16 @@ def main(argv=None) -> int:
         fractions = [float(f) for f in args.fractions.split(",")]
         if not all(0 < f <= 1 for f in fractions):
             raise ConfigError(f"--fractions {args.fractions!r}: each in (0, 1]")
-        config = load_config(args.config, {"finetune_steps": args.finetune_steps, "eval_every": args.eval_every,
-                                                "importance_batches": args.importance_batches,
-                                                "crop_seconds": args.crop_seconds, "groups": args.groups})
+        config = load_config(
+            args.config,
+            {
+                "finetune_steps": args.finetune_steps,
+                "eval_every": args.eval_every,
+                "importance_batches": args.importance_batches,
+                "crop_seconds": args.crop_seconds,
+                "groups": args.groups,
+            },
+        )
         prune(args.teacher, args.train, args.out_dir, fractions, val=args.val, config=config)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)

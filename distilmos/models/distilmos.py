@@ -11,7 +11,8 @@ Every layer is padding-invariant: padded frames are zeroed before each convoluti
 BatchNorm statistics, packed away from the BLSTM and from the mean, so the same utterance gets the same
 output (and loss) whatever else is in its batch.
 """
-from typing import Dict, List, Sequence
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -100,25 +101,35 @@ class DistilMOSModel(nn.Module):
     """The inference path: featurizer output ``[batch, frames, upstream_dim]`` -> utterance MOS."""
 
     @staticmethod
-    def kwargs_from_state(state: Dict[str, torch.Tensor]) -> dict:
+    def kwargs_from_state(state: dict[str, torch.Tensor]) -> dict:
         """The constructor arguments that built the weights ``state`` (read off their shapes)."""
         hidden_dim, upstream_dim = state["projector.weight"].shape
-        kernels: List[int] = []
+        kernels: list[int] = []
         while f"feature_processor.blocks.{len(kernels)}.conv.weight" in state:
             kernels.append(int(state[f"feature_processor.blocks.{len(kernels)}.conv.weight"].shape[-1]))
-        return {"upstream_dim": int(upstream_dim), "hidden_dim": int(hidden_dim), "kernels": kernels,
-                "blstm_conv_kernel": int(state["cnn_blstm.conv.weight"].shape[-1]),
-                "conv_bias": "feature_processor.blocks.0.conv.bias" in state}
+        return {
+            "upstream_dim": int(upstream_dim),
+            "hidden_dim": int(hidden_dim),
+            "kernels": kernels,
+            "blstm_conv_kernel": int(state["cnn_blstm.conv.weight"].shape[-1]),
+            "conv_bias": "feature_processor.blocks.0.conv.bias" in state,
+        }
 
-    def __init__(self, upstream_dim: int, hidden_dim: int = 256, kernels: Sequence[int] = (5, 3, 3),
-                 blstm_conv_kernel: int = 3, conv_bias: bool = False):
+    def __init__(
+        self,
+        upstream_dim: int,
+        hidden_dim: int = 256,
+        kernels: Sequence[int] = (5, 3, 3),
+        blstm_conv_kernel: int = 3,
+        conv_bias: bool = False,
+    ):
         super().__init__()
         self.projector = nn.Linear(upstream_dim, hidden_dim)
         self.feature_processor = FeatureProcessor(hidden_dim, kernels, conv_bias)
         self.cnn_blstm = CNNBLSTM(hidden_dim, blstm_conv_kernel)
         self.frame_head = nn.Linear(hidden_dim, 1)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return ``pred`` [batch], the Feature Processor output ``processed`` [batch, frames, hidden]
         (input of the training heads, and of the CCA analysis) and the frame ``mask``."""
         mask = valid_mask(lengths, features.size(1))
@@ -132,7 +143,7 @@ class MLP(nn.Sequential):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, n_layers: int = 3):
         dims = [in_dim] + [hidden_dim] * (n_layers - 1) + [out_dim]
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         for i in range(n_layers):
             layers.append(nn.Linear(dims[i], dims[i + 1]))
             if i < n_layers - 1:
@@ -147,5 +158,5 @@ class LayerHeads(nn.Module):
         super().__init__()
         self.heads = nn.ModuleList(MLP(in_dim, hidden_dim, out_dim, n_layers) for _ in range(n_heads))
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # noqa: D102
         return [head(x) for head in self.heads]

@@ -19,6 +19,7 @@ pooling, so a padded batch gives each utterance its one-by-one score (to float r
 
 Sizes (:data:`SIZES`, parameter counts in :data:`PARAMETERS`) span more than two orders of magnitude.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,23 +52,37 @@ def frame_counts(samples: torch.Tensor) -> torch.Tensor:
 class StudentMOSModel(nn.Module):
     """See the module docstring. ``forward(wavs [B, T] or [B, T, 1], lengths [B] in samples) -> {"pred"}``."""
 
-    def __init__(self, channels: Sequence[int] = SIZES["s"]["channels"], d_model: int = 48, n_heads: int = 4,
-                 n_layers: int = 2, ffn_dim: int = 96, dropout: float = 0.1):
+    def __init__(
+        self,
+        channels: Sequence[int] = SIZES["s"]["channels"],
+        d_model: int = 48,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        ffn_dim: int = 96,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.channels = tuple(int(c) for c in channels)
-        self.d_model, self.n_heads, self.n_layers, self.ffn_dim = int(d_model), int(n_heads), int(n_layers), int(ffn_dim)
+        self.d_model, self.n_heads, self.n_layers, self.ffn_dim = (
+            int(d_model),
+            int(n_heads),
+            int(n_layers),
+            int(ffn_dim),
+        )
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         # the head count is in no weight's shape: kept as a buffer so a state dict rebuilds the model alone
         self.register_buffer("heads", torch.tensor(self.n_heads))
         blocks, freq, c_in = [], N_FFT // 2 + 1, 2
         for c_out in self.channels:
-            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=(2, 1), padding=1),
-                                        nn.BatchNorm2d(c_out), nn.GELU()))
+            blocks.append(
+                nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=(2, 1), padding=1), nn.BatchNorm2d(c_out), nn.GELU())
+            )
             freq, c_in = (freq - 1) // 2 + 1, c_out
         self.convs = nn.ModuleList(blocks)
         self.proj = nn.Linear(c_in * freq, self.d_model)
-        layer = nn.TransformerEncoderLayer(self.d_model, self.n_heads, self.ffn_dim, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            self.d_model, self.n_heads, self.ffn_dim, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, self.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(self.d_model)
         self.pool_score = nn.Linear(self.d_model, 1)
@@ -82,8 +97,13 @@ class StudentMOSModel(nn.Module):
             channels.append(int(state[f"convs.{len(channels)}.0.weight"].shape[0]))
         n_layers = len({k.split(".")[2] for k in state if k.startswith("encoder.layers.")})
         d_model = int(state["proj.weight"].shape[0])
-        return {"channels": channels, "d_model": d_model, "n_heads": int(state["heads"]), "n_layers": n_layers,
-                "ffn_dim": int(state["encoder.layers.0.linear1.weight"].shape[0])}
+        return {
+            "channels": channels,
+            "d_model": d_model,
+            "n_heads": int(state["heads"]),
+            "n_layers": n_layers,
+            "ffn_dim": int(state["encoder.layers.0.linear1.weight"].shape[0]),
+        }
 
     def spectrum(self, wavs: torch.Tensor) -> torch.Tensor:
         """``[B, 2, freq, frames]``: the compressed complex STFT (real, imaginary)."""

@@ -8,9 +8,8 @@ The constructor arguments are read off the weights' shapes by the model class it
 it was trained. Which class belongs to which expert is registered in :mod:`distilmos.registry`; the
 classes live in :mod:`distilmos.models`, so the predictor runs exactly the code that was trained.
 """
-from __future__ import annotations
 
-from typing import Dict
+from __future__ import annotations
 
 import torch
 import torch.nn as nn
@@ -35,25 +34,31 @@ def model_class(name: str) -> type:
         raise DownstreamExportError(f"expert {name!r} has no known inference model: {exc}") from exc
 
 
-def split_state(name: str, expert_state: Dict[str, torch.Tensor]) -> tuple:
+def split_state(name: str, expert_state: dict[str, torch.Tensor]) -> tuple:
     """``(inference weights, dropped keys)`` of an expert's state dict (``ckpt["Downstream"]``)."""
-    inference = {k[len(MODEL_PREFIX):]: v for k, v in expert_state.items() if k.startswith(MODEL_PREFIX)}
+    inference = {k[len(MODEL_PREFIX) :]: v for k, v in expert_state.items() if k.startswith(MODEL_PREFIX)}
     if not inference:
         raise DownstreamExportError(f"the {name} expert's weights hold no {MODEL_PREFIX}* (inference model) entries")
     dropped = sorted(k for k in expert_state if not k.startswith(MODEL_PREFIX))
     return inference, dropped
 
 
-def make_entry(name: str, expert_state: Dict[str, torch.Tensor]) -> tuple:
+def make_entry(name: str, expert_state: dict[str, torch.Tensor]) -> tuple:
     """``(entry, dropped keys)``: the predictor-file entry of an expert's inference model."""
     cls = model_class(name)
     state, dropped = split_state(name, expert_state)
     try:
         kwargs = cls.kwargs_from_state(state)
     except KeyError as exc:
-        raise DownstreamExportError(f"the {name} expert's weights lack {exc}: not the model this version knows") from exc
-    entry = {"name": name, "class_name": cls.__name__, "kwargs": kwargs,
-             "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()}}
+        raise DownstreamExportError(
+            f"the {name} expert's weights lack {exc}: not the model this version knows"
+        ) from exc
+    entry = {
+        "name": name,
+        "class_name": cls.__name__,
+        "kwargs": kwargs,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
+    }
     build(entry)  # the weights must load strictly into the class they claim
     return entry, dropped
 
@@ -71,8 +76,9 @@ def check_entry(entry) -> list:
     if not (isinstance(kwargs, dict) and all(isinstance(k, str) for k in kwargs)):
         problems.append(f"its downstream kwargs are {type(kwargs).__name__}, not a dict of named arguments")
     state = entry.get("state_dict")
-    if not (isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                            for k, v in state.items())):
+    if not (
+        isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
         problems.append("its downstream state_dict is not a dict of tensors")
     return problems
 
@@ -96,8 +102,10 @@ def build(entry: dict) -> nn.Module:
     name = entry["name"]
     cls = model_class(name)
     if entry.get("class_name", cls.__name__) != cls.__name__:
-        raise DownstreamExportError(f"the file's {name} model is a {entry['class_name']}, but this version's "
-                                    f"{name} expert uses {cls.__name__}: export it again with this version")
+        raise DownstreamExportError(
+            f"the file's {name} model is a {entry['class_name']}, but this version's "
+            f"{name} expert uses {cls.__name__}: export it again with this version"
+        )
     try:
         derived = cls.kwargs_from_state(entry["state_dict"])
     except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -107,5 +115,6 @@ def build(entry: dict) -> nn.Module:
     if differ:
         raise DownstreamExportError(
             f"the {name} model's constructor arguments {', '.join(f'{k}={stored[k]!r}' for k in differ)} do not match "
-            f"its weights ({', '.join(f'{k}={derived.get(k)!r}' for k in differ)})")
+            f"its weights ({', '.join(f'{k}={derived.get(k)!r}' for k in differ)})"
+        )
     return registry.build_model(name, derived, entry["state_dict"])

@@ -23,13 +23,15 @@ checkpoint or model config (loaded by the hub upstream's loader, some of which u
 with :class:`RemoteCodeError` unless the caller opts in with ``trust_remote_code=True``
 (``distilmos-predict score --trust_remote_code``), as the Hugging Face libraries do.
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib
 import os
 import tempfile
-from typing import Any, Dict, Iterator, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any
 from unittest import mock
 
 import torch
@@ -54,15 +56,17 @@ class RemoteCodeError(UpstreamRebuildError):
 
 
 #: how a user opts in to a predictor file that runs code from outside it
-TRUST_HINT = ("if you trust the file and where it came from, load it with --trust_remote_code "
-              "(distilmos-predict score) or trust_remote_code=True (distilmos.predictor.load)")
+TRUST_HINT = (
+    "if you trust the file and where it came from, load it with --trust_remote_code "
+    "(distilmos-predict score) or trust_remote_code=True (distilmos.predictor.load)"
+)
 
 
 def _expert_class(kind: str):
     return importlib.import_module(f"s3prl.upstream.{kind}.expert").UpstreamExpert
 
 
-def embedded_kind(upstream: nn.Module) -> Optional[str]:
+def embedded_kind(upstream: nn.Module) -> str | None:
     """``wavlm``, ``hubert`` or ``wav2vec2`` for s3prl's own expert of that family, else ``None``."""
     for kind in EMBEDDED:
         if type(upstream) is _expert_class(kind):
@@ -94,13 +98,13 @@ def _recording_converted_loads() -> Iterator[list]:
         yield seen
 
 
-def build_for_export(name: str, ckpt: Optional[str], model_config: Optional[str]) -> Tuple[nn.Module, dict]:
+def build_for_export(name: str, ckpt: str | None, model_config: str | None) -> tuple[nn.Module, dict]:
     """Build the upstream of an experiment as the runner does; return it and the configs an embedded
     entry needs (empty for a spec entry)."""
     with _recording_converted_loads() as seen:
         upstream = build_upstream(name, ckpt, model_config)
     kind = embedded_kind(upstream)
-    configs: Dict[str, Any] = {}
+    configs: dict[str, Any] = {}
     if kind == "wavlm":
         configs["cfg"] = dict(vars(upstream.cfg))
     elif kind in ("hubert", "wav2vec2"):
@@ -114,8 +118,7 @@ def build_for_export(name: str, ckpt: Optional[str], model_config: Optional[str]
     return upstream, configs
 
 
-def make_entry(upstream: nn.Module, name: str, ckpt: Optional[str], model_config: Optional[str],
-               configs: dict) -> dict:
+def make_entry(upstream: nn.Module, name: str, ckpt: str | None, model_config: str | None, configs: dict) -> dict:
     """The predictor-file entry of a built (and fine-tuned) upstream; see the module docstring."""
     spec = {"name": name, "ckpt": ckpt, "model_config": model_config}
     kind = embedded_kind(upstream)
@@ -139,7 +142,7 @@ def make_entry(upstream: nn.Module, name: str, ckpt: Optional[str], model_config
     return entry
 
 
-def _plain_state(module: nn.Module) -> Dict[str, torch.Tensor]:
+def _plain_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
@@ -167,7 +170,7 @@ def waveform_entry() -> dict:
     return {"kind": WAVEFORM, "spec": {"name": WAVEFORM, "ckpt": None, "model_config": None}}
 
 
-def remote_code(entry: dict) -> Optional[str]:
+def remote_code(entry: dict) -> str | None:
     """What rebuilding a spec entry would run or load from outside the file (see the module docstring),
     or None when it runs nothing but s3prl's hub."""
     if entry.get("kind") != "spec":
@@ -177,8 +180,10 @@ def remote_code(entry: dict) -> Optional[str]:
         return f"it names the callable {spec['name']!r}, which loading would import and call"
     paths = [p for p in (spec.get("ckpt"), spec.get("model_config")) if p]
     if paths:
-        return (f"its upstream {spec['name']!r} would load {' and '.join(map(repr, paths))}, which s3prl's loaders "
-                "may unpickle (running code)")
+        return (
+            f"its upstream {spec['name']!r} would load {' and '.join(map(repr, paths))}, which s3prl's loaders "
+            "may unpickle (running code)"
+        )
     return None
 
 
@@ -190,8 +195,11 @@ def check_entry(entry) -> list:
     if kind not in EMBEDDED + (WAVEFORM, "spec"):
         return [f"its upstream kind is {kind!r}, not one of {', '.join(EMBEDDED + (WAVEFORM, 'spec'))}"]
     spec = entry.get("spec")
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not all(
-            isinstance(spec.get(key), (str, type(None))) for key in ("ckpt", "model_config")):
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("name"), str)
+        or not all(isinstance(spec.get(key), (str, type(None))) for key in ("ckpt", "model_config"))
+    ):
         return [f"its upstream spec is {spec!r}, not {{name: str, ckpt: str or None, model_config: str or None}}"]
     if kind == "spec":
         return [] if _is_weights(entry.get("state_dict")) else ["its upstream state_dict is not a dict of tensors"]
@@ -204,8 +212,11 @@ def check_entry(entry) -> list:
         configs, weights = ("cfg",), "model"
     else:
         configs, weights = ("task_cfg", "model_cfg"), "model_weight"
-    problems = [f"its {kind} upstream checkpoint's {key} is not a dict" for key in configs
-                if not isinstance(checkpoint.get(key), dict)]
+    problems = [
+        f"its {kind} upstream checkpoint's {key} is not a dict"
+        for key in configs
+        if not isinstance(checkpoint.get(key), dict)
+    ]
     if not _is_weights(checkpoint.get(weights)):
         problems.append(f"its {kind} upstream checkpoint's {weights} is not a dict of tensors")
     if kind == "hubert" and not isinstance(checkpoint.get("dictionaries_symbols"), list):
@@ -235,8 +246,15 @@ def rebuild(entry: dict, source: str = "predictor file", trust_remote_code: bool
         checkpoint, heads = entry["checkpoint"], entry.get("attention_heads")
         if heads is not None:
             cfg = checkpoint["model_cfg"]
-            checkpoint = dict(checkpoint, model_weight=heads_mod.expand_weights(
-                checkpoint["model_weight"], heads, int(cfg["encoder_attention_heads"]), int(cfg["encoder_embed_dim"])))
+            checkpoint = dict(
+                checkpoint,
+                model_weight=heads_mod.expand_weights(
+                    checkpoint["model_weight"],
+                    heads,
+                    int(cfg["encoder_attention_heads"]),
+                    int(cfg["encoder_embed_dim"]),
+                ),
+            )
         with tempfile.TemporaryDirectory(prefix="distilmos-upstream-") as tmp:
             path = os.path.join(tmp, f"{kind}.pt")
             torch.save(checkpoint, path)
@@ -253,12 +271,14 @@ def rebuild(entry: dict, source: str = "predictor file", trust_remote_code: bool
         except (UpstreamSpecError, OSError, ImportError, AssertionError) as exc:
             raise UpstreamRebuildError(
                 f"{source}: its upstream {spec['name']!r} is not embedded (only WavLM, HuBERT and wav2vec 2.0 are); "
-                f"rebuilding it needs the original upstream reachable (checkpoint {spec.get('ckpt')!r}): {exc}") from exc
+                f"rebuilding it needs the original upstream reachable (checkpoint {spec.get('ckpt')!r}): {exc}"
+            ) from exc
         missing, unexpected = upstream.load_state_dict(entry["state_dict"], strict=False)
         if missing or unexpected:
             raise UpstreamRebuildError(
                 f"{source}: upstream {spec['name']!r} rebuilt with other weights than the stored ones "
-                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+                f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+            )
     else:
         raise UpstreamRebuildError(f"{source}: unknown upstream kind {kind!r}")
     make_padding_exact(upstream)
@@ -266,5 +286,3 @@ def rebuild(entry: dict, source: str = "predictor file", trust_remote_code: bool
     for param in upstream.parameters():
         param.requires_grad_(False)
     return upstream
-
-
