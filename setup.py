@@ -37,9 +37,13 @@ setup(
         # pretraining pool of the demo's tiny HuBERT (egs/pretrain_tiny).
         "espeakng-loader",
     ],
-    # pytest-xdist: the suite is mostly recipe subprocesses on one thread each; two workers use both cores.
-    # ruff: the lint and format check of `make lint` (settings in pyproject.toml), pinned: a release may format differently.
-    extras_require={"test": ["pytest", "pytest-xdist", "ruff==0.17.6"]},
+    # pytest-xdist: the suite is mostly recipe subprocesses on one thread each; two workers use both cores
+    extras_require={
+        "test": ["pytest", "pytest-xdist"],
+        # -u ge2e_dvector (SALF-MOS's X-vector row): Resemblyzer's wheel ships its pretrained GE2E speaker
+        # encoder, so it runs offline (it pulls librosa, numba and webrtcvad)
+        "speaker_embedding": ["resemblyzer>=0.1.4"],
+    },
     entry_points={
         "console_scripts": ["distilmos-predict = distilmos.predictor.cli:main"],
     },

@@ -88,3 +88,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def unwritable(path: str | os.PathLike) -> str | None:
+    """Why the folder ``path`` cannot be written (or created), or None when it can; creates nothing, so
+    that a job can refuse a bad output before its work and leave no trace."""
+    probe = os.path.abspath(os.fspath(path))
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return f"{probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None

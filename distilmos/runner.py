@@ -189,6 +189,7 @@ def make_runner_class():
             model = entry.model.module if isinstance(entry.model, DDP) else entry.model
             # told to the experts (_get_downstream): eval batches need no padding cap when it is set
             self.upstream_padding_exact = padding_exact.make_padding_exact(model)
+            self.upstream_min_samples = padding_exact.min_samples(model)  # the experts' shortest clip
             if not self.upstream_padding_exact:
                 cap = (
                     ""
@@ -238,7 +239,11 @@ def make_runner_class():
             # What this runner does beyond s3prl's own, told to the experts as constructor keywords (s3prl
             # passes every arg as one) and taken out of the args again, so that no checkpoint carries them
             # to s3prl's own runner, which does none of it.
-            told = {"plugin_runner": True, "upstream_padding_exact": self.upstream_padding_exact}
+            told = {
+                "plugin_runner": True,
+                "upstream_padding_exact": self.upstream_padding_exact,
+                "upstream_min_samples": self.upstream_min_samples,
+            }
             vars(self.args).update(told)
             try:
                 return super()._get_downstream()

@@ -392,7 +392,7 @@ def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, c
     report = (expdir / "skipped_audio.txt").read_text().splitlines()
     assert len(report) == 1 and sample_id in report[0] and bad in report[0]
     out = capsys.readouterr().out
-    assert "1 unreadable audio file(s) skipped so far" in out
+    assert "1 audio file(s) skipped so far (unreadable or too short)" in out
 
 
 def _early_stopping_argv(expdir, ckpt, data_dir, patience, section="runner", *overrides):

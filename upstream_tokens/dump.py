@@ -85,7 +85,7 @@ def dump_split(
                 )
             remove_split(store_dir, split)  # before opening: the split being replaced may be the damaged one
         store = TokenStore(store_dir)
-        utterances, lengths = read_list(csv)
+        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
         if os.path.isfile(index_path):
             return already_done(store, split, [u.sample_id for u in utterances])
 

@@ -31,7 +31,7 @@ from distilmos.audio import SAMPLE_RATE
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 
-from .extract import Batching, FeatureExtractor, check_shard, parse_layers, read_list
+from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, parse_layers, read_list
 from .splits import RowCodec, already_done, dump_rows, finalize_rows, split_lock
 from .store import FORMAT_VERSION, META, FrameStore, library_versions, remove_split, split_paths, write_json
 
@@ -212,7 +212,7 @@ def dump_features(
                     "remove the split once (a single rank with --overwrite, or delete its files)"
                 )
             remove_split(store.path, split)
-        utterances, lengths = read_list(csv)
+        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
         if os.path.isfile(split_paths(store.path, split)[1]):
             return already_done(store, split, [u.sample_id for u in utterances])
         if rank == 0:

@@ -1,6 +1,7 @@
 """``distilmos-predict``: export a trained model, show its card, score audio with it.
 
     distilmos-predict export -e exp/my_exp/best-states-val.ckpt -o my_model.pt
+    distilmos-predict import --source BaleYang-DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
     distilmos-predict info my_model.pt
     distilmos-predict score my_model.pt wavs/ more.wav list.csv -o scores.csv
 
@@ -79,6 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip checking that the rebuilt network predicts what the runner's modules predict",
     )
 
+    imp = sub.add_parser(
+        "import",
+        help="the DistilMOS authors' released checkpoint -> predictor file",
+        description="Write a predictor file from the DistilMOS authors' checkpoint (Hugging Face "
+        "BaleYang/DistilMOS: <backbone>/model.pth.tar and model_cfg.yaml), checked "
+        "against their code's layout; the card names the source files and their sha256.",
+    )
+    imp.add_argument(
+        "--source",
+        required=True,
+        nargs="+",
+        metavar="DIR_OR_FILES",
+        help="the downloaded repository folder, its wavlm/ or w2v2/ folder, or model.pth.tar and model_cfg.yaml",
+    )
+    imp.add_argument("--backbone", required=True, choices=("wavlm", "w2v2"), help="which of the authors' models")
+    imp.add_argument("-o", "--out", required=True, help="predictor file to write")
+
     info = sub.add_parser(
         "info",
         help="print a predictor file's model card",
@@ -151,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # subnormal floats (GELU tails) make CPU matmuls several times slower; flushing them changes no score
     torch.set_flush_denormal(True)
     try:
-        return {"export": _export, "info": _info, "score": _score}[args.command](args)
+        return {"export": _export, "import": _import, "info": _info, "score": _score}[args.command](args)
     except (ToolkitError, ValueError) as exc:  # ValueError: settings out of range (batch size, overlap)
         print(f"distilmos-predict: error: {exc}", file=sys.stderr)
         return 2
@@ -166,6 +184,20 @@ def _export(args) -> int:
         f"{args.out}: {down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}; "
         f"upstream {'embedded' if up['embedded'] else 'rebuilt from ' + repr(up['name']) + ' when loaded'}; "
         f"dropped {down['dropped']['keys']} training-only entries ({', '.join(down['dropped']['modules']) or 'none'})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _import(args) -> int:
+    from .import_authors import import_authors
+
+    card = import_authors(args.source, args.backbone, args.out)
+    source, dropped = card["source"]["checkpoint"], card["downstream"]["dropped"]
+    print(
+        f"{args.out}: the DistilMOS authors' {args.backbone} model ({source['file']}, "
+        f"sha256 {source['sha256'][:12]}); upstream {card['upstream']['kind']} embedded; dropped {dropped['keys']} "
+        f"entries inference does not use ({', '.join(dropped['modules']) or 'none'})",
         file=sys.stderr,
     )
     return 0

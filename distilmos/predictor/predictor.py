@@ -37,8 +37,9 @@ from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
 from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
+from distilmos.datalist import too_short
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import is_padding_exact
+from distilmos.padding_exact import is_padding_exact, min_samples
 
 from . import downstreams, upstream
 from .chunking import chunk_windows, weighted_mean
@@ -315,7 +316,11 @@ class Predictor:
         posterior: bool = False,
     ) -> Iterator[FileResult]:
         """Score the inputs with a known length; yield one :class:`FileResult` per input as it completes."""
-        items, batches = self.plan(lengths)
+        shortest = min_samples(self.pipeline.upstream) or 0  # shorter inputs give the upstream no frame
+        for i, n in enumerate(lengths):
+            if n is not None and n < shortest:
+                yield FileResult(i, names[i], error=f"{names[i]}: {too_short(n, shortest)}")
+        items, batches = self.plan([None if n is not None and n < shortest else n for n in lengths])
         pending: dict[int, int] = defaultdict(int)
         for i, _, _ in items:
             pending[i] += 1

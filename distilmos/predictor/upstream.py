@@ -8,7 +8,11 @@ Two kinds of entry:
   (architecture config + the fine-tuned weights), so rebuilding needs nothing but s3prl's model code: it is
   written to a temporary file and loaded by ``<kind>_local``, the same expert class the runner used. A
   HuBERT / wav2vec 2.0 whose attention heads were pruned also carries each layer's head count
-  (``attention_heads``; :mod:`distilmos.predictor.heads`).
+  (``attention_heads``; :mod:`distilmos.predictor.heads`). A WavLM may say that its last hidden state is
+  the last transformer layer's output *before* the encoder's final LayerNorm
+  (``last_layer_before_final_norm: true``; absent: s3prl's encoder output), for models whose head was
+  trained on that (:mod:`distilmos.predictor.import_authors`); only a ``layer_norm_first`` WavLM (Large)
+  has such a LayerNorm, elsewhere the two are the same tensor.
 - **waveform** (``kind`` = ``waveform``): no upstream at all; the model reads the 16 kHz waveform itself
   (the compact students of ``egs/compress``). :class:`WaveformUpstream` hands it over as one "layer".
 - **spec** (any other upstream: another hub name, ``package.module:callable``): the spec (name, ``-k``
@@ -44,6 +48,8 @@ from distilmos.upstreams import UpstreamSpecError, build_upstream, is_callable_s
 
 EMBEDDED = ("wavlm", "hubert", "wav2vec2")
 WAVEFORM = "waveform"
+#: the optional key of a WavLM entry (see the module docstring); also the identifier of the hook it installs
+LAST_BEFORE_NORM = "last_layer_before_final_norm"
 
 
 class UpstreamRebuildError(ToolkitError, RuntimeError):
@@ -135,6 +141,8 @@ def make_entry(upstream: nn.Module, name: str, ckpt: str | None, model_config: s
         if kind == "hubert":
             checkpoint["dictionaries_symbols"] = configs["dictionaries_symbols"]
     entry = {"kind": kind, "spec": spec, "checkpoint": checkpoint}
+    if any(hook.unique_identifier == LAST_BEFORE_NORM for hook in upstream.hooks):
+        entry[LAST_BEFORE_NORM] = True
     if kind in heads_mod.HEAD_KINDS:  # a head-pruned upstream (distilmos.compress.prune)
         heads = heads_mod.head_counts(upstream, int(configs["model_cfg"]["encoder_attention_heads"]))
         if heads is not None:
@@ -182,7 +190,7 @@ def remote_code(entry: dict) -> str | None:
     if paths:
         return (
             f"its upstream {spec['name']!r} would load {' and '.join(map(repr, paths))}, which s3prl's loaders "
-            "may unpickle (running code)"
+            "may unpickle, or the upstream may import (running code)"
         )
     return None
 
@@ -231,6 +239,29 @@ def _is_weights(value) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
 
 
+def take_last_layer_before_final_norm(upstream: nn.Module) -> None:
+    """Make a built s3prl WavLM expert's last hidden state the last transformer layer's output, before the
+    encoder's final LayerNorm (a ``layer_norm_first`` encoder applies one to its output).
+
+    The expert gathers its hidden states by forward hooks (``UpstreamBase.hooks``): the input of each
+    ``model.encoder.layers[i]``, then the output of ``model.encoder``. That last hook is replaced by one on
+    the last layer's output (``TransformerSentenceEncoderLayer`` returns ``(x [T, B, D], attn, pos_bias)``),
+    which fires at the same point of the forward, so the hidden states keep their count and order.
+    """
+    last = upstream.hooks[-1] if upstream.hooks else None
+    if last is None or last.module_path != "self.model.encoder":  # another s3prl: its hooks are not known here
+        raise UpstreamRebuildError(
+            f"the WavLM expert's last hook is {getattr(last, 'module_path', None)!r}, "
+            "not the encoder's output; cannot take the last layer before its final LayerNorm"
+        )
+    upstream.remove_hook(last.unique_identifier)
+    upstream.add_hook(
+        f"self.model.encoder.layers[{len(upstream.model.encoder.layers) - 1}]",
+        lambda input, output: output[0].transpose(0, 1),
+        unique_identifier=LAST_BEFORE_NORM,
+    )
+
+
 def rebuild(entry: dict, source: str = "predictor file", trust_remote_code: bool = False) -> nn.Module:
     """The upstream of a predictor-file entry, in eval mode, on the CPU.
 
@@ -238,6 +269,12 @@ def rebuild(entry: dict, source: str = "predictor file", trust_remote_code: bool
     :class:`RemoteCodeError` unless ``trust_remote_code``.
     """
     kind = entry.get("kind")
+    before_norm = entry.get(LAST_BEFORE_NORM, False)
+    if not isinstance(before_norm, bool) or (before_norm and kind != "wavlm"):
+        raise UpstreamRebuildError(
+            f"{source}: upstream {LAST_BEFORE_NORM} is {before_norm!r} for a {kind!r} "
+            "upstream; it can only be true or false, and true only for a WavLM"
+        )
     if kind == WAVEFORM:
         return WaveformUpstream().eval()
     if kind in EMBEDDED:
@@ -261,6 +298,8 @@ def rebuild(entry: dict, source: str = "predictor file", trust_remote_code: bool
             upstream = loader(ckpt=path)
         if heads is not None:
             heads_mod.remove_padded_heads(upstream, heads)
+        if before_norm:
+            take_last_layer_before_final_norm(upstream)
     elif kind == "spec":
         spec = entry["spec"]
         risk = remote_code(entry)
