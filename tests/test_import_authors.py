@@ -11,6 +11,7 @@ imported file must give its scores for every input alone.
 """
 
 import csv
+import fractions
 import os
 
 import numpy as np
@@ -471,8 +472,6 @@ def _bad_release(tmp_path, edit_state=None, edit_cfg=None):
     ],
 )
 def test_bad_inputs_give_one_error_naming_the_file(tmp_path, capsys, case, expected):
-    import fractions
-
     edits = {
         "missing": dict(edit_state=lambda s: s.pop("decoder.cnn.weight")),
         "shape": dict(edit_state=lambda s: s.update({"weighted_sum.out_proj.weight": torch.zeros(64, 32)})),
@@ -487,7 +486,7 @@ def test_bad_inputs_give_one_error_naming_the_file(tmp_path, capsys, case, expec
         with open(checkpoint, "w") as handle:
             handle.write("not a checkpoint\n")
     elif case == "pickle":
-        # a class no test allows for torch.load (the runner allows s3prl's argparse.Namespace process-wide)
+        # a class no weights-only load allows (argparse.Namespace may be allowed process-wide by a runner)
         torch.save({"model": {}, "args": fractions.Fraction(1, 3)}, checkpoint)
     elif case == "no_state":
         torch.save({"model": {"epoch": 3}}, checkpoint)

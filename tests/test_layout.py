@@ -16,14 +16,14 @@ from conftest import REPO
 
 #: the layers, lowest first; each subpackage's docstring says the same
 LAYERS: list[tuple[str, ...]] = [
-    ("foundation",),  # distilmos/__init__.py, errors.py, fileio.py, registry.py
+    ("foundation",),  # distilmos/__init__.py, errors.py, fileio.py, locks.py, registry.py
     ("data", "eval", "models"),
     ("upstream", "corpora", "standins"),
     ("predictor", "train", "pretrain"),
     ("compress",),
     ("upstream_tokens",),
 ]
-FOUNDATION = {"distilmos", "distilmos.errors", "distilmos.fileio", "distilmos.registry"}
+FOUNDATION = {"distilmos", "distilmos.errors", "distilmos.fileio", "distilmos.locks", "distilmos.registry"}
 LEVEL = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 PACKAGES = ("distilmos", "upstream_tokens")
 

@@ -358,11 +358,13 @@ def test_other_upstreams_are_rebuilt_from_their_spec(tmp_path, monkeypatch):
         model.proj.weight.add_(1.0)
     entry = parts.make_entry(model, "frames_upstream:frames", None, None, configs)
     assert entry["kind"] == "spec" and entry["spec"]["name"] == "frames_upstream:frames"
-    assert torch.equal(parts.rebuild(entry, "m.pt").proj.weight, model.proj.weight)
+    with pytest.raises(parts.RemoteCodeError, match="m.pt: refused to load: it names the callable"):
+        parts.rebuild(entry, "m.pt")  # a callable is imported and called only when trusted (tests/test_faults.py)
+    assert torch.equal(parts.rebuild(entry, "m.pt", trust_remote_code=True).proj.weight, model.proj.weight)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
     sys.modules.pop("frames_upstream", None)
     with pytest.raises(parts.UpstreamRebuildError, match="m.pt: its upstream 'frames_upstream:frames' is not embedded"):
-        parts.rebuild(entry, "m.pt")
+        parts.rebuild(entry, "m.pt", trust_remote_code=True)
 
 
 # ---- distilmos-predict score --------------------------------------------------------------------------

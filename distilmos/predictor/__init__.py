@@ -20,6 +20,7 @@ code), nor anything above them.
 from .export import ExportError, export
 from .fileformat import FORMAT_VERSION, PredictorFileError
 from .predictor import FileResult, PredictionError, Predictor, load
+from .upstream_entry import RemoteCodeError
 
 __all__ = [
     "export",
@@ -29,5 +30,6 @@ __all__ = [
     "PredictionError",
     "PredictorFileError",
     "ExportError",
+    "RemoteCodeError",
     "FORMAT_VERSION",
 ]

@@ -139,7 +139,8 @@ def _s3prl_featurizer(model, args, state: dict[str, torch.Tensor]):
 
 def _check_rebuild(blob: dict, model, featurizer, down_model, checkpoint: str) -> None:
     """The rebuilt network must predict what the runner's modules predict (one by one and batched)."""
-    rebuilt = build_pipeline(blob, source=checkpoint)
+    # trusted: the upstream was just built from this same spec, by the experiment's own -u/-k/-g
+    rebuilt = build_pipeline(blob, source=checkpoint, trust_remote_code=True)
     generator = torch.Generator().manual_seed(0)
     probes = [0.1 * torch.randn(n, generator=generator) for n in (SAMPLE_RATE, 24731)]
 

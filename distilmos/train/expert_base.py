@@ -11,6 +11,11 @@ more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training
 first asked for. A clip too short for the upstream to give one frame (:meth:`MOSExpert.min_samples`) is a
 bad row, or with ``datarc.skip_bad_audio`` left out and listed in ``skipped_audio.txt``.
 
+Config: ``downstream_expert`` holds ``datarc`` (:attr:`MOSExpert.DATARC`, shared by every expert), ``modelrc``
+(each expert's ``MODELRC``), ``variant`` and ``early_stopping``; the defaults there are the only keys
+read, so a key that is not among them (a misspelling) is refused when the expert is built, naming the
+closest valid one.
+
 Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt``
 whenever ``best_metric`` on that split improves; and, for ``run_downstream.py -m evaluate -t SPLIT``,
 ``metrics_SPLIT.json`` and ``predictions_SPLIT.csv`` in the experiment folder.
@@ -36,6 +41,7 @@ from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.fileio import atomic_write
 from distilmos.registry import DATARC_DEFAULTS
 
+from . import config_keys
 from .loop import EarlyStopping
 
 TRAIN = "train"
@@ -48,6 +54,23 @@ class MOSExpert(nn.Module):
 
     #: tensorboard tag prefix
     name = "mos"
+
+    #: ``downstream_expert.datarc``: every key the experts read, with its default; another key is refused
+    DATARC = {
+        "data_dir": None,  # train.csv, val.csv, test.csv
+        "extra_eval": None,  # {split: path/to.csv}
+        "token_store": None,  # read by the distilmos variant; the recipes pass it to every expert
+        "feature_cache": None,  # a frozen upstream's hidden states (distilmos.upstream.cached)
+        "train_batch_size": None,  # the batch of one step over all processes: each expert's config gives it
+        **DATARC_DEFAULTS,  # evaluation batches, loader workers, best checkpoint (read by the predictor's export too)
+        "eval_max_pad": AUTO,
+        "skip_bad_audio": False,
+        "min_seconds": None,  # shortest clip when the upstream's own minimum is unknown (default: 25 ms)
+    }
+    #: ``downstream_expert.modelrc`` of the expert, with its defaults (each expert declares its own)
+    MODELRC: dict[str, object] = {}
+    #: the keys of ``downstream_expert`` itself
+    SECTIONS = ("datarc", "modelrc", "variant", "early_stopping")
 
     def __init__(
         self,
@@ -76,8 +99,17 @@ class MOSExpert(nn.Module):
         self.train_batch_per_process = train_batch_per_process if self.plugin_runner else None
         self.expdir = expdir
         self.seed = seed
-        self.datarc = {**DATARC_DEFAULTS, **(downstream_expert.get("datarc") or {})}
-        self.modelrc = dict(downstream_expert.get("modelrc", {}))
+        # Unknown keys are refused before training; evaluating an older run's checkpoint only warns.
+        strict = mode == "train"
+        downstream_expert = config_keys.with_defaults(
+            "downstream_expert", downstream_expert, dict.fromkeys(self.SECTIONS), strict
+        )
+        self.datarc = config_keys.with_defaults(
+            "downstream_expert.datarc", downstream_expert["datarc"], self.DATARC, strict
+        )
+        self.modelrc = config_keys.with_defaults(
+            "downstream_expert.modelrc", downstream_expert["modelrc"], self.MODELRC, strict
+        )
         if not self.plugin_runner:
             _refuse_plugin_features(self.datarc, runner, downstream_expert, mode)
         self.best_split = self.datarc["best_split"]
@@ -92,9 +124,9 @@ class MOSExpert(nn.Module):
     # ---- data -------------------------------------------------------------------------------------
     def split_paths(self) -> dict[str, str]:
         """Every known split name and its data list CSV."""
-        data_dir = self.datarc.get("data_dir")
+        data_dir = self.datarc["data_dir"]
         paths = {s: os.path.join(data_dir, f"{s}.csv") for s in (TRAIN, "val", "test")} if data_dir else {}
-        paths.update(self.datarc.get("extra_eval") or {})
+        paths.update(self.datarc["extra_eval"] or {})
         return paths
 
     def preflight(self) -> None:
@@ -124,7 +156,7 @@ class MOSExpert(nn.Module):
                 self._report_skipped(skipped)
             dataset = self.make_dataset(split, utterances)
             dataset.skip_bad_audio = skip
-            if self.datarc.get("feature_cache"):
+            if self.datarc["feature_cache"]:
                 dataset.use_feature_cache(self._feature_store(), split)
             self._datasets[split] = dataset
         return self._datasets[split]
@@ -187,7 +219,7 @@ class MOSExpert(nn.Module):
         """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a
         fraction): ``auto`` sets none for a padding-exact upstream, else
         :data:`distilmos.data.batching.STRICT_MAX_PAD`."""
-        return resolve_max_pad(max_pad_setting(self.datarc.get("eval_max_pad", AUTO)), self.upstream_padding_exact)
+        return resolve_max_pad(max_pad_setting(self.datarc["eval_max_pad"]), self.upstream_padding_exact)
 
     def _feature_store(self):
         """The run's feature cache (``datarc.feature_cache``), opened once; the runner checks it matches."""
