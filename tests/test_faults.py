@@ -26,7 +26,7 @@ from downstream_helpers import import_expert_module
 from distilmos.errors import ConfigError, OutputError
 from distilmos.locks import EXPERIMENT_LOCK
 from distilmos.predictor import PredictorFileError, RemoteCodeError, downstreams, load
-from distilmos.predictor import upstream as parts
+from distilmos.predictor import upstream_entry as parts
 from distilmos.predictor.cli import main as predict_main
 from distilmos.predictor.fileformat import write_predictor
 from distilmos.train.runner import main, run
