@@ -4,6 +4,10 @@ Each reader knows only its corpus's layout as distributed (file names, score fil
 ids) and returns raw rows per split; :func:`prepare` validates them (one error listing every bad row:
 missing audio, a score that is not a number, duplicate ids), writes ``<out_dir>/<split>.csv`` in the
 toolkit's data list format and stamps the folder, so that preparing the same root again is skipped.
+Corpora that name the listener of each rating (``--list`` marks them ``[listeners]``: bvcc, bc19, vcc2018,
+svcc23 from its listener-wise answers, ttsds2) also get ``<out_dir>/<split>_listeners.csv``, one row per
+rating (``sample_id,system_id,wav_path,score,listener_id``) for listener-aware training; the others (their
+files hold averaged scores only, or ratings without listener ids) get none.
 
     python -m distilmos.corpora --list                                   # corpora, splits, root layouts
     python -m distilmos.corpora nisqa --root /corpora/NISQA_Corpus --out_dir data/nisqa
@@ -21,6 +25,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from distilmos.data.datalist import listener_list_path
 from distilmos.errors import ToolkitError
 
 from . import (
@@ -55,11 +60,18 @@ class Corpus:
     test_splits: tuple[str, ...]  # the splits a benchmark evaluates on (none for a training set)
     layout: str  # what the root holds, one line
     doc: str  # the reader's docstring: the layout in full, and what is unsure
+    listeners: bool = False  # it names each rating's listener: <split>_listeners.csv is written too
 
 
 def _register(module) -> Corpus:
     return Corpus(
-        module.NAME, module.read, tuple(module.SPLITS), tuple(module.TEST_SPLITS), module.LAYOUT, module.__doc__ or ""
+        module.NAME,
+        module.read,
+        tuple(module.SPLITS),
+        tuple(module.TEST_SPLITS),
+        module.LAYOUT,
+        module.__doc__ or "",
+        bool(getattr(module, "LISTENERS", False)),
     )
 
 
@@ -129,7 +141,7 @@ def describe() -> str:
         splits = " ".join(s + ("*" if s in c.test_splits else "") for s in c.splits) + (
             "" if c.test_splits else " (no test set)"
         )
-        lines.append(f"{c.name:14s} {splits:70s} {c.layout}")
+        lines.append(f"{c.name:14s} {splits:70s} {c.layout}" + (" [listeners]" if c.listeners else ""))
     return "\n".join(lines)
 
 
@@ -169,4 +181,6 @@ def main(argv: list[str] | None = None, name: str | None = None) -> int:
     for split, count in counts.items():
         path = os.path.join(args.out_dir, f"{split}.csv")
         print(f"{path}: " + ("already prepared from this root" if count is None else f"{count} utterances"))
+        if os.path.isfile(listener_list_path(path)):
+            print(f"{listener_list_path(path)}: listener ratings")
     return 0

@@ -15,6 +15,8 @@ from . import voicemos
 NAME = "bc19"
 SPLITS = ("train", "val", "test")
 TEST_SPLITS = ("test",)
+#: the corpus names the listener of each rating: preparation writes <split>_listeners.csv too
+LISTENERS = True
 LAYOUT = "(ood/) DATA/wav/*.wav, DATA/sets/{train,val,test}_mos_list.txt or TESTSET"
 
 

@@ -19,6 +19,8 @@ from .common import CorpusLayoutError, Splits, resplit
 NAME = "bvcc"
 SPLITS = ("train", "val", "test")
 TEST_SPLITS = ("test",)
+#: the corpus names the listener of each rating: preparation writes <split>_listeners.csv too
+LISTENERS = True
 LAYOUT = "DATA/wav/*.wav, DATA/sets/{train,val,test}_mos_list.txt (+ TRAINSET, DEVSET, TESTSET)"
 #: ``split`` choices: the challenge's lists, or every labelled utterance dealt 8:1:1 at random
 SPLIT_MODES = ("official", "random811")

@@ -1,6 +1,11 @@
 """What every corpus reader shares: finding the corpus's files, reading its score tables, averaging
 listener ratings, a seeded held-out split, and writing the validated data lists with a stamp.
 
+A reader whose corpus names the listener of each rating attaches them to its rows (``Row.listeners``, from
+:func:`listener_ratings`); :func:`write_splits` then writes, beside each averaged ``<split>.csv``, the
+listener list ``<split>_listeners.csv`` (one row per rating, see
+:func:`distilmos.data.datalist.listener_list_path`). A split without listener ratings gets none.
+
 A reader (one small module per corpus) only knows its corpus's layout: it turns the files as the corpus
 ships them into :class:`~distilmos.data.datalist.Row` objects per split. Everything else (validation with
 one error listing every bad row, audio header checks, atomic CSV writing, skipping a preparation that
@@ -21,7 +26,17 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from distilmos.data.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, open_list, validate, write_datalist
+from distilmos.data.datalist import (
+    AUDIO_EXTENSIONS,
+    LISTENER_COLUMN,
+    DataListError,
+    Row,
+    Utterance,
+    listener_list_path,
+    open_list,
+    validate,
+    write_datalist,
+)
 from distilmos.fileio import atomic_write, unwritable
 
 #: ``{split: (rows, source)}``: what a reader returns; ``source`` names the score file(s) in errors
@@ -138,6 +153,16 @@ def average_ratings(ratings: Iterable[tuple[str, str, str]]) -> OrderedDict[str,
     return out
 
 
+def listener_ratings(ratings: Iterable[tuple[str, str, str, str]]) -> dict[str, list[tuple[str, str, str]]]:
+    """Per key (an utterance), its ratings with their listeners, as ``{key: [(listener_id, rating, origin)]}``
+    in the order read; ``ratings`` yields ``(key, listener_id, rating, origin)``. Attach them to the key's
+    row (``Row.listeners``) so that :func:`write_splits` writes the listener list."""
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for key, listener, rating, origin in ratings:
+        out.setdefault(key, []).append((listener.strip(), rating, origin))
+    return out
+
+
 def holdout(ids: Sequence[str], ratio: float = HOLDOUT_RATIO, seed: int = HOLDOUT_SEED) -> set:
     """A seeded random ``ratio`` of ``ids`` (at least one when there are two or more), for corpora
     that ship no validation set. It depends only on the set of ids, not on their order on disk."""
@@ -195,24 +220,43 @@ def write_splits(
     splits: Splits, out_dir: str, *, check_audio: bool = True, progress: bool = True
 ) -> dict[str, list[Utterance]]:
     """Validate every split (audio headers too, with a progress bar on large corpora), then write
-    ``out_dir/<split>.csv`` for each. Nothing is written unless every split is valid; the error lists
-    the bad rows of all splits."""
+    ``out_dir/<split>.csv`` for each, and ``out_dir/<split>_listeners.csv`` for each split whose rows carry
+    listener ratings (a stale one of an earlier preparation is removed). Nothing is written unless every
+    split is valid; the error lists the bad rows of all splits."""
     problem = unwritable(out_dir)
     if problem:  # before the header checks, which can take minutes on a large corpus
         raise DataListError(f"{out_dir}: cannot write the data lists there ({problem}); give another --out_dir")
-    validated, errors = {}, []
+    validated, ratings, errors = {}, {}, []
     for name, (rows, source) in splits.items():
         try:
             validated[name] = validate(
                 _progress(rows, f"checking {name}", progress and check_audio), source, check_audio=check_audio
             )
+            if any(row.listeners for row in rows):
+                ratings[name] = validate(
+                    _rating_rows(rows), f"{source} (listener ratings)", check_audio=False, unique=False
+                )
         except DataListError as exc:
             errors.append(str(exc))
     if errors:
         raise DataListError("\n".join(errors))
     for name, utts in validated.items():
-        write_datalist(os.path.join(out_dir, f"{name}.csv"), utts)
+        path = os.path.join(out_dir, f"{name}.csv")
+        write_datalist(path, utts)
+        if name in ratings:
+            write_datalist(listener_list_path(path), ratings[name])
+        elif os.path.exists(listener_list_path(path)):
+            os.remove(listener_list_path(path))
     return validated
+
+
+def _rating_rows(rows: list[Row]) -> list[Row]:
+    """One row per listener rating of ``rows`` (the listener in the extra column ``listener_id``)."""
+    return [
+        Row(row.sample_id, row.system_id, row.wav_path, rating, origin, {LISTENER_COLUMN: listener})
+        for row in rows
+        for listener, rating, origin in row.listeners
+    ]
 
 
 def stamp_text(corpus: str, root: str) -> str:

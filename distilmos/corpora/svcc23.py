@@ -9,7 +9,8 @@ audio and scores of the VoiceMOS Challenge 2023 track 2, in SHEET's svcc23 layou
 (``VoiceMOS_2023_track2/*.wav``) is read too. The scores are not in the audio release: SHEET keeps both
 answer files in ``egs/svcc23/answers/`` (github.com/unilight/sheet); copy either to ``answers/``. The
 listener-wise one is read when both are there (its means are exactly ``answer.csv``'s, checked on
-SHEET's copies; ``n_ratings`` is kept); ``answer.csv`` has the lines of VMC'23's ``track2_answer.txt``.
+SHEET's copies; ``n_ratings`` is kept, and its ``listener_name`` column gives the listener list
+``test_listeners.csv``); ``answer.csv`` has the lines of VMC'23's ``track2_answer.txt`` (no listener list).
 
 The system is the second ``-`` field: ``B01``, ``B02`` (baselines), ``T01`` ... ``T24`` (teams), ``SOU``
 and ``TAR`` (the natural source and target singing). Source singers ``SF1``/``SM1``; targets
@@ -27,11 +28,22 @@ import os
 
 from distilmos.data.datalist import Row
 
-from .common import CorpusLayoutError, Splits, audio_file, average_ratings, first_dir, read_lines, read_table
+from .common import (
+    CorpusLayoutError,
+    Splits,
+    audio_file,
+    average_ratings,
+    first_dir,
+    listener_ratings,
+    read_lines,
+    read_table,
+)
 
 NAME = "svcc23"
 SPLITS = ("test",)
 TEST_SPLITS = ("test",)
+#: the corpus names the listener of each rating: preparation writes <split>_listeners.csv too
+LISTENERS = True
 LAYOUT = (
     "wavs/*.wav (or VoiceMOS_2023_track2/), answers/listener_wise_answer.csv or answers/answer.csv "
     "(SHEET's egs/svcc23/answers/)"
@@ -54,13 +66,22 @@ def read(root: str) -> Splits:
     )
     listener_wise, means = os.path.join(root, LISTENER_WISE), os.path.join(root, MEANS)
     if os.path.isfile(listener_wise):
-        ratings = average_ratings(
-            (r["sample_id"], r["score"], f"{listener_wise}:{n}")
-            for n, r in read_table(listener_wise, ("sample_id", "score"))
+        table = read_table(listener_wise, ("sample_id", "score"))
+        ratings = average_ratings((r["sample_id"], r["score"], f"{listener_wise}:{n}") for n, r in table)
+        who = listener_ratings(
+            (r["sample_id"], r["listener_name"], r["score"], f"{listener_wise}:{n}")
+            for n, r in table
+            if r.get("listener_name")
         )
         rows = [
             Row(
-                sample_id, system_of(sample_id), audio_file(wav_dir, sample_id), mean, origin, {"n_ratings": str(count)}
+                sample_id,
+                system_of(sample_id),
+                audio_file(wav_dir, sample_id),
+                mean,
+                origin,
+                {"n_ratings": str(count)},
+                who.get(sample_id, []),
             )
             for sample_id, (mean, count, origin) in ratings.items()
         ]

@@ -10,7 +10,8 @@ MOS-Bench tests on it, in the layout of the archive SHEET downloads.
 unpacked (SHEET's ``egs/ttsds2/local/data_download.sh``, github.com/unilight/sheet; the original release
 is the Hugging Face dataset ``ttsds/listening_test``). Only the rows of ``rating_type`` ``mos`` are read
 (the other scales' rows are left out, as in SHEET); each file's ratings (``value``) are averaged,
-``n_ratings`` kept. The system is ``<dataset>-<system>`` (the domain and the TTS system); the sample id
+``n_ratings`` kept; the ``annotator`` column (when there) gives the listener list ``test_listeners.csv``.
+The system is ``<dataset>-<system>`` (the domain and the TTS system); the sample id
 is ``<dataset>-<system>-<file stem>``, as SHEET takes them (file names may repeat across systems). One
 split, ``test``: every rated file (460 files of 80 systems in the URGENT 2026 track 2 data table).
 
@@ -29,11 +30,13 @@ import os
 
 from distilmos.data.datalist import Row
 
-from .common import Splits, audio_file, average_ratings, read_table, require, stem
+from .common import Splits, audio_file, average_ratings, listener_ratings, read_table, require, stem
 
 NAME = "ttsds2"
 SPLITS = ("test",)
 TEST_SPLITS = ("test",)
+#: the corpus names the listener of each rating: preparation writes <split>_listeners.csv too
+LISTENERS = True
 LAYOUT = (
     "subjective_results.csv (audio,dataset,system,rating_type,value,...) + the files it names "
     "(ttsds2.zip of urgent-challenge/urgent26_track2_sqa)"
@@ -50,13 +53,16 @@ def read(root: str) -> Splits:
         "urgent-challenge/urgent26_track2_sqa and unpack it in the root (SHEET's "
         "egs/ttsds2/local/data_download.sh, github.com/unilight/sheet)",
     )
-    systems, ratings = {}, []
+    systems, ratings, named = {}, [], []
     for n, r in read_table(path, COLUMNS):
         if r["rating_type"].lower() != "mos":
             continue
         audio = os.path.normpath(r["audio"])
         systems.setdefault(audio, f"{r['dataset']}-{r['system']}")
         ratings.append((audio, r["value"], f"{path}:{n}"))
+        if r.get("annotator"):
+            named.append((audio, r["annotator"], r["value"], f"{path}:{n}"))
+    who = listener_ratings(named)
     rows = [
         Row(
             f"{systems[audio]}-{stem(audio)}",
@@ -65,6 +71,7 @@ def read(root: str) -> Splits:
             mean,
             origin,
             {"n_ratings": str(count)},
+            who.get(audio, []),
         )
         for audio, (mean, count, origin) in average_ratings(ratings).items()
     ]

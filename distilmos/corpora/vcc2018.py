@@ -9,7 +9,8 @@
 fields are: test id, user id, set id, index in set, system id, second system id (``\\N`` here), source
 speaker, target speaker, task (HUB/SPO), same/different truth, naturalness MOS (1-5), similarity,
 blank, time stamp, left audio sample, right audio sample. An utterance's score is the mean MOS of the
-rows naming it as the left sample; its system is the system id. There is no official split: every
+rows naming it as the left sample; its system is the system id. The user id (second field) names the
+listener of each rating: the listener list ``test_listeners.csv``. There is no official split: every
 rated utterance is in ``test`` (MOSNet drew its own random train/val/test; use that list through
 ``python -m distilmos.data.score_list`` to reproduce it).
 
@@ -34,15 +35,17 @@ import re
 
 from distilmos.data.datalist import Row
 
-from .common import CorpusLayoutError, Splits, audio_file, average_ratings, read_lines, stem
+from .common import CorpusLayoutError, Splits, audio_file, average_ratings, listener_ratings, read_lines, stem
 
 NAME = "vcc2018"
 SPLITS = ("test",)
 TEST_SPLITS = ("test",)
+#: the corpus names the listener of each rating: preparation writes <split>_listeners.csv too
+LISTENERS = True
 LAYOUT = "vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt, mnt/sysope/test_files/testVCC2/*.wav"
 SCORES = os.path.join("vcc2018_listening_test_scores", "vcc2018_evaluation_mos.txt")
 WAV_DIR = os.path.join("mnt", "sysope", "test_files", "testVCC2")
-SYSTEM, TASK, MOS, LEFT = 4, 8, 10, 14
+USER, SYSTEM, TASK, MOS, LEFT = 1, 4, 8, 10, 14
 TASKS = {"HUB": "hub", "SPO": "spoke", "NAT": "natural"}
 SPEAKER_ROLE = re.compile(r"VCC2([ST])[FM]\d")  # VCC2SF1: a source speaker; VCC2TM2: a target
 
@@ -77,6 +80,9 @@ def read(root: str) -> Splits:
         for _, fields in lines
     }
     means = average_ratings((fields[LEFT], fields[MOS], f"{path}:{n}") for n, fields in lines)
+    who = listener_ratings(
+        (fields[LEFT], fields[USER], fields[MOS], f"{path}:{n}") for n, fields in lines if fields[USER]
+    )
     rows = [
         Row(
             stem(name),
@@ -85,6 +91,7 @@ def read(root: str) -> Splits:
             mean,
             origin,
             {"n_ratings": str(count), "task": tasks[name]},
+            who.get(name, []),
         )
         for name, (mean, count, origin) in means.items()
     ]

@@ -8,6 +8,10 @@ The system of an utterance is its file name before the first ``-``. The test lab
 the challenge, as ``test_mos_list.txt`` and as the listener file ``TESTSET``: the list is read when it is
 there, else the mean of the ``TESTSET`` ratings; a copy with neither has no test split (a warning says so).
 
+Listener lists: each split whose listener file is there (and no placeholder) also gets ``<split>_listeners.csv``,
+one row per rating; the listener id is the whole ``listenerinfo`` field (the listener's demographics and
+their anonymous id, constant per listener).
+
 Copies handed to participants during the challenge hold a placeholder ``TESTSET``: every rating 1, every
 listener ``nospeaker``. A listener file whose ratings are all the same is taken for such a placeholder: as
 the test labels it is refused (a test split of constant scores has no correlation to measure) unless
@@ -21,7 +25,16 @@ import sys
 
 from distilmos.data.datalist import Row
 
-from .common import CorpusLayoutError, Splits, audio_file, average_ratings, read_lines, score_list, stem
+from .common import (
+    CorpusLayoutError,
+    Splits,
+    audio_file,
+    average_ratings,
+    listener_ratings,
+    read_lines,
+    score_list,
+    stem,
+)
 
 LISTS = {"train": "train_mos_list.txt", "val": "val_mos_list.txt", "test": "test_mos_list.txt"}
 LISTENER_FILES = {"train": "TRAINSET", "val": "DEVSET", "test": "TESTSET"}
@@ -33,19 +46,26 @@ def system_of(sample_id: str) -> str:
     return sample_id.split("-", 1)[0]
 
 
+#: the field of a listener file line that names the listener (``listenerinfo``)
+LISTENER_FIELD = 4
+
+
 def listener_rows(path: str, wav_dir: str):
-    """Rows of the mean rating per utterance of a listener file, with the number of ratings."""
-    ratings = [
-        (fields[1], fields[2] if len(fields) > 2 else "", f"{path}:{n}")
-        for n, fields in read_lines(path)
-        if len(fields) >= 2
-    ]
+    """Rows of the mean rating per utterance of a listener file, with the number of ratings and (when the
+    lines name them) the listeners' ratings."""
+    lines = [(n, fields) for n, fields in read_lines(path) if len(fields) >= 2]
+    ratings = [(fields[1], fields[2] if len(fields) > 2 else "", f"{path}:{n}") for n, fields in lines]
+    by_listener = listener_ratings(
+        (fields[1], fields[LISTENER_FIELD], fields[2], f"{path}:{n}")
+        for n, fields in lines
+        if len(fields) > LISTENER_FIELD and fields[LISTENER_FIELD]
+    )
     rows = []
     for name, (mean, count, origin) in average_ratings(ratings).items():
         sample_id = stem(name)
-        rows.append(
-            Row(sample_id, system_of(sample_id), audio_file(wav_dir, name), mean, origin, {"n_ratings": str(count)})
-        )
+        row = Row(sample_id, system_of(sample_id), audio_file(wav_dir, name), mean, origin, {"n_ratings": str(count)})
+        row.listeners = by_listener.get(name, [])
+        rows.append(row)
     return rows
 
 
@@ -98,10 +118,11 @@ def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
                     "from it",
                     file=sys.stderr,
                 )
-            elif os.path.isfile(listener_path):  # keep how many listeners each mean stands on
-                counts = {r.sample_id: r.extra["n_ratings"] for r in listener_rows(listener_path, wav_dir)}
+            elif os.path.isfile(listener_path):  # keep how many listeners each mean stands on, and who
+                rated = {r.sample_id: r for r in listener_rows(listener_path, wav_dir)}
                 for row in rows:
-                    row.extra["n_ratings"] = counts.get(row.sample_id, "0")
+                    row.extra["n_ratings"] = rated[row.sample_id].extra["n_ratings"] if row.sample_id in rated else "0"
+                    row.listeners = rated[row.sample_id].listeners if row.sample_id in rated else []
             splits[split] = (rows, list_path)
         elif split == "test" and os.path.isfile(listener_path):
             placeholder = constant_ratings(listener_path)
@@ -114,7 +135,10 @@ def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
                         "to egs/bvcc/run.sh)"
                     )
                 print(f"warning: {message}; used as the test labels anyway (--allow_constant_test)", file=sys.stderr)
-            splits[split] = (listener_rows(listener_path, wav_dir), listener_path)
+            rows = listener_rows(listener_path, wav_dir)
+            for row in rows if placeholder else ():  # a placeholder's "listeners" rated nothing
+                row.listeners = []
+            splits[split] = (rows, listener_path)
         elif split == "test":
             print(
                 f"warning: neither {list_path} nor {listener_path} found (test labels not in this copy); "

@@ -26,6 +26,8 @@ from distilmos.fileio import atomic_write
 from .audio import SAMPLE_RATE, AudioError, probe_audio, samples_at_16k
 
 COLUMNS = ("sample_id", "system_id", "wav_path", "score")
+#: the extra column of a listener list (:func:`listener_list_path`): who gave the row's rating
+LISTENER_COLUMN = "listener_id"
 
 
 class DataListError(ToolkitError, ValueError):
@@ -116,6 +118,8 @@ class Row:
     score: str | None
     origin: str
     extra: dict[str, str] = field(default_factory=dict)
+    #: the listener ratings the score averages, as ``(listener_id, rating, origin)``, when the corpus names them
+    listeners: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _parse_score(raw: str | None) -> float:
@@ -133,6 +137,7 @@ def validate(
     require_score: bool = True,
     min_samples: int = 0,
     skipped: list[str] | None = None,
+    unique: bool = True,
 ) -> list[Utterance]:
     """Check every row and return the utterances, or raise one :class:`DataListError` listing all problems.
 
@@ -151,7 +156,7 @@ def validate(
         bad = []
         if not row.sample_id:
             bad.append("empty sample_id")
-        elif row.sample_id in first_seen:
+        elif unique and row.sample_id in first_seen:
             bad.append(f"duplicate sample_id {row.sample_id!r} (first at {first_seen[row.sample_id]})")
         else:
             first_seen[row.sample_id] = row.origin
@@ -286,6 +291,30 @@ def write_datalist(csv_path: str, utterances: Sequence[Utterance]) -> None:
                 [utt.sample_id, utt.system_id, utt.wav_path, repr(float(utt.score))]
                 + [utt.extra.get(c, "") for c in extra_cols]
             )
+
+
+def listener_list_path(csv_path: str) -> str:
+    """The listener list beside a data list: ``data/bvcc/train.csv`` -> ``data/bvcc/train_listeners.csv``.
+
+    A listener list is a data list with one row per rating instead of per utterance (so a ``sample_id``
+    recurs): ``sample_id,system_id,wav_path,score,listener_id``, ``score`` being that listener's rating.
+    The corpus readers write one beside each split whose corpus names its listeners."""
+    root, ext = os.path.splitext(csv_path)
+    return f"{root}_listeners{ext or '.csv'}"
+
+
+def read_listener_list(csv_path: str) -> list[Utterance]:
+    """Read and validate a listener list (see :func:`listener_list_path`): every rating a finite number,
+    every row a ``listener_id``. Audio is not checked here: the averaged list beside it names the same files."""
+    rows = read_rows(csv_path)
+    utts = validate(rows, csv_path, check_audio=False, unique=False)
+    missing = [u.origin for u in utts if not (u.extra.get(LISTENER_COLUMN) or "").strip()]
+    if missing:
+        raise DataListError(
+            f"{csv_path}: {len(missing)} row(s) without a {LISTENER_COLUMN} (first: {', '.join(missing[:5])}); a "
+            f"listener list has the columns {','.join(COLUMNS)},{LISTENER_COLUMN}"
+        )
+    return utts
 
 
 def _split_fields(line: str) -> list[str]:

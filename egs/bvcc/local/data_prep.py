@@ -9,7 +9,9 @@ Reads ``<root>/DATA/wav/*.wav`` and ``<root>/DATA/sets/{train,val,test}_mos_list
 ``sys64e2f-utt9c183cd.wav,3.25``) and writes ``<out_dir>/{train,val,test}.csv``. The system of an
 utterance is its file name before the first ``-``. When the listener files ``DATA/sets/TRAINSET``
 (train) and ``DATA/sets/DEVSET`` (val) are present (lines ``sysID,uttID,rating,ignore,listenerinfo``),
-the number of ratings per utterance is kept as an extra column ``n_ratings``. The reader is
+the number of ratings per utterance is kept as an extra column ``n_ratings``, and each rating goes into the
+listener list ``<out_dir>/<split>_listeners.csv`` (``sample_id,system_id,wav_path,score,listener_id``, one
+row per rating; the listener id is the line's ``listenerinfo``), which listener-aware training reads. The reader is
 ``distilmos/corpora/bvcc.py`` (shared with the other corpora's preparations).
 
 ``--split random811`` deals every labelled utterance of the three official lists at random into train, val
@@ -80,6 +82,8 @@ def main(argv=None) -> int:
     for split, utts in result.items():
         n_sys = len({u.system_id for u in utts})
         print(f"{os.path.join(args.out_dir, split + '.csv')}: {len(utts)} utterances, {n_sys} systems")
+        if os.path.isfile(os.path.join(args.out_dir, f"{split}_listeners.csv")):
+            print(f"{os.path.join(args.out_dir, split + '_listeners.csv')}: listener ratings")
     return 0
 
 

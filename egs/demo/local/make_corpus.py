@@ -521,8 +521,10 @@ def split_sizes(n: int, fractions: tuple[float, float]) -> tuple[int, int, int]:
 
 def plan_bvcc(
     rng: np.random.Generator, n_systems: int, utts_per_system: int
-) -> tuple[list[System], list[Utterance], list[str]]:
-    """Systems, utterances (with splits and ratings) and listener descriptions of the BVCC-like corpus."""
+) -> tuple[list[System], list[Utterance], list[str], np.ndarray]:
+    """Systems, utterances (with splits and ratings), listener descriptions and listener biases of the BVCC-like
+    corpus. Each listener rates with a systematic offset (normal, sd 0.4: some are harsher than others), as
+    real listeners do; the listener files name them, so listener-aware training has something to learn."""
     names = unique_hex_ids(rng, "sys", 5, n_systems)
     n_clean = 2 if n_systems >= 8 else 1
     systems = plan_systems(rng, names, "bvcc", BVCC_KINDS, n_clean, lowest_severity=0.15)
@@ -562,7 +564,7 @@ def plan_bvcc(
                 )
             )
     _make_one_silent(rng, utterances, biases)
-    return systems, utterances, listeners
+    return systems, utterances, listeners, biases
 
 
 def _make_one_silent(rng: np.random.Generator, utterances: list[Utterance], biases: np.ndarray) -> None:
@@ -709,6 +711,7 @@ def _utterance_record(utt: Utterance) -> dict:
             "system": utt.system.name,
             "score": utt.score,
             "ratings": utt.ratings,
+            "listeners": utt.listeners,  # index into record["bvcc_listeners"], one per rating
             "silent": utt.silent,
         }
     return {
@@ -737,7 +740,7 @@ def make_corpus(
     out = Path(out_dir)
     _prepare_out_dir(out)
     rng = np.random.default_rng(seed)
-    bvcc_sys, bvcc_utts, listeners = plan_bvcc(rng, bvcc_systems, bvcc_utts_per_system)
+    bvcc_sys, bvcc_utts, listeners, biases = plan_bvcc(rng, bvcc_systems, bvcc_utts_per_system)
     somos_sys, somos_utts = plan_somos(rng, somos_systems, somos_utts_per_system)
     write_bvcc(out / "bvcc", bvcc_utts, listeners)
     write_somos(out / "somos", somos_utts)
@@ -753,6 +756,8 @@ def make_corpus(
             for s in ("train", "valid", "test")
         },
         "systems": {s.name: s.record() for s in bvcc_sys + somos_sys},
+        # the listener id the listener files give (their listenerinfo field) and the listener's rating offset
+        "bvcc_listeners": [{"id": name, "bias": float(b)} for name, b in zip(listeners, biases)],
     }
     (out / "record.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record
