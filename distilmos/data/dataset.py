@@ -28,10 +28,14 @@ class MOSBatch:
     tokens: list[torch.Tensor] | None = None  # per utterance LongTensor [frames, layers]
     wavs: list[torch.Tensor] | None = None  # kept for a teacher forward (MSE distillation)
     skipped: list[str] = field(default_factory=list)  # why each unreadable utterance of the batch was left out
+    ratings: list[list[tuple[str, float]]] | None = None  # per utterance its (listener_id, rating) pairs
 
 
 class MOSDataset(Dataset):
     """Utterances of a validated data list; optionally with k-means tokens from a token store.
+
+    ``ratings`` (listener-aware training): ``{sample_id: [(listener_id, rating)]}``; each batch then carries
+    its utterances' ratings (none for an utterance without).
 
     ``token_store`` is any object with ``tokens(sample_id) -> LongTensor[frames, layers]`` (see
     :class:`distilmos.data.stores.TokenStore`); it is opened lazily in each worker, so it is fork-safe.
@@ -54,6 +58,7 @@ class MOSDataset(Dataset):
         self.keep_wavs = keep_wavs
         self.skip_bad_audio = skip_bad_audio
         self.feature_store = feature_store
+        self.ratings: dict[str, list[tuple[str, float]]] | None = None
 
     def use_feature_cache(self, store, split: str) -> None:
         """Yield each utterance's cached hidden states (``store.features``) instead of its waveform;
@@ -97,6 +102,7 @@ class MOSDataset(Dataset):
             tokens=[t for _, _, t in items] if self.token_store is not None else None,
             wavs=wavs if self.keep_wavs else None,
             skipped=skipped,
+            ratings=[self.ratings.get(u.sample_id, []) for u in utts] if self.ratings is not None else None,
         )
         return wavs, batch
 

@@ -56,3 +56,15 @@ def compute_metrics(true: Sequence[float], pred: Sequence[float], systems: Seque
     result.update({f"sys_{k}": sys[k] for k in ("MSE", "LCC", "SRCC", "KTAU")})
     result.update(n_utt=int(len(true_arr)), n_sys=len(names))
     return result
+
+
+def uncertainty_metrics(true: Sequence[float], pred: Sequence[float], std: Sequence[float]) -> dict[str, float]:
+    """How well a predicted standard deviation tells the larger errors: Pearson (``std_err_LCC``) and
+    Spearman (``std_err_SRCC``) correlation between ``std`` and the absolute error ``|pred - true|`` (NaN where
+    undefined), and the mean predicted std (``std_mean``)."""
+    err = np.abs(np.asarray(pred, dtype=np.float64) - np.asarray(true, dtype=np.float64))
+    std_arr = np.asarray(std, dtype=np.float64)
+    if len(err) != len(std_arr):
+        raise ValueError(f"lengths differ: {len(err)} predictions, {len(std_arr)} standard deviations")
+    corr = _correlations(err, std_arr)
+    return {"std_err_LCC": corr["LCC"], "std_err_SRCC": corr["SRCC"], "std_mean": float(np.mean(std_arr))}

@@ -131,11 +131,19 @@ class DistilMOSModel(nn.Module):
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return ``pred`` [batch], the Feature Processor output ``processed`` [batch, frames, hidden]
-        (input of the training heads, and of the CCA analysis) and the frame ``mask``."""
+        (input of the training heads, and of the CCA analysis), the frame ``mask`` and the CNN-BLSTM output's
+        mean over valid frames ``utterance`` [batch, hidden] (``pred`` is the frame head of it, as the head is
+        linear; the uncertainty option reads it)."""
         mask = valid_mask(lengths, features.size(1))
         processed = self.feature_processor(self.projector(features), mask)
-        frames = self.frame_head(self.cnn_blstm(processed, lengths, mask)).squeeze(-1)
-        return {"pred": masked_mean(frames.unsqueeze(-1), mask).squeeze(-1), "processed": processed, "mask": mask}
+        hidden = self.cnn_blstm(processed, lengths, mask)
+        frames = self.frame_head(hidden).squeeze(-1)
+        return {
+            "pred": masked_mean(frames.unsqueeze(-1), mask).squeeze(-1),
+            "processed": processed,
+            "mask": mask,
+            "utterance": masked_mean(hidden, mask),
+        }
 
 
 class MLP(nn.Sequential):

@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -48,6 +49,9 @@ output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input or
 (-o and --metrics are checked to be writable before anything is scored);
 --jsonl (or -o *.jsonl) writes one JSON object per line instead. --system_posterior (MoE-MOS) adds
 "top_system,top_system_prob" and one "p:<system>" column per training system (JSON: "system_posterior").
+A model trained with an uncertainty head (modelrc.uncertainty) adds "pred_std" after "pred": its predicted
+standard deviation; with scores, --metrics then also holds std_err_LCC/std_err_SRCC (predicted std against
+the absolute error) and a calibration plot is written beside it (<metrics stem>_calibration.png).
 Files that cannot be scored (missing, empty, truncated, undecodable, non-finite) are reported and skipped;
 the run goes on, prints a summary, and exits with status 1 if any file failed. When the inputs carry
 scores, utterance- and system-level metrics (MSE, LCC, SRCC, KTAU) are printed, as the trainer computes them.
@@ -257,9 +261,9 @@ def _score(args) -> int:
         from distilmos.fileio import atomic_write
 
         with atomic_write(args.out, "w", newline="", encoding="utf-8") as handle:
-            write_scores(handle, entries, results, with_score, jsonl, classes)
+            write_scores(handle, entries, results, with_score, jsonl, classes, predictor.has_std)
     else:
-        write_scores(sys.stdout, entries, results, with_score, jsonl, classes)
+        write_scores(sys.stdout, entries, results, with_score, jsonl, classes, predictor.has_std)
         sys.stdout.flush()
     failed = [r for r in results if not r.ok]
     _print_summary(results, failed, elapsed, predictor.max_seconds)
@@ -269,10 +273,17 @@ def _score(args) -> int:
 
 
 def write_scores(
-    handle: IO, entries, results, with_score: bool, jsonl: bool, classes: Sequence[str] | None = None
+    handle: IO,
+    entries,
+    results,
+    with_score: bool,
+    jsonl: bool,
+    classes: Sequence[str] | None = None,
+    with_std: bool = False,
 ) -> None:
-    """Rows of the scored files, in input order: CSV ``wav_path,pred[,score]`` or JSON lines; with
-    ``classes`` (the system posterior was asked for) also the most likely system and every probability."""
+    """Rows of the scored files, in input order: CSV ``wav_path,pred[,pred_std][,score]`` or JSON lines; with
+    ``classes`` (the system posterior was asked for) also the most likely system and every probability;
+    ``pred_std`` only for a model with an uncertainty head (``with_std``)."""
     rows = [(e, r) for e, r in zip(entries, results) if r.ok]
 
     def top(result):
@@ -282,6 +293,8 @@ def write_scores(
     if jsonl:
         for entry, result in rows:
             record = {"wav_path": entry.wav_path, "pred": round(result.pred, 6)}
+            if with_std:
+                record["pred_std"] = round(result.std, 6)
             if with_score:
                 record["score"] = entry.score
             if classes:
@@ -293,11 +306,14 @@ def write_scores(
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(
         ["wav_path", "pred"]
+        + (["pred_std"] if with_std else [])
         + (["score"] if with_score else [])
         + (["top_system", "top_system_prob"] + [f"p:{c}" for c in classes] if classes else [])
     )
     for entry, result in rows:
         row = [entry.wav_path, f"{result.pred:.6f}"]
+        if with_std:
+            row.append(f"{result.std:.6f}")
         if with_score:
             row.append("" if entry.score is None else repr(entry.score))
         if classes:
@@ -325,9 +341,17 @@ def _print_metrics(entries, results, out_json: str | None) -> None:
     if not scored:
         print("distilmos-predict: no scored file has a true score; no metrics", file=sys.stderr)
         return
-    metrics = compute_metrics(
-        [e.score for e, _ in scored], [r.pred for _, r in scored], [e.system_id for e, _ in scored]
-    )
+    true, pred = [e.score for e, _ in scored], [r.pred for _, r in scored]
+    metrics = compute_metrics(true, pred, [e.system_id for e, _ in scored])
+    stds = [r.std for _, r in scored]
+    if all(s is not None for s in stds):
+        from distilmos.eval.calibration import calibration_bins, plot_calibration
+        from distilmos.eval.metrics import uncertainty_metrics
+
+        metrics.update(uncertainty_metrics(true, pred, stds))
+        if out_json:
+            plot = plot_calibration(calibration_bins(true, pred, stds), calibration_path(out_json), "scored inputs")
+            print(f"distilmos-predict: calibration plot {plot}", file=sys.stderr)
     print(format_metrics(metrics), file=sys.stderr)
     if out_json:
         from distilmos.fileio import atomic_write
@@ -340,6 +364,11 @@ def _print_metrics(entries, results, out_json: str | None) -> None:
             )
 
 
+def calibration_path(metrics_json: str) -> str:
+    """Where ``--metrics M.json`` puts the calibration plot: ``M_calibration.png``."""
+    return os.path.splitext(metrics_json)[0] + "_calibration.png"
+
+
 def format_metrics(metrics: dict) -> str:
     """A small table: utterance and system level, MSE LCC SRCC KTAU."""
     lines = [
@@ -349,6 +378,12 @@ def format_metrics(metrics: dict) -> str:
     for level in ("utt", "sys"):
         values = [metrics[f"{level}_{k}"] for k in ("MSE", "LCC", "SRCC", "KTAU")]
         lines.append(f"  {level} " + " ".join(f"{v:7.3f}" if math.isfinite(v) else "    nan" for v in values))
+    if "std_err_SRCC" in metrics:
+        lines.append(
+            "  predicted std vs |error|: "
+            + " ".join(f"{k[8:]} {metrics[k]:.3f}" for k in ("std_err_LCC", "std_err_SRCC"))
+            + f", mean std {metrics['std_mean']:.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -7,6 +7,11 @@ The constructor arguments are read off the weights' shapes by the model class it
 (``kwargs_from_state``), so they always match the weights, whatever config defaults the expert had when
 it was trained. Which class belongs to which expert is registered in :mod:`distilmos.registry`; the
 classes live in :mod:`distilmos.models`, so the predictor runs exactly the code that was trained.
+
+A model trained with listener conditioning or an uncertainty head is the expert's model wrapped in
+:class:`~distilmos.models.rating_head.RatingHead` (its weights under ``base.``): the entry's ``class_name``
+is then ``RatingHead`` and its ``kwargs`` hold the base model's under ``base``. It keeps the mean listener
+only (no listener table), so it scores like any other model.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch.nn as nn
 
 from distilmos import registry
 from distilmos.errors import ConfigError, ToolkitError
+from distilmos.models.rating_head import RatingHead
 
 
 class DownstreamExportError(ToolkitError, ValueError):
@@ -48,14 +54,14 @@ def make_entry(name: str, expert_state: dict[str, torch.Tensor]) -> tuple:
     cls = model_class(name)
     state, dropped = split_state(name, expert_state)
     try:
-        kwargs = cls.kwargs_from_state(state)
+        kwargs = _kwargs_from_state(cls, state)
     except KeyError as exc:
         raise DownstreamExportError(
             f"the {name} expert's weights lack {exc}: not the model this version knows"
         ) from exc
     entry = {
         "name": name,
-        "class_name": cls.__name__,
+        "class_name": RatingHead.__name__ if RatingHead.wraps(state) else cls.__name__,
         "kwargs": kwargs,
         "state_dict": {k: v.detach().cpu().clone() for k, v in state.items()},
     }
@@ -101,13 +107,15 @@ def build(entry: dict) -> nn.Module:
     """
     name = entry["name"]
     cls = model_class(name)
-    if entry.get("class_name", cls.__name__) != cls.__name__:
+    wrapped = RatingHead.wraps(entry["state_dict"])
+    expected = RatingHead.__name__ if wrapped else cls.__name__
+    if entry.get("class_name", expected) != expected:
         raise DownstreamExportError(
             f"the file's {name} model is a {entry['class_name']}, but this version's "
-            f"{name} expert uses {cls.__name__}: export it again with this version"
+            f"{name} expert uses {expected}: export it again with this version"
         )
     try:
-        derived = cls.kwargs_from_state(entry["state_dict"])
+        derived = _kwargs_from_state(cls, entry["state_dict"])
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise DownstreamExportError(f"the {name} model's weights are not those of a {cls.__name__} ({exc!r})") from exc
     stored = entry["kwargs"]
@@ -117,4 +125,13 @@ def build(entry: dict) -> nn.Module:
             f"the {name} model's constructor arguments {', '.join(f'{k}={stored[k]!r}' for k in differ)} do not match "
             f"its weights ({', '.join(f'{k}={derived.get(k)!r}' for k in differ)})"
         )
-    return registry.build_model(name, derived, entry["state_dict"])
+    if not wrapped:
+        return registry.build_model(name, derived, entry["state_dict"])
+    model = RatingHead.build(cls, derived)
+    model.load_state_dict(entry["state_dict"], strict=True)
+    return model.eval().requires_grad_(False)
+
+
+def _kwargs_from_state(cls: type, state: dict[str, torch.Tensor]) -> dict:
+    """The constructor arguments of the model (plain or wrapped in a :class:`RatingHead`) that built ``state``."""
+    return RatingHead.kwargs_from_state(state, cls) if RatingHead.wraps(state) else cls.kwargs_from_state(state)

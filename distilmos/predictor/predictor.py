@@ -5,6 +5,7 @@
     predictor.predict(wav=array_or_tensor, sr=44100)    # one score; any sample rate, mono or [samples, channels]
     predictor.predict(paths=["a.wav", "b.flac"])        # list of scores, in the order given
     predictor.predict(paths=[...], return_posterior=True)  # MoE-MOS: (score, {system: probability}) each
+    predictor.score_files(["a.wav"])[0].std             # a model with an uncertainty head: its predicted std
 
 How a set of inputs is scored: every input is resampled to 16 kHz mono; one longer than ``max_seconds``
 is cut into overlapping windows (:mod:`distilmos.predictor.chunking`); the windows of all inputs are
@@ -63,6 +64,7 @@ class FileResult:
     error: str | None = None
     windows: int = 1
     posterior: list[float] | None = None  # system-class probabilities, when asked for (Predictor.system_classes)
+    std: float | None = None  # the predicted standard deviation, for a model with an uncertainty head
 
     @property
     def ok(self) -> bool:
@@ -142,6 +144,12 @@ class Predictor:
         """The synthesis systems a model with a system-classification head (MoE-MOS) tells apart, in the
         order of its posteriors; empty for other models."""
         return list(getattr(self.pipeline.downstream, "class_names", None) or [])
+
+    @property
+    def has_std(self) -> bool:
+        """Whether the model predicts a standard deviation with each score (``modelrc.uncertainty``): each
+        :class:`FileResult` then carries ``std`` (a long file's: its windows' std weighted by length)."""
+        return bool(getattr(self.pipeline.downstream, "uncertainty", False))
 
     @property
     def sample_rate(self) -> int:
@@ -324,7 +332,7 @@ class Predictor:
         pending: dict[int, int] = defaultdict(int)
         for i, _, _ in items:
             pending[i] += 1
-        parts: dict[int, list[tuple[float, int, list[float] | None]]] = defaultdict(list)
+        parts: dict[int, list[tuple[float, int, list[float] | None, float | None]]] = defaultdict(list)
         failed = set()
         bar = tqdm(
             total=len(pending), desc="score", unit="input", file=sys.stderr, disable=not progress, dynamic_ncols=True
@@ -354,10 +362,10 @@ class Predictor:
                     if isinstance(output, str):
                         yield fail(i, output)
                         continue
-                    pred, post = output
-                    parts[i].append((pred, len(wav), post))
+                    pred, post, std = output
+                    parts[i].append((pred, len(wav), post, std))
                     if len(parts[i]) == pending[i]:
-                        preds, sizes, posts = zip(*parts.pop(i))
+                        preds, sizes, posts, stds = zip(*parts.pop(i))
                         score = weighted_mean(preds, sizes)
                         if not math.isfinite(score):
                             yield fail(i, f"{names[i]}: the prediction is not finite ({score})")
@@ -365,25 +373,30 @@ class Predictor:
                         # a long file's posterior: its windows' posteriors weighted by length, like its score
                         merged = [weighted_mean(column, sizes) for column in zip(*posts)] if posterior else None
                         bar.update(1)
-                        yield FileResult(i, names[i], pred=score, windows=pending[i], posterior=merged)
+                        std = weighted_mean(stds, sizes) if stds[0] is not None else None
+                        yield FileResult(i, names[i], pred=score, windows=pending[i], posterior=merged, std=std)
         finally:
             bar.close()
 
     def _forward(
         self, batch: list[tuple[str, torch.Tensor]], posterior: bool = False
-    ) -> list[tuple[float, list[float] | None] | str]:
-        """``(prediction, system posterior or None)`` for ``(name, waveform)`` pairs in one forward; if that
-        fails, each alone (one that still fails gets a message naming it)."""
+    ) -> list[tuple[float, list[float] | None, float | None] | str]:
+        """``(prediction, system posterior or None, std or None)`` for ``(name, waveform)`` pairs in one forward;
+        if that fails, each alone (one that still fails gets a message naming it)."""
         if not batch:
             return []
         try:
             with torch.inference_mode():
                 wavs = [w for _, w in batch]
-                if not posterior:
-                    return [(float(p), None) for p in self.pipeline(wavs).float().cpu()]
+                if not posterior and not self.has_std:
+                    return [(float(p), None, None) for p in self.pipeline(wavs).float().cpu()]
                 out = self.pipeline.analyze(wavs)
-                probs = torch.softmax(out["system_logits"].float(), dim=-1).cpu().tolist()
-                return [(float(p), q) for p, q in zip(out["pred"].float().cpu(), probs)]
+                probs = torch.softmax(out["system_logits"].float(), dim=-1).cpu().tolist() if posterior else None
+                stds = out["std"].float().cpu().tolist() if self.has_std else [None] * len(wavs)
+                return [
+                    (float(p), probs[k] if posterior else None, stds[k])
+                    for k, p in enumerate(out["pred"].float().cpu())
+                ]
         except Exception as exc:  # noqa: BLE001 - one bad input (too short, out of memory) must not stop the run
             if len(batch) > 1:
                 return [self._forward([one], posterior)[0] for one in batch]

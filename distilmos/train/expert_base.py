@@ -16,6 +16,21 @@ Config: ``downstream_expert`` holds ``datarc`` (:attr:`MOSExpert.DATARC`, shared
 read, so a key that is not among them (a misspelling) is refused when the expert is built, naming the
 closest valid one.
 
+Rating options, for every expert (``modelrc.listener`` and ``modelrc.uncertainty``, :data:`RATING_MODELRC`;
+the model is wrapped in :class:`~distilmos.models.rating_head.RatingHead`):
+
+- ``listener: {enabled: true, dim: 32, weight: 1.0}``: listener-aware training as LDNet's "all listeners + mean
+  listener": the training split's listener list (``<data_dir>/train_listeners.csv``, written by the corpus
+  readers) gives each utterance its ratings; each step runs the model once per utterance as the mean
+  listener (the expert's own loss, on the averaged score) and once per rating as its listener (MSE on the
+  rating, or Gaussian NLL with ``uncertainty``; times ``weight``). Listener embeddings live in the expert
+  (``listener_table``, training only); inference, evaluation and export use the mean listener, and a listener
+  not seen in training maps to it.
+- ``uncertainty: true``: the model also predicts a log-variance per utterance; the Gaussian NLL of the averaged
+  score is added to the loss (and of each rating in the listener branch). Evaluation records ``std``: the
+  metrics gain ``std_err_LCC``/``std_err_SRCC`` (predicted std against the absolute error) and a calibration
+  plot ``calibration_<split>.png``; ``predictions_<split>.csv`` gains ``pred_std``.
+
 Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt``
 whenever ``best_metric`` on that split improves; and, for ``run_downstream.py -m evaluate -t SPLIT``,
 ``metrics_SPLIT.json`` and ``predictions_SPLIT.csv`` in the experiment folder.
@@ -29,16 +44,24 @@ import os
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.batching import AUTO, max_pad_setting, resolve_max_pad
-from distilmos.data.datalist import DEFAULT_MIN_SECONDS, read_datalist
+from distilmos.data.datalist import (
+    DEFAULT_MIN_SECONDS,
+    LISTENER_COLUMN,
+    listener_list_path,
+    read_datalist,
+    read_listener_list,
+)
 from distilmos.data.dataset import MOSBatch, MOSDataset, eval_loader, train_loader
 from distilmos.errors import ConfigError
 from distilmos.eval import results
-from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics, uncertainty_metrics
 from distilmos.fileio import atomic_write
+from distilmos.models.rating_head import RatingHead
 from distilmos.registry import DATARC_DEFAULTS
 
 from . import config_keys
@@ -47,6 +70,14 @@ from .loop import EarlyStopping
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
 SKIPPED_AUDIO = "skipped_audio.txt"
+#: ``downstream_expert.modelrc`` keys every expert takes beside its own (see the module docstring)
+RATING_MODELRC: dict[str, object] = {"listener": None, "uncertainty": False}
+#: ``downstream_expert.modelrc.listener``: listener-aware training
+LISTENER_DEFAULTS: dict[str, object] = {
+    "enabled": False,
+    "dim": 32,  # listener embedding size
+    "weight": 1.0,  # of the listener branch's loss beside the mean listener's
+}
 
 
 class MOSExpert(nn.Module):
@@ -71,6 +102,11 @@ class MOSExpert(nn.Module):
     MODELRC: dict[str, object] = {}
     #: the keys of ``downstream_expert`` itself
     SECTIONS = ("datarc", "modelrc", "variant", "early_stopping")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # every expert takes the rating options, whatever its own keys
+        cls.MODELRC = {**RATING_MODELRC, **cls.MODELRC}
 
     def __init__(
         self,
@@ -110,6 +146,9 @@ class MOSExpert(nn.Module):
         self.modelrc = config_keys.with_defaults(
             "downstream_expert.modelrc", downstream_expert["modelrc"], self.MODELRC, strict
         )
+        self.listener_rc = _listener_settings(self.modelrc["listener"], strict)
+        self.uncertainty = _flag("downstream_expert.modelrc.uncertainty", self.modelrc["uncertainty"])
+        self.listener_ids: dict[str, int] = {}  # training listeners -> row of listener_table (listener mode)
         if not self.plugin_runner:
             _refuse_plugin_features(self.datarc, runner, downstream_expert, mode)
         self.best_split = self.datarc["best_split"]
@@ -132,8 +171,10 @@ class MOSExpert(nn.Module):
     def preflight(self) -> None:
         """Validate the training and validation data (and whatever the variant needs) up front.
 
-        Subclasses call this at the end of ``__init__``, once they can build their datasets.
+        Subclasses call this at the end of ``__init__``, once they have built ``self.model`` and can build
+        their datasets; it first applies the rating options (:meth:`apply_rating_options`).
         """
+        self.apply_rating_options()
         self.eval_max_pad()  # a bad datarc.eval_max_pad fails now, not at the first evaluation
         for split in self._preflight_splits:
             self.dataset(split)
@@ -156,10 +197,94 @@ class MOSExpert(nn.Module):
                 self._report_skipped(skipped)
             dataset = self.make_dataset(split, utterances)
             dataset.skip_bad_audio = skip
+            if split == TRAIN and self.listener_rc["enabled"]:
+                dataset.ratings = self._listener_ratings(paths[split], utterances)
             if self.datarc["feature_cache"]:
                 dataset.use_feature_cache(self._feature_store(), split)
             self._datasets[split] = dataset
         return self._datasets[split]
+
+    # ---- rating options (listener-aware training, uncertainty) ---------------------------------------
+    def apply_rating_options(self) -> None:
+        """Wrap ``self.model`` in a :class:`~distilmos.models.rating_head.RatingHead` when ``modelrc.listener``
+        or ``modelrc.uncertainty`` asks for it (once), and build the training listeners' embedding table."""
+        listener = bool(self.listener_rc["enabled"])
+        if not (listener or self.uncertainty) or isinstance(self.model, RatingHead):
+            return
+        dim = int(self.listener_rc["dim"]) if listener else 0
+        utterance_dim = _utterance_dim(self.model, self.upstream_dim) if self.uncertainty else 0
+        self.model = RatingHead(self.model, dim, utterance_dim, self.upstream_dim)
+        if listener:
+            ratings = self._read_listener_list()
+            self.listener_ids = {name: i for i, name in enumerate(sorted({u.extra[LISTENER_COLUMN] for u in ratings}))}
+            # training only (not under model.): an exported model knows the mean listener alone
+            self.listener_table = nn.Embedding(len(self.listener_ids), dim)
+
+    def _read_listener_list(self):
+        path = listener_list_path(self.split_paths()[TRAIN])
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"modelrc.listener.enabled needs the training split's listener ratings, {path}: no such file. The "
+                "corpus readers write it beside train.csv when the corpus names each rating's listener "
+                "(python -m distilmos.corpora --list marks them [listeners]); prepare the data again, or turn "
+                "listener-aware training off: -o config.downstream_expert.modelrc.listener.enabled=False"
+            )
+        if getattr(self, "_listener_list", None) is None:
+            self._listener_list = read_listener_list(path)
+        return self._listener_list
+
+    def _listener_ratings(self, csv_path: str, utterances) -> dict[str, list[tuple[str, float]]]:
+        """``{sample_id: [(listener_id, rating)]}`` of the training utterances, from the listener list."""
+        ratings: dict[str, list[tuple[str, float]]] = {}
+        for utt in self._read_listener_list():
+            ratings.setdefault(utt.sample_id, []).append((utt.extra[LISTENER_COLUMN], utt.score))
+        listed = {u.sample_id for u in utterances}
+        unrated = len(listed - set(ratings))
+        if unrated:
+            print(
+                f"[{self.name}] {unrated} of {len(listed)} training utterances have no listener ratings in "
+                f"{listener_list_path(csv_path)}: they train the mean listener only"
+            )
+        return {k: v for k, v in ratings.items() if k in listed}
+
+    def listener_embeddings(self, listener_ids: list[str], device=None) -> torch.Tensor:
+        """``[n, dim]`` embeddings of listeners by id; one not seen in training gets the mean listener's."""
+        mean = self.model.mean_listener
+        index = torch.tensor([self.listener_ids.get(name, -1) for name in listener_ids], device=mean.device)
+        known = index >= 0
+        table = self.listener_table(index.clamp_min(0))
+        return torch.where(known.unsqueeze(-1), table, mean.expand_as(table)).to(device or mean.device)
+
+    def _listener_forward(self, padded: torch.Tensor, lengths: torch.Tensor, batch: MOSBatch):
+        """One forward over the batch as the mean listener (rows ``[:batch]``) and over every rating of it as
+        its listener (the rest); returns ``(mean-listener outputs, listener outputs, ratings)``."""
+        owners, names, scores = [], [], []
+        for i, ratings in enumerate(batch.ratings or [[] for _ in batch.sample_ids]):
+            for name, score in ratings:
+                owners.append(i)
+                names.append(name)
+                scores.append(score)
+        n = padded.size(0)
+        rows = torch.cat([torch.arange(n), torch.tensor(owners, dtype=torch.long)]).to(padded.device)
+        listener = torch.cat([self.model.mean_listener.expand(n, -1), self.listener_embeddings(names, padded.device)])
+        out = self.model(padded[rows], lengths[rows], listener=listener)
+        first = {k: v[:n] if torch.is_tensor(v) and v.dim() and v.size(0) == len(rows) else v for k, v in out.items()}
+        rest = {k: v[n:] for k, v in out.items() if torch.is_tensor(v) and v.dim() and v.size(0) == len(rows)}
+        return first, rest, torch.tensor(scores, dtype=padded.dtype, device=padded.device)
+
+    def _rating_terms(self, out, listener_out, ratings, batch: MOSBatch) -> dict[str, torch.Tensor]:
+        """The rating options' loss terms (added to the expert's ``loss``)."""
+        terms = {}
+        if self.uncertainty:
+            target = batch.scores.to(out["pred"].device)
+            terms["mos_nll"] = F.gaussian_nll_loss(out["pred"], target, out["std"] ** 2)
+        if listener_out is not None and len(ratings):
+            pred = listener_out["pred"]
+            if self.uncertainty:
+                terms["listener_nll"] = F.gaussian_nll_loss(pred, ratings, listener_out["std"] ** 2)
+            else:
+                terms["listener_mse"] = F.mse_loss(pred, ratings)
+        return terms
 
     def min_samples(self) -> int:
         """The shortest clip (16 kHz samples) a data list may hold: the upstream's receptive field when the
@@ -246,9 +371,20 @@ class MOSExpert(nn.Module):
             self._report_skipped(batch.skipped)
         device = features[0].device
         lengths = torch.tensor([len(f) for f in features], device=device)
-        out = self.predict(pad_sequence(features, batch_first=True), lengths)
-        if split == TRAIN and self.training:
+        padded = pad_sequence(features, batch_first=True)
+        train = split == TRAIN and self.training
+        listener_out, ratings = None, None
+        if train and self.listener_rc["enabled"]:
+            out, listener_out, ratings = self._listener_forward(padded, lengths, batch)
+        else:
+            out = self.predict(padded, lengths)
+        if train:
             terms = self.losses(out, batch, lengths)
+            extra = self._rating_terms(out, listener_out, ratings, batch)
+            weight = float(self.listener_rc["weight"])
+            for key, value in extra.items():
+                terms["loss"] = terms["loss"] + (weight * value if key.startswith("listener_") else value)
+            terms.update(extra)
             for key, value in terms.items():
                 records[key].append(value.item())
             return terms["loss"]
@@ -256,6 +392,8 @@ class MOSExpert(nn.Module):
         records["score"] += batch.scores.tolist()
         records["system"] += batch.systems
         records["sample_id"] += batch.sample_ids
+        if "std" in out:
+            records["std"] += out["std"].detach().cpu().tolist()
         self.record_outputs(split, out, batch, records)
         return torch.zeros((), device=device)
 
@@ -281,9 +419,11 @@ class MOSExpert(nn.Module):
             self._append_log(split, global_step, means)
             return []
         metrics = compute_metrics(records["score"], records["pred"], records["system"])
+        if records.get("std"):
+            metrics.update(uncertainty_metrics(records["score"], records["pred"], records["std"]))
         extra = self.extra_metrics(split, records, global_step)
         metrics.update(extra)
-        for key in list(METRIC_KEYS) + list(extra):
+        for key in list(METRIC_KEYS) + [k for k in metrics if k.startswith("std_")] + list(extra):
             if math.isfinite(metrics[key]):
                 logger.add_scalar(f"{self.name}/{split}-{key}", metrics[key], global_step)
         if global_step == 0:  # s3prl's `-m evaluate`: not during training
@@ -329,7 +469,7 @@ class MOSExpert(nn.Module):
     def write_results(self, split: str, metrics: dict[str, float], records) -> None:
         """``metrics_<split>.json`` and ``predictions_<split>.csv`` in the experiment folder (atomically)."""
         rows = zip(records["sample_id"], records["system"], records["score"], records["pred"])
-        metrics_path, _ = results.write_results(self.expdir, split, metrics, rows)
+        metrics_path, _ = results.write_results(self.expdir, split, metrics, rows, stds=records.get("std") or None)
         print(f"[{self.name}] {split}: " + _summary(metrics) + f" -> {metrics_path}")
 
 
@@ -356,6 +496,42 @@ def _refuse_plugin_features(datarc: dict, runner: dict | None, downstream_expert
             "run_downstream.py, or give s3prl's runner a fixed length: "
             '-o "config.runner.early_stopping=None,,config.runner.total_steps=N"'
         )
+
+
+def _listener_settings(given, strict: bool) -> dict:
+    """``modelrc.listener`` with its defaults, checked (a bare ``true``/``false`` means ``enabled``)."""
+    if isinstance(given, bool):
+        given = {"enabled": given}
+    rc = config_keys.with_defaults("downstream_expert.modelrc.listener", given, LISTENER_DEFAULTS, strict)
+    rc["enabled"] = _flag("downstream_expert.modelrc.listener.enabled", rc["enabled"])
+    for key, lowest in (("dim", 1), ("weight", 0)):
+        value = rc[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lowest:
+            raise ConfigError(
+                f"downstream_expert.modelrc.listener.{key}: {value!r} is not a number >= {lowest} "
+                f"(default {LISTENER_DEFAULTS[key]})"
+            )
+    return rc
+
+
+def _flag(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} is not true or false")
+    return value
+
+
+def _utterance_dim(model: nn.Module, upstream_dim: int) -> int:
+    """The size of ``model``'s pooled ``utterance`` output (what the uncertainty head reads), from a probe."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            out = model(torch.zeros(1, 8, upstream_dim), torch.tensor([8]))
+    finally:
+        model.train(training)
+    if "utterance" not in out:
+        raise ConfigError(f"{type(model).__name__} gives no pooled utterance vector: modelrc.uncertainty needs one")
+    return int(out["utterance"].shape[-1])
 
 
 def _summary(metrics: dict[str, float]) -> str:
