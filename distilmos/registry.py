@@ -78,6 +78,8 @@ EXPERTS: dict[str, Expert] = {
                 Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
                 Variant("no_token", "w/o token prediction", "config_no_token.yaml"),
                 Variant("mse_distill", "MSE distillation", "config_mse_distill.yaml", waveforms=True),
+                # DistilMOS with listener-aware training (modelrc.listener; needs the training listener list)
+                Variant("distilmos_listener", "DistilMOS + listeners", "config_listener.yaml", tokens=True),
             ),
         ),
         Expert(

@@ -5,7 +5,9 @@ Variants (``downstream_expert.variant``, or s3prl's ``-v``):
   the tokens come from ``datarc.token_store`` (built by ``python -m upstream_tokens``);
 - ``no_token``: the same network trained with MSE only (alpha = 0, no heads);
 - ``mse_distill``: per-layer heads regress the frozen pretrained upstream's layer embeddings with MSE
-  (that teacher runs on the waveforms, so this variant cannot train from a feature cache).
+  (that teacher runs on the waveforms, so this variant cannot train from a feature cache);
+- ``distilmos_listener``: ``distilmos`` trained listener-aware (``config_listener.yaml``: ``modelrc.listener``,
+  an option every variant takes; see :mod:`distilmos.train.expert_base`).
 
 The heads sit on the Feature Processor output and are used in training only; the inference path is
 ``self.model`` (:class:`DistilMOSModel`) alone.
@@ -62,21 +64,23 @@ class DownstreamExpert(MOSExpert):
         registered = registry.expert(self.name)
         self.variant = downstream_variant or downstream_expert.get("variant") or registered.variants[0].name
         registered.variant(self.variant)  # an unknown one: a ConfigError that lists the registered ones
+        # the training objective: a variant that differs only by a rating option trains as its base
+        self.objective = {"distilmos_listener": "distilmos"}.get(self.variant, self.variant)
         rc = self.modelrc
         hidden = int(rc["hidden_dim"])
         self.model = DistilMOSModel(
             upstream_dim, hidden, rc["kernels"], int(rc["blstm_conv_kernel"]), bool(rc["conv_bias"])
         )
-        self.alpha = float(rc["alpha"]) if self.variant != "no_token" else 0.0
+        self.alpha = float(rc["alpha"]) if self.objective != "no_token" else 0.0
         head_hidden = int(rc["head_hidden_dim"] or hidden)
         self.heads = None
         self.token_store = None
         self._teacher: list[torch.nn.Module] = []  # a list, so the frozen teacher is not a registered submodule
-        if self.variant == "distilmos":
+        if self.objective == "distilmos":
             self.token_store = _open_token_store(self.datarc, rc, upstream, upstream_ckpt)
             self.target_layers = list(self.token_store.layers)
             self.heads = LayerHeads(len(self.target_layers), hidden, head_hidden, self.token_store.n_clusters)
-        elif self.variant == "mse_distill":
+        elif self.objective == "mse_distill":
             _refuse_feature_cache(self.datarc)
             teacher = build_upstream(upstream, upstream_ckpt, upstream_model_config).eval().requires_grad_(False)
             self._teacher.append(teacher)
@@ -91,9 +95,9 @@ class DownstreamExpert(MOSExpert):
 
     # ---- data -------------------------------------------------------------------------------------
     def make_dataset(self, split: str, utterances) -> MOSDataset:
-        if split != TRAIN or self.variant == "no_token":
+        if split != TRAIN or self.objective == "no_token":
             return MOSDataset(utterances)
-        if self.variant == "mse_distill":
+        if self.objective == "mse_distill":
             return MOSDataset(utterances, keep_wavs=True)
         missing = [u.sample_id for u in utterances if u.sample_id not in self.token_store]
         if missing:
@@ -107,9 +111,9 @@ class DownstreamExpert(MOSExpert):
     def losses(self, out, batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         mse = F.mse_loss(out["pred"], batch.scores.to(out["pred"].device))
         terms = {"mos_mse": mse}
-        if self.variant == "distilmos":
+        if self.objective == "distilmos":
             terms["token_ce"] = self._token_ce(out["processed"], batch, lengths)
-        elif self.variant == "mse_distill":
+        elif self.objective == "mse_distill":
             terms["embedding_mse"] = self._embedding_mse(out["processed"], batch, lengths)
         aux = terms.get("token_ce", terms.get("embedding_mse"))
         terms["loss"] = mse + self.alpha * aux if aux is not None else mse

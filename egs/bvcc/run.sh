@@ -13,6 +13,9 @@
 # --batch_size is the total over --ngpu processes (the runner gives each of them batch_size / ngpu).
 # --freeze true keeps the upstream frozen (expdir gets _frozen); --feature_cache true then computes its
 # hidden states once (stage 2, <cachedir>/<upstream>_<layers>) and trains and evaluates from them.
+# --listener true trains any variant listener-aware (LDNet's mean listener; needs the listener lists stage 1
+# writes) and --uncertainty true with a predicted std (Gaussian NLL); the default expdir gets _listener /
+# _uncertainty. downstream/distilmos/README.md describes both options.
 # --split random811 --split_seed S trains and evaluates on every labelled BVCC utterance dealt 8:1:1 at
 # random (the split SALF-MOS reports on) instead of the official lists: its data lists, token store, feature
 # cache and default expdir get _random811_seed<S>, so runs of the two splits never share a file, and an
@@ -48,6 +51,8 @@ num_workers=4              # data loader processes
 overrides=                 # more s3prl -o overrides, joined with ",,"
 split=official             # BVCC split: official, or random811 (every labelled utterance dealt 8:1:1 at random)
 split_seed=0               # seed of --split random811
+listener=false             # listener-aware training (modelrc.listener.enabled): per-listener ratings, mean listener
+uncertainty=false          # predict a standard deviation too (modelrc.uncertainty), trained by Gaussian NLL
 allow_constant_test=false  # accept a placeholder TESTSET (every rating the same) as BVCC's test labels
 token_args=                # more options for python -m upstream_tokens fit/dump
 path_options="bvcc_root somos_root expdir exproot datadir tokendir cachedir"
@@ -80,6 +85,9 @@ split_suffix="$(split_tag "${split}" "${split_seed}")"
 bvccdata="${datadir}/bvcc${split_suffix}"
 frozen_suffix=
 [ "${freeze}" = true ] && frozen_suffix=_frozen
+option_overrides=
+[ "${listener}" = true ] && frozen_suffix+=_listener && option_overrides+=",,config.downstream_expert.modelrc.listener.enabled=True"
+[ "${uncertainty}" = true ] && frozen_suffix+=_uncertainty && option_overrides+=",,config.downstream_expert.modelrc.uncertainty=True"
 default_expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")${frozen_suffix}${split_suffix}"
 expdir="${expdir:-${default_expdir}}"
 store="${tokendir}/${tag}_k${n_clusters}${split_suffix}"
@@ -221,6 +229,7 @@ if todo 3; then
     o+=",,config.downstream_expert.datarc.num_workers=${num_workers}"
     [ -n "${total_steps}" ] && o+=",,config.runner.total_steps=${total_steps}"
     [ -n "${eval_step}" ] && o+=",,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"
+    o+="${option_overrides}"
     [ -n "${overrides}" ] && o+=",,${overrides}"
     printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s, ' \
         "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" > "${expdir}/info.json"
