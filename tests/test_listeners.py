@@ -259,3 +259,21 @@ def test_exported_model_scores_with_std_like_the_runner(trained, demo_data, tmp_
     import json
 
     assert "std_err_SRCC" in json.loads(metrics.read_text())
+
+
+def test_table_rows_keep_listener_runs_apart_from_plain_ones(tmp_path):
+    import json
+
+    from conftest import load_script
+
+    make_table = load_script("egs/bvcc/local/make_table.py", "make_table_listeners")
+    expdirs = []
+    for name, listener in (("plain", False), ("listener", True)):
+        expdir = tmp_path / name
+        expdir.mkdir()
+        info = {"upstream": "wavlm_large", "variant": "distilmos", "seed": 0, "listener": listener}
+        (expdir / "info.json").write_text(json.dumps(info))
+        (expdir / "metrics_test.json").write_text(json.dumps({"utt_SRCC": 0.5 + listener / 10}))
+        expdirs.append(str(expdir))
+    runs = make_table.collect(expdirs)
+    assert sorted(model for _, model in runs) == ["DistilMOS (ours)", "DistilMOS (ours) + listener"]

@@ -58,7 +58,7 @@ def test_models_resolve_and_the_command_line_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == registry.token_variants() == ["distilmos"]
+    assert out.stdout.split() == registry.token_variants() == ["distilmos", "distilmos_listener"]
 
 
 def _run_names(*calls, preset=""):
@@ -99,4 +99,4 @@ def test_the_distilmos_expert_takes_its_variants_from_the_registry(tmp_path, mon
     monkeypatch.setitem(registry.EXPERTS, "distilmos", only_extra)
     with pytest.raises(ConfigError, match="expert 'distilmos' has no variant 'no_token'; it has extra"):
         expert.DownstreamExpert(8, {"datarc": {}}, str(tmp_path), downstream_variant="no_token", plugin_runner=True)
-    assert registered == ["distilmos", "no_token", "mse_distill"]
+    assert registered == ["distilmos", "no_token", "mse_distill", "distilmos_listener"]

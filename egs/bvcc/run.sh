@@ -85,6 +85,9 @@ split_suffix="$(split_tag "${split}" "${split_seed}")"
 bvccdata="${datadir}/bvcc${split_suffix}"
 frozen_suffix=
 [ "${freeze}" = true ] && frozen_suffix=_frozen
+for flag in listener uncertainty; do
+    case "${!flag}" in true|false) ;; *) echo "--${flag} must be true or false, not '${!flag}'" >&2; exit 1 ;; esac
+done
 option_overrides=
 [ "${listener}" = true ] && frozen_suffix+=_listener && option_overrides+=",,config.downstream_expert.modelrc.listener.enabled=True"
 [ "${uncertainty}" = true ] && frozen_suffix+=_uncertainty && option_overrides+=",,config.downstream_expert.modelrc.uncertainty=True"
@@ -233,7 +236,8 @@ if todo 3; then
     [ -n "${overrides}" ] && o+=",,${overrides}"
     printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s, ' \
         "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" > "${expdir}/info.json"
-    printf '"split": "%s", "split_seed": %s}\n' "${split}" "${split_seed}" >> "${expdir}/info.json"
+    printf '"split": "%s", "split_seed": %s, "listener": %s, "uncertainty": %s}\n' "${split}" "${split_seed}" \
+        "${listener}" "${uncertainty}" >> "${expdir}/info.json"
     # -a resumes from the newest states-*.ckpt (model, optimizer, scheduler, step, best score so far);
     # (checkpoints are written atomically; one half-written by an older version is removed first). A run
     # stopped by SIGTERM/SIGINT exits with status 75 after saving: rerun this script to continue.

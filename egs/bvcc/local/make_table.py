@@ -40,7 +40,16 @@ def read_run(expdir):
                 value = json.load(handle).get(f"{level}_{metric}")
             if value is not None:
                 values[column] = float(value)
-    return info["upstream"], info["variant"], values
+    # a run with a rating option (run.sh --listener/--uncertainty) is a row of its own beside the plain one
+    options = "".join(f"+{option}" for option in ("listener", "uncertainty") if info.get(option))
+    return info["upstream"], info["variant"] + options, values
+
+
+def run_label(variant: str) -> str:
+    """The table label of a run's variant, with its rating options: ``distilmos+listener`` ->
+    ``DistilMOS (ours) + listener``."""
+    name, *options = variant.split("+")
+    return " + ".join([registry.label(name), *options])
 
 
 def collect(expdirs):
@@ -48,7 +57,7 @@ def collect(expdirs):
     runs = defaultdict(lambda: defaultdict(list))
     for expdir in expdirs:
         upstream, variant, values = read_run(expdir)
-        key = (HUB_TO_BACKBONE.get(upstream, upstream), registry.label(variant))
+        key = (HUB_TO_BACKBONE.get(upstream, upstream), run_label(variant))
         for column, value in values.items():
             runs[key][column].append(value)
     return runs
