@@ -99,7 +99,7 @@ class MOSExpert(nn.Module):
         "min_seconds": None,  # shortest clip when the upstream's own minimum is unknown (default: 25 ms)
     }
     #: ``downstream_expert.modelrc`` of the expert, with its defaults (each expert declares its own)
-    MODELRC: dict[str, object] = {}
+    MODELRC: dict[str, object] = dict(RATING_MODELRC)
     #: the keys of ``downstream_expert`` itself
     SECTIONS = ("datarc", "modelrc", "variant", "early_stopping")
 
