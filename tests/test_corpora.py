@@ -1,5 +1,5 @@
 """The corpus readers (distilmos/corpora) against corpora generated in each distributed layout
-(egs/demo/local/make_mosbench.py): every split, id, system and score as the generator wrote them; a
+(distilmos.standins.mosbench): every split, id, system and score as the generator wrote them; a
 missing score file or audio file is an error naming it; a finished preparation is stamped and kept."""
 
 import os
@@ -13,8 +13,7 @@ from conftest import REPO, load_script
 from distilmos import corpora
 from distilmos.corpora.common import holdout
 from distilmos.datalist import DataListError, read_datalist
-
-make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
+from distilmos.standins import make_mosbench
 
 # corpus -> (root under its generated folder, one score file under the root)
 LAYOUTS = {
@@ -38,7 +37,7 @@ TRAINING_ONLY = {"urgent2024_mos"}  # no test set ships: never evaluated by the 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     root = tmp_path_factory.mktemp("mosbench_corpora")
-    return str(root), make_mosbench.make_mosbench(str(root), seed=0, utts=3)
+    return str(root), make_mosbench(str(root), seed=0, utts=3)
 
 
 def _root(base, name):

@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, load_script
 
 from distilmos.metrics import METRIC_KEYS, compute_metrics
+from distilmos.standins import make_mosbench
 
 RUN = os.path.join(REPO, "egs", "mosbench", "run.sh")
-make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
 benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark")
 CORPORA = ["singmos", "vmc23", "pstn"]
 
@@ -30,7 +30,7 @@ def _env():
 def bench(tmp_path_factory, tiny_ckpts):
     """A finished benchmark: ``(outdir, roots file, model, first run's output)``."""
     root = tmp_path_factory.mktemp("mosbench")
-    make_mosbench.make_mosbench(str(root / "corpora"), seed=1, corpora=CORPORA, utts=2)
+    make_mosbench(str(root / "corpora"), seed=1, corpora=CORPORA, utts=2)
     roots = root / "roots.yaml"
     # pstn present, tencent given but absent, the others not named: all three kinds of corpus; and a
     # training-only set named, which has nothing to score wherever it is

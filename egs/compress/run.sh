@@ -60,7 +60,7 @@ teacher_file="${teacher:-${workdir}/teacher.pt}"
 if todo 1; then
     if [ "${demo}" = true ]; then
         log 1 "demo: generated corpus, ${teacher_upstream} tiny upstream, no_token DistilMOS teacher (${teacher_steps} steps)"
-        [ -f "${workdir}/corpus/record.json" ] || python "${here}/../demo/local/make_corpus.py" \
+        [ -f "${workdir}/corpus/record.json" ] || python -m distilmos.standins bvcc_somos \
             --out_dir "${workdir}/corpus" --seed "${seed}"
         read -r -a upstream_args <<< "$("${here}/../demo/local/tiny_upstream.sh" "${teacher_upstream}" "${workdir}" "${seed}")"
         OMP_NUM_THREADS=2 "${here}/../bvcc/run.sh" --bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" \

@@ -30,7 +30,7 @@ start=$(date +%s)
 
 if [ ! -f "${workdir}/corpus/record.json" ]; then
     echo "== generating the corpus"
-    python "${here}/local/make_corpus.py" --out_dir "${workdir}/corpus" --seed "${seed}"
+    python -m distilmos.standins bvcc_somos --out_dir "${workdir}/corpus" --seed "${seed}"
 fi
 upstream_args=($("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}"))
 

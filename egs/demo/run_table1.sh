@@ -28,7 +28,7 @@ mkdir -p "${workdir}/logs"
 workdir="$(cd "${workdir}" && pwd)"
 start=$(date +%s)
 
-[ -f "${workdir}/corpus/record.json" ] || python "${here}/local/make_corpus.py" --out_dir "${workdir}/corpus" \
+[ -f "${workdir}/corpus/record.json" ] || python -m distilmos.standins bvcc_somos --out_dir "${workdir}/corpus" \
     --seed "${corpus_seed}"
 read -r upstream_flag upstream_name ckpt_flag ckpt <<< "$("${here}/local/tiny_upstream.sh" "${upstream}" \
     "${workdir}" "${corpus_seed}")"

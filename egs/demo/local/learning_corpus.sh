@@ -8,5 +8,5 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 workdir="$1" seed="$2"
-[ -f "${workdir}/corpus/record.json" ] || python "${here}/make_corpus.py" --out_dir "${workdir}/corpus" \
+[ -f "${workdir}/corpus/record.json" ] || python -m distilmos.standins bvcc_somos --out_dir "${workdir}/corpus" \
     --seed "${seed}" --bvcc_systems 20 --bvcc_utts_per_system 40
