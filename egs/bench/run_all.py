@@ -31,14 +31,13 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
+
+import benchlib  # beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
-import benchlib  # noqa: E402
 
 #: name -> (script, options of a full run beyond the script's defaults)
 SCRIPTS = {
@@ -144,11 +143,8 @@ def main(argv=None) -> int:
 
     info = benchlib.machine(args.device or "cpu", benchlib.set_threads(args.threads))
     rows, ok = [], True
-    scratch = None if args.out_dir else tempfile.TemporaryDirectory(prefix="bench_")
-    out_dir = args.out_dir or scratch.name
-    os.makedirs(out_dir, exist_ok=True)
     started = time.perf_counter()
-    try:
+    with benchlib.scratch(args.out_dir) as out_dir:
         for name in wanted:
             if name == "predict" and not os.path.isfile(os.path.join(HERE, SCRIPTS[name][0])):
                 rows.append(benchlib.row(name, "skipped", f"{SCRIPTS[name][0]} is not there", ""))
@@ -163,9 +159,6 @@ def main(argv=None) -> int:
             script_rows, script_ok = run_script(name, args, out_dir)
             rows += script_rows
             ok &= script_ok
-    finally:
-        if scratch:
-            scratch.cleanup()
     info["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     info["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
 
