@@ -20,6 +20,7 @@
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
 
 stage=1                    # first stage to run
@@ -104,6 +105,7 @@ if [ "${feature_cache}" = true ] && [ "${waveforms}" = true ]; then
     exit 1
 fi
 mkdir -p "${expdir}"
+stamp_dir="${expdir}"
 # an experiment folder holds runs of one split: one trained on other lists would be skipped or resumed silently
 wanted_split="split=${split}${split_suffix:+ split_seed=${split_seed}}"
 had_split=
@@ -129,10 +131,7 @@ if [ "${ngpu}" -gt 1 ]; then
     case "${device}" in cuda*) token_device=() ;; esac
 fi
 
-log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 q() { printf '%q ' "$@"; }  # shell-quoted words, for a command line of local/tokens.py
-todo() { [ "$1" -ge "${stage}" ] && [ "$1" -le "${stop_stage}" ] && [ ! -f "${expdir}/.done.$1" ]; }
-done_stage() { touch "${expdir}/.done.$1"; }
 
 if todo 1; then
     # Prepared data lists are shared: a run with the same corpus roots (or none given) reuses them.
@@ -151,7 +150,7 @@ if todo 1; then
         python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${bvccdata}" --split "${split}" \
             --split_seed "${split_seed}" "${constant_test[@]}"
         if [ -n "${somos_root}" ]; then
-            python ../somos/local/data_prep.py --somos_root "${somos_root}" --out_dir "${datadir}/somos"
+            python -m distilmos.corpora somos --root "${somos_root}" --out_dir "${datadir}/somos"
         fi
         echo "${wanted}" > "${prep_stamp}"
     fi

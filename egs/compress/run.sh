@@ -14,7 +14,8 @@
 # A finished stage leaves <workdir>/.done.<stage>; rerunning skips it (pseudo-labelling resumes mid-way).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "${here}/../bvcc/path.sh"
+. "${here}/path.sh"
+. "${here}/../utils/lib.sh"
 
 stage=1                  # first stage to run
 stop_stage=6             # last stage to run
@@ -36,12 +37,8 @@ seed=0                   # every seed of the recipe
 jobs=2                   # students trained side by side (one thread each)
 path_options="workdir teacher teacher_exp datadir clean_dir"
 . "${here}/../utils/parse_options.sh"
-mkdir -p "${workdir}"
-workdir="$(cd "${workdir}" && pwd)"
-start=$(date +%s)
-log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
-todo() { [ "$1" -ge "${stage}" ] && [ "$1" -le "${stop_stage}" ] && [ ! -f "${workdir}/.done.$1" ]; }
-done_stage() { touch "${workdir}/.done.$1"; }
+workdir="$(workdir_of "${workdir}")"
+stamp_dir="${workdir}"
 student_args=()
 prune_args=()
 if [ "${quick}" = true ]; then
@@ -62,7 +59,7 @@ if todo 1; then
         log 1 "demo: generated corpus, ${teacher_upstream} tiny upstream, no_token DistilMOS teacher (${teacher_steps} steps)"
         [ -f "${workdir}/corpus/record.json" ] || python -m distilmos.standins bvcc_somos \
             --out_dir "${workdir}/corpus" --seed "${seed}"
-        read -r -a upstream_args <<< "$("${here}/../demo/local/tiny_upstream.sh" "${teacher_upstream}" "${workdir}" "${seed}")"
+        read -r -a upstream_args <<< "$("${here}/../utils/tiny_upstream.sh" "${teacher_upstream}" "${workdir}" "${seed}")"
         OMP_NUM_THREADS=2 "${here}/../bvcc/run.sh" --bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" \
             --datadir "${datadir}" "${upstream_args[@]}" \
             --variant no_token --expdir "${workdir}/teacher_exp" --device cpu --total_steps "${teacher_steps}" \
@@ -153,4 +150,4 @@ if todo 6; then
     echo "table: ${workdir}/eval/table.md  plot: ${workdir}/eval/srcc_vs_params.png"
     done_stage 6
 fi
-echo "done in $(( $(date +%s) - start )) s"
+echo "done in $(elapsed) s"

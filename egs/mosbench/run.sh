@@ -13,9 +13,11 @@
 # formats of egs/bvcc/run.sh stage 4; a set scored before is kept), 4 the table: utterance- and
 # system-level MSE, LCC, SRCC, KTAU per test set and their mean over the sets, printed and written to
 # <outdir>/mosbench.{md,csv,png}. Corpora missing from the roots file or from disk are listed as skipped.
+# combine.sh puts several finished benchmarks side by side, one row each.
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
-. "${recipe}/../bvcc/path.sh"
+. "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 
 stage=1                    # first stage to run
 stop_stage=4               # last stage to run
@@ -38,9 +40,8 @@ outdir="${outdir:-exp/${name%.*}}"
 mkdir -p "${outdir}"
 manifest="${outdir}/sets.json"
 bench() { python local/benchmark.py "$@"; }
-log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 
-if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+if in_stages 1; then
     log 1 "data lists of the corpora in ${roots} -> ${datadir}"
     only=()
     [ -n "${corpora}" ] && only=(--corpora ${corpora})
@@ -48,13 +49,13 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
 fi
 
 predictor="${outdir}/model.path"
-if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+if in_stages 2; then
     log 2 "predictor file of ${model}"
     bench model --model "${model}" --outdir "${outdir}" > "${predictor}.tmp"
     mv "${predictor}.tmp" "${predictor}"
 fi
 
-if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+if in_stages 3; then
     log 3 "scoring every test set"
     [ -f "${predictor}" ] || { echo "run.sh: ${predictor} missing: run stage 2 first" >&2; exit 1; }
     extra=()
@@ -63,7 +64,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
         --batch_size "${batch_size}" "${extra[@]}"
 fi
 
-if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+if in_stages 4; then
     log 4 "table -> ${outdir}/mosbench.{md,csv,png}"
     bench table --manifest "${manifest}" --outdir "${outdir}" --title "${title:-MOS-Bench: ${model}}"
 fi
