@@ -23,6 +23,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import REPO
+from downstream_helpers import DOWNSTREAM, train_argv
 
 from distilmos import checkpoints
 from distilmos.audio import AudioError
@@ -31,7 +32,6 @@ from distilmos.datalist import read_datalist, write_datalist
 from distilmos.preemption import EXIT_PREEMPTED
 from distilmos.runner import run
 
-DOWNSTREAM = os.path.join(REPO, "downstream")
 TOTAL = 6
 
 
@@ -45,26 +45,9 @@ def _argv(expdir, ckpt, data_dir, resume=False, **runner):
         "config.downstream_expert.datarc.eval_batch_size=8",
     ]
     overrides += [f"config.runner.{k}={v}" for k, v in values.items()]
-    argv = [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "distilmos",
-        "-v",
-        "no_token",
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(overrides),
-    ]
-    return argv + (["-a"] if resume else [])
+    return train_argv(
+        ckpt, expdir, "distilmos", "-v", "no_token", "-f", *(["-a"] if resume else []), overrides=",,".join(overrides)
+    )
 
 
 def _train(expdir, ckpt, data_dir, **kwargs):
@@ -347,15 +330,9 @@ def test_a_nan_wav_is_named_with_its_row(tmp_path, tiny_ckpts, nan_data):
 def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, capsys):
     data, bad, sample_id = nan_data
     expdir = tmp_path / "exp"
-    run(
-        [DOWNSTREAM],
-        _argv(expdir, tiny_ckpts["wavlm"], data, total_steps=40, eval_step=40)[:-1]
-        + [
-            _argv(expdir, tiny_ckpts["wavlm"], data)[-1]
-            + ",,config.downstream_expert.datarc.skip_bad_audio=True"
-            + ",,config.runner.total_steps=40,,config.runner.eval_step=40"
-        ],
-    )
+    argv = _argv(expdir, tiny_ckpts["wavlm"], data, total_steps=40, eval_step=40)
+    argv[argv.index("-o") + 1] += ",,config.downstream_expert.datarc.skip_bad_audio=True"
+    run([DOWNSTREAM], argv)
     assert os.path.isfile(expdir / "states-40.ckpt")
     report = (expdir / "skipped_audio.txt").read_text().splitlines()
     assert len(report) == 1 and sample_id in report[0] and bad in report[0]

@@ -17,6 +17,7 @@ import sysconfig
 
 import pytest
 from conftest import REPO
+from downstream_helpers import DOWNSTREAM, train_argv
 
 from distilmos.runner import run as run_downstream
 
@@ -102,28 +103,8 @@ def test_predictor_and_tokens_work_from_the_wheel(wheel_env, tmp_path, demo_data
             "config.runner.save_step=2",
         ]
     )
-    run_downstream(
-        [os.path.join(REPO, "downstream")],
-        [
-            "-m",
-            "train",
-            "-u",
-            "wavlm_local",
-            "-k",
-            tiny_ckpts["wavlm"],
-            "-d",
-            "distilmos",
-            "-v",
-            "no_token",
-            "-f",
-            "--device",
-            "cpu",
-            "-p",
-            str(expdir),
-            "-o",
-            overrides,
-        ],
-    )
+    argv = train_argv(tiny_ckpts["wavlm"], expdir, "distilmos", "-v", "no_token", "-f", overrides=overrides)
+    run_downstream([DOWNSTREAM], argv)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     predict = str(bin_dir / "distilmos-predict")
