@@ -14,7 +14,7 @@ DOWNSTREAM = os.path.join(REPO, "downstream")  # this checkout's experts, as s3p
 
 
 def import_expert_module(name: str, module: str = "expert"):
-    from distilmos.plugin import register
+    from distilmos.train.plugin import register
 
     register([DOWNSTREAM])
     return importlib.import_module(f"s3prl.downstream.{name}.{module}")
@@ -53,7 +53,7 @@ def train_argv(
 def evaluate(expdir, split: str, batch_size: int) -> tuple[dict[str, float], dict]:
     """Run ``-m evaluate`` of ``expdir``'s best checkpoint on ``split``; its predictions ``{sample_id: pred}``
     and metrics, read back from the files it wrote."""
-    from distilmos.runner import run
+    from distilmos.train.runner import run
 
     ckpt = os.path.join(expdir, "best-states-val.ckpt")
     eval_batch = f"config.downstream_expert.datarc.eval_batch_size={batch_size}"

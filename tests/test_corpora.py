@@ -12,7 +12,7 @@ from conftest import REPO, load_script
 
 from distilmos import corpora
 from distilmos.corpora.common import holdout
-from distilmos.datalist import DataListError, read_datalist
+from distilmos.data.datalist import DataListError, read_datalist
 from distilmos.standins import make_mosbench
 
 # corpus -> (root under its generated folder, one score file under the root)

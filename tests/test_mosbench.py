@@ -10,7 +10,7 @@ import pytest
 from conftest import load_script
 from recipe_helpers import dry_run, run_recipe
 
-from distilmos.metrics import METRIC_KEYS, compute_metrics
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.standins import make_mosbench
 
 benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark")

@@ -8,13 +8,15 @@ spends nearly all its time in the upstream's forward, at every step of every epo
 forward once: one pass of the eval-mode upstream (:class:`~upstream_tokens.extract.FeatureExtractor`,
 padding-exact for WavLM / HuBERT / wav2vec 2.0) writes the hidden states of the layers the featurizer
 needs. ``run_downstream.py ... -o config.downstream_expert.datarc.feature_cache=STORE`` then trains and
-evaluates from it (:mod:`distilmos.cached_upstream`).
+evaluates from it (:mod:`distilmos.upstream.cached`).
 
-Layout: the token store's (:mod:`upstream_tokens.store`, :mod:`upstream_tokens.splits`): ``meta.json``
+Layout: the token store's (:mod:`distilmos.data.stores`, :mod:`upstream_tokens.splits`): ``meta.json``
 (upstream, checkpoint and its sha256, layers, feature dim, frame law, dtype; written when the store is
 created), ``<split>.npy`` ``[total_frames, n_layers, dim]`` in the order of the split's CSV, and
 ``<split>.index.json``; atomic writes, resumable and shardable dumps (byte-identical to an uninterrupted
-one), O(1) memory-mapped reads. float32 by default; ``--dtype float16`` halves the disk.
+one), O(1) memory-mapped reads. float32 by default; ``--dtype float16`` halves the disk. The reader,
+:class:`~distilmos.data.stores.FeatureStore`, lives in the package (the runner and the experts read the
+cache without importing this tool); it is re-exported here, where it was first public.
 """
 
 from __future__ import annotations
@@ -27,69 +29,25 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from distilmos.audio import SAMPLE_RATE
-from distilmos.errors import ToolkitError
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.stores import FORMAT_VERSION, META, FeatureCacheError, FeatureStore, split_paths
 from distilmos.fileio import sha256_file
 
 from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, parse_layers, read_list
-from .splits import RowCodec, already_done, dump_rows, finalize_rows
-from .store import FORMAT_VERSION, META, FrameStore, library_versions, remove_split, split_paths, write_json
+from .splits import RowCodec, already_done, dump_rows, finalize_rows, split_lock
+from .store import library_versions, remove_split, write_json
+
+__all__ = [
+    "FeatureCacheError",
+    "FeatureStore",
+    "check_disk",
+    "disk_bytes",
+    "dump_features",
+    "merge_features",
+    "open_store",
+]
 
 DTYPES = ("float32", "float16")
-BUILD_HINT = "build it with `python -m upstream_tokens cache --csv LIST --split NAME -u UPSTREAM --store ...`"
-
-
-class FeatureCacheError(ToolkitError, ValueError):
-    """A feature cache that cannot serve this run: missing, incomplete, damaged, built for another
-    upstream, checkpoint or layer set, or no room on the disk for it. The message says what to do."""
-
-
-class FeatureStore(FrameStore):
-    """A feature cache: ``features(sample_id)`` is ``FloatTensor[n_layers, frames, dim]`` (float32 whatever
-    the dtype on disk), row ``i`` being hidden state ``meta["layers"][i]``."""
-
-    KIND = "feature cache"
-    BUILD_HINT = BUILD_HINT
-    DUMP_HINT = "dump its data list with `python -m upstream_tokens cache --csv LIST --split NAME --store ...`"
-    DTYPE_KEY = "feature_dtype"
-
-    @staticmethod
-    def error(message: str) -> ToolkitError:
-        return FeatureCacheError(message)
-
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        return (len(self.layers), int(self.meta["feature_dim"]))
-
-    @property
-    def n_layers_upstream(self) -> int:
-        return int(self.meta["n_layers_upstream"])
-
-    def check(self, upstream: str | None, upstream_ckpt: str | None, layers: Sequence[int] | None = None) -> None:
-        """Raise :class:`FeatureCacheError` naming every field in which this cache differs from a run;
-        ``layers`` are those the run needs (the cache may hold more)."""
-        problems = self.mismatches(upstream, upstream_ckpt)
-        if layers is not None:
-            lacking = sorted(set(int(n) for n in layers) - set(self.layers))
-            if lacking:
-                problems.append(
-                    f"layers: the run needs {sorted(set(int(n) for n in layers))}, "
-                    f"the cache holds {self.layers} (missing {lacking})"
-                )
-        self.refuse(problems)
-
-    def features(self, sample_id: str) -> torch.Tensor:
-        """``FloatTensor[n_layers, frames, dim]`` of one utterance."""
-        # a copy out of the read-only memory map: the tensor may be written to downstream, and the
-        # frames are read from disk here anyway
-        block = np.array(self.rows(sample_id), dtype=np.float32)
-        return torch.from_numpy(block).transpose(0, 1)
-
-    def __repr__(self) -> str:
-        return (
-            f"FeatureStore({self.path!r}, upstream={self.meta['upstream']!r}, layers={self.layers}, "
-            f"dtype={self.meta['feature_dtype']}, splits={self.splits})"
-        )
 
 
 def _meta(upstream: str, ckpt: str | None, extractor: FeatureExtractor, dtype: str) -> dict:
@@ -204,47 +162,48 @@ def dump_features(
         return built[0]
 
     store = open_store(store_dir, upstream, upstream_ckpt, layers, dtype, get_extractor)
-    if overwrite:
-        if nshard > 1:
-            raise FeatureCacheError(
-                "--overwrite with --nshard would let ranks delete each other's parts; "
-                "remove the split once (a single rank with --overwrite, or delete its files)"
-            )
-        remove_split(store.path, split)
-    utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
-    if os.path.isfile(split_paths(store.path, split)[1]):
-        return already_done(store, split, [u.sample_id for u in utterances])
-    if rank == 0:
-        check_disk(store, split, lengths, nshard)
-    batching = batching.resolved(bool(store.meta["padding_exact"]))
+    with split_lock(store.path, split, nshard, rank):  # before --overwrite removes anything
+        if overwrite:
+            if nshard > 1:
+                raise FeatureCacheError(
+                    "--overwrite with --nshard would let ranks delete each other's parts; "
+                    "remove the split once (a single rank with --overwrite, or delete its files)"
+                )
+            remove_split(store.path, split)
+        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
+        if os.path.isfile(split_paths(store.path, split)[1]):
+            return already_done(store, split, [u.sample_id for u in utterances])
+        if rank == 0:
+            check_disk(store, split, lengths, nshard)
+        batching = batching.resolved(bool(store.meta["padding_exact"]))
 
-    def checked_extractor() -> FeatureExtractor:
-        ex = get_extractor()
-        if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
-            raise FeatureCacheError(
-                f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
-                f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}"
-            )
-        return ex
+        def checked_extractor() -> FeatureExtractor:
+            ex = get_extractor()
+            if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
+                raise FeatureCacheError(
+                    f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
+                    f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}"
+                )
+            return ex
 
-    progress_doc = dump_rows(
-        store,
-        csv,
-        split,
-        utterances,
-        lengths,
-        batching,
-        lambda _ex: _feature_codec(store),
-        {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
-        checked_extractor,
-        nshard=nshard,
-        rank=rank,
-        progress=progress,
-        on_part=on_part,
-    )
-    if nshard == 1:
-        return merge_features(store.path, split)
-    return progress_doc
+        progress_doc = dump_rows(
+            store,
+            csv,
+            split,
+            utterances,
+            lengths,
+            batching,
+            lambda _ex: _feature_codec(store),
+            {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
+            checked_extractor,
+            nshard=nshard,
+            rank=rank,
+            progress=progress,
+            on_part=on_part,
+        )
+        if nshard == 1:
+            return merge_features(store.path, split)
+        return progress_doc
 
 
 def merge_features(store_dir: str, split: str, nshard: int | None = None) -> dict:

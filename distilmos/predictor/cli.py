@@ -22,7 +22,7 @@ from typing import IO
 
 import torch
 
-from distilmos.batching import AUTO, parse_max_pad
+from distilmos.data.batching import AUTO, parse_max_pad
 
 SCORE_EPILOG = """\
 inputs: audio files; folders (every audio file under them, recursively); .csv data lists with a wav_path
@@ -40,7 +40,12 @@ the other files in its batch, and padding is not capped (--max_pad auto). Other 
 shift their features slightly; for them auto caps each window's padding at 0.02 of its batch's longest.
 --max_pad 0 or --batch_size 1 gives every file its score alone (to float rounding) with any upstream.
 
-output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout;
+trust: a predictor file runs no code of its own. One whose upstream is stored as a module:callable (or as
+a hub upstream with a checkpoint to load) is refused unless --trust_remote_code is given: that imports and
+runs code from outside the file. Give it only for files you trust.
+
+output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout
+(-o and --metrics are checked to be writable before anything is scored);
 --jsonl (or -o *.jsonl) writes one JSON object per line instead. --system_posterior (MoE-MOS) adds
 "top_system,top_system_prob" and one "p:<system>" column per training system (JSON: "system_posterior").
 Files that cannot be scored (missing, empty, truncated, undecodable, non-finite) are reported and skipped;
@@ -143,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="models with a system-classification head (MoE-MOS): also write the most likely "
         "training system, its probability and the posterior of every system",
     )
+    score.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="let a predictor file whose upstream is a module:callable (or a hub upstream with a "
+        "checkpoint to load) import and run that code; only for files you trust",
+    )
     score.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -207,9 +218,15 @@ def _info(args) -> int:
 
 
 def _score(args) -> int:
+    from distilmos.fileio import check_writable_file
+
     from .inputs import collect
     from .predictor import load
 
+    # before any scoring: no finished work is lost to an output that cannot be written
+    for path, what in ((args.out, "output file (-o)"), (args.metrics, "metrics file (--metrics)")):
+        if path:
+            check_writable_file(path, what)
     predictor = load(
         args.model,
         device=args.device,
@@ -218,6 +235,7 @@ def _score(args) -> int:
         batch_size=args.batch_size,
         max_batch_seconds=args.max_batch_seconds,
         max_pad=args.max_pad,
+        trust_remote_code=args.trust_remote_code,
     )
     entries = collect(args.inputs, args.system_delim)
     if not entries:
@@ -301,7 +319,7 @@ def _print_summary(results, failed, elapsed: float, max_seconds: float) -> None:
 
 
 def _print_metrics(entries, results, out_json: str | None) -> None:
-    from distilmos.metrics import compute_metrics
+    from distilmos.eval.metrics import compute_metrics
 
     scored = [(e, r) for e, r in zip(entries, results) if r.ok and e.score is not None]
     if not scored:

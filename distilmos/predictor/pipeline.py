@@ -8,21 +8,23 @@ What the runner does for a batch of 16 kHz waveforms (``Runner.evaluate``) and w
    ``hidden_states``), a single layer if ``layer_selection`` is set, else the softmax-weighted sum of all
    layers (each optionally layer-normalised first; imported models may weigh ``hidden_states[first_layer:]``
    with 1.5-entmax instead, see :class:`FeatureSelector`); then cuts each utterance to its frame count: the
-   front end's exact count for a padding-exact upstream (:mod:`distilmos.padding_exact`, as the plugin
+   front end's exact count for a padding-exact upstream (:mod:`distilmos.upstream.padding_exact`, as the plugin
    runner's featurizer does), else s3prl's ``round(len(wav) / downsample_rate)``;
-3. the expert (:class:`distilmos.expert_base.MOSExpert`): pads the per-utterance features again and calls
+3. the expert (:class:`distilmos.train.expert_base.MOSExpert`): pads the per-utterance features again and calls
    its inference model with their lengths.
 """
 
 from __future__ import annotations
+
+import typing
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
-from distilmos.entmax import entmax15
-from distilmos.padding_exact import frame_counts
+from distilmos.models.entmax import entmax15
+from distilmos.upstream.padding_exact import frame_counts
 
 # s3prl's Featurizer refuses a padded batch whose frame count is this far off the expected one
 TOLERABLE_FRAME_DIFF = 5
@@ -76,6 +78,22 @@ class FeatureSelector(nn.Module):
         if weights is not None:
             selector.weights.data.copy_(weights.detach())
         return selector
+
+    @classmethod
+    def check_config(cls, config) -> list:
+        """What is wrong with a stored :meth:`config` (empty: nothing): an argument the constructor does not
+        take, or a value of another type than its annotation."""
+        if not isinstance(config, dict):
+            return [f"its featurizer config is a {type(config).__name__}, not a dict"]
+        hints = {k: v for k, v in typing.get_type_hints(cls.__init__).items() if k != "return"}
+        problems = [f"its featurizer config has an unknown key {key!r}" for key in config if key not in hints]
+        for key, value in config.items():
+            allowed = typing.get_args(hints.get(key)) or (hints.get(key),)
+            if key in hints and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+                problems.append(
+                    f"its featurizer config's {key} is {value!r}, not {' or '.join(t.__name__ for t in allowed)}"
+                )
+        return problems
 
     def config(self) -> dict:
         """Plain constructor arguments (with :meth:`state_dict`, what a predictor file stores)."""

@@ -9,8 +9,8 @@ preparation, training and evaluation code then runs end to end on them.
 - :mod:`.mosbench`: the MOS-Bench corpora in their distributed layouts (:func:`make_mosbench`);
 - :mod:`.output`: the output-folder checks both generators share.
 
-    python -m distilmos.standins bvcc_somos --out_dir corpora/demo
-    python -m distilmos.standins mosbench --out_dir corpora/mosbench [--corpora "singmos nisqa"]
+    distilmos-standins bvcc_somos --out_dir corpora/demo
+    distilmos-standins mosbench --out_dir corpora/mosbench [--corpora "singmos nisqa"]
 
 Layer: the ground floor (``distilmos.errors``, ``distilmos.fileio``) and ``distilmos.data`` only; nothing
 above (models, training, predictor, upstream_tokens) and no recipe imports back into here.

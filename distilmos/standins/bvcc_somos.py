@@ -1,6 +1,6 @@
 """Two small synthetic MOS corpora in the exact folder layouts of BVCC and SOMOS.
 
-    python -m distilmos.standins bvcc_somos --out_dir D [--seed 0] [--bvcc_systems 12]
+    distilmos-standins bvcc_somos --out_dir D [--seed 0] [--bvcc_systems 12]
         [--bvcc_utts_per_system 20] [--somos_systems 8] [--somos_utts_per_system 12]
 
 The audio is speech-like (:mod:`.speech`), degraded per system (:mod:`.degradations`); each system's true

@@ -1,7 +1,7 @@
-"""``python -m distilmos.standins``: one subcommand per generator.
+"""``distilmos-standins`` (or ``python -m distilmos.standins``): one subcommand per generator.
 
-    python -m distilmos.standins bvcc_somos --out_dir D [--seed 0] [--bvcc_systems 12] ...
-    python -m distilmos.standins mosbench --out_dir D [--seed 0] [--corpora "singmos nisqa"] [--utts 4]
+    distilmos-standins bvcc_somos --out_dir D [--seed 0] [--bvcc_systems 12] ...
+    distilmos-standins mosbench --out_dir D [--seed 0] [--corpora "singmos nisqa"] [--utts 4]
 
 Bad input (sizes a corpus cannot have, an unknown corpus, an output folder holding other files) is one
 message and exit status 2; nothing is written then.
@@ -21,7 +21,7 @@ from . import bvcc_somos, mosbench
 
 def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="python -m distilmos.standins", description=__doc__, formatter_class=raw)
+    parser = argparse.ArgumentParser(prog="distilmos-standins", description=__doc__, formatter_class=raw)
     sub = parser.add_subparsers(dest="command", required=True, metavar="{bvcc_somos,mosbench}")
 
     p = sub.add_parser("bvcc_somos", help="BVCC and SOMOS layouts", description=bvcc_somos.__doc__, formatter_class=raw)

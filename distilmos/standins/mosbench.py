@@ -1,6 +1,6 @@
 """Small synthetic corpora in the distributed layouts of the MOS-Bench corpora.
 
-    python -m distilmos.standins mosbench --out_dir D [--seed 0] [--corpora "singmos nisqa ..."] [--utts 4]
+    distilmos-standins mosbench --out_dir D [--seed 0] [--corpora "singmos nisqa ..."] [--utts 4]
 
 One folder per corpus under ``D`` (``D/<corpus>/``), laid out as the real corpus ships (see
 ``distilmos/corpora/<corpus>.py`` for each layout): the score files with their real names, columns and

@@ -14,18 +14,17 @@ The heads sit on the Feature Processor output and are used in training only; the
 import torch
 import torch.nn.functional as F
 
-from distilmos.audio import SAMPLE_RATE
-from distilmos.data import MOSBatch, MOSDataset
+from distilmos import registry
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.dataset import MOSBatch, MOSDataset
 from distilmos.errors import ConfigError
-from distilmos.expert_base import TRAIN, MOSExpert
-from distilmos.masking import valid_mask
-from distilmos.models.distilmos import DistilMOSModel, LayerHeads
-from distilmos.plugin import register_schedulers
-from distilmos.upstreams import build_upstream
+from distilmos.models.distilmos_model import DistilMOSModel, LayerHeads
+from distilmos.models.masking import valid_mask
+from distilmos.train.expert_base import TRAIN, MOSExpert
+from distilmos.train.plugin import register_schedulers
+from distilmos.upstream.build import build_upstream
 
 from .token_targets import IGNORE, align_tokens
-
-VARIANTS = ("distilmos", "no_token", "mse_distill")
 
 # The config's OneCycleLR must resolve under a stock s3prl runner too: the runner imports this module
 # before it builds the scheduler.
@@ -36,6 +35,16 @@ class DownstreamExpert(MOSExpert):
     """DistilMOS and its ablations (see the module docstring)."""
 
     name = "distilmos"
+    MODELRC = {
+        "hidden_dim": 256,
+        "kernels": (5, 3, 3),  # Feature Processor Conv1d kernels
+        "blstm_conv_kernel": 3,
+        "conv_bias": False,
+        "head_hidden_dim": None,  # token / distillation heads (None: hidden_dim)
+        "alpha": 0.1,
+        "n_clusters": None,  # None: the token store's
+        "target_layers": None,  # None: every layer of the token store (mse_distill: of the upstream)
+    }
 
     def __init__(
         self,
@@ -49,20 +58,17 @@ class DownstreamExpert(MOSExpert):
         **kwargs,
     ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
-        self.variant = downstream_variant or downstream_expert.get("variant", "distilmos")
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        # the variants are registered once (distilmos/registry.py); the first is the default
+        registered = registry.expert(self.name)
+        self.variant = downstream_variant or downstream_expert.get("variant") or registered.variants[0].name
+        registered.variant(self.variant)  # an unknown one: a ConfigError that lists the registered ones
         rc = self.modelrc
-        hidden = int(rc.get("hidden_dim", 256))
+        hidden = int(rc["hidden_dim"])
         self.model = DistilMOSModel(
-            upstream_dim,
-            hidden,
-            rc.get("kernels", (5, 3, 3)),
-            int(rc.get("blstm_conv_kernel", 3)),
-            bool(rc.get("conv_bias", False)),
+            upstream_dim, hidden, rc["kernels"], int(rc["blstm_conv_kernel"]), bool(rc["conv_bias"])
         )
-        self.alpha = float(rc.get("alpha", 0.1)) if self.variant != "no_token" else 0.0
-        head_hidden = int(rc.get("head_hidden_dim", hidden))
+        self.alpha = float(rc["alpha"]) if self.variant != "no_token" else 0.0
+        head_hidden = int(rc["head_hidden_dim"] or hidden)
         self.heads = None
         self.token_store = None
         self._teacher: list[torch.nn.Module] = []  # a list, so the frozen teacher is not a registered submodule
@@ -75,7 +81,7 @@ class DownstreamExpert(MOSExpert):
             teacher = build_upstream(upstream, upstream_ckpt, upstream_model_config).eval().requires_grad_(False)
             self._teacher.append(teacher)
             n_hidden, teacher_dim = _probe_hidden_states(teacher)
-            self.target_layers = [int(n) for n in rc.get("target_layers") or range(1, n_hidden)]
+            self.target_layers = [int(n) for n in rc["target_layers"] or range(1, n_hidden)]
             if not all(1 <= n < n_hidden for n in self.target_layers):
                 raise ConfigError(
                     f"modelrc.target_layers {self.target_layers} outside the upstream's layers 1..{n_hidden - 1}"
@@ -98,9 +104,6 @@ class DownstreamExpert(MOSExpert):
         return MOSDataset(utterances, token_store=self.token_store)
 
     # ---- model ------------------------------------------------------------------------------------
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
-
     def losses(self, out, batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         mse = F.mse_loss(out["pred"], batch.scores.to(out["pred"].device))
         terms = {"mos_mse": mse}
@@ -165,7 +168,7 @@ def _probe_hidden_states(upstream) -> tuple:
 
 def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt: str | None):
     """Open ``datarc.token_store`` and refuse one built for another upstream, checkpoint, k or layers."""
-    from upstream_tokens.store import TokenStore
+    from distilmos.data.stores import TokenStore
 
     path = datarc.get("token_store")
     if not path:

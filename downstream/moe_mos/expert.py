@@ -3,7 +3,7 @@ layer sum, with MOS regression (Smooth L1) and synthesis-system classification (
 training list's ``system_id`` s), trained in three stages within one run.
 
 The network is :class:`distilmos.models.moe_mos.MoEMOSModel`. The stage schedule (loss weights here,
-learning rate in the ``MoEStageLR`` scheduler) is :mod:`distilmos.moe_schedule`, configured once in the
+learning rate in the ``MoEStageLR`` scheduler) is :mod:`distilmos.train.moe_schedule`, configured once in the
 config's ``scheduler:`` section. The regularisers against expert collapse (``modelrc.load_balance_weight``,
 ``modelrc.sparsity_weight``) are in :mod:`distilmos.models.moe_mos`.
 
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distilmos.expert_base import TRAIN, MOSExpert
 from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
-from distilmos.moe_schedule import SCHEDULER_NAME, StageSchedule
-from distilmos.plugin import register_schedulers
+from distilmos.train.expert_base import TRAIN, MOSExpert
+from distilmos.train.moe_schedule import SCHEDULER_NAME, StageSchedule
+from distilmos.train.plugin import register_schedulers
 
 # The config's MoEStageLR must resolve under a stock s3prl runner too: the runner imports this module
 # before it builds the scheduler.
@@ -30,6 +30,16 @@ class DownstreamExpert(MOSExpert):
     """MoE-MOS: masked mean -> N expert MLPs mixed by a softmax gate -> MOS and system-class heads."""
 
     name = "moe_mos"
+    MODELRC = {
+        "n_experts": 4,
+        "hidden_dim": 256,  # width of each expert MLP
+        "dropout": 0.1,
+        "classification": True,  # False: no system classification (MOS weight 1 throughout)
+        "load_balance_weight": 0.1,
+        "sparsity_weight": 0.01,
+        "collapse_threshold": 0.9,  # warn when one expert takes more of the gate mass at a validation
+        "smooth_l1_beta": 1.0,
+    }
 
     def __init__(
         self,
@@ -53,20 +63,20 @@ class DownstreamExpert(MOSExpert):
                 "follow the default stages, the learning rate does not"
             )
             self.schedule = StageSchedule(int(runner.get("total_steps", 1)))
-        self.classification = bool(rc.get("classification", True))
-        self.load_balance_weight = float(rc.get("load_balance_weight", 0.1))
-        self.sparsity_weight = float(rc.get("sparsity_weight", 0.01))
-        self.collapse_threshold = float(rc.get("collapse_threshold", 0.9))
-        self.smooth_l1_beta = float(rc.get("smooth_l1_beta", 1.0))
+        self.classification = bool(rc["classification"])
+        self.load_balance_weight = float(rc["load_balance_weight"])
+        self.sparsity_weight = float(rc["sparsity_weight"])
+        self.collapse_threshold = float(rc["collapse_threshold"])
+        self.smooth_l1_beta = float(rc["smooth_l1_beta"])
         # the classes: every system of the training list (validated here, before any training step)
         classes = sorted({u.system_id for u in self.dataset(TRAIN).utterances})
         self.class_index = {name: i for i, name in enumerate(classes)}
         self.model = MoEMOSModel(
             upstream_dim,
-            n_experts=int(rc.get("n_experts", 4)),
-            hidden_dim=int(rc.get("hidden_dim", 256)),
+            n_experts=int(rc["n_experts"]),
+            hidden_dim=int(rc["hidden_dim"]),
             class_names=classes,
-            dropout=float(rc.get("dropout", 0.1)),
+            dropout=float(rc["dropout"]),
         )
         # training forwards so far: the step when the runner does not pass one (a stock s3prl runner);
         # a buffer, so that it resumes with the checkpoint
@@ -84,9 +94,6 @@ class DownstreamExpert(MOSExpert):
                 global_step if global_step is not None else int((self.forward_count.item() - 1) // self.accumulate) + 1
             )
         return super().forward(split, features, batch, records, **kwargs)
-
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
 
     def class_targets(self, systems) -> torch.Tensor:
         """Class index per utterance; -1 for a system absent from the training list (no classification loss)."""

@@ -80,7 +80,7 @@ def build_runner(
     import torch
     from s3prl.run_downstream import get_downstream_args
 
-    from distilmos.runner import complete_argv, make_runner_class
+    from distilmos.train.runner import complete_argv, make_runner_class
 
     downstream, config, extra = CONFIGS[variant]
     datarc = {"data_dir": data_dir, "num_workers": 0, "train_batch_size": batch_size, "token_store": store}
@@ -178,9 +178,9 @@ def prepare(args, workdir: str) -> Setup:
     import torch
     from s3prl.utility.helper import hack_isinstance
 
-    from distilmos.audio import SAMPLE_RATE
-    from distilmos.plugin import register
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.data.audio import SAMPLE_RATE
+    from distilmos.train.plugin import register
+    from distilmos.upstream.tiny import write_checkpoint
 
     register([benchlib.DOWNSTREAM])
     if getattr(builtins.isinstance, "__module__", None) != hack_isinstance.__module__:

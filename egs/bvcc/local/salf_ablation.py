@@ -53,8 +53,8 @@ def head_parameters(expdir: str):
         return None
     import torch
 
+    from distilmos.fileio import allow_s3prl_checkpoints
     from distilmos.models.salf_mos import SALFMOSModel
-    from distilmos.plugin import allow_s3prl_checkpoints
 
     allow_s3prl_checkpoints()  # the runner's checkpoints hold its argparse.Namespace
     downstream = torch.load(path, map_location="cpu", weights_only=True)["Downstream"]

@@ -19,6 +19,13 @@ Two kinds of entry:
   checkpoint, ``-g`` model config) and the fine-tuned weights. Rebuilding calls the hub or the callable
   again, so the original upstream must be reachable (installed, downloadable or at its path); the weights
   are then replaced by the stored ones.
+
+Trust: a predictor file is data, and loading it runs no code it names. An embedded or waveform entry is
+rebuilt through s3prl's own classes (or none), and a spec entry naming an s3prl hub upstream alone
+through s3prl's hub registry. A spec entry naming a ``module:callable`` (imported and called), or a
+checkpoint or model config (loaded by the hub upstream's loader, some of which unpickle it), is refused
+with :class:`RemoteCodeError` unless the caller opts in with ``trust_remote_code=True``
+(``distilmos-predict score --trust_remote_code``), as the Hugging Face libraries do.
 """
 
 from __future__ import annotations
@@ -35,9 +42,9 @@ import torch
 import torch.nn as nn
 
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import make_padding_exact
 from distilmos.predictor import heads as heads_mod
-from distilmos.upstreams import UpstreamSpecError, build_upstream
+from distilmos.upstream.build import UpstreamSpecError, build_upstream, is_callable_spec
+from distilmos.upstream.padding_exact import make_padding_exact
 
 EMBEDDED = ("wavlm", "hubert", "wav2vec2")
 WAVEFORM = "waveform"
@@ -47,6 +54,18 @@ LAST_BEFORE_NORM = "last_layer_before_final_norm"
 
 class UpstreamRebuildError(ToolkitError, RuntimeError):
     """An upstream that cannot be rebuilt from a predictor file; the message says what is missing."""
+
+
+class RemoteCodeError(UpstreamRebuildError):
+    """A predictor file whose upstream would run code from outside the file, loaded without
+    ``trust_remote_code``; the message names the file, what it would run, and how to opt in."""
+
+
+#: how a user opts in to a predictor file that runs code from outside it
+TRUST_HINT = (
+    "if you trust the file and where it came from, load it with --trust_remote_code "
+    "(distilmos-predict score) or trust_remote_code=True (distilmos.predictor.load)"
+)
 
 
 def _expert_class(kind: str):
@@ -159,6 +178,67 @@ def waveform_entry() -> dict:
     return {"kind": WAVEFORM, "spec": {"name": WAVEFORM, "ckpt": None, "model_config": None}}
 
 
+def remote_code(entry: dict) -> str | None:
+    """What rebuilding a spec entry would run or load from outside the file (see the module docstring),
+    or None when it runs nothing but s3prl's hub."""
+    if entry.get("kind") != "spec":
+        return None
+    spec = entry["spec"]
+    if is_callable_spec(spec["name"]):
+        return f"it names the callable {spec['name']!r}, which loading would import and call"
+    paths = [p for p in (spec.get("ckpt"), spec.get("model_config")) if p]
+    if paths:
+        return (
+            f"its upstream {spec['name']!r} would load {' and '.join(map(repr, paths))}, which s3prl's loaders "
+            "may unpickle, or the upstream may import (running code)"
+        )
+    return None
+
+
+def check_entry(entry) -> list:
+    """What is wrong with the structure of a predictor file's ``upstream`` section (empty: nothing)."""
+    if not isinstance(entry, dict):
+        return [f"its upstream section is a {type(entry).__name__}, not a dict"]
+    kind = entry.get("kind")
+    if kind not in EMBEDDED + (WAVEFORM, "spec"):
+        return [f"its upstream kind is {kind!r}, not one of {', '.join(EMBEDDED + (WAVEFORM, 'spec'))}"]
+    spec = entry.get("spec")
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("name"), str)
+        or not all(isinstance(spec.get(key), (str, type(None))) for key in ("ckpt", "model_config"))
+    ):
+        return [f"its upstream spec is {spec!r}, not {{name: str, ckpt: str or None, model_config: str or None}}"]
+    if kind == "spec":
+        return [] if _is_weights(entry.get("state_dict")) else ["its upstream state_dict is not a dict of tensors"]
+    if kind == WAVEFORM:
+        return []
+    checkpoint = entry.get("checkpoint")
+    if not isinstance(checkpoint, dict):
+        return [f"its {kind} upstream checkpoint is a {type(checkpoint).__name__}, not a dict"]
+    if kind == "wavlm":
+        configs, weights = ("cfg",), "model"
+    else:
+        configs, weights = ("task_cfg", "model_cfg"), "model_weight"
+    problems = [
+        f"its {kind} upstream checkpoint's {key} is not a dict"
+        for key in configs
+        if not isinstance(checkpoint.get(key), dict)
+    ]
+    if not _is_weights(checkpoint.get(weights)):
+        problems.append(f"its {kind} upstream checkpoint's {weights} is not a dict of tensors")
+    if kind == "hubert" and not isinstance(checkpoint.get("dictionaries_symbols"), list):
+        problems.append("its hubert upstream checkpoint's dictionaries_symbols is not a list")
+    heads = entry.get("attention_heads")
+    if heads is not None and not (isinstance(heads, list) and all(type(n) is int and n >= 0 for n in heads)):
+        problems.append(f"its upstream attention_heads is {heads!r}, not a list of head counts")
+    return problems
+
+
+def _is_weights(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
 def take_last_layer_before_final_norm(upstream: nn.Module) -> None:
     """Make a built s3prl WavLM expert's last hidden state the last transformer layer's output, before the
     encoder's final LayerNorm (a ``layer_norm_first`` encoder applies one to its output).
@@ -182,8 +262,12 @@ def take_last_layer_before_final_norm(upstream: nn.Module) -> None:
     )
 
 
-def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
-    """The upstream of a predictor-file entry, in eval mode, on the CPU."""
+def rebuild(entry: dict, source: str = "predictor file", trust_remote_code: bool = False) -> nn.Module:
+    """The upstream of a predictor-file entry, in eval mode, on the CPU.
+
+    A spec entry that would run code from outside the file (:func:`remote_code`) raises
+    :class:`RemoteCodeError` unless ``trust_remote_code``.
+    """
     kind = entry.get("kind")
     before_norm = entry.get(LAST_BEFORE_NORM, False)
     if not isinstance(before_norm, bool) or (before_norm and kind != "wavlm"):
@@ -218,6 +302,9 @@ def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
             take_last_layer_before_final_norm(upstream)
     elif kind == "spec":
         spec = entry["spec"]
+        risk = remote_code(entry)
+        if risk and not trust_remote_code:
+            raise RemoteCodeError(f"{source}: refused to load: {risk}; {TRUST_HINT}")
         try:
             upstream = build_upstream(spec["name"], spec.get("ckpt"), spec.get("model_config"))
         except (UpstreamSpecError, OSError, ImportError, AssertionError) as exc:

@@ -1,6 +1,6 @@
 """s3prl's downstream runner with this toolkit plugged in: the entry point behind ``run_downstream.py``.
 
-:func:`main` is s3prl's ``run_downstream.py`` main with the registrations of :mod:`distilmos.plugin`, the
+:func:`main` is s3prl's ``run_downstream.py`` main with the registrations of :mod:`distilmos.train.plugin`, the
 runner subclass :class:`PluginRunner` (made by :func:`make_runner_class`) and a few fixes for running
 anywhere:
 
@@ -10,14 +10,20 @@ anywhere:
   ``config.yaml``, found in the registered downstream folders wherever the command runs;
 - an unknown ``-u`` fails at once with the closest valid names;
 - with ``datarc.feature_cache`` (a frozen upstream), training and evaluation read the upstream's hidden
-  states from a feature cache instead of running it (:mod:`distilmos.cached_upstream`);
+  states from a feature cache instead of running it (:mod:`distilmos.upstream.cached`);
 - s3prl's WavLM, HuBERT and wav2vec 2.0 upstreams run their padding-exact forward
-  (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
+  (:mod:`distilmos.upstream.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
   training and evaluation do not depend on batch composition; the experts are told so
   (``upstream_padding_exact``), and their evaluation batches keep a padding cap only for other upstreams;
+- before anything is written: the experiment folder must be writable, a training config may hold only
+  known keys (a misspelt one is named with the closest valid key) and usable runner values, and a
+  training run locks its folder (:mod:`distilmos.locks`), so a second run into it is refused, naming
+  the first;
 - the experts are told they run under this runner (``plugin_runner``; under s3prl's own they refuse the
-  config features only this one carries out: a feature cache, early stopping); neither keyword is saved
-  in a checkpoint's args;
+  config features only this one carries out: a feature cache, early stopping) and, under DDP, their share of
+  the training batch (``datarc.train_batch_size`` is the batch of one step over all processes: each of N
+  processes loads 1/N of it, :func:`per_process_batch`); none of these keywords is saved in a checkpoint's
+  args;
 - an error about the user's input (a :class:`~distilmos.errors.ToolkitError`: a bad data list, token
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
@@ -27,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import contextlib
+import difflib
 import logging
 import os
 import random
@@ -37,11 +45,18 @@ import numpy as np
 import torch
 import yaml
 
-from . import cached_upstream, padding_exact, registry
-from .batching import STRICT_MAX_PAD
-from .errors import ToolkitError
+from distilmos import registry
+from distilmos.data.batching import STRICT_MAX_PAD
+from distilmos.errors import ConfigError, ToolkitError
+from distilmos.fileio import check_writable_dir
+from distilmos.locks import experiment_lock
+from distilmos.upstream import cached, padding_exact
+from distilmos.upstream.build import UpstreamSpecError, check_local_checkpoint
+
+from .config_keys import check_keys, section, signature_keys
+from .loop import runner_config
 from .plugin import register, register_upstream
-from .upstreams import UpstreamSpecError, check_local_checkpoint
+from .schedulers import scheduler_keys
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +91,70 @@ def complete_argv(argv: list[str], downstream_dirs: Iterable[str], environ=os.en
     return argv
 
 
+def given_expdir(argv: list[str]) -> str | None:
+    """The experiment folder a new run's flags name (``-p``, or ``-n`` under s3prl's ``result/downstream``);
+    None when it comes from a checkpoint (``-e``) or is not given."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-e", "--past_exp")
+    pre.add_argument("-p", "--expdir")
+    pre.add_argument("-n", "--expname")
+    known, _ = pre.parse_known_args(argv)
+    if known.past_exp:
+        return None
+    return known.expdir or (os.path.join("result", "downstream", known.expname) if known.expname else None)
+
+
+#: the sections of a config: what s3prl's runner reads (``specaug`` optional)
+CONFIG_SECTIONS = ("runner", "optimizer", "scheduler", "downstream_expert", "specaug")
+
+
+def check_config(config: dict) -> None:
+    """Refuse, before anything runs, a training config with an unknown section or key (naming the closest
+    known one) or an unusable runner value; the experts check their own ``downstream_expert`` keys."""
+    check_keys("the config", section("the config", config), CONFIG_SECTIONS)
+    runner_config(config)
+    _check_optimizer(section("optimizer", config.get("optimizer")))
+    scheduler = section("scheduler", config.get("scheduler"))
+    if scheduler:
+        known = scheduler_keys(scheduler.get("name"))
+        if known is not None:
+            check_keys(f"scheduler ({scheduler['name']})", scheduler, known)
+
+
+def _check_optimizer(optimizer: dict) -> None:
+    """An s3prl optimizer name; for ``TorchOptim``, a torch optimizer and only the arguments it takes."""
+    import s3prl.optimizers as optimizers
+
+    names = sorted(n[len("get_") :] for n in dir(optimizers) if n.startswith("get_") and n != "get_optimizer")
+    name = optimizer.get("name")
+    if name not in names:
+        close = difflib.get_close_matches(str(name), names, n=1)
+        raise ConfigError(
+            f"optimizer.name {name!r} is not an s3prl optimizer"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(names)}")
+        )
+    if name != "TorchOptim":
+        return
+    torch_name = optimizer.get("torch_optim_name")
+    cls = getattr(torch.optim, str(torch_name), None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        choices = [
+            n
+            for n in dir(torch.optim)
+            if isinstance(getattr(torch.optim, n), type)
+            and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
+            and n != "Optimizer"
+        ]
+        close = difflib.get_close_matches(str(torch_name), choices, n=1)
+        raise ConfigError(
+            f"optimizer.torch_optim_name {torch_name!r} is not a torch.optim optimizer"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(choices)}")
+        )
+    known = signature_keys(cls.__init__, skip=("self", "params"))
+    if known is not None:
+        check_keys(f"optimizer (torch.optim.{torch_name})", optimizer, known | {"name", "torch_optim_name"})
+
+
 def default_config_name(downstream: str, variant: str | None) -> str:
     """The config file of ``-d downstream [-v variant]``: the registered variant's, else ``config.yaml``."""
     exp = registry.EXPERTS.get(downstream)
@@ -84,17 +163,31 @@ def default_config_name(downstream: str, variant: str | None) -> str:
     return exp.variant(variant).config
 
 
+def per_process_batch(config: dict, world_size: int) -> int | None:
+    """Each DDP process's share of ``datarc.train_batch_size``, the batch of one training step over all
+    ``world_size`` processes (None when the config gives none); a :class:`ConfigError` when it does not divide."""
+    total = ((config.get("downstream_expert") or {}).get("datarc") or {}).get("train_batch_size")
+    if total is None:
+        return None
+    if int(total) % world_size:
+        raise ConfigError(
+            f"config.downstream_expert.datarc.train_batch_size={total} is the batch of one training step over all "
+            f"{world_size} processes, and {world_size} does not divide it: give a multiple of {world_size}"
+        )
+    return int(total) // world_size
+
+
 def make_runner_class():
     """:class:`PluginRunner`: s3prl's ``Runner`` with this toolkit's training loop (built on first use, so
     that importing this module does not import s3prl's runner)."""
     from s3prl.downstream.runner import ModelEntry, Runner
-    from torch.distributed import is_initialized
+    from torch.distributed import get_world_size, is_initialized
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from .training import ResumableTrainingMixin
+    from .loop import ResumableTrainingMixin
 
     class PluginRunner(ResumableTrainingMixin, Runner):
-        """s3prl's Runner with the training loop of :mod:`distilmos.training` (the last step always
+        """s3prl's Runner with the training loop of :mod:`distilmos.train.loop` (the last step always
         counts, atomic checkpoints, preemption, exact resume; every rank stops after ``total_steps``), able
         to run DDP on CPU and to evaluate on one rank under DDP."""
 
@@ -139,7 +232,7 @@ def make_runner_class():
             padding_exact.cut_featurizer(featurizer, upstream)
             cache = self._feature_cache()
             if cache:
-                store = cached_upstream.open_cache(
+                store = cached.open_cache(
                     cache,
                     self.args.upstream,
                     self.args.upstream_ckpt,
@@ -148,10 +241,8 @@ def make_runner_class():
                     bool(self.args.upstream_trainable),
                 )
                 # from here on the upstream is the cache: the datasets yield its hidden states
-                self.upstream = ModelEntry(
-                    cached_upstream.upstream_for(store).to(self.args.device), "Upstream", False, []
-                )
-                cached_upstream.cut_featurizer(featurizer)
+                self.upstream = ModelEntry(cached.upstream_for(store).to(self.args.device), "Upstream", False, [])
+                cached.cut_featurizer(featurizer)
                 # each utterance's cached features are its own, whatever else is in the batch
                 self.upstream_padding_exact = True
                 print(
@@ -168,6 +259,7 @@ def make_runner_class():
                 "plugin_runner": True,
                 "upstream_padding_exact": self.upstream_padding_exact,
                 "upstream_min_samples": self.upstream_min_samples,
+                "train_batch_per_process": per_process_batch(self.config, get_world_size() if is_initialized() else 1),
             }
             vars(self.args).update(told)
             try:
@@ -247,9 +339,11 @@ def run(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
     register(downstream_dirs)
 
     from s3prl.run_downstream import get_downstream_args
-    from s3prl.utility.helper import get_time_tag, hack_isinstance, is_leader_process
 
     argv = complete_argv(sys.argv[1:] if argv is None else argv, downstream_dirs)
+    given = given_expdir(argv)
+    if given:  # before s3prl creates it: a folder that cannot be made is one message, not its traceback
+        check_writable_dir(given, "experiment folder")
     saved_argv, sys.argv = sys.argv, [sys.argv[0]] + argv
     try:
         args, config, backup_files = get_downstream_args()
@@ -260,6 +354,19 @@ def run(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
         raise UpstreamSpecError("no upstream: give -u NAME (an s3prl hub name, NAME_local -k CKPT, or module:callable)")
     register_upstream(args.upstream)
     check_local_checkpoint(args.upstream, args.upstream_ckpt)
+    check_writable_dir(args.expdir, "experiment folder")
+    train_mode = args.mode == "train"
+    if train_mode:
+        check_config(config)
+    # One training run per folder: the leader (rank 0) holds the lock, so the ranks of one run never
+    # refuse each other; a refused leader exits, and torchrun stops the other ranks.
+    leader = int(os.environ.get("RANK", "0") or 0) == 0
+    with experiment_lock(args.expdir) if train_mode and leader else contextlib.nullcontext():
+        _run(args, config, backup_files)
+
+
+def _run(args, config: dict, backup_files: list[str]) -> None:
+    from s3prl.utility.helper import get_time_tag, hack_isinstance, is_leader_process
 
     torch.multiprocessing.set_sharing_strategy("file_system")
     # s3prl wraps builtins.isinstance anew on each call; wrapping twice in one process (repeated in-process

@@ -16,7 +16,7 @@ training loop's ``global_step`` (1-based, the step being trained) is step ``glob
 learning-rate scheduler's counter after ``k`` ``scheduler.step()`` calls is the step ``k`` about to run.
 
 The schedule is configured once, in the ``scheduler:`` section of the config (``name: MoEStageLR``):
-the learning-rate scheduler (:func:`distilmos.schedulers.get_MoEStageLR`) and the expert (loss weights)
+the learning-rate scheduler (:func:`distilmos.train.schedulers.get_MoEStageLR`) and the expert (loss weights)
 both read it from there, so they cannot disagree.
 """
 
@@ -26,7 +26,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from distilmos.errors import ConfigError
+
+from .config_keys import check_keys, signature_keys
 
 #: the scheduler name of the stage schedule in a config's ``scheduler:`` section
 SCHEDULER_NAME = "MoEStageLR"
@@ -98,14 +100,14 @@ class StageSchedule:
     @classmethod
     def from_config(cls, scheduler_config: dict, total_steps: int) -> StageSchedule:
         """The schedule of a config's ``scheduler:`` section (its ``name`` is ignored here)."""
-        known = {"stages", "lr_scale", "min_lr_ratio", "pretrain_weights", "joint_weights", "finetune_weights"}
         options = {k: v for k, v in (scheduler_config or {}).items() if k != "name"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown {SCHEDULER_NAME} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        check_keys(f"scheduler ({SCHEDULER_NAME})", options, cls.option_keys())
         return cls(total_steps, **options)
+
+    @classmethod
+    def option_keys(cls) -> set:
+        """The options of a config's ``scheduler:`` section (the constructor's, but ``total_steps``)."""
+        return signature_keys(cls.__init__, skip=("self", "total_steps"))
 
     def bounds(self, stage: int) -> tuple[int, int]:
         """``[start, end)`` steps of a stage (empty when its fraction is 0)."""
