@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import console_scripts
 from recipe_helpers import run_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,3 +197,46 @@ def test_the_rule_check_finds_what_it_forbids(tmp_path):
     module.write_text("import sys\nsys.path.insert(0, 'x')\nimport benchlib\nimport numpy\n")
     found = _python_reaches(module, tmp_path)
     assert sorted(f.split(": ", 1)[1] for f in found) == ["import benchlib", "sys.path"]
+
+
+# ---- recipes call the console scripts ---------------------------------------------------------------------
+
+
+def _module_calls(path: Path, commands: dict[str, str]) -> list[str]:
+    """The ``python -m MODULE`` calls of a shell file whose module (or its package) a console script of
+    ``commands`` (``{command: "module:function"}``) runs, each with the command to call instead."""
+    forms = {}
+    for command, target in commands.items():
+        module = target.partition(":")[0]
+        forms[module] = forms[module.removesuffix(".cli")] = command
+    bad = []
+    for number, line in _code_lines(path):
+        for module in re.findall(r"python3? -m ([\w.]+)", line):
+            parts = module.split(".")
+            known = [forms[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in forms]
+            if known:
+                bad.append(f"{path.name}:{number}: python -m {module} (call {known[0]})")
+    return bad
+
+
+def test_recipes_call_console_scripts_not_module_paths():
+    """A recipe is the user's copy-paste example: it calls ``distilmos-predict``, not the module path that
+    the console script hides (the ``python -m`` forms keep working: tests/test_console_scripts.py)."""
+    commands = console_scripts()
+    bad = [b for path in sorted(EGS.rglob("*.sh")) for b in _module_calls(path, commands)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_module_call_check_finds_what_it_forbids(tmp_path):
+    script = tmp_path / "run.sh"
+    script.write_text(
+        "python -m distilmos.compress.prune --teacher t.pt\n"  # a step of distilmos-compress
+        "python -m upstream_tokens fit --csv x.csv\n"
+        "python -m distilmos.data.score_list --list l.txt\n"  # allowed: no console script runs it
+        "# python -m upstream_tokens dump: a comment\n"
+    )
+    commands = {"distilmos-compress": "distilmos.compress.cli:main", "distilmos-tokens": "upstream_tokens.cli:main"}
+    assert _module_calls(script, commands) == [
+        "run.sh:1: python -m distilmos.compress.prune (call distilmos-compress)",
+        "run.sh:2: python -m upstream_tokens (call distilmos-tokens)",
+    ]

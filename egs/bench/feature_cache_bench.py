@@ -10,7 +10,7 @@ the weights) and a small head (SSL-MOS's: the featurizer's weighted sum of every
 Linear), one epoch is what the runner does per batch: read the audio, the frozen upstream's forward (no
 grad), the featurizer, the head's forward, backward and Adam step; from the cache, read the cached hidden
 states (:class:`upstream_tokens.feature_cache.FeatureStore`) instead of audio and forward. Targets: an
-epoch from the cache ≥ 10× faster; the dump (``python -m upstream_tokens cache``: forward + writing +
+epoch from the cache ≥ 10× faster; the dump (``distilmos-tokens cache``: forward + writing +
 merge) ≤ 1.3× one bare forward pass over the split. ``--quick``: tiny upstream, a few short utterances.
 """
 

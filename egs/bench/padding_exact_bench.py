@@ -11,7 +11,7 @@ WavLM / HuBERT / wav2vec 2.0 Base, GroupNorm front end; speed does not depend on
 1. **forward**: the same padded batch (``--batch`` utterances of ``--seconds``) through s3prl's own
    forward and through the padding-exact one; target ≤ 1.05×.
 2. **token extraction**: every selected frame of ``--n_utts`` utterances (the forward of
-   ``python -m upstream_tokens``), batches planned with the old default cap (``max_pad 0.02``) and with
+   ``distilmos-tokens``), batches planned with the old default cap (``max_pad 0.02``) and with
    none (the new default for these upstreams), at the same ``--max_batch_seconds``; utterances/s.
 3. **predictor**: scoring the same files with a predictor on that upstream (an SSL-MOS head), capped
    vs not; utterances/s.

@@ -7,7 +7,7 @@ the audio I/O add to a bare upstream forward.
 
 The predictor is a real predictor file (written with the export code's own assembly, loaded with
 ``distilmos.predictor.load``) of a randomly initialised DistilMOS on a WavLM Base-size upstream
-(``python -m distilmos.upstream.tiny --arch wavlm --size base``; ``--size tiny`` for a smoke run): no
+(``distilmos-tiny-upstream --arch wavlm --size base``; ``--size tiny`` for a smoke run): no
 training is needed, speed does not depend on the weights. ``--n_utts`` generated 16 kHz wavs of uniform
 random length in ``--seconds`` are scored in four ways, taking turns in every round so that a change of
 machine load touches all of them alike (``--warmup`` untimed rounds, then ``--repeats`` timed rounds;

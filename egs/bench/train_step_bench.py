@@ -11,7 +11,7 @@ with ``-f``) and each variant (``no_token``, ``distilmos``, ``mse_distill``, ``s
 ``run_downstream.py -m train`` does, and then one training step is what ``Runner.train`` does per batch:
 upstream forward (under no_grad when frozen) -> Featurizer -> expert forward (loss) -> backward ->
 gradient clipping -> optimizer step -> zero_grad -> scheduler step. ``distilmos`` reads a real token
-store built beforehand with ``python -m upstream_tokens fit/dump`` over the same utterances; ``mse_distill``
+store built beforehand with ``distilmos-tokens fit/dump`` over the same utterances; ``mse_distill``
 runs its frozen teacher (a second copy of the pretrained upstream) inside its loss.
 
 Every variant gets the same batch (the first batch of its own training dataloader over one generated
@@ -52,7 +52,7 @@ TARGET_RATIO = 1.15
 
 
 def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: str) -> str:
-    """Fit and dump a token store over ``csv`` with the command line tool (``python -m upstream_tokens``'s
+    """Fit and dump a token store over ``csv`` with the command line tool (``distilmos-tokens``'s
     entry point, called in this process to spare an interpreter start-up), as a recipe does."""
     import contextlib
     import io
@@ -68,7 +68,7 @@ def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: st
         with contextlib.redirect_stdout(report), contextlib.redirect_stderr(errors):
             status = tokens_cli(cmd + common)
         if status != 0:
-            raise SystemExit(f"python -m upstream_tokens {' '.join(cmd)} failed:\n{errors.getvalue()[-3000:]}")
+            raise SystemExit(f"distilmos-tokens {' '.join(cmd)} failed:\n{errors.getvalue()[-3000:]}")
     return out
 
 

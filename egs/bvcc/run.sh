@@ -29,7 +29,7 @@ bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets); needed by stage 
 somos_root=                # SOMOS folder (audios/, training_files/); optional
 upstream=wavlm_base        # s3prl hub name, NAME_local (with --upstream_ckpt) or package.module:callable
 upstream_ckpt=             # checkpoint of a *_local upstream (a local file or a URL)
-variant=distilmos          # a registered variant: python -m distilmos.registry --list
+variant=distilmos          # a registered variant: distilmos-registry --list
 n_clusters=200             # k of the token store (variants that use tokens)
 expdir=                    # default: <exproot>/<variant>_<upstream>[_k<k>]_seed<seed>
 exproot=exp                # where experiment folders go
@@ -50,14 +50,14 @@ overrides=                 # more s3prl -o overrides, joined with ",,"
 split=official             # BVCC split: official, or random811 (every labelled utterance dealt 8:1:1 at random)
 split_seed=0               # seed of --split random811
 allow_constant_test=false  # accept a placeholder TESTSET (every rating the same) as BVCC's test labels
-token_args=                # more options for python -m upstream_tokens fit/dump
+token_args=                # more options for distilmos-tokens fit/dump
 path_options="bvcc_root somos_root expdir exproot datadir tokendir cachedir"
 file_options="upstream_ckpt"
 . "${recipe}/../utils/parse_options.sh"
 cd "${recipe}"
 
 # the variant's registration (distilmos/registry.py): expert, config, runner_args, fine_tune, tokens, waveforms
-settings="$(python -m distilmos.registry --shell "${variant}")"
+settings="$(distilmos-registry --shell "${variant}")"
 eval "${settings}"
 config="${REPO_ROOT}/downstream/${expert}/${config}"
 [ "${freeze}" = true ] && fine_tune=false
@@ -151,7 +151,7 @@ if todo 1; then
         python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${bvccdata}" --split "${split}" \
             --split_seed "${split_seed}" "${constant_test[@]}"
         if [ -n "${somos_root}" ]; then
-            python -m distilmos.corpora somos --root "${somos_root}" --out_dir "${datadir}/somos"
+            distilmos-prep somos --root "${somos_root}" --out_dir "${datadir}/somos"
         fi
         echo "${wanted}" > "${prep_stamp}"
     fi
@@ -171,7 +171,7 @@ if [ "${stage2}" = true ] && [ "${tokens}" = true ]; then
         if [ "${ngpu}" -gt 1 ]; then
             # each rank clusters its share of the batches; the shards are then combined into k centroids
             "${launcher[@]}" local/tokens.py "${fit}"
-            python -m upstream_tokens fit --out "${store}" --from_shards "${ngpu}"
+            distilmos-tokens fit --out "${store}" --from_shards "${ngpu}"
         else
             commands+=("${fit}")
         fi

@@ -20,7 +20,7 @@ recipe="$(cd "$(dirname "$0")" && pwd)"
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
 somos_root=                # SOMOS folder (audios/, training_files/)
 upstreams="wav2vec2_base_960 wavlm_base wavlm_base_plus wavlm_large"  # hub names, or NAME=CKPT
-variants="ssl_mos no_token mse_distill distilmos"  # registered variants (python -m distilmos.registry --list)
+variants="ssl_mos no_token mse_distill distilmos"  # registered variants (distilmos-registry --list)
 seeds="0"                  # training seeds; the table averages them
 n_clusters=200             # k of the token stores
 device=cuda                # cuda or cpu

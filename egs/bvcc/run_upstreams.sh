@@ -22,7 +22,7 @@ recipe="$(cd "$(dirname "$0")" && pwd)"
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
 somos_root=                # SOMOS folder (audios/, training_files/); optional
 upstreams="wavlm_base"     # hub names, NAME=CKPT, or package.module:callable
-variant=distilmos          # the expert trained on each upstream (python -m distilmos.registry --list)
+variant=distilmos          # the expert trained on each upstream (distilmos-registry --list)
 seed=0                     # training seed
 n_clusters=200             # k of the token stores (variants that use tokens)
 roots=                     # MOS-Bench corpus roots (YAML: corpus name -> folder); default: egs/mosbench's own

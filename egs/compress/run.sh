@@ -57,7 +57,7 @@ teacher_file="${teacher:-${workdir}/teacher.pt}"
 if todo 1; then
     if [ "${demo}" = true ]; then
         log 1 "demo: generated corpus, ${teacher_upstream} tiny upstream, no_token DistilMOS teacher (${teacher_steps} steps)"
-        [ -f "${workdir}/corpus/record.json" ] || python -m distilmos.standins bvcc_somos \
+        [ -f "${workdir}/corpus/record.json" ] || distilmos-standins bvcc_somos \
             --out_dir "${workdir}/corpus" --seed "${seed}"
         read -r -a upstream_args <<< "$("${here}/../utils/tiny_upstream.sh" "${teacher_upstream}" "${workdir}" "${seed}")"
         OMP_NUM_THREADS=2 "${here}/../bvcc/run.sh" --bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" \
@@ -69,7 +69,7 @@ if todo 1; then
     fi
     if [ -z "${teacher}" ]; then
         log 1 "exporting ${teacher_exp}/best-states-val.ckpt -> ${teacher_file}"
-        python -m distilmos.predictor export -e "${teacher_exp}/best-states-val.ckpt" -o "${teacher_file}"
+        distilmos-predict export -e "${teacher_exp}/best-states-val.ckpt" -o "${teacher_file}"
     fi
     done_stage 1
 fi
@@ -85,14 +85,14 @@ if todo 2; then
         clean="${workdir}/clean"
     fi
     log 2 "degrading ${clean} -> ${workdir}/pool"
-    python -m distilmos.compress.degrade --config "${here}/conf/degrade.yaml" --inputs "${clean}" \
+    distilmos-compress degrade --config "${here}/conf/degrade.yaml" --inputs "${clean}" \
         --out_dir "${workdir}/pool" --seed "${seed}"
     done_stage 2
 fi
 
 if todo 3; then
     log 3 "pseudo-labelling the pool with ${teacher_file}"
-    OMP_NUM_THREADS=2 python -m distilmos.compress.pseudo_label --teacher "${teacher_file}" \
+    OMP_NUM_THREADS=2 distilmos-compress pseudo-label --teacher "${teacher_file}" \
         --pool "${workdir}/pool/pool.csv" --out "${workdir}/pseudo.csv"
     done_stage 3
 fi
@@ -112,7 +112,7 @@ if todo 4; then
             else
                 data=(--labelled "${datadir}/bvcc/train.csv")
             fi
-            OMP_NUM_THREADS=1 python -m distilmos.compress.train_student --config "${here}/conf/student.yaml" \
+            OMP_NUM_THREADS=1 distilmos-compress train-student --config "${here}/conf/student.yaml" \
                 --size "${size}" "${data[@]}" --val "${datadir}/bvcc/val.csv" --seed "${seed}" \
                 "${student_args[@]}" --out "${out}" > "${workdir}/logs/${kind}_${size}.log" 2>&1 &
             pids+=($!)
@@ -129,7 +129,7 @@ fi
 
 if todo 5; then
     log 5 "pruning the teacher's upstream to ${fractions}"
-    OMP_NUM_THREADS=2 python -m distilmos.compress.prune --teacher "${teacher_file}" --train "${datadir}/bvcc/train.csv" \
+    OMP_NUM_THREADS=2 distilmos-compress prune --teacher "${teacher_file}" --train "${datadir}/bvcc/train.csv" \
         --val "${datadir}/bvcc/val.csv" --fractions "${fractions}" --config "${here}/conf/prune.yaml" \
         "${prune_args[@]}" --out_dir "${workdir}/pruned"
     done_stage 5
@@ -146,7 +146,7 @@ if todo 6; then
     done
     tests=("bvcc_test=${datadir}/bvcc/test.csv")
     [ -f "${datadir}/somos/test.csv" ] && tests+=("somos_test=${datadir}/somos/test.csv")
-    python -m distilmos.compress.evaluate --models "${models[@]}" --tests "${tests[@]}" --out_dir "${workdir}/eval"
+    distilmos-compress evaluate --models "${models[@]}" --tests "${tests[@]}" --out_dir "${workdir}/eval"
     echo "table: ${workdir}/eval/table.md  plot: ${workdir}/eval/srcc_vs_params.png"
     done_stage 6
 fi

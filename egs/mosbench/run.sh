@@ -6,7 +6,7 @@
 #
 # --model is a predictor file (distilmos-predict export) or an experiment checkpoint (exported on the
 # fly into <outdir>/model.pt). --roots is a YAML mapping of corpus names to their folders (see
-# conf/roots.example.yaml; python -m distilmos.corpora --list prints the corpora and the layout each
+# conf/roots.example.yaml; distilmos-prep --list prints the corpora and the layout each
 # root must hold). Stages: 1 data lists of every corpus present (stamped and shared in <datadir>: a
 # corpus prepared before from the same root is kept), 2 the predictor file, 3 scoring of every test set
 # with the predictor (<outdir>/metrics_<corpus>_<split>.json and predictions_<corpus>_<split>.csv, the

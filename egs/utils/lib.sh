@@ -15,6 +15,9 @@
 # anything under another recipe's local/ (internals that may change with that recipe) nor sources its
 # path.sh. Code two recipes need lives in egs/utils/ (shell) or in the package (Python); what a recipe
 # ships as a result (egs/demo/pretrained/) is data any recipe may read.
+#
+# Recipes call the package's console scripts (distilmos-predict, distilmos-tokens, distilmos-prep, ...: setup.py),
+# not the python -m module paths behind them, which may move; tests/test_recipe_lib.py checks that too.
 
 # log STAGE MESSAGE...: "14:02:11 [stage 3] MESSAGE" on stdout.
 log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }

@@ -11,7 +11,7 @@ upstream_tag() {
 
 # The variants registered with tokens (distilmos/registry.py), asked once here: run_name runs in
 # command substitutions, where nothing it looked up would be kept for the next call.
-token_variants=" $(python -m distilmos.registry --token_variants | tr '\n' ' ') "
+token_variants=" $(distilmos-registry --token_variants | tr '\n' ' ') "
 
 # run_name VARIANT UPSTREAM_TAG K SEED: k is part of the name only for the variants that use tokens.
 run_name() {

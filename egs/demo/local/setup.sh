@@ -9,7 +9,7 @@ demo_setup() {
     local sizes=()
     [ "$1" = learning ] && sizes=(--bvcc_systems 20 --bvcc_utts_per_system 40)
     workdir="$(workdir_of "${workdir}")"
-    [ -f "${workdir}/corpus/record.json" ] || python -m distilmos.standins bvcc_somos --out_dir "${workdir}/corpus" \
+    [ -f "${workdir}/corpus/record.json" ] || distilmos-standins bvcc_somos --out_dir "${workdir}/corpus" \
         --seed "$2" "${sizes[@]}"
     read -r -a upstream_args <<< "$("${REPO_ROOT}/egs/utils/tiny_upstream.sh" "${upstream}" "${workdir}" "$2")"
 }
