@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 import yaml
 from conftest import REPO
-from downstream_helpers import import_expert_module
+from downstream_helpers import import_expert_module, short_run, train_argv
 
 from distilmos.errors import ConfigError, OutputError
 from distilmos.locks import EXPERIMENT_LOCK
@@ -238,37 +238,13 @@ def test_the_write_probe_sees_a_read_only_folder(tmp_path, monkeypatch):
 
 
 def _train_argv(expdir, ckpt, data_dir, *overrides, steps=1, config=None):
-    values = [
-        f"config.downstream_expert.datarc.data_dir={data_dir}",
-        "config.downstream_expert.datarc.num_workers=0",
-        "config.downstream_expert.datarc.train_batch_size=4",
-        "config.downstream_expert.datarc.eval_batch_size=8",
-        f"config.runner.total_steps={steps}",
-        "config.runner.eval_step=1000",
-        "config.runner.save_step=1000",
-        "config.runner.log_step=1000",
-        "config.downstream_expert.modelrc.hidden_dim=16",
-        *overrides,
-    ]
-    return [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "distilmos",
-        "-v",
-        "no_token",
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(values),
-    ] + (["-c", config] if config else [])
+    """DistilMOS without tokens for ``steps`` steps, nothing validated, saved or logged on the way, a small head;
+    ``overrides`` (``key=value``) last, ``config`` as ``-c``."""
+    values = short_run(data_dir, steps, **{f"config.runner.{k}_step": 1000 for k in ("eval", "save", "log")})
+    values["config.downstream_expert.modelrc.hidden_dim"] = 16
+    joined = ",,".join([f"{k}={v}" for k, v in values.items()] + list(overrides))
+    config_flag = ["-c", config] if config else []
+    return train_argv(ckpt, expdir, "distilmos", "-v", "no_token", "-f", *config_flag, overrides=joined)
 
 
 def _run_downstream(*argv, cwd=REPO, **kwargs):

@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import REPO
-from downstream_helpers import DOWNSTREAM, train_argv
+from downstream_helpers import DOWNSTREAM, short_run, train_argv
 
 from distilmos.data.audio import AudioError
 from distilmos.data.datalist import read_datalist, write_datalist
@@ -35,17 +35,10 @@ TOTAL = 6
 
 
 def _argv(expdir, ckpt, data_dir, resume=False, **runner):
-    values = {"total_steps": TOTAL, "eval_step": 3, "save_step": 2, "log_step": 2, "max_keep": 1}
-    values.update(runner)
-    overrides = [
-        f"config.downstream_expert.datarc.data_dir={data_dir}",
-        "config.downstream_expert.datarc.num_workers=0",
-        "config.downstream_expert.datarc.train_batch_size=4",
-        "config.downstream_expert.datarc.eval_batch_size=8",
-    ]
-    overrides += [f"config.runner.{k}={v}" for k, v in values.items()]
+    values = {"total_steps": TOTAL, "eval_step": 3, "save_step": 2, "log_step": 2, "max_keep": 1, **runner}
+    overrides = short_run(data_dir, **{f"config.runner.{k}": v for k, v in values.items()})
     return train_argv(
-        ckpt, expdir, "distilmos", "-v", "no_token", "-f", *(["-a"] if resume else []), overrides=",,".join(overrides)
+        ckpt, expdir, "distilmos", "-v", "no_token", "-f", *(["-a"] if resume else []), overrides=overrides
     )
 
 
@@ -375,37 +368,18 @@ def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, c
 def _early_stopping_argv(expdir, ckpt, data_dir, patience, section="runner", *overrides):
     """SSL-MOS validated every step, stopping after ``patience`` steps without improvement (configured under
     ``section``: runner or downstream_expert)."""
-    return [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "ssl_mos",
-        "-s",
-        "last_hidden_state",
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(
-            [
-                f"config.downstream_expert.datarc.data_dir={data_dir}",
-                "config.downstream_expert.datarc.num_workers=0",
-                "config.downstream_expert.datarc.train_batch_size=4",
-                "config.runner.total_steps=20",
-                "config.runner.eval_step=1",
-                "config.runner.save_step=100",
-                f"config.{section}.early_stopping.patience={patience}",
-                f"config.{section}.early_stopping.unit=step",
-                *overrides,
-            ]
-        ),
+    values = [
+        f"config.downstream_expert.datarc.data_dir={data_dir}",
+        "config.downstream_expert.datarc.num_workers=0",
+        "config.downstream_expert.datarc.train_batch_size=4",
+        "config.runner.total_steps=20",
+        "config.runner.eval_step=1",
+        "config.runner.save_step=100",
+        f"config.{section}.early_stopping.patience={patience}",
+        f"config.{section}.early_stopping.unit=step",
+        *overrides,
     ]
+    return train_argv(ckpt, expdir, "ssl_mos", "-s", "last_hidden_state", "-f", overrides=",,".join(values))
 
 
 @pytest.mark.parametrize("section", ["runner", "downstream_expert"])
