@@ -29,6 +29,6 @@ def write_table(out: str, text: str, rows: list[dict], fields: list[str]) -> Non
     with atomic_write(out + ".md", encoding="utf-8") as handle:
         handle.write(text)
     with atomic_write(out + ".csv", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")  # not CRLF: cut/awk read it
         writer.writeheader()
         writer.writerows(rows)
