@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Scoring speed of peer MOS predictors next to ours, on the same generated wavs and the same machine.
 
-    pip install -r egs/bench/requirements-peers.txt      # the peers (benchmark only; installs nothing else)
+    pip install -e '.[peers]'                            # the peers: distillmos, speechmos (DNSMOS)
     python egs/bench/peers_bench.py [--size base] [--n_utts 16] [--seconds 1-8] [--batch_size 16]
         [--warmup 1] [--repeats 3] [--device cpu] [--threads N] [--json PATH] [--quick]
 
@@ -43,7 +43,7 @@ sys.path.insert(0, HERE)
 
 import benchlib  # noqa: E402
 
-INSTALL_HINT = "pip install -r egs/bench/requirements-peers.txt"
+INSTALL_HINT = "pip install -e '.[peers]'"
 
 
 class System:

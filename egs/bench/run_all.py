@@ -11,7 +11,7 @@ Runs, one after the other (never side by side, so that they do not slow each oth
 forward's cost and the uncapped batching's gain), ``feature_cache_bench.py`` (epochs from a feature cache
 against the upstream in the loop), ``salf_bench.py`` (SALF-MOS against DistilMOS: training step and
 inference) and ``peers_bench.py`` (Distill-MOS and DNSMOS
-beside ours; when at least one peer is installed: ``pip install -r egs/bench/requirements-peers.txt``) and
+beside ours; when at least one peer is installed: the ``peers`` extra, ``pip install -e '.[peers]'``) and
 ``compress_bench.py`` (smallest student and 50 % pruned upstream against their WavLM Base-size teacher),
 each with ``--json``, then prints the machine and one table of every row: group, measure, value, unit,
 target, met, runs (how many timed runs each median is of). A script that fails gets a row saying so and
@@ -154,11 +154,7 @@ def main(argv=None) -> int:
                 rows.append(benchlib.row(name, "skipped", f"{SCRIPTS[name][0]} is not there", ""))
                 continue
             if name == "peers" and not peers_installed():
-                rows.append(
-                    benchlib.row(
-                        "peers", "skipped", "no peer installed; pip install -r egs/bench/requirements-peers.txt", ""
-                    )
-                )
+                rows.append(benchlib.row("peers", "skipped", "no peer installed; pip install -e '.[peers]'", ""))
                 continue
             script_rows, script_ok = run_script(name, args, out_dir)
             rows += script_rows
