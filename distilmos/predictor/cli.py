@@ -1,9 +1,14 @@
 """``distilmos-predict``: export a trained model, show its card, score audio with it.
 
     distilmos-predict export -e exp/my_exp/best-states-val.ckpt -o my_model.pt
-    distilmos-predict import --source BaleYang-DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
+    distilmos-predict import --source hf://BaleYang/DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
     distilmos-predict info my_model.pt
     distilmos-predict score my_model.pt wavs/ more.wav list.csv -o scores.csv
+    distilmos-predict score peer://distillmos wavs/ -o distillmos_scores.csv
+
+MODEL, wherever one is taken: a predictor file, hf://<owner>/<repo>/<path>[@revision] (fetched into the
+Hugging Face cache; HF_HUB_OFFLINE=1 reads the cache only), or peer://distillmos, peer://dnsmos/p808,
+peer://dnsmos/ovrl (another package's released predictor; pip install 'distilmos[peers]').
 
 (also ``python -m distilmos.predictor ...``). See ``distilmos-predict COMMAND -h``.
 """
@@ -42,7 +47,12 @@ shift their features slightly; for them auto caps each window's padding at 0.02 
 
 trust: a predictor file runs no code of its own. One whose upstream is stored as a module:callable (or as
 a hub upstream with a checkpoint to load) is refused unless --trust_remote_code is given: that imports and
-runs code from outside the file. Give it only for files you trust.
+runs code from outside the file. Give it only for files you trust. An hf:// file is read as a local one:
+the same rule applies after it is fetched.
+
+peers: peer://distillmos, peer://dnsmos/p808 and peer://dnsmos/ovrl (also /sig, /bak) score with their own
+package's model and windowing (--max_seconds and --chunk_overlap do not apply) through this command's
+reading, resampling, batching and failure handling; their scores are the package's own on 16 kHz input.
 
 output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout
 (-o and --metrics are checked to be writable before anything is scored);
@@ -92,17 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         nargs="+",
         metavar="DIR_OR_FILES",
-        help="the downloaded repository folder, its wavlm/ or w2v2/ folder, or model.pth.tar and model_cfg.yaml",
+        help="the repository (hf://BaleYang/DistilMOS, or its downloaded folder), its wavlm/ or w2v2/ folder, "
+        "or model.pth.tar and model_cfg.yaml (local or hf://)",
     )
     imp.add_argument("--backbone", required=True, choices=("wavlm", "w2v2"), help="which of the authors' models")
     imp.add_argument("-o", "--out", required=True, help="predictor file to write")
 
     info = sub.add_parser(
         "info",
-        help="print a predictor file's model card",
-        description="Print the model card of a predictor file (YAML, or JSON with --json).",
+        help="print a model's card",
+        description="Print the model card of a predictor file, hf:// file or peer:// predictor (YAML, or JSON "
+        "with --json).",
     )
-    info.add_argument("model", help="predictor file")
+    info.add_argument("model", help="predictor file, hf://<owner>/<repo>/<path>[@revision] or peer://<name>")
     info.add_argument("--json", action="store_true", help="print JSON")
 
     score = sub.add_parser(
@@ -112,7 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SCORE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("model", help="predictor file (distilmos-predict export)")
+    score.add_argument(
+        "model",
+        help="predictor file (distilmos-predict export), hf://<owner>/<repo>/<path>[@revision] or peer://<name>",
+    )
     score.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, .csv data list or plain list")
     score.add_argument("-o", "--out", help="output file (default: stdout)")
     score.add_argument("--jsonl", action="store_true", help="write JSON lines instead of CSV")
@@ -204,10 +219,12 @@ def _import(args) -> int:
 
 
 def _info(args) -> int:
-    from .fileformat import FORMAT_VERSION, read_predictor
+    from .fileformat import FORMAT_VERSION
+    from .sources import is_peer, model_card
 
-    blob = read_predictor(args.model)
-    card = dict(blob["card"], format_version=FORMAT_VERSION)
+    card = model_card(args.model)
+    if not is_peer(args.model):
+        card = dict(card, format_version=FORMAT_VERSION)
     if args.json:
         print(json.dumps(card, indent=2))
     else:

@@ -39,12 +39,13 @@ from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, sa
 from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
 from distilmos.datalist import too_short
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import is_padding_exact, min_samples
+from distilmos.padding_exact import is_padding_exact
 
-from . import downstreams, upstream
+from . import downstreams, peers, upstream
 from .chunking import chunk_windows, weighted_mean
 from .fileformat import EXPORT_HINT, PredictorFileError, read_predictor
 from .pipeline import FeatureSelector, PredictorPipeline
+from .sources import is_peer, resolve
 
 Audio = np.ndarray | torch.Tensor
 
@@ -132,7 +133,7 @@ class Predictor:
         self.chunk_overlap = chunk_overlap
         self.batch_size = batch_size
         self.max_batch_seconds = max_batch_seconds
-        self.max_pad = resolve_max_pad(max_pad, is_padding_exact(pipeline.upstream), who="distilmos-predict")
+        self.max_pad = resolve_max_pad(max_pad, pipeline.batch_independent, who="distilmos-predict")
         self.device = resolve_device(device)
         self.pipeline.to(self.device)
         self._check_settings()
@@ -316,7 +317,7 @@ class Predictor:
         posterior: bool = False,
     ) -> Iterator[FileResult]:
         """Score the inputs with a known length; yield one :class:`FileResult` per input as it completes."""
-        shortest = min_samples(self.pipeline.upstream) or 0  # shorter inputs give the upstream no frame
+        shortest = self.pipeline.min_samples  # shorter inputs give the upstream no frame
         for i, n in enumerate(lengths):
             if n is not None and n < shortest:
                 yield FileResult(i, names[i], error=f"{names[i]}: {too_short(n, shortest)}")
@@ -425,18 +426,28 @@ class _BatchAudio(torch.utils.data.Dataset):
 
 
 def load(path: str, device: str | None = None, *, trust_remote_code: bool = False, **settings) -> Predictor:
-    """Load a predictor file (made by ``distilmos-predict export``) onto ``device``.
+    """Load a model onto ``device``: a predictor file (made by ``distilmos-predict export`` or ``import``), an
+    ``hf://<owner>/<repo>/<file>[@revision]`` one (fetched into the Hugging Face cache, then read as a local
+    file is), or a ``peer://`` predictor of another package (see :mod:`distilmos.predictor.sources`).
 
     ``settings`` are :class:`Predictor`'s: ``max_seconds``, ``chunk_overlap``, ``batch_size``,
     ``max_batch_seconds``, ``max_pad`` (default: :func:`default_max_pad`). Raises
     :class:`~distilmos.predictor.fileformat.PredictorFileError` naming the file when it is not a
-    predictor file, has another format version or contents that do not rebuild.
+    predictor file, has another format version or contents that do not rebuild;
+    :class:`~distilmos.predictor.sources.SourceError` for an ``hf://`` file that cannot be fetched (offline
+    and not cached, no such repository or file); :class:`~distilmos.predictor.peers.PeerError` for an
+    unknown peer or one whose package (the ``peers`` extra) is not installed.
 
-    Loading runs no code the file names: an upstream stored as a ``module:callable`` (or as a hub name
-    with a checkpoint to load) raises :class:`~distilmos.predictor.upstream.RemoteCodeError` unless
-    ``trust_remote_code=True`` (only for files you trust; see :mod:`distilmos.predictor.upstream`).
+    Loading runs no code the file names, wherever the file came from: an upstream stored as a
+    ``module:callable`` (or as a hub name with a checkpoint to load) raises
+    :class:`~distilmos.predictor.upstream.RemoteCodeError` unless ``trust_remote_code=True`` (only for files
+    you trust; see :mod:`distilmos.predictor.upstream`). A peer runs its own package's code, installed by you.
     """
-    blob = read_predictor(path)
+    if is_peer(path):
+        pipeline = peers.build(path)
+        # the package's own windowing replaces the engine's (PeerPipeline.settings)
+        return Predictor(pipeline, pipeline.card(), device=device, source=path, **{**settings, **pipeline.settings})
+    blob = read_predictor(resolve(path))
     return Predictor(
         build_pipeline(blob, source=str(path), trust_remote_code=trust_remote_code),
         blob["card"],
