@@ -58,11 +58,11 @@ def score_list(score_paths, rows: list) -> tuple:
 
 
 def predictor_scorer(path: str):
-    """``(score_paths, parameters)`` of a predictor file on the CPU."""
+    """``(score_paths, parameters)`` of a predictor file (or any model reference: hf://, peer://) on the CPU."""
     from distilmos.predictor import load
 
     predictor = load(path, device="cpu")
-    params = sum(p.numel() for p in predictor.pipeline.parameters())
+    params = predictor.pipeline.num_parameters()
     return (lambda paths: predictor.predict(paths=paths, on_error="nan")), params
 
 

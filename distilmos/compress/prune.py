@@ -214,7 +214,11 @@ def prune(
     from distilmos.predictor import upstream as upstream_mod
     from distilmos.predictor.fileformat import read_predictor, write_predictor
     from distilmos.predictor.predictor import build_pipeline
+    from distilmos.predictor.sources import is_peer, resolve
 
+    if is_peer(teacher):
+        raise PruneError(f"{teacher}: another package's predictor has no fine-tuned SSL upstream to prune")
+    teacher = resolve(teacher)  # an hf:// file: its copy in the hub cache
     config = load_config(None, config)
     torch.manual_seed(int(config["seed"]))
     blob = read_predictor(teacher)

@@ -19,7 +19,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 stage=1                  # first stage to run
 stop_stage=6             # last stage to run
 workdir="${here}/compress_out"  # everything the recipe writes (ignored by git)
-teacher=                 # a predictor file (distilmos-predict export); any expert
+teacher=                 # a predictor file (distilmos-predict export; any expert), hf:// file or peer:// predictor
 teacher_exp=             # or an experiment dir: its best-states-val.ckpt is exported
 datadir=                 # data lists: <datadir>/bvcc/{train,val,test}.csv, <datadir>/somos/test.csv (default: the demo's)
 clean_dir=               # clean unlabelled speech (folder or list); default: generated (demo)
@@ -34,7 +34,8 @@ teacher_upstream=pretrained  # demo teacher's upstream: pretrained (the shipped 
 quick=false              # small settings for the offline demo (minutes on a CPU)
 seed=0                   # every seed of the recipe
 jobs=2                   # students trained side by side (one thread each)
-path_options="workdir teacher teacher_exp datadir clean_dir"
+path_options="workdir teacher_exp datadir clean_dir"
+file_options="teacher"   # made absolute when a file: hf://... and peer://... are references
 . "${here}/../utils/parse_options.sh"
 mkdir -p "${workdir}"
 workdir="$(cd "${workdir}" && pwd)"
@@ -130,7 +131,9 @@ if todo 4; then
     done_stage 4
 fi
 
-if todo 5; then
+if todo 5 && [[ "${teacher_file}" == peer://* ]]; then
+    log 5 "skipped: ${teacher_file} is another package's predictor, with no fine-tuned SSL upstream to prune"
+elif todo 5; then
     log 5 "pruning the teacher's upstream to ${fractions}"
     OMP_NUM_THREADS=2 python -m distilmos.compress.prune --teacher "${teacher_file}" --train "${datadir}/bvcc/train.csv" \
         --val "${datadir}/bvcc/val.csv" --fractions "${fractions}" --config "${here}/conf/prune.yaml" \
