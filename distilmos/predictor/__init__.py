@@ -9,7 +9,8 @@
 Modules: :mod:`.fileformat` (the file), :mod:`.export` (checkpoint -> file, model card), :mod:`.upstream`
 and :mod:`.downstreams` (what is stored of each part and how it is rebuilt), :mod:`.pipeline` (the
 inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.chunking`,
-:mod:`.inputs` and :mod:`.cli` (``distilmos-predict``).
+:mod:`.inputs` and :mod:`.cli` (``distilmos-predict``); :mod:`.sources` (model references: ``hf://`` files,
+``peer://`` predictors) and :mod:`.peers` (Distill-MOS and DNSMOS behind the same engine).
 """
 
 from .export import ExportError, export

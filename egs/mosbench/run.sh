@@ -3,7 +3,7 @@
 #
 #   ./run.sh --model distilmos_wavlm_large.pt --roots conf/roots.yaml
 #   ./run.sh --model ../bvcc/exp/distilmos_wavlm_base_k200_seed0/best-states-val.ckpt --device cuda
-#   ./run.sh --models "ours=model.pt hf://BaleYang/DistilMOS-ours/model.pt peer://distillmos peer://dnsmos/p808"
+#   ./run.sh --models "ours=model.pt hf://<owner>/<repo>/model.pt peer://distillmos peer://dnsmos/p808"
 #   ./run.sh --demo true           # the offline showcase: generated stand-ins, a demo model, Distill-MOS, DNSMOS
 #
 # A model is a predictor file (distilmos-predict export / import), an experiment checkpoint (exported once),
@@ -82,7 +82,11 @@ if "${demo}"; then
         {
             echo "bvcc: ${demodir}/corpus/bvcc"
             echo "somos: ${demodir}/corpus/somos"
-            for folder in "${demodir}"/corpora/*/; do echo "$(basename "${folder}"): ${folder%/}"; done
+            for folder in "${demodir}"/corpora/*/; do
+                root="${folder%/}"
+                [ -d "${root}/ood/DATA" ] && root="${root}/ood"  # BC19's listening test ships inside ood/
+                echo "$(basename "${folder}"): ${root}"
+            done
         } > "${roots}"
         if [ ! -f "${demodir}/demo_exp/best-states-val.ckpt" ]; then
             log 0 "demo: no_token DistilMOS on the pretrained tiny HuBERT, ${demo_steps} steps on the demo BVCC"
