@@ -9,7 +9,7 @@ import platform
 import torch
 import torch.nn as nn
 
-from distilmos.audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
 from distilmos.fileio import sha256_file
 
 

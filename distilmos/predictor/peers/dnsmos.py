@@ -20,7 +20,7 @@ import os
 import numpy as np
 import torch
 
-from distilmos.audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
 
 from .base import PeerPipeline, weights_file
 

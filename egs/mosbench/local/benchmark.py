@@ -194,12 +194,12 @@ def score(
     """Score every test set of the manifest with ``model`` (a predictor file or a ``peer://``; its own batching
     and windowing) into ``outdir``, keeping the sets scored before by the same model from the same data list
     unless ``overwrite``; return the record (``scored.json``)."""
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
+    from distilmos.eval.metrics import compute_metrics
+    from distilmos.eval.results import write_results
     from distilmos.fileio import atomic_write, sha256_file
-    from distilmos.metrics import compute_metrics
     from distilmos.predictor import load
     from distilmos.predictor.sources import identity
-    from distilmos.results import write_results
 
     sets = read_manifest(manifest)["sets"]
     who = identity(model)
@@ -336,7 +336,7 @@ def write_table(manifest: dict, outdir: str, out: str, title: str) -> str:
     with atomic_write(out + ".md") as handle:
         handle.write(markdown)
     with atomic_write(out + ".csv", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["test_set", "status", "n_utt", "n_sys"] + COLUMNS)
         for row in rows + [mean]:
             m = row["metrics"]
@@ -420,7 +420,7 @@ def combine(runs: list[str], out: str, metric: str = "utt_SRCC") -> str:
     with atomic_write(out + ".md") as handle:
         handle.write(markdown)
     with atomic_write(out + ".csv", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["upstream", "test_set"] + COLUMNS + ["n_utt", "n_sys"])
         for label, rows, mean, _ in table:
             for row in rows + [mean]:
