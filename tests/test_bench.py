@@ -99,6 +99,17 @@ def test_peers_rows(quick_suite):
     assert distill["value"] == 4133226  # its shipped model, loaded as its own code does
 
 
+def test_score_rows(quick_suite):
+    """score_bench.py: the merged and the resumed outputs are the one-process bytes; the memory and kill
+    targets are judged."""
+    _, result = quick_suite
+    rows = {r["measure"]: r for r in result["rows"] if r["group"].startswith(("shards", "kill", "memory"))}
+    assert rows["merged output byte-identical to the one-process output"]["value"] == "yes"
+    assert rows["rerun output byte-identical to the uninterrupted one"]["value"] == "yes"
+    judged = [r for m, r in rows.items() if r["target"] and m.startswith(("peak RSS, 1,000 vs", "killed + rerun"))]
+    assert len(judged) == 2 and all(isinstance(r["met"], bool) for r in judged)
+
+
 def test_rows_are_checked():
     good = benchlib.row("g", "m", 1.5, "s", "≤ 2×", True, 3)
     assert benchlib.check_rows([good]) == [good]

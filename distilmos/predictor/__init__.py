@@ -8,8 +8,9 @@
 
 Modules: :mod:`.fileformat` (the file), :mod:`.export` (checkpoint -> file, model card), :mod:`.upstream`
 and :mod:`.downstreams` (what is stored of each part and how it is rebuilt), :mod:`.pipeline` (the
-inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.chunking`,
-:mod:`.inputs` and :mod:`.cli` (``distilmos-predict``).
+inference network), :mod:`.predictor` (batching, long files, bad files, ``score_iter``), :mod:`.chunking`,
+:mod:`.inputs`, :mod:`.streaming` (resumable output files), :mod:`.shards` (``--nshard``, the merge) and
+:mod:`.cli` (``distilmos-predict``).
 """
 
 from .export import ExportError, export

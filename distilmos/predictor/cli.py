@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, .csv data list or plain list")
     score.add_argument("-o", "--out", help="output file (default: stdout)")
     score.add_argument("--jsonl", action="store_true", help="write JSON lines instead of CSV")
-    score.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: cuda if available)")
+    score.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N (default: cuda:$LOCAL_RANK if available, else cpu)"
+    )
     score.add_argument("--batch_size", type=int, default=16, help="windows per batch (default 16; 1: one by one)")
     score.add_argument(
         "--max_batch_seconds", type=float, default=160.0, help="padded audio per batch, seconds (default 160)"
@@ -164,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_workers,
         default=AUTO,
         help="processes decoding audio ahead of the model (default auto: up to 4 on a GPU, "
-        f"{CPU_AUTO_WORKERS} on a CPU, none for under {FEW_FILES} files)",
+        f"{CPU_AUTO_WORKERS or 'none'} on a CPU, none for under {FEW_FILES} files)",
     )
     score.add_argument(
         "--chunk_size",

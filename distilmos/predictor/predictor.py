@@ -5,8 +5,15 @@
     predictor.predict(wav=array_or_tensor, sr=44100)    # one score; any sample rate, mono or [samples, channels]
     predictor.predict(paths=["a.wav", "b.flac"])        # list of scores, in the order given
     predictor.predict(paths=[...], return_posterior=True)  # MoE-MOS: (score, {system: probability}) each
+    for result in predictor.score_iter(paths):         # any iterable, millions of files: FileResults in
+        ...                                            # input order, chunk by chunk, memory flat
 
-How a set of inputs is scored: every input is resampled to 16 kHz mono; one longer than ``max_seconds``
+How a list of files is scored at scale: paths are taken ``chunk_size`` at a time; each chunk is scored as
+below (its results depend on the chunk alone) while worker processes decode the audio of the next batches;
+results come back chunk by chunk, in input order (:meth:`Predictor.score_chunks`, :meth:`Predictor.score_iter`;
+``distilmos-predict score`` streams them to a resumable output, :mod:`distilmos.predictor.streaming`).
+
+How a chunk of inputs is scored: every input is resampled to 16 kHz mono; one longer than ``max_seconds``
 is cut into overlapping windows (:mod:`distilmos.predictor.chunking`); the windows of all inputs are
 sorted by length and batched (at most ``batch_size`` windows and ``max_batch_seconds`` of padded audio a
 batch, and no window padded by more than ``max_pad`` of its batch's longest); a file's score is the
@@ -52,7 +59,7 @@ Audio = np.ndarray | torch.Tensor
 #: inputs scored together (:meth:`Predictor.score_chunks`): their windows are length-sorted and batched
 DEFAULT_CHUNK_SIZE = 512
 #: audio reading processes ``num_workers="auto"`` starts on a CPU (:func:`resolve_num_workers`)
-CPU_AUTO_WORKERS = 1
+CPU_AUTO_WORKERS = 0
 #: below this many files, ``"auto"`` reads in the scoring process
 FEW_FILES = 64
 

@@ -449,9 +449,7 @@ def recover(target: Target) -> None:
     """Finish a commit a killed run left halfway, then remove the scratch files of any unfinished one."""
     if os.path.exists(target.commit):
         _apply(target)
-    for path in target.scratch():
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
+    remove_files(target.scratch())
 
 
 def remove_files(paths: Iterable[str]) -> None:
@@ -626,19 +624,19 @@ def retry_failed(target: Target, job: StreamJob, done: Done) -> tuple[Done, int]
     return merged, done.failed
 
 
-def check_output_paths(paths: Iterable[str]) -> None:
-    """Refuse, before any work, output files that cannot be written (see
-    :func:`distilmos.fileio.check_writable_file`)."""
+def check_output_paths(paths: Iterable[tuple[str, str]]) -> None:
+    """Refuse, before any work, output files that cannot be written: ``(path, what it is)`` pairs, checked
+    as :func:`distilmos.fileio.check_writable_file` checks them (the folder probe once per folder)."""
     from distilmos.fileio import check_writable_file
 
-    seen = set()
+    probed = set()
     for path, what in paths:
-        folder = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
             raise OutputError(f"{what} {path} is a folder; give a file name")
-        if folder not in seen:
+        folder = os.path.dirname(os.path.abspath(path))
+        if folder not in probed:
             check_writable_file(path, what)
-            seen.add(folder)
+            probed.add(folder)
 
 
 # ---- reading a finished output back -----------------------------------------------------------------------
