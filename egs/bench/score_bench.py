@@ -184,7 +184,7 @@ def shards_section(args, env, model, inputs, n_files, work) -> list:
     ], single
 
 
-def memory_section(args, env, counts, work) -> list:
+def memory_section(args, env, counts, work, runs_dir) -> list:
     small, large = counts
     model = write_waveform_predictor(os.path.join(work, "waveform.pt"))
     folders = make_corpus(os.path.join(work, "memory"), large, *benchlib.parse_seconds(args.seconds), args.seed)
@@ -192,7 +192,7 @@ def memory_section(args, env, counts, work) -> list:
     runs = {}
     for count in (small, large):
         inputs = folders[: (count + FOLDER_FILES - 1) // FOLDER_FILES]
-        out = os.path.join(work, f"memory_{count}.csv")
+        out = os.path.join(runs_dir, f"memory_{count}.csv")  # a fresh output: an old one would be continued
         runs[count] = run_child(["score", model, *inputs, "-o", out, "-q", "--device", args.device], env)
     rows = [
         benchlib.row(group, f"peak RSS, {count:,} files", runs[count]["rss_mib"], "MiB", runs=1)
@@ -325,7 +325,7 @@ def measure(args) -> tuple[list, dict]:
     rows, single = shards_section(args, env, model, inputs, args.n_files, runs)
     rows += kill_section(args, env, model, inputs, args.n_files, runs, single)
     rows += workers_section(args, model, inputs, runs)
-    rows += memory_section(args, env, [int(c) for c in args.memory_files.split(",")], workdir)
+    rows += memory_section(args, env, [int(c) for c in args.memory_files.split(",")], workdir, runs)
     rows += chunk_section(args)
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
