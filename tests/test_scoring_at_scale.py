@@ -22,7 +22,7 @@ from conftest import REPO
 from distilmos.locks import RunLock
 from distilmos.predictor import downstreams, load
 from distilmos.predictor import streaming as streaming_module
-from distilmos.predictor import upstream as parts
+from distilmos.predictor import upstream_entry as parts
 from distilmos.predictor.cli import main as predict_main
 from distilmos.predictor.fileformat import write_predictor
 from distilmos.predictor.inputs import iter_entries

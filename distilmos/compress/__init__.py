@@ -9,4 +9,9 @@ Modules, one job each:
                        (optionally mixed with labels) and exported as predictor files
 - :mod:`.prune`        data-driven structured pruning of a predictor file's upstream, with fine-tuning
 - :mod:`.evaluate`     predictor files on test lists: metrics, speed, parameters
+- :mod:`.cli`          ``distilmos-compress STEP`` (``python -m distilmos.compress``): the steps as one command
+
+Layer: stands on the predictor (its inputs and outputs are predictor files) and may import every layer below
+it (foundation, data, eval, models, upstream, corpora, standins, predictor, train, pretrain); only
+:mod:`upstream_tokens` is above it.
 """

@@ -4,7 +4,7 @@
         --tests bvcc_test=data/bvcc/test.csv somos_test=data/somos/test.csv --out_dir exp/eval
 
 Per model and test list: ``<out_dir>/<model>/metrics_<test>.json`` and ``predictions_<test>.csv``
-(:mod:`distilmos.results`). Speed: utterances per second scoring the first test list on the CPU with one
+(:mod:`distilmos.eval.results`). Speed: utterances per second scoring the first test list on the CPU with one
 thread (batches as the predictor forms them). Parameters: everything in the predictor's network (upstream,
 featurizer, model). Then ``table.md`` / ``table.csv`` (one row per model) and ``srcc_vs_params.png``
 (utterance SRCC on each test list against parameters, log x axis). The ``distillmos`` package's released
@@ -24,9 +24,9 @@ import time
 import torch
 
 from distilmos.errors import ToolkitError
+from distilmos.eval.metrics import compute_metrics
+from distilmos.eval.results import write_results
 from distilmos.fileio import atomic_write
-from distilmos.metrics import compute_metrics
-from distilmos.results import write_results
 
 COLUMNS = ("params", "utts_per_s")
 
@@ -42,7 +42,7 @@ def _parse_pairs(items, what: str) -> dict:
 
 
 def _rows(path: str) -> list:
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
 
     return [(u.sample_id, u.system_id, u.wav_path, float(u.score)) for u in read_datalist(path, check_audio=False)]
 
@@ -72,7 +72,7 @@ def distillmos_scorer():
         import distillmos
     except ImportError:
         return None
-    from distilmos.audio import load_audio
+    from distilmos.data.audio import load_audio
 
     model = distillmos.ConvTransformerSQAModel().eval()
 
@@ -122,7 +122,7 @@ def write_table(table: list, out_dir: str) -> None:
     """``table.csv`` and ``table.md``: one row per model."""
     keys = list(dict.fromkeys(k for row in table for k in row))
     with atomic_write(os.path.join(out_dir, "table.csv"), newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer = csv.DictWriter(handle, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(table)
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

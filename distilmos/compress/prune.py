@@ -10,7 +10,7 @@ result is s3prl's own ``<kind>_local`` checkpoint with a smaller ``encoder_layer
 ``encoder_ffn_embed_dim`` and ``conv_feature_layers`` (and, for removed heads, each layer's head count
 beside it; :mod:`distilmos.predictor.heads`), so the pruned upstream really is smaller (fewer weights in
 the saved architecture, no masks), is rebuilt with s3prl's own classes and made padding-exact by
-:mod:`distilmos.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``.
+:mod:`distilmos.upstream.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``.
 
 Each pruned model is then fine-tuned briefly (upstream, featurizer and expert model together, MSE on the
 labelled list), keeping the weights with the best validation utterance SRCC.
@@ -29,7 +29,6 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE
 from distilmos.compress.config import load_settings
 from distilmos.compress.structure import (
     GROUPS,
@@ -40,9 +39,10 @@ from distilmos.compress.structure import (
     plan_sizes,
     pruned_entry,
 )
+from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ConfigError, ToolkitError
+from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
-from distilmos.metrics import compute_metrics
 
 DEFAULTS = {
     "batch_size": 4,
@@ -211,7 +211,7 @@ def prune(
 ) -> list:
     """Prune the upstream of the predictor file ``teacher`` to each fraction, fine-tune, and write
     ``<out_dir>/pruned_<pct>.pt``; return one summary dict per file."""
-    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.predictor import upstream_entry as upstream_mod
     from distilmos.predictor.fileformat import read_predictor, write_predictor
     from distilmos.predictor.predictor import build_pipeline
 

@@ -13,7 +13,7 @@ After Stahl & Gamper (2025) and their ``distillmos`` package (read for its shape
 
 The model sits where every expert's model sits (``forward(features, lengths) -> {"pred"}``): its
 "features" are the 16 kHz waveform itself, ``[batch, samples, 1]`` with valid sample counts, which the
-predictor file's ``waveform`` upstream (:class:`distilmos.predictor.upstream.WaveformUpstream`) hands it.
+predictor file's ``waveform`` upstream (:class:`distilmos.predictor.upstream_entry.WaveformUpstream`) hands it.
 Every frame beyond an utterance's own count is zeroed after each layer and masked in attention and
 pooling, so a padded batch gives each utterance its one-by-one score (to float rounding).
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from distilmos.batching import AUTO, parse_max_pad
+from distilmos.data.batching import AUTO, parse_max_pad
 
 from .predictor import CPU_AUTO_WORKERS, DEFAULT_CHUNK_SIZE, FEW_FILES
 
@@ -546,7 +546,7 @@ class _MetricInputs:
 
 
 def _report_metrics(inputs: _MetricInputs, out_json: str | None) -> None:
-    from distilmos.metrics import compute_metrics
+    from distilmos.eval.metrics import compute_metrics
 
     if not inputs.true:
         print("distilmos-predict: no scored file has a true score; no metrics", file=sys.stderr)

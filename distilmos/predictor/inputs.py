@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from distilmos.datalist import (
+from distilmos.data.datalist import (
     AUDIO_EXTENSIONS,
     ListEncodingError,
     iter_list_lines,
@@ -29,8 +29,8 @@ from distilmos.datalist import (
     looks_like_header,
     resolve_wav_path,
 )
+from distilmos.data.score_list import system_rule
 from distilmos.errors import ToolkitError
-from distilmos.prep_list import system_rule
 
 
 class InputError(ToolkitError, ValueError):

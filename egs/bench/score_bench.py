@@ -64,7 +64,7 @@ def write_waveform_predictor(path: str, seed: int = 0) -> str:
 
     from distilmos.models.ssl_mos import SSLMOSModel
     from distilmos.predictor import downstreams
-    from distilmos.predictor import upstream as upstream_parts
+    from distilmos.predictor import upstream_entry as upstream_parts
     from distilmos.predictor.fileformat import write_predictor
 
     torch.manual_seed(seed)
@@ -281,8 +281,8 @@ def workers_section(args, model, inputs, work) -> list:
 def chunk_section(args) -> list:
     import numpy as np
 
-    from distilmos.audio import SAMPLE_RATE
-    from distilmos.batching import plan_batches
+    from distilmos.data.audio import SAMPLE_RATE
+    from distilmos.data.batching import plan_batches
 
     low, high = benchlib.parse_seconds(args.seconds)
     rows = []
@@ -309,7 +309,7 @@ def chunk_section(args) -> list:
 def measure(args) -> tuple[list, dict]:
     from predict_bench import write_random_predictor
 
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     threads = benchlib.set_threads(args.threads)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
