@@ -14,7 +14,8 @@ Every figure comes from the command itself, run as a child process (``python -m 
   merged output is byte-identical to the one-process output. The predictor is a real predictor file of a
   randomly initialised DistilMOS on a ``--size`` WavLM (``tiny`` by default: the figures are about the
   scorer, not the upstream; ``base`` for a realistic one);
-- **memory**: the peak resident set size (``os.wait4``'s ``ru_maxrss`` of the child) scoring the first
+- **memory**: the peak resident set size of the child (its ``ru_maxrss``, read by a small launcher: see
+  :func:`peak_rss_run`) scoring the first
   and the second count of ``--memory_files`` files (in folders of 1000, as corpora are laid out; the
   folders after the first hold hard links to its recordings, so that 100,000 files take seconds to make). The
   predictor there is the smallest one that is a real predictor file (the waveform itself as its one
@@ -36,6 +37,7 @@ with 4 processes).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -104,8 +106,8 @@ def make_corpus(root: str, n_files: int, low: float, high: float, seed: int) -> 
 
 def run_children(argvs: list[list[str]], env: dict, kill_at: tuple[str, int] | None = None) -> list[dict]:
     """Run ``python -m distilmos.predictor ARGV`` for each ``argv``, side by side; per child: its wall time,
-    CPU time (user + system, its own) and peak RSS (``os.wait4``). ``kill_at=(path, size)``: SIGKILL the
-    (one) child once ``path`` holds ``size`` bytes."""
+    CPU time (user + system, its own; ``os.wait4``). ``kill_at=(path, size)``: SIGKILL the (one) child once
+    ``path`` holds ``size`` bytes. (Peak memory: :func:`peak_rss_run`.)"""
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -138,12 +140,44 @@ def run_children(argvs: list[list[str]], env: dict, kill_at: tuple[str, int] | N
             {
                 "wall": time.perf_counter() - started,
                 "cpu": usage.ru_utime + usage.ru_stime,
-                "rss_mib": usage.ru_maxrss / 1024,  # KiB on Linux
                 "killed": killed,
                 "stderr": stderr,
             }
         )
     return results
+
+
+# Runs ARGV[2:] as its child and writes that child's os.wait4 resource usage as JSON to ARGV[1]. Linux keeps
+# the high-water RSS of the image a process replaces: a child started by this (large, torch-loaded) bench
+# reports the bench's own peak as its ru_maxrss, while a child of this small launcher starts from a small one.
+LAUNCHER = """import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as report:
+    json.dump({"maxrss_kib": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, report)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_rss_run(cmd: list[str], env: dict, work: str) -> dict:
+    """Run ``cmd`` through :data:`LAUNCHER`; its wall time, CPU time and peak RSS in MiB (its own and that of
+    the processes it waited for, e.g. decoding workers), not inflated by this process's memory."""
+    report = os.path.join(work, f"rusage_{os.getpid()}_{time.monotonic_ns()}.json")
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, report, *cmd],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
+    with open(report) as handle:
+        usage = json.load(handle)
+    os.remove(report)
+    return {"wall": wall, "cpu": usage["cpu"], "rss_mib": usage["maxrss_kib"] / 1024}  # KiB on Linux
 
 
 def run_child(argv: list[str], env: dict, kill_at: tuple[str, int] | None = None) -> dict:
@@ -193,7 +227,8 @@ def memory_section(args, env, counts, work, runs_dir) -> list:
     for count in (small, large):
         inputs = folders[: (count + FOLDER_FILES - 1) // FOLDER_FILES]
         out = os.path.join(runs_dir, f"memory_{count}.csv")  # a fresh output: an old one would be continued
-        runs[count] = run_child(["score", model, *inputs, "-o", out, "-q", "--device", args.device], env)
+        cmd = [sys.executable, "-m", "distilmos.predictor", "score", model, *inputs, "-o", out, "-q"]
+        runs[count] = peak_rss_run(cmd + ["--device", args.device], env, runs_dir)
     rows = [
         benchlib.row(group, f"peak RSS, {count:,} files", runs[count]["rss_mib"], "MiB", runs=1)
         for count in (small, large)
