@@ -229,6 +229,31 @@ def test_student_predictor_file_scores_any_rate_and_channels(teacher_file, tmp_p
     assert predict_main(["score", teacher_file, "--quiet", "--device", "cpu", "-o", str(tmp_path / "s.csv"), *paths]) == 0
 
 
+def _student_step(pad: int, size: str = "s") -> torch.nn.Module:
+    """A student after one training step on the same two clips (1 s and 1.5 s), padded by ``pad`` more samples."""
+    torch.manual_seed(0)
+    model = student.build(size, dropout=0.0).train()
+    generator = torch.Generator().manual_seed(1)
+    clips = [0.1 * torch.randn(16000, generator=generator), 0.1 * torch.randn(24000, generator=generator)]
+    wavs = torch.nn.functional.pad(torch.nn.utils.rnn.pad_sequence(clips, batch_first=True), (0, pad))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    pred = model(wavs, torch.tensor([16000, 24000]))["pred"]
+    torch.nn.functional.mse_loss(pred, torch.tensor([2.0, 4.0])).backward()
+    optimizer.step()
+    return model
+
+
+def test_student_batch_statistics_ignore_padding():
+    """Padded frames stay out of the BatchNorm statistics (the convolution's bias makes them non-zero before
+    the norm): running mean and variance, and the weights after the step, are those of the unpadded batch."""
+    tight, padded = _student_step(0), _student_step(32000)
+    running = [k for k in tight.state_dict() if k.endswith(("running_mean", "running_var"))]
+    assert len(running) == 2 * len(student.SIZES["s"]["channels"])
+    for key, value in tight.state_dict().items():
+        torch.testing.assert_close(padded.state_dict()[key], value, atol=1e-5, rtol=1e-4, msg=key)
+    assert "framing" not in tight.state_dict()  # the first sizes' files keep their keys
+
+
 def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path):
     folder, _ = pool
     out = str(tmp_path / "pseudo.csv")

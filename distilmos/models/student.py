@@ -14,8 +14,11 @@ After Stahl & Gamper (2025) and their ``distillmos`` package (read for its shape
 The model sits where every expert's model sits (``forward(features, lengths) -> {"pred"}``): its
 "features" are the 16 kHz waveform itself, ``[batch, samples, 1]`` with valid sample counts, which the
 predictor file's ``waveform`` upstream (:class:`distilmos.predictor.upstream.WaveformUpstream`) hands it.
-Every frame beyond an utterance's own count is zeroed after each layer and masked in attention and
-pooling, so a padded batch gives each utterance its one-by-one score (to float rounding).
+Every frame beyond an utterance's own count is zeroed after each layer, left out of the BatchNorm batch
+statistics (:class:`MaskedBatchNorm2d`: the convolution's bias makes padded positions non-zero before the
+norm, and a 1 s clip padded by 2 s would otherwise shift a running variance by 0.02) and masked in
+attention and pooling, so a padded batch gives each utterance its one-by-one score (to float rounding)
+and trains with the statistics of its valid frames.
 
 Sizes (:data:`SIZES`, parameter counts in :data:`PARAMETERS`) span more than two orders of magnitude.
 """
@@ -26,6 +29,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .distilmos import MaskedBatchNorm1d
 
 N_FFT = 512
 HOP = 160
@@ -48,6 +53,17 @@ def frame_counts(samples: torch.Tensor) -> torch.Tensor:
     return ((samples - N_FFT).clamp(min=0) // HOP + 1).long()
 
 
+class MaskedBatchNorm2d(MaskedBatchNorm1d):
+    """BatchNorm2d over ``x [batch, C, freq, frames]`` whose batch statistics use valid frames only
+    (``valid [batch, frames]``); padded positions come out zero. The weights and buffers are those of
+    :class:`torch.nn.BatchNorm2d`, so a state dict of either loads into the other."""
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        batch, channels, freq, frames = x.shape
+        mask = valid[:, None, :].expand(batch, freq, frames).reshape(batch, freq * frames)
+        return super().forward(x.reshape(batch, channels, freq * frames), mask).view_as(x)
+
+
 class StudentMOSModel(nn.Module):
     """See the module docstring. ``forward(wavs [B, T] or [B, T, 1], lengths [B] in samples) -> {"pred"}``."""
 
@@ -62,7 +78,7 @@ class StudentMOSModel(nn.Module):
         blocks, freq, c_in = [], N_FFT // 2 + 1, 2
         for c_out in self.channels:
             blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=(2, 1), padding=1),
-                                        nn.BatchNorm2d(c_out), nn.GELU()))
+                                        MaskedBatchNorm2d(c_out), nn.GELU()))
             freq, c_in = (freq - 1) // 2 + 1, c_out
         self.convs = nn.ModuleList(blocks)
         self.proj = nn.Linear(c_in * freq, self.d_model)
@@ -99,10 +115,10 @@ class StudentMOSModel(nn.Module):
         x = self.spectrum(wavs.float())
         counts = frame_counts(lengths.to(x.device))
         valid = torch.arange(x.size(-1), device=x.device)[None, :] < counts[:, None]  # [B, frames]
-        keep = valid[:, None, None, :].to(x.dtype)
-        x = x * keep
-        for block in self.convs:
-            x = block(x) * keep  # zero padded frames again: the next 3x3 kernel must see zeros there
+        x = x * valid[:, None, None, :].to(x.dtype)
+        for conv, norm, act in self.convs:
+            # the norm zeroes padded frames (GELU keeps them zero): the next 3x3 kernel must see zeros there
+            x = act(norm(conv(x), valid))
         batch, channels, freq, frames = x.shape
         x = self.proj(x.permute(0, 3, 1, 2).reshape(batch, frames, channels * freq))
         x = self.encoder(x, src_key_padding_mask=~valid)
