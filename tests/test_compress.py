@@ -254,6 +254,36 @@ def test_student_batch_statistics_ignore_padding():
     assert "framing" not in tight.state_dict()  # the first sizes' files keep their keys
 
 
+def test_student_framing_windows_long_clips_and_normalises_their_peak():
+    """The released student's framing (the dmos size's, on a small model here): a clip longer than the window
+    is the mean of its evenly spread windows, each scored alone; the level does not matter; a state dict
+    rebuilds the framing."""
+    model = student.build("xs", n_fft=320, segment=16000, segment_hop=4000, peak_normalise=True).eval()
+    kwargs = student.StudentMOSModel.kwargs_from_state(model.state_dict())
+    assert (kwargs["n_fft"], kwargs["segment"], kwargs["segment_hop"], kwargs["peak_normalise"]) == (320, 16000, 4000, True)
+    assert student.StudentMOSModel(**kwargs).load_state_dict(model.state_dict()) is not None
+    assert student.window_starts(9000, 16000, 4000) == [0]
+    assert student.window_starts(30000, 16000, 4000) == [0, 3500, 7000, 10500, 14000]
+    generator = torch.Generator().manual_seed(0)
+    long, short = 0.3 * torch.randn(30000, generator=generator), 0.05 * torch.randn(9000, generator=generator)
+    with torch.no_grad():
+        batch = model(torch.nn.utils.rnn.pad_sequence([long, short], batch_first=True), torch.tensor([30000, 9000]))
+        windows = [model(long[None, s:s + 16000], torch.tensor([16000]))["pred"] for s in (0, 3500, 7000, 10500, 14000)]
+        alone = model(short[None], torch.tensor([9000]))["pred"]
+        louder = model(4 * short[None], torch.tensor([9000]))["pred"]
+    torch.testing.assert_close(batch["pred"][0], torch.cat(windows).mean(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch["pred"][1:], alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(louder, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_dmos_student_is_configured_like_the_released_one():
+    config = student.SIZES["dmos"]
+    assert (config["n_fft"], config["segment"], config["segment_hop"], config["peak_normalise"]) == \
+        (320, 122880, 16000, True)  # distillmos 0.9.1: 20 ms window, 7.68 s windows at most 1 s apart
+    assert abs(student.PARAMETERS["dmos"] - 4_133_226) / 4_133_226 < 0.01  # the released student's count
+    assert max(v for k, v in student.PARAMETERS.items() if k != "dmos") < student.PARAMETERS["dmos"]
+
+
 def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path):
     folder, _ = pool
     out = str(tmp_path / "pseudo.csv")
