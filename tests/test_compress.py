@@ -337,6 +337,8 @@ def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, te
     before = summaries[0]["parameters_before"]
     sizes = [s["parameters"] for s in summaries]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] < before
+    head_sizes = [s["head_parameters"] for s in summaries]
+    assert head_sizes == sorted(head_sizes, reverse=True) and head_sizes[0] < summaries[0]["head_parameters_before"]
     weights_key, cfg_key = ("model", "cfg") if kind == "wavlm" else ("model_weight", "model_cfg")
     for summary in summaries:
         blob = torch.load(summary["path"], weights_only=True)  # plain tensors and values only
@@ -356,12 +358,19 @@ def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, te
             assert weights["encoder.layers.0.self_attn.q_proj.weight"].shape == (16 * summary["heads"][0], 64)
             assert weights["encoder.layers.0.self_attn.out_proj.weight"].shape == (64, 16 * summary["heads"][0])
         assert blob["featurizer"]["config"]["n_layers"] == cfg["encoder_layers"] + 1
+        # the head shrinks too, and its file entry rebuilds it from the narrower weights
+        kwargs = blob["downstream"]["kwargs"]
+        assert (kwargs["hidden_dim"], kwargs.get("blstm_dim", kwargs["hidden_dim"])) == \
+            (summary["head_hidden_dim"], summary["head_blstm_dim"])
+        assert summary["head_hidden_dim"] < 32 and summary["head_parameters"] <= summary["fraction"] * summary[
+            "head_parameters_before"] or summary["head_hidden_dim"] == 1
         # a reachable target is met; below reach (the tiny model's positional convolution and projections
         # are a large share of it) the smallest architecture is written, and says so
         smallest = summary["ffn_dim"] == 1 and len(summary["kept_layers"]) == 1
         assert summary["parameters"] <= summary["fraction"] * before or smallest
         predictor = load(summary["path"], device="cpu")
         assert sum(p.numel() for p in predictor.pipeline.upstream.parameters()) == summary["parameters"]
+        assert sum(p.numel() for p in predictor.pipeline.downstream.parameters()) == summary["head_parameters"]
         assert is_padding_exact(predictor.pipeline.upstream)  # rebuilt by s3prl's loader, then patched
         wav = (0.1 * np.random.default_rng(0).standard_normal((30000, 2))).astype(np.float32)
         assert np.isfinite(predictor.predict(wav=wav, sr=22050))
@@ -427,11 +436,81 @@ def test_every_group_gets_an_importance_front_end_included(prunable_teacher, poo
     assert pipeline.upstream.model.feature_grad_mult == 0.0  # s3prl's own setting, back in place
 
 
+def test_head_pruning_changes_its_size_and_scores(prunable_teacher, pool, teacher_file, tmp_path):
+    """The DistilMOS head alone: fewer parameters, other scores (before any fine-tuning), a file whose
+    head is rebuilt at the pruned widths; the upstream is left as it was."""
+    from distilmos.compress import prune
+    from distilmos.models.distilmos import DistilMOSModel
+    from distilmos.predictor import load
+
+    kind, teacher = prunable_teacher
+    folder, _ = pool
+    labelled = str(tmp_path / "labelled.csv")
+    pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
+    config = {"batch_size": 2, "crop_seconds": 1.0, "importance_batches": 2, "finetune_steps": 0,
+              "groups": "head_channels,blstm_units"}
+    summaries = prune.prune(teacher, labelled, str(tmp_path / "pruned"), [0.5, 0.1], config=config, progress=False)
+    wavs = [str(r["wav_path"]) for r in train_student.read_list(labelled)[:4]]
+    before = load(teacher, device="cpu")
+    for summary in summaries:
+        assert summary["head_parameters"] <= summary["fraction"] * summary["head_parameters_before"]
+        assert summary["parameters"] == summary["parameters_before"] and "kept_layers" not in summary
+        blob = torch.load(summary["path"], weights_only=True)
+        state, kwargs = blob["downstream"]["state_dict"], blob["downstream"]["kwargs"]
+        assert DistilMOSModel.kwargs_from_state(state) == kwargs and kwargs["hidden_dim"] == summary["head_hidden_dim"]
+        assert state["cnn_blstm.blstm.weight_hh_l0_reverse"].shape == (4 * summary["head_blstm_dim"],
+                                                                       summary["head_blstm_dim"])
+        after = load(summary["path"], device="cpu")
+        assert sum(p.numel() for p in after.pipeline.downstream.parameters()) == summary["head_parameters"]
+        assert not np.allclose(after.predict(paths=wavs), before.predict(paths=wavs), atol=1e-4)
+    assert summaries[1]["head_parameters"] < summaries[0]["head_parameters"]
+
+
+def test_removing_blstm_units_equals_silencing_them():
+    """A BLSTM unit whose output nothing reads (its recurrent column and its column of the Linear after the
+    BLSTM zeroed) changes nothing: removing exactly the dropped units of each direction gives the same output."""
+    from distilmos.compress import head
+    from distilmos.models.distilmos import DistilMOSModel
+
+    torch.manual_seed(0)
+    model = DistilMOSModel(24, hidden_dim=16).eval()
+    structure = head.HeadStructure(model)
+    scores = head.new_head_scores(structure)
+    scores["blstm_units"] = torch.rand(2, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    plan = head.plan_head(structure, 0.6, ("blstm_units",))
+    assert plan["hidden_dim"] == 16 and 1 < plan["blstm_dim"] < 16
+    state = head.pruned_head_state(structure, plan, scores)
+    pruned = DistilMOSModel(**DistilMOSModel.kwargs_from_state(state))
+    pruned.load_state_dict(state)
+    pruned.eval()
+    with torch.no_grad():
+        for direction, suffix in enumerate(("", "_reverse")):
+            dropped = sorted(set(range(16)) - set(torch.topk(scores["blstm_units"][direction], plan["blstm_dim"]).indices.tolist()))
+            getattr(model.cnn_blstm.blstm, f"weight_hh_l0{suffix}")[:, dropped] = 0
+            model.cnn_blstm.linear.weight[:, [16 * direction + u for u in dropped]] = 0
+        features, lengths = torch.randn(2, 30, 24), torch.tensor([30, 17])
+        torch.testing.assert_close(pruned(features, lengths)["pred"], model(features, lengths)["pred"])
+    assert sum(p.numel() for p in pruned.parameters()) == plan["parameters"] < structure.total
+
+
+def test_pruning_says_what_it_cannot_prune(teacher_file, tmp_path, capsys):
+    from distilmos.compress import prune
+
+    # a student: a waveform upstream and no DistilMOS head
+    with pytest.raises(prune.PruneError, match="not an embedded WavLM"):
+        prune.prune(teacher_file, "unused.csv", str(tmp_path), [0.5], config={"groups": "layers,head_channels"})
+    assert "not a DistilMOS head" in capsys.readouterr().err
+    with pytest.raises(prune.PruneError, match="nothing to prune"):
+        prune.prune(teacher_file, "unused.csv", str(tmp_path), [0.5], config={"groups": "blstm_units"})
+
+
 def test_pruning_groups_can_be_chosen():
     from distilmos.compress import prune
 
     assert prune.load_config(None, {"groups": "layers,ffn_channels"})["groups"] == ["layers", "ffn_channels"]
+    assert prune.load_config(None, {})["groups"][-2:] == ["head_channels", "blstm_units"]
     with pytest.raises(prune.ConfigError, match="heads_of_state"):
         prune.load_config(None, {"groups": "layers,heads_of_state"})
+
 
 
