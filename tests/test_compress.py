@@ -514,3 +514,45 @@ def test_pruning_groups_can_be_chosen():
 
 
 
+
+def test_evaluation_reports_in_domain_and_out_of_domain(pool, teacher_file, tmp_path):
+    """The compression table holds each in-domain list and every test set of a MOS-Bench manifest (prepared
+    by the benchmark's own step from a roots file), and the mean over the out-of-domain ones."""
+    from conftest import load_script
+
+    from distilmos.compress import evaluate
+
+    make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
+    benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark")
+    make_mosbench.make_mosbench(str(tmp_path / "corpora"), seed=0, corpora=["singmos", "tmhint_qi"], utts=2)
+    roots = tmp_path / "roots.yaml"
+    roots.write_text("singmos: corpora/singmos\ntmhint_qi: corpora/tmhint_qi\n")
+    manifest = str(tmp_path / "sets.json")
+    benchmark.prep(str(roots), str(tmp_path / "data"), manifest)
+    folder, _ = pool
+    labelled = str(tmp_path / "labelled.csv")
+    pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
+    out = str(tmp_path / "eval")
+    assert evaluate.main(["--models", f"student_xs={teacher_file}", f"baseline_xs={teacher_file}", "--tests",
+                          f"pool={labelled}", "--mosbench", manifest, "--out_dir", out, "--no_reference"]) == 0
+    with open(os.path.join(out, "table.json"), encoding="utf-8") as handle:
+        table = json.load(handle)
+    row = table[0]
+    ood = [row["singmos_test/utt_SRCC"], row["tmhint_qi_test/utt_SRCC"]]
+    assert np.isclose(row["ood_mean/utt_SRCC"], np.mean(ood)) and row["pool/utt_SRCC"] > 0.999  # its own labels
+    with open(os.path.join(out, "table.md"), encoding="utf-8") as handle:
+        header = handle.readline()
+    for column in ("pool/utt_SRCC", "pool/sys_SRCC", "ood_mean/utt_SRCC", "ood_mean/sys_SRCC"):
+        assert column in header
+    with open(os.path.join(out, "ood.md"), encoding="utf-8") as handle:
+        header = handle.readline()
+    assert "singmos_test/utt_SRCC" in header and "tmhint_qi_test/utt_SRCC" in header
+    assert os.path.getsize(os.path.join(out, "srcc_vs_params.png")) > 0
+    assert os.path.isfile(os.path.join(out, "student_xs", "metrics_tmhint_qi_test.json"))
+    # a list named both ways, and a broken manifest, are errors that say so
+    with pytest.raises(evaluate.ToolkitError, match="both in-domain and out-of-domain"):
+        evaluate.evaluate({"student_xs": teacher_file}, {"pool": labelled}, out, reference=False,
+                          ood={"pool": labelled})
+    (tmp_path / "bad.json").write_text("[]")
+    assert evaluate.main(["--models", f"x={teacher_file}", "--tests", f"pool={labelled}", "--mosbench",
+                          str(tmp_path / "bad.json"), "--out_dir", out]) == 2
