@@ -260,7 +260,8 @@ def test_student_framing_windows_long_clips_and_normalises_their_peak():
     rebuilds the framing."""
     model = student.build("xs", n_fft=320, segment=16000, segment_hop=4000, peak_normalise=True).eval()
     kwargs = student.StudentMOSModel.kwargs_from_state(model.state_dict())
-    assert (kwargs["n_fft"], kwargs["segment"], kwargs["segment_hop"], kwargs["peak_normalise"]) == (320, 16000, 4000, True)
+    framing = (kwargs["n_fft"], kwargs["segment"], kwargs["segment_hop"], kwargs["peak_normalise"])
+    assert framing == (320, 16000, 4000, True)
     assert student.StudentMOSModel(**kwargs).load_state_dict(model.state_dict()) is not None
     assert student.window_starts(9000, 16000, 4000) == [0]
     assert student.window_starts(30000, 16000, 4000) == [0, 3500, 7000, 10500, 14000]
@@ -485,7 +486,8 @@ def test_removing_blstm_units_equals_silencing_them():
     pruned.eval()
     with torch.no_grad():
         for direction, suffix in enumerate(("", "_reverse")):
-            dropped = sorted(set(range(16)) - set(torch.topk(scores["blstm_units"][direction], plan["blstm_dim"]).indices.tolist()))
+            kept = torch.topk(scores["blstm_units"][direction], plan["blstm_dim"]).indices.tolist()
+            dropped = sorted(set(range(16)) - set(kept))
             getattr(model.cnn_blstm.blstm, f"weight_hh_l0{suffix}")[:, dropped] = 0
             model.cnn_blstm.linear.weight[:, [16 * direction + u for u in dropped]] = 0
         features, lengths = torch.randn(2, 30, 24), torch.tensor([30, 17])

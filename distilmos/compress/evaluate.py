@@ -12,11 +12,11 @@ by its reader in :mod:`distilmos.corpora`), named by its key (``<corpus>_<split>
 
 Per model and test list: ``<out_dir>/<model>/metrics_<test>.json`` and ``predictions_<test>.csv``
 (:mod:`distilmos.results`). Speed: utterances per second of CPU time scoring the first test list with one
-thread (batches as the predictor forms them; CPU time, so that other work on the machine does not count). Parameters: everything in the predictor's network (upstream,
-featurizer, model). Then ``table.csv`` / ``table.json`` (one row per model, every metric of every list, and
-the means over the out-of-domain lists, ``ood_mean/<metric>``), ``table.md`` (utterance and system SRCC of
-each in-domain list and the out-of-domain means), ``ood.md`` (utterance SRCC of each out-of-domain list)
-and ``srcc_vs_params.png``
+thread (batches as the predictor forms them; CPU time, so that other work on the machine does not count).
+Parameters: everything in the predictor's network (upstream, featurizer, model). Then ``table.csv`` /
+``table.json`` (one row per model, every metric of every list, and the means over the out-of-domain lists,
+``ood_mean/<metric>``), ``table.md`` (utterance and system SRCC of each in-domain list and the
+out-of-domain means), ``ood.md`` (utterance SRCC of each out-of-domain list) and ``srcc_vs_params.png``
 (utterance SRCC against parameters, log x axis: one panel per in-domain list and one for the
 out-of-domain mean). The ``distillmos`` package's released student is added as a reference row when it is
 installed (its shipped weights; no training here).
@@ -61,8 +61,8 @@ def mosbench_sets(manifest: str) -> dict:
             sets = json.load(handle)["sets"]
         return {entry["key"]: entry["csv"] for entry in sets}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ToolkitError(f"{manifest}: not a MOS-Bench manifest ({exc}); write one with "
-                           "python egs/mosbench/local/benchmark.py prep --roots ROOTS --datadir D --manifest M") from exc
+        raise ToolkitError(f"{manifest}: not a MOS-Bench manifest ({exc}); write one with python "
+                           "egs/mosbench/local/benchmark.py prep --roots ROOTS --datadir D --manifest M") from exc
 
 
 def _rows(path: str) -> list:

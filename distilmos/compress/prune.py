@@ -263,8 +263,8 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
             new_blob["featurizer"] = pruned_featurizer(blob["featurizer"], plan["layers"], len(structure.layers))
         if head_plan is not None:
             state = pruned_head_state(head, head_plan, scores)
-            new_blob["downstream"], _ = downstreams.make_entry(blob["downstream"]["name"],
-                                                               {f"{downstreams.MODEL_PREFIX}{k}": v for k, v in state.items()})
+            prefixed = {f"{downstreams.MODEL_PREFIX}{k}": v for k, v in state.items()}
+            new_blob["downstream"], _ = downstreams.make_entry(blob["downstream"]["name"], prefixed)
         pruned = build_pipeline(new_blob, source=teacher)
         params = sum(p.numel() for p in pruned.upstream.parameters())
         head_params = sum(p.numel() for p in pruned.downstream.parameters())
@@ -279,7 +279,7 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
         summary = {"fraction": fraction, "groups": config["groups"],
                    "parameters": params, "parameters_before": total, "reached_fraction": params / total,
                    "head_parameters": head_params, "head_parameters_before": head_total,
-                   "predictor_parameters": params + head_params + sum(p.numel() for p in pruned.featurizer.parameters()),
+                   "predictor_parameters": sum(p.numel() for p in pruned.parameters()),
                    "criterion": "first-order Taylor (gradient x weight)^2 per group, MSE on labels",
                    "finetune_steps": int(config["finetune_steps"]), "teacher": os.path.abspath(teacher),
                    "teacher_sha256": sha256_file(teacher), "validation": history[-1] if history else None}

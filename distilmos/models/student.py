@@ -103,7 +103,8 @@ class StudentMOSModel(nn.Module):
                  segment: int = 0, segment_hop: int = SEGMENT_HOP, peak_normalise: bool = False):
         super().__init__()
         self.channels = tuple(int(c) for c in channels)
-        self.d_model, self.n_heads, self.n_layers, self.ffn_dim = int(d_model), int(n_heads), int(n_layers), int(ffn_dim)
+        self.d_model, self.n_heads = int(d_model), int(n_heads)
+        self.n_layers, self.ffn_dim = int(n_layers), int(ffn_dim)
         self.n_fft, self.hop, self.segment, self.segment_hop = int(n_fft), int(hop), int(segment), int(segment_hop)
         self.peak_normalise = bool(peak_normalise)
         if (self.segment and self.segment < self.n_fft) or self.segment_hop < 1:

@@ -140,7 +140,8 @@ fi
 
 if todo 5; then
     log 5 "pruning the teacher's upstream and head to ${fractions}"
-    OMP_NUM_THREADS="${threads}" python -m distilmos.compress.prune --teacher "${teacher_file}" --train "${datadir}/bvcc/train.csv" \
+    OMP_NUM_THREADS="${threads}" python -m distilmos.compress.prune --teacher "${teacher_file}" \
+        --train "${datadir}/bvcc/train.csv" \
         --val "${datadir}/bvcc/val.csv" --fractions "${fractions}" --config "${here}/conf/prune.yaml" \
         "${prune_args[@]}" --out_dir "${workdir}/pruned"
     done_stage 5
@@ -178,7 +179,8 @@ if todo 6; then
     log 6 "evaluation: BVCC test (in-domain), ${ood_what} (out-of-domain)"
     models=("teacher=${teacher_file}")
     for size in ${sizes}; do
-        models+=("student_${size}=${workdir}/students/student_${size}.pt" "baseline_${size}=${workdir}/students/baseline_${size}.pt")
+        models+=("student_${size}=${workdir}/students/student_${size}.pt"
+                 "baseline_${size}=${workdir}/students/baseline_${size}.pt")
     done
     for file in "${workdir}"/pruned/pruned_*.pt; do
         [ -f "${file}" ] && models+=("$(basename "${file}" .pt)=${file}")
