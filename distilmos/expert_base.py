@@ -30,6 +30,7 @@ from .datalist import read_datalist
 from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
+from .training import EarlyStopping
 from . import results
 
 TRAIN = "train"
@@ -44,16 +45,21 @@ class MOSExpert(nn.Module):
     name = "mos"
 
     def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, runner: dict = None,
-                 seed: int = 1337, upstream_padding_exact: bool = False, **kwargs):
+                 seed: int = 1337, upstream_padding_exact: bool = False, plugin_runner: bool = False,
+                 mode: str = "train", **kwargs):
         super().__init__()
         self.upstream_dim = upstream_dim
-        # Set by this toolkit's runner (distilmos.runner) when the upstream's features do not depend on
-        # batch padding; a stock s3prl runner does not set it, and evaluation then keeps a padding cap.
-        self.upstream_padding_exact = bool(upstream_padding_exact)
+        # Both told by this toolkit's runner (distilmos.runner) only, never saved with a checkpoint's args:
+        # under s3prl's own runner the upstream runs as s3prl builds it (an older checkpoint's stale
+        # upstream_padding_exact is ignored there), and evaluation keeps a padding cap.
+        self.plugin_runner = bool(plugin_runner)
+        self.upstream_padding_exact = bool(upstream_padding_exact) and self.plugin_runner
         self.expdir = expdir
         self.seed = seed
         self.datarc = dict(downstream_expert.get("datarc", {}))
         self.modelrc = dict(downstream_expert.get("modelrc", {}))
+        if not self.plugin_runner:
+            _refuse_plugin_features(self.datarc, runner, downstream_expert, mode)
         self.best_split = self.datarc.get("best_split", "val")
         self.best_metric = self.datarc.get("best_metric", "utt_SRCC")
         # a buffer, so that a resumed run (-e) remembers the best score so far
@@ -218,6 +224,29 @@ class MOSExpert(nn.Module):
         rows = zip(records["sample_id"], records["system"], records["score"], records["pred"])
         metrics_path, _ = results.write_results(self.expdir, split, metrics, rows)
         print(f"[{self.name}] {split}: " + _summary(metrics) + f" -> {metrics_path}")
+
+
+#: where the features that s3prl's own runner lacks are (named in its refusals)
+PLUGIN_RUNNER = "the DistilMOS toolkit's run_downstream.py (at the top of its checkout)"
+
+
+def _refuse_plugin_features(datarc: dict, runner: dict | None, downstream_expert: dict, mode: str) -> None:
+    """Under s3prl's own runner, refuse the config features only this toolkit's runner carries out, which
+    s3prl's would otherwise ignore or get wrong without a word."""
+    if datarc.get("feature_cache"):
+        raise ConfigError(
+            f"datarc.feature_cache={datarc['feature_cache']} needs {PLUGIN_RUNNER}, which reads the upstream's "
+            "hidden states from the cache in place of running the upstream; s3prl's own runner would feed the "
+            "cached features to the upstream as audio. Run the toolkit's run_downstream.py, or drop the cache: "
+            "-o config.downstream_expert.datarc.feature_cache=None")
+    early = EarlyStopping.from_config({"runner": runner or {}, "downstream_expert": downstream_expert})
+    if mode == "train" and early.patience is not None:
+        total = (runner or {}).get("total_steps")
+        raise ConfigError(
+            f"runner.early_stopping (patience {early.patience:g} {early.unit}s) needs {PLUGIN_RUNNER}; s3prl's "
+            f"own runner ignores it and would train all runner.total_steps ({total}). Run the toolkit's "
+            "run_downstream.py, or give s3prl's runner a fixed length: "
+            "-o \"config.runner.early_stopping=None,,config.runner.total_steps=N\"")
 
 
 def _summary(metrics: Dict[str, float]) -> str:

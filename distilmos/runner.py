@@ -15,6 +15,9 @@ anywhere:
   (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
   training and evaluation do not depend on batch composition; the experts are told so
   (``upstream_padding_exact``), and their evaluation batches keep a padding cap only for other upstreams;
+- the experts are told they run under this runner (``plugin_runner``; under s3prl's own they refuse the
+  config features only this one carries out: a feature cache, early stopping); neither keyword is saved
+  in a checkpoint's args;
 - an error about the user's input (a :class:`~distilmos.errors.ToolkitError`: a bad data list, token
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
@@ -108,10 +111,9 @@ def make_runner_class():
         def _get_upstream(self):
             entry = super()._get_upstream()
             model = entry.model.module if isinstance(entry.model, DDP) else entry.model
-            # the experts read it (a keyword of their constructor, as every arg is): eval batches need no
-            # padding cap when it is set
-            self.args.upstream_padding_exact = padding_exact.make_padding_exact(model)
-            if not self.args.upstream_padding_exact:
+            # told to the experts (_get_downstream): eval batches need no padding cap when it is set
+            self.upstream_padding_exact = padding_exact.make_padding_exact(model)
+            if not self.upstream_padding_exact:
                 cap = "" if self._feature_cache() else (f", so evaluation batches keep a {STRICT_MAX_PAD:g} padding "
                                                         "cap (datarc.eval_max_pad auto)")
                 print(f"[distilmos] upstream {self.args.upstream}: no padding-exact forward (only s3prl's WavLM, "
@@ -138,10 +140,22 @@ def make_runner_class():
                                            False, [])
                 cached_upstream.cut_featurizer(featurizer)
                 # each utterance's cached features are its own, whatever else is in the batch
-                self.args.upstream_padding_exact = True
+                self.upstream_padding_exact = True
                 print(f"[distilmos] upstream features from the cache {store.path} (layers {store.layers})",
                       file=sys.stderr)
             return entry
+
+        def _get_downstream(self):
+            # What this runner does beyond s3prl's own, told to the experts as constructor keywords (s3prl
+            # passes every arg as one) and taken out of the args again, so that no checkpoint carries them
+            # to s3prl's own runner, which does none of it.
+            told = {"plugin_runner": True, "upstream_padding_exact": self.upstream_padding_exact}
+            vars(self.args).update(told)
+            try:
+                return super()._get_downstream()
+            finally:
+                for key in told:
+                    vars(self.args).pop(key, None)
 
         def _init_model(self, model, name, trainable, interfaces=None):
             if not (is_initialized() and str(self.args.device).startswith("cpu")):

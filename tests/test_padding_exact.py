@@ -313,7 +313,8 @@ def test_eval_max_pad_setting(tmp_path):
 
     def cap(*value, exact=False):
         datarc = {"eval_max_pad": value[0]} if value else {}
-        return MOSExpert(8, {"datarc": datarc}, str(tmp_path), upstream_padding_exact=exact).eval_max_pad()
+        return MOSExpert(8, {"datarc": datarc}, str(tmp_path), upstream_padding_exact=exact,
+                         plugin_runner=True).eval_max_pad()
 
     assert cap() == STRICT_MAX_PAD and cap(exact=True) is None  # auto by default
     assert cap("auto") == STRICT_MAX_PAD and cap("auto", exact=True) is None
