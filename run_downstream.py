@@ -6,6 +6,7 @@
 
 Every s3prl flag works as in s3prl; see ``python run_downstream.py -h`` and distilmos/runner.py.
 """
+
 import os
 
 from distilmos.runner import main

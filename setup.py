@@ -1,4 +1,5 @@
 """DistilMOS toolkit: SSL-based MOS prediction with layer-wise self-distillation, as an s3prl plugin."""
+
 from setuptools import find_packages, setup
 
 setup(

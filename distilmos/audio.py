@@ -1,4 +1,5 @@
 """Audio loading shared by every part of the toolkit: one way to turn a file into a 16 kHz mono waveform."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ class AudioError(ToolkitError, ValueError):
     """A file that cannot be used as speech input; the message names the file."""
 
 
-def to_mono_16k(wav: Union[np.ndarray, torch.Tensor], sr: int, source: str = "<array>") -> torch.Tensor:
+def to_mono_16k(wav: np.ndarray | torch.Tensor, sr: int, source: str = "<array>") -> torch.Tensor:
     """Downmix ``[samples]`` or ``[samples, channels]`` audio to mono and resample it to 16 kHz (float32).
 
     ``source`` names the input in error messages.
@@ -76,8 +77,7 @@ def _check_not_truncated(path: str, sndfile_log: str) -> None:
     match = _TRUNCATED.search(sndfile_log)
     if match and int(match.group(2)) < int(match.group(1)):
         raise AudioError(
-            f"{path}: file is truncated (header announces {match.group(1)} data bytes, "
-            f"only {match.group(2)} present)"
+            f"{path}: file is truncated (header announces {match.group(1)} data bytes, only {match.group(2)} present)"
         )
 
 

@@ -14,17 +14,18 @@ batches only equal lengths.
 The plan is a pure function of its arguments, so a resumed or sharded job forms exactly the batches an
 uninterrupted single run forms.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Iterator, List, Optional, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import Union
 
 from torch.utils.data import Sampler
 
 from .audio import SAMPLE_RATE
 from .errors import ConfigError
-
 
 #: ``max_pad`` default: no cap for a padding-exact upstream, :data:`STRICT_MAX_PAD` for any other
 AUTO = "auto"
@@ -59,7 +60,7 @@ def max_pad_setting(value, key: str = "eval_max_pad") -> MaxPad:
     return float(value)
 
 
-def resolve_max_pad(max_pad: MaxPad, padding_exact: bool, who: str | None = None) -> Optional[float]:
+def resolve_max_pad(max_pad: MaxPad, padding_exact: bool, who: str | None = None) -> float | None:
     """The cap to plan with: ``"auto"`` is no cap (``None``) for a padding-exact upstream, else
     :data:`STRICT_MAX_PAD`; a number or ``None`` is kept. With ``who`` (the tool batching), one line
     on stderr says when ``auto`` falls back to the cap, so that a slower, smaller-batch run is explained."""
@@ -68,31 +69,39 @@ def resolve_max_pad(max_pad: MaxPad, padding_exact: bool, who: str | None = None
     if padding_exact:
         return None
     if who:
-        print(f"[{who}] the upstream has no padding-exact forward (only s3prl's WavLM, HuBERT and wav2vec 2.0 "
-              f"have one): max_pad auto keeps batches padded by at most {STRICT_MAX_PAD:g} of their longest",
-              file=sys.stderr)
+        print(
+            f"[{who}] the upstream has no padding-exact forward (only s3prl's WavLM, HuBERT and wav2vec 2.0 "
+            f"have one): max_pad auto keeps batches padded by at most {STRICT_MAX_PAD:g} of their longest",
+            file=sys.stderr,
+        )
     return STRICT_MAX_PAD
 
 
-def plan_batches(lengths: Sequence[int], max_batch_seconds: float = 100.0, max_batch_items: int = 64,
-                 max_pad: Optional[float] = None) -> List[List[int]]:
+def plan_batches(
+    lengths: Sequence[int], max_batch_seconds: float = 100.0, max_batch_items: int = 64, max_pad: float | None = None
+) -> list[list[int]]:
     """Batches of indices into ``lengths`` (samples at 16 kHz); see the module docstring.
 
     ``max_pad=None`` sets no padding cap.
     """
     if max_batch_items < 1 or max_batch_seconds <= 0 or (max_pad is not None and max_pad < 0):
-        raise ConfigError(f"batching needs at least 1 utterance and more than 0 s a batch and a padding cap >= 0 "
-                          f"(got max_batch_items={max_batch_items}, max_batch_seconds={max_batch_seconds}, "
-                          f"max_pad={max_pad})")
+        raise ConfigError(
+            f"batching needs at least 1 utterance and more than 0 s a batch and a padding cap >= 0 "
+            f"(got max_batch_items={max_batch_items}, max_batch_seconds={max_batch_seconds}, "
+            f"max_pad={max_pad})"
+        )
     order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
     budget = max_batch_seconds * SAMPLE_RATE
-    batches: List[List[int]] = []
-    current: List[int] = []
+    batches: list[list[int]] = []
+    current: list[int] = []
     for i in order:
         if current:
             longest = int(lengths[current[0]])
-            fits = (len(current) < max_batch_items and longest * (len(current) + 1) <= budget
-                    and (max_pad is None or longest - int(lengths[i]) <= max_pad * longest))
+            fits = (
+                len(current) < max_batch_items
+                and longest * (len(current) + 1) <= budget
+                and (max_pad is None or longest - int(lengths[i]) <= max_pad * longest)
+            )
             if not fits:
                 batches.append(current)
                 current = []
@@ -102,14 +111,15 @@ def plan_batches(lengths: Sequence[int], max_batch_seconds: float = 100.0, max_b
     return batches
 
 
-class PlannedBatchSampler(Sampler[List[int]]):
+class PlannedBatchSampler(Sampler[list[int]]):
     """A DataLoader ``batch_sampler`` over the batches of :func:`plan_batches`, in plan order."""
 
-    def __init__(self, lengths: Sequence[int], max_batch_seconds: float, max_batch_items: int,
-                 max_pad: Optional[float] = None):
+    def __init__(
+        self, lengths: Sequence[int], max_batch_seconds: float, max_batch_items: int, max_pad: float | None = None
+    ):
         self.batches = plan_batches(lengths, max_batch_seconds, max_batch_items, max_pad)
 
-    def __iter__(self) -> Iterator[List[int]]:
+    def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
 
     def __len__(self) -> int:

@@ -7,10 +7,10 @@ into the dict the upstream would have returned. s3prl's ``Featurizer`` (its laye
 the experts and the training loop run unchanged; the upstream's forward is never run after start-up.
 A run from the cache gives the predictions and metrics of the same run with the upstream in the loop.
 """
+
 from __future__ import annotations
 
 import types
-from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -22,7 +22,7 @@ from .errors import ConfigError
 CACHEABLE = ("hidden_states", "last_hidden_state", "hidden_state_<n>")
 
 
-def needed_layers(feature_selection: str, layer_selection: Optional[int], n_layers: int) -> List[int]:
+def needed_layers(feature_selection: str, layer_selection: int | None, n_layers: int) -> list[int]:
     """The hidden states (0..``n_layers``) a run's featurizer reads, from its ``-s`` and ``-l``."""
     selection = feature_selection or "hidden_states"
     if selection == "hidden_states":
@@ -31,10 +31,12 @@ def needed_layers(feature_selection: str, layer_selection: Optional[int], n_laye
         return [int(layer_selection) % (n_layers + 1)]
     if selection == "last_hidden_state":
         return [n_layers]
-    if selection.startswith("hidden_state_") and selection[len("hidden_state_"):].isdigit():
-        return [int(selection[len("hidden_state_"):])]
-    raise ConfigError(f"datarc.feature_cache: -s {selection!r} cannot be read from a feature cache "
-                      f"(it holds hidden states: -s {', '.join(CACHEABLE)})")
+    if selection.startswith("hidden_state_") and selection[len("hidden_state_") :].isdigit():
+        return [int(selection[len("hidden_state_") :])]
+    raise ConfigError(
+        f"datarc.feature_cache: -s {selection!r} cannot be read from a feature cache "
+        f"(it holds hidden states: -s {', '.join(CACHEABLE)})"
+    )
 
 
 class CachedUpstream(nn.Module):
@@ -43,7 +45,7 @@ class CachedUpstream(nn.Module):
     layer is cached; else a list holding only the cached ones at their places), ``hidden_state_<n>`` and
     ``last_hidden_state``, each padded to ``[batch, frames, dim]``."""
 
-    def __init__(self, layers: List[int], n_layers: int, downsample_rate: int):
+    def __init__(self, layers: list[int], n_layers: int, downsample_rate: int):
         super().__init__()
         self.layers = [int(n) for n in layers]
         self.n_layers = int(n_layers)
@@ -52,17 +54,17 @@ class CachedUpstream(nn.Module):
     def get_downsample_rates(self, key: str) -> int:
         return self.downsample_rate
 
-    def forward(self, items: List[torch.Tensor]) -> Dict[str, object]:
+    def forward(self, items: list[torch.Tensor]) -> dict[str, object]:
         padded = pad_sequence([x.transpose(0, 1) for x in items], batch_first=True)  # [B, T, L, D]
         by_layer = {n: padded[:, :, i] for i, n in enumerate(self.layers)}
-        out: Dict[str, object] = {f"hidden_state_{n}": h for n, h in by_layer.items()}
+        out: dict[str, object] = {f"hidden_state_{n}": h for n, h in by_layer.items()}
         out["hidden_states"] = [by_layer.get(n) for n in range(self.n_layers + 1)]
         if self.n_layers in by_layer:
             out["last_hidden_state"] = by_layer[self.n_layers]
         return out
 
 
-def _cut_at_cached_frames(self, paired_wavs: List[torch.Tensor], paired_feature: torch.Tensor) -> List[torch.Tensor]:
+def _cut_at_cached_frames(self, paired_wavs: list[torch.Tensor], paired_feature: torch.Tensor) -> list[torch.Tensor]:
     return [f[: item.shape[1]] for f, item in zip(paired_feature, paired_wavs)]
 
 
@@ -71,13 +73,20 @@ def cut_featurizer(featurizer: nn.Module) -> None:
     featurizer.tolist = types.MethodType(_cut_at_cached_frames, featurizer)
 
 
-def open_cache(path: str, upstream: str, upstream_ckpt: Optional[str], feature_selection: str,
-               layer_selection: Optional[int], fine_tune: bool):
+def open_cache(
+    path: str,
+    upstream: str,
+    upstream_ckpt: str | None,
+    feature_selection: str,
+    layer_selection: int | None,
+    fine_tune: bool,
+):
     """The feature cache of a run, checked against its upstream, checkpoint and featurizer selection."""
     if fine_tune:
         raise ConfigError(
             f"datarc.feature_cache={path}: a cache holds the pretrained upstream's hidden states, and -f fine-tunes "
-            "the upstream, so they would be stale after the first step; drop -f, or drop the cache")
+            "the upstream, so they would be stale after the first step; drop -f, or drop the cache"
+        )
     from upstream_tokens.feature_cache import FeatureStore
 
     store = FeatureStore(path)

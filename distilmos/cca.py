@@ -8,10 +8,11 @@ CCA fitted and scored on the same rows finds near-perfect correlations between a
 
     score = pwcca_score(x, y, seed=0)      # x: [n, d1], y: [n, d2], rows are the same utterances
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -69,8 +70,9 @@ def pwcca_from_fit(fit: CCAFit, x: np.ndarray, y: np.ndarray) -> float:
     return float((weights / weights.sum()) @ rho)
 
 
-def pwcca_score(x: np.ndarray, y: np.ndarray, *, trials: int = 3, epsilons: Sequence[float] = DEFAULT_EPSILONS,
-                seed: int = 0) -> float:
+def pwcca_score(
+    x: np.ndarray, y: np.ndarray, *, trials: int = 3, epsilons: Sequence[float] = DEFAULT_EPSILONS, seed: int = 0
+) -> float:
     """Held-out PWCCA between views ``x`` [n, d1] and ``y`` [n, d2] (rows paired), averaged over
     ``trials`` random 80/10/10 splits; the regularisation is chosen on the 10% dev part."""
     x = np.asarray(x, dtype=np.float64)
@@ -84,9 +86,13 @@ def pwcca_score(x: np.ndarray, y: np.ndarray, *, trials: int = 3, epsilons: Sequ
     for _ in range(trials):
         order = rng.permutation(len(x))
         n_dev = n_test = max(2, len(x) // 10)
-        test, dev, train = order[:n_test], order[n_test:n_test + n_dev], order[n_test + n_dev:]
-        best = max(((pwcca_from_fit(fit, x[dev], y[dev]), fit)
-                    for fit in (fit_cca(x[train], y[train], eps, eps) for eps in epsilons)),
-                   key=lambda item: item[0])[1]
+        test, dev, train = order[:n_test], order[n_test : n_test + n_dev], order[n_test + n_dev :]
+        best = max(
+            (
+                (pwcca_from_fit(fit, x[dev], y[dev]), fit)
+                for fit in (fit_cca(x[train], y[train], eps, eps) for eps in epsilons)
+            ),
+            key=lambda item: item[0],
+        )[1]
         scores.append(pwcca_from_fit(best, x[test], y[test]))
     return float(np.mean(scores))

@@ -9,6 +9,7 @@
   step, epoch): the RNG states of every rank (Python, NumPy, torch, CUDA) and the position in the
   epoch's data order (:data:`BATCH_IN_EPOCH`).
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,7 +18,7 @@ import os
 import random
 import re
 import shutil
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -69,17 +70,21 @@ def save(states: dict, path: str) -> None:
         raise CheckpointError(
             f"no space left in {folder} to save {os.path.basename(path)}: it needs about "
             f"{_mb(state_bytes(states))}, {_mb(shutil.disk_usage(folder).free)} free; the previous checkpoints "
-            "are intact: free some space and resume (run_downstream.py -a, or rerun the recipe)") from exc
+            "are intact: free some space and resume (run_downstream.py -a, or rerun the recipe)"
+        ) from exc
 
 
-def states_paths(expdir: str) -> List[str]:
+def states_paths(expdir: str) -> list[str]:
     """The ``states-<step>.ckpt`` of a folder, oldest step first."""
-    found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(expdir, "states-*.ckpt"))
-             if (m := _STATES.match(os.path.basename(p)))]
+    found = [
+        (int(m.group(1)), p)
+        for p in glob.glob(os.path.join(expdir, "states-*.ckpt"))
+        if (m := _STATES.match(os.path.basename(p)))
+    ]
     return [p for _, p in sorted(found)]
 
 
-def retire(expdir: str, max_keep: int, keep: Iterable[str] = ()) -> List[str]:
+def retire(expdir: str, max_keep: int, keep: Iterable[str] = ()) -> list[str]:
     """Remove the oldest ``states-*.ckpt`` so that at most ``max_keep`` remain (never one in ``keep``)."""
     keep = {os.path.abspath(p) for p in keep}
     paths = states_paths(expdir)
@@ -91,10 +96,11 @@ def retire(expdir: str, max_keep: int, keep: Iterable[str] = ()) -> List[str]:
     return removed
 
 
-def remove_temporaries(expdir: str) -> List[str]:
+def remove_temporaries(expdir: str) -> list[str]:
     """Remove the temporary files of checkpoint writes that a kill interrupted."""
     stale = glob.glob(os.path.join(expdir, ".states-*.ckpt.*.tmp")) + glob.glob(
-        os.path.join(expdir, ".best-states-*.ckpt.*.tmp"))
+        os.path.join(expdir, ".best-states-*.ckpt.*.tmp")
+    )
     for path in stale:
         os.remove(path)
     return stale
@@ -109,7 +115,8 @@ def check_space(expdir: str, checkpoint_bytes: int, max_keep: int) -> None:
         raise CheckpointError(
             f"not enough free space in {expdir} to save this run: a checkpoint is about {_mb(checkpoint_bytes)} and "
             f"up to {max(1, int(max_keep)) + 2} exist at once (max_keep {max_keep}, the best one, the one being "
-            f"written): {_mb(needed)} needed, {_mb(free)} free")
+            f"written): {_mb(needed)} needed, {_mb(free)} free"
+        )
 
 
 def estimate_bytes(models: Iterable[torch.nn.Module], optimizer_copies: int = 2) -> int:
@@ -124,7 +131,8 @@ def estimate_bytes(models: Iterable[torch.nn.Module], optimizer_copies: int = 2)
 
 # ---- RNG states ----------------------------------------------------------------------------------------
 
-def rng_state(device: Optional[torch.device] = None) -> dict:
+
+def rng_state(device: torch.device | None = None) -> dict:
     """This process's RNG states, as plain values and tensors (loadable with ``weights_only=True``)."""
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -138,7 +146,7 @@ def rng_state(device: Optional[torch.device] = None) -> dict:
     return state
 
 
-def set_rng_state(state: dict, device: Optional[torch.device] = None) -> None:
+def set_rng_state(state: dict, device: torch.device | None = None) -> None:
     """Restore the states :func:`rng_state` returned."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -149,11 +157,11 @@ def set_rng_state(state: dict, device: Optional[torch.device] = None) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def gather_rng_states(device: Optional[torch.device] = None) -> List[Dict]:
+def gather_rng_states(device: torch.device | None = None) -> list[dict]:
     """Every rank's RNG states (a list indexed by rank); a collective call under ``torch.distributed``."""
     mine = rng_state(device)
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return [mine]
-    gathered: List[Optional[Dict]] = [None] * torch.distributed.get_world_size()
+    gathered: list[dict | None] = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(gathered, mine)
     return gathered

@@ -3,11 +3,12 @@
 The s3prl runner iterates ``for wavs, *others in dataloader`` and hands ``others`` to the expert, so a
 batch here is ``(wavs, MOSBatch)``: the waveforms for the upstream and everything else the expert needs.
 """
+
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
@@ -22,11 +23,11 @@ class MOSBatch:
     """Everything but the waveforms: targets, ids, and optional training targets."""
 
     scores: torch.Tensor  # [batch] float32 (NaN for an unscored utterance)
-    systems: List[str]
-    sample_ids: List[str]
-    tokens: Optional[List[torch.Tensor]] = None  # per utterance LongTensor [frames, layers]
-    wavs: Optional[List[torch.Tensor]] = None  # kept for a teacher forward (MSE distillation)
-    skipped: List[str] = field(default_factory=list)  # why each unreadable utterance of the batch was left out
+    systems: list[str]
+    sample_ids: list[str]
+    tokens: list[torch.Tensor] | None = None  # per utterance LongTensor [frames, layers]
+    wavs: list[torch.Tensor] | None = None  # kept for a teacher forward (MSE distillation)
+    skipped: list[str] = field(default_factory=list)  # why each unreadable utterance of the batch was left out
 
 
 class MOSDataset(Dataset):
@@ -40,8 +41,14 @@ class MOSDataset(Dataset):
     in the data list, or, with ``skip_bad_audio``, is left out of its batch and named in ``batch.skipped``.
     """
 
-    def __init__(self, utterances: Sequence[Utterance], token_store=None, keep_wavs: bool = False,
-                 skip_bad_audio: bool = False, feature_store=None):
+    def __init__(
+        self,
+        utterances: Sequence[Utterance],
+        token_store=None,
+        keep_wavs: bool = False,
+        skip_bad_audio: bool = False,
+        feature_store=None,
+    ):
         self.utterances = list(utterances)
         self.token_store = token_store
         self.keep_wavs = keep_wavs
@@ -57,7 +64,8 @@ class MOSDataset(Dataset):
             raise store.error(
                 f"{len(missing)} utterances of split {split!r} are not in feature cache {store.path} (first: "
                 f"{missing[:3]}); cache them with `python -m upstream_tokens cache --csv {origin} --split {split} "
-                f"--store {store.path} -u {store.meta['upstream']}`")
+                f"--store {store.path} -u {store.meta['upstream']}`"
+            )
         self.feature_store = store
 
     def __len__(self) -> int:
@@ -125,8 +133,9 @@ def _quiet_worker(worker_id: int) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def train_loader(dataset: MOSDataset, batch_size: int, num_workers: int, seed: int, epoch: int,
-                 start_batch: int = 0) -> DataLoader:
+def train_loader(
+    dataset: MOSDataset, batch_size: int, num_workers: int, seed: int, epoch: int, start_batch: int = 0
+) -> DataLoader:
     """Shuffled batches, reshuffled per epoch from ``seed`` (each rank its share under DDP), starting
     after the epoch's first ``start_batch`` batches.
 
@@ -134,13 +143,21 @@ def train_loader(dataset: MOSDataset, batch_size: int, num_workers: int, seed: i
     generator), so a run resumed mid-epoch sees the same random numbers as one that never stopped.
     """
     sampler = EpochOrderSampler(len(dataset), seed, epoch, start_batch * batch_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=dataset.collate, drop_last=False, worker_init_fn=_quiet_worker,
-                      generator=torch.Generator().manual_seed(seed + epoch))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=dataset.collate,
+        drop_last=False,
+        worker_init_fn=_quiet_worker,
+        generator=torch.Generator().manual_seed(seed + epoch),
+    )
 
 
-def eval_loader(dataset: MOSDataset, batch_size: int, max_seconds: float, num_workers: int,
-                max_pad: Optional[float] = None) -> DataLoader:
+def eval_loader(
+    dataset: MOSDataset, batch_size: int, max_seconds: float, num_workers: int, max_pad: float | None = None
+) -> DataLoader:
     """Deterministic batches of similar lengths over the whole split (on one process, as s3prl evaluates),
     by the toolkit's one batching rule (:func:`distilmos.batching.plan_batches`): at most ``batch_size``
     utterances and ``max_seconds`` of padded audio a batch, no utterance padded by more than ``max_pad``

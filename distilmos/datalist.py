@@ -4,13 +4,14 @@ Every corpus reader (BVCC, SOMOS, a generic list) turns its own files into :clas
 passes them through :func:`validate`, so a bad corpus is reported the same way everywhere: one
 :class:`DataListError` that lists every bad row with where it came from, before any long job starts.
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence
 
 from .audio import SAMPLE_RATE, AudioError, probe_audio, samples_at_16k
 from .errors import ToolkitError
@@ -27,12 +28,11 @@ class DataListError(ToolkitError, ValueError):
 class Utterance:
     """One validated utterance: ``wav_path`` is absolute, ``score`` a finite float (NaN when unscored)."""
 
-
     sample_id: str
     system_id: str
     wav_path: str
     score: float
-    extra: Dict[str, str] = field(default_factory=dict, compare=False)
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
     num_samples: int = field(default=0, compare=False)  # at 16 kHz, from the header; 0 if unchecked
     origin: str = field(default="", compare=False)  # where it was listed ("file:line"), for error messages
 
@@ -52,12 +52,12 @@ class Row:
     sample_id: str
     system_id: str
     wav_path: str
-    score: Optional[str]
+    score: str | None
     origin: str
-    extra: Dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
 
-def _parse_score(raw: Optional[str]) -> float:
+def _parse_score(raw: str | None) -> float:
     value = float(str(raw).strip())  # ValueError for "abc" and ""
     if not math.isfinite(value):
         raise ValueError(f"score {raw!r} is not finite")
@@ -70,16 +70,16 @@ def validate(
     *,
     check_audio: bool = True,
     require_score: bool = True,
-) -> List[Utterance]:
+) -> list[Utterance]:
     """Check every row and return the utterances, or raise one :class:`DataListError` listing all problems.
 
     Checked: empty ``sample_id``, duplicate ``sample_id``, a score that is missing, non-numeric or not
     finite, and (with ``check_audio``) an audio file that is missing, unreadable, empty or truncated
     (header only, so this is cheap).
     """
-    problems: List[str] = []
-    first_seen: Dict[str, str] = {}
-    utterances: List[Utterance] = []
+    problems: list[str] = []
+    first_seen: dict[str, str] = {}
+    utterances: list[Utterance] = []
     for row in rows:
         bad = []
         if not row.sample_id:
@@ -108,7 +108,8 @@ def validate(
             problems.append(f"  {row.origin} [{row.sample_id or '?'}]: " + "; ".join(bad))
         else:
             utterances.append(
-                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples, row.origin))
+                Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples, row.origin)
+            )
     if problems:
         raise DataListError(f"{source}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not utterances:
@@ -122,7 +123,7 @@ def resolve_wav_path(wav_path: str, base_dir: str) -> str:
     return os.path.normpath(wav_path if os.path.isabs(wav_path) else os.path.join(base_dir, wav_path))
 
 
-def read_rows(csv_path: str) -> List[Row]:
+def read_rows(csv_path: str) -> list[Row]:
     """Read a data list CSV into raw rows (no validation beyond the header)."""
     if not os.path.isfile(csv_path):
         raise DataListError(f"{csv_path}: no such data list")
@@ -132,9 +133,7 @@ def read_rows(csv_path: str) -> List[Row]:
         header = reader.fieldnames or []
         missing = [c for c in ("sample_id", "wav_path") if c not in header]
         if missing:
-            raise DataListError(
-                f"{csv_path}: header {header} lacks column(s) {missing}; expected {','.join(COLUMNS)}"
-            )
+            raise DataListError(f"{csv_path}: header {header} lacks column(s) {missing}; expected {','.join(COLUMNS)}")
         rows = []
         for line_no, record in enumerate(reader, start=2):
             extra = {k: v for k, v in record.items() if k not in COLUMNS and k is not None}
@@ -151,7 +150,7 @@ def read_rows(csv_path: str) -> List[Row]:
     return rows
 
 
-def read_datalist(csv_path: str, *, check_audio: bool = True, require_score: bool = True) -> List[Utterance]:
+def read_datalist(csv_path: str, *, check_audio: bool = True, require_score: bool = True) -> list[Utterance]:
     """Read and validate a data list CSV; see :func:`validate` for what is checked."""
     return validate(read_rows(csv_path), csv_path, check_audio=check_audio, require_score=require_score)
 
@@ -169,7 +168,7 @@ def write_datalist(csv_path: str, utterances: Sequence[Utterance]) -> None:
             )
 
 
-def _split_fields(line: str) -> List[str]:
+def _split_fields(line: str) -> list[str]:
     return [f.strip() for f in (line.split(",") if "," in line else line.split())]
 
 
@@ -179,7 +178,7 @@ def rows_from_score_list(
     system_of,
     *,
     skip_header: bool = False,
-) -> List[Row]:
+) -> list[Row]:
     """Read a ``wav,score[,system]`` list (BVCC's and SOMOS's ``*_mos_list.txt`` are of this kind).
 
     ``wav`` is a file name or path relative to ``wav_dir`` (or absolute); ``sample_id`` is its stem;
@@ -229,7 +228,7 @@ def looks_like_header(list_path: str) -> bool:
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
 
-def write_splits(splits: Dict[str, tuple], out_dir: str, *, check_audio: bool = True) -> Dict[str, List[Utterance]]:
+def write_splits(splits: dict[str, tuple], out_dir: str, *, check_audio: bool = True) -> dict[str, list[Utterance]]:
     """Validate every split, then write ``out_dir/<split>.csv`` for each.
 
     ``splits`` maps an output split name to ``(rows, source)``. Nothing is written unless every split is

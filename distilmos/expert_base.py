@@ -13,17 +13,18 @@ Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``bes
 improves; and, for ``run_downstream.py -m evaluate -t SPLIT``, ``metrics_SPLIT.json`` and
 ``predictions_SPLIT.csv`` in the experiment folder.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Dict, List
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
+from . import results
 from .batching import AUTO, max_pad_setting, resolve_max_pad
 from .data import MOSBatch, MOSDataset, eval_loader, train_loader
 from .datalist import read_datalist
@@ -31,7 +32,6 @@ from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
 from .training import EarlyStopping
-from . import results
 
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
@@ -44,9 +44,18 @@ class MOSExpert(nn.Module):
     #: tensorboard tag prefix
     name = "mos"
 
-    def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, runner: dict = None,
-                 seed: int = 1337, upstream_padding_exact: bool = False, plugin_runner: bool = False,
-                 mode: str = "train", **kwargs):
+    def __init__(
+        self,
+        upstream_dim: int,
+        downstream_expert: dict,
+        expdir: str,
+        runner: dict = None,
+        seed: int = 1337,
+        upstream_padding_exact: bool = False,
+        plugin_runner: bool = False,
+        mode: str = "train",
+        **kwargs,
+    ):
         super().__init__()
         self.upstream_dim = upstream_dim
         # Both told by this toolkit's runner (distilmos.runner) only, never saved with a checkpoint's args:
@@ -64,13 +73,13 @@ class MOSExpert(nn.Module):
         self.best_metric = self.datarc.get("best_metric", "utt_SRCC")
         # a buffer, so that a resumed run (-e) remembers the best score so far
         self.register_buffer("best_score", torch.tensor(-math.inf))
-        self._datasets: Dict[str, MOSDataset] = {}
+        self._datasets: dict[str, MOSDataset] = {}
         self._feature_cache = None  # datarc.feature_cache, opened on first use
-        self._skipped: Dict[str, None] = {}  # unreadable audio left out (datarc.skip_bad_audio), in order
+        self._skipped: dict[str, None] = {}  # unreadable audio left out (datarc.skip_bad_audio), in order
         self._preflight_splits = [TRAIN] + list((runner or {}).get("eval_dataloaders", []))
 
     # ---- data -------------------------------------------------------------------------------------
-    def split_paths(self) -> Dict[str, str]:
+    def split_paths(self) -> dict[str, str]:
         """Every known split name and its data list CSV."""
         data_dir = self.datarc.get("data_dir")
         paths = {s: os.path.join(data_dir, f"{s}.csv") for s in (TRAIN, "val", "test")} if data_dir else {}
@@ -93,7 +102,8 @@ class MOSExpert(nn.Module):
             if split not in paths:
                 raise ConfigError(
                     f"unknown split {split!r}; known: {', '.join(paths) or 'none (set datarc.data_dir)'}"
-                    " (add more with datarc.extra_eval: {name: path/to.csv})")
+                    " (add more with datarc.extra_eval: {name: path/to.csv})"
+                )
             utterances = read_datalist(paths[split], require_score=True)
             dataset = self.make_dataset(split, utterances)
             dataset.skip_bad_audio = bool(self.datarc.get("skip_bad_audio", False))
@@ -112,10 +122,16 @@ class MOSExpert(nn.Module):
         dataset = self.dataset(split)
         workers = int(self.datarc.get("num_workers", 0))
         if split == TRAIN:
-            return train_loader(dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch,
-                                start_batch)
-        return eval_loader(dataset, int(self.datarc.get("eval_batch_size", 32)),
-                           float(self.datarc.get("eval_max_seconds", 320.0)), workers, self.eval_max_pad())
+            return train_loader(
+                dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch, start_batch
+            )
+        return eval_loader(
+            dataset,
+            int(self.datarc.get("eval_batch_size", 32)),
+            float(self.datarc.get("eval_max_seconds", 320.0)),
+            workers,
+            self.eval_max_pad(),
+        )
 
     def eval_max_pad(self):
         """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a
@@ -131,16 +147,16 @@ class MOSExpert(nn.Module):
         return self._feature_cache
 
     # ---- model interface for subclasses ---------------------------------------------------------------
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Inference path: ``features [batch, frames, upstream_dim]`` -> dict with ``pred [batch]``."""
         raise NotImplementedError
 
-    def losses(self, out: Dict[str, torch.Tensor], batch: MOSBatch, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def losses(self, out: dict[str, torch.Tensor], batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training objective: a dict of named scalar terms, ``loss`` being the one to minimise."""
         raise NotImplementedError
 
     # ---- s3prl interface ----------------------------------------------------------------------------
-    def forward(self, split: str, features: List[torch.Tensor], batch: MOSBatch, records, **kwargs):
+    def forward(self, split: str, features: list[torch.Tensor], batch: MOSBatch, records, **kwargs):
         """s3prl interface: the training loss, or 0 after recording predictions on an evaluation split."""
         if batch.skipped:
             self._report_skipped(batch.skipped)
@@ -159,10 +175,10 @@ class MOSExpert(nn.Module):
         self.record_outputs(split, out, batch, records)
         return torch.zeros((), device=device)
 
-    def record_outputs(self, split: str, out: Dict[str, torch.Tensor], batch: MOSBatch, records) -> None:
+    def record_outputs(self, split: str, out: dict[str, torch.Tensor], batch: MOSBatch, records) -> None:
         """Hook: keep more of an evaluation batch's outputs in ``records`` (under keys of the subclass's own)."""
 
-    def extra_metrics(self, split: str, records, global_step: int) -> Dict[str, float]:
+    def extra_metrics(self, split: str, records, global_step: int) -> dict[str, float]:
         """Hook: more metrics of an evaluation split, from the records; logged, saved and written beside
         the MOS metrics (``log.jsonl``, tensorboard, ``metrics_<split>.json``)."""
         return {}
@@ -172,7 +188,7 @@ class MOSExpert(nn.Module):
         training does not yet fit MOS at that step, such as a pre-training stage, says no)."""
         return True
 
-    def log_records(self, split: str, records, logger, global_step: int, **kwargs) -> List[str]:
+    def log_records(self, split: str, records, logger, global_step: int, **kwargs) -> list[str]:
         """s3prl interface: log losses or metrics; return the checkpoint names to save."""
         if "pred" not in records:  # training losses (`-m evaluate -t train` records predictions instead)
             means = {key: sum(values) / len(values) for key, values in records.items() if values}
@@ -191,17 +207,23 @@ class MOSExpert(nn.Module):
             return []
         self._append_log(split, global_step, metrics)
         save = []
-        if split == self.best_split and self.selectable(global_step) and metrics[self.best_metric] > self.best_score.item():
+        if (
+            split == self.best_split
+            and self.selectable(global_step)
+            and metrics[self.best_metric] > self.best_score.item()
+        ):
             self.best_score.fill_(metrics[self.best_metric])
             save.append(f"best-states-{split}.ckpt")
             self.write_results(f"{split}_best", dict(metrics, step=global_step), records)
         print(f"[{self.name}] step {global_step} {split}: " + _summary(metrics))
         if self._skipped:
-            print(f"[{self.name}] {len(self._skipped)} unreadable audio file(s) skipped so far: "
-                  f"{os.path.join(self.expdir, SKIPPED_AUDIO)}")
+            print(
+                f"[{self.name}] {len(self._skipped)} unreadable audio file(s) skipped so far: "
+                f"{os.path.join(self.expdir, SKIPPED_AUDIO)}"
+            )
         return save
 
-    def _report_skipped(self, messages: List[str]) -> None:
+    def _report_skipped(self, messages: list[str]) -> None:
         """Name each newly skipped file once, and keep the list in ``<expdir>/skipped_audio.txt``."""
         new = [m for m in messages if m not in self._skipped]
         if not new:
@@ -212,14 +234,14 @@ class MOSExpert(nn.Module):
         with atomic_write(os.path.join(self.expdir, SKIPPED_AUDIO)) as handle:
             handle.write("".join(f"{m}\n" for m in self._skipped))
 
-    def _append_log(self, split: str, step: int, values: Dict[str, float]) -> None:
+    def _append_log(self, split: str, step: int, values: dict[str, float]) -> None:
         """One JSON line per logging event in ``<expdir>/log.jsonl``: training curves without tensorboard."""
         record = {"split": split, "step": step}
         record.update({k: (v if math.isfinite(v) else None) for k, v in values.items()})
         with open(os.path.join(self.expdir, "log.jsonl"), "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
-    def write_results(self, split: str, metrics: Dict[str, float], records) -> None:
+    def write_results(self, split: str, metrics: dict[str, float], records) -> None:
         """``metrics_<split>.json`` and ``predictions_<split>.csv`` in the experiment folder (atomically)."""
         rows = zip(records["sample_id"], records["system"], records["score"], records["pred"])
         metrics_path, _ = results.write_results(self.expdir, split, metrics, rows)
@@ -238,7 +260,8 @@ def _refuse_plugin_features(datarc: dict, runner: dict | None, downstream_expert
             f"datarc.feature_cache={datarc['feature_cache']} needs {PLUGIN_RUNNER}, which reads the upstream's "
             "hidden states from the cache in place of running the upstream; s3prl's own runner would feed the "
             "cached features to the upstream as audio. Run the toolkit's run_downstream.py, or drop the cache: "
-            "-o config.downstream_expert.datarc.feature_cache=None")
+            "-o config.downstream_expert.datarc.feature_cache=None"
+        )
     early = EarlyStopping.from_config({"runner": runner or {}, "downstream_expert": downstream_expert})
     if mode == "train" and early.patience is not None:
         total = (runner or {}).get("total_steps")
@@ -246,8 +269,9 @@ def _refuse_plugin_features(datarc: dict, runner: dict | None, downstream_expert
             f"runner.early_stopping (patience {early.patience:g} {early.unit}s) needs {PLUGIN_RUNNER}; s3prl's "
             f"own runner ignores it and would train all runner.total_steps ({total}). Run the toolkit's "
             "run_downstream.py, or give s3prl's runner a fixed length: "
-            "-o \"config.runner.early_stopping=None,,config.runner.total_steps=N\"")
+            '-o "config.runner.early_stopping=None,,config.runner.total_steps=N"'
+        )
 
 
-def _summary(metrics: Dict[str, float]) -> str:
+def _summary(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={metrics[k]:.3f}" for k in METRIC_KEYS)

@@ -1,11 +1,13 @@
 """File helpers: atomic writes (a killed job never leaves a file that looks whole) and the one file hash."""
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
 import tempfile
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ frames (the unmasked ones are not scored), plus 10 x the feature penalty.
 s3prl draws mask spans with NumPy's global random generator; :func:`numpy_seeded` gives every draw a
 seed of its own and puts the global state back, so runs are reproducible and nothing else is disturbed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,15 @@ def mfcc_frames(wav: torch.Tensor) -> torch.Tensor:
     """``[n_frames(len(wav)), 39]`` MFCCs with deltas, one per model frame (25 ms window, 20 ms shift)."""
     import torchaudio
 
-    mfcc = torchaudio.compliance.kaldi.mfcc(wav.unsqueeze(0) * 32768, sample_frequency=SAMPLE_RATE, frame_length=25.0,
-                                           frame_shift=20.0, num_ceps=13, use_energy=False, dither=0.0)
+    mfcc = torchaudio.compliance.kaldi.mfcc(
+        wav.unsqueeze(0) * 32768,
+        sample_frequency=SAMPLE_RATE,
+        frame_length=25.0,
+        frame_shift=20.0,
+        num_ceps=13,
+        use_energy=False,
+        dither=0.0,
+    )
     d1 = torchaudio.functional.compute_deltas(mfcc.T)
     d2 = torchaudio.functional.compute_deltas(d1)
     return torch.cat([mfcc.T, d1, d2], dim=0).T.contiguous()
@@ -97,8 +105,11 @@ def build_model(model_cfg: dict, n_classes: int, seed: int):
     torch.manual_seed(seed)
     task_cfg = {"sample_rate": SAMPLE_RATE, "normalize": False, "label_rate": model_cfg["label_rate"]}
     symbols = [[str(i) for i in range(n_classes)]]
-    model = HubertModel(merge_with_parent(HubertConfig, dict(model_cfg)),
-                        merge_with_parent(HubertPretrainingConfig, dict(task_cfg)), symbols)
+    model = HubertModel(
+        merge_with_parent(HubertConfig, dict(model_cfg)),
+        merge_with_parent(HubertPretrainingConfig, dict(task_cfg)),
+        symbols,
+    )
     return model, {"task_cfg": task_cfg, "model_cfg": dict(model_cfg), "dictionaries_symbols": symbols}
 
 
@@ -116,8 +127,9 @@ class Batch:
     targets: torch.Tensor
 
 
-def make_batch(wavs: list[torch.Tensor], targets: list[torch.Tensor], rng: np.random.Generator,
-               crop_samples: int) -> Batch:
+def make_batch(
+    wavs: list[torch.Tensor], targets: list[torch.Tensor], rng: np.random.Generator, crop_samples: int
+) -> Batch:
     """Crop every utterance to the same length (the shortest in the batch, at most ``crop_samples``) at a
     frame-aligned random offset, so no padding is needed and targets stay aligned with frames."""
     length = min(crop_samples, *(len(w) for w in wavs))
@@ -127,8 +139,8 @@ def make_batch(wavs: list[torch.Tensor], targets: list[torch.Tensor], rng: np.ra
     for wav, target in zip(wavs, targets):
         max_start = min(len(target) - frames, (len(wav) - length) // FRAME_SHIFT)
         start = int(rng.integers(0, max_start + 1))
-        crops.append(wav[start * FRAME_SHIFT:start * FRAME_SHIFT + length])
-        crop_targets.append(target[start:start + frames])
+        crops.append(wav[start * FRAME_SHIFT : start * FRAME_SHIFT + length])
+        crop_targets.append(target[start : start + frames])
     return Batch(torch.stack(crops), torch.stack(crop_targets))
 
 
@@ -159,15 +171,21 @@ def train_step(model, optimizer, batch: Batch, mask_seed: Sequence[int], clip: f
 
 
 @torch.no_grad()
-def masked_accuracy(model, wavs: list[torch.Tensor], targets: list[torch.Tensor], seed: int,
-                    crop_samples: int = 64000, batch_size: int = 8) -> dict[str, float]:
+def masked_accuracy(
+    model,
+    wavs: list[torch.Tensor],
+    targets: list[torch.Tensor],
+    seed: int,
+    crop_samples: int = 64000,
+    batch_size: int = 8,
+) -> dict[str, float]:
     """Masked-prediction accuracy and cross entropy over utterances (eval mode; seeded crops and masks,
     so two models are scored on exactly the same frames)."""
     model.eval()
     rng = np.random.default_rng(seed)
     correct = count = ce_sum = 0.0
     for i in range(0, len(wavs), batch_size):
-        batch = make_batch(wavs[i:i + batch_size], targets[i:i + batch_size], rng, crop_samples)
+        batch = make_batch(wavs[i : i + batch_size], targets[i : i + batch_size], rng, crop_samples)
         out = masked_loss(model, batch, (seed, i))
         correct += float(out["correct"])
         count += float(out["count"])

@@ -1,4 +1,5 @@
 """Frame masks of padded batches, shared by every expert's model."""
+
 import torch
 
 

@@ -3,12 +3,13 @@
 System level follows the VoiceMOS convention: per system, the mean prediction against the mean true
 score over the evaluated utterances of that system.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
 from collections import OrderedDict
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
@@ -16,7 +17,7 @@ from scipy import stats
 METRIC_KEYS = ("utt_MSE", "utt_LCC", "utt_SRCC", "utt_KTAU", "sys_MSE", "sys_LCC", "sys_SRCC", "sys_KTAU")
 
 
-def _correlations(true: np.ndarray, pred: np.ndarray) -> Dict[str, float]:
+def _correlations(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     out = {"MSE": float(np.mean((true - pred) ** 2))}
     if len(true) < 2 or np.ptp(true) == 0 or np.ptp(pred) == 0:
         # undefined for fewer than two points or a constant side (scipy would warn and give NaN)
@@ -30,15 +31,15 @@ def _correlations(true: np.ndarray, pred: np.ndarray) -> Dict[str, float]:
     return out
 
 
-def system_means(systems: Sequence[str], values: Sequence[float]) -> Dict[str, float]:
+def system_means(systems: Sequence[str], values: Sequence[float]) -> dict[str, float]:
     """Mean of ``values`` per system, systems in sorted order."""
-    sums: Dict[str, list] = {}
+    sums: dict[str, list] = {}
     for system, value in zip(systems, values):
         sums.setdefault(system, []).append(float(value))
     return OrderedDict((s, float(np.mean(sums[s]))) for s in sorted(sums))
 
 
-def compute_metrics(true: Sequence[float], pred: Sequence[float], systems: Sequence[str]) -> Dict[str, float]:
+def compute_metrics(true: Sequence[float], pred: Sequence[float], systems: Sequence[str]) -> dict[str, float]:
     """All eight metrics plus ``n_utt`` and ``n_sys``; correlations are NaN where undefined."""
     true_arr = np.asarray(true, dtype=np.float64)
     pred_arr = np.asarray(pred, dtype=np.float64)

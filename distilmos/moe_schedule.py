@@ -19,11 +19,12 @@ The schedule is configured once, in the ``scheduler:`` section of the config (``
 the learning-rate scheduler (:func:`distilmos.schedulers.get_MoEStageLR`) and the expert (loss weights)
 both read it from there, so they cannot disagree.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Tuple
 
 from .errors import ConfigError
 
@@ -41,7 +42,7 @@ class StagePoint:
     lr_scale: float  # multiplies the optimizer's configured learning rate
 
 
-def _pair(value, key: str) -> Tuple[float, float]:
+def _pair(value, key: str) -> tuple[float, float]:
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -54,18 +55,25 @@ def _pair(value, key: str) -> Tuple[float, float]:
 class StageSchedule:
     """The three-stage schedule over ``total_steps`` optimizer steps (see the module docstring)."""
 
-    def __init__(self, total_steps: int, stages: Sequence[float] = (0.2, 0.7),
-                 lr_scale: Sequence[float] = (1.0, 1.0, 0.1), min_lr_ratio: float = 0.1,
-                 pretrain_weights: Sequence[float] = (0.0, 1.0),
-                 joint_weights: Sequence[Sequence[float]] = ((0.3, 0.7), (0.7, 0.3)),
-                 finetune_weights: Sequence[float] = (0.9, 0.1)):
+    def __init__(
+        self,
+        total_steps: int,
+        stages: Sequence[float] = (0.2, 0.7),
+        lr_scale: Sequence[float] = (1.0, 1.0, 0.1),
+        min_lr_ratio: float = 0.1,
+        pretrain_weights: Sequence[float] = (0.0, 1.0),
+        joint_weights: Sequence[Sequence[float]] = ((0.3, 0.7), (0.7, 0.3)),
+        finetune_weights: Sequence[float] = (0.9, 0.1),
+    ):
         self.total_steps = int(total_steps)
         if self.total_steps < 1:
             raise ConfigError(f"the stage schedule needs total_steps >= 1, not {total_steps}")
         try:
             b1, b2 = (float(b) for b in stages)
         except (TypeError, ValueError):
-            raise ConfigError(f"scheduler.stages must be two fractions of total_steps [b1, b2], not {stages!r}") from None
+            raise ConfigError(
+                f"scheduler.stages must be two fractions of total_steps [b1, b2], not {stages!r}"
+            ) from None
         if not 0.0 <= b1 <= b2 <= 1.0:
             raise ConfigError(f"scheduler.stages must satisfy 0 <= b1 <= b2 <= 1, not {list(stages)}")
         scales = [float(s) for s in lr_scale]
@@ -74,8 +82,10 @@ class StageSchedule:
         if not 0.0 <= float(min_lr_ratio) <= 1.0:
             raise ConfigError(f"scheduler.min_lr_ratio must be in [0, 1], not {min_lr_ratio!r}")
         if len(joint_weights) != 2:
-            raise ConfigError(f"scheduler.joint_weights must be [[mos, cls] at the start, [mos, cls] at the end], "
-                              f"not {joint_weights!r}")
+            raise ConfigError(
+                f"scheduler.joint_weights must be [[mos, cls] at the start, [mos, cls] at the end], "
+                f"not {joint_weights!r}"
+            )
         # integer boundaries: stage 2 starts at step `start2`, stage 3 at `start3`
         self.start2 = round(b1 * self.total_steps)
         self.start3 = round(b2 * self.total_steps)
@@ -86,16 +96,18 @@ class StageSchedule:
         self.finetune = _pair(finetune_weights, "finetune_weights")
 
     @classmethod
-    def from_config(cls, scheduler_config: dict, total_steps: int) -> "StageSchedule":
+    def from_config(cls, scheduler_config: dict, total_steps: int) -> StageSchedule:
         """The schedule of a config's ``scheduler:`` section (its ``name`` is ignored here)."""
         known = {"stages", "lr_scale", "min_lr_ratio", "pretrain_weights", "joint_weights", "finetune_weights"}
         options = {k: v for k, v in (scheduler_config or {}).items() if k != "name"}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ConfigError(f"unknown {SCHEDULER_NAME} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown {SCHEDULER_NAME} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(total_steps, **options)
 
-    def bounds(self, stage: int) -> Tuple[int, int]:
+    def bounds(self, stage: int) -> tuple[int, int]:
         """``[start, end)`` steps of a stage (empty when its fraction is 0)."""
         return {1: (0, self.start2), 2: (self.start2, self.start3), 3: (self.start3, self.total_steps)}[stage]
 

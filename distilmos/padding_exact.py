@@ -20,17 +20,18 @@ batched forward then equals the one-by-one forward to float rounding, whatever t
 Other upstreams are left as they are (:func:`make_padding_exact` returns ``False``); callers keep their
 padding caps for them.
 """
+
 from __future__ import annotations
 
 import types
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 #: (kernel, stride) of each front-end convolution, in order
-ConvSpec = Tuple[Tuple[int, int], ...]
+ConvSpec = tuple[tuple[int, int], ...]
 
 #: s3prl's upstream experts this module knows how to make exact (the non-legacy ones)
 SUPPORTED_EXPERTS = ("s3prl.upstream.wavlm.expert", "s3prl.upstream.hubert.expert", "s3prl.upstream.wav2vec2.expert")
@@ -57,7 +58,7 @@ class MaskedGroupNorm(nn.GroupNorm):
         self.affine = original.affine
         self.weight = original.weight
         self.bias = original.bias
-        self.lengths: Optional[torch.Tensor] = None  # set by the upstream's forward for one call
+        self.lengths: torch.Tensor | None = None  # set by the upstream's forward for one call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lengths = self.lengths
@@ -106,7 +107,7 @@ def supports(upstream: nn.Module) -> bool:
     return type(upstream).__module__ in SUPPORTED_EXPERTS and _conv_blocks(upstream) is not None
 
 
-def conv_spec(upstream: nn.Module) -> Optional[ConvSpec]:
+def conv_spec(upstream: nn.Module) -> ConvSpec | None:
     """The front end's ``(kernel, stride)`` list of a padding-exact upstream, else ``None``."""
     return getattr(upstream, _SPEC_ATTR, None)
 
@@ -116,13 +117,13 @@ def is_padding_exact(upstream: nn.Module) -> bool:
     return conv_spec(upstream) is not None
 
 
-def frame_counts(upstream: nn.Module, lengths: Sequence[int]) -> Optional[List[int]]:
+def frame_counts(upstream: nn.Module, lengths: Sequence[int]) -> list[int] | None:
     """Valid frames per utterance of ``lengths`` samples for a padding-exact upstream, else ``None``."""
     convs = conv_spec(upstream)
     return None if convs is None else [frames_after(convs, int(n)) for n in lengths]
 
 
-def _exact_upstream_forward(self, wavs: List[torch.Tensor]):
+def _exact_upstream_forward(self, wavs: list[torch.Tensor]):
     """The expert's own forward, with the GroupNorm told each utterance's valid length."""
     norm = self._padding_exact_norm
     if norm is None:
@@ -183,9 +184,8 @@ def cut_featurizer(featurizer: nn.Module, upstream: nn.Module) -> bool:
     return True
 
 
-def _exact_tolist(self, paired_wavs: List[torch.Tensor], paired_feature: torch.Tensor) -> List[torch.Tensor]:
+def _exact_tolist(self, paired_wavs: list[torch.Tensor], paired_feature: torch.Tensor) -> list[torch.Tensor]:
     counts = [frames_after(self._padding_exact_convs, len(w)) for w in paired_wavs]
     if max(counts) > paired_feature.size(1):
         raise ValueError(f"the upstream gave {paired_feature.size(1)} frames, its front end gives {max(counts)}")
     return [f[:n] for f, n in zip(paired_feature, counts)]
-

@@ -9,11 +9,12 @@ runner registers the schedulers its config names) and by the predictor (reading 
 - ``-u package.module:callable`` joins s3prl's hub under that name;
 - s3prl checkpoints (which hold an ``argparse.Namespace``) load under ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

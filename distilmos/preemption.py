@@ -9,11 +9,11 @@ because schedulers signal every process of a job and ``torchrun`` passes the sig
 commonly gets it twice, and a preemption must still end with a checkpoint (the scheduler's SIGKILL after
 its grace period is what stops a run that cannot save).
 """
+
 from __future__ import annotations
 
 import signal
 import sys
-from typing import Optional, Tuple
 
 import torch
 
@@ -27,12 +27,12 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class StopRequest:
     """A flag raised by SIGTERM/SIGINT while installed (use as a context manager)."""
 
-    def __init__(self, device: Optional[torch.device] = None):
+    def __init__(self, device: torch.device | None = None):
         self.device = device
-        self.signal: Optional[int] = None
+        self.signal: int | None = None
         self._previous = {}
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         for sig in SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
@@ -51,10 +51,13 @@ class StopRequest:
             return  # the same request again (scheduler and torchrun both signal): one checkpoint
         self.signal = signum
         again = " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
-        print(f"\n[distilmos] {name} received: finishing this step, then saving a resumable checkpoint{again}",
-              file=sys.stderr, flush=True)
+        print(
+            f"\n[distilmos] {name} received: finishing this step, then saving a resumable checkpoint{again}",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    def agreed(self, other: bool = False) -> Tuple[bool, bool]:
+    def agreed(self, other: bool = False) -> tuple[bool, bool]:
         """``(any rank was asked to stop, any rank raised `other`)``: a collective call under
         ``torch.distributed`` (the leader's decisions, such as early stopping, travel with it)."""
         flags = [self.signal is not None, bool(other)]

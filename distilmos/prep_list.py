@@ -6,6 +6,7 @@ The system of a row is its third field when present; otherwise, with ``--system_
 the file stem before the first ``-`` (BVCC's convention); otherwise the stem itself (every utterance
 its own system, so system-level metrics equal utterance-level ones).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -17,6 +17,7 @@ clusters of a layer of the iteration-1 model, as HuBERT does. Printed and writte
 
 Everything is seeded; with the same seed and ``--threads`` the checkpoint is bit-identical on CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,9 @@ def lr_factor(step: int, total: int, warmup: float = 0.08) -> float:
     return (step + 1) / n_warm if step < n_warm else max(0.0, (total - step) / max(1, total - n_warm))
 
 
-def make_targets(iteration: int, wavs: list[torch.Tensor], train_idx: list[int], previous, k: int, layer: int,
-                 seed: int) -> list[torch.Tensor]:
+def make_targets(
+    iteration: int, wavs: list[torch.Tensor], train_idx: list[int], previous, k: int, layer: int, seed: int
+) -> list[torch.Tensor]:
     """Cluster ids per frame of every utterance: k-means of MFCCs (iteration 1) or of ``layer`` of the previous
     iteration's model, fitted on the training utterances only."""
     if iteration == 1:
@@ -96,7 +98,7 @@ def run_iteration(iteration: int, wavs, targets, train_idx, heldout_idx, args, k
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, args.steps))
     rng = np.random.default_rng([args.seed, iteration])
     crop = int(args.crop_s * SAMPLE_RATE)
-    eval_idx = heldout_idx[:args.eval_utts]
+    eval_idx = heldout_idx[: args.eval_utts]
     history = {"step": [], "loss": [], "acc": [], "eval_step": [], "eval_acc": []}
     bar = tqdm(range(args.steps), desc=f"iteration {iteration}", disable=args.quiet)
     for step in bar:
@@ -140,11 +142,11 @@ def run_probes(ckpt_path: str, init_path: str, rows, columns: list[str], seed: i
     is_train = [r["split"] == "train" for r in rows]
     out = {}
     for name, path in (("trained", ckpt_path), ("init", init_path)):
-        features = pooled_layers(build_upstream("hubert_local", path), tqdm(wavs, desc=f"probe features ({name})",
-                                                                           leave=False))
+        features = pooled_layers(
+            build_upstream("hubert_local", path), tqdm(wavs, desc=f"probe features ({name})", leave=False)
+        )
         for column in columns:
-            out.setdefault(column, {})[name] = probe_layers(features, [r.get(column, "") for r in rows], is_train,
-                                                            seed)
+            out.setdefault(column, {})[name] = probe_layers(features, [r.get(column, "") for r in rows], is_train, seed)
     return out
 
 
@@ -159,9 +161,9 @@ def plot_curves(histories: dict[int, dict], path: str) -> None:
     for iteration, h in histories.items():
         window = max(1, len(h["loss"]) // 50)
         smooth = np.convolve(h["loss"], np.ones(window) / window, mode="valid")
-        ax_loss.plot(h["step"][window - 1:], smooth, label=f"iteration {iteration}")
+        ax_loss.plot(h["step"][window - 1 :], smooth, label=f"iteration {iteration}")
         smooth_acc = np.convolve(h["acc"], np.ones(window) / window, mode="valid")
-        ax_acc.plot(h["step"][window - 1:], smooth_acc, label=f"iteration {iteration}: training batches")
+        ax_acc.plot(h["step"][window - 1 :], smooth_acc, label=f"iteration {iteration}: training batches")
         ax_acc.plot(h["eval_step"], h["eval_acc"], "o-", ms=3, label=f"iteration {iteration}: held out")
     ax_loss.set(xlabel="step", ylabel="loss (masked CE + feature penalty)", title="masked-prediction loss")
     ax_acc.set(xlabel="step", ylabel="accuracy on masked frames", title="masked-prediction accuracy")
@@ -176,17 +178,28 @@ def plot_curves(histories: dict[int, dict], path: str) -> None:
 
 def summary_lines(report: dict) -> list[str]:
     """The evidence as Markdown tables (printed, and put in the card)."""
-    lines = ["| iteration | targets | k | held-out masked acc | same model at init | chance 1/k | chance (most frequent) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| iteration | targets | k | held-out masked acc | same model at init | chance 1/k | chance (most frequent) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for it in report["iterations"]:
         e = it["heldout"]
-        lines.append(f"| {it['iteration']} | {it['targets']} | {e['k']} | {e['trained']['acc']:.3f} | "
-                     f"{e['init']['acc']:.3f} | {e['chance_uniform']:.3f} | {e['chance_majority']:.3f} |")
+        lines.append(
+            f"| {it['iteration']} | {it['targets']} | {e['k']} | {e['trained']['acc']:.3f} | "
+            f"{e['init']['acc']:.3f} | {e['chance_uniform']:.3f} | {e['chance_majority']:.3f} |"
+        )
     for column, result in report["probes"].items():
         n = len(result["trained"]["layers"])
-        lines += ["", (f"Linear probe of `{column}` ({result['trained']['classes']} classes, held-out accuracy; "
-                       f"chance {result['trained']['chance']:.3f}):"), "",
-                  "| model | " + " | ".join(f"layer {i}" for i in range(n)) + " |", "|---" * (n + 1) + "|"]
+        lines += [
+            "",
+            (
+                f"Linear probe of `{column}` ({result['trained']['classes']} classes, held-out accuracy; "
+                f"chance {result['trained']['chance']:.3f}):"
+            ),
+            "",
+            "| model | " + " | ".join(f"layer {i}" for i in range(n)) + " |",
+            "|---" * (n + 1) + "|",
+        ]
         for name in ("trained", "init"):
             label = "pretrained" if name == "trained" else "random init"
             lines.append(f"| {label} | " + " | ".join(f"{a:.3f}" for a in result[name]["layers"]) + " |")
@@ -196,18 +209,36 @@ def summary_lines(report: dict) -> list[str]:
 def write_card(report: dict, path: str) -> None:
     r = report
     lines = [
-        f"# {os.path.basename(r['checkpoint'])}: a tiny HuBERT pretrained offline", "",
-        (f"s3prl `HubertModel` in the `hubert_local` checkpoint format ({r['parameters']:,} parameters, "
-         f"{r['config']['encoder_layers']} transformer layers of width {r['config']['encoder_embed_dim']}, "
-         "the Base models' GroupNorm front end, 20 ms frames). Load it with "
-         f"`-u hubert_local -k {os.path.basename(r['checkpoint'])}`."), "",
-        (f"- data: {r['pool']['train']} training utterances ({r['pool']['train_minutes']:.1f} min), "
-         f"{r['pool']['heldout']} held out; sources {r['pool']['sources']}"),
-        (f"- training: {len(r['iterations'])} iteration(s) of {r['args']['steps']} steps, batch "
-         f"{r['args']['batch_size']} x {r['args']['crop_s']} s crops, AdamW lr {r['args']['lr']}, seed "
-         f"{r['args']['seed']}, {r['args']['threads']} thread(s); {r['seconds'] / 60:.1f} min on CPU"),
-        f"- sha256: `{r['sha256']}`", "", "## Evidence (held-out utterances)", "", *summary_lines(r), "",
-        "## Reproduce", "", "```bash", r["command"], "```", "",
+        f"# {os.path.basename(r['checkpoint'])}: a tiny HuBERT pretrained offline",
+        "",
+        (
+            f"s3prl `HubertModel` in the `hubert_local` checkpoint format ({r['parameters']:,} parameters, "
+            f"{r['config']['encoder_layers']} transformer layers of width {r['config']['encoder_embed_dim']}, "
+            "the Base models' GroupNorm front end, 20 ms frames). Load it with "
+            f"`-u hubert_local -k {os.path.basename(r['checkpoint'])}`."
+        ),
+        "",
+        (
+            f"- data: {r['pool']['train']} training utterances ({r['pool']['train_minutes']:.1f} min), "
+            f"{r['pool']['heldout']} held out; sources {r['pool']['sources']}"
+        ),
+        (
+            f"- training: {len(r['iterations'])} iteration(s) of {r['args']['steps']} steps, batch "
+            f"{r['args']['batch_size']} x {r['args']['crop_s']} s crops, AdamW lr {r['args']['lr']}, seed "
+            f"{r['args']['seed']}, {r['args']['threads']} thread(s); {r['seconds'] / 60:.1f} min on CPU"
+        ),
+        f"- sha256: `{r['sha256']}`",
+        "",
+        "## Evidence (held-out utterances)",
+        "",
+        *summary_lines(r),
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        r["command"],
+        "```",
+        "",
     ]
     with atomic_write(path) as handle:
         handle.write("\n".join(lines))
@@ -230,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (bit-identical reruns need the same)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--recipe", help="the command that reproduces this checkpoint, for the card "
-                                    "(default: this command line)")
+    p.add_argument(
+        "--recipe", help="the command that reproduces this checkpoint, for the card (default: this command line)"
+    )
     return p
 
 
@@ -256,12 +288,19 @@ def pretrain(args) -> dict:
     for iteration in range(1, args.iterations + 1):
         k = ks[iteration - 1]
         targets = make_targets(iteration, wavs, train_idx, previous, k, args.layer, args.seed)
-        model, init_ckpt, fields, history, evaluation = run_iteration(iteration, wavs, targets, train_idx,
-                                                                      heldout_idx, args, k)
+        model, init_ckpt, fields, history, evaluation = run_iteration(
+            iteration, wavs, targets, train_idx, heldout_idx, args, k
+        )
         histories[iteration] = history
-        iterations.append({"iteration": iteration, "k": k, "heldout": evaluation,
-                           "targets": "MFCC k-means" if iteration == 1 else f"layer {args.layer} k-means",
-                           "final_train_loss": float(np.mean(history["loss"][-50:]))})
+        iterations.append(
+            {
+                "iteration": iteration,
+                "k": k,
+                "heldout": evaluation,
+                "targets": "MFCC k-means" if iteration == 1 else f"layer {args.layer} k-means",
+                "final_train_loss": float(np.mean(history["loss"][-50:])),
+            }
+        )
         previous = model
     ckpt = mp.checkpoint(previous, fields)
     save_checkpoint(ckpt, args.out)
@@ -276,19 +315,34 @@ def pretrain(args) -> dict:
 
     minutes = sum(len(wavs[i]) for i in train_idx) / SAMPLE_RATE / 60
     report = {
-        "checkpoint": shown_path(args.out), "sha256": sha256_file(args.out),
+        "checkpoint": shown_path(args.out),
+        "sha256": sha256_file(args.out),
         "parameters": int(sum(p.numel() for p in previous.parameters())),
         "config": fields["model_cfg"],
-        "pool": {"csv": shown_path(args.pool), "train": len(train_idx), "heldout": len(heldout_idx), "train_minutes": minutes,
-                 "sources": ", ".join(sorted({r.get("source", "?") for r in rows}))},
+        "pool": {
+            "csv": shown_path(args.pool),
+            "train": len(train_idx),
+            "heldout": len(heldout_idx),
+            "train_minutes": minutes,
+            "sources": ", ".join(sorted({r.get("source", "?") for r in rows})),
+        },
         "args": {k: v for k, v in vars(args).items() if k not in ("pool", "out", "recipe")},
-        "iterations": iterations, "probes": probes, "seconds": time.perf_counter() - start,
+        "iterations": iterations,
+        "probes": probes,
+        "seconds": time.perf_counter() - start,
         "command": args.recipe or "python -m distilmos.pretrain_tiny " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "torch": torch.__version__,
     }
-    report["iterations"] = [dict(it, curve={"eval_step": histories[it["iteration"]]["eval_step"],
-                                             "eval_acc": histories[it["iteration"]]["eval_acc"]})
-                            for it in iterations]
+    report["iterations"] = [
+        dict(
+            it,
+            curve={
+                "eval_step": histories[it["iteration"]]["eval_step"],
+                "eval_acc": histories[it["iteration"]]["eval_acc"],
+            },
+        )
+        for it in iterations
+    ]
     with atomic_write(stem + ".report.json") as handle:
         json.dump(report, handle, indent=1)
     write_card(report, stem + ".card.md")
@@ -304,8 +358,10 @@ def main(argv=None) -> int:
         return 2
     print("\n".join(summary_lines(report)))
     stem = os.path.splitext(args.out)[0]
-    print(f"\n{args.out}: {os.path.getsize(args.out) / 2**20:.2f} MiB; card {stem}.card.md, curves "
-          f"{stem}.curves.png, report {stem}.report.json; {report['seconds'] / 60:.1f} min")
+    print(
+        f"\n{args.out}: {os.path.getsize(args.out) / 2**20:.2f} MiB; card {stem}.card.md, curves "
+        f"{stem}.curves.png, report {stem}.report.json; {report['seconds'] / 60:.1f} min"
+    )
     return 0
 
 

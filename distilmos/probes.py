@@ -6,6 +6,7 @@ Each utterance becomes, per layer, the mean and standard deviation over time of 
 training utterances and scored on held-out ones. Comparing a pretrained upstream with the same architecture
 at random init says what pretraining put into the layers, beyond what the architecture gives for free.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,8 +31,9 @@ def pooled_layers(upstream, wavs: Sequence[torch.Tensor]) -> list[np.ndarray]:
     return [np.stack(rows) for rows in per_layer]
 
 
-def probe_accuracy(train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray, test_y: Sequence[str],
-                   seed: int = 0) -> float:
+def probe_accuracy(
+    train_x: np.ndarray, train_y: Sequence[str], test_x: np.ndarray, test_y: Sequence[str], seed: int = 0
+) -> float:
     """Held-out accuracy of a standardised multinomial logistic regression."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -48,8 +50,9 @@ def majority_rate(train_y: Sequence[str], test_y: Sequence[str]) -> float:
     return float(np.mean(np.asarray(list(test_y)) == values[counts.argmax()]))
 
 
-def probe_layers(features: list[np.ndarray], labels: Sequence[str], is_train: Sequence[bool],
-                 seed: int = 0) -> dict[str, object]:
+def probe_layers(
+    features: list[np.ndarray], labels: Sequence[str], is_train: Sequence[bool], seed: int = 0
+) -> dict[str, object]:
     """Probe every layer for one property; rows with an empty label are left out.
 
     Returns ``{"chance": majority rate, "classes": n, "layers": [accuracy of layer 0 ... N]}``.

@@ -16,6 +16,7 @@ predictor file can rebuild it from its weights alone. The expert keeps it as ``s
 The model classes are named here as ``"module:Class"`` and imported when first asked for, so this
 module and its command line stay light (the recipes ask it before anything else runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Tuple
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 
@@ -39,7 +40,7 @@ class Variant:
     name: str
     label: str  # its row in result tables
     config: str  # config file in downstream/<expert>/
-    runner_args: Tuple[str, ...] = ()  # further run_downstream.py flags it needs
+    runner_args: tuple[str, ...] = ()  # further run_downstream.py flags it needs
     fine_tune: bool = True  # trains the upstream too (-f)
     tokens: bool = False  # needs a token store (python -m upstream_tokens)
     waveforms: bool = False  # its training reads the waveforms too (a frozen teacher): no feature cache
@@ -51,7 +52,7 @@ class Expert:
 
     name: str
     model_path: str  # "module:Class" of the inference model (``self.model`` of the expert)
-    variants: Tuple[Variant, ...]
+    variants: tuple[Variant, ...]
 
     @property
     def model(self) -> type:
@@ -62,35 +63,53 @@ class Expert:
         for variant in self.variants:
             if variant.name == name:
                 return variant
-        raise ConfigError(f"expert {self.name!r} has no variant {name!r}; "
-                          f"it has {', '.join(v.name for v in self.variants)}")
+        raise ConfigError(
+            f"expert {self.name!r} has no variant {name!r}; it has {', '.join(v.name for v in self.variants)}"
+        )
 
 
-EXPERTS: Dict[str, Expert] = {e.name: e for e in (
-    Expert("distilmos", "distilmos.models.distilmos:DistilMOSModel", (
-        Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
-        Variant("no_token", "w/o token prediction", "config_no_token.yaml"),
-        Variant("mse_distill", "MSE distillation", "config_mse_distill.yaml", waveforms=True),
-    )),
-    Expert("ssl_mos", "distilmos.models.ssl_mos:SSLMOSModel", (
-        Variant("ssl_mos", "SSL-MOS", "config.yaml", runner_args=("-s", "last_hidden_state")),
-    )),
-    # on frozen features: one layer (the upstream's output) as in the paper, or the learnable weighted sum
-    Expert("salf_mos", "distilmos.models.salf_mos:SALFMOSModel", (
-        Variant("salf_mos", "SALF-MOS", "config.yaml", runner_args=("-s", "last_hidden_state"), fine_tune=False),
-        Variant("salf_mos_wsum", "SALF-MOS (weighted layers)", "config.yaml", fine_tune=False),
-    )),
-    Expert("moe_mos", "distilmos.models.moe_mos:MoEMOSModel", (
-        Variant("moe_mos", "MoE-MOS", "config.yaml", fine_tune=False),
-    )),
-)}
+EXPERTS: dict[str, Expert] = {
+    e.name: e
+    for e in (
+        Expert(
+            "distilmos",
+            "distilmos.models.distilmos:DistilMOSModel",
+            (
+                Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
+                Variant("no_token", "w/o token prediction", "config_no_token.yaml"),
+                Variant("mse_distill", "MSE distillation", "config_mse_distill.yaml", waveforms=True),
+            ),
+        ),
+        Expert(
+            "ssl_mos",
+            "distilmos.models.ssl_mos:SSLMOSModel",
+            (Variant("ssl_mos", "SSL-MOS", "config.yaml", runner_args=("-s", "last_hidden_state")),),
+        ),
+        # on frozen features: one layer (the upstream's output) as in the paper, or the learnable weighted sum
+        Expert(
+            "salf_mos",
+            "distilmos.models.salf_mos:SALFMOSModel",
+            (
+                Variant(
+                    "salf_mos", "SALF-MOS", "config.yaml", runner_args=("-s", "last_hidden_state"), fine_tune=False
+                ),
+                Variant("salf_mos_wsum", "SALF-MOS (weighted layers)", "config.yaml", fine_tune=False),
+            ),
+        ),
+        Expert(
+            "moe_mos",
+            "distilmos.models.moe_mos:MoEMOSModel",
+            (Variant("moe_mos", "MoE-MOS", "config.yaml", fine_tune=False),),
+        ),
+    )
+}
 
 #: inference models that are no s3prl expert (trained by their own recipe), by the name a predictor file stores:
 #: the compact students of egs/compress, which read the waveform itself (no SSL upstream)
-MODELS: Dict[str, str] = {"student": "distilmos.models.student:StudentMOSModel"}
+MODELS: dict[str, str] = {"student": "distilmos.models.student:StudentMOSModel"}
 
 #: variant name -> (expert, variant), in registration order (the order of table rows)
-VARIANTS: Dict[str, Tuple[Expert, Variant]] = {v.name: (e, v) for e in EXPERTS.values() for v in e.variants}
+VARIANTS: dict[str, tuple[Expert, Variant]] = {v.name: (e, v) for e in EXPERTS.values() for v in e.variants}
 
 
 def expert(name: str) -> Expert:
@@ -100,7 +119,7 @@ def expert(name: str) -> Expert:
     return EXPERTS[name]
 
 
-def variant(name: str) -> Tuple[Expert, Variant]:
+def variant(name: str) -> tuple[Expert, Variant]:
     """``(expert, variant)`` of a recipe variant name, or a :class:`ConfigError` listing the known ones."""
     if name not in VARIANTS:
         raise ConfigError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
@@ -177,21 +196,28 @@ def shell_assignments(name: str) -> str:
     """``expert=... config=... runner_args=(...) fine_tune=true|false tokens=true|false waveforms=true|false``
     for a recipe."""
     exp, var = variant(name)
-    values = {"expert": exp.name, "config": var.config, "fine_tune": str(var.fine_tune).lower(),
-              "tokens": str(var.tokens).lower(), "waveforms": str(var.waveforms).lower()}
+    values = {
+        "expert": exp.name,
+        "config": var.config,
+        "fine_tune": str(var.fine_tune).lower(),
+        "tokens": str(var.tokens).lower(),
+        "waveforms": str(var.waveforms).lower(),
+    }
     lines = [f"{key}={shlex.quote(value)}" for key, value in values.items()]
     lines.append("runner_args=(" + " ".join(shlex.quote(a) for a in var.runner_args) + ")")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.registry", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.registry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--list", action="store_true", help="print every variant: name, expert, label")
     group.add_argument("--shell", metavar="VARIANT", help="print a variant's settings as shell assignments")
-    group.add_argument("--token_variants", action="store_true",
-                       help="print the variants that need a token store, one a line")
+    group.add_argument(
+        "--token_variants", action="store_true", help="print the variants that need a token store, one a line"
+    )
     args = parser.parse_args(argv)
     try:
         if args.list:

@@ -22,6 +22,7 @@ anywhere:
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import logging
 import os
 import random
 import sys
-from typing import Iterable, List, Optional
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -45,11 +46,11 @@ from .upstreams import UpstreamSpecError, check_local_checkpoint
 logger = logging.getLogger(__name__)
 
 
-def _flag_given(argv: List[str], *flags: str) -> bool:
+def _flag_given(argv: list[str], *flags: str) -> bool:
     return any(a in flags or any(a.startswith(f + "=") for f in flags if f.startswith("--")) for a in argv)
 
 
-def complete_argv(argv: List[str], downstream_dirs: Iterable[str], environ=os.environ) -> List[str]:
+def complete_argv(argv: list[str], downstream_dirs: Iterable[str], environ=os.environ) -> list[str]:
     """Fill in the flags s3prl would otherwise get wrong here; an explicit flag always wins."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("-d", "--downstream")
@@ -75,7 +76,7 @@ def complete_argv(argv: List[str], downstream_dirs: Iterable[str], environ=os.en
     return argv
 
 
-def default_config_name(downstream: str, variant: Optional[str]) -> str:
+def default_config_name(downstream: str, variant: str | None) -> str:
     """The config file of ``-d downstream [-v variant]``: the registered variant's, else ``config.yaml``."""
     exp = registry.EXPERTS.get(downstream)
     if exp is None or variant is None:
@@ -114,11 +115,16 @@ def make_runner_class():
             # told to the experts (_get_downstream): eval batches need no padding cap when it is set
             self.upstream_padding_exact = padding_exact.make_padding_exact(model)
             if not self.upstream_padding_exact:
-                cap = "" if self._feature_cache() else (f", so evaluation batches keep a {STRICT_MAX_PAD:g} padding "
-                                                        "cap (datarc.eval_max_pad auto)")
-                print(f"[distilmos] upstream {self.args.upstream}: no padding-exact forward (only s3prl's WavLM, "
-                      f"HuBERT and wav2vec 2.0 have one); its features may depend on batch padding{cap}",
-                      file=sys.stderr)
+                cap = (
+                    ""
+                    if self._feature_cache()
+                    else (f", so evaluation batches keep a {STRICT_MAX_PAD:g} padding cap (datarc.eval_max_pad auto)")
+                )
+                print(
+                    f"[distilmos] upstream {self.args.upstream}: no padding-exact forward (only s3prl's WavLM, "
+                    f"HuBERT and wav2vec 2.0 have one); its features may depend on batch padding{cap}",
+                    file=sys.stderr,
+                )
             return entry
 
         def _feature_cache(self) -> str | None:
@@ -132,17 +138,25 @@ def make_runner_class():
             padding_exact.cut_featurizer(featurizer, upstream)
             cache = self._feature_cache()
             if cache:
-                store = cached_upstream.open_cache(cache, self.args.upstream, self.args.upstream_ckpt,
-                                                   featurizer.feature_selection, featurizer.layer_selection,
-                                                   bool(self.args.upstream_trainable))
+                store = cached_upstream.open_cache(
+                    cache,
+                    self.args.upstream,
+                    self.args.upstream_ckpt,
+                    featurizer.feature_selection,
+                    featurizer.layer_selection,
+                    bool(self.args.upstream_trainable),
+                )
                 # from here on the upstream is the cache: the datasets yield its hidden states
-                self.upstream = ModelEntry(cached_upstream.upstream_for(store).to(self.args.device), "Upstream",
-                                           False, [])
+                self.upstream = ModelEntry(
+                    cached_upstream.upstream_for(store).to(self.args.device), "Upstream", False, []
+                )
                 cached_upstream.cut_featurizer(featurizer)
                 # each utterance's cached features are its own, whatever else is in the batch
                 self.upstream_padding_exact = True
-                print(f"[distilmos] upstream features from the cache {store.path} (layers {store.layers})",
-                      file=sys.stderr)
+                print(
+                    f"[distilmos] upstream features from the cache {store.path} (layers {store.layers})",
+                    file=sys.stderr,
+                )
             return entry
 
         def _get_downstream(self):
@@ -200,7 +214,7 @@ def _seed_everything(seed: int, disable_cudnn: bool) -> None:
 EXIT_INPUT_ERROR = 2
 
 
-def main(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
+def main(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
     """``run_downstream.py``: :func:`run`, with an error about the user's input printed as one message
     (no traceback) and exit status :data:`EXIT_INPUT_ERROR`."""
     try:
@@ -216,11 +230,11 @@ def error_message(exc: BaseException) -> str:
     text = str(exc)
     marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
     if text.startswith("Caught ") and marker in text:
-        text = text[text.rindex(marker) + len(marker):]
+        text = text[text.rindex(marker) + len(marker) :]
     return text.strip()
 
 
-def run(downstream_dirs: Iterable[str], argv: List[str] = None) -> None:
+def run(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
     """s3prl's ``run_downstream.py`` main, with this toolkit registered (see the module docstring);
     errors propagate."""
     logging.basicConfig(level=logging.INFO)

@@ -1,7 +1,6 @@
 """Learning-rate schedules that s3prl's scheduler registry lacks."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
@@ -12,7 +11,7 @@ from .moe_schedule import StageSchedule
 def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
     optimizer: Optimizer,
     num_training_steps: int,
-    max_lr: Optional[float] = None,
+    max_lr: float | None = None,
     pct_start: float = 0.3,
     anneal_strategy: str = "cos",
     div_factor: float = 25.0,

@@ -13,11 +13,11 @@ Formats (what s3prl's loaders read):
 - ``hubert_local``: ``{"task_cfg", "model_cfg", "model_weight", "dictionaries_symbols"}``
 - ``wav2vec2_local``: ``{"task_cfg", "model_cfg", "model_weight"}``
 """
+
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Dict
 
 import torch
 
@@ -31,14 +31,26 @@ HUB_NAMES = {arch: f"{arch}_local" for arch in ARCHS}
 _TINY_CONV = "[(64,10,5)] + [(64,3,2)] * 4 + [(64,2,2)] * 2"
 _BASE_CONV = "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"
 
-SIZES: Dict[str, dict] = {
+SIZES: dict[str, dict] = {
     "tiny": dict(
-        encoder_layers=3, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=4,
-        conv_feature_layers=_TINY_CONV, conv_pos=16, conv_pos_groups=4, final_dim=32,
+        encoder_layers=3,
+        encoder_embed_dim=64,
+        encoder_ffn_embed_dim=128,
+        encoder_attention_heads=4,
+        conv_feature_layers=_TINY_CONV,
+        conv_pos=16,
+        conv_pos_groups=4,
+        final_dim=32,
     ),
     "base": dict(
-        encoder_layers=12, encoder_embed_dim=768, encoder_ffn_embed_dim=3072, encoder_attention_heads=12,
-        conv_feature_layers=_BASE_CONV, conv_pos=128, conv_pos_groups=16, final_dim=256,
+        encoder_layers=12,
+        encoder_embed_dim=768,
+        encoder_ffn_embed_dim=3072,
+        encoder_attention_heads=12,
+        conv_feature_layers=_BASE_CONV,
+        conv_pos=128,
+        conv_pos_groups=16,
+        final_dim=256,
     ),
 }
 
@@ -62,26 +74,36 @@ def model_config(arch: str, size: str = "tiny", layers: int = None, frontend: st
     if frontend not in FRONTENDS:
         raise ValueError(f"unknown frontend {frontend!r}; choose from {', '.join(FRONTENDS)}")
     large = frontend == "layer_norm"
-    cfg = dict(SIZES[size], extractor_mode="layer_norm" if large else "default", layer_norm_first=large,
-               conv_bias=False, encoder_layerdrop=0.0, feature_grad_mult=0.1)
+    cfg = dict(
+        SIZES[size],
+        extractor_mode="layer_norm" if large else "default",
+        layer_norm_first=large,
+        conv_bias=False,
+        encoder_layerdrop=0.0,
+        feature_grad_mult=0.1,
+    )
     if layers is not None:
         cfg["encoder_layers"] = layers
     if arch == "wavlm":
         cfg.pop("final_dim")
-        cfg.update(relative_position_embedding=True, gru_rel_pos=True, num_buckets=320, max_distance=800,
-                   normalize=False)
+        cfg.update(
+            relative_position_embedding=True, gru_rel_pos=True, num_buckets=320, max_distance=800, normalize=False
+        )
         if size == "tiny":
             cfg.update(num_buckets=32, max_distance=128)
     elif arch == "hubert":
         cfg.update(label_rate=50.0)
     elif arch == "wav2vec2":
-        cfg.update(latent_vars=32 if size == "tiny" else 320, latent_groups=2, quantize_targets=True,
-                   latent_temp=(2.0, 0.5, 0.999995))
+        cfg.update(
+            latent_vars=32 if size == "tiny" else 320,
+            latent_groups=2,
+            quantize_targets=True,
+            latent_temp=(2.0, 0.5, 0.999995),
+        )
     return cfg
 
 
-def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int = None,
-                     frontend: str = None) -> dict:
+def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int = None, frontend: str = None) -> dict:
     """Build a randomly initialised model of ``arch`` with s3prl's own classes; return its checkpoint dict.
     ``frontend`` is ``group_norm`` (Base models) or ``layer_norm`` (Large models); default by size."""
     if arch not in ARCHS:
@@ -108,8 +130,12 @@ def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int =
             merge_with_parent(HubertPretrainingConfig, task_cfg),
             symbols,
         )
-        return {"task_cfg": task_cfg, "model_cfg": model_cfg, "model_weight": model.state_dict(),
-                "dictionaries_symbols": symbols}
+        return {
+            "task_cfg": task_cfg,
+            "model_cfg": model_cfg,
+            "model_weight": model.state_dict(),
+            "dictionaries_symbols": symbols,
+        }
 
     from s3prl.upstream.wav2vec2.wav2vec2_model import Wav2Vec2Config, Wav2Vec2Model
 
@@ -117,8 +143,9 @@ def build_checkpoint(arch: str, size: str = "tiny", seed: int = 0, layers: int =
     return {"task_cfg": task_cfg, "model_cfg": model_cfg, "model_weight": model.state_dict()}
 
 
-def write_checkpoint(path: str, arch: str, size: str = "tiny", seed: int = 0, layers: int = None,
-                     frontend: str = None) -> str:
+def write_checkpoint(
+    path: str, arch: str, size: str = "tiny", seed: int = 0, layers: int = None, frontend: str = None
+) -> str:
     """Write a checkpoint (atomically) and return its path."""
     ckpt = build_checkpoint(arch, size, seed, layers, frontend)
     with atomic_write(path, "wb") as handle:
@@ -131,17 +158,22 @@ def main(argv=None) -> None:
     parser.add_argument("--arch", choices=ARCHS, required=True)
     parser.add_argument("--size", choices=list(SIZES), default="tiny")
     parser.add_argument("--layers", type=int, help="number of transformer layers (default: by size: tiny 3, base 12)")
-    parser.add_argument("--frontend", choices=FRONTENDS,
-                        help="the Base models' GroupNorm front end or the Large models' LayerNorm one "
-                             "(default: layer_norm for tiny, group_norm for base)")
+    parser.add_argument(
+        "--frontend",
+        choices=FRONTENDS,
+        help="the Base models' GroupNorm front end or the Large models' LayerNorm one "
+        "(default: layer_norm for tiny, group_norm for base)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     write_checkpoint(args.out, args.arch, args.size, args.seed, args.layers, args.frontend)
     size_mb = os.path.getsize(args.out) / 2**20
     frontend = args.frontend or default_frontend(args.size)
-    print(f"{args.out}: {args.size} {args.arch} ({frontend} front end), seed {args.seed}, {size_mb:.1f} MiB; "
-          f"load with -u {HUB_NAMES[args.arch]} -k {args.out}")
+    print(
+        f"{args.out}: {args.size} {args.arch} ({frontend} front end), seed {args.seed}, {size_mb:.1f} MiB; "
+        f"load with -u {HUB_NAMES[args.arch]} -k {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ interface: ``get_dataloader``, ``forward(split, features, *others, records=...)`
   expert offers it; otherwise the loader is read past the batches already trained on), so a run killed
   and resumed on the CPU ends with the same weights as one that never stopped (same thread count).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -27,7 +28,6 @@ import math
 import os
 import sys
 from collections import defaultdict
-from typing import List
 
 import torch
 from torch.distributed import get_rank, get_world_size, is_initialized
@@ -83,13 +83,14 @@ class ResumableTrainingMixin:
             from tensorboardX import SummaryWriter
 
             checkpoints.remove_temporaries(self.args.expdir)
-            checkpoints.check_space(self.args.expdir, checkpoints.estimate_bytes(trainable_models),
-                                    rc.get("max_keep", 1))
+            checkpoints.check_space(
+                self.args.expdir, checkpoints.estimate_bytes(trainable_models), rc.get("max_keep", 1)
+            )
             logger = SummaryWriter(self.args.expdir)
         bar_file = sys.stderr if leader else open(os.devnull, "w")
         overall = tqdm(total=total_steps, initial=step, dynamic_ncols=True, desc="overall", file=bar_file)
         records = defaultdict(list)
-        batch_ids: List[int] = []
+        batch_ids: list[int] = []
         backward_steps = 0
         train_split = rc.get("train_dataloader", "train")
 
@@ -109,9 +110,16 @@ class ResumableTrainingMixin:
                     steps_per_epoch = max(1, (batch_in_epoch + len(dataloader)) // accumulate)
                 finished_epoch = True
                 for batch_id, (wavs, *others) in enumerate(
-                        tqdm(dataloader, dynamic_ncols=True, desc="train", file=bar_file, initial=batch_in_epoch,
-                             total=batch_in_epoch + len(dataloader) if hasattr(dataloader, "__len__") else None),
-                        start=batch_in_epoch):
+                    tqdm(
+                        dataloader,
+                        dynamic_ncols=True,
+                        desc="train",
+                        file=bar_file,
+                        initial=batch_in_epoch,
+                        total=batch_in_epoch + len(dataloader) if hasattr(dataloader, "__len__") else None,
+                    ),
+                    start=batch_in_epoch,
+                ):
                     if len(wavs) == 0:  # every utterance of the batch was unreadable and skipped
                         continue
                     wavs = [torch.as_tensor(wav, dtype=torch.float32).to(device) for wav in wavs]
@@ -119,8 +127,9 @@ class ResumableTrainingMixin:
                         features = self._features(wavs)
                         if specaug:
                             features, _ = specaug(features)
-                        loss = self.downstream.model(train_split, features, *others, records=records,
-                                                     **step_kwargs(step + 1))
+                        loss = self.downstream.model(
+                            train_split, features, *others, records=records, **step_kwargs(step + 1)
+                        )
                     batch_ids.append(batch_id)
                     loss = loss / accumulate
                     (scaler.scale(loss) if amp else loss).backward()
@@ -151,15 +160,21 @@ class ResumableTrainingMixin:
                     validate = step % rc["eval_step"] == 0 or last  # known to every rank
                     if leader:
                         if step % rc["log_step"] == 0 or last:
-                            self.downstream.model.log_records(train_split, records=records, logger=logger,
-                                                              global_step=step, batch_ids=batch_ids,
-                                                              total_batch_num=len(dataloader))
+                            self.downstream.model.log_records(
+                                train_split,
+                                records=records,
+                                logger=logger,
+                                global_step=step,
+                                batch_ids=batch_ids,
+                                total_batch_num=len(dataloader),
+                            )
                             batch_ids, records = [], defaultdict(list)
                         if validate:
                             for split in rc["eval_dataloaders"]:
                                 save_names += self.evaluate(split, logger, step)
-                            early.validated(step, any(n.startswith("best-states-") for n in save_names),
-                                            steps_per_epoch)
+                            early.validated(
+                                step, any(n.startswith("best-states-") for n in save_names), steps_per_epoch
+                            )
                     else:
                         batch_ids, records = [], defaultdict(list)
                     preempted, stop_early = stop.agreed(early.stop)  # a collective call under DDP
@@ -170,20 +185,35 @@ class ResumableTrainingMixin:
                     if leader and (save_names or save_states):
                         if save_states:
                             save_names.append(f"states-{step}.ckpt")
-                        self._save(save_names, optimizer, scheduler, step, epoch, batch_in_epoch,
-                                   rng_states or [checkpoints.rng_state(device)], early)
+                        self._save(
+                            save_names,
+                            optimizer,
+                            scheduler,
+                            step,
+                            epoch,
+                            batch_in_epoch,
+                            rng_states or [checkpoints.rng_state(device)],
+                            early,
+                        )
                     if preempted:
                         if is_initialized():
                             torch.distributed.barrier()
                         overall.close()
                         if logger:
                             logger.close()
-                        print(f"[distilmos] stopped after step {step} of {total_steps}; resume with the same command "
-                              f"(or run_downstream.py -a -p {self.args.expdir})", file=sys.stderr, flush=True)
+                        print(
+                            f"[distilmos] stopped after step {step} of {total_steps}; resume with the same command "
+                            f"(or run_downstream.py -a -p {self.args.expdir})",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         sys.exit(EXIT_PREEMPTED)
                     if stop_early:
-                        print(f"[distilmos] early stopping at step {step}: {early.describe(step)}",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"[distilmos] early stopping at step {step}: {early.describe(step)}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         total_steps = step
                         last = True
                     if last:
@@ -221,9 +251,16 @@ class ResumableTrainingMixin:
         return loader if not start_batch else _Skipped(loader, start_batch)
 
     def _save(self, names, optimizer, scheduler, step, epoch, batch_in_epoch, rng_states, early) -> None:
-        states = {"Optimizer": optimizer.state_dict(), "Step": step, "Epoch": epoch, "Args": self.args,
-                  "Config": self.config, checkpoints.BATCH_IN_EPOCH: batch_in_epoch, checkpoints.RNG: rng_states,
-                  EarlyStopping.KEY: early.state()}
+        states = {
+            "Optimizer": optimizer.state_dict(),
+            "Step": step,
+            "Epoch": epoch,
+            "Args": self.args,
+            "Config": self.config,
+            checkpoints.BATCH_IN_EPOCH: batch_in_epoch,
+            checkpoints.RNG: rng_states,
+            EarlyStopping.KEY: early.state(),
+        }
         from s3prl.utility.helper import get_model_state
 
         for entry in self.all_entries:
@@ -265,9 +302,12 @@ class EarlyStopping:
         self._steps_per_epoch = 1
 
     @classmethod
-    def from_config(cls, config: dict, saved: dict = None) -> "EarlyStopping":
-        rc = (config.get("runner") or {}).get("early_stopping") or \
-            (config.get("downstream_expert") or {}).get("early_stopping") or {}
+    def from_config(cls, config: dict, saved: dict = None) -> EarlyStopping:
+        rc = (
+            (config.get("runner") or {}).get("early_stopping")
+            or (config.get("downstream_expert") or {}).get("early_stopping")
+            or {}
+        )
         return cls(rc.get("patience"), rc.get("unit", "epoch"), **(saved or {}))
 
     def validated(self, step: int, improved: bool, steps_per_epoch: int) -> None:
@@ -280,8 +320,10 @@ class EarlyStopping:
 
     def describe(self, step: int) -> str:
         since = (step - self.best_step) / (self._steps_per_epoch if self.unit == "epoch" else 1)
-        return (f"no improvement for {since:g} {self.unit}(s) (patience {self.patience:g}); the best checkpoint is "
-                f"from step {self.best_step}")
+        return (
+            f"no improvement for {since:g} {self.unit}(s) (patience {self.patience:g}); the best checkpoint is "
+            f"from step {self.best_step}"
+        )
 
     def state(self) -> dict:
         return {"best_step": self.best_step, "stopped": self.stopped}

@@ -6,13 +6,14 @@ Conventions every upstream here follows (s3prl's): ``forward(wavs: List[Tensor])
 transformer layer and ``h_n`` the output of layer ``n``; and ``get_downsample_rates(key) -> int``
 (samples per frame).
 """
+
 from __future__ import annotations
 
 import difflib
 import importlib
 import inspect
 import os
-from typing import Callable, List, Optional
+from collections.abc import Callable
 
 import torch.nn as nn
 
@@ -24,7 +25,7 @@ class UpstreamSpecError(ToolkitError, ValueError):
     """An upstream name, checkpoint or callable that cannot be used; the message says what to give instead."""
 
 
-def hub_names() -> List[str]:
+def hub_names() -> list[str]:
     """Every upstream name s3prl's hub offers."""
     from s3prl import hub
 
@@ -91,14 +92,15 @@ def check_upstream(model, spec: str) -> None:
         )
 
 
-def check_local_checkpoint(spec: str, ckpt: Optional[str]) -> None:
+def check_local_checkpoint(spec: str, ckpt: str | None) -> None:
     """A ``NAME_local`` upstream needs an existing checkpoint file."""
     if spec.endswith("_local") and not (ckpt and os.path.isfile(ckpt)):
         raise UpstreamSpecError(f"upstream {spec!r} needs a local checkpoint: -k PATH (got {ckpt!r})")
 
 
-def build_upstream(spec: str, ckpt: Optional[str] = None, model_config: Optional[str] = None,
-                   refresh: bool = False, exact: bool = True) -> nn.Module:
+def build_upstream(
+    spec: str, ckpt: str | None = None, model_config: str | None = None, refresh: bool = False, exact: bool = True
+) -> nn.Module:
     """Instantiate an upstream from a spec and optional checkpoint (see :func:`resolve_upstream`).
 
     With ``exact`` (the default), s3prl's WavLM / HuBERT / wav2vec 2.0 upstreams get their padding-exact

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny real-format upstream checkpoints and generated corpora, built once per session."""
+
 import importlib.util
 import os
 import sys
@@ -20,6 +21,7 @@ def one_thread_pools():
 
     with threadpool_limits(limits=int(os.environ["OMP_NUM_THREADS"])):
         yield
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,8 +51,9 @@ def demo_corpus(tmp_path_factory):
     """A small generated corpus in the BVCC and SOMOS layouts: ``(root, record)``."""
     make_corpus = load_script("egs/demo/local/make_corpus.py", "demo_make_corpus")
     root = tmp_path_factory.mktemp("corpus")
-    record = make_corpus.make_corpus(str(root), seed=0, bvcc_systems=6, bvcc_utts_per_system=8,
-                                     somos_systems=4, somos_utts_per_system=6)
+    record = make_corpus.make_corpus(
+        str(root), seed=0, bvcc_systems=6, bvcc_utts_per_system=8, somos_systems=4, somos_utts_per_system=6
+    )
     return str(root), record
 
 

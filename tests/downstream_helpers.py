@@ -1,4 +1,5 @@
 """Importing this repository's experts as s3prl would (``s3prl.downstream.<name>``)."""
+
 import importlib
 import os
 

@@ -50,8 +50,13 @@ def test_bad_files_name_the_file(tmp_path):
     trunc = tmp_path / "trunc.wav"
     trunc.write_bytes(open(full, "rb").read()[:16000])
     nan = _write(tmp_path / "nan.wav", np.array([0.0, np.nan, 0.1], dtype="float32"), 16000, "FLOAT")
-    for path, words in [(empty, "cannot read"), (noheader, "empty"), (trunc, "truncated"),
-                        (nan, "NaN"), (tmp_path / "missing.wav", "no such")]:
+    for path, words in [
+        (empty, "cannot read"),
+        (noheader, "empty"),
+        (trunc, "truncated"),
+        (nan, "NaN"),
+        (tmp_path / "missing.wav", "no such"),
+    ]:
         with pytest.raises(AudioError, match=words) as info:
             load_audio(path)
         assert str(path) in str(info.value)

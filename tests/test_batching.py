@@ -1,4 +1,5 @@
 """The one length-batching rule (distilmos.batching), and the places that must use it."""
+
 import numpy as np
 import pytest
 

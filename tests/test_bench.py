@@ -1,4 +1,5 @@
 """The benchmark suite (egs/bench) in its smoke mode: every script runs and its rows are well formed."""
+
 import importlib.util
 import json
 import os
@@ -6,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 BENCH = os.path.join(REPO, "egs", "bench")
@@ -24,9 +24,22 @@ def quick_suite(tmp_path_factory):
     """``run_all.py --quick``: (exit status, stdout, {machine, rows})."""
     out = tmp_path_factory.mktemp("bench")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, os.path.join(BENCH, "run_all.py"), "--quick", "--json", str(out / "all.json"),
-                           "--out_dir", str(out / "scripts")], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "run_all.py"),
+            "--quick",
+            "--json",
+            str(out / "all.json"),
+            "--out_dir",
+            str(out / "scripts"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     with open(out / "all.json", encoding="utf-8") as handle:
         result = json.load(handle)
     return proc, result
@@ -90,8 +103,12 @@ def test_rows_are_checked():
     good = benchlib.row("g", "m", 1.5, "s", "≤ 2×", True, 3)
     assert benchlib.check_rows([good]) == [good]
     assert benchlib.row("g", "m", float("nan"), "s")["value"] is None  # NaN is not JSON
-    for bad in ({**good, "met": "yes"}, {**good, "runs": 0}, {k: v for k, v in good.items() if k != "unit"},
-                {**good, "target": 2}):
+    for bad in (
+        {**good, "met": "yes"},
+        {**good, "runs": 0},
+        {k: v for k, v in good.items() if k != "unit"},
+        {**good, "target": 2},
+    ):
         with pytest.raises(ValueError, match="row 0"):
             benchlib.check_rows([bad], "x.json")
     table = benchlib.markdown_table([good, benchlib.row("g", "n", 2.0, "×", "≥ 8×", False, 1)])

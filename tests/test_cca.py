@@ -1,4 +1,5 @@
 """PWCCA: the score the representation analysis (the paper's Fig. 3) plots per layer."""
+
 import numpy as np
 import pytest
 
@@ -21,8 +22,10 @@ def test_independent_views_score_low_and_shared_structure_in_between(rng):
     x = rng.normal(size=(n, 24))
     independent = pwcca_score(x, rng.normal(size=(n, 48)))
     shared = rng.normal(size=(n, 12))
-    half = pwcca_score(np.hstack([shared, rng.normal(size=(n, 12))]),
-                       np.hstack([shared @ rng.normal(size=(12, 12)), rng.normal(size=(n, 36))]))
+    half = pwcca_score(
+        np.hstack([shared, rng.normal(size=(n, 12))]),
+        np.hstack([shared @ rng.normal(size=(12, 12)), rng.normal(size=(n, 36))]),
+    )
     noisy = pwcca_score(x, x @ rng.normal(size=(24, 48)) + 2 * rng.normal(size=(n, 48)))
     assert independent < 0.2 < half < noisy < 0.99
 

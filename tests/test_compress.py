@@ -3,6 +3,7 @@
 Kept small: tiny clips, the smallest student as the teacher where any predictor file will do, one
 tiny WavLM for pruning. Together these run in well under a minute on two CPU cores.
 """
+
 import csv
 import json
 import os
@@ -36,7 +37,9 @@ def clean_dir(tmp_path_factory):
 
 
 def _config(copies=2):
-    config = degrade.load_config(os.path.join(os.path.dirname(__file__), "..", "egs", "compress", "conf", "degrade.yaml"))
+    config = degrade.load_config(
+        os.path.join(os.path.dirname(__file__), "..", "egs", "compress", "conf", "degrade.yaml")
+    )
     config["copies"] = copies
     # every degradation on, so each one is exercised and recorded (a short reverb keeps the test fast)
     for cfg in config["chain"].values():
@@ -61,7 +64,9 @@ def test_degradations_are_recorded_and_bad_clips_skipped(pool):
     folder, summary = pool
     assert summary["written"] == 12  # 6 usable clips x 2 copies
     reasons = "\n".join(summary["skipped"])
-    assert "silent.wav: silent" in reasons and "short.wav: too short" in reasons and "broken.wav: cannot read" in reasons
+    assert (
+        "silent.wav: silent" in reasons and "short.wav: too short" in reasons and "broken.wav: cannot read" in reasons
+    )
     with open(os.path.join(folder, "skipped.txt"), encoding="utf-8") as handle:
         assert len(handle.read().splitlines()) == 3
     records = _records(folder)
@@ -78,15 +83,17 @@ def test_degradations_reproducible_from_seed(clean_dir, pool, tmp_path):
     folder, _ = pool
     config = _config()
     # the same seed on a subset: identical files and records (a clip's randomness is its own)
-    again = degrade.degrade_pool([os.path.join(clean_dir, "clean1.wav")], str(tmp_path / "a"), config, seed=3,
-                                 progress=False)
+    again = degrade.degrade_pool(
+        [os.path.join(clean_dir, "clean1.wav")], str(tmp_path / "a"), config, seed=3, progress=False
+    )
     first = {r["sample_id"]: r for r in _records(folder)}
     for record in _records(str(tmp_path / "a")):
         assert record["degradations"] == first[record["sample_id"]]["degradations"]
         assert np.array_equal(sf.read(record["wav_path"])[0], sf.read(first[record["sample_id"]]["wav_path"])[0])
     assert again["written"] == 2
-    other = degrade.degrade_pool([os.path.join(clean_dir, "clean1.wav")], str(tmp_path / "b"), config, seed=4,
-                                 progress=False)
+    other = degrade.degrade_pool(
+        [os.path.join(clean_dir, "clean1.wav")], str(tmp_path / "b"), config, seed=4, progress=False
+    )
     assert other["written"] == 2
     assert _records(str(tmp_path / "b"))[0]["degradations"] != first["clean1_d0"]["degradations"]
 
@@ -122,14 +129,19 @@ def test_pseudo_labels_killed_hard_resume_without_rescoring(pool, teacher_file, 
     pool_csv, out = os.path.join(folder, "pool.csv"), str(tmp_path / "pseudo.csv")
     partial = out + ".partial.jsonl"
     # the command itself, each chunk slowed down so that the kill lands mid-run however fast the machine is
-    slowed = ("import sys, time\n"
-              "from distilmos.compress import pseudo_label\n"
-              "from distilmos.predictor.predictor import Predictor\n"
-              "score = Predictor.score_files\n"
-              "Predictor.score_files = lambda self, paths, **kw: time.sleep(0.3) or score(self, paths, **kw)\n"
-              "sys.exit(pseudo_label.main(sys.argv[1:]))\n")
-    process = subprocess.Popen([sys.executable, "-c", slowed, "--teacher", teacher_file, "--pool", pool_csv,
-                                "--out", out, "--chunk", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slowed = (
+        "import sys, time\n"
+        "from distilmos.compress import pseudo_label\n"
+        "from distilmos.predictor.predictor import Predictor\n"
+        "score = Predictor.score_files\n"
+        "Predictor.score_files = lambda self, paths, **kw: time.sleep(0.3) or score(self, paths, **kw)\n"
+        "sys.exit(pseudo_label.main(sys.argv[1:]))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", slowed, "--teacher", teacher_file, "--pool", pool_csv, "--out", out, "--chunk", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (os.path.isfile(partial) and open(partial).read().count("\n") >= 3):
         assert process.poll() is None and time.time() < deadline, "the command ended before it could be killed"
@@ -143,7 +155,9 @@ def test_pseudo_labels_killed_hard_resume_without_rescoring(pool, teacher_file, 
         handle.write('{"sample_id": "torn", "pr')  # a write cut short
     scored = []
     original = Predictor.score_files
-    monkeypatch.setattr(Predictor, "score_files", lambda self, paths, **kw: scored.extend(paths) or original(self, paths, **kw))
+    monkeypatch.setattr(
+        Predictor, "score_files", lambda self, paths, **kw: scored.extend(paths) or original(self, paths, **kw)
+    )
     pseudo_label.pseudo_label(teacher_file, pool_csv, out, chunk=4, progress=False)
     id_of = {r["wav_path"]: r["sample_id"] for r in rows}
     assert len(scored) == len(rows) - len(saved) and not {id_of[p] for p in scored} & set(saved)
@@ -187,7 +201,9 @@ def test_pseudo_labels_resume_without_rescoring(pool, teacher_file, tmp_path, mo
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 12 and all(np.isfinite(float(r["score"])) for r in rows)
-    assert sidecar["teacher_sha256"] == sha256_file(teacher_file) and sidecar["teacher"] == os.path.abspath(teacher_file)
+    assert sidecar["teacher_sha256"] == sha256_file(teacher_file) and sidecar["teacher"] == os.path.abspath(
+        teacher_file
+    )
     assert len(sidecar["failed"]) == 1 and "ghost.wav" in sidecar["failed"][0]
     with open(out + ".teacher.json", encoding="utf-8") as handle:
         assert json.load(handle)["teacher_sha256"] == sidecar["teacher_sha256"]
@@ -226,7 +242,9 @@ def test_student_predictor_file_scores_any_rate_and_channels(teacher_file, tmp_p
     alone = [predictor.predict(paths=[p])[0] for p in paths]
     assert np.allclose(scores, alone, atol=1e-5)
     assert np.isfinite(predictor.predict(wav=mono16, sr=16000))
-    assert predict_main(["score", teacher_file, "--quiet", "--device", "cpu", "-o", str(tmp_path / "s.csv"), *paths]) == 0
+    assert (
+        predict_main(["score", teacher_file, "--quiet", "--device", "cpu", "-o", str(tmp_path / "s.csv"), *paths]) == 0
+    )
 
 
 def _student_step(pad: int, size: str = "s") -> torch.nn.Module:
@@ -269,7 +287,9 @@ def test_student_framing_windows_long_clips_and_normalises_their_peak():
     long, short = 0.3 * torch.randn(30000, generator=generator), 0.05 * torch.randn(9000, generator=generator)
     with torch.no_grad():
         batch = model(torch.nn.utils.rnn.pad_sequence([long, short], batch_first=True), torch.tensor([30000, 9000]))
-        windows = [model(long[None, s:s + 16000], torch.tensor([16000]))["pred"] for s in (0, 3500, 7000, 10500, 14000)]
+        windows = [
+            model(long[None, s : s + 16000], torch.tensor([16000]))["pred"] for s in (0, 3500, 7000, 10500, 14000)
+        ]
         alone = model(short[None], torch.tensor([9000]))["pred"]
         louder = model(4 * short[None], torch.tensor([9000]))["pred"]
     torch.testing.assert_close(batch["pred"][0], torch.cat(windows).mean(), atol=1e-5, rtol=1e-5)
@@ -279,8 +299,12 @@ def test_student_framing_windows_long_clips_and_normalises_their_peak():
 
 def test_dmos_student_is_configured_like_the_released_one():
     config = student.SIZES["dmos"]
-    assert (config["n_fft"], config["segment"], config["segment_hop"], config["peak_normalise"]) == \
-        (320, 122880, 16000, True)  # distillmos 0.9.1: 20 ms window, 7.68 s windows at most 1 s apart
+    assert (config["n_fft"], config["segment"], config["segment_hop"], config["peak_normalise"]) == (
+        320,
+        122880,
+        16000,
+        True,
+    )  # distillmos 0.9.1: 20 ms window, 7.68 s windows at most 1 s apart
     assert abs(student.PARAMETERS["dmos"] - 4_133_226) / 4_133_226 < 0.01  # the released student's count
     assert max(v for k, v in student.PARAMETERS.items() if k != "dmos") < student.PARAMETERS["dmos"]
 
@@ -289,8 +313,9 @@ def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path)
     folder, _ = pool
     out = str(tmp_path / "pseudo.csv")
     pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), out, progress=False)
-    config = train_student.load_config(None, {"size": "xs", "steps": 4, "batch_size": 4, "eval_every": 2,
-                                              "labelled_ratio": 0.5, "crop_seconds": 1.0})
+    config = train_student.load_config(
+        None, {"size": "xs", "steps": 4, "batch_size": 4, "eval_every": 2, "labelled_ratio": 0.5, "crop_seconds": 1.0}
+    )
     _model, history, facts = train_student.train_student(config, pseudo=out, labelled=out, val=out, progress=False)
     assert [h["step"] for h in history] == [2, 4]
     assert facts["labelled_ratio"] == 0.5 and facts["pseudo"]["teacher"]["path"] == os.path.abspath(teacher_file)
@@ -333,8 +358,9 @@ def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, te
     labelled = str(tmp_path / "labelled.csv")
     pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
     config = {"batch_size": 2, "crop_seconds": 1.0, "importance_batches": 2, "finetune_steps": 2, "eval_every": 2}
-    summaries = prune.prune(teacher, labelled, str(tmp_path / "pruned"), [0.75, 0.5, 0.25, 0.1], val=labelled,
-                            config=config, progress=False)
+    summaries = prune.prune(
+        teacher, labelled, str(tmp_path / "pruned"), [0.75, 0.5, 0.25, 0.1], val=labelled, config=config, progress=False
+    )
     before = summaries[0]["parameters_before"]
     sizes = [s["parameters"] for s in summaries]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] < before
@@ -345,7 +371,9 @@ def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, te
         blob = torch.load(summary["path"], weights_only=True)  # plain tensors and values only
         entry = blob["upstream"]
         cfg, weights = entry["checkpoint"][cfg_key], entry["checkpoint"][weights_key]
-        assert cfg["encoder_layers"] == len(summary["kept_layers"]) and cfg["encoder_ffn_embed_dim"] == summary["ffn_dim"]
+        assert (
+            cfg["encoder_layers"] == len(summary["kept_layers"]) and cfg["encoder_ffn_embed_dim"] == summary["ffn_dim"]
+        )
         assert weights["encoder.layers.0.fc1.weight"].shape == (summary["ffn_dim"], 64)
         assert f"encoder.layers.{cfg['encoder_layers']}.fc1.weight" not in weights
         # every front-end convolution but the last is narrower, in the saved architecture and the weights
@@ -361,10 +389,15 @@ def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, te
         assert blob["featurizer"]["config"]["n_layers"] == cfg["encoder_layers"] + 1
         # the head shrinks too, and its file entry rebuilds it from the narrower weights
         kwargs = blob["downstream"]["kwargs"]
-        assert (kwargs["hidden_dim"], kwargs.get("blstm_dim", kwargs["hidden_dim"])) == \
-            (summary["head_hidden_dim"], summary["head_blstm_dim"])
-        assert summary["head_hidden_dim"] < 32 and summary["head_parameters"] <= summary["fraction"] * summary[
-            "head_parameters_before"] or summary["head_hidden_dim"] == 1
+        assert (kwargs["hidden_dim"], kwargs.get("blstm_dim", kwargs["hidden_dim"])) == (
+            summary["head_hidden_dim"],
+            summary["head_blstm_dim"],
+        )
+        assert (
+            summary["head_hidden_dim"] < 32
+            and summary["head_parameters"] <= summary["fraction"] * summary["head_parameters_before"]
+            or summary["head_hidden_dim"] == 1
+        )
         # a reachable target is met; below reach (the tiny model's positional convolution and projections
         # are a large share of it) the smallest architecture is written, and says so
         smallest = summary["ffn_dim"] == 1 and len(summary["kept_layers"]) == 1
@@ -404,7 +437,7 @@ def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
         for i, layer in enumerate(original.model.encoder.layers):
             layer.fc2.weight[:, dropped(scores["ffn_channels"][i], plan["ffn_dim"])] = 0
             for h in dropped(scores["attention_heads"][i], plan["heads"][i]):
-                layer.self_attn.out_proj.weight[:, h * 16:(h + 1) * 16] = 0
+                layer.self_attn.out_proj.weight[:, h * 16 : (h + 1) * 16] = 0
         for i in structure.prunable_convs:
             structure.blocks[i + 1][0].weight[:, dropped(scores["conv_channels"][i], plan["conv_widths"][i])] = 0
         generator = torch.Generator().manual_seed(1)
@@ -430,8 +463,13 @@ def test_every_group_gets_an_importance_front_end_included(prunable_teacher, poo
     pipeline = build_pipeline(read_predictor(teacher))
     structure = Structure(pipeline.upstream, kind)
     store = prune._store(labelled)
-    scores = prune.importance(pipeline, structure, *store, prune.load_config(None, {"importance_batches": 1,
-                              "batch_size": 2, "crop_seconds": 1.0}), progress=False)
+    scores = prune.importance(
+        pipeline,
+        structure,
+        *store,
+        prune.load_config(None, {"importance_batches": 1, "batch_size": 2, "crop_seconds": 1.0}),
+        progress=False,
+    )
     assert all(bool((s > 0).all()) for s in scores["conv_channels"])
     assert bool((scores["ffn_channels"] > 0).all()) and all(bool((h > 0).all()) for h in scores["attention_heads"])
     assert pipeline.upstream.model.feature_grad_mult == 0.0  # s3prl's own setting, back in place
@@ -448,8 +486,13 @@ def test_head_pruning_changes_its_size_and_scores(prunable_teacher, pool, teache
     folder, _ = pool
     labelled = str(tmp_path / "labelled.csv")
     pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
-    config = {"batch_size": 2, "crop_seconds": 1.0, "importance_batches": 2, "finetune_steps": 0,
-              "groups": "head_channels,blstm_units"}
+    config = {
+        "batch_size": 2,
+        "crop_seconds": 1.0,
+        "importance_batches": 2,
+        "finetune_steps": 0,
+        "groups": "head_channels,blstm_units",
+    }
     summaries = prune.prune(teacher, labelled, str(tmp_path / "pruned"), [0.5, 0.1], config=config, progress=False)
     wavs = [str(r["wav_path"]) for r in train_student.read_list(labelled)[:4]]
     before = load(teacher, device="cpu")
@@ -459,8 +502,10 @@ def test_head_pruning_changes_its_size_and_scores(prunable_teacher, pool, teache
         blob = torch.load(summary["path"], weights_only=True)
         state, kwargs = blob["downstream"]["state_dict"], blob["downstream"]["kwargs"]
         assert DistilMOSModel.kwargs_from_state(state) == kwargs and kwargs["hidden_dim"] == summary["head_hidden_dim"]
-        assert state["cnn_blstm.blstm.weight_hh_l0_reverse"].shape == (4 * summary["head_blstm_dim"],
-                                                                       summary["head_blstm_dim"])
+        assert state["cnn_blstm.blstm.weight_hh_l0_reverse"].shape == (
+            4 * summary["head_blstm_dim"],
+            summary["head_blstm_dim"],
+        )
         after = load(summary["path"], device="cpu")
         assert sum(p.numel() for p in after.pipeline.downstream.parameters()) == summary["head_parameters"]
         assert not np.allclose(after.predict(paths=wavs), before.predict(paths=wavs), atol=1e-4)
@@ -515,8 +560,6 @@ def test_pruning_groups_can_be_chosen():
         prune.load_config(None, {"groups": "layers,heads_of_state"})
 
 
-
-
 def test_evaluation_reports_in_domain_and_out_of_domain(pool, teacher_file, tmp_path):
     """The compression table holds each in-domain list and every test set of a MOS-Bench manifest (prepared
     by the benchmark's own step from a roots file), and the mean over the out-of-domain ones."""
@@ -535,8 +578,23 @@ def test_evaluation_reports_in_domain_and_out_of_domain(pool, teacher_file, tmp_
     labelled = str(tmp_path / "labelled.csv")
     pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
     out = str(tmp_path / "eval")
-    assert evaluate.main(["--models", f"student_xs={teacher_file}", f"baseline_xs={teacher_file}", "--tests",
-                          f"pool={labelled}", "--mosbench", manifest, "--out_dir", out, "--no_reference"]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--models",
+                f"student_xs={teacher_file}",
+                f"baseline_xs={teacher_file}",
+                "--tests",
+                f"pool={labelled}",
+                "--mosbench",
+                manifest,
+                "--out_dir",
+                out,
+                "--no_reference",
+            ]
+        )
+        == 0
+    )
     with open(os.path.join(out, "table.json"), encoding="utf-8") as handle:
         table = json.load(handle)
     row = table[0]
@@ -553,8 +611,22 @@ def test_evaluation_reports_in_domain_and_out_of_domain(pool, teacher_file, tmp_
     assert os.path.isfile(os.path.join(out, "student_xs", "metrics_tmhint_qi_test.json"))
     # a list named both ways, and a broken manifest, are errors that say so
     with pytest.raises(evaluate.ToolkitError, match="both in-domain and out-of-domain"):
-        evaluate.evaluate({"student_xs": teacher_file}, {"pool": labelled}, out, reference=False,
-                          ood={"pool": labelled})
+        evaluate.evaluate(
+            {"student_xs": teacher_file}, {"pool": labelled}, out, reference=False, ood={"pool": labelled}
+        )
     (tmp_path / "bad.json").write_text("[]")
-    assert evaluate.main(["--models", f"x={teacher_file}", "--tests", f"pool={labelled}", "--mosbench",
-                          str(tmp_path / "bad.json"), "--out_dir", out]) == 2
+    assert (
+        evaluate.main(
+            [
+                "--models",
+                f"x={teacher_file}",
+                "--tests",
+                f"pool={labelled}",
+                "--mosbench",
+                str(tmp_path / "bad.json"),
+                "--out_dir",
+                out,
+            ]
+        )
+        == 2
+    )

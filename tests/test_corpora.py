@@ -1,18 +1,18 @@
 """The corpus readers (distilmos/corpora) against corpora generated in each distributed layout
 (egs/demo/local/make_mosbench.py): every split, id, system and score as the generator wrote them; a
 missing score file or audio file is an error naming it; a finished preparation is stamped and kept."""
+
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+from conftest import REPO, load_script
 
 from distilmos import corpora
 from distilmos.corpora.common import holdout
 from distilmos.datalist import DataListError, read_datalist
-
-from conftest import REPO, load_script
 
 make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
 
@@ -117,21 +117,26 @@ def test_sheet_layouts_are_read_too(generated, tmp_path):
     """BC23 and SVCC23 audio as the archives unpack, SVCC23's mean answers instead of the listener-wise
     ones, TCD-VoIP's audio under SHEET's wav/: the same lists."""
     base, record = generated
-    for name, (old, new) in {"bc23": ("wavs", "VoiceMOS2023Track1"), "svcc23": ("wavs", "VoiceMOS_2023_track2"),
-                             "tcd_voip": ("Test Set", "wav")}.items():
+    for name, (old, new) in {
+        "bc23": ("wavs", "VoiceMOS2023Track1"),
+        "svcc23": ("wavs", "VoiceMOS_2023_track2"),
+        "tcd_voip": ("Test Set", "wav"),
+    }.items():
         copy = tmp_path / name
         shutil.copytree(os.path.join(base, name), copy)
         os.rename(copy / old, copy / new)
         if name == "svcc23":
             (copy / "answers" / "listener_wise_answer.csv").unlink()
             (copy / "answers" / "answer.csv").write_text(
-                "".join(f"{e['sample_id']},{e['score']!r}\n" for e in record[name]["test"]))
+                "".join(f"{e['sample_id']},{e['score']!r}\n" for e in record[name]["test"])
+            )
         counts = corpora.prepare(name, str(copy), str(tmp_path / f"out_{name}"), progress=False)
         for split, entries in record[name].items():
             utts = read_datalist(str(tmp_path / f"out_{name}" / f"{split}.csv"))
             assert counts[split] == len(entries)
             assert {u.sample_id: (u.system_id, u.score) for u in utts} == {
-                e["sample_id"]: (e["system"], pytest.approx(e["score"], abs=1e-9)) for e in entries}
+                e["sample_id"]: (e["system"], pytest.approx(e["score"], abs=1e-9)) for e in entries
+            }
             assert all(f"/{new}/" in u.wav_path for u in utts)
 
 
@@ -146,20 +151,20 @@ def test_training_set_is_listed_not_benchmarked(generated, tmp_path):
     """A corpus with no test set (URGENT 2024 MOS) is listed as such; the benchmark skips it with that reason
     (nothing of it to score, so nothing prepared) and goes on with the others."""
     base, _ = generated
-    assert "(no test set)" in [line for line in corpora.describe().splitlines()
-                               if line.startswith("urgent2024_mos")][0]
+    assert "(no test set)" in [line for line in corpora.describe().splitlines() if line.startswith("urgent2024_mos")][0]
     benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark_corpora")
     roots = tmp_path / "roots.yaml"
     roots.write_text(f"urgent2024_mos: {_root(base, 'urgent2024_mos')}\nttsds2: {_root(base, 'ttsds2')}\n")
-    result = benchmark.prep(str(roots), str(tmp_path / "data"), str(tmp_path / "sets.json"),
-                            only=["urgent2024_mos", "ttsds2"])
+    result = benchmark.prep(
+        str(roots), str(tmp_path / "data"), str(tmp_path / "sets.json"), only=["urgent2024_mos", "ttsds2"]
+    )
     assert [s["name"] for s in result["sets"]] == ["ttsds2/test"]
     assert {"corpus": "urgent2024_mos", "reason": "a training set: it ships no test split"} in result["skipped"]
     assert not (tmp_path / "data" / "urgent2024_mos").exists()
 
 
 def test_unrecognised_root_names_what_is_missing(tmp_path):
-    for name, (sub, _) in LAYOUTS.items():
+    for name, (_sub, _) in LAYOUTS.items():
         with pytest.raises(DataListError, match=str(tmp_path)):
             corpora.prepare(name, str(tmp_path), str(tmp_path / "out"), progress=False)
 
@@ -177,12 +182,18 @@ def test_prepared_folder_is_stamped_and_skipped(generated, tmp_path):
 def test_data_prep_script_per_corpus(generated, tmp_path):
     base, _ = generated
     script = os.path.join(REPO, "egs", "nisqa", "local", "data_prep.py")
-    ok = subprocess.run([sys.executable, script, "--nisqa_root", _root(base, "nisqa"), "--out_dir", str(tmp_path)],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, script, "--nisqa_root", _root(base, "nisqa"), "--out_dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "test_p501.csv: 9 utterances" in ok.stdout
-    bad = subprocess.run([sys.executable, script, "--nisqa_root", str(tmp_path / "nowhere"), "--out_dir",
-                          str(tmp_path / "o")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, script, "--nisqa_root", str(tmp_path / "nowhere"), "--out_dir", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "nowhere: no such folder" in bad.stderr
     listing = subprocess.run([sys.executable, "-m", "distilmos.corpora", "--list"], capture_output=True, text=True)
     assert all(name in listing.stdout for name in corpora.CORPORA)

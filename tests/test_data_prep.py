@@ -1,22 +1,25 @@
-import csv
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+from conftest import REPO, load_script
 
 from distilmos.datalist import DataListError, read_datalist
-
-from conftest import REPO, load_script
 
 
 def _by_id(csv_path):
     return {u.sample_id: u for u in read_datalist(csv_path)}
 
 
-@pytest.mark.parametrize("corpus,splits", [("bvcc", {"train": "train", "val": "val", "test": "test"}),
-                                           ("somos", {"train": "train", "val": "valid", "test": "test"})])
+@pytest.mark.parametrize(
+    "corpus,splits",
+    [
+        ("bvcc", {"train": "train", "val": "val", "test": "test"}),
+        ("somos", {"train": "train", "val": "valid", "test": "test"}),
+    ],
+)
 def test_prep_matches_generator_record(demo_corpus, demo_data, corpus, splits):
     root, record = demo_corpus
     for out_split, rec_split in splits.items():
@@ -27,8 +30,9 @@ def test_prep_matches_generator_record(demo_corpus, demo_data, corpus, splits):
             utt = utts[os.path.splitext(entry["wav"])[0]]
             assert utt.system_id == entry["system"]
             assert utt.score == pytest.approx(entry["score"], abs=1e-9)
-            assert os.path.samefile(utt.wav_path, os.path.join(root, corpus, "DATA/wav" if corpus == "bvcc"
-                                                               else "audios", entry["wav"]))
+            assert os.path.samefile(
+                utt.wav_path, os.path.join(root, corpus, "DATA/wav" if corpus == "bvcc" else "audios", entry["wav"])
+            )
 
 
 def test_bvcc_keeps_rating_counts(demo_corpus, demo_data):
@@ -49,8 +53,18 @@ def test_bvcc_prep_reports_all_bad_rows_and_writes_nothing(demo_corpus, tmp_path
     lines[2] = lines[2].split(",")[0] + ",abc"
     (sets / "train_mos_list.txt").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, os.path.join(REPO, "egs/bvcc/local/data_prep.py"),
-                             "--bvcc_root", str(bvcc), "--out_dir", str(out)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "egs/bvcc/local/data_prep.py"),
+            "--bvcc_root",
+            str(bvcc),
+            "--out_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     err = result.stderr
     assert "4 bad row(s)" in err
@@ -67,8 +81,13 @@ def test_generic_list_prep(demo_corpus, tmp_path):
     listing = tmp_path / "scores.txt"
     listing.write_text("wav,mos\n" + "".join(f"{e['wav']},{e['score']}\n" for e in entries))
     from distilmos import prep_list as prep
-    assert prep.main(["--list", str(listing), "--wav_dir", wav_dir, "--out", str(tmp_path / "t.csv"),
-                      "--system_delim", "-"]) == 0
+
+    assert (
+        prep.main(
+            ["--list", str(listing), "--wav_dir", wav_dir, "--out", str(tmp_path / "t.csv"), "--system_delim", "-"]
+        )
+        == 0
+    )
     utts = _by_id(str(tmp_path / "t.csv"))
     assert {u.system_id for u in utts.values()} == {e["system"] for e in entries}
     # whitespace-separated, no header, explicit system column

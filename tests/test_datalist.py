@@ -23,8 +23,11 @@ def _csv(path, rows, header=("sample_id", "system_id", "wav_path", "score")):
 def test_relative_paths_and_extra_columns(tmp_path):
     (tmp_path / "wav").mkdir()
     _wav(tmp_path / "wav" / "a.wav")
-    path = _csv(tmp_path / "list.csv", [["a", "sysA", "wav/a.wav", "3.5", "x"]],
-                header=("sample_id", "system_id", "wav_path", "score", "note"))
+    path = _csv(
+        tmp_path / "list.csv",
+        [["a", "sysA", "wav/a.wav", "3.5", "x"]],
+        header=("sample_id", "system_id", "wav_path", "score", "note"),
+    )
     (utt,) = read_datalist(path)
     assert utt.wav_path == str(tmp_path / "wav" / "a.wav")
     assert (utt.sample_id, utt.system_id, utt.score, utt.extra) == ("a", "sysA", 3.5, {"note": "x"})
@@ -33,13 +36,16 @@ def test_relative_paths_and_extra_columns(tmp_path):
 def test_preflight_reports_every_bad_row_at_once(tmp_path):
     for name in "abcd":
         _wav(tmp_path / f"{name}.wav")
-    path = _csv(tmp_path / "list.csv", [
-        ["a", "s1", "a.wav", "3.0"],
-        ["missing", "s1", "nowhere.wav", "2.0"],   # line 3: missing file
-        ["a", "s2", "b.wav", "4.0"],               # line 4: duplicate id
-        ["c", "s2", "c.wav", "nan"],               # line 5: non-finite score
-        ["d", "s2", "d.wav", "abc"],               # line 6: non-numeric score
-    ])
+    path = _csv(
+        tmp_path / "list.csv",
+        [
+            ["a", "s1", "a.wav", "3.0"],
+            ["missing", "s1", "nowhere.wav", "2.0"],  # line 3: missing file
+            ["a", "s2", "b.wav", "4.0"],  # line 4: duplicate id
+            ["c", "s2", "c.wav", "nan"],  # line 5: non-finite score
+            ["d", "s2", "d.wav", "abc"],  # line 6: non-numeric score
+        ],
+    )
     with pytest.raises(DataListError) as info:
         read_datalist(path)
     message = str(info.value)

@@ -5,6 +5,7 @@ s3prl folder, as s3prl's docs do; what only this toolkit's runner does is refuse
 The stock s3prl is a copy of the installed package (its parent on ``PYTHONPATH``, so the copy is the one
 imported); the upstream is the tiny WavLM, the data the generated corpus.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,14 +17,13 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from distilmos.batching import STRICT_MAX_PAD
 from distilmos.datalist import read_datalist
 from distilmos.errors import ConfigError
 from distilmos.expert_base import MOSExpert
 from distilmos.metrics import METRIC_KEYS
-
-from conftest import REPO
 
 #: the experts and the flags each needs under any runner
 EXPERTS = {
@@ -58,8 +58,14 @@ def _env(stock, **extra) -> dict:
 
 def stock_run(stock, *argv, **env):
     """``python run_downstream.py ARGV`` in the stock s3prl folder."""
-    return subprocess.run([sys.executable, "run_downstream.py", *argv], cwd=stock, env=_env(stock, **env),
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "run_downstream.py", *argv],
+        cwd=stock,
+        env=_env(stock, **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +112,24 @@ def trained(stock, demo_data, tiny_ckpts, token_store, tmp_path_factory):
                 "salf_mos": {"config.runner.early_stopping": None},
             }.get(name, {})
             expdir = root / name
-            result = stock_run(stock, "-m", "train", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "-d", name,
-                               *EXPERTS[name], "--device", "cpu", "-p", str(expdir),
-                               "-o", _overrides(demo_data, **extra))
+            result = stock_run(
+                stock,
+                "-m",
+                "train",
+                "-u",
+                "wavlm_local",
+                "-k",
+                tiny_ckpts["wavlm"],
+                "-d",
+                name,
+                *EXPERTS[name],
+                "--device",
+                "cpu",
+                "-p",
+                str(expdir),
+                "-o",
+                _overrides(demo_data, **extra),
+            )
             assert result.returncode == 0, result.stderr[-3000:]
             done[name] = expdir
         return done[name]
@@ -125,8 +146,18 @@ def evaluated(stock, trained):
     def get(name):
         if name not in done:
             expdir = trained(name)
-            result = stock_run(stock, "-m", "evaluate", "-e", str(expdir / "best-states-val.ckpt"), "-t", "test",
-                               "--device", "cpu", **{NO_WEIGHTS_ONLY: "1"})
+            result = stock_run(
+                stock,
+                "-m",
+                "evaluate",
+                "-e",
+                str(expdir / "best-states-val.ckpt"),
+                "-t",
+                "test",
+                "--device",
+                "cpu",
+                **{NO_WEIGHTS_ONLY: "1"},
+            )
             assert result.returncode == 0, result.stderr[-3000:]
             done[name] = _results(expdir, "test")
         return done[name]
@@ -143,8 +174,15 @@ def _results(expdir, split):
 
 
 def test_the_copy_is_the_s3prl_imported(stock):
-    result = subprocess.run([sys.executable, "-c", "import s3prl; print(s3prl.__file__)"], cwd=stock,
-                            env=_env(stock), capture_output=True, text=True, timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import s3prl; print(s3prl.__file__)"],
+        cwd=stock,
+        env=_env(stock),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert result.stdout.strip() == str(stock / "__init__.py")
 
 
@@ -162,8 +200,9 @@ def test_expert_trains_and_evaluates_under_stock_runner(name, trained, evaluated
 def test_stock_evaluate_needs_the_environment_variable(stock, trained):
     """What the README says and why: without it torch (>= 2.6, weights_only by default) refuses the
     ``argparse.Namespace`` that s3prl keeps in every checkpoint, before any expert is imported."""
-    result = stock_run(stock, "-m", "evaluate", "-e", str(trained("ssl_mos") / "best-states-val.ckpt"), "-t", "test",
-                       "--device", "cpu")
+    result = stock_run(
+        stock, "-m", "evaluate", "-e", str(trained("ssl_mos") / "best-states-val.ckpt"), "-t", "test", "--device", "cpu"
+    )
     assert result.returncode != 0
     assert "Weights only load failed" in result.stderr and "argparse.Namespace" in result.stderr
 
@@ -175,8 +214,21 @@ def test_toolkit_runner_evaluates_a_stock_checkpoint_with_the_check_on(trained, 
 
     monkeypatch.delenv(NO_WEIGHTS_ONLY, raising=False)
     _, stock_rows = evaluated("distilmos")
-    run([os.path.join(REPO, "downstream")], ["-m", "evaluate", "-e", str(trained("distilmos") / "best-states-val.ckpt"),
-                                             "-t", "test", "--device", "cpu", "-o", f"args.expdir={tmp_path}"])
+    run(
+        [os.path.join(REPO, "downstream")],
+        [
+            "-m",
+            "evaluate",
+            "-e",
+            str(trained("distilmos") / "best-states-val.ckpt"),
+            "-t",
+            "test",
+            "--device",
+            "cpu",
+            "-o",
+            f"args.expdir={tmp_path}",
+        ],
+    )
     _, rows = _results(tmp_path, "test")
     ours = {r["sample_id"]: float(r["pred"]) for r in rows}
     assert ours.keys() == {r["sample_id"] for r in stock_rows}
@@ -187,9 +239,24 @@ def test_toolkit_runner_evaluates_a_stock_checkpoint_with_the_check_on(trained, 
 def test_early_stopping_is_refused_by_name(stock, demo_data, tiny_ckpts, tmp_path):
     """SALF-MOS's config stops early, which only this toolkit's runner does: s3prl's own would silently train
     all of ``runner.total_steps`` (1,000,000 in that config)."""
-    result = stock_run(stock, "-m", "train", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "-d", "salf_mos",
-                       *EXPERTS["salf_mos"], "--device", "cpu", "-p", str(tmp_path / "exp"),
-                       "-o", _overrides(demo_data))
+    result = stock_run(
+        stock,
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        tiny_ckpts["wavlm"],
+        "-d",
+        "salf_mos",
+        *EXPERTS["salf_mos"],
+        "--device",
+        "cpu",
+        "-p",
+        str(tmp_path / "exp"),
+        "-o",
+        _overrides(demo_data),
+    )
     assert result.returncode != 0
     assert f"runner.early_stopping (patience 20 epochs) {PLUGIN_RUNNER_NAMED}" in result.stderr
     assert "would train all runner.total_steps (2)" in result.stderr

@@ -1,5 +1,6 @@
 """The feature cache: a frozen upstream's hidden states dumped once, and runs that train and evaluate from
 it exactly as with the upstream in the loop."""
+
 import csv
 import glob
 import json
@@ -12,6 +13,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
+from test_tokens import DURATIONS, store_files, write_corpus
 
 from distilmos.audio import load_audio
 from distilmos.errors import ConfigError
@@ -21,9 +24,6 @@ from upstream_tokens import cli
 from upstream_tokens.extract import Batching
 from upstream_tokens.feature_cache import FeatureCacheError, FeatureStore, dump_features
 from upstream_tokens.store import TokenStoreError
-
-from conftest import REPO
-from test_tokens import DURATIONS, store_files, write_corpus
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 SMALL = Batching(max_batch_seconds=3.0, max_batch_utts=4)
@@ -60,8 +60,17 @@ def test_cache_holds_every_hidden_state_as_the_upstream_gives_it_alone(cache, co
 
 def test_half_precision_is_an_option(corpus, tiny_ckpts, cache, tmp_path):
     out = str(tmp_path / "half")
-    dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], dtype="float16", layers="3",
-                  batching=SMALL, progress=False)
+    dump_features(
+        corpus,
+        out,
+        "val",
+        "wavlm_local",
+        tiny_ckpts["wavlm"],
+        dtype="float16",
+        layers="3",
+        batching=SMALL,
+        progress=False,
+    )
     half, full = FeatureStore(out), FeatureStore(cache)
     assert half.layers == [3] and half.dtype == np.float16
     sample = half.sample_ids()[0]
@@ -78,8 +87,9 @@ def test_killed_dump_resumes_to_the_same_bytes(corpus, tiny_ckpts, cache, tmp_pa
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], batching=SMALL, progress=False,
-                      on_part=die)
+        dump_features(
+            corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], batching=SMALL, progress=False, on_part=die
+        )
     assert os.path.isdir(os.path.join(out, "val.parts")) and not os.path.isfile(os.path.join(out, "val.npy"))
     dump_features(corpus, out, "val", "wavlm_local", tiny_ckpts["wavlm"], batching=SMALL, progress=False)
     ours, reference = store_files(out), store_files(cache)
@@ -92,11 +102,29 @@ def test_cache_dump_killed_hard_resumes_to_the_same_bytes(tiny_ckpts, tmp_path):
     then a rerun: every file of the store equals an uninterrupted dump's (meta.json holds no timestamp)."""
     corpus = write_corpus(str(tmp_path / "corpus"), durations=DURATIONS * 4)  # 48 one-utterance batches
     out, reference = str(tmp_path / "killed"), str(tmp_path / "reference")
-    args = ["cache", "--csv", corpus, "--split", "val", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"],
-            "--max_batch_utts", "1", "--device", "cpu", "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "upstream_tokens", *args, "--store", out], cwd=REPO,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    args = [
+        "cache",
+        "--csv",
+        corpus,
+        "--split",
+        "val",
+        "-u",
+        "wavlm_local",
+        "-k",
+        tiny_ckpts["wavlm"],
+        "--max_batch_utts",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "upstream_tokens", *args, "--store", out],
+        cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while not glob.glob(os.path.join(out, "val.parts", "b*.npz")) and proc.poll() is None:
@@ -126,8 +154,16 @@ def test_the_dump_prints_its_disk_use_before_it_starts(corpus, tiny_ckpts, tmp_p
         if not before_first_part:
             before_first_part.append(capsys.readouterr().err)
 
-    summary = dump_features(corpus, str(tmp_path / "disk"), "val", "wavlm_local", tiny_ckpts["wavlm"],
-                            batching=SMALL, progress=False, on_part=first_part)
+    summary = dump_features(
+        corpus,
+        str(tmp_path / "disk"),
+        "val",
+        "wavlm_local",
+        tiny_ckpts["wavlm"],
+        batching=SMALL,
+        progress=False,
+        on_part=first_part,
+    )
     line = next(line for line in before_first_part[0].splitlines() if line.startswith("cache val: "))
     frames, n_bytes = summary["total_frames"], summary["bytes"]
     assert n_bytes == frames * 4 * 64 * 4
@@ -161,8 +197,19 @@ def test_the_dump_refuses_to_start_without_room(corpus, tiny_ckpts, tmp_path, mo
 
 def test_cli_cache_and_info(corpus, tiny_ckpts, tmp_path, capsys):
     out = str(tmp_path / "cli")
-    common = ["--csv", corpus, "--store", out, "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--quiet",
-              "--device", "cpu"]
+    common = [
+        "--csv",
+        corpus,
+        "--store",
+        out,
+        "-u",
+        "wavlm_local",
+        "-k",
+        tiny_ckpts["wavlm"],
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert cli.main(["cache", *common, "--split", "val", "--layers", "2,3"]) == 0
     capsys.readouterr()
     assert cli.main(["info", "--store", out]) == 0
@@ -174,44 +221,84 @@ def test_cli_cache_and_info(corpus, tiny_ckpts, tmp_path, capsys):
 
 # ---- runs from the cache ------------------------------------------------------------------------------
 
+
 def _overrides(data_dir, **extra):
-    values = {"config.downstream_expert.datarc.data_dir": data_dir,
-              "config.downstream_expert.datarc.num_workers": 0,
-              "config.downstream_expert.datarc.train_batch_size": 4,
-              "config.downstream_expert.datarc.eval_batch_size": 8,
-              "config.runner.total_steps": 4, "config.runner.eval_step": 2, "config.runner.log_step": 2}
+    values = {
+        "config.downstream_expert.datarc.data_dir": data_dir,
+        "config.downstream_expert.datarc.num_workers": 0,
+        "config.downstream_expert.datarc.train_batch_size": 4,
+        "config.downstream_expert.datarc.eval_batch_size": 8,
+        "config.runner.total_steps": 4,
+        "config.runner.eval_step": 2,
+        "config.runner.log_step": 2,
+    }
     values.update(extra)
     return ",,".join(f"{k}={v}" for k, v in values.items())
 
 
 def _run(expdir, data_dir, ckpt, downstream, extra_args, cache=None, fine_tune=False):
     extra = {"config.downstream_expert.datarc.feature_cache": cache} if cache else {}
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", downstream, "--device", "cpu", "-p", expdir,
-        "-o", _overrides(data_dir, **extra), *extra_args, *(["-f"] if fine_tune else [])])
-    run_downstream_main([DOWNSTREAM], ["-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"),
-                                       "-t", "test", "--device", "cpu"])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "train",
+            "-u",
+            "wavlm_local",
+            "-k",
+            ckpt,
+            "-d",
+            downstream,
+            "--device",
+            "cpu",
+            "-p",
+            expdir,
+            "-o",
+            _overrides(data_dir, **extra),
+            *extra_args,
+            *(["-f"] if fine_tune else []),
+        ],
+    )
+    run_downstream_main(
+        [DOWNSTREAM],
+        ["-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"), "-t", "test", "--device", "cpu"],
+    )
     with open(os.path.join(expdir, "predictions_test.csv")) as handle:
         preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
-    metrics = {name: json.load(open(os.path.join(expdir, name)))
-               for name in sorted(os.listdir(expdir)) if name.startswith("metrics_")}
+    metrics = {
+        name: json.load(open(os.path.join(expdir, name)))
+        for name in sorted(os.listdir(expdir))
+        if name.startswith("metrics_")
+    }
     return preds, metrics
 
 
-@pytest.mark.parametrize("downstream,extra_args,layers", [
-    ("ssl_mos", ("-s", "last_hidden_state"), "3"),
-    ("distilmos", ("-v", "no_token"), "hidden_states"),
-])
-def test_a_run_from_the_cache_equals_the_run_with_the_upstream(demo_data, tiny_ckpts, tmp_path, downstream,
-                                                               extra_args, layers):
+@pytest.mark.parametrize(
+    "downstream,extra_args,layers",
+    [
+        ("ssl_mos", ("-s", "last_hidden_state"), "3"),
+        ("distilmos", ("-v", "no_token"), "hidden_states"),
+    ],
+)
+def test_a_run_from_the_cache_equals_the_run_with_the_upstream(
+    demo_data, tiny_ckpts, tmp_path, downstream, extra_args, layers
+):
     data_dir = demo_data["bvcc"]
     store = str(tmp_path / "cache")
     for split in ("train", "val", "test"):
-        dump_features(os.path.join(data_dir, f"{split}.csv"), store, split, "wavlm_local", tiny_ckpts["wavlm"],
-                      layers=layers, progress=False)
+        dump_features(
+            os.path.join(data_dir, f"{split}.csv"),
+            store,
+            split,
+            "wavlm_local",
+            tiny_ckpts["wavlm"],
+            layers=layers,
+            progress=False,
+        )
     live, live_metrics = _run(str(tmp_path / "live"), data_dir, tiny_ckpts["wavlm"], downstream, extra_args)
-    cached, cached_metrics = _run(str(tmp_path / "cached"), data_dir, tiny_ckpts["wavlm"], downstream, extra_args,
-                                  cache=store)
+    cached, cached_metrics = _run(
+        str(tmp_path / "cached"), data_dir, tiny_ckpts["wavlm"], downstream, extra_args, cache=store
+    )
     assert live.keys() == cached.keys()
     assert max(abs(live[k] - cached[k]) for k in live) <= 1e-5
     assert live_metrics.keys() == cached_metrics.keys()
@@ -223,8 +310,15 @@ def test_a_run_from_the_cache_equals_the_run_with_the_upstream(demo_data, tiny_c
 
 def test_fine_tuning_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        _run(str(tmp_path / "ft"), demo_data["bvcc"], tiny_ckpts["wavlm"], "ssl_mos", ("-s", "last_hidden_state"),
-             cache=cache, fine_tune=True)
+        _run(
+            str(tmp_path / "ft"),
+            demo_data["bvcc"],
+            tiny_ckpts["wavlm"],
+            "ssl_mos",
+            ("-s", "last_hidden_state"),
+            cache=cache,
+            fine_tune=True,
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"datarc.feature_cache={cache}" in err and "-f fine-tunes the upstream" in err
@@ -234,8 +328,14 @@ def test_fine_tuning_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_p
 def test_mse_distill_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path, capsys):
     """Its frozen teacher runs on the waveforms, which a cache does not hold: refused, not fed features."""
     with pytest.raises(SystemExit) as exit_info:
-        _run(str(tmp_path / "mse"), demo_data["bvcc"], tiny_ckpts["wavlm"], "distilmos", ("-v", "mse_distill"),
-             cache=cache)
+        _run(
+            str(tmp_path / "mse"),
+            demo_data["bvcc"],
+            tiny_ckpts["wavlm"],
+            "distilmos",
+            ("-v", "mse_distill"),
+            cache=cache,
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "variant 'mse_distill' cannot train from datarc.feature_cache" in err
@@ -244,8 +344,14 @@ def test_mse_distill_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_p
 
 def test_a_split_missing_from_the_cache_is_named(demo_data, tiny_ckpts, cache, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        _run(str(tmp_path / "missing"), demo_data["bvcc"], tiny_ckpts["wavlm"], "ssl_mos",
-             ("-s", "last_hidden_state"), cache=cache)
+        _run(
+            str(tmp_path / "missing"),
+            demo_data["bvcc"],
+            tiny_ckpts["wavlm"],
+            "ssl_mos",
+            ("-s", "last_hidden_state"),
+            cache=cache,
+        )
     err = capsys.readouterr().err
     assert "not in feature cache" in err and "split 'train'" in err and "upstream_tokens cache" in err
 

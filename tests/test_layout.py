@@ -1,4 +1,5 @@
 """The architecture's import rules, read off the source: the installed package stands on its own."""
+
 import ast
 import os
 

@@ -6,6 +6,7 @@ and the resumed run ends with exactly the weights and metrics of a run that neve
 between steps or during a save resumes from the newest whole checkpoint; a NaN wav is named with its
 data-list row, or skipped and reported.
 """
+
 import errno
 import glob
 import json
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import REPO
 
 from distilmos import checkpoints
 from distilmos.audio import AudioError
@@ -29,8 +31,6 @@ from distilmos.datalist import read_datalist, write_datalist
 from distilmos.preemption import EXIT_PREEMPTED
 from distilmos.runner import run
 
-from conftest import REPO
-
 DOWNSTREAM = os.path.join(REPO, "downstream")
 TOTAL = 6
 
@@ -38,13 +38,32 @@ TOTAL = 6
 def _argv(expdir, ckpt, data_dir, resume=False, **runner):
     values = {"total_steps": TOTAL, "eval_step": 3, "save_step": 2, "log_step": 2, "max_keep": 1}
     values.update(runner)
-    overrides = [f"config.downstream_expert.datarc.data_dir={data_dir}",
-                 "config.downstream_expert.datarc.num_workers=0",
-                 "config.downstream_expert.datarc.train_batch_size=4",
-                 "config.downstream_expert.datarc.eval_batch_size=8"]
+    overrides = [
+        f"config.downstream_expert.datarc.data_dir={data_dir}",
+        "config.downstream_expert.datarc.num_workers=0",
+        "config.downstream_expert.datarc.train_batch_size=4",
+        "config.downstream_expert.datarc.eval_batch_size=8",
+    ]
     overrides += [f"config.runner.{k}={v}" for k, v in values.items()]
-    argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "distilmos", "-v", "no_token", "-f",
-            "--device", "cpu", "-p", str(expdir), "-o", ",,".join(overrides)]
+    argv = [
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        "distilmos",
+        "-v",
+        "no_token",
+        "-f",
+        "--device",
+        "cpu",
+        "-p",
+        str(expdir),
+        "-o",
+        ",,".join(overrides),
+    ]
     return argv + (["-a"] if resume else [])
 
 
@@ -178,9 +197,13 @@ run([sys.argv[0] and os.environ["DOWNSTREAM"]], argv)
 @pytest.mark.parametrize("moment", ["save", "between_steps"])
 def test_kill_9_resumes_from_the_newest_whole_checkpoint(tmp_path, tiny_ckpts, demo_data, reference, moment):
     env = dict(os.environ, DOWNSTREAM=DOWNSTREAM, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", KILL_DRIVER, moment,
-                           *_argv(tmp_path, tiny_ckpts["wavlm"], demo_data["bvcc"])],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_DRIVER, moment, *_argv(tmp_path, tiny_ckpts["wavlm"], demo_data["bvcc"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert [os.path.basename(p) for p in checkpoints.states_paths(tmp_path)] == ["states-2.ckpt"]
     if moment == "save":
@@ -193,13 +216,25 @@ def test_kill_9_resumes_from_the_newest_whole_checkpoint(tmp_path, tiny_ckpts, d
 def _torchrun(expdir, ckpt, data_dir, resume=False, total_steps=12):
     """Two CPU ranks training under torchrun (gloo), a log line every step, no periodic checkpoint; the
     launcher in its own process group, its output in ``<expdir>.out``."""
-    argv = _argv(expdir, ckpt, data_dir, resume, total_steps=total_steps, eval_step=1000, save_step=1000,
-                 log_step=1)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               os.path.join(REPO, "run_downstream.py"), *argv]
+    argv = _argv(expdir, ckpt, data_dir, resume, total_steps=total_steps, eval_step=1000, save_step=1000, log_step=1)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        os.path.join(REPO, "run_downstream.py"),
+        *argv,
+    ]
     with open(f"{expdir}.out", "a") as log:  # the launcher keeps its own copy of the file
-        return subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _output(expdir):
@@ -243,8 +278,9 @@ def test_sigterm_under_torchrun_stops_every_rank_after_one_step(tmp_path, tiny_c
     try:
         _wait_for_training(launcher, expdir)
         ranks = _rank_pids(launcher.pid)
-        targets = {"launcher": [launcher.pid], "rank 1": [ranks[1]],
-                   "every process": [*ranks.values(), launcher.pid]}[target]
+        targets = {"launcher": [launcher.pid], "rank 1": [ranks[1]], "every process": [*ranks.values(), launcher.pid]}[
+            target
+        ]
         for pid in targets:
             os.kill(pid, signal.SIGTERM)
         assert launcher.wait(timeout=120) == 1
@@ -311,9 +347,15 @@ def test_a_nan_wav_is_named_with_its_row(tmp_path, tiny_ckpts, nan_data):
 def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, capsys):
     data, bad, sample_id = nan_data
     expdir = tmp_path / "exp"
-    run([DOWNSTREAM], _argv(expdir, tiny_ckpts["wavlm"], data, total_steps=40, eval_step=40)
-        [:-1] + [_argv(expdir, tiny_ckpts["wavlm"], data)[-1] + ",,config.downstream_expert.datarc.skip_bad_audio=True"
-                 + ",,config.runner.total_steps=40,,config.runner.eval_step=40"])
+    run(
+        [DOWNSTREAM],
+        _argv(expdir, tiny_ckpts["wavlm"], data, total_steps=40, eval_step=40)[:-1]
+        + [
+            _argv(expdir, tiny_ckpts["wavlm"], data)[-1]
+            + ",,config.downstream_expert.datarc.skip_bad_audio=True"
+            + ",,config.runner.total_steps=40,,config.runner.eval_step=40"
+        ],
+    )
     assert os.path.isfile(expdir / "states-40.ckpt")
     report = (expdir / "skipped_audio.txt").read_text().splitlines()
     assert len(report) == 1 and sample_id in report[0] and bad in report[0]
@@ -324,13 +366,37 @@ def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, c
 def _early_stopping_argv(expdir, ckpt, data_dir, patience, section="runner", *overrides):
     """SSL-MOS validated every step, stopping after ``patience`` steps without improvement (configured under
     ``section``: runner or downstream_expert)."""
-    return ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "ssl_mos", "-s", "last_hidden_state",
-            "-f", "--device", "cpu", "-p", str(expdir), "-o", ",,".join([
+    return [
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        "ssl_mos",
+        "-s",
+        "last_hidden_state",
+        "-f",
+        "--device",
+        "cpu",
+        "-p",
+        str(expdir),
+        "-o",
+        ",,".join(
+            [
                 f"config.downstream_expert.datarc.data_dir={data_dir}",
-                "config.downstream_expert.datarc.num_workers=0", "config.downstream_expert.datarc.train_batch_size=4",
-                "config.runner.total_steps=20", "config.runner.eval_step=1", "config.runner.save_step=100",
-                f"config.{section}.early_stopping.patience={patience}", f"config.{section}.early_stopping.unit=step",
-                *overrides])]
+                "config.downstream_expert.datarc.num_workers=0",
+                "config.downstream_expert.datarc.train_batch_size=4",
+                "config.runner.total_steps=20",
+                "config.runner.eval_step=1",
+                "config.runner.save_step=100",
+                f"config.{section}.early_stopping.patience={patience}",
+                f"config.{section}.early_stopping.unit=step",
+                *overrides,
+            ]
+        ),
+    ]
 
 
 @pytest.mark.parametrize("section", ["runner", "downstream_expert"])
@@ -361,8 +427,7 @@ def _scripted_validation(monkeypatch):
     monkeypatch.setattr(expert_base, "compute_metrics", scripted)
 
 
-def test_sigterm_in_the_middle_of_the_patience_resumes_the_count(tmp_path, tiny_ckpts, demo_data, monkeypatch,
-                                                                 capsys):
+def test_sigterm_in_the_middle_of_the_patience_resumes_the_count(tmp_path, tiny_ckpts, demo_data, monkeypatch, capsys):
     """Best at step 2, patience 3: an uninterrupted run stops at step 5. Stopped by SIGTERM during step 3
     (one step into the patience) and resumed, the run counts on from step 2 and stops at step 5 too: a lost
     count would stop it at step 4, a lost best score at step 7."""

@@ -1,4 +1,5 @@
 """Tests of egs/demo/local/make_corpus.py: the synthetic BVCC/SOMOS corpora and their record."""
+
 import collections
 import importlib.util
 import json
@@ -53,8 +54,10 @@ def _bvcc_lists(out):
 
 def _somos_lists(out):
     lists = out / "somos" / "training_files" / "split1" / "clean"
-    return {split: _read_list(lists / f"{split}_mos_list.txt", header="utteranceId,mean")
-            for split in ("train", "valid", "test")}
+    return {
+        split: _read_list(lists / f"{split}_mos_list.txt", header="utteranceId,mean")
+        for split in ("train", "valid", "test")
+    }
 
 
 def _all_files(root):
@@ -145,7 +148,7 @@ def test_somos_lists_match_files_and_record(corpus):
         for wav, entry in entries.items():
             match = SOMOS_NAME.match(wav)
             assert match, wav
-            assert entry["system"] == match.group(2) == wav[:-len(".wav")].rsplit("_", 1)[-1]
+            assert entry["system"] == match.group(2) == wav[: -len(".wav")].rsplit("_", 1)[-1]
             info = sf.info(str(audio_dir / wav))
             assert (info.samplerate, info.channels) == (entry["sample_rate"], entry["channels"])
             assert info.samplerate == 22050

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from conftest import load_script
 
 table = load_script("egs/bvcc/local/make_table.py", "bvcc_make_table")
@@ -19,14 +18,19 @@ def test_paper_numbers_are_held_exactly():
 def _run(path, upstream, variant, utt_srcc):
     path.mkdir()
     (path / "info.json").write_text(json.dumps({"upstream": upstream, "variant": variant, "seed": 0}))
-    metrics = {k: 0.5 for k in ("utt_MSE", "utt_LCC", "utt_SRCC", "utt_KTAU", "sys_MSE", "sys_LCC", "sys_SRCC", "sys_KTAU")}
+    metrics = {
+        k: 0.5 for k in ("utt_MSE", "utt_LCC", "utt_SRCC", "utt_KTAU", "sys_MSE", "sys_LCC", "sys_SRCC", "sys_KTAU")
+    }
     metrics["utt_SRCC"] = utt_srcc
     (path / "metrics_test.json").write_text(json.dumps(metrics))
     return str(path)
 
 
 def test_seeds_averaged_and_differences_computed(tmp_path):
-    runs = [_run(tmp_path / "a", "wavlm_base", "distilmos", 0.88), _run(tmp_path / "b", "wavlm_base", "distilmos", 0.90)]
+    runs = [
+        _run(tmp_path / "a", "wavlm_base", "distilmos", 0.88),
+        _run(tmp_path / "b", "wavlm_base", "distilmos", 0.90),
+    ]
     rows = {(r["model"], r["metric"]): r for r in table.rows(table.collect(runs))}
     cell = rows[("DistilMOS (ours)", "bvcc_utt_SRCC")]
     assert cell["ours"] == pytest.approx(0.89) and cell["n_runs"] == 2

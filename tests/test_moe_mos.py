@@ -1,6 +1,7 @@
 """MoE-MOS: the mixture-of-experts network, its regularisers, the three-stage schedule (also across a
 resume), the expert's losses with unknown systems, training and evaluation through run_downstream.py,
 the exported predictor with its system posterior, and the ablation script's dry run."""
+
 import json
 import math
 import os
@@ -10,14 +11,13 @@ from collections import defaultdict
 import pytest
 import torch
 import torch.nn as nn
+from conftest import REPO
+from downstream_helpers import import_expert_module
 
 from distilmos.data import MOSBatch
 from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
 from distilmos.moe_schedule import StageSchedule
 from distilmos.runner import run as run_downstream_main
-
-from conftest import REPO
-from downstream_helpers import import_expert_module
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 CLASSES = ["sysA", "sysB", "sysC"]
@@ -144,9 +144,12 @@ def test_the_lr_scheduler_follows_the_schedule_and_resumes_exactly():
 def expert(demo_data, tmp_path):
     module = import_expert_module("moe_mos")
     return module.DownstreamExpert(
-        16, {"datarc": {"data_dir": demo_data["bvcc"], "num_workers": 0}, "modelrc": {"n_experts": 3}},
-        str(tmp_path), runner={"total_steps": 10, "eval_dataloaders": ["val"]},
-        scheduler={"name": "MoEStageLR", "stages": [0.2, 0.6]})
+        16,
+        {"datarc": {"data_dir": demo_data["bvcc"], "num_workers": 0}, "modelrc": {"n_experts": 3}},
+        str(tmp_path),
+        runner={"total_steps": 10, "eval_dataloaders": ["val"]},
+        scheduler={"name": "MoEStageLR", "stages": [0.2, 0.6]},
+    )
 
 
 def test_unknown_systems_give_no_classification_loss(expert):
@@ -169,8 +172,7 @@ def test_unknown_systems_give_no_classification_loss(expert):
     # evaluation over unseen systems: accuracy undefined, not a crash
     expert.eval()
     records = defaultdict(list)
-    expert("test", feats, MOSBatch(scores=torch.tensor([3.0, 2.0]), systems=["x", "y"], sample_ids=["a", "b"]),
-           records)
+    expert("test", feats, MOSBatch(scores=torch.tensor([3.0, 2.0]), systems=["x", "y"], sample_ids=["a", "b"]), records)
     metrics = expert.extra_metrics("test", records, 0)
     assert math.isnan(metrics["sys_acc"]) and metrics["sys_acc_n"] == 0
     assert sum(metrics[f"expert_usage_{i}"] for i in range(3)) == pytest.approx(1.0)
@@ -196,9 +198,14 @@ def test_no_best_checkpoint_from_the_classification_pre_training(expert, tmp_pat
     from tensorboardX import SummaryWriter
 
     assert [expert.selectable(step) for step in (1, 2, 3, 10)] == [False, False, True, True]
-    records = {"score": [1.0, 2.0, 3.0, 4.0], "pred": [1.0, 2.0, 3.0, 4.0], "system": ["a", "a", "b", "b"],
-               "sample_id": ["u1", "u2", "u3", "u4"],
-               "gates": [[0.4, 0.3, 0.3]] * 4, "sys_correct": []}
+    records = {
+        "score": [1.0, 2.0, 3.0, 4.0],
+        "pred": [1.0, 2.0, 3.0, 4.0],
+        "system": ["a", "a", "b", "b"],
+        "sample_id": ["u1", "u2", "u3", "u4"],
+        "gates": [[0.4, 0.3, 0.3]] * 4,
+        "sys_correct": [],
+    }
     logger = SummaryWriter(str(tmp_path / "tb"))
     assert expert.log_records("val", dict(records), logger, 2) == []  # a perfect ranking, in stage 1
     assert expert.log_records("val", dict(records), logger, 3) == ["best-states-val.ckpt"]
@@ -215,14 +222,36 @@ def test_a_collapsed_gate_is_named_at_validation(expert, capsys):
 
 # ---- through run_downstream.py ----------------------------------------------------------------------
 def _argv(expdir, ckpt, data_dir, steps=4, resume=False, **overrides):
-    values = {"downstream_expert.datarc.data_dir": data_dir, "downstream_expert.datarc.num_workers": 0,
-              "downstream_expert.datarc.train_batch_size": 4, "downstream_expert.datarc.eval_batch_size": 8,
-              "downstream_expert.modelrc.hidden_dim": 32, "downstream_expert.modelrc.n_experts": 3,
-              "runner.total_steps": steps, "runner.eval_step": 2, "runner.save_step": 2, "runner.log_step": 1,
-              "scheduler.stages": [0.25, 0.5]}
+    values = {
+        "downstream_expert.datarc.data_dir": data_dir,
+        "downstream_expert.datarc.num_workers": 0,
+        "downstream_expert.datarc.train_batch_size": 4,
+        "downstream_expert.datarc.eval_batch_size": 8,
+        "downstream_expert.modelrc.hidden_dim": 32,
+        "downstream_expert.modelrc.n_experts": 3,
+        "runner.total_steps": steps,
+        "runner.eval_step": 2,
+        "runner.save_step": 2,
+        "runner.log_step": 1,
+        "scheduler.stages": [0.25, 0.5],
+    }
     values.update(overrides)
-    argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "moe_mos", "--device", "cpu", "-p", str(expdir),
-            "-o", ",,".join(f"config.{k}={v}" for k, v in values.items())]
+    argv = [
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        "moe_mos",
+        "--device",
+        "cpu",
+        "-p",
+        str(expdir),
+        "-o",
+        ",,".join(f"config.{k}={v}" for k, v in values.items()),
+    ]
     return argv + (["-a"] if resume else [])
 
 
@@ -247,18 +276,25 @@ def test_train_and_evaluate_log_expert_usage(trained, demo_data):
     expdir, _ = trained
     ckpt = torch.load(os.path.join(str(expdir), "best-states-val.ckpt"), map_location="cpu", weights_only=True)
     assert "Upstream" not in ckpt  # frozen by default
-    train_systems = sorted({line.split(",")[1] for line in open(os.path.join(demo_data["bvcc"], "train.csv"))
-                            .read().splitlines()[1:]})
-    assert MoEMOSModel.kwargs_from_state({k[6:]: v for k, v in ckpt["Downstream"].items()
-                                          if k.startswith("model.")})["class_names"] == train_systems
+    train_systems = sorted(
+        {line.split(",")[1] for line in open(os.path.join(demo_data["bvcc"], "train.csv")).read().splitlines()[1:]}
+    )
+    assert (
+        MoEMOSModel.kwargs_from_state({k[6:]: v for k, v in ckpt["Downstream"].items() if k.startswith("model.")})[
+            "class_names"
+        ]
+        == train_systems
+    )
     val = _log(expdir, "val")
     assert [r["step"] for r in val] == [2, 4]
     for record in val:
         usage = [record[f"expert_usage_{i}"] for i in range(3)]
         assert sum(usage) == pytest.approx(1.0) and 0 <= record["gate_entropy"] <= math.log(3) + 1e-9
         assert 0 <= record["sys_acc"] <= 1 and record["sys_acc_n"] > 0
-    run_downstream_main([DOWNSTREAM], ["-m", "evaluate", "-e", os.path.join(str(expdir), "best-states-val.ckpt"),
-                                       "-t", "test", "--device", "cpu"])
+    run_downstream_main(
+        [DOWNSTREAM],
+        ["-m", "evaluate", "-e", os.path.join(str(expdir), "best-states-val.ckpt"), "-t", "test", "--device", "cpu"],
+    )
     with open(os.path.join(str(expdir), "metrics_test.json")) as handle:
         metrics = json.load(handle)
     assert math.isfinite(metrics["utt_SRCC"]) and "expert_usage_0" in metrics and "sys_acc" in metrics
@@ -292,8 +328,9 @@ def test_schedule_through_the_runner_survives_a_stop_and_resume(tmp_path, tiny_c
     assert sorted(train) == list(range(1, 9))
     for k in range(8):
         point = schedule.at(k)
-        assert (train[k + 1]["stage"], train[k + 1]["mos_weight"], train[k + 1]["cls_weight"]) == \
-            pytest.approx((point.stage, point.mos_weight, point.cls_weight)), f"step {k + 1}"
+        assert (train[k + 1]["stage"], train[k + 1]["mos_weight"], train[k + 1]["cls_weight"]) == pytest.approx(
+            (point.stage, point.mos_weight, point.cls_weight)
+        ), f"step {k + 1}"
     assert train[8]["stage"] == 3 and lrs[-1] == pytest.approx(1e-4 * 0.1 * 0.1)  # the last step: 1e-6
 
 
@@ -304,9 +341,21 @@ def test_exported_predictor_equals_the_runner_and_gives_the_system_posterior(tra
 
     expdir, model = trained
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
-    run_downstream_main([DOWNSTREAM], ["-m", "evaluate", "-e", os.path.join(str(expdir), "best-states-val.ckpt"),
-                                       "-t", "test", "--device", "cpu",
-                                       "-o", "config.downstream_expert.datarc.eval_batch_size=1"])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "evaluate",
+            "-e",
+            os.path.join(str(expdir), "best-states-val.ckpt"),
+            "-t",
+            "test",
+            "--device",
+            "cpu",
+            "-o",
+            "config.downstream_expert.datarc.eval_batch_size=1",
+        ],
+    )
     import csv
 
     with open(os.path.join(str(expdir), "predictions_test.csv")) as handle:
@@ -328,8 +377,22 @@ def test_score_command_writes_the_system_posterior(trained, demo_data, tmp_path)
 
     _, model = trained
     out = tmp_path / "scores.jsonl"
-    assert main(["score", model, os.path.join(demo_data["bvcc"], "test.csv"), "--system_posterior", "-q",
-                 "--device", "cpu", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "score",
+                model,
+                os.path.join(demo_data["bvcc"], "test.csv"),
+                "--system_posterior",
+                "-q",
+                "--device",
+                "cpu",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and all(r["top_system"] in r["system_posterior"] for r in records)
     assert all(r["top_system_prob"] == max(r["system_posterior"].values()) for r in records)
@@ -340,16 +403,39 @@ def test_ablation_dry_run_lists_every_run_and_the_table(tmp_path):
     import shlex
 
     script = os.path.join(REPO, "egs", "bvcc", "run_moe_ablation.sh")
-    out = subprocess.run([script, "--dry_run", "true", "--bvcc_root", "/c/bvcc", "--exproot", str(tmp_path),
-                          "--seeds", "0 1", "--batch_size", "16", "--overrides", "config.optimizer.lr=3e-4"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            script,
+            "--dry_run",
+            "true",
+            "--bvcc_root",
+            "/c/bvcc",
+            "--exproot",
+            str(tmp_path),
+            "--seeds",
+            "0 1",
+            "--batch_size",
+            "16",
+            "--overrides",
+            "config.optimizer.lr=3e-4",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     commands = [shlex.split(line) for line in out.strip().splitlines()]
     runs, table = commands[:-1], commands[-1]
     assert len(runs) == 16 and all(c[0].endswith("egs/bvcc/run.sh") for c in runs)
     flags = [{c[i]: c[i + 1] for i in range(1, len(c) - 1) if c[i].startswith("--")} for c in runs]
     assert all(f["--variant"] == "moe_mos" and f["--batch_size"] == "16" and f["--stop_stage"] == "4" for f in flags)
-    settings = {(f["--overrides"].split(",,")[0].rsplit("=", 1)[1], f["--overrides"].split(",,")[1].rsplit("=", 1)[1],
-                 f["--seed"]) for f in flags}
+    settings = {
+        (
+            f["--overrides"].split(",,")[0].rsplit("=", 1)[1],
+            f["--overrides"].split(",,")[1].rsplit("=", 1)[1],
+            f["--seed"],
+        )
+        for f in flags
+    }
     assert settings == {(n, c, s) for n in "1248" for c in ("True", "False") for s in "01"}
     assert all(f["--overrides"].endswith(",,config.optimizer.lr=3e-4") for f in flags)
     assert len({f["--expdir"] for f in flags}) == 16
@@ -368,12 +454,29 @@ def test_ablation_table_and_plots_from_finished_runs(tmp_path):
             expdir.mkdir()
             usage = [1.0 / n] * n
             srcc = 0.5 + 0.05 * n + (0.02 if task == "cls" else 0.0)
-            (expdir / "metrics_test.json").write_text(json.dumps(
-                {"utt_SRCC": srcc, "sys_SRCC": srcc + 0.1, "utt_LCC": 0.5, "sys_LCC": 0.6, "utt_MSE": 0.4,
-                 "sys_MSE": 0.2}))
-            (expdir / "metrics_val_best.json").write_text(json.dumps(
-                {"utt_SRCC": srcc, "step": 100, "sys_acc": 0.5, "gate_entropy": math.log(n),
-                 **{f"expert_usage_{i}": u for i, u in enumerate(usage)}}))
+            (expdir / "metrics_test.json").write_text(
+                json.dumps(
+                    {
+                        "utt_SRCC": srcc,
+                        "sys_SRCC": srcc + 0.1,
+                        "utt_LCC": 0.5,
+                        "sys_LCC": 0.6,
+                        "utt_MSE": 0.4,
+                        "sys_MSE": 0.2,
+                    }
+                )
+            )
+            (expdir / "metrics_val_best.json").write_text(
+                json.dumps(
+                    {
+                        "utt_SRCC": srcc,
+                        "step": 100,
+                        "sys_acc": 0.5,
+                        "gate_entropy": math.log(n),
+                        **{f"expert_usage_{i}": u for i, u in enumerate(usage)},
+                    }
+                )
+            )
             specs.append(f"{n}:{task}:{expdir}")
     ablation.main(["--runs", *specs, "--out", str(tmp_path / "out" / "abl")])
     rows = list(__import__("csv").DictReader(open(tmp_path / "out" / "abl.csv")))

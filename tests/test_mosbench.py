@@ -1,19 +1,18 @@
 """egs/mosbench/run.sh over generated corpora with a tiny predictor file: the table's cells are the
 per-set metrics files, skipped corpora are listed, a rerun keeps what is done; the combined table of
 several runs; egs/bvcc/run_upstreams.sh --dry_run."""
+
 import csv
 import json
-import math
 import os
 import shlex
 import subprocess
 import sys
 
 import pytest
+from conftest import REPO, load_script
 
 from distilmos.metrics import METRIC_KEYS, compute_metrics
-
-from conftest import REPO, load_script
 
 RUN = os.path.join(REPO, "egs", "mosbench", "run.sh")
 make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
@@ -35,14 +34,36 @@ def bench(tmp_path_factory, tiny_ckpts):
     roots = root / "roots.yaml"
     # pstn present, tencent given but absent, the others not named: all three kinds of corpus; and a
     # training-only set named, which has nothing to score wherever it is
-    roots.write_text("singmos: corpora/singmos\nvmc23: corpora/vmc23\npstn: corpora/pstn\n"
-                     "tencent: /nonexistent/TencentCorups\nurgent2024_mos: /nonexistent/urgent\n")
+    roots.write_text(
+        "singmos: corpora/singmos\nvmc23: corpora/vmc23\npstn: corpora/pstn\n"
+        "tencent: /nonexistent/TencentCorups\nurgent2024_mos: /nonexistent/urgent\n"
+    )
     model = load_script("egs/bench/predict_bench.py", "predict_bench").write_random_predictor(
-        tiny_ckpts["wavlm"], str(root / "tiny.pt"))
+        tiny_ckpts["wavlm"], str(root / "tiny.pt")
+    )
     outdir = root / "out"
-    result = subprocess.run(["bash", RUN, "--model", model, "--roots", str(roots), "--datadir", str(root / "data"),
-                             "--outdir", str(outdir), "--device", "cpu", "--title", "tiny"],
-                            capture_output=True, text=True, env=_env(), timeout=600)
+    result = subprocess.run(
+        [
+            "bash",
+            RUN,
+            "--model",
+            model,
+            "--roots",
+            str(roots),
+            "--datadir",
+            str(root / "data"),
+            "--outdir",
+            str(outdir),
+            "--device",
+            "cpu",
+            "--title",
+            "tiny",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return str(outdir), str(roots), model, result
 
@@ -61,8 +82,11 @@ def test_table_cells_equal_the_metrics_files(bench):
         rows = {r["test_set"]: r for r in csv.DictReader(handle)}
     markdown = open(os.path.join(outdir, "mosbench.md")).read()
     assert markdown in result.stdout  # printed too
-    md_rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-               for line in markdown.splitlines() if line.startswith("| ") and "test set" not in line}
+    md_rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in markdown.splitlines()
+        if line.startswith("| ") and "test set" not in line
+    }
     per_set = {}
     for entry in manifest["sets"]:
         metrics = per_set[entry["name"]] = _metrics(outdir, entry["key"])
@@ -88,8 +112,9 @@ def test_metrics_are_those_of_the_predictions(bench):
         with open(os.path.join(outdir, f"predictions_{key}.csv"), newline="") as handle:
             preds = list(csv.DictReader(handle))
         assert list(preds[0]) == ["sample_id", "system_id", "score", "pred"]
-        expected = compute_metrics([float(p["score"]) for p in preds], [float(p["pred"]) for p in preds],
-                                   [p["system_id"] for p in preds])
+        expected = compute_metrics(
+            [float(p["score"]) for p in preds], [float(p["pred"]) for p in preds], [p["system_id"] for p in preds]
+        )
         metrics = _metrics(outdir, key)
         assert metrics["n_utt"] == len(preds) and metrics["n_sys"] == expected["n_sys"]
         # predictions are written to 6 decimals, and a random tiny model's predictions lie within about
@@ -115,9 +140,28 @@ def test_rerun_keeps_what_is_done(bench, tmp_path):
     outdir, roots, model, _ = bench
     before = {f: os.path.getmtime(os.path.join(outdir, f)) for f in os.listdir(outdir) if f.startswith("metrics_")}
     data = os.path.join(os.path.dirname(outdir), "data")
-    result = subprocess.run(["bash", RUN, "--model", model, "--roots", roots, "--datadir", data, "--outdir", outdir,
-                             "--device", "cpu", "--stop_stage", "3"], capture_output=True, text=True, env=_env(),
-                            timeout=300)
+    result = subprocess.run(
+        [
+            "bash",
+            RUN,
+            "--model",
+            model,
+            "--roots",
+            roots,
+            "--datadir",
+            data,
+            "--outdir",
+            outdir,
+            "--device",
+            "cpu",
+            "--stop_stage",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "singmos: kept (prepared before)" in result.stderr
     assert "vmc23/track2: scored before; kept" in result.stderr
@@ -166,22 +210,49 @@ def test_run_upstreams_dry_run_prints_each_run(tmp_path):
     ckpt = tmp_path / "mine.pt"
     ckpt.write_bytes(b"x")
     result = subprocess.run(
-        ["bash", script, "--upstreams", f"wavlm_base wavlm_local={ckpt} my_pkg.mod:make", "--variant", "no_token",
-         "--bvcc_root", "/c/main", "--roots", "/c/roots.yaml", "--exproot", str(tmp_path / "exp"),
-         "--device", "cpu", "--dry_run", "true", "--total_steps", "50"],
-        capture_output=True, text=True, env=_env(), timeout=60)
+        [
+            "bash",
+            script,
+            "--upstreams",
+            f"wavlm_base wavlm_local={ckpt} my_pkg.mod:make",
+            "--variant",
+            "no_token",
+            "--bvcc_root",
+            "/c/main",
+            "--roots",
+            "/c/roots.yaml",
+            "--exproot",
+            str(tmp_path / "exp"),
+            "--device",
+            "cpu",
+            "--dry_run",
+            "true",
+            "--total_steps",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     lines = [shlex.split(line) for line in result.stdout.splitlines()]
     assert len(lines) == 7  # train + benchmark per upstream, then the table
     exp = str(tmp_path / "exp")
-    expdirs = [f"{exp}/no_token_wavlm_base_seed0", f"{exp}/no_token_wavlm_local_mine_seed0",
-               f"{exp}/no_token_my_pkg.mod_make_seed0"]
-    for i, (upstream, ckpt_args) in enumerate([("wavlm_base", []), ("wavlm_local", ["--upstream_ckpt", str(ckpt)]),
-                                               ("my_pkg.mod:make", [])]):
+    expdirs = [
+        f"{exp}/no_token_wavlm_base_seed0",
+        f"{exp}/no_token_wavlm_local_mine_seed0",
+        f"{exp}/no_token_my_pkg.mod_make_seed0",
+    ]
+    for i, (upstream, ckpt_args) in enumerate(
+        [("wavlm_base", []), ("wavlm_local", ["--upstream_ckpt", str(ckpt)]), ("my_pkg.mod:make", [])]
+    ):
         train, bench_run = lines[2 * i], lines[2 * i + 1]
         assert train[0].endswith("egs/bvcc/run.sh")
         assert train[train.index("--upstream") + 1] == upstream
-        assert (train[train.index("--upstream_ckpt"):train.index("--upstream_ckpt") + 2] if ckpt_args else []) == ckpt_args
+        assert (
+            train[train.index("--upstream_ckpt") : train.index("--upstream_ckpt") + 2] if ckpt_args else []
+        ) == ckpt_args
         assert train[train.index("--variant") + 1] == "no_token"
         assert train[train.index("--expdir") + 1] == expdirs[i]
         assert train[-2:] == ["--total_steps", "50"]  # options it does not know go to run.sh
@@ -191,7 +262,9 @@ def test_run_upstreams_dry_run_prints_each_run(tmp_path):
         assert bench_run[bench_run.index("--outdir") + 1] == f"{expdirs[i]}/mosbench"
     table = lines[-1]
     assert table[1].endswith("egs/mosbench/local/benchmark.py") and table[2] == "combine"
-    assert table[table.index("--runs") + 1:table.index("--out")] == [
-        f"wavlm_base={expdirs[0]}/mosbench", f"wavlm_local_mine={expdirs[1]}/mosbench",
-        f"my_pkg.mod_make={expdirs[2]}/mosbench"]
+    assert table[table.index("--runs") + 1 : table.index("--out")] == [
+        f"wavlm_base={expdirs[0]}/mosbench",
+        f"wavlm_local_mine={expdirs[1]}/mosbench",
+        f"my_pkg.mod_make={expdirs[2]}/mosbench",
+    ]
     assert table[-1] == f"{exp}/upstreams_no_token"

@@ -1,6 +1,7 @@
 """The padding-exact upstream forward: a padded batch gives every utterance the frames it gets alone, for
 WavLM, HuBERT and wav2vec 2.0 with the Base (GroupNorm) and Large (LayerNorm) front ends; the featurizer,
 the predictor and token extraction cut and batch by it."""
+
 import csv
 import os
 import shutil
@@ -8,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from distilmos import padding_exact
 from distilmos.batching import STRICT_MAX_PAD
@@ -16,8 +18,6 @@ from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
 from distilmos.predictor.predictor import Predictor
 from distilmos.tiny_upstream import ARCHS, FRONTENDS, build_checkpoint, write_checkpoint
 from distilmos.upstreams import build_upstream
-
-from conftest import REPO
 
 # 1 s and lengths padded by 0-60 % of it in a batch
 LENGTHS = [16000, 15000, 12345, 10000, 8321, 6400]
@@ -28,8 +28,11 @@ DOWNSTREAM = os.path.join(REPO, "downstream")
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("frontends")
-    return {(arch, fe): write_checkpoint(str(folder / f"{arch}_{fe}.pt"), arch, "tiny", 0, None, fe)
-            for arch in ARCHS for fe in FRONTENDS}
+    return {
+        (arch, fe): write_checkpoint(str(folder / f"{arch}_{fe}.pt"), arch, "tiny", 0, None, fe)
+        for arch in ARCHS
+        for fe in FRONTENDS
+    }
 
 
 def waves(lengths=LENGTHS, seed=0):
@@ -165,8 +168,17 @@ def test_token_dump_in_large_batches_equals_one_by_one(ckpts, token_corpus, arch
     corpus = token_corpus
     ckpt = ckpts[arch, frontend]
     store = str(tmp_path / "store")
-    fit_store(corpus, f"{arch}_local", ckpt, store, n_clusters=8, batch_size=16, seed=0, progress=False,
-              batching=Batching(max_batch_seconds=100.0, max_batch_utts=64))
+    fit_store(
+        corpus,
+        f"{arch}_local",
+        ckpt,
+        store,
+        n_clusters=8,
+        batch_size=16,
+        seed=0,
+        progress=False,
+        batching=Batching(max_batch_seconds=100.0, max_batch_utts=64),
+    )
     assert TokenStore(store).meta["padding_exact"] is True
     assert TokenStore(store).meta["fit_batching"]["max_pad"] is None  # auto: no cap for a padding-exact upstream
     one_by_one = str(tmp_path / "one_by_one")
@@ -228,13 +240,34 @@ def trained(ckpts, data_dir, tmp_path_factory):
     out = {}
     for arch in ARCHS:
         expdir = str(tmp_path_factory.mktemp(f"exact_{arch}"))
-        overrides = {"config.downstream_expert.datarc.data_dir": data_dir,
-                     "config.downstream_expert.datarc.num_workers": 0,
-                     "config.downstream_expert.datarc.train_batch_size": 4,
-                     "config.runner.total_steps": 2, "config.runner.log_step": 2}
-        run([DOWNSTREAM], ["-m", "train", "-u", f"{arch}_local", "-k", ckpts[arch, "group_norm"], "-d", "distilmos",
-                           "-v", "no_token", "--device", "cpu", "-p", expdir,
-                           "-o", ",,".join(f"{k}={v}" for k, v in overrides.items())])
+        overrides = {
+            "config.downstream_expert.datarc.data_dir": data_dir,
+            "config.downstream_expert.datarc.num_workers": 0,
+            "config.downstream_expert.datarc.train_batch_size": 4,
+            "config.runner.total_steps": 2,
+            "config.runner.log_step": 2,
+        }
+        run(
+            [DOWNSTREAM],
+            [
+                "-m",
+                "train",
+                "-u",
+                f"{arch}_local",
+                "-k",
+                ckpts[arch, "group_norm"],
+                "-d",
+                "distilmos",
+                "-v",
+                "no_token",
+                "--device",
+                "cpu",
+                "-p",
+                expdir,
+                "-o",
+                ",,".join(f"{k}={v}" for k, v in overrides.items()),
+            ],
+        )
         out[arch] = os.path.join(expdir, "states-2.ckpt")
     return out
 
@@ -259,8 +292,21 @@ def evaluate(checkpoint, batch_size, *overrides):
     """``-m evaluate -t test`` predictions ``{sample_id: pred}``."""
     from distilmos.runner import run
 
-    run([DOWNSTREAM], ["-m", "evaluate", "-e", checkpoint, "-t", "test", "--device", "cpu", "-o", ",,".join(
-        [f"config.downstream_expert.datarc.eval_batch_size={batch_size}", *overrides])])
+    run(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "evaluate",
+            "-e",
+            checkpoint,
+            "-t",
+            "test",
+            "--device",
+            "cpu",
+            "-o",
+            ",,".join([f"config.downstream_expert.datarc.eval_batch_size={batch_size}", *overrides]),
+        ],
+    )
     with open(os.path.join(os.path.dirname(checkpoint), "predictions_test.csv")) as handle:
         return {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
 
@@ -300,7 +346,7 @@ def test_runner_evaluate_keeps_the_cap_without_an_exact_forward(trained, ckpts, 
     """An upstream without the exact forward: `auto` caps padding at 2 %, and the runner says so."""
     preds = evaluate(trained["wavlm"], 16, "args.upstream=test_padding_exact:plain_upstream")
     assert len(preds) == len(EVAL_LENGTHS)
-    (cap, batches), = eval_batches
+    ((cap, batches),) = eval_batches
     assert cap == STRICT_MAX_PAD and all(b[0] - b[-1] <= STRICT_MAX_PAD * b[0] for b in batches)
     assert len(batches) > 1
     err = capsys.readouterr().err
@@ -313,8 +359,9 @@ def test_eval_max_pad_setting(tmp_path):
 
     def cap(*value, exact=False):
         datarc = {"eval_max_pad": value[0]} if value else {}
-        return MOSExpert(8, {"datarc": datarc}, str(tmp_path), upstream_padding_exact=exact,
-                         plugin_runner=True).eval_max_pad()
+        return MOSExpert(
+            8, {"datarc": datarc}, str(tmp_path), upstream_padding_exact=exact, plugin_runner=True
+        ).eval_max_pad()
 
     assert cap() == STRICT_MAX_PAD and cap(exact=True) is None  # auto by default
     assert cap("auto") == STRICT_MAX_PAD and cap("auto", exact=True) is None
@@ -334,8 +381,23 @@ def test_cli_score_batch_16_equals_batch_1(trained, data_dir, tmp_path):
     scores = {}
     for batch_size in (16, 1):
         out = str(tmp_path / f"scores{batch_size}.csv")
-        assert main(["score", model, os.path.join(data_dir, "test.csv"), "-o", out, "--batch_size", str(batch_size),
-                     "--device", "cpu", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "score",
+                    model,
+                    os.path.join(data_dir, "test.csv"),
+                    "-o",
+                    out,
+                    "--batch_size",
+                    str(batch_size),
+                    "--device",
+                    "cpu",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         with open(out) as handle:
             scores[batch_size] = {row["wav_path"]: float(row["pred"]) for row in csv.DictReader(handle)}
     assert scores[16].keys() == scores[1].keys() and len(scores[1]) == len(EVAL_LENGTHS)
@@ -345,13 +407,18 @@ def test_cli_score_batch_16_equals_batch_1(trained, data_dir, tmp_path):
 def test_predictor_and_token_extraction_say_when_they_keep_the_cap(ckpts, capsys):
     from upstream_tokens.extract import Batching
 
-    pipeline = PredictorPipeline(PlainUpstream(ckpts["wavlm", "group_norm"]), FeatureSelector(n_layers=4, output_dim=64),
-                                 SSLMOSModel(upstream_dim=64)).eval()
+    pipeline = PredictorPipeline(
+        PlainUpstream(ckpts["wavlm", "group_norm"]),
+        FeatureSelector(n_layers=4, output_dim=64),
+        SSLMOSModel(upstream_dim=64),
+    ).eval()
     assert Predictor(pipeline, {}, device="cpu").max_pad == STRICT_MAX_PAD
     assert Batching().resolved(False).max_pad == STRICT_MAX_PAD
     err = capsys.readouterr().err.splitlines()
     assert [line.split("]")[0] for line in err if "no padding-exact forward" in line] == [
-        "[distilmos-predict", "[upstream_tokens"]
+        "[distilmos-predict",
+        "[upstream_tokens",
+    ]
     Predictor(pipeline, {}, device="cpu", max_pad=0.0)  # a cap asked for: nothing to explain
     assert Batching().resolved(True).max_pad is None
     assert "padding-exact" not in capsys.readouterr().err

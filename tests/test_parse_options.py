@@ -8,8 +8,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # every recipe that sources the parser, so a new one is checked without being listed here
-RECIPES = sorted(str(p.relative_to(REPO)) for p in REPO.glob("egs/*/*.sh")
-                 if p.parent.name != "utils" and "utils/parse_options.sh" in p.read_text())
+RECIPES = sorted(
+    str(p.relative_to(REPO))
+    for p in REPO.glob("egs/*/*.sh")
+    if p.parent.name != "utils" and "utils/parse_options.sh" in p.read_text()
+)
 
 
 def declared_options(script: Path) -> list:

@@ -3,6 +3,7 @@
 Two tiny models are trained once for the module (4 steps each, tiny WavLM): DistilMOS (with its token
 heads) and the SSL-MOS baseline (last layer, no featurizer weights).
 """
+
 import csv
 import json
 import math
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import REPO
 
 from distilmos.audio import load_audio
 from distilmos.data import MOSDataset, eval_loader
@@ -23,8 +25,6 @@ from distilmos.predictor import PredictionError, PredictorFileError, export, loa
 from distilmos.predictor.chunking import chunk_windows, weighted_mean
 from distilmos.predictor.cli import main as cli_main
 from distilmos.runner import run as run_downstream_main
-
-from conftest import REPO
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 EXPERTS = {
@@ -64,9 +64,27 @@ def experiments(demo_data, tiny_ckpts, tmp_path_factory):
     for name, (downstream, extra_args) in EXPERTS.items():
         expdirs[name] = str(root / name)
         extra = {"config.downstream_expert.datarc.token_store": store} if name == "distilmos" else {}
-        run_downstream_main([DOWNSTREAM], [
-            "-m", "train", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "-d", downstream, "-f", "--device", "cpu",
-            "-p", expdirs[name], "-o", _overrides(demo_data["bvcc"], **extra), *extra_args])
+        run_downstream_main(
+            [DOWNSTREAM],
+            [
+                "-m",
+                "train",
+                "-u",
+                "wavlm_local",
+                "-k",
+                tiny_ckpts["wavlm"],
+                "-d",
+                downstream,
+                "-f",
+                "--device",
+                "cpu",
+                "-p",
+                expdirs[name],
+                "-o",
+                _overrides(demo_data["bvcc"], **extra),
+                *extra_args,
+            ],
+        )
     return expdirs
 
 
@@ -83,9 +101,21 @@ def models(experiments, tmp_path_factory):
 
 def _evaluate(expdir, split, batch_size):
     """The runner's ``-m evaluate`` predictions ``{sample_id: pred}`` and metrics."""
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"), "-t", split, "--device", "cpu",
-        "-o", f"config.downstream_expert.datarc.eval_batch_size={batch_size}"])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "evaluate",
+            "-e",
+            os.path.join(expdir, "best-states-val.ckpt"),
+            "-t",
+            split,
+            "--device",
+            "cpu",
+            "-o",
+            f"config.downstream_expert.datarc.eval_batch_size={batch_size}",
+        ],
+    )
     with open(os.path.join(expdir, f"predictions_{split}.csv")) as handle:
         preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
     with open(os.path.join(expdir, f"metrics_{split}.json")) as handle:
@@ -98,6 +128,7 @@ def _read_csv(path):
 
 
 # ---- export equals the runner -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("expert", list(EXPERTS))
 def test_exported_scores_equal_runner_evaluate(experiments, models, demo_data, expert):
@@ -156,6 +187,7 @@ def test_default_batching_equals_one_by_one(models, demo_data):
 
 # ---- the file ---------------------------------------------------------------------------------------------
 
+
 def test_file_holds_inference_weights_only(experiments, models):
     ckpt_path = os.path.join(experiments["distilmos"], "best-states-val.ckpt")
     from distilmos.plugin import allow_s3prl_checkpoints
@@ -166,14 +198,16 @@ def test_file_holds_inference_weights_only(experiments, models):
     assert set(blob) == {"format", "format_version", "card", "upstream", "featurizer", "downstream"}
     down = blob["downstream"]["state_dict"]
     assert not any(k.startswith(("heads", "best_score")) for k in down)
-    assert set(down) == {k[len("model."):] for k in ckpt["Downstream"] if k.startswith("model.")}
+    assert set(down) == {k[len("model.") :] for k in ckpt["Downstream"] if k.startswith("model.")}
     n_heads = sum(v.numel() for k, v in ckpt["Downstream"].items() if k.startswith("heads."))
     assert n_heads > 0 and blob["card"]["downstream"]["dropped"]["numel"] == n_heads + 1  # + best_score
     predictor = load(models["distilmos"], device="cpu")
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(predictor.pipeline.downstream) == sum(
-        v.numel() for k, v in ckpt["Downstream"].items() if k.startswith("model.") and "running_" not in k
-        and "num_batches" not in k)
+        v.numel()
+        for k, v in ckpt["Downstream"].items()
+        if k.startswith("model.") and "running_" not in k and "num_batches" not in k
+    )
     # the fine-tuned upstream and the featurizer weights are the trained ones
     upstream = predictor.pipeline.upstream.state_dict()
     assert set(upstream) == set(ckpt["Upstream"])
@@ -270,7 +304,8 @@ def test_other_upstreams_are_rebuilt_from_their_spec(tmp_path, monkeypatch):
         "        x = torch.nn.utils.rnn.pad_sequence([w[: len(w) // 160 * 160].view(-1, 160) for w in wavs], True)\n"
         "        return {'hidden_states': [self.proj(x), self.proj(x).tanh()]}\n"
         "def frames(ckpt=None):\n"
-        "    return Frames()\n")
+        "    return Frames()\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("frames_upstream", None)
     model, configs = parts.build_for_export("frames_upstream:frames", None, None)
@@ -286,6 +321,7 @@ def test_other_upstreams_are_rebuilt_from_their_spec(tmp_path, monkeypatch):
 
 
 # ---- distilmos-predict score --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mixed_folder(demo_data, tmp_path_factory):
@@ -336,8 +372,23 @@ def test_csv_with_scores_prints_the_trainers_metrics(experiments, models, demo_d
     test_csv = os.path.join(demo_data["bvcc"], "test.csv")
     _, runner_metrics = _evaluate(experiments["ssl_mos"], "test", batch_size=1)
     out, metrics_json = tmp_path / "scores.csv", tmp_path / "metrics.json"
-    assert cli_main(["score", models["ssl_mos"], test_csv, "-o", str(out), "--metrics", str(metrics_json),
-                     "--batch_size", "1", "-q"]) == 0
+    assert (
+        cli_main(
+            [
+                "score",
+                models["ssl_mos"],
+                test_csv,
+                "-o",
+                str(out),
+                "--metrics",
+                str(metrics_json),
+                "--batch_size",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "metrics over 9 utterance(s)" in err and "SRCC" in err
     rows = _read_csv(out)
@@ -347,8 +398,9 @@ def test_csv_with_scores_prints_the_trainers_metrics(experiments, models, demo_d
     metrics = json.loads(metrics_json.read_text())
     for key in METRIC_KEYS:
         assert metrics[key] == pytest.approx(runner_metrics[key], abs=1e-4), key
-    expected = compute_metrics([float(r["score"]) for r in rows], [float(r["pred"]) for r in rows],
-                               [u.system_id for u in utts])
+    expected = compute_metrics(
+        [float(r["score"]) for r in rows], [float(r["pred"]) for r in rows], [u.system_id for u in utts]
+    )
     assert metrics["utt_SRCC"] == pytest.approx(expected["utt_SRCC"], abs=1e-4)
 
     # JSON lines to stdout, from a plain "wav,score" list
@@ -374,15 +426,17 @@ def test_long_file_is_scored_in_overlapping_windows(models, demo_data, tmp_path,
     expected = weighted_mean(alone, [b - a for a, b in windows])
     assert predictor.predict(paths=[str(path)])[0] == pytest.approx(expected, abs=1e-5)
     assert predictor.predict(wav=long.numpy(), sr=16000) == pytest.approx(expected, abs=1e-5)
-    assert cli_main(["score", models["distilmos"], str(path), "--max_seconds", "2", "--chunk_overlap", "0.5",
-                     "-q"]) == 0
+    assert (
+        cli_main(["score", models["distilmos"], str(path), "--max_seconds", "2", "--chunk_overlap", "0.5", "-q"]) == 0
+    )
     captured = capsys.readouterr()
     assert float(captured.out.splitlines()[1].split(",")[1]) == pytest.approx(expected, abs=1e-5)
     assert "1 longer than 2 s, scored in windows" in captured.err
 
 
-@pytest.mark.parametrize("n,max_len,overlap", [(100, 100, 10), (101, 100, 10), (1000, 100, 10), (999, 100, 0),
-                                               (12345, 480, 80)])
+@pytest.mark.parametrize(
+    "n,max_len,overlap", [(100, 100, 10), (101, 100, 10), (1000, 100, 10), (999, 100, 0), (12345, 480, 80)]
+)
 def test_chunk_windows_cover_overlap_and_fit(n, max_len, overlap):
     windows = chunk_windows(n, max_len, overlap)
     assert windows[0][0] == 0 and windows[-1][1] == n
@@ -393,6 +447,7 @@ def test_chunk_windows_cover_overlap_and_fit(n, max_len, overlap):
 
 
 # ---- Python API ------------------------------------------------------------------------------------------
+
 
 def test_python_api_arrays_tensors_and_paths(models, mixed_folder, tmp_path):
     folder, readable, bad = mixed_folder
@@ -419,14 +474,19 @@ def test_python_api_arrays_tensors_and_paths(models, mixed_folder, tmp_path):
 
 # ---- the command itself ------------------------------------------------------------------------------------
 
+
 def test_module_entry_point_and_console_script(models, mixed_folder):
     from importlib.metadata import entry_points
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("distilmos-predict") == "distilmos.predictor.cli:main"
     folder, readable, _ = mixed_folder
-    result = subprocess.run([sys.executable, "-m", "distilmos.predictor", "score", models["ssl_mos"], readable[1],
-                             "--device", "cpu", "-q"], capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    result = subprocess.run(
+        [sys.executable, "-m", "distilmos.predictor", "score", models["ssl_mos"], readable[1], "--device", "cpu", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[0] == "wav_path,pred" and readable[1] in result.stdout

@@ -1,4 +1,5 @@
 """The offline pretraining of a tiny HuBERT (distilmos.pretrain_tiny) and the checkpoint the demo ships."""
+
 import csv
 import json
 import os
@@ -43,12 +44,16 @@ def test_pool_is_real_espeak_speech_with_labels(pool):
 def test_every_pool_voice_speaks_the_same_samples_in_every_process():
     """The pool, and so the shipped checkpoint, is reproducible only if eSpeak NG is (its breathy variants
     are not: they draw noise that differs between processes)."""
-    code = ("import hashlib, sys; sys.path.insert(0, sys.argv[1]); import make_pool; synth = make_pool.Espeak(); "
-            "print([hashlib.sha256(synth.say('The old clock rang twice.', voice=v, rate=r).tobytes()).hexdigest() "
-            "for v in make_pool.VOICES for r in (120, 260)])")
+    code = (
+        "import hashlib, sys; sys.path.insert(0, sys.argv[1]); import make_pool; synth = make_pool.Espeak(); "
+        "print([hashlib.sha256(synth.say('The old clock rang twice.', voice=v, rate=r).tobytes()).hexdigest() "
+        "for v in make_pool.VOICES for r in (120, 260)])"
+    )
     local = os.path.join(REPO, "egs", "pretrain_tiny", "local")
-    runs = [subprocess.run([sys.executable, "-c", code, local], capture_output=True, text=True, timeout=120)
-            for _ in range(2)]
+    runs = [
+        subprocess.run([sys.executable, "-c", code, local], capture_output=True, text=True, timeout=120)
+        for _ in range(2)
+    ]
     assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
     assert runs[0].stdout == runs[1].stdout
 
@@ -70,8 +75,27 @@ def test_a_training_step_lowers_the_masked_prediction_loss(pool):
 
 def test_pretraining_is_reproducible_and_loads_as_hubert_local(pool, tmp_path):
     torch.set_num_threads(1)
-    argv = ["--pool", pool, "--iterations", "2", "--k", "8,8", "--steps", "3", "--batch_size", "4", "--crop_s", "0.5",
-            "--eval_every", "2", "--eval_utts", "2", "--probe", "voice", "--quiet"]
+    argv = [
+        "--pool",
+        pool,
+        "--iterations",
+        "2",
+        "--k",
+        "8,8",
+        "--steps",
+        "3",
+        "--batch_size",
+        "4",
+        "--crop_s",
+        "0.5",
+        "--eval_every",
+        "2",
+        "--eval_utts",
+        "2",
+        "--probe",
+        "voice",
+        "--quiet",
+    ]
     outs = [str(tmp_path / name / "tiny.pt") for name in ("a", "b")]
     for out in outs:
         assert pretrain_main(argv + ["--out", out]) == 0
@@ -96,9 +120,30 @@ def test_pretraining_is_reproducible_and_loads_as_hubert_local(pool, tmp_path):
     root = os.path.dirname(pool)
     with open(data, "w", encoding="utf-8") as handle:
         handle.write("sample_id,system_id,wav_path,score\n")
-        handle.writelines(f"u{i},s{i % 2},{os.path.join(root, row['wav_path'])},3.0\n" for i, row in enumerate(_rows(pool)[:6]))
-    assert cli.main(["fit", "--csv", str(data), "-u", "hubert_local", "-k", outs[0], "--n_clusters", "4",
-                     "--out", str(tmp_path / "tokens"), "--quiet", "--device", "cpu"]) == 0
+        handle.writelines(
+            f"u{i},s{i % 2},{os.path.join(root, row['wav_path'])},3.0\n" for i, row in enumerate(_rows(pool)[:6])
+        )
+    assert (
+        cli.main(
+            [
+                "fit",
+                "--csv",
+                str(data),
+                "-u",
+                "hubert_local",
+                "-k",
+                outs[0],
+                "--n_clusters",
+                "4",
+                "--out",
+                str(tmp_path / "tokens"),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
 
 
 def test_pool_without_a_heldout_split_is_refused(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The recipes end to end: egs/bvcc/run.sh through every stage for each variant on the generated corpora
 with a tiny upstream, resuming after a kill, sharded tokens under torchrun, the Table 1 and k-sweep
 drivers, and the k-sweep plot."""
+
 import csv
 import glob
 import json
@@ -17,7 +18,6 @@ import time
 
 import pytest
 import torch
-
 from conftest import REPO, load_script
 
 RECIPE = os.path.join(REPO, "egs", "bvcc")
@@ -41,8 +41,9 @@ def start(*args):
     """Start a recipe script in its own process group; its output goes to a file (a pipe that nobody
     reads while other runs are awaited would stall it)."""
     log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(["bash", *map(str, args)], env=_env(), stdout=log, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(
+        ["bash", *map(str, args)], env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     process.log = log
     return process
 
@@ -71,12 +72,38 @@ def recipe(tmp_path_factory, demo_corpus, tiny_ckpts):
     """Options shared by every run here, as a user would share data lists and token stores."""
     work = tmp_path_factory.mktemp("recipe")
     root, _ = demo_corpus
-    options = ["--bvcc_root", os.path.join(root, "bvcc"), "--somos_root", os.path.join(root, "somos"),
-               "--datadir", work / "data", "--tokendir", work / "tokens", "--exproot", work / "exp",
-               "--upstream", "wavlm_local", "--upstream_ckpt", tiny_ckpts["wavlm"], "--n_clusters", "8",
-               "--device", "cpu", "--total_steps", "4", "--eval_step", "2", "--batch_size", "4",
-               "--num_workers", "0", "--token_args", "--quiet",
-               "--overrides", "config.downstream_expert.datarc.eval_batch_size=16"]
+    options = [
+        "--bvcc_root",
+        os.path.join(root, "bvcc"),
+        "--somos_root",
+        os.path.join(root, "somos"),
+        "--datadir",
+        work / "data",
+        "--tokendir",
+        work / "tokens",
+        "--exproot",
+        work / "exp",
+        "--upstream",
+        "wavlm_local",
+        "--upstream_ckpt",
+        tiny_ckpts["wavlm"],
+        "--n_clusters",
+        "8",
+        "--device",
+        "cpu",
+        "--total_steps",
+        "4",
+        "--eval_step",
+        "2",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+        "--token_args",
+        "--quiet",
+        "--overrides",
+        "config.downstream_expert.datarc.eval_batch_size=16",
+    ]
     return {"work": work, "options": [str(o) for o in options], "ckpt": tiny_ckpts["wavlm"]}
 
 
@@ -126,8 +153,11 @@ def test_run_sh_every_stage(recipe, finished_runs, variant):
         assert (expdir / f".done.{stage}").is_file()
     with open(expdir / "info.json") as handle:
         assert json.load(handle)["variant"] == variant
-    for split, csv_path in [("val", data / "bvcc" / "val.csv"), ("test", data / "bvcc" / "test.csv"),
-                            ("somos_test", data / "somos" / "test.csv")]:
+    for split, csv_path in [
+        ("val", data / "bvcc" / "val.csv"),
+        ("test", data / "bvcc" / "test.csv"),
+        ("somos_test", data / "somos" / "test.csv"),
+    ]:
         with open(expdir / f"metrics_{split}.json") as handle:
             metrics = json.load(handle)
         predictions = _rows(expdir / f"predictions_{split}.csv")
@@ -147,7 +177,10 @@ def test_run_sh_feature_cache_gives_the_live_run(recipe, finished_runs):
     """--freeze true --feature_cache true: stage 2 caches the hidden states the featurizer reads, training
     and evaluation read them, and the predictions are those of the same frozen run with the upstream."""
     common = [*recipe["options"], "--variant", FIRST, "--freeze", "true", "--stop_stage", "4"]
-    live_dir, cached_dir = recipe["work"] / "exp" / "ssl_mos_frozen_live", recipe["work"] / "exp" / "ssl_mos_frozen_cached"
+    live_dir, cached_dir = (
+        recipe["work"] / "exp" / "ssl_mos_frozen_live",
+        recipe["work"] / "exp" / "ssl_mos_frozen_cached",
+    )
     running = start(RUN, *common, "--expdir", live_dir)
     cachedir = recipe["work"] / "cache"
     out = sh(RUN, *common, "--feature_cache", "true", "--cachedir", cachedir, "--expdir", cached_dir)
@@ -169,8 +202,9 @@ def test_run_sh_moe_mos_every_stage(recipe, finished_runs):
     out = sh(RUN, *recipe["options"], "--variant", "moe_mos")
     expdir = expdir_of(recipe, "moe_mos")
     assert all((expdir / f".done.{stage}").is_file() for stage in (1, 3, 4, 5))
-    assert "[stage 2]" not in out and "Upstream" not in torch.load(expdir / "best-states-val.ckpt",
-                                                                    map_location="cpu", weights_only=False)
+    assert "[stage 2]" not in out and "Upstream" not in torch.load(
+        expdir / "best-states-val.ckpt", map_location="cpu", weights_only=False
+    )
     for split in ("val", "test", "somos_test"):
         with open(expdir / f"metrics_{split}.json") as handle:
             metrics = json.load(handle)
@@ -187,15 +221,25 @@ def test_quick_trial_keeps_a_best_and_a_last_checkpoint(recipe, finished_runs):
     assert torch.load(expdir / "best-states-val.ckpt", map_location="cpu", weights_only=False)["Step"] == 4
     logged = [json.loads(line) for line in (expdir / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if r["split"] == "val"] == [4]
-    assert all((expdir / f"metrics_{split}.json").is_file() and (expdir / f"predictions_{split}.csv").is_file()
-               for split in ("val", "test", "somos_test"))
+    assert all(
+        (expdir / f"metrics_{split}.json").is_file() and (expdir / f"predictions_{split}.csv").is_file()
+        for split in ("val", "test", "somos_test")
+    )
 
 
 def test_run_sh_salf_mos_every_stage_from_a_feature_cache(recipe, finished_runs):
     """SALF-MOS through run.sh: frozen (no -f), its registered -s last_hidden_state, and with
     --feature_cache true stage 2 caches that one layer, which training and evaluation read."""
-    out = sh(RUN, *recipe["options"], "--variant", "salf_mos", "--feature_cache", "true",
-             "--cachedir", recipe["work"] / "cache")
+    out = sh(
+        RUN,
+        *recipe["options"],
+        "--variant",
+        "salf_mos",
+        "--feature_cache",
+        "true",
+        "--cachedir",
+        recipe["work"] / "cache",
+    )
     expdir, cache = expdir_of(recipe, "salf_mos"), recipe["work"] / "cache" / "wavlm_local_wavlm_last"
     assert all((expdir / f".done.{stage}").is_file() for stage in (1, 2, 3, 4, 5))
     assert "[stage 2] feature cache" in out and "(layers last)" in out and "upstream features from the cache" in out
@@ -222,8 +266,14 @@ def test_run_table1_collects_finished_runs(recipe, finished_runs):
 
 def test_run_ksweep_plots_finished_runs(recipe, finished_runs):
     options = _without(recipe["options"], "n_clusters")
-    out = sh(os.path.join(RECIPE, "run_ksweep.sh"), *options, "--ks", "8",
-             "--baseline_variants", "ssl_mos no_token mse_distill")
+    out = sh(
+        os.path.join(RECIPE, "run_ksweep.sh"),
+        *options,
+        "--ks",
+        "8",
+        "--baseline_variants",
+        "ssl_mos no_token mse_distill",
+    )
     assert "[stage" not in out
     rows = _rows(recipe["work"] / "exp" / "ksweep.csv")
     assert [r["model"] for r in rows] == ["DistilMOS (ours)", "SSL-MOS", "w/o token prediction", "MSE distillation"]
@@ -233,9 +283,23 @@ def test_run_ksweep_plots_finished_runs(recipe, finished_runs):
 
 
 def test_run_cca_analyses_every_variant_and_a_random_model(recipe, finished_runs):
-    out = sh(os.path.join(RECIPE, "run_cca.sh"), "--upstream", "wavlm_local", "--upstream_ckpt", recipe["ckpt"],
-             "--n_clusters", "8", "--device", "cpu", "--exproot", recipe["work"] / "exp",
-             "--datadir", recipe["work"] / "data", "--split", "train")  # the generated test split is too small
+    out = sh(
+        os.path.join(RECIPE, "run_cca.sh"),
+        "--upstream",
+        "wavlm_local",
+        "--upstream_ckpt",
+        recipe["ckpt"],
+        "--n_clusters",
+        "8",
+        "--device",
+        "cpu",
+        "--exproot",
+        recipe["work"] / "exp",
+        "--datadir",
+        recipe["work"] / "data",
+        "--split",
+        "train",
+    )  # the generated test split is too small
     assert "DistilMOS" in out
     prefix = recipe["work"] / "exp" / "cca_wavlm_local_wavlm_seed0"
     rows = _rows(f"{prefix}.csv")
@@ -254,11 +318,28 @@ def _mtimes(paths):
 def test_killed_run_resumes_from_its_last_checkpoint(recipe, tmp_path):
     expdir = tmp_path / "exp"
     # a checkpoint every 2 steps, all kept, a log line every step
-    options = [*recipe["options"], "--variant", "distilmos", "--expdir", str(expdir), "--stop_stage", "3",
-               "--total_steps", "12", "--eval_step", "6",
-               "--overrides", "config.runner.save_step=2,,config.runner.max_keep=100,,config.runner.log_step=1"]
-    first = subprocess.Popen(["bash", RUN, *options], env=_env(), start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = [
+        *recipe["options"],
+        "--variant",
+        "distilmos",
+        "--expdir",
+        str(expdir),
+        "--stop_stage",
+        "3",
+        "--total_steps",
+        "12",
+        "--eval_step",
+        "6",
+        "--overrides",
+        "config.runner.save_step=2,,config.runner.max_keep=100,,config.runner.log_step=1",
+    ]
+    first = subprocess.Popen(
+        ["bash", RUN, *options],
+        env=_env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 300
         while not any(prune_checkpoints.is_whole(p) for p in glob.glob(str(expdir / "states-*.ckpt"))):
@@ -306,8 +387,20 @@ def test_sharded_tokens_under_torchrun_equal_one_process(recipe, finished_runs, 
     from upstream_tokens.dump import dump_split
 
     tokendir = tmp_path / "tokens"
-    sh(RUN, *recipe["options"], "--variant", "distilmos", "--expdir", tmp_path / "exp", "--tokendir", tokendir,
-       "--ngpu", "2", "--stop_stage", "2")
+    sh(
+        RUN,
+        *recipe["options"],
+        "--variant",
+        "distilmos",
+        "--expdir",
+        tmp_path / "exp",
+        "--tokendir",
+        tokendir,
+        "--ngpu",
+        "2",
+        "--stop_stage",
+        "2",
+    )
     store = tokendir / "wavlm_local_wavlm_k8"
     with open(store / "meta.json") as handle:
         assert json.load(handle)["fit_shards"] == 2  # the centroids came from the two ranks' shards
@@ -331,6 +424,7 @@ def test_ddp_training_under_torchrun(recipe, finished_runs, tmp_path):
 
 # ---- the drivers, without running anything ----------------------------------------------------------
 
+
 def _dry_run(script, *args):
     lines = sh(os.path.join(RECIPE, script), "--dry_run", "true", *args).strip().splitlines()
     return [shlex.split(line) for line in lines]
@@ -341,19 +435,25 @@ def _flags(words):
 
 
 def test_run_table1_dry_run_lists_every_run(tmp_path):
-    commands = _dry_run("run_table1.sh", "--bvcc_root", "/c/bvcc", "--seeds", "0 1", "--exproot", tmp_path,
-                        "--batch_size", "16")
+    commands = _dry_run(
+        "run_table1.sh", "--bvcc_root", "/c/bvcc", "--seeds", "0 1", "--exproot", tmp_path, "--batch_size", "16"
+    )
     runs, table = commands[:-1], commands[-1]
     assert len(runs) == 32 and all(c[0] == RUN for c in runs)
     flags = [_flags(c) for c in runs]
     combos = {(f["--upstream"], f["--variant"], f["--seed"]) for f in flags}
-    assert combos == {(u, v, s) for u in ("wav2vec2_base_960", "wavlm_base", "wavlm_base_plus", "wavlm_large")
-                      for v in VARIANTS for s in ("0", "1")}
-    assert all(f["--batch_size"] == "16" and f["--n_clusters"] == "200" and f["--bvcc_root"] == "/c/bvcc"
-               for f in flags)  # pass-through and shared options reach every run
+    assert combos == {
+        (u, v, s)
+        for u in ("wav2vec2_base_960", "wavlm_base", "wavlm_base_plus", "wavlm_large")
+        for v in VARIANTS
+        for s in ("0", "1")
+    }
+    assert all(
+        f["--batch_size"] == "16" and f["--n_clusters"] == "200" and f["--bvcc_root"] == "/c/bvcc" for f in flags
+    )  # pass-through and shared options reach every run
     expdirs = [f["--expdir"] for f in flags]
     assert len(set(expdirs)) == 32 and all(os.path.dirname(e) == str(tmp_path) for e in expdirs)
-    assert table[1].endswith("local/make_table.py") and table[table.index("--expdirs") + 1:][:32] == expdirs
+    assert table[1].endswith("local/make_table.py") and table[table.index("--expdirs") + 1 :][:32] == expdirs
     assert table[-1] == str(tmp_path / "table1")
 
 
@@ -370,10 +470,12 @@ def test_run_ksweep_dry_run_shares_the_table1_run(tmp_path):
 
 # ---- the k-sweep plot ---------------------------------------------------------------------------------
 
+
 def _fake_run(path, variant, k, seed, test_utt, test_sys, somos_utt=None, upstream="wavlm_base"):
     path.mkdir(parents=True)
-    (path / "info.json").write_text(json.dumps({"upstream": upstream, "upstream_ckpt": "", "variant": variant,
-                                                "n_clusters": k, "seed": seed}))
+    (path / "info.json").write_text(
+        json.dumps({"upstream": upstream, "upstream_ckpt": "", "variant": variant, "n_clusters": k, "seed": seed})
+    )
     base = {"utt_MSE": 0.2, "utt_LCC": 0.8, "utt_KTAU": 0.6, "sys_MSE": 0.1, "sys_LCC": 0.9, "sys_KTAU": 0.7}
     (path / "metrics_test.json").write_text(json.dumps(dict(base, utt_SRCC=test_utt, sys_SRCC=test_sys)))
     if somos_utt is not None:
@@ -382,16 +484,21 @@ def _fake_run(path, variant, k, seed, test_utt, test_sys, somos_utt=None, upstre
 
 
 def test_plot_ksweep_averages_seeds_per_k(tmp_path):
-    sweep = [_fake_run(tmp_path / "a", "distilmos", 100, 0, 0.86, 0.92, 0.36),
-             _fake_run(tmp_path / "b", "distilmos", 50, 0, 0.88, 0.93, 0.38),
-             _fake_run(tmp_path / "c", "distilmos", 50, 1, 0.90, 0.95),  # no SOMOS metrics
-             _fake_run(tmp_path / "d", "distilmos", 100, 1, 0.84, 0.90, 0.40)]
+    sweep = [
+        _fake_run(tmp_path / "a", "distilmos", 100, 0, 0.86, 0.92, 0.36),
+        _fake_run(tmp_path / "b", "distilmos", 50, 0, 0.88, 0.93, 0.38),
+        _fake_run(tmp_path / "c", "distilmos", 50, 1, 0.90, 0.95),  # no SOMOS metrics
+        _fake_run(tmp_path / "d", "distilmos", 100, 1, 0.84, 0.90, 0.40),
+    ]
     baselines = [_fake_run(tmp_path / "e", "ssl_mos", 200, 0, 0.87, 0.91, 0.33)]
     plot_ksweep.main(["--expdirs", *sweep, "--baselines", *baselines, "--out", str(tmp_path / "out" / "ksweep")])
     assert (tmp_path / "out" / "ksweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = _rows(tmp_path / "out" / "ksweep.csv")
     assert [(r["model"], r["k"], r["n_runs"]) for r in rows] == [
-        ("DistilMOS (ours)", "50", "2"), ("DistilMOS (ours)", "100", "2"), ("SSL-MOS", "", "1")]
+        ("DistilMOS (ours)", "50", "2"),
+        ("DistilMOS (ours)", "100", "2"),
+        ("SSL-MOS", "", "1"),
+    ]
     k50, k100, ssl = rows
     assert float(k50["bvcc_utt_SRCC"]) == pytest.approx(0.89)
     assert float(k50["bvcc_utt_SRCC_std"]) == pytest.approx(0.0141421, abs=1e-6)
@@ -411,15 +518,33 @@ def test_plot_ksweep_refuses_mixed_runs(tmp_path):
         plot_ksweep.collect([str(tmp_path)])
 
 
-@pytest.mark.parametrize("variant,why", [("no_token", "fine-tunes its upstream"),
-                                         ("mse_distill", "frozen teacher on the waveforms")])
+@pytest.mark.parametrize(
+    "variant,why", [("no_token", "fine-tunes its upstream"), ("mse_distill", "frozen teacher on the waveforms")]
+)
 def test_run_sh_refuses_a_feature_cache_it_cannot_use_before_any_stage(tmp_path, variant, why):
     """A fine-tuned run, or one whose teacher reads the waveforms (the registry's waveforms flag), is refused
     before stage 1 rather than after a cache dump."""
     freeze = ["--freeze", "true"] if variant == "mse_distill" else []
-    result = subprocess.run(["bash", RUN, "--variant", variant, *freeze, "--feature_cache", "true",
-                             "--bvcc_root", str(tmp_path / "nowhere"), "--datadir", str(tmp_path / "data"),
-                             "--expdir", str(tmp_path / "exp")], env=_env(), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            "bash",
+            RUN,
+            "--variant",
+            variant,
+            *freeze,
+            "--feature_cache",
+            "true",
+            "--bvcc_root",
+            str(tmp_path / "nowhere"),
+            "--datadir",
+            str(tmp_path / "data"),
+            "--expdir",
+            str(tmp_path / "exp"),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and why in result.stderr and "[stage" not in result.stdout
     assert not (tmp_path / "data").exists()

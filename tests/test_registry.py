@@ -1,34 +1,41 @@
 """The registry is the one place an expert is described: what the predictor, the recipes' run names and the
 command line read from it."""
+
 import os
 import subprocess
 import sys
 from argparse import Namespace
 
 import pytest
+from conftest import REPO
 
 from distilmos import registry
-
-from conftest import REPO
 
 NAMES_SH = os.path.join(REPO, "egs", "bvcc", "local", "names.sh")
 
 
 def _args(downstream, selection="hidden_states", config="config.yaml", variant=None):
     """The parts of a checkpoint's ``Args`` that say how a run was started."""
-    return Namespace(downstream=downstream, upstream_feature_selection=selection, downstream_variant=variant,
-                     config=os.path.join(REPO, "downstream", downstream, config))
+    return Namespace(
+        downstream=downstream,
+        upstream_feature_selection=selection,
+        downstream_variant=variant,
+        config=os.path.join(REPO, "downstream", downstream, config),
+    )
 
 
-@pytest.mark.parametrize("args,config,expected", [
-    (_args("salf_mos", "last_hidden_state"), {}, "salf_mos"),
-    (_args("salf_mos"), {}, "salf_mos_wsum"),  # the same config, told apart by -s alone
-    (_args("ssl_mos", "last_hidden_state"), {}, "ssl_mos"),
-    (_args("ssl_mos"), {}, "ssl_mos"),  # no registered flags match: the expert's first variant
-    (_args("moe_mos"), {}, "moe_mos"),
-    (_args("distilmos", config="config_no_token.yaml"), {"downstream_expert": {"variant": "no_token"}}, "no_token"),
-    (_args("distilmos", variant="mse_distill"), {"downstream_expert": {"variant": "distilmos"}}, "mse_distill"),
-])
+@pytest.mark.parametrize(
+    "args,config,expected",
+    [
+        (_args("salf_mos", "last_hidden_state"), {}, "salf_mos"),
+        (_args("salf_mos"), {}, "salf_mos_wsum"),  # the same config, told apart by -s alone
+        (_args("ssl_mos", "last_hidden_state"), {}, "ssl_mos"),
+        (_args("ssl_mos"), {}, "ssl_mos"),  # no registered flags match: the expert's first variant
+        (_args("moe_mos"), {}, "moe_mos"),
+        (_args("distilmos", config="config_no_token.yaml"), {"downstream_expert": {"variant": "no_token"}}, "no_token"),
+        (_args("distilmos", variant="mse_distill"), {"downstream_expert": {"variant": "distilmos"}}, "mse_distill"),
+    ],
+)
 def test_variant_of_a_checkpoint(args, config, expected):
     assert registry.variant_of(args.downstream, args, config) == expected
 
@@ -44,8 +51,10 @@ def test_every_runner_flag_of_a_variant_can_be_read_back():
 def test_models_resolve_and_the_command_line_stays_light():
     for name in [*registry.EXPERTS, *registry.MODELS]:
         assert hasattr(registry.model_class(name), "kwargs_from_state"), name
-    code = ("import sys; from distilmos import registry; registry.main(['--token_variants']); "
-            "assert 'torch' not in sys.modules, 'the registry imported torch'")
+    code = (
+        "import sys; from distilmos import registry; registry.main(['--token_variants']); "
+        "assert 'torch' not in sys.modules, 'the registry imported torch'"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == registry.token_variants() == ["distilmos"]
@@ -55,8 +64,9 @@ def _run_names(*calls, preset=""):
     """``run_name`` of egs/bvcc/local/names.sh for each ``(variant, tag, k, seed)``."""
     lines = [f". {NAMES_SH}", preset] + [f"run_name {' '.join(map(str, c))}" for c in calls]
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    out = subprocess.run(["bash", "-c", "\n".join(lines)], check=False, capture_output=True, text=True, env=env,
-                         timeout=60)
+    out = subprocess.run(
+        ["bash", "-c", "\n".join(lines)], check=False, capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.split()
 
@@ -68,4 +78,6 @@ def test_run_names_put_k_in_for_the_variants_with_tokens():
     assert names[:2] == ["distilmos_wavlm_base_k200_seed0", "no_token_wavlm_base_seed0"]  # the names in use
     # the names follow the registry's flag, not a variant's name
     assert _run_names(("salf_mos", "t", 8, 1), ("distilmos", "t", 8, 1), preset='token_variants=" salf_mos "') == [
-        "salf_mos_t_k8_seed1", "distilmos_t_seed1"]
+        "salf_mos_t_k8_seed1",
+        "distilmos_t_seed1",
+    ]

@@ -2,16 +2,14 @@ import importlib
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
+from conftest import REPO
 
 from distilmos.plugin import register, register_upstream
 from distilmos.runner import complete_argv
 from distilmos.upstreams import UpstreamSpecError
-
-from conftest import REPO
 
 
 def _toy_expert(root, name):
@@ -52,8 +50,9 @@ def test_onecycle_in_s3prl_scheduler_registry():
 def test_complete_argv(tmp_path, monkeypatch):
     _toy_expert(tmp_path / "ds", "toy_cfg")
     monkeypatch.chdir(tmp_path)
-    argv = complete_argv(["-m", "train", "-d", "toy_cfg", "--device", "cpu"], [str(tmp_path / "ds")],
-                         environ={"LOCAL_RANK": "1"})
+    argv = complete_argv(
+        ["-m", "train", "-d", "toy_cfg", "--device", "cpu"], [str(tmp_path / "ds")], environ={"LOCAL_RANK": "1"}
+    )
     assert argv[argv.index("--local_rank") + 1] == "1"
     assert argv[argv.index("--backend") + 1] == "gloo"
     assert argv[argv.index("-c") + 1] == str(tmp_path / "ds" / "toy_cfg" / "config.yaml")
@@ -61,7 +60,9 @@ def test_complete_argv(tmp_path, monkeypatch):
     argv = complete_argv(["-d", "distilmos", "-v", "no_token"], [os.path.join(REPO, "downstream")])
     assert argv[argv.index("-c") + 1] == os.path.join(REPO, "downstream", "distilmos", "config_no_token.yaml")
     # explicit flags win, and nothing is added for a resumed experiment
-    argv = complete_argv(["-m", "train", "-e", "x", "--backend", "nccl", "--local_rank=0"], [], environ={"LOCAL_RANK": "1"})
+    argv = complete_argv(
+        ["-m", "train", "-e", "x", "--backend", "nccl", "--local_rank=0"], [], environ={"LOCAL_RANK": "1"}
+    )
     assert argv == ["-m", "train", "-e", "x", "--backend", "nccl", "--local_rank=0"]
 
 
@@ -77,8 +78,13 @@ def test_register_user_callable_in_hub(tmp_path, monkeypatch):
 
 
 def _run(*args, cwd=REPO):
-    return subprocess.run([sys.executable, os.path.join(REPO, "run_downstream.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "run_downstream.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_run_downstream_help():
@@ -87,8 +93,9 @@ def test_run_downstream_help():
 
 
 def test_run_downstream_unknown_upstream_is_one_clear_error(tmp_path):
-    result = _run("-m", "train", "-u", "wavlm_lage", "-d", "toy", "-c", os.devnull, "-p", str(tmp_path / "exp"),
-                  "--device", "cpu")
+    result = _run(
+        "-m", "train", "-u", "wavlm_lage", "-d", "toy", "-c", os.devnull, "-p", str(tmp_path / "exp"), "--device", "cpu"
+    )
     assert result.returncode != 0
     assert "unknown upstream 'wavlm_lage'" in result.stderr and "wavlm_large" in result.stderr
     assert "Traceback" not in result.stderr
@@ -109,8 +116,24 @@ def tiny_wavlm(tiny_ckpts):
 
 def _train_argv(tmp_path, ckpt, data_dir, *extra):
     overrides = f"config.downstream_expert.datarc.data_dir={data_dir},,config.downstream_expert.datarc.num_workers=0"
-    return ("-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "distilmos", "-v", "no_token", "--device", "cpu",
-            "-p", str(tmp_path / "exp"), "-o", overrides + "".join(extra))
+    return (
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        "distilmos",
+        "-v",
+        "no_token",
+        "--device",
+        "cpu",
+        "-p",
+        str(tmp_path / "exp"),
+        "-o",
+        overrides + "".join(extra),
+    )
 
 
 def test_entry_point_reports_a_bad_data_list_once(tmp_path, tiny_wavlm, demo_data):
@@ -128,8 +151,14 @@ def test_entry_point_reports_a_bad_data_list_once(tmp_path, tiny_wavlm, demo_dat
 
 
 def test_entry_point_reports_a_bad_token_store_and_config(tmp_path, tiny_wavlm, demo_data):
-    argv = list(_train_argv(tmp_path, tiny_wavlm, demo_data["bvcc"],
-                            f",,config.downstream_expert.datarc.token_store={tmp_path / 'no_store'}"))
+    argv = list(
+        _train_argv(
+            tmp_path,
+            tiny_wavlm,
+            demo_data["bvcc"],
+            f",,config.downstream_expert.datarc.token_store={tmp_path / 'no_store'}",
+        )
+    )
     argv[argv.index("no_token")] = "distilmos"
     _assert_one_clear_error(_run(*argv, cwd=str(tmp_path)), "not a token store")
     argv = _train_argv(tmp_path, tiny_wavlm, demo_data["bvcc"], ",,config.downstream_expert.variant=no_tokn")

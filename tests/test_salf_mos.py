@@ -1,5 +1,6 @@
 """SALF-MOS: its parameter count, padding invariance, training through the runner (frozen upstream), early
 stopping and the predictor round trip."""
+
 import csv
 import json
 import os
@@ -7,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from distilmos.datalist import read_datalist
 from distilmos.errors import ConfigError
@@ -16,8 +18,6 @@ from distilmos.models.salf_mos import main as count_main
 from distilmos.predictor import export, load
 from distilmos.runner import run as run_downstream_main
 
-from conftest import REPO
-
 DOWNSTREAM = os.path.join(REPO, "downstream")
 
 
@@ -26,6 +26,7 @@ def _n_params(model):
 
 
 # ---- the model ----------------------------------------------------------------------------------------
+
 
 def test_printed_count_is_the_sum_of_parameters(capsys):
     assert count_main(["--count", "--upstream_dim", "768"]) == 0
@@ -67,7 +68,7 @@ def test_padding_does_not_change_a_prediction_in_eval_mode():
     utts = [torch.randn(n, 48) for n in lengths]
     batch = torch.zeros(len(utts), 50, 48)
     for i, u in enumerate(utts):
-        batch[i, :len(u)] = u
+        batch[i, : len(u)] = u
     batch[1, 45:] = 100.0  # whatever sits in the padding
     with torch.no_grad():
         batched = model(batch, torch.tensor(lengths))["pred"]
@@ -99,6 +100,7 @@ def test_batchnorm_statistics_in_training_ignore_padding():
 
 # ---- through the runner -----------------------------------------------------------------------------------
 
+
 def _overrides(data_dir, **extra):
     values = {
         "config.downstream_expert.datarc.data_dir": data_dir,
@@ -115,15 +117,44 @@ def _overrides(data_dir, **extra):
 
 
 def _train(expdir, data_dir, ckpt, *extra_args, **overrides):
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "salf_mos", "--device", "cpu", "-p", str(expdir),
-        "-o", _overrides(data_dir, **overrides), *extra_args])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "train",
+            "-u",
+            "wavlm_local",
+            "-k",
+            ckpt,
+            "-d",
+            "salf_mos",
+            "--device",
+            "cpu",
+            "-p",
+            str(expdir),
+            "-o",
+            _overrides(data_dir, **overrides),
+            *extra_args,
+        ],
+    )
 
 
 def _evaluate(expdir, split, batch_size):
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"), "-t", split, "--device", "cpu",
-        "-o", f"config.downstream_expert.datarc.eval_batch_size={batch_size}"])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "evaluate",
+            "-e",
+            os.path.join(expdir, "best-states-val.ckpt"),
+            "-t",
+            split,
+            "--device",
+            "cpu",
+            "-o",
+            f"config.downstream_expert.datarc.eval_batch_size={batch_size}",
+        ],
+    )
     with open(os.path.join(expdir, f"predictions_{split}.csv")) as handle:
         preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
     with open(os.path.join(expdir, f"metrics_{split}.json")) as handle:
@@ -145,8 +176,11 @@ def test_trains_on_frozen_features_and_evaluates(experiments, demo_data, tiny_ck
     ckpt = torch.load(os.path.join(expdir, "best-states-val.ckpt"), map_location="cpu", weights_only=True)
     assert not ckpt.get("Upstream")  # frozen: the runner saves no upstream weights
     downstream = ckpt["Downstream"]
-    model_params = sum(v.numel() for k, v in downstream.items()
-                       if k.startswith("model.") and not any(b in k for b in ("running_", "num_batches")))
+    model_params = sum(
+        v.numel()
+        for k, v in downstream.items()
+        if k.startswith("model.") and not any(b in k for b in ("running_", "num_batches"))
+    )
     assert model_params == _n_params(SALFMOSModel(64))  # the tiny WavLM's 64-dim features
     assert os.path.isfile(os.path.join(expdir, "metrics_val_best.json"))
     _, metrics = _evaluate(expdir, "test", batch_size=8)
@@ -157,8 +191,9 @@ def test_trains_on_frozen_features_and_evaluates(experiments, demo_data, tiny_ck
 
 
 def test_weighted_layer_sum_variant_learns_layer_weights(experiments):
-    ckpt = torch.load(os.path.join(experiments["salf_mos_wsum"], "best-states-val.ckpt"), map_location="cpu",
-                      weights_only=True)
+    ckpt = torch.load(
+        os.path.join(experiments["salf_mos_wsum"], "best-states-val.ckpt"), map_location="cpu", weights_only=True
+    )
     assert ckpt["Featurizer"]["weights"].numel() == 4  # the tiny WavLM's hidden states: input + 3 layers
 
 
@@ -179,8 +214,7 @@ def test_paper_recipe_is_the_default_config():
     assert config["downstream_expert"]["datarc"]["best_metric"] == "utt_SRCC"
 
 
-def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch,
-                                                               capsys):
+def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch, capsys):
     """Validation SRCC falls after the first validation: the run stops `patience` validations later and the
     kept best checkpoint is the first one."""
     import distilmos.expert_base as expert_base
@@ -194,9 +228,20 @@ def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_da
         return metrics
 
     monkeypatch.setattr(expert_base, "compute_metrics", worse_each_time)
-    _train(tmp_path, demo_data["bvcc"], tiny_ckpts["wavlm"], "-s", "last_hidden_state",
-           **{"config.runner.total_steps": 40, "config.runner.eval_step": 1, "config.runner.save_step": 100,
-              "config.runner.early_stopping.patience": 3, "config.runner.early_stopping.unit": "step"})
+    _train(
+        tmp_path,
+        demo_data["bvcc"],
+        tiny_ckpts["wavlm"],
+        "-s",
+        "last_hidden_state",
+        **{
+            "config.runner.total_steps": 40,
+            "config.runner.eval_step": 1,
+            "config.runner.save_step": 100,
+            "config.runner.early_stopping.patience": 3,
+            "config.runner.early_stopping.unit": "step",
+        },
+    )
     steps = [json.loads(line)["step"] for line in open(tmp_path / "log.jsonl") if '"val"' in line]
     assert steps == [1, 2, 3, 4]  # improved at 1; 3 steps without improvement -> stop at 4
     assert os.path.isfile(tmp_path / "states-4.ckpt")
@@ -208,12 +253,15 @@ def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_da
 
 # ---- the predictor -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", ["salf_mos", "salf_mos_wsum"])
 def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path, variant):
     expdir = experiments[variant]
     out = str(tmp_path / f"{variant}.pt")
     card = export(os.path.join(expdir, "best-states-val.ckpt"), out)
-    assert card["downstream"]["expert"] == "salf_mos" and card["downstream"]["parameters"] == _n_params(SALFMOSModel(64))
+    assert card["downstream"]["expert"] == "salf_mos" and card["downstream"]["parameters"] == _n_params(
+        SALFMOSModel(64)
+    )
     assert card["upstream"]["fine_tuned"] is False
     # the card names the variant (told apart by -s alone) and no token store, which neither variant uses
     assert card["downstream"]["variant"] == variant and card["training_data"]["token_store"] is None
@@ -226,15 +274,36 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
 
 # ---- hand-crafted features and the ablation recipe -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240)])
 def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
     """s3prl's mfcc and fbank upstreams need no weights (they load offline) and give one hidden state."""
-    run_downstream_main([DOWNSTREAM], [
-        "-m", "train", "-u", upstream, "-d", "salf_mos", "-s", "last_hidden_state", "--device", "cpu",
-        "-p", str(tmp_path), "-o", _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})])
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "train",
+            "-u",
+            upstream,
+            "-d",
+            "salf_mos",
+            "-s",
+            "last_hidden_state",
+            "--device",
+            "cpu",
+            "-p",
+            str(tmp_path),
+            "-o",
+            _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2}),
+        ],
+    )
     ckpt = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
-    assert SALFMOSModel.kwargs_from_state({k[len("model."):]: v for k, v in ckpt["Downstream"].items()
-                                           if k.startswith("model.")})["upstream_dim"] == dim
+    assert (
+        SALFMOSModel.kwargs_from_state(
+            {k[len("model.") :]: v for k, v in ckpt["Downstream"].items() if k.startswith("model.")}
+        )["upstream_dim"]
+        == dim
+    )
 
 
 def test_ablation_dry_run_lists_every_run(tmp_path):
@@ -243,10 +312,28 @@ def test_ablation_dry_run_lists_every_run(tmp_path):
     import sys
 
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    out = subprocess.run(["bash", os.path.join(REPO, "egs", "bvcc", "run_salf_ablation.sh"), "--dry_run", "true",
-                          "--bvcc_root", "/c/bvcc", "--exproot", str(tmp_path), "--upstreams", "wavlm_base w=/x/m.pt",
-                          "--seeds", "0 1", "--batch_size", "8"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "bash",
+            os.path.join(REPO, "egs", "bvcc", "run_salf_ablation.sh"),
+            "--dry_run",
+            "true",
+            "--bvcc_root",
+            "/c/bvcc",
+            "--exproot",
+            str(tmp_path),
+            "--upstreams",
+            "wavlm_base w=/x/m.pt",
+            "--seeds",
+            "0 1",
+            "--batch_size",
+            "8",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     commands = [shlex.split(line) for line in out.strip().splitlines()]
     runs, table = commands[:-1], commands[-1]
 
@@ -254,13 +341,17 @@ def test_ablation_dry_run_lists_every_run(tmp_path):
         return command[command.index(name) + 1] if name in command else None
 
     assert [(flag(c, "--upstream"), flag(c, "--seed")) for c in runs] == [
-        (u, s) for u in ("wav2vec2_base_960", "mfcc", "fbank", "wavlm_base", "w") for s in ("0", "1")]
+        (u, s) for u in ("wav2vec2_base_960", "mfcc", "fbank", "wavlm_base", "w") for s in ("0", "1")
+    ]
     assert all(c[0].endswith("egs/bvcc/run.sh") and flag(c, "--variant") == "salf_mos" for c in runs)
     assert all(flag(c, "--batch_size") == "8" and flag(c, "--bvcc_root") == "/c/bvcc" for c in runs)
     assert flag(runs[-1], "--upstream_ckpt") == "/x/m.pt" and flag(runs[0], "--upstream_ckpt") is None
     expdirs = [flag(c, "--expdir") for c in runs]
     assert expdirs[2] == str(tmp_path / "salf_mos_mfcc_seed0") and len(set(expdirs)) == len(expdirs)
-    assert table[1].endswith("local/make_table.py") and table[table.index("--expdirs") + 1:table.index("--out")] == expdirs
+    assert (
+        table[1].endswith("local/make_table.py")
+        and table[table.index("--expdirs") + 1 : table.index("--out")] == expdirs
+    )
     assert flag(table, "--out") == str(tmp_path / "salf_ablation")
 
 
@@ -281,8 +372,9 @@ def test_ridge_yardstick_writes_expert_format_metrics(tmp_path, demo_data, tiny_
     from conftest import load_script
 
     ridge = load_script("egs/demo/local/ridge_yardstick.py", "demo_ridge_yardstick")
-    results = ridge.run("wavlm_local", tiny_ckpts["wavlm"], "last", demo_data["bvcc"], str(tmp_path),
-                        eval_splits=["test"])
+    results = ridge.run(
+        "wavlm_local", tiny_ckpts["wavlm"], "last", demo_data["bvcc"], str(tmp_path), eval_splits=["test"]
+    )
     with open(tmp_path / "metrics_test.json") as handle:
         metrics = json.load(handle)
     assert set(METRIC_KEYS) | {"n_utt", "n_sys"} <= set(metrics)
@@ -307,4 +399,4 @@ def test_ridge_yardstick_on_every_layer_reads_each_hidden_state(tmp_path, demo_d
     last = ridge.utterance_features(upstream, paths, ridge.parse_layer("last"), "cpu")
     n_states = len(upstream.model.encoder.layers) + 1
     assert every.shape == (2, n_states * last.shape[1])
-    np.testing.assert_allclose(every[:, -last.shape[1]:], last)
+    np.testing.assert_allclose(every[:, -last.shape[1] :], last)

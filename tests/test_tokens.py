@@ -1,5 +1,6 @@
 """upstream_tokens end to end on tiny real-format upstreams and a generated corpus: fit, dump, resume,
 shards, the reader and its errors, the CLI."""
+
 import json
 import os
 import pickle
@@ -29,8 +30,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DURATIONS = [0.5, 0.5, 0.75, 0.8, 0.82, 1.0, 1.1, 0.3, 0.6, 0.95, 0.5, 0.62]
 FIT = dict(n_clusters=8, batch_size=16, seed=0, progress=False)
 BATCHING = Batching(max_batch_seconds=3.0, max_batch_utts=4, max_pad=0.5)
-
-
 
 
 def write_corpus(folder, durations=DURATIONS, seed=0, name="list.csv"):
@@ -105,6 +104,7 @@ def copy_of(store, tmp_path, name="copy"):
 
 # ------------------------------------------------------------------------------ fit, format, frames
 
+
 def test_fit_writes_a_complete_store(fitted, tiny_ckpts):
     assert sorted(os.listdir(fitted)) == ["centroids.npy", "meta.json", "summary.json"]
     store = TokenStore(fitted)
@@ -139,8 +139,17 @@ def test_torch_backend_gives_the_same_format(fitted, corpus, tiny_ckpts, tmp_pat
 def test_token_frames_equal_the_upstreams_own_frames(arch, tiny_ckpts, corpus, tmp_path):
     """Batched with padding, every utterance still gets exactly the frames of its lone forward."""
     out = str(tmp_path / arch)
-    fit_store(corpus, f"{arch}_local", tiny_ckpts[arch], out, layers="2", n_clusters=4, batch_size=16,
-              batching=BATCHING, progress=False)
+    fit_store(
+        corpus,
+        f"{arch}_local",
+        tiny_ckpts[arch],
+        out,
+        layers="2",
+        n_clusters=4,
+        batch_size=16,
+        batching=BATCHING,
+        progress=False,
+    )
     dump_split(corpus, out, "val", batching=BATCHING, progress=False)
     store = TokenStore(out)
     upstream = build_upstream(f"{arch}_local", tiny_ckpts[arch]).eval()
@@ -178,8 +187,16 @@ def test_one_forward_per_batch_whatever_the_layers(corpus, tiny_ckpts, tmp_path)
             extractor = FeatureExtractor(upstream, layers=layers)
             upstream.calls = 0  # start-up probes (frame law) are not per utterance
             out = str(tmp_path / f"{layers}-{batching.max_batch_utts}")
-            fit_store(corpus, "wavlm_local", tiny_ckpts["wavlm"], out, layers=layers, batching=batching,
-                      extractor=extractor, **FIT)
+            fit_store(
+                corpus,
+                "wavlm_local",
+                tiny_ckpts["wavlm"],
+                out,
+                layers=layers,
+                batching=batching,
+                extractor=extractor,
+                **FIT,
+            )
             fit_calls, upstream.calls = upstream.calls, 0
             dump_split(corpus, out, "val", batching=batching, extractor=extractor, progress=False)
             calls[layers, batching.max_batch_utts] = (fit_calls, upstream.calls)
@@ -190,6 +207,7 @@ def test_one_forward_per_batch_whatever_the_layers(corpus, tiny_ckpts, tmp_path)
 
 
 # -------------------------------------------------------------------------- resume, shards, merge
+
 
 def test_dump_stopped_midway_resumes_to_identical_bytes(reference, fitted, corpus, tmp_path):
     out = copy_of(fitted, tmp_path)
@@ -227,7 +245,9 @@ def test_dump_killed_hard_resumes_to_identical_bytes(reference, fitted, corpus, 
                    progress=False, on_part=kill)
     """)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not os.path.exists(os.path.join(out, "val.npy"))
     dump_split(corpus, out, "val", batching=BATCHING, progress=False)
@@ -292,6 +312,7 @@ def test_dump_with_other_batching_refuses_unfinished_parts(fitted, corpus, tmp_p
 
 
 # ----------------------------------------------------------------------------------------- reader
+
 
 def test_reader_tokens_and_meta_check(reference, tiny_ckpts):
     store = TokenStore(reference)
@@ -384,19 +405,51 @@ def test_csv_with_bad_audio_names_the_file(fitted, corpus, tiny_ckpts, tmp_path)
 
 # -------------------------------------------------------------------------------------------- CLI
 
+
 def test_cli_fit_dump_merge_info(corpus, tiny_ckpts, tmp_path, capsys):
     out = str(tmp_path / "cli")
     common = ["--max_batch_seconds", "3", "--max_batch_utts", "4", "--max_pad", "0.5", "--quiet", "--device", "cpu"]
-    assert cli.main(["fit", "--csv", corpus, "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "--layers", "1,3",
-                     "--n_clusters", "6", "--batch_size", "16", "--backend", "torch", "--out", out] + common) == 0
+    assert (
+        cli.main(
+            [
+                "fit",
+                "--csv",
+                corpus,
+                "-u",
+                "wavlm_local",
+                "-k",
+                tiny_ckpts["wavlm"],
+                "--layers",
+                "1,3",
+                "--n_clusters",
+                "6",
+                "--batch_size",
+                "16",
+                "--backend",
+                "torch",
+                "--out",
+                out,
+            ]
+            + common
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["layers"] == [1, 3]
     for rank in (0, 1):
-        cli.main(["dump", "--csv", corpus, "--store", out, "--split", "test", "--nshard", "2", "--rank", str(rank)] + common)
+        cli.main(
+            ["dump", "--csv", corpus, "--store", out, "--split", "test", "--nshard", "2", "--rank", str(rank)] + common
+        )
     capsys.readouterr()
     cli.main(["merge", "--store", out, "--split", "test", "--nshard", "2"])
     assert json.loads(capsys.readouterr().out)["n_utterances"] == len(DURATIONS)
-    proc = subprocess.run([sys.executable, "-m", "upstream_tokens", "info", "--store", out], cwd=REPO,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "upstream_tokens", "info", "--store", out],
+        cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["splits"] == {"test": len(DURATIONS)} and info["meta"]["layers"] == [1, 3]
@@ -407,5 +460,7 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     assert cli.main(["info", "--store", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a token store" in err and "Traceback" not in err
-    assert cli.main(["fit", "--csv", "x.csv", "-u", "wavlm_local", "--out", str(tmp_path / "s"), "--layers", "2-1"]) == 2
+    assert (
+        cli.main(["fit", "--csv", "x.csv", "-u", "wavlm_local", "--out", str(tmp_path / "s"), "--layers", "2-1"]) == 2
+    )
     assert "no such data list" in capsys.readouterr().err

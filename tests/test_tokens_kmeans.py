@@ -1,12 +1,11 @@
 """upstream_tokens building blocks without an upstream: k-means backends, layer specs, the frame law."""
+
 import numpy as np
 import pytest
 import torch
 
 from upstream_tokens.extract import FrameLaw, TokenExtractionError, calibrate_frame_law, parse_layers
 from upstream_tokens.kmeans import KMeansError, assign, make_kmeans, merge_centroids
-
-
 
 
 def planted(n_layers=3, k=6, n=3000, dim=16, seed=0):
@@ -28,7 +27,7 @@ def feed(kmeans, x, chunks=(5, 37, 200, 512)):
     pos, i = 0, 0
     while pos < x.shape[1]:
         size = chunks[i % len(chunks)]
-        kmeans.partial_fit(x[:, pos:pos + size])
+        kmeans.partial_fit(x[:, pos : pos + size])
         pos, i = pos + size, i + 1
     return kmeans.finalize()
 

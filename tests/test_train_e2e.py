@@ -1,4 +1,5 @@
 """Training and evaluating every expert through s3prl's runner on the generated corpus (a few steps)."""
+
 import csv
 import glob
 import json
@@ -10,13 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import REPO
+from downstream_helpers import import_expert_module
 
 from distilmos.datalist import read_datalist, write_datalist
 from distilmos.metrics import METRIC_KEYS
 from distilmos.runner import run as run_downstream_main
-
-from conftest import REPO
-from downstream_helpers import import_expert_module
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 
@@ -78,16 +78,34 @@ def _overrides(data, **extra):
 
 
 def train(expdir, data, arch, ckpt, downstream="distilmos", config=None, extra_args=(), **overrides):
-    argv = ["-m", "train", "-u", f"{arch}_local", "-k", ckpt, "-d", downstream, "-f", "--device", "cpu",
-            "-p", str(expdir), "-o", _overrides(data, **overrides), *extra_args]
+    argv = [
+        "-m",
+        "train",
+        "-u",
+        f"{arch}_local",
+        "-k",
+        ckpt,
+        "-d",
+        downstream,
+        "-f",
+        "--device",
+        "cpu",
+        "-p",
+        str(expdir),
+        "-o",
+        _overrides(data, **overrides),
+        *extra_args,
+    ]
     if config:
         argv += ["-c", os.path.join(DOWNSTREAM, downstream, config)]
     run_downstream_main([DOWNSTREAM], argv)
 
 
 def evaluate(expdir, split):
-    run_downstream_main([DOWNSTREAM], ["-m", "evaluate", "-e", os.path.join(str(expdir), "best-states-val.ckpt"),
-                                       "-t", split, "--device", "cpu"])
+    run_downstream_main(
+        [DOWNSTREAM],
+        ["-m", "evaluate", "-e", os.path.join(str(expdir), "best-states-val.ckpt"), "-t", split, "--device", "cpu"],
+    )
     with open(os.path.join(str(expdir), f"metrics_{split}.json")) as handle:
         metrics = json.load(handle)
     with open(os.path.join(str(expdir), f"predictions_{split}.csv")) as handle:
@@ -112,8 +130,9 @@ VARIANTS = [
 
 
 @pytest.mark.parametrize("variant,config,extra_args", VARIANTS, ids=[v[0] for v in VARIANTS])
-def test_train_keeps_best_and_evaluates(tmp_path, e2e_data, tiny_ckpts, token_stores, capsys, variant, config,
-                                        extra_args):
+def test_train_keeps_best_and_evaluates(
+    tmp_path, e2e_data, tiny_ckpts, token_stores, capsys, variant, config, extra_args
+):
     overrides = {"datarc.token_store": token_stores("wavlm")} if variant == "distilmos" else {}
     downstream = "ssl_mos" if variant == "ssl_mos" else "distilmos"
     train(tmp_path, e2e_data, "wavlm", tiny_ckpts["wavlm"], downstream, config, extra_args, **overrides)
@@ -156,8 +175,12 @@ def test_inference_path_holds_no_training_heads(e2e_data, token_stores, tiny_ckp
     expert_mod = import_expert_module("distilmos")
     store = token_stores("wavlm")
     expert = expert_mod.DownstreamExpert(
-        64, {"variant": "distilmos", "datarc": {"data_dir": e2e_data["bvcc"], "token_store": store},
-             "modelrc": {}}, str(tmp_path), upstream="wavlm_local", upstream_ckpt=tiny_ckpts["wavlm"])
+        64,
+        {"variant": "distilmos", "datarc": {"data_dir": e2e_data["bvcc"], "token_store": store}, "modelrc": {}},
+        str(tmp_path),
+        upstream="wavlm_local",
+        upstream_ckpt=tiny_ckpts["wavlm"],
+    )
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     h = 256
     blocks = 3 * (h * h + h) + (5 + 3 + 3) * h * h + 3 * 2 * h  # convolutions carry no bias (a norm follows)
@@ -192,9 +215,19 @@ def test_token_store_of_another_upstream_is_refused(tmp_path, e2e_data, tiny_ckp
     with pytest.raises(TokenStoreError, match="sha256|checkpoint"):
         train(tmp_path / "b", e2e_data, "hubert", other_ckpt, **{"datarc.token_store": token_stores("hubert")})
     with pytest.raises(TokenStoreError, match="n_clusters|k"):
-        train(tmp_path / "c", e2e_data, "wavlm", tiny_ckpts["wavlm"],
-              **{"datarc.token_store": token_stores("wavlm"), "modelrc.n_clusters": 200})
+        train(
+            tmp_path / "c",
+            e2e_data,
+            "wavlm",
+            tiny_ckpts["wavlm"],
+            **{"datarc.token_store": token_stores("wavlm"), "modelrc.n_clusters": 200},
+        )
     with pytest.raises(TokenStoreError, match="layers"):
-        train(tmp_path / "d", e2e_data, "wavlm", tiny_ckpts["wavlm"],
-              **{"datarc.token_store": token_stores("wavlm"), "modelrc.target_layers": [1, 2]})
+        train(
+            tmp_path / "d",
+            e2e_data,
+            "wavlm",
+            tiny_ckpts["wavlm"],
+            **{"datarc.token_store": token_stores("wavlm"), "modelrc.target_layers": [1, 2]},
+        )
     assert not glob.glob(str(tmp_path / "*" / "states-*.ckpt"))  # refused before any training step

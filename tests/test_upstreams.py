@@ -43,13 +43,16 @@ def test_tiny_checkpoints_are_seeded(tmp_path):
     a = write_checkpoint(str(tmp_path / "a.pt"), "hubert", seed=3)
     b = write_checkpoint(str(tmp_path / "b.pt"), "hubert", seed=3)
     c = write_checkpoint(str(tmp_path / "c.pt"), "hubert", seed=4)
-    assert torch.equal(torch.load(a)["model_weight"]["encoder.layers.0.fc1.weight"],
-                       torch.load(b)["model_weight"]["encoder.layers.0.fc1.weight"])
+    assert torch.equal(
+        torch.load(a)["model_weight"]["encoder.layers.0.fc1.weight"],
+        torch.load(b)["model_weight"]["encoder.layers.0.fc1.weight"],
+    )
     assert digest(a) != digest(c)
 
 
 def test_user_callable_upstream(tmp_path, monkeypatch):
-    (tmp_path / "my_upstreams.py").write_text(textwrap.dedent('''
+    (tmp_path / "my_upstreams.py").write_text(
+        textwrap.dedent("""
         import torch
 
         class Frames(torch.nn.Module):
@@ -71,7 +74,8 @@ def test_user_callable_upstream(tmp_path, monkeypatch):
 
         def not_an_upstream():
             return object()
-    '''))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("my_upstreams", None)
     upstream = build_upstream("my_upstreams:frames", ckpt="ignored")

@@ -7,6 +7,7 @@ The fresh environment borrows this environment's third-party packages (torch, s3
 folder that a ``.pth`` line adds is not itself processed, so this environment's editable install of the
 checkout stays invisible there.
 """
+
 import json
 import os
 import shutil
@@ -15,13 +16,24 @@ import sys
 import sysconfig
 
 import pytest
+from conftest import REPO
 
 from distilmos.runner import run as run_downstream
 
-from conftest import REPO
-
-IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache",
-                                "demo_out", "learning_out", "exp", "data", "tokens")
+IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "__pycache__",
+    "*.egg-info",
+    "build",
+    "dist",
+    ".pytest_cache",
+    "demo_out",
+    "learning_out",
+    "exp",
+    "data",
+    "tokens",
+)
 
 
 def _run(args, cwd, **kwargs):
@@ -37,8 +49,21 @@ def wheel_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
     shutil.copytree(REPO, source, ignore=IGNORE)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
-          str(root / "dist"), str(source)], cwd=root)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(root / "dist"),
+            str(source),
+        ],
+        cwd=root,
+    )
     wheels = list((root / "dist").glob("distilmos-*.whl"))
     assert len(wheels) == 1
     venv = root / "venv"
@@ -53,21 +78,52 @@ def wheel_env(tmp_path_factory):
 
 def test_installed_package_is_the_wheel_not_the_checkout(wheel_env, tmp_path):
     python, _ = wheel_env
-    out = _run([str(python), "-c", "import distilmos, upstream_tokens; print(distilmos.__file__); "
-                "print(upstream_tokens.__file__)"], cwd=tmp_path).stdout.split()
+    out = _run(
+        [
+            str(python),
+            "-c",
+            "import distilmos, upstream_tokens; print(distilmos.__file__); print(upstream_tokens.__file__)",
+        ],
+        cwd=tmp_path,
+    ).stdout.split()
     assert all(path.startswith(str(python.parent.parent)) and REPO not in path for path in out)
 
 
 def test_predictor_and_tokens_work_from_the_wheel(wheel_env, tmp_path, demo_data, tiny_ckpts):
     python, bin_dir = wheel_env
     expdir = tmp_path / "exp"
-    overrides = ",,".join([f"config.downstream_expert.datarc.data_dir={demo_data['bvcc']}",
-                           "config.downstream_expert.datarc.num_workers=0",
-                           "config.downstream_expert.datarc.train_batch_size=4",
-                           "config.runner.total_steps=2", "config.runner.eval_step=2", "config.runner.save_step=2"])
-    run_downstream([os.path.join(REPO, "downstream")],
-                   ["-m", "train", "-u", "wavlm_local", "-k", tiny_ckpts["wavlm"], "-d", "distilmos", "-v", "no_token",
-                    "-f", "--device", "cpu", "-p", str(expdir), "-o", overrides])
+    overrides = ",,".join(
+        [
+            f"config.downstream_expert.datarc.data_dir={demo_data['bvcc']}",
+            "config.downstream_expert.datarc.num_workers=0",
+            "config.downstream_expert.datarc.train_batch_size=4",
+            "config.runner.total_steps=2",
+            "config.runner.eval_step=2",
+            "config.runner.save_step=2",
+        ]
+    )
+    run_downstream(
+        [os.path.join(REPO, "downstream")],
+        [
+            "-m",
+            "train",
+            "-u",
+            "wavlm_local",
+            "-k",
+            tiny_ckpts["wavlm"],
+            "-d",
+            "distilmos",
+            "-v",
+            "no_token",
+            "-f",
+            "--device",
+            "cpu",
+            "-p",
+            str(expdir),
+            "-o",
+            overrides,
+        ],
+    )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     predict = str(bin_dir / "distilmos-predict")
@@ -84,9 +140,41 @@ def test_predictor_and_tokens_work_from_the_wheel(wheel_env, tmp_path, demo_data
         assert len(rows) == len(handle.read().splitlines())  # a header and one row per utterance
 
     store = str(outside / "tokens")
-    _run([str(python), "-m", "upstream_tokens", "fit", "--csv", test_csv, "-u", "wavlm_local", "-k",
-          tiny_ckpts["wavlm"], "--n_clusters", "4", "--out", store, "--quiet"], cwd=outside)
-    _run([str(python), "-m", "upstream_tokens", "dump", "--csv", test_csv, "--store", store, "--split", "test",
-          "--quiet"], cwd=outside)
+    _run(
+        [
+            str(python),
+            "-m",
+            "upstream_tokens",
+            "fit",
+            "--csv",
+            test_csv,
+            "-u",
+            "wavlm_local",
+            "-k",
+            tiny_ckpts["wavlm"],
+            "--n_clusters",
+            "4",
+            "--out",
+            store,
+            "--quiet",
+        ],
+        cwd=outside,
+    )
+    _run(
+        [
+            str(python),
+            "-m",
+            "upstream_tokens",
+            "dump",
+            "--csv",
+            test_csv,
+            "--store",
+            store,
+            "--split",
+            "test",
+            "--quiet",
+        ],
+        cwd=outside,
+    )
     info = json.loads(_run([str(python), "-m", "upstream_tokens", "info", "--store", store], cwd=outside).stdout)
     assert info["meta"]["n_clusters"] == 4 and "test" in info["splits"]

@@ -17,6 +17,7 @@ Reader, for a downstream::
 Frame rule: tokens have the upstream's own frame count for the waveform alone; trim tokens and features
 to the shorter of the two and treat a gap of more than 2 frames as a store/upstream mismatch.
 """
+
 from .store import TokenStore, TokenStoreError
 
 __all__ = ["TokenStore", "TokenStoreError"]

@@ -1,4 +1,5 @@
 """``python -m upstream_tokens``: see :mod:`upstream_tokens.cli`."""
+
 import sys
 
 from .cli import main

@@ -10,6 +10,7 @@ Sharded (N GPUs or N array jobs; ranks default to torchrun's RANK / WORLD_SIZE /
     python -m upstream_tokens fit  ... --out STORE --nshard N --rank R   then   fit --out STORE --from_shards N
     python -m upstream_tokens dump ... --store STORE --split S --nshard N --rank R   then   merge --store STORE --split S --nshard N
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,6 @@ import json
 import logging
 import os
 import sys
-from typing import List, Optional
 
 import torch
 
@@ -38,19 +38,30 @@ def _env_int(name: str, default: int) -> int:
 
 def _add_batching(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("forward batching (length-aware)")
-    group.add_argument("--max_batch_seconds", type=float, default=100.0,
-                       help="padded audio per forward batch, in seconds (default 100)")
+    group.add_argument(
+        "--max_batch_seconds",
+        type=float,
+        default=100.0,
+        help="padded audio per forward batch, in seconds (default 100)",
+    )
     group.add_argument("--max_batch_utts", type=int, default=64, help="utterances per forward batch (default 64)")
-    group.add_argument("--max_pad", type=parse_max_pad, default=AUTO,
-                       help="most padding a row may get, as a fraction of its batch's longest utterance, or "
-                            "none. Default auto: no cap for WavLM / HuBERT / wav2vec 2.0 (their padding-exact "
-                            "forward), 0.02 for other upstreams; 0 = equal lengths only (see upstream_tokens.extract)")
-    group.add_argument("--num_workers", type=int, default=None,
-                       help="audio read-ahead processes (default 2 on CUDA, 0 on CPU)")
+    group.add_argument(
+        "--max_pad",
+        type=parse_max_pad,
+        default=AUTO,
+        help="most padding a row may get, as a fraction of its batch's longest utterance, or "
+        "none. Default auto: no cap for WavLM / HuBERT / wav2vec 2.0 (their padding-exact "
+        "forward), 0.02 for other upstreams; 0 = equal lengths only (see upstream_tokens.extract)",
+    )
+    group.add_argument(
+        "--num_workers", type=int, default=None, help="audio read-ahead processes (default 2 on CUDA, 0 on CPU)"
+    )
 
 
 def _add_run(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available, else cpu)")
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK if available, else cpu)"
+    )
     parser.add_argument("--nshard", type=int, default=None, help="number of shards (default: WORLD_SIZE or 1)")
     parser.add_argument("--rank", type=int, default=None, help="this shard, 0..nshard-1 (default: RANK or 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace what is there")
@@ -58,8 +69,9 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m upstream_tokens", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m upstream_tokens", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="learn per-layer k-means centroids; creates a token store")
@@ -70,12 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--layers", default="all", help="all (1..N, default), 1-12, 3,6,9; 0 = pre-transformer features")
     fit.add_argument("--n_clusters", type=int, default=200, help="k (default 200)")
     fit.add_argument("--batch_size", type=int, default=64, help="k-means mini-batch size in frames (default 64)")
-    fit.add_argument("--init_size", type=int, default=None, help="frames seeding the centres (default max(3*batch_size, 3*k) as sklearn)")
-    fit.add_argument("--backend", choices=("sklearn", "torch"), default="sklearn",
-                     help="sklearn MiniBatchKMeans.partial_fit (default) or the torch implementation (GPU/CPU)")
+    fit.add_argument(
+        "--init_size",
+        type=int,
+        default=None,
+        help="frames seeding the centres (default max(3*batch_size, 3*k) as sklearn)",
+    )
+    fit.add_argument(
+        "--backend",
+        choices=("sklearn", "torch"),
+        default="sklearn",
+        help="sklearn MiniBatchKMeans.partial_fit (default) or the torch implementation (GPU/CPU)",
+    )
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--from_shards", type=int, default=None, metavar="N",
-                     help="combine the N shard fits in STORE/fit_shards into the store (other options are taken from the shards)")
+    fit.add_argument(
+        "--from_shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="combine the N shard fits in STORE/fit_shards into the store (other options are taken from the shards)",
+    )
     _add_run(fit)
     _add_batching(fit)
 
@@ -83,28 +109,42 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--csv", required=True)
     dump.add_argument("--store", required=True)
     dump.add_argument("--split", required=True, help="split name, e.g. train, val, test")
-    dump.add_argument("-k", "--upstream_ckpt", default=None,
-                      help="the store's checkpoint at a new path (must have the same sha256)")
+    dump.add_argument(
+        "-k", "--upstream_ckpt", default=None, help="the store's checkpoint at a new path (must have the same sha256)"
+    )
     _add_run(dump)
     _add_batching(dump)
 
-    cache = sub.add_parser("cache", help="write a frozen upstream's hidden states of a data list as one split of a "
-                                         "feature cache (created on first use)")
+    cache = sub.add_parser(
+        "cache",
+        help="write a frozen upstream's hidden states of a data list as one split of a "
+        "feature cache (created on first use)",
+    )
     cache.add_argument("--csv", required=True)
     cache.add_argument("--store", required=True, help="feature cache folder")
     cache.add_argument("--split", required=True, help="split name, e.g. train, val, test")
-    cache.add_argument("-u", "--upstream", required=True,
-                       help="s3prl hub name, NAME_local (with -k) or package.module:callable")
+    cache.add_argument(
+        "-u", "--upstream", required=True, help="s3prl hub name, NAME_local (with -k) or package.module:callable"
+    )
     cache.add_argument("-k", "--upstream_ckpt", default=None, help="checkpoint path or URL for the upstream")
-    cache.add_argument("--layers", default="hidden_states",
-                       help="hidden_states (0..N, every layer the featurizer sees; default), or the layer a run "
-                            "selects: last for -s last_hidden_state, 12 for -s hidden_state_12")
-    cache.add_argument("--dtype", choices=("float32", "float16"), default="float32",
-                       help="on disk (default float32; float16 halves the disk, reads back as float32)")
+    cache.add_argument(
+        "--layers",
+        default="hidden_states",
+        help="hidden_states (0..N, every layer the featurizer sees; default), or the layer a run "
+        "selects: last for -s last_hidden_state, 12 for -s hidden_state_12",
+    )
+    cache.add_argument(
+        "--dtype",
+        choices=("float32", "float16"),
+        default="float32",
+        help="on disk (default float32; float16 halves the disk, reads back as float32)",
+    )
     _add_run(cache)
     _add_batching(cache)
 
-    merge = sub.add_parser("merge", help="finish a sharded dump (tokens or features): write the split from every rank's parts")
+    merge = sub.add_parser(
+        "merge", help="finish a sharded dump (tokens or features): write the split from every rank's parts"
+    )
     merge.add_argument("--store", required=True)
     merge.add_argument("--split", required=True)
     merge.add_argument("--nshard", type=int, default=None, help="shard count of the dump (names unfinished ranks)")
@@ -132,7 +172,7 @@ def _shards(args):
     return nshard, rank
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     from distilmos.errors import ToolkitError
@@ -159,26 +199,61 @@ def _run(args) -> dict:
                 build_parser().error("fit needs --csv and -u/--upstream (or --from_shards N)")
             device = args.device or _default_device()
             nshard, rank = _shards(args)
-            result = fit_store(args.csv, args.upstream, args.upstream_ckpt, args.out, layers=args.layers,
-                               n_clusters=args.n_clusters, batch_size=args.batch_size, init_size=args.init_size,
-                               backend=args.backend, seed=args.seed, device=device, batching=_batching(args, device),
-                               nshard=nshard, rank=rank, progress=not args.quiet, overwrite=args.overwrite)
+            result = fit_store(
+                args.csv,
+                args.upstream,
+                args.upstream_ckpt,
+                args.out,
+                layers=args.layers,
+                n_clusters=args.n_clusters,
+                batch_size=args.batch_size,
+                init_size=args.init_size,
+                backend=args.backend,
+                seed=args.seed,
+                device=device,
+                batching=_batching(args, device),
+                nshard=nshard,
+                rank=rank,
+                progress=not args.quiet,
+                overwrite=args.overwrite,
+            )
     elif args.command == "dump":
         from .dump import dump_split
 
         device = args.device or _default_device()
         nshard, rank = _shards(args)
-        result = dump_split(args.csv, args.store, args.split, device=device, batching=_batching(args, device),
-                            nshard=nshard, rank=rank, progress=not args.quiet, overwrite=args.overwrite,
-                            upstream_ckpt=args.upstream_ckpt)
+        result = dump_split(
+            args.csv,
+            args.store,
+            args.split,
+            device=device,
+            batching=_batching(args, device),
+            nshard=nshard,
+            rank=rank,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            upstream_ckpt=args.upstream_ckpt,
+        )
     elif args.command == "cache":
         from .feature_cache import dump_features
 
         device = args.device or _default_device()
         nshard, rank = _shards(args)
-        result = dump_features(args.csv, args.store, args.split, args.upstream, args.upstream_ckpt,
-                               layers=args.layers, dtype=args.dtype, device=device, batching=_batching(args, device),
-                               nshard=nshard, rank=rank, progress=not args.quiet, overwrite=args.overwrite)
+        result = dump_features(
+            args.csv,
+            args.store,
+            args.split,
+            args.upstream,
+            args.upstream_ckpt,
+            layers=args.layers,
+            dtype=args.dtype,
+            device=device,
+            batching=_batching(args, device),
+            nshard=nshard,
+            rank=rank,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
     elif args.command == "merge":
         if _is_feature_cache(args.store):
             from .feature_cache import merge_features

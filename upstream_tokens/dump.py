@@ -4,11 +4,12 @@ shardable (the machinery, and the files a dump writes, are :mod:`upstream_tokens
 Under ``torchrun`` the rank and shard count default to ``RANK`` and ``WORLD_SIZE``; with a job array
 pass ``--rank $SLURM_ARRAY_TASK_ID``; ``merge`` (:func:`finalize_split`) then writes the split.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from .store import CENTROIDS, TokenStore, TokenStoreError, remove_split, split_p
 log = logging.getLogger(__name__)
 
 
-def _build_extractor(store: TokenStore, device, upstream_ckpt: Optional[str], probe_seed: int) -> FeatureExtractor:
+def _build_extractor(store: TokenStore, device, upstream_ckpt: str | None, probe_seed: int) -> FeatureExtractor:
     meta = store.meta
     ckpt = meta.get("upstream_ckpt")
     if upstream_ckpt is not None:  # a checkpoint that moved: accepted only when it is the same file
@@ -33,8 +34,7 @@ def _build_extractor(store: TokenStore, device, upstream_ckpt: Optional[str], pr
         if not os.path.isfile(ckpt):
             raise TokenStoreError(f"the store's checkpoint {ckpt} is not there; give its new path with -k PATH")
         store.check(None, ckpt)
-    return FeatureExtractor.from_spec(meta["upstream"], ckpt, layers=store.layers, device=device,
-                                      probe_seed=probe_seed)
+    return FeatureExtractor.from_spec(meta["upstream"], ckpt, layers=store.layers, device=device, probe_seed=probe_seed)
 
 
 def _check_extractor(store: TokenStore, extractor: FeatureExtractor) -> None:
@@ -53,11 +53,21 @@ def _check_extractor(store: TokenStore, extractor: FeatureExtractor) -> None:
         raise TokenStoreError(f"the upstream does not match store {store.path}: " + "; ".join(problems))
 
 
-def dump_split(csv: str, store_dir: str, split: str, *, device: Union[str, torch.device] = "cpu",
-               batching: Batching = Batching(), nshard: int = 1, rank: int = 0, progress: bool = True,
-               overwrite: bool = False, upstream_ckpt: Optional[str] = None,
-               extractor: Optional[FeatureExtractor] = None,
-               on_part: Optional[Callable[[int], None]] = None) -> dict:
+def dump_split(
+    csv: str,
+    store_dir: str,
+    split: str,
+    *,
+    device: str | torch.device = "cpu",
+    batching: Batching = Batching(),
+    nshard: int = 1,
+    rank: int = 0,
+    progress: bool = True,
+    overwrite: bool = False,
+    upstream_ckpt: str | None = None,
+    extractor: FeatureExtractor | None = None,
+    on_part: Callable[[int], None] | None = None,
+) -> dict:
     """Dump the tokens of every utterance of ``csv`` as split ``split`` of the store.
 
     Returns the split summary (``nshard == 1``) or this rank's progress. ``on_part(batch)`` is called
@@ -68,8 +78,10 @@ def dump_split(csv: str, store_dir: str, split: str, *, device: Union[str, torch
     _, index_path, _ = split_paths(store_dir, split)
     if overwrite:
         if nshard > 1:
-            raise TokenStoreError("--overwrite with --nshard would let ranks delete each other's parts; "
-                                  "remove the split once (dump --overwrite of a single rank, or delete its files)")
+            raise TokenStoreError(
+                "--overwrite with --nshard would let ranks delete each other's parts; "
+                "remove the split once (dump --overwrite of a single rank, or delete its files)"
+            )
         remove_split(store_dir, split)  # before opening: the split being replaced may be the damaged one
     store = TokenStore(store_dir)
     utterances, lengths = read_list(csv)
@@ -83,9 +95,21 @@ def dump_split(csv: str, store_dir: str, split: str, *, device: Union[str, torch
 
     # the store says whether its upstream runs padding-exact, so the plan is known before building it
     batching = batching.resolved(bool(store.meta.get("padding_exact", False)))
-    progress_doc = dump_rows(store, csv, split, utterances, lengths, batching, lambda ex: _token_codec(store, ex),
-                             {"centroids_sha256": sha256_file(os.path.join(store.path, CENTROIDS))},
-                             get_extractor, nshard=nshard, rank=rank, progress=progress, on_part=on_part)
+    progress_doc = dump_rows(
+        store,
+        csv,
+        split,
+        utterances,
+        lengths,
+        batching,
+        lambda ex: _token_codec(store, ex),
+        {"centroids_sha256": sha256_file(os.path.join(store.path, CENTROIDS))},
+        get_extractor,
+        nshard=nshard,
+        rank=rank,
+        progress=progress,
+        on_part=on_part,
+    )
     if nshard == 1:
         return finalize_split(store.path, split)
     return progress_doc
@@ -103,15 +127,17 @@ def _token_codec(store: TokenStore, extractor: FeatureExtractor) -> RowCodec:
     return RowCodec(dtype, (len(store.layers),), encode, {})
 
 
-def finalize_split(store_dir: str, split: str, nshard: Optional[int] = None) -> dict:
+def finalize_split(store_dir: str, split: str, nshard: int | None = None) -> dict:
     """``merge``: write ``<split>.npy`` and ``<split>.index.json`` (CSV order) from the parts of every
     planned batch, record the split's summary (frames, clusters used and inertia per layer), and remove
     the parts. Returns the summary."""
     store = TokenStore(store_dir)
     doc = read_plan(store, split)
     if doc is not None and doc["centroids_sha256"] != sha256_file(os.path.join(store.path, CENTROIDS)):
-        raise TokenStoreError(f"{split_paths(store.path, split)[2]} was dumped with other centroids (the store was "
-                              "refitted); dump the split again with --overwrite")
+        raise TokenStoreError(
+            f"{split_paths(store.path, split)[2]} was dumped with other centroids (the store was "
+            "refitted); dump the split again with --overwrite"
+        )
     n_layers, k = len(store.layers), store.n_clusters
     usage = np.zeros((n_layers, k), dtype=np.int64)
 

@@ -22,12 +22,13 @@ batches only equal lengths (batch-independent for any upstream, up to float roun
 The batch plan is a pure function of the data list and the batching options, so a resumed or sharded
 run forms exactly the same batches, and so the same tokens, as an uninterrupted single run.
 """
+
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -53,7 +54,8 @@ class OptionError(ToolkitError, ValueError):
 
 # ------------------------------------------------------------------------------------------- layers
 
-def parse_layers(spec: Union[None, str, Sequence[int]], n_layers: int) -> List[int]:
+
+def parse_layers(spec: None | str | Sequence[int], n_layers: int) -> list[int]:
     """Layer numbers from ``"all"`` (1..N), ``"hidden_states"`` (0..N: every hidden state s3prl's
     featurizer sees), ``"last"`` (N), ``"1-12"``, ``"3,6,9"``, ``"0,4-6"`` or a list of ints.
 
@@ -81,12 +83,15 @@ def parse_layers(spec: Union[None, str, Sequence[int]], n_layers: int) -> List[i
     layers = sorted(set(layers))
     bad = [n for n in layers if not 0 <= n <= n_layers]
     if bad or not layers:
-        raise OptionError(f"layers {bad or layers} out of range: this upstream has layers 0..{n_layers} "
-                         "(0 = pre-transformer features)")
+        raise OptionError(
+            f"layers {bad or layers} out of range: this upstream has layers 0..{n_layers} "
+            "(0 = pre-transformer features)"
+        )
     return layers
 
 
 # --------------------------------------------------------------------------------------- frame law
+
 
 @dataclass(frozen=True)
 class FrameLaw:
@@ -99,7 +104,7 @@ class FrameLaw:
         return max(0, (int(n_samples) + self.offset) // self.rate)
 
 
-def calibrate_frame_law(count_frames: Callable[[int], int], rate: int, start: Optional[int] = None) -> FrameLaw:
+def calibrate_frame_law(count_frames: Callable[[int], int], rate: int, start: int | None = None) -> FrameLaw:
     """Find the frame law of an upstream from single-waveform probes (about 13 short forwards).
 
     ``count_frames(n)`` runs the upstream on one ``n``-sample waveform. The frame count must grow by one
@@ -112,22 +117,27 @@ def calibrate_frame_law(count_frames: Callable[[int], int], rate: int, start: Op
     if count_frames(hi) != f0 + 1:
         raise TokenExtractionError(
             f"the upstream's frame count does not grow by one per {rate} samples (its downsample rate): "
-            f"{f0} frames at {n0} samples, {count_frames(hi)} at {hi}")
+            f"{f0} frames at {n0} samples, {count_frames(hi)} at {hi}"
+        )
     while hi - lo > 1:  # smallest length with f0 + 1 frames
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if count_frames(mid) > f0 else (mid, hi)
     law = FrameLaw(rate, (f0 + 1) * rate - hi)
     for n in (n0 + 3 * rate + rate // 3, n0 + 7 * rate + 1):
         if law.frames(n) != count_frames(n):
-            raise TokenExtractionError(f"the upstream's frame count at {n} samples is {count_frames(n)}, "
-                                       f"not the {law.frames(n)} its other lengths predict")
+            raise TokenExtractionError(
+                f"the upstream's frame count at {n} samples is {count_frames(n)}, "
+                f"not the {law.frames(n)} its other lengths predict"
+            )
     return law
 
 
 # ---------------------------------------------------------------------------------------- batching
 
-def audio_lengths(utterances: Sequence[Utterance]) -> List[int]:
+
+def audio_lengths(utterances: Sequence[Utterance]) -> list[int]:
     """Sample counts at 16 kHz, from the file headers (no decoding); the preflight's when it read them."""
+
     def length(utt: Utterance) -> int:
         if utt.num_samples:
             return utt.num_samples
@@ -147,20 +157,23 @@ class Batching:
     max_pad: MaxPad = AUTO
     num_workers: int = 0
 
-    def resolved(self, padding_exact: bool) -> "Batching":
+    def resolved(self, padding_exact: bool) -> Batching:
         """These options with ``max_pad`` ``auto`` decided for an upstream (:func:`resolve_max_pad`; a line on
         stderr says when it falls back to the cap)."""
         return replace(self, max_pad=resolve_max_pad(self.max_pad, padding_exact, who="upstream_tokens"))
 
-    def plan(self, lengths: Sequence[int]) -> List[List[int]]:
+    def plan(self, lengths: Sequence[int]) -> list[list[int]]:
         if self.max_pad == AUTO:
             raise ValueError("resolve max_pad 'auto' for the upstream first (Batching.resolved)")
         return plan_batches(lengths, self.max_batch_seconds, self.max_batch_utts, self.max_pad)
 
     def as_dict(self) -> dict:
         """The options that shape the batches (so the tokens); read-ahead workers do not."""
-        return {"max_batch_seconds": self.max_batch_seconds, "max_batch_utts": self.max_batch_utts,
-                "max_pad": self.max_pad}
+        return {
+            "max_batch_seconds": self.max_batch_seconds,
+            "max_batch_utts": self.max_batch_utts,
+            "max_pad": self.max_pad,
+        }
 
 
 def check_shard(nshard: int, rank: int) -> None:
@@ -169,7 +182,7 @@ def check_shard(nshard: int, rank: int) -> None:
         raise OptionError(f"need nshard >= 1 and 0 <= rank < nshard (got nshard={nshard}, rank={rank})")
 
 
-def read_list(csv_path: str) -> Tuple[List[Utterance], List[int]]:
+def read_list(csv_path: str) -> tuple[list[Utterance], list[int]]:
     """A validated data list (scores not needed) and the 16 kHz sample count of each utterance."""
     utterances = read_datalist(csv_path, require_score=False)
     return utterances, audio_lengths(utterances)
@@ -192,13 +205,14 @@ class _BatchAudio(torch.utils.data.Dataset):
 
 # --------------------------------------------------------------------------------------- extractor
 
+
 @dataclass
 class BatchFeatures:
     """The frames of one batch: ``feats [n_layers, sum(n_frames), dim]`` in row order."""
 
     batch: int
-    indices: List[int]
-    n_frames: List[int]
+    indices: list[int]
+    n_frames: list[int]
     feats: torch.Tensor
 
 
@@ -206,8 +220,13 @@ class FeatureExtractor:
     """A frozen upstream that turns a batch of waveforms into the unpadded frames of the selected layers
     with exactly one forward call."""
 
-    def __init__(self, upstream: nn.Module, layers: Union[None, str, Sequence[int]] = "all",
-                 device: Union[str, torch.device] = "cpu", probe_seed: int = 0):
+    def __init__(
+        self,
+        upstream: nn.Module,
+        layers: None | str | Sequence[int] = "all",
+        device: str | torch.device = "cpu",
+        probe_seed: int = 0,
+    ):
         self.device = torch.device(device)
         self.upstream = upstream.to(self.device).eval()
         for param in self.upstream.parameters():
@@ -220,21 +239,28 @@ class FeatureExtractor:
         self.n_layers_upstream = len(hidden) - 1
         self.feature_dim = int(hidden[-1].shape[-1])
         self.frame_law = calibrate_frame_law(
-            lambda n: int(self._hidden_states([probe[:n]])[0].shape[1]), self.downsample_rate)
+            lambda n: int(self._hidden_states([probe[:n]])[0].shape[1]), self.downsample_rate
+        )
         self.layers = parse_layers(layers, self.n_layers_upstream)
         dims = {int(hidden[n].shape[-1]) for n in self.layers}
         if len(dims) != 1:
             raise TokenExtractionError(f"selected layers {self.layers} have different feature sizes {sorted(dims)}")
-        log.info("upstream: %d transformer layers, dim %d, frame law (n %+d) // %d; layers %s",
-                 self.n_layers_upstream, self.feature_dim, self.frame_law.offset, self.frame_law.rate, self.layers)
+        log.info(
+            "upstream: %d transformer layers, dim %d, frame law (n %+d) // %d; layers %s",
+            self.n_layers_upstream,
+            self.feature_dim,
+            self.frame_law.offset,
+            self.frame_law.rate,
+            self.layers,
+        )
 
     @classmethod
-    def from_spec(cls, upstream: str, ckpt: Optional[str] = None, **kwargs) -> "FeatureExtractor":
+    def from_spec(cls, upstream: str, ckpt: str | None = None, **kwargs) -> FeatureExtractor:
         """Build the upstream with :func:`distilmos.upstreams.build_upstream` (hub name, ``*_local`` + ckpt,
         or ``module:callable``)."""
         return cls(build_upstream(upstream, ckpt), **kwargs)
 
-    def _hidden_states(self, wavs: List[torch.Tensor]) -> List[torch.Tensor]:
+    def _hidden_states(self, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
         with torch.inference_mode():
             out = self.upstream([w.to(self.device) for w in wavs])
         hidden = out.get("hidden_states") if isinstance(out, dict) else None
@@ -242,7 +268,7 @@ class FeatureExtractor:
             raise TokenExtractionError("the upstream returned no 'hidden_states'")
         return list(hidden)
 
-    def __call__(self, wavs: List[torch.Tensor]) -> Tuple[List[int], torch.Tensor]:
+    def __call__(self, wavs: list[torch.Tensor]) -> tuple[list[int], torch.Tensor]:
         """``(n_frames per row, feats [n_layers, sum(n_frames), dim])``: one upstream forward."""
         hidden = self._hidden_states(wavs)
         longest = max(len(w) for w in wavs)
@@ -251,7 +277,8 @@ class FeatureExtractor:
             if hidden[n].shape[:2] != (len(wavs), expected):
                 raise TokenExtractionError(
                     f"layer {n}: the upstream gave {tuple(hidden[n].shape[:2])} (batch, frames) for {len(wavs)} "
-                    f"waveforms, the longest of {longest} samples; its frame law predicts {expected} frames")
+                    f"waveforms, the longest of {longest} samples; its frame law predicts {expected} frames"
+                )
         n_frames = [self.frame_law.frames(len(w)) for w in wavs]
         device = hidden[self.layers[0]].device
         valid = torch.arange(expected, device=device).unsqueeze(0) < torch.tensor(n_frames, device=device).unsqueeze(1)
@@ -261,12 +288,20 @@ class FeatureExtractor:
             feats[i] = hidden[n][valid]
         return n_frames, feats
 
-    def iter_batches(self, utterances: Sequence[Utterance], batches: Sequence[Sequence[int]],
-                     order: Sequence[int], *, num_workers: int = 0, progress: bool = True,
-                     desc: str = "") -> Iterator[BatchFeatures]:
+    def iter_batches(
+        self,
+        utterances: Sequence[Utterance],
+        batches: Sequence[Sequence[int]],
+        order: Sequence[int],
+        *,
+        num_workers: int = 0,
+        progress: bool = True,
+        desc: str = "",
+    ) -> Iterator[BatchFeatures]:
         """Run the planned ``batches`` in ``order``; audio is read ahead by ``num_workers`` processes."""
-        loader = torch.utils.data.DataLoader(_BatchAudio(utterances, batches, order), batch_size=None,
-                                             shuffle=False, num_workers=num_workers)
+        loader = torch.utils.data.DataLoader(
+            _BatchAudio(utterances, batches, order), batch_size=None, shuffle=False, num_workers=num_workers
+        )
         total = sum(len(batches[b]) for b in order)
         with tqdm(total=total, unit="utt", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
             for b, indices, wavs in loader:

@@ -16,12 +16,13 @@ created), ``<split>.npy`` ``[total_frames, n_layers, dim]`` in the order of the 
 ``<split>.index.json``; atomic writes, resumable and shardable dumps (byte-identical to an uninterrupted
 one), O(1) memory-mapped reads. float32 by default; ``--dtype float16`` halves the disk.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import sys
-from typing import Callable, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -57,23 +58,24 @@ class FeatureStore(FrameStore):
         return FeatureCacheError(message)
 
     @property
-    def row_shape(self) -> Tuple[int, ...]:
+    def row_shape(self) -> tuple[int, ...]:
         return (len(self.layers), int(self.meta["feature_dim"]))
 
     @property
     def n_layers_upstream(self) -> int:
         return int(self.meta["n_layers_upstream"])
 
-    def check(self, upstream: Optional[str], upstream_ckpt: Optional[str],
-              layers: Optional[Sequence[int]] = None) -> None:
+    def check(self, upstream: str | None, upstream_ckpt: str | None, layers: Sequence[int] | None = None) -> None:
         """Raise :class:`FeatureCacheError` naming every field in which this cache differs from a run;
         ``layers`` are those the run needs (the cache may hold more)."""
         problems = self.mismatches(upstream, upstream_ckpt)
         if layers is not None:
             lacking = sorted(set(int(n) for n in layers) - set(self.layers))
             if lacking:
-                problems.append(f"layers: the run needs {sorted(set(int(n) for n in layers))}, "
-                                f"the cache holds {self.layers} (missing {lacking})")
+                problems.append(
+                    f"layers: the run needs {sorted(set(int(n) for n in layers))}, "
+                    f"the cache holds {self.layers} (missing {lacking})"
+                )
         self.refuse(problems)
 
     def features(self, sample_id: str) -> torch.Tensor:
@@ -84,11 +86,13 @@ class FeatureStore(FrameStore):
         return torch.from_numpy(block).transpose(0, 1)
 
     def __repr__(self) -> str:
-        return (f"FeatureStore({self.path!r}, upstream={self.meta['upstream']!r}, layers={self.layers}, "
-                f"dtype={self.meta['feature_dtype']}, splits={self.splits})")
+        return (
+            f"FeatureStore({self.path!r}, upstream={self.meta['upstream']!r}, layers={self.layers}, "
+            f"dtype={self.meta['feature_dtype']}, splits={self.splits})"
+        )
 
 
-def _meta(upstream: str, ckpt: Optional[str], extractor: FeatureExtractor, dtype: str) -> dict:
+def _meta(upstream: str, ckpt: str | None, extractor: FeatureExtractor, dtype: str) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "kind": "features",
@@ -107,8 +111,9 @@ def _meta(upstream: str, ckpt: Optional[str], extractor: FeatureExtractor, dtype
     }
 
 
-def open_store(store_dir: str, upstream: str, ckpt: Optional[str], layers, dtype: str,
-               get_extractor: Callable[[], FeatureExtractor]) -> FeatureStore:
+def open_store(
+    store_dir: str, upstream: str, ckpt: str | None, layers, dtype: str, get_extractor: Callable[[], FeatureExtractor]
+) -> FeatureStore:
     """The cache at ``store_dir``, created (its meta written, atomically) if it does not exist yet, or
     checked against this run if it does."""
     if dtype not in DTYPES:
@@ -144,15 +149,19 @@ def check_disk(store: FeatureStore, split: str, lengths: Sequence[int], nshard: 
     peak = 2 * need
     free = shutil.disk_usage(store.path).free
     # printed, not logged: the disk a dump will take must show whatever the logging set-up
-    print(f"cache {split}: {frames} frames x {len(store.layers)} layers x {store.meta['feature_dim']} dims x "
-          f"{store.dtype.itemsize} bytes = {need} bytes ({need / 2**30:.2f} GiB, {peak / 2**30:.2f} GiB while "
-          f"merging); {free / 2**30:.2f} GiB free in {store.path}", file=sys.stderr)
+    print(
+        f"cache {split}: {frames} frames x {len(store.layers)} layers x {store.meta['feature_dim']} dims x "
+        f"{store.dtype.itemsize} bytes = {need} bytes ({need / 2**30:.2f} GiB, {peak / 2**30:.2f} GiB while "
+        f"merging); {free / 2**30:.2f} GiB free in {store.path}",
+        file=sys.stderr,
+    )
     if free < peak:
         raise FeatureCacheError(
             f"not enough free space in {store.path} for split {split!r}: {frames} frames x {len(store.layers)} "
             f"layers x {store.meta['feature_dim']} dims x {store.dtype.itemsize} bytes = {need / 2**30:.2f} GiB, "
             f"{peak / 2**30:.2f} GiB while merging, {free / 2**30:.2f} GiB free; free some space, cache fewer "
-            "layers (--layers, or -s in the run), or use --dtype float16")
+            "layers (--layers, or -s in the run), or use --dtype float16"
+        )
     return need
 
 
@@ -166,12 +175,24 @@ def _feature_codec(store: FeatureStore) -> RowCodec:
     return RowCodec(dtype, store.row_shape, encode, {})
 
 
-def dump_features(csv: str, store_dir: str, split: str, upstream: str, upstream_ckpt: Optional[str] = None, *,
-                  layers: Union[str, Sequence[int]] = "hidden_states", dtype: str = "float32",
-                  device: Union[str, torch.device] = "cpu", batching: Batching = Batching(), nshard: int = 1,
-                  rank: int = 0, progress: bool = True, overwrite: bool = False,
-                  extractor: Optional[FeatureExtractor] = None,
-                  on_part: Optional[Callable[[int], None]] = None) -> dict:
+def dump_features(
+    csv: str,
+    store_dir: str,
+    split: str,
+    upstream: str,
+    upstream_ckpt: str | None = None,
+    *,
+    layers: str | Sequence[int] = "hidden_states",
+    dtype: str = "float32",
+    device: str | torch.device = "cpu",
+    batching: Batching = Batching(),
+    nshard: int = 1,
+    rank: int = 0,
+    progress: bool = True,
+    overwrite: bool = False,
+    extractor: FeatureExtractor | None = None,
+    on_part: Callable[[int], None] | None = None,
+) -> dict:
     """Cache the hidden states of every utterance of ``csv`` as split ``split``; returns the split's
     summary (``nshard == 1``) or this rank's progress (then ``merge_features``)."""
     check_shard(nshard, rank)
@@ -185,8 +206,10 @@ def dump_features(csv: str, store_dir: str, split: str, upstream: str, upstream_
     store = open_store(store_dir, upstream, upstream_ckpt, layers, dtype, get_extractor)
     if overwrite:
         if nshard > 1:
-            raise FeatureCacheError("--overwrite with --nshard would let ranks delete each other's parts; "
-                                    "remove the split once (a single rank with --overwrite, or delete its files)")
+            raise FeatureCacheError(
+                "--overwrite with --nshard would let ranks delete each other's parts; "
+                "remove the split once (a single rank with --overwrite, or delete its files)"
+            )
         remove_split(store.path, split)
     utterances, lengths = read_list(csv)
     if os.path.isfile(split_paths(store.path, split)[1]):
@@ -198,26 +221,45 @@ def dump_features(csv: str, store_dir: str, split: str, upstream: str, upstream_
     def checked_extractor() -> FeatureExtractor:
         ex = get_extractor()
         if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
-            raise FeatureCacheError(f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
-                                    f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}")
+            raise FeatureCacheError(
+                f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
+                f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}"
+            )
         return ex
 
-    progress_doc = dump_rows(store, csv, split, utterances, lengths, batching, lambda _ex: _feature_codec(store),
-                             {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
-                             checked_extractor, nshard=nshard, rank=rank, progress=progress, on_part=on_part)
+    progress_doc = dump_rows(
+        store,
+        csv,
+        split,
+        utterances,
+        lengths,
+        batching,
+        lambda _ex: _feature_codec(store),
+        {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
+        checked_extractor,
+        nshard=nshard,
+        rank=rank,
+        progress=progress,
+        on_part=on_part,
+    )
     if nshard == 1:
         return merge_features(store.path, split)
     return progress_doc
 
 
-def merge_features(store_dir: str, split: str, nshard: Optional[int] = None) -> dict:
+def merge_features(store_dir: str, split: str, nshard: int | None = None) -> dict:
     """Write the split's array and index from the parts of every rank (see :func:`dump_features`)."""
     store = FeatureStore(store_dir)
 
     def summarize(base: dict) -> dict:
-        return {"layers": base["layers"], "n_utterances": base["n_utterances"], "total_frames": base["total_frames"],
-                "bytes": base["total_frames"] * int(np.prod(store.row_shape)) * store.dtype.itemsize,
-                "n_batches": base["n_batches"], "batching": base["batching"], "csv": base["csv"]}
+        return {
+            "layers": base["layers"],
+            "n_utterances": base["n_utterances"],
+            "total_frames": base["total_frames"],
+            "bytes": base["total_frames"] * int(np.prod(store.row_shape)) * store.dtype.itemsize,
+            "n_batches": base["n_batches"],
+            "batching": base["batching"],
+            "csv": base["csv"],
+        }
 
     return finalize_rows(store, split, store.dtype, store.row_shape, summarize, nshard)
-

@@ -18,6 +18,7 @@ weighted by their counts (Guha et al.'s two-level streaming k-means) into the fi
 writes the store and removes ``fit_shards/``. With ``N = 1`` this is not used: the plain fit is the
 paper's single online pass.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ import logging
 import os
 import shutil
 import time
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -35,8 +36,20 @@ from distilmos.fileio import sha256_file
 
 from .extract import Batching, FeatureExtractor, check_shard, read_list
 from .kmeans import BACKENDS, KMeansError, make_kmeans, merge_centroids
-from .store import (CENTROIDS, FIT_SHARDS, FORMAT_VERSION, INDEX_SUFFIX, META, PARTS_SUFFIX, SUMMARY, TokenStoreError,
-                    library_versions, token_dtype, write_json, write_npy)
+from .store import (
+    CENTROIDS,
+    FIT_SHARDS,
+    FORMAT_VERSION,
+    INDEX_SUFFIX,
+    META,
+    PARTS_SUFFIX,
+    SUMMARY,
+    TokenStoreError,
+    library_versions,
+    token_dtype,
+    write_json,
+    write_npy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +62,36 @@ def _clear_store(out: str, keep_shards: bool = False) -> None:
     """Remove the files of an earlier store in ``out`` (only names a store uses; nothing else)."""
     for name in os.listdir(out):
         path = os.path.join(out, name)
-        if name in (META, CENTROIDS, SUMMARY) or name.endswith(INDEX_SUFFIX) or (
-                name.endswith(".npy") and os.path.isfile(path)):
+        if (
+            name in (META, CENTROIDS, SUMMARY)
+            or name.endswith(INDEX_SUFFIX)
+            or (name.endswith(".npy") and os.path.isfile(path))
+        ):
             os.remove(path)
         elif name.endswith(PARTS_SUFFIX) or (name == FIT_SHARDS and not keep_shards):
             shutil.rmtree(path)
 
 
-def fit_store(csv: str, upstream: str, ckpt: Optional[str], out: str, *,
-              layers: Union[str, Sequence[int]] = "all", n_clusters: int = 200, batch_size: int = 64,
-              init_size: Optional[int] = None, backend: str = "sklearn", seed: int = 0,
-              device: Union[str, torch.device] = "cpu", batching: Batching = Batching(),
-              nshard: int = 1, rank: int = 0, progress: bool = True, overwrite: bool = False,
-              extractor: Optional[FeatureExtractor] = None) -> dict:
+def fit_store(
+    csv: str,
+    upstream: str,
+    ckpt: str | None,
+    out: str,
+    *,
+    layers: str | Sequence[int] = "all",
+    n_clusters: int = 200,
+    batch_size: int = 64,
+    init_size: int | None = None,
+    backend: str = "sklearn",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batching: Batching = Batching(),
+    nshard: int = 1,
+    rank: int = 0,
+    progress: bool = True,
+    overwrite: bool = False,
+    extractor: FeatureExtractor | None = None,
+) -> dict:
     """Fit the centroids of every selected layer on ``csv`` and write the store ``out`` (or, with
     ``nshard > 1``, this rank's shard file). Returns the fit summary.
 
@@ -74,8 +104,9 @@ def fit_store(csv: str, upstream: str, ckpt: Optional[str], out: str, *,
     os.makedirs(out, exist_ok=True)
     if nshard == 1 and os.path.isfile(os.path.join(out, META)):
         if not overwrite:
-            raise TokenStoreError(f"{out} already holds a token store; pass --overwrite to replace it "
-                                  "(its dumped splits are removed too)")
+            raise TokenStoreError(
+                f"{out} already holds a token store; pass --overwrite to replace it (its dumped splits are removed too)"
+            )
     started = time.perf_counter()
     utterances, lengths = read_list(csv)
     if extractor is None:
@@ -89,8 +120,9 @@ def fit_store(csv: str, upstream: str, ckpt: Optional[str], out: str, *,
     shuffle = torch.Generator().manual_seed(seed)
     n_utts = 0
     desc = "fit" if nshard == 1 else f"fit rank {rank}/{nshard}"
-    for batch in extractor.iter_batches(utterances, plan, order, num_workers=batching.num_workers,
-                                        progress=progress, desc=desc):
+    for batch in extractor.iter_batches(
+        utterances, plan, order, num_workers=batching.num_workers, progress=progress, desc=desc
+    ):
         perm = torch.randperm(batch.feats.shape[1], generator=shuffle).to(batch.feats.device)
         kmeans.partial_fit(batch.feats[:, perm])
         n_utts += len(batch.indices)
@@ -99,8 +131,13 @@ def fit_store(csv: str, upstream: str, ckpt: Optional[str], out: str, *,
 
     meta = _meta(upstream, ckpt, extractor, kmeans, backend, seed, batching, csv, len(utterances))
     summary = _fit_summary(extractor.layers, n_utts, kmeans.n_frames, kmeans.counts, kmeans.inertia, kmeans.n_steps)
-    log.info("fit: %d utterances, %d frames per layer in %.1f s (%.1f utt/s)",
-             n_utts, kmeans.n_frames, elapsed, n_utts / max(elapsed, 1e-9))
+    log.info(
+        "fit: %d utterances, %d frames per layer in %.1f s (%.1f utt/s)",
+        n_utts,
+        kmeans.n_frames,
+        elapsed,
+        n_utts / max(elapsed, 1e-9),
+    )
     if nshard > 1:
         _write_shard(shard_path(out, nshard, rank), meta, kmeans, n_utts)
         return summary
@@ -111,9 +148,15 @@ def fit_store(csv: str, upstream: str, ckpt: Optional[str], out: str, *,
 
 
 def _meta(upstream, ckpt, extractor, kmeans, backend, seed, batching, csv, n_utts) -> dict:
-    kmeans_params = {"n_clusters": kmeans.n_clusters, "batch_size": kmeans.batch_size, "init_size": kmeans.init_size,
-                     "init": "k-means++", "update": "partial_fit (MiniBatchKMeans)" if backend == "sklearn"
-                     else "mini-batch, per-centre counts (Sculley 2010)"}
+    kmeans_params = {
+        "n_clusters": kmeans.n_clusters,
+        "batch_size": kmeans.batch_size,
+        "init_size": kmeans.init_size,
+        "init": "k-means++",
+        "update": "partial_fit (MiniBatchKMeans)"
+        if backend == "sklearn"
+        else "mini-batch, per-centre counts (Sculley 2010)",
+    }
     if backend == "sklearn":
         kmeans_params["reassignment_ratio"] = kmeans.reassignment_ratio
     return {
@@ -164,9 +207,16 @@ def _write_shard(path: str, meta: dict, kmeans, n_utts: int) -> None:
     from distilmos.fileio import atomic_write
 
     with atomic_write(path, "wb") as handle:
-        np.savez(handle, centers=kmeans.cluster_centers, counts=kmeans.counts, inertia=kmeans.inertia,
-                 n_frames=np.int64(kmeans.n_frames), n_steps=np.int64(kmeans.n_steps), n_utterances=np.int64(n_utts),
-                 meta=np.array(json.dumps(meta, sort_keys=True)))
+        np.savez(
+            handle,
+            centers=kmeans.cluster_centers,
+            counts=kmeans.counts,
+            inertia=kmeans.inertia,
+            n_frames=np.int64(kmeans.n_frames),
+            n_steps=np.int64(kmeans.n_steps),
+            n_utterances=np.int64(n_utts),
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+        )
 
 
 def fit_from_shards(out: str, nshard: int, *, overwrite: bool = False) -> dict:
@@ -177,8 +227,10 @@ def fit_from_shards(out: str, nshard: int, *, overwrite: bool = False) -> dict:
     paths = [shard_path(out, nshard, r) for r in range(nshard)]
     missing = [r for r, p in enumerate(paths) if not os.path.isfile(p)]
     if missing:
-        raise TokenStoreError(f"{out}: fit shards of rank(s) {missing} (of {nshard}) are missing; run "
-                              f"`fit ... --nshard {nshard} --rank R` for them first")
+        raise TokenStoreError(
+            f"{out}: fit shards of rank(s) {missing} (of {nshard}) are missing; run "
+            f"`fit ... --nshard {nshard} --rank R` for them first"
+        )
     shards = [dict(np.load(p)) for p in paths]
     metas = [json.loads(str(s["meta"])) for s in shards]
     for r, m in enumerate(metas[1:], start=1):
@@ -186,10 +238,18 @@ def fit_from_shards(out: str, nshard: int, *, overwrite: bool = False) -> dict:
             diff = sorted(k for k in set(m) | set(metas[0]) if m.get(k) != metas[0].get(k))
             raise TokenStoreError(f"{paths[r]} was fitted with other settings than {paths[0]} (fields {diff})")
     meta = dict(metas[0], fit_shards=nshard)
-    centers, counts = merge_centroids([(s["centers"], s["counts"]) for s in shards], meta["n_clusters"], seed=meta["seed"])
+    centers, counts = merge_centroids(
+        [(s["centers"], s["counts"]) for s in shards], meta["n_clusters"], seed=meta["seed"]
+    )
     n_frames = sum(int(s["n_frames"]) for s in shards)
-    summary = _fit_summary(meta["layers"], sum(int(s["n_utterances"]) for s in shards), n_frames, counts,
-                           np.sum([s["inertia"] for s in shards], axis=0), sum(int(s["n_steps"]) for s in shards))
+    summary = _fit_summary(
+        meta["layers"],
+        sum(int(s["n_utterances"]) for s in shards),
+        n_frames,
+        counts,
+        np.sum([s["inertia"] for s in shards], axis=0),
+        sum(int(s["n_steps"]) for s in shards),
+    )
     summary["shards"] = nshard
     if os.path.isfile(os.path.join(out, META)):
         _clear_store(out, keep_shards=True)

@@ -18,12 +18,13 @@ A last partial batch is used by :meth:`LayerwiseKMeans.finalize`. Memory stays a
 to the centres of that step (sklearn: after its update; torch: before it). The exact inertia against the
 final centres is what ``dump`` reports per split.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -49,15 +50,18 @@ class LayerwiseKMeans:
     backend = ""
     buffer_device = torch.device("cpu")
 
-    def __init__(self, n_layers: int, n_clusters: int, batch_size: int = 64,
-                 init_size: Optional[int] = None, seed: int = 0):
+    def __init__(
+        self, n_layers: int, n_clusters: int, batch_size: int = 64, init_size: int | None = None, seed: int = 0
+    ):
         if n_clusters < 1 or batch_size < 1 or n_layers < 1:
-            raise KMeansError(f"need n_layers, n_clusters and batch_size >= 1 (got {n_layers}, {n_clusters}, {batch_size})")
+            raise KMeansError(
+                f"need n_layers, n_clusters and batch_size >= 1 (got {n_layers}, {n_clusters}, {batch_size})"
+            )
         self.n_layers, self.n_clusters, self.batch_size, self.seed = n_layers, n_clusters, batch_size, seed
         self.init_size = max(int(init_size or default_init_size(n_clusters, batch_size)), n_clusters)
         self.n_frames = 0
         self.n_steps = 0
-        self._pending: List[torch.Tensor] = []
+        self._pending: list[torch.Tensor] = []
         self._n_pending = 0
         self._initialized = False
         self._finalized = False
@@ -93,13 +97,15 @@ class LayerwiseKMeans:
         self._n_pending = rest.shape[1]
         return head
 
-    def finalize(self) -> "LayerwiseKMeans":
+    def finalize(self) -> LayerwiseKMeans:
         """Use the frames still buffered; after this the centres are final."""
         if self._finalized:
             return self
         if not self._initialized and self._n_pending < self.n_clusters:
-            raise KMeansError(f"only {self._n_pending} frames were given for {self.n_clusters} clusters; "
-                              "use more data or a smaller --n_clusters")
+            raise KMeansError(
+                f"only {self._n_pending} frames were given for {self.n_clusters} clusters; "
+                "use more data or a smaller --n_clusters"
+            )
         with self._compute_context():
             if not self._initialized:
                 self._first(self._take(self._n_pending))
@@ -143,17 +149,25 @@ class SklearnLayerwiseKMeans(LayerwiseKMeans):
 
     backend = "sklearn"
 
-    def __init__(self, n_layers, n_clusters, batch_size=64, init_size=None, seed=0,
-                 reassignment_ratio: float = 0.01, device=None):
+    def __init__(
+        self, n_layers, n_clusters, batch_size=64, init_size=None, seed=0, reassignment_ratio: float = 0.01, device=None
+    ):
         super().__init__(n_layers, n_clusters, batch_size, init_size, seed)
         from sklearn.cluster import MiniBatchKMeans
 
         self.reassignment_ratio = reassignment_ratio
         # A distinct, fixed seed per layer: layers must not share random streams, and reruns must agree.
         self.models = [
-            MiniBatchKMeans(n_clusters=n_clusters, batch_size=batch_size, init_size=self.init_size, n_init=1,
-                            init="k-means++", reassignment_ratio=reassignment_ratio, random_state=seed + i,
-                            compute_labels=True)
+            MiniBatchKMeans(
+                n_clusters=n_clusters,
+                batch_size=batch_size,
+                init_size=self.init_size,
+                n_init=1,
+                init="k-means++",
+                reassignment_ratio=reassignment_ratio,
+                random_state=seed + i,
+                compute_labels=True,
+            )
             for i in range(n_layers)
         ]
         self._inertia = np.zeros(n_layers, dtype=np.float64)
@@ -200,8 +214,8 @@ class TorchLayerwiseKMeans(LayerwiseKMeans):
         self.device = self.buffer_device = torch.device(device)
         # Random draws come from a CPU generator, so a seed gives the same draws on every device.
         self._generator = torch.Generator().manual_seed(seed)
-        self._centers: Optional[torch.Tensor] = None   # [L, k, D]
-        self._counts: Optional[torch.Tensor] = None    # [L, k], float64
+        self._centers: torch.Tensor | None = None  # [L, k, D]
+        self._counts: torch.Tensor | None = None  # [L, k], float64
         self._inertia = torch.zeros(n_layers, dtype=torch.float64)
 
     def _first(self, frames):
@@ -209,9 +223,9 @@ class TorchLayerwiseKMeans(LayerwiseKMeans):
         n = frames.shape[1]
         # Seed from a random subset of init_size frames (all of them here: the first buffer is that size).
         take = torch.randperm(n, generator=self._generator)[: self.init_size].to(self.device)
-        self._centers = torch.stack([
-            kmeans_plus_plus(frames[i, take], self.n_clusters, self._generator) for i in range(self.n_layers)
-        ])
+        self._centers = torch.stack(
+            [kmeans_plus_plus(frames[i, take], self.n_clusters, self._generator) for i in range(self.n_layers)]
+        )
         self._counts = torch.zeros(self.n_layers, self.n_clusters, dtype=torch.float64, device=self.device)
         self._step(frames)
 
@@ -248,8 +262,15 @@ class TorchLayerwiseKMeans(LayerwiseKMeans):
         return self._inertia.numpy().copy()
 
 
-def make_kmeans(backend: str, n_layers: int, n_clusters: int, batch_size: int = 64,
-                init_size: Optional[int] = None, seed: int = 0, device="cpu") -> LayerwiseKMeans:
+def make_kmeans(
+    backend: str,
+    n_layers: int,
+    n_clusters: int,
+    batch_size: int = 64,
+    init_size: int | None = None,
+    seed: int = 0,
+    device="cpu",
+) -> LayerwiseKMeans:
     """A :class:`LayerwiseKMeans` of the named backend (``sklearn`` always runs on the CPU)."""
     if backend == "sklearn":
         return SklearnLayerwiseKMeans(n_layers, n_clusters, batch_size, init_size, seed)
@@ -265,7 +286,7 @@ def squared_distances(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     return dist.clamp_min_(0)
 
 
-def assign(x: torch.Tensor, centers: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def assign(x: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centre of each frame: ``(labels [L, n] int64, squared distance [L, n])`` for
     ``x [L, n, D]`` and ``centers [L, k, D]`` (ties go to the lower index)."""
     dist = squared_distances(x.float(), centers.float())
@@ -273,8 +294,9 @@ def assign(x: torch.Tensor, centers: torch.Tensor) -> Tuple[torch.Tensor, torch.
     return labels, sqdist
 
 
-def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator,
-                     weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+def kmeans_plus_plus(
+    x: torch.Tensor, k: int, generator: torch.Generator, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with 2 + log k trials per centre as in
     sklearn) of ``x [n, D]``; returns ``[k, D]``. Draws come from the CPU ``generator``."""
     n = x.shape[0]
@@ -289,7 +311,7 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator,
 
     first = int(torch.multinomial(w.cpu(), 1, generator=generator))
     chosen = [first]
-    closest = dist_to(torch.tensor([first], device=x.device))[0]   # [n]
+    closest = dist_to(torch.tensor([first], device=x.device))[0]  # [n]
     for _ in range(1, k):
         potential = (closest * w).cumsum(0)
         total = float(potential[-1])
@@ -307,8 +329,9 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator,
     return x[torch.tensor(chosen, device=x.device)].clone()
 
 
-def merge_centroids(shards: Sequence[Tuple[np.ndarray, np.ndarray]], n_clusters: int, seed: int = 0,
-                    n_init: int = 3) -> Tuple[np.ndarray, np.ndarray]:
+def merge_centroids(
+    shards: Sequence[tuple[np.ndarray, np.ndarray]], n_clusters: int, seed: int = 0, n_init: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Combine per-shard clusterings into one: per layer, weighted k-means (Lloyd, sklearn ``KMeans``)
     of all shards' centres with their counts as weights (the two-level scheme of Guha et al. 2003,
     "Clustering data streams").
@@ -318,14 +341,16 @@ def merge_centroids(shards: Sequence[Tuple[np.ndarray, np.ndarray]], n_clusters:
     """
     from sklearn.cluster import KMeans
 
-    centers = np.concatenate([c for c, _ in shards], axis=1)   # [L, S*k, D]
-    counts = np.concatenate([w for _, w in shards], axis=1)    # [L, S*k]
+    centers = np.concatenate([c for c, _ in shards], axis=1)  # [L, S*k, D]
+    counts = np.concatenate([w for _, w in shards], axis=1)  # [L, S*k]
     merged, merged_counts = [], []
     for layer in range(centers.shape[0]):
         keep = counts[layer] > 0
         points, weights = centers[layer][keep].astype(np.float64), counts[layer][keep].astype(np.float64)
         if len(points) < n_clusters:
-            raise KMeansError(f"layer row {layer}: only {len(points)} used centres across shards for {n_clusters} clusters")
+            raise KMeansError(
+                f"layer row {layer}: only {len(points)} used centres across shards for {n_clusters} clusters"
+            )
         model = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed + layer)
         model.fit(points, sample_weight=weights)
         merged.append(model.cluster_centers_.astype(np.float32))

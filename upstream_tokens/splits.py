@@ -18,6 +18,7 @@ finalizes by itself.
 What a row is comes from a :class:`RowCodec`: token ids per layer (:mod:`upstream_tokens.dump`), or the
 hidden states of the stored layers (:mod:`upstream_tokens.feature_cache`).
 """
+
 from __future__ import annotations
 
 import glob
@@ -25,8 +26,8 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,8 +53,8 @@ class RowCodec:
     """
 
     dtype: np.dtype
-    row_shape: Tuple[int, ...]
-    encode: Callable[[torch.Tensor], Tuple[np.ndarray, np.ndarray]]
+    row_shape: tuple[int, ...]
+    encode: Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
     source: dict
 
 
@@ -61,7 +62,7 @@ def part_path(parts_dir: str, batch: int) -> str:
     return os.path.join(parts_dir, f"b{batch:06d}.npz")
 
 
-def part_ids(path: str) -> Optional[List[str]]:
+def part_ids(path: str) -> list[str] | None:
     """The sample ids a part file holds, or None when it cannot be read."""
     try:
         with np.load(path) as part:
@@ -70,10 +71,15 @@ def part_ids(path: str) -> Optional[List[str]]:
         return None
 
 
-def _write_part(path: str, ids: List[str], lengths: List[int], rows: np.ndarray, stats: np.ndarray) -> None:
+def _write_part(path: str, ids: list[str], lengths: list[int], rows: np.ndarray, stats: np.ndarray) -> None:
     with atomic_write(path, "wb") as handle:
-        np.savez(handle, ids=np.array(ids, dtype=str), lengths=np.asarray(lengths, dtype=np.int64),
-                 rows=rows, stats=np.asarray(stats, dtype=np.float64))
+        np.savez(
+            handle,
+            ids=np.array(ids, dtype=str),
+            lengths=np.asarray(lengths, dtype=np.int64),
+            rows=rows,
+            stats=np.asarray(stats, dtype=np.float64),
+        )
 
 
 def _claim_plan(store: FrameStore, parts_dir: str, doc: dict) -> None:
@@ -88,16 +94,19 @@ def _claim_plan(store: FrameStore, parts_dir: str, doc: dict) -> None:
         raise store.error(
             f"{parts_dir} holds a dump started with another plan (differs in {fields}: another data list, "
             "batching options or store contents). Finish it with the same options, or pass --overwrite to "
-            "start over.")
+            "start over."
+        )
 
 
-def already_done(store: FrameStore, split: str, sample_ids: List[str]) -> dict:
+def already_done(store: FrameStore, split: str, sample_ids: list[str]) -> dict:
     """The summary of a complete split dumped from the same list (tidying what a killed run left)."""
     _, index_path, parts_dir = split_paths(store.path, split)
     index = read_json(index_path)
     if [item[0] for item in index["items"]] != sample_ids:
-        raise store.error(f"split {split!r} of {store.path} was dumped from another data list "
-                          f"({index.get('csv')}); pass --overwrite to replace it")
+        raise store.error(
+            f"split {split!r} of {store.path} was dumped from another data list "
+            f"({index.get('csv')}); pass --overwrite to replace it"
+        )
     # A run killed between writing the index and tidying up leaves these to finish.
     if store.summary.get("dump", {}).get(split) != index["summary"]:
         update_summary(store.path, "dump", split, index["summary"])
@@ -106,10 +115,22 @@ def already_done(store: FrameStore, split: str, sample_ids: List[str]) -> dict:
     return index["summary"]
 
 
-def dump_rows(store: FrameStore, csv: str, split: str, utterances: Sequence, lengths: Sequence[int],
-              batching: Batching, codec_of: Callable[[FeatureExtractor], RowCodec], source: dict,
-              get_extractor: Callable[[], FeatureExtractor], *, nshard: int = 1, rank: int = 0,
-              progress: bool = True, on_part: Optional[Callable[[int], None]] = None) -> dict:
+def dump_rows(
+    store: FrameStore,
+    csv: str,
+    split: str,
+    utterances: Sequence,
+    lengths: Sequence[int],
+    batching: Batching,
+    codec_of: Callable[[FeatureExtractor], RowCodec],
+    source: dict,
+    get_extractor: Callable[[], FeatureExtractor],
+    *,
+    nshard: int = 1,
+    rank: int = 0,
+    progress: bool = True,
+    on_part: Callable[[int], None] | None = None,
+) -> dict:
     """Write this rank's part files of ``split`` (see the module docstring); return its progress.
 
     ``batching`` must be resolved (:meth:`Batching.resolved`); the extractor is built by
@@ -118,11 +139,23 @@ def dump_rows(store: FrameStore, csv: str, split: str, utterances: Sequence, len
     check_shard(nshard, rank)
     _, _, parts_dir = split_paths(store.path, split)
     plan = batching.plan(lengths)
-    _claim_plan(store, parts_dir, {
-        "split": split, "csv": os.path.abspath(csv), "sample_ids": [u.sample_id for u in utterances],
-        "batches": [list(map(int, b)) for b in plan], "batching": batching.as_dict(), **source})
-    todo = [b for b in range(len(plan)) if b % nshard == rank
-            and part_ids(part_path(parts_dir, b)) != [utterances[i].sample_id for i in plan[b]]]
+    _claim_plan(
+        store,
+        parts_dir,
+        {
+            "split": split,
+            "csv": os.path.abspath(csv),
+            "sample_ids": [u.sample_id for u in utterances],
+            "batches": [list(map(int, b)) for b in plan],
+            "batching": batching.as_dict(),
+            **source,
+        },
+    )
+    todo = [
+        b
+        for b in range(len(plan))
+        if b % nshard == rank and part_ids(part_path(parts_dir, b)) != [utterances[i].sample_id for i in plan[b]]
+    ]
     mine = sum(1 for b in range(len(plan)) if b % nshard == rank)
     if len(todo) < mine:
         log.info("dump %s: resuming, %d of %d batches already done", split, mine - len(todo), mine)
@@ -131,11 +164,17 @@ def dump_rows(store: FrameStore, csv: str, split: str, utterances: Sequence, len
         codec = codec_of(extractor)
         started, n_utts = time.perf_counter(), 0
         desc = f"dump {split}" if nshard == 1 else f"dump {split} rank {rank}/{nshard}"
-        for batch in extractor.iter_batches(utterances, plan, todo, num_workers=batching.num_workers,
-                                            progress=progress, desc=desc):
+        for batch in extractor.iter_batches(
+            utterances, plan, todo, num_workers=batching.num_workers, progress=progress, desc=desc
+        ):
             rows, stats = codec.encode(batch.feats)
-            _write_part(part_path(parts_dir, batch.batch), [utterances[i].sample_id for i in batch.indices],
-                        batch.n_frames, rows, stats)
+            _write_part(
+                part_path(parts_dir, batch.batch),
+                [utterances[i].sample_id for i in batch.indices],
+                batch.n_frames,
+                rows,
+                stats,
+            )
             n_utts += len(batch.indices)
             if on_part is not None:
                 on_part(batch.batch)
@@ -144,16 +183,22 @@ def dump_rows(store: FrameStore, csv: str, split: str, utterances: Sequence, len
     return {"split": split, "rank": rank, "nshard": nshard, "batches": mine, "batches_written": len(todo)}
 
 
-def read_plan(store: FrameStore, split: str) -> Optional[dict]:
+def read_plan(store: FrameStore, split: str) -> dict | None:
     """The plan of a dump under way, or None when there is none."""
     _, _, parts_dir = split_paths(store.path, split)
     path = os.path.join(parts_dir, PLAN)
     return read_json(path) if os.path.isfile(path) else None
 
 
-def finalize_rows(store: FrameStore, split: str, dtype, row_shape: Tuple[int, ...],
-                  summarize: Callable[[Dict], dict], nshard: Optional[int] = None,
-                  on_part: Optional[Callable[[np.ndarray, np.ndarray], None]] = None) -> dict:
+def finalize_rows(
+    store: FrameStore,
+    split: str,
+    dtype,
+    row_shape: tuple[int, ...],
+    summarize: Callable[[dict], dict],
+    nshard: int | None = None,
+    on_part: Callable[[np.ndarray, np.ndarray], None] | None = None,
+) -> dict:
     """``merge``: write ``<split>.npy`` and ``<split>.index.json`` (CSV order) from the parts of every
     planned batch, record the split's summary, and remove the parts. Returns the summary.
 
@@ -165,12 +210,13 @@ def finalize_rows(store: FrameStore, split: str, dtype, row_shape: Tuple[int, ..
     if doc is None:
         if os.path.isfile(index_path):
             return read_json(index_path)["summary"]
-        raise store.error(f"{store.path}: no dump of split {split!r} under way (no {os.path.join(parts_dir, PLAN)}); "
-                          "run dump first")
+        raise store.error(
+            f"{store.path}: no dump of split {split!r} under way (no {os.path.join(parts_dir, PLAN)}); run dump first"
+        )
     sample_ids, plan = doc["sample_ids"], doc["batches"]
 
     # Pass 1: frame counts of every utterance, and a check that every batch is there and whole.
-    lengths: Dict[int, int] = {}
+    lengths: dict[int, int] = {}
     missing = []
     for b, rows in enumerate(plan):
         path = part_path(parts_dir, b)
@@ -181,14 +227,17 @@ def finalize_rows(store: FrameStore, split: str, dtype, row_shape: Tuple[int, ..
             lengths.update(zip(rows, (int(n) for n in part["lengths"])))
     if missing:
         ranks = f"; rank(s) {sorted({b % nshard for b in missing})} of {nshard} are not done" if nshard else ""
-        raise store.error(f"split {split!r}: {len(missing)} of {len(plan)} planned batches have no part yet "
-                          f"(first: {missing[:5]}){ranks}. Run (or rerun) the dump ranks, then merge.")
+        raise store.error(
+            f"split {split!r}: {len(missing)} of {len(plan)} planned batches have no part yet "
+            f"(first: {missing[:5]}){ranks}. Run (or rerun) the dump ranks, then merge."
+        )
     offsets = np.concatenate([[0], np.cumsum([lengths[i] for i in range(len(sample_ids))])]).astype(np.int64)
     total = int(offsets[-1])
 
     # Pass 2: copy every part's rows to their CSV-order place; sums run in plan order (deterministic).
     for stale in glob.glob(os.path.join(store.path, f".{split}.npy.*.tmp")) + glob.glob(
-            os.path.join(store.path, f".{split}.index.json.*.tmp")):
+        os.path.join(store.path, f".{split}.index.json.*.tmp")
+    ):
         os.remove(stale)  # left by a run killed while finalizing
     stats_sum = None
     with npy_writer(array_path, dtype, (total, *row_shape)) as out:
@@ -201,17 +250,32 @@ def finalize_rows(store: FrameStore, split: str, dtype, row_shape: Tuple[int, ..
             pos = 0
             for i in rows:
                 n = lengths[i]
-                out[offsets[i]:offsets[i] + n] = block[pos:pos + n]
+                out[offsets[i] : offsets[i] + n] = block[pos : pos + n]
                 pos += n
-    summary = summarize({
-        "layers": store.layers, "n_utterances": len(sample_ids), "total_frames": total,
-        "stats": [] if stats_sum is None else [float(x) for x in stats_sum],
-        "n_batches": len(plan), "batching": doc["batching"], "csv": doc["csv"]})
-    write_json(index_path, {
-        "split": split, "csv": doc["csv"], "row_shape": list(row_shape), "dtype": np.dtype(dtype).name,
-        "total_frames": total, "summary": summary,
-        "items": [[sid, int(offsets[i]), int(lengths[i])] for i, sid in enumerate(sample_ids)],
-    }, indent=None)  # one line: an index can hold millions of items
+    summary = summarize(
+        {
+            "layers": store.layers,
+            "n_utterances": len(sample_ids),
+            "total_frames": total,
+            "stats": [] if stats_sum is None else [float(x) for x in stats_sum],
+            "n_batches": len(plan),
+            "batching": doc["batching"],
+            "csv": doc["csv"],
+        }
+    )
+    write_json(
+        index_path,
+        {
+            "split": split,
+            "csv": doc["csv"],
+            "row_shape": list(row_shape),
+            "dtype": np.dtype(dtype).name,
+            "total_frames": total,
+            "summary": summary,
+            "items": [[sid, int(offsets[i]), int(lengths[i])] for i, sid in enumerate(sample_ids)],
+        },
+        indent=None,
+    )  # one line: an index can hold millions of items
     update_summary(store.path, "dump", split, summary)
     shutil.rmtree(parts_dir)
     return summary

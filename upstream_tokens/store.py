@@ -25,6 +25,7 @@ upstream (an error).
 against its index, so a truncated file fails at once), but maps the arrays lazily, once per process:
 a store handed to DataLoader workers (forked or pickled) maps its files afresh in each worker.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,7 +33,7 @@ import fcntl
 import json
 import os
 import re
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -59,12 +60,13 @@ class TokenStoreError(ToolkitError, ValueError):
 
 # ----------------------------------------------------------------------------------------- helpers
 
+
 def token_dtype(n_clusters: int) -> np.dtype:
     """The smallest signed integer type holding token ids ``0 .. n_clusters-1`` (int16 for k <= 32767)."""
     return np.dtype(np.int16) if n_clusters <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
 
 
-def library_versions() -> Dict[str, Optional[str]]:
+def library_versions() -> dict[str, str | None]:
     """Versions of the libraries whose behaviour shapes the tokens."""
     from importlib import metadata
 
@@ -78,26 +80,32 @@ def library_versions() -> Dict[str, Optional[str]]:
                 continue
         return None
 
-    return {"torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
-            "s3prl": dist("espnet-s3prl", "s3prl")}
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "s3prl": dist("espnet-s3prl", "s3prl"),
+    }
 
 
 def check_split_name(split: str) -> str:
     """Refuse split names that are not plain file-name stems or that collide with store files."""
     if not _SPLIT_NAME.match(split or "") or split in _RESERVED:
-        raise TokenStoreError(f"invalid split name {split!r}: use letters, digits, '_', '-', '.' "
-                              f"(not starting with '.'), and none of {sorted(_RESERVED)}")
+        raise TokenStoreError(
+            f"invalid split name {split!r}: use letters, digits, '_', '-', '.' "
+            f"(not starting with '.'), and none of {sorted(_RESERVED)}"
+        )
     return split
 
 
-def split_paths(store_dir: str, split: str) -> Tuple[str, str, str]:
+def split_paths(store_dir: str, split: str) -> tuple[str, str, str]:
     """``(array, index, parts folder)`` paths of a split."""
     check_split_name(split)
     base = os.path.join(store_dir, split)
     return base + ".npy", base + INDEX_SUFFIX, base + PARTS_SUFFIX
 
 
-def write_json(path: str, obj, indent: Optional[int] = 1) -> None:
+def write_json(path: str, obj, indent: int | None = 1) -> None:
     """Write JSON atomically, with sorted keys so that equal content gives equal bytes."""
     with atomic_write(path, "w", encoding="utf-8") as handle:
         json.dump(obj, handle, indent=indent, sort_keys=True)
@@ -138,7 +146,7 @@ def npy_writer(path: str, dtype, shape: Sequence[int]) -> Iterator[np.ndarray]:
         del mapped
 
 
-def update_summary(store_dir: str, section: str, key: Optional[str], value) -> None:
+def update_summary(store_dir: str, section: str, key: str | None, value) -> None:
     """Set ``summary[section]`` (or ``summary[section][key]``) under a lock on the store folder, so
     that dumps of different splits finishing together do not lose each other's entries."""
     fd = os.open(store_dir, os.O_RDONLY)
@@ -167,12 +175,13 @@ def remove_split(store_dir: str, split: str) -> None:
     shutil.rmtree(parts, ignore_errors=True)
 
 
-def _npy_header(path: str) -> Tuple[tuple, np.dtype, int]:
+def _npy_header(path: str) -> tuple[tuple, np.dtype, int]:
     """``(shape, dtype, data offset)`` of a .npy file, read from its header only."""
     with open(path, "rb") as handle:
         version = np.lib.format.read_magic(handle)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(
+            version
+        )
         if read_header is None:
             raise ValueError(f".npy format version {version} not supported")
         shape, fortran, dtype = read_header(handle)
@@ -182,6 +191,7 @@ def _npy_header(path: str) -> Tuple[tuple, np.dtype, int]:
 
 
 # ------------------------------------------------------------------------------------------ reader
+
 
 class FrameStore:
     """Read access to a store of per-frame rows of an upstream (see the module docstring for the layout):
@@ -203,20 +213,22 @@ class FrameStore:
         self.path = os.fspath(path)
         meta_path = os.path.join(self.path, META)
         if not os.path.isfile(meta_path):
-            raise self.error(f"{self.path}: not a {self.KIND} (no {META}){self._missing_meta_hint()}; "
-                             f"{self.BUILD_HINT}")
+            raise self.error(
+                f"{self.path}: not a {self.KIND} (no {META}){self._missing_meta_hint()}; {self.BUILD_HINT}"
+            )
         self.meta: dict = read_json(meta_path)
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise self.error(f"{meta_path}: format_version {self.meta.get('format_version')!r}, "
-                             f"this reader reads {FORMAT_VERSION}")
+            raise self.error(
+                f"{meta_path}: format_version {self.meta.get('format_version')!r}, this reader reads {FORMAT_VERSION}"
+            )
         self._dtype = np.dtype(self.meta[self.DTYPE_KEY])
-        self._index: Dict[str, Tuple[str, int, int]] = {}
-        self._splits: Dict[str, dict] = {}
+        self._index: dict[str, tuple[str, int, int]] = {}
+        self._splits: dict[str, dict] = {}
         for name in sorted(os.listdir(self.path)):
             if name.endswith(INDEX_SUFFIX) and not name.startswith("."):
                 self._open_split(name[: -len(INDEX_SUFFIX)])
         self._pid = os.getpid()
-        self._arrays: Dict[str, np.ndarray] = {}
+        self._arrays: dict[str, np.ndarray] = {}
 
     # -- what a subclass says
     @staticmethod
@@ -227,7 +239,7 @@ class FrameStore:
         return ""
 
     @property
-    def row_shape(self) -> Tuple[int, ...]:
+    def row_shape(self) -> tuple[int, ...]:
         """Shape of one frame's row."""
         raise NotImplementedError
 
@@ -241,23 +253,26 @@ class FrameStore:
         total, row_shape = int(index["total_frames"]), tuple(self.row_shape)
         redo = f"rerun the dump of split {split!r} with --overwrite"
         if not os.path.isfile(array_path):
-            raise self.error(f"{array_path}: missing, but {index_path} lists {len(index['items'])} "
-                             f"utterances; {redo}")
+            raise self.error(f"{array_path}: missing, but {index_path} lists {len(index['items'])} utterances; {redo}")
         try:
             shape, dtype, offset = _npy_header(array_path)
         except Exception as exc:  # a file cut inside its header, or not an .npy at all
-            raise self.error(f"{array_path}: unreadable {self.KIND.split()[0]} array ({exc}); the file is truncated or damaged: "
-                             f"{redo}") from exc
+            raise self.error(
+                f"{array_path}: unreadable {self.KIND.split()[0]} array ({exc}); the file is truncated or damaged: "
+                f"{redo}"
+            ) from exc
         row_size = int(np.prod(row_shape, dtype=np.int64))
         expected_size = offset + total * row_size * self._dtype.itemsize
         actual_size = os.path.getsize(array_path)
         if shape != (total, *row_shape) or dtype != self._dtype:
-            raise self.error(f"{array_path}: holds {dtype}{list(shape)}, its index wants "
-                             f"{self._dtype}{[total, *row_shape]}; {redo}")
+            raise self.error(
+                f"{array_path}: holds {dtype}{list(shape)}, its index wants {self._dtype}{[total, *row_shape]}; {redo}"
+            )
         if actual_size != expected_size:
             raise self.error(
                 f"{array_path}: truncated or damaged: {actual_size} bytes, expected {expected_size} "
-                f"({total} frames x {list(row_shape)} of {self._dtype}); {redo}")
+                f"({total} frames x {list(row_shape)} of {self._dtype}); {redo}"
+            )
         self._splits[split] = {"path": array_path, "n_utterances": len(index["items"]), "total_frames": total}
         for sample_id, start, length in index["items"]:
             # The first split (in name order) that holds an id wins; the same utterance in two splits
@@ -266,7 +281,7 @@ class FrameStore:
 
     # -- meta
     @property
-    def layers(self) -> List[int]:
+    def layers(self) -> list[int]:
         return [int(n) for n in self.meta["layers"]]
 
     @property
@@ -274,10 +289,10 @@ class FrameStore:
         return int(self.meta["downsample_rate"])
 
     @property
-    def splits(self) -> List[str]:
+    def splits(self) -> list[str]:
         return sorted(self._splits)
 
-    def split_sizes(self) -> Dict[str, int]:
+    def split_sizes(self) -> dict[str, int]:
         """``{split: number of utterances}`` of every complete split."""
         return {s: v["n_utterances"] for s, v in sorted(self._splits.items())}
 
@@ -291,8 +306,9 @@ class FrameStore:
         law = self.meta["frame_law"]
         return max(0, (int(n_samples) + int(law["offset"])) // int(law["rate"]))
 
-    def mismatches(self, upstream: Optional[str], upstream_ckpt: Optional[str],
-                   layers: Optional[Sequence[int]] = None) -> List[str]:
+    def mismatches(
+        self, upstream: str | None, upstream_ckpt: str | None, layers: Sequence[int] | None = None
+    ) -> list[str]:
         """Every field in which this store differs from a run (``None`` skips a field);
         ``upstream_ckpt`` is compared by sha256 when it is a local file, else as given."""
         problems = []
@@ -305,19 +321,24 @@ class FrameStore:
                 if digest != meta.get("upstream_ckpt_sha256"):
                     problems.append(
                         f"upstream checkpoint: {upstream_ckpt} has sha256 {digest[:16]}..., store was built from "
-                        f"{meta.get('upstream_ckpt')!r} (sha256 {str(meta.get('upstream_ckpt_sha256'))[:16]}...)")
+                        f"{meta.get('upstream_ckpt')!r} (sha256 {str(meta.get('upstream_ckpt_sha256'))[:16]}...)"
+                    )
             elif upstream_ckpt != meta.get("upstream_ckpt"):
-                problems.append(f"upstream checkpoint: store has {meta.get('upstream_ckpt')!r}, "
-                                f"run uses {upstream_ckpt!r}")
+                problems.append(
+                    f"upstream checkpoint: store has {meta.get('upstream_ckpt')!r}, run uses {upstream_ckpt!r}"
+                )
         if layers is not None and [int(n) for n in layers] != self.layers:
             problems.append(f"layers: store has {self.layers}, run uses {[int(n) for n in layers]}")
         return problems
 
-    def refuse(self, problems: List[str]) -> None:
+    def refuse(self, problems: list[str]) -> None:
         """Raise this store's error listing ``problems`` (if any)."""
         if problems:
-            raise self.error(f"{self.KIND} {self.path} does not match this run:\n  - " + "\n  - ".join(problems)
-                             + f"\n{self.BUILD_HINT[0].upper()}{self.BUILD_HINT[1:]}, or point to the right one.")
+            raise self.error(
+                f"{self.KIND} {self.path} does not match this run:\n  - "
+                + "\n  - ".join(problems)
+                + f"\n{self.BUILD_HINT[0].upper()}{self.BUILD_HINT[1:]}, or point to the right one."
+            )
 
     # -- rows
     def __contains__(self, sample_id) -> bool:
@@ -326,20 +347,21 @@ class FrameStore:
     def __len__(self) -> int:
         return len(self._index)
 
-    def sample_ids(self) -> List[str]:
+    def sample_ids(self) -> list[str]:
         return list(self._index)
 
     def split_of(self, sample_id: str) -> str:
         return self._locate(sample_id)[0]
 
-    def _locate(self, sample_id: str) -> Tuple[str, int, int]:
+    def _locate(self, sample_id: str) -> tuple[str, int, int]:
         try:
             return self._index[sample_id]
         except KeyError:
             dumped = ", ".join(f"{s} ({v['n_utterances']})" for s, v in sorted(self._splits.items())) or "none"
             raise self.error(
                 f"sample id {sample_id!r} is in no split of {self.KIND} {self.path} (dumped splits: {dumped}); "
-                f"{self.DUMP_HINT}") from None
+                f"{self.DUMP_HINT}"
+            ) from None
 
     def _array(self, split: str) -> np.ndarray:
         if os.getpid() != self._pid:  # a forked worker: map the files afresh in this process
@@ -353,7 +375,7 @@ class FrameStore:
     def rows(self, sample_id: str) -> np.ndarray:
         """The ``[frames, *row_shape]`` block of one utterance (a read-only memory map slice)."""
         split, start, length = self._locate(sample_id)
-        return self._array(split)[start:start + length]
+        return self._array(split)[start : start + length]
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -375,12 +397,14 @@ class TokenStore(FrameStore):
 
     def _missing_meta_hint(self) -> str:
         if os.path.isdir(os.path.join(self.path, FIT_SHARDS)):
-            return (f" (it holds fit_shards/: finish with `python -m upstream_tokens fit --out {self.path} "
-                    "--from_shards N`)")
+            return (
+                f" (it holds fit_shards/: finish with `python -m upstream_tokens fit --out {self.path} "
+                "--from_shards N`)"
+            )
         return ""
 
     @property
-    def row_shape(self) -> Tuple[int, ...]:
+    def row_shape(self) -> tuple[int, ...]:
         return (len(self.layers),)
 
     @property
@@ -391,8 +415,13 @@ class TokenStore(FrameStore):
         """float32 ``[n_layers, k, dim]``."""
         return np.load(os.path.join(self.path, CENTROIDS))
 
-    def check(self, upstream: Optional[str], upstream_ckpt: Optional[str],
-              n_clusters: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> None:
+    def check(
+        self,
+        upstream: str | None,
+        upstream_ckpt: str | None,
+        n_clusters: int | None = None,
+        layers: Sequence[int] | None = None,
+    ) -> None:
         """Raise :class:`TokenStoreError` naming every field in which this store differs from a run."""
         problems = self.mismatches(upstream, upstream_ckpt, layers)
         if n_clusters is not None and int(n_clusters) != self.n_clusters:
@@ -404,5 +433,7 @@ class TokenStore(FrameStore):
         return torch.from_numpy(np.asarray(self.rows(sample_id), dtype=np.int64))
 
     def __repr__(self) -> str:
-        return (f"TokenStore({self.path!r}, upstream={self.meta['upstream']!r}, k={self.n_clusters}, "
-                f"layers={self.layers}, splits={self.splits})")
+        return (
+            f"TokenStore({self.path!r}, upstream={self.meta['upstream']!r}, k={self.n_clusters}, "
+            f"layers={self.layers}, splits={self.splits})"
+        )

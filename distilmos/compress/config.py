@@ -1,4 +1,5 @@
 """The one way the compression commands read their YAML settings."""
+
 from __future__ import annotations
 
 import yaml
@@ -6,8 +7,9 @@ import yaml
 from distilmos.errors import ConfigError
 
 
-def load_settings(path: str | None, defaults: dict, overrides: dict | None = None, what: str = "",
-                  check_keys: bool = True) -> dict:
+def load_settings(
+    path: str | None, defaults: dict, overrides: dict | None = None, what: str = "", check_keys: bool = True
+) -> dict:
     """``defaults``, updated by the YAML file at ``path`` (if any), then by the non-``None`` ``overrides``
     (command-line flags); with ``check_keys`` a key not in ``defaults`` is a ConfigError naming the file."""
     config = dict(defaults)

@@ -28,6 +28,7 @@ Written under ``out_dir``: ``wav/<sample_id>.wav`` (16 kHz mono PCM16), ``pool.c
 every degradation applied with its drawn parameters) and ``skipped.txt`` (clips left out: unreadable,
 non-finite, too short or silent, each with its reason). A bad clip is reported and skipped, never fatal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,7 +102,7 @@ def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndar
     freqs = np.fft.rfftfreq(n)
     freqs[0] = freqs[1] if n > 1 else 1.0
     noise = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
-    return noise / max(np.sqrt(np.mean(noise ** 2)), 1e-12)
+    return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
 
 
 def add_noise(x, rng, cfg, ctx):
@@ -111,14 +112,14 @@ def add_noise(x, rng, cfg, ctx):
         path, noise = files[int(rng.integers(len(files)))]
         noise = np.tile(noise, math.ceil(len(x) / max(len(noise), 1)) + 1)
         start = int(rng.integers(len(noise) - len(x) + 1))
-        noise = noise[start:start + len(x)]
-        noise = noise / max(np.sqrt(np.mean(noise ** 2)), 1e-12)
+        noise = noise[start : start + len(x)]
+        noise = noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
         params = {"snr_db": snr, "noise_file": path, "offset": start}
     else:
         exponent = draw(rng, cfg.get("colour_exponent", [0.0, 2.0]), "noise.colour_exponent")
         noise = coloured_noise(rng, len(x), exponent)
         params = {"snr_db": snr, "colour_exponent": exponent}
-    speech_rms = np.sqrt(np.mean(x ** 2))
+    speech_rms = np.sqrt(np.mean(x**2))
     return x + noise * speech_rms * 10 ** (-snr / 20), params
 
 
@@ -129,8 +130,12 @@ def reverb(x, rng, cfg, ctx):
     ranges = cfg.get("room_m", [[3, 8], [3, 6], [2.5, 3.5]])
     room = [draw(rng, r, "reverb.room_m") for r in ranges]
     absorption, max_order = pra.inverse_sabine(rt60, room)
-    shoebox = pra.ShoeBox(room, fs=SAMPLE_RATE, materials=pra.Material(absorption),
-                          max_order=min(max_order, int(cfg.get("max_order", 30))))
+    shoebox = pra.ShoeBox(
+        room,
+        fs=SAMPLE_RATE,
+        materials=pra.Material(absorption),
+        max_order=min(max_order, int(cfg.get("max_order", 30))),
+    )
     source = [float(rng.uniform(0.5, d - 0.5)) for d in room]
     mic = [float(rng.uniform(0.5, d - 0.5)) for d in room]
     shoebox.add_source(source)
@@ -138,7 +143,7 @@ def reverb(x, rng, cfg, ctx):
     shoebox.compute_rir()
     rir = np.asarray(shoebox.rir[0][0], dtype=np.float64)
     rir = rir / max(np.abs(rir).max(), 1e-12)
-    wet = signal.fftconvolve(x, rir)[int(np.argmax(np.abs(rir))):][:len(x)]  # aligned to the direct path
+    wet = signal.fftconvolve(x, rir)[int(np.argmax(np.abs(rir))) :][: len(x)]  # aligned to the direct path
     wet = np.pad(wet, (0, len(x) - len(wet)))
     return wet, {"rt60_s": rt60, "room_m": room, "source_m": source, "mic_m": mic}
 
@@ -160,8 +165,9 @@ def resample(x, rng, cfg, ctx):
     import pedalboard
 
     rate = float(draw(rng, cfg.get("rates", [4000, 8000, 11025]), "resample.rates"))
-    return pedalboard.Resample(target_sample_rate=rate)(x.astype(np.float32), SAMPLE_RATE).astype(np.float64), \
-        {"rate_hz": rate}
+    return pedalboard.Resample(target_sample_rate=rate)(x.astype(np.float32), SAMPLE_RATE).astype(np.float64), {
+        "rate_hz": rate
+    }
 
 
 def codec(x, rng, cfg, ctx):
@@ -193,9 +199,13 @@ def packet_loss(x, rng, cfg, ctx):
     y = x.copy()
     for i, gone in enumerate(lost):
         if gone:
-            y[i * size:(i + 1) * size] = 0.0
-    return y, {"rate": rate, "packet_ms": size * 1000 / SAMPLE_RATE, "lost_packets": int(sum(lost)),
-               "packets": n_packets}
+            y[i * size : (i + 1) * size] = 0.0
+    return y, {
+        "rate": rate,
+        "packet_ms": size * 1000 / SAMPLE_RATE,
+        "lost_packets": int(sum(lost)),
+        "packets": n_packets,
+    }
 
 
 def clipping(x, rng, cfg, ctx):
@@ -209,9 +219,16 @@ def gain(x, rng, cfg, ctx):
     return x * 10 ** (db / 20), {"gain_db": db}
 
 
-DEGRADATIONS: dict[str, Degradation] = {"noise": add_noise, "reverb": reverb, "band_limit": band_limit,
-                                        "resample": resample, "codec": codec, "packet_loss": packet_loss,
-                                        "clipping": clipping, "gain": gain}
+DEGRADATIONS: dict[str, Degradation] = {
+    "noise": add_noise,
+    "reverb": reverb,
+    "band_limit": band_limit,
+    "resample": resample,
+    "codec": codec,
+    "packet_loss": packet_loss,
+    "clipping": clipping,
+    "gain": gain,
+}
 
 
 def load_config(path: str | None, overrides: dict | None = None) -> dict:
@@ -219,8 +236,9 @@ def load_config(path: str | None, overrides: dict | None = None) -> dict:
     config = load_settings(path, DEFAULTS, overrides, check_keys=False)
     unknown = [name for name in config["chain"] or {} if name not in DEGRADATIONS]
     if unknown:
-        raise ConfigError(f"{path or 'config'}: chain: unknown degradation(s) {unknown}; "
-                          f"choose from {', '.join(DEGRADATIONS)}")
+        raise ConfigError(
+            f"{path or 'config'}: chain: unknown degradation(s) {unknown}; choose from {', '.join(DEGRADATIONS)}"
+        )
     for name, cfg in (config["chain"] or {}).items():
         p = (cfg or {}).get("p", 1.0)
         if not 0 <= float(p) <= 1:
@@ -272,12 +290,10 @@ def source_ids(paths: Sequence[str]) -> list[str]:
     """A unique, stable id per clean file: its stem, with a short path hash when stems repeat."""
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     repeated = {s for s in stems if stems.count(s) > 1}
-    return [f"{s}_{zlib.crc32(os.path.abspath(p).encode()):08x}" if s in repeated else s
-            for s, p in zip(stems, paths)]
+    return [f"{s}_{zlib.crc32(os.path.abspath(p).encode()):08x}" if s in repeated else s for s, p in zip(stems, paths)]
 
 
-def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 0,
-                 progress: bool = True) -> dict:
+def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 0, progress: bool = True) -> dict:
     """Degrade every clean clip of ``inputs`` (folders, audio files, lists) ``config["copies"]`` times into
     ``out_dir`` (see the module docstring); return a summary ``{"written", "skipped", "pool"}``."""
     from distilmos.predictor.inputs import collect
@@ -289,8 +305,14 @@ def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 
     wav_dir = os.path.join(out_dir, "wav")
     os.makedirs(wav_dir, exist_ok=True)
     records, skipped = [], []
-    for path, source_id in tqdm(list(zip(paths, source_ids(paths))), desc="degrade", unit="clip", file=sys.stderr,
-                                disable=not progress, dynamic_ncols=True):
+    for path, source_id in tqdm(
+        list(zip(paths, source_ids(paths))),
+        desc="degrade",
+        unit="clip",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    ):
         try:
             clean = load_audio(path).numpy()
             check_clean(clean, path, config)
@@ -304,8 +326,15 @@ def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 
             out = os.path.join(wav_dir, f"{sample_id}.wav")
             with atomic_write(out, "wb") as handle:
                 sf.write(handle, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-            records.append({"sample_id": sample_id, "source": os.path.abspath(path), "wav_path": out,
-                            "seed": clip_seed(seed, sample_id), "degradations": applied})
+            records.append(
+                {
+                    "sample_id": sample_id,
+                    "source": os.path.abspath(path),
+                    "wav_path": out,
+                    "seed": clip_seed(seed, sample_id),
+                    "degradations": applied,
+                }
+            )
     with atomic_write(os.path.join(out_dir, "degradations.jsonl")) as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
@@ -316,8 +345,9 @@ def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 
         for record in records:
             # the system of a degraded clip: the set of degradations it got (for system-level views)
             system = "+".join(d["name"] for d in record["degradations"] if d["name"] != "normalise") or "clean"
-            writer.writerow([record["sample_id"], system, os.path.relpath(record["wav_path"], out_dir),
-                             record["source"]])
+            writer.writerow(
+                [record["sample_id"], system, os.path.relpath(record["wav_path"], out_dir), record["source"]]
+            )
     with atomic_write(os.path.join(out_dir, "skipped.txt")) as handle:
         handle.write("".join(line + "\n" for line in skipped))
     for line in skipped:
@@ -326,8 +356,11 @@ def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.compress.degrade", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.compress.degrade",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", help="degradation YAML (see egs/compress/conf/degrade.yaml)")
     parser.add_argument("--inputs", nargs="+", required=True, help="clean speech: folders, audio files or lists")
     parser.add_argument("--out_dir", required=True)

@@ -21,6 +21,7 @@ out-of-domain means), ``ood.md`` (utterance SRCC of each out-of-domain list) and
 out-of-domain mean). The ``distillmos`` package's released student is added as a reference row when it is
 installed (its shipped weights; no training here).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,10 @@ def mosbench_sets(manifest: str) -> dict:
             sets = json.load(handle)["sets"]
         return {entry["key"]: entry["csv"] for entry in sets}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ToolkitError(f"{manifest}: not a MOS-Bench manifest ({exc}); write one with python "
-                           "egs/mosbench/local/benchmark.py prep --roots ROOTS --datadir D --manifest M") from exc
+        raise ToolkitError(
+            f"{manifest}: not a MOS-Bench manifest ({exc}); write one with python "
+            "egs/mosbench/local/benchmark.py prep --roots ROOTS --datadir D --manifest M"
+        ) from exc
 
 
 def _rows(path: str) -> list:
@@ -193,18 +196,30 @@ def plot(table: list, tests: list, path: str) -> None:
 
     fig, axes = plt.subplots(1, len(tests), figsize=(5.5 * len(tests), 4.2), squeeze=False)
     # one colour per family in every panel, whichever families a panel has
-    families = {"student": ("o", "distilled student", "C0"), "baseline": ("s", "labelled-only student", "C1"),
-                "pruned": ("^", "pruned teacher", "C2"), "teacher": ("*", "teacher", "C3"),
-                "distillmos": ("D", "distillmos package", "C4")}
+    families = {
+        "student": ("o", "distilled student", "C0"),
+        "baseline": ("s", "labelled-only student", "C1"),
+        "pruned": ("^", "pruned teacher", "C2"),
+        "teacher": ("*", "teacher", "C3"),
+        "distillmos": ("D", "distillmos package", "C4"),
+    }
     for ax, test in zip(axes[0], tests):
         for family, (marker, label, colour) in families.items():
-            points = sorted((r["params"], r.get(f"{test}/utt_SRCC"), r["model"]) for r in table
-                            if r["model"].startswith(family))
+            points = sorted(
+                (r["params"], r.get(f"{test}/utt_SRCC"), r["model"]) for r in table if r["model"].startswith(family)
+            )
             points = [p for p in points if p[1] is not None and math.isfinite(p[1])]
             if not points:
                 continue
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=label, color=colour,
-                    linestyle="-" if len(points) > 1 else "none", markersize=10 if family == "teacher" else 6)
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker=marker,
+                label=label,
+                color=colour,
+                linestyle="-" if len(points) > 1 else "none",
+                markersize=10 if family == "teacher" else 6,
+            )
             for x, y, model in points:  # the size (student) or level (pruned_<pct>) beside each point
                 tag = model.partition("_")[2]
                 if tag and family in ("student", "baseline", "pruned"):
@@ -223,15 +238,26 @@ def plot(table: list, tests: list, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.compress.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", required=True, help="NAME=predictor.pt (name prefixes set the "
-                        "plot family: teacher, student_*, baseline_*, pruned_*)")
-    parser.add_argument("--tests", nargs="+", required=True,
-                        help="in-domain NAME=data list CSV; the first one is timed")
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.compress.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        required=True,
+        help="NAME=predictor.pt (name prefixes set the plot family: teacher, student_*, baseline_*, pruned_*)",
+    )
+    parser.add_argument(
+        "--tests", nargs="+", required=True, help="in-domain NAME=data list CSV; the first one is timed"
+    )
     parser.add_argument("--ood", nargs="+", default=[], help="out-of-domain NAME=data list CSV")
-    parser.add_argument("--mosbench", help="out-of-domain: every test set of this MOS-Bench manifest "
-                        "(python egs/mosbench/local/benchmark.py prep ... --manifest M)")
+    parser.add_argument(
+        "--mosbench",
+        help="out-of-domain: every test set of this MOS-Bench manifest "
+        "(python egs/mosbench/local/benchmark.py prep ... --manifest M)",
+    )
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--no_reference", action="store_true", help="leave the distillmos package out")
     args = parser.parse_args(argv)
@@ -244,8 +270,9 @@ def main(argv=None) -> int:
                 raise ToolkitError(f"--ood {key}: also a test set of {args.mosbench}; give it once")
             else:
                 ood[key] = path
-        table = evaluate(_parse_pairs(args.models, "--models"), tests, args.out_dir, reference=not args.no_reference,
-                         ood=ood)
+        table = evaluate(
+            _parse_pairs(args.models, "--models"), tests, args.out_dir, reference=not args.no_reference, ood=ood
+        )
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

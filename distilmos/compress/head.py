@@ -21,6 +21,7 @@ which :meth:`DistilMOSModel.kwargs_from_state` reads back (``hidden_dim`` off th
 Removing a channel of the hidden width is not exact (the LayerNorm's statistics span it), so every level is
 fine-tuned after pruning (:mod:`distilmos.compress.prune`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -83,8 +84,10 @@ def parameters(kwargs: dict) -> int:
 
 def new_head_scores(structure: HeadStructure) -> dict:
     """Zeroed importance accumulators: ``head_channels [hidden_dim]``, ``blstm_units [2, blstm_dim]``."""
-    return {"head_channels": torch.zeros(structure.hidden_dim, dtype=torch.float64),
-            "blstm_units": torch.zeros(len(_DIRECTIONS), structure.blstm_dim, dtype=torch.float64)}
+    return {
+        "head_channels": torch.zeros(structure.hidden_dim, dtype=torch.float64),
+        "blstm_units": torch.zeros(len(_DIRECTIONS), structure.blstm_dim, dtype=torch.float64),
+    }
 
 
 @torch.no_grad()
@@ -109,8 +112,8 @@ def accumulate_head(structure: HeadStructure, scores: dict) -> None:
             units[direction] += rows
         elif key == "cnn_blstm.linear.weight":
             units += gw.sum(0).view(len(_DIRECTIONS), structure.blstm_dim)
-    scores["head_channels"] += channels ** 2
-    scores["blstm_units"] += units ** 2
+    scores["head_channels"] += channels**2
+    scores["blstm_units"] += units**2
 
 
 def plan_head(structure: HeadStructure, fraction: float, groups: Sequence[str] = HEAD_GROUPS) -> dict:
@@ -135,8 +138,13 @@ def plan_head(structure: HeadStructure, fraction: float, groups: Sequence[str] =
             else:
                 high = middle - 1
         hidden_dim, blstm_dim = widths(low)
-    return {"fraction": fraction, "target": int(target), "hidden_dim": hidden_dim, "blstm_dim": blstm_dim,
-            "parameters": parameters(structure.widths(hidden_dim, blstm_dim))}
+    return {
+        "fraction": fraction,
+        "target": int(target),
+        "hidden_dim": hidden_dim,
+        "blstm_dim": blstm_dim,
+        "parameters": parameters(structure.widths(hidden_dim, blstm_dim)),
+    }
 
 
 def _top(scores: torch.Tensor, count: int) -> torch.Tensor:

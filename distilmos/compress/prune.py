@@ -24,6 +24,7 @@ Each pruned model is then fine-tuned briefly (upstream, featurizer and expert mo
 labelled list; an upstream whose weights are not in the file, which only head pruning allows, stays frozen),
 keeping the weights with the best validation utterance SRCC.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,18 +40,40 @@ from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE
 from distilmos.compress.config import load_settings
-from distilmos.compress.head import (HEAD_GROUPS, HeadStructure, accumulate_head, new_head_scores, plan_head,
-                                     pruned_head_state)
-from distilmos.compress.structure import (GROUPS, Structure, accumulate, check_groups, new_scores, plan_sizes,
-                                          pruned_entry)
+from distilmos.compress.head import (
+    HEAD_GROUPS,
+    HeadStructure,
+    accumulate_head,
+    new_head_scores,
+    plan_head,
+    pruned_head_state,
+)
+from distilmos.compress.structure import (
+    GROUPS,
+    Structure,
+    accumulate,
+    check_groups,
+    new_scores,
+    plan_sizes,
+    pruned_entry,
+)
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics
 
 #: every group that can be pruned: the upstream's, then the DistilMOS head's
 ALL_GROUPS = GROUPS + HEAD_GROUPS
-DEFAULTS = {"batch_size": 4, "crop_seconds": 3.0, "importance_batches": 8, "finetune_steps": 50, "lr": 5.0e-5,
-            "head_lr": None, "eval_every": 25, "seed": 0, "groups": list(ALL_GROUPS)}
+DEFAULTS = {
+    "batch_size": 4,
+    "crop_seconds": 3.0,
+    "importance_batches": 8,
+    "finetune_steps": 50,
+    "lr": 5.0e-5,
+    "head_lr": None,
+    "eval_every": 25,
+    "seed": 0,
+    "groups": list(ALL_GROUPS),
+}
 
 
 class PruneError(ToolkitError, ValueError):
@@ -74,7 +97,7 @@ def batches(rows: list, audio: list, config: dict, generator: torch.Generator, c
             wav = audio[i]
             if len(wav) > crop:
                 start = int(torch.randint(len(wav) - crop + 1, (1,), generator=generator))
-                wav = wav[start:start + crop]
+                wav = wav[start : start + crop]
             wavs.append(wav)
         yield wavs, torch.tensor([rows[i]["score"] for i in picks], dtype=torch.float32)
 
@@ -96,8 +119,15 @@ def front_end_gradients(upstream):
         model.feature_grad_mult = previous
 
 
-def importance(pipeline, structure: Structure | None, rows: list, audio: list, config: dict, progress: bool = True,
-               head: HeadStructure | None = None) -> dict:
+def importance(
+    pipeline,
+    structure: Structure | None,
+    rows: list,
+    audio: list,
+    config: dict,
+    progress: bool = True,
+    head: HeadStructure | None = None,
+) -> dict:
     """The Taylor importance of every prunable group of the upstream's ``structure``
     (:func:`structure.accumulate`) and of the ``head`` (:func:`head.accumulate_head`), from the same
     backward passes: ``{group name: scores}``."""
@@ -105,15 +135,28 @@ def importance(pipeline, structure: Structure | None, rows: list, audio: list, c
         return _importance(pipeline, structure, rows, audio, config, progress, head)
 
 
-def _importance(pipeline, structure: Structure | None, rows: list, audio: list, config: dict, progress: bool,
-                head: HeadStructure | None) -> dict:
+def _importance(
+    pipeline,
+    structure: Structure | None,
+    rows: list,
+    audio: list,
+    config: dict,
+    progress: bool,
+    head: HeadStructure | None,
+) -> dict:
     scores = dict(new_scores(structure) if structure else {}, **(new_head_scores(head) if head else {}))
     pipeline.eval()  # no dropout: the gradient of the model that will be pruned
     pipeline.requires_grad_(True)
     generator = torch.Generator().manual_seed(int(config["seed"]))
     count = int(config["importance_batches"])
-    for wavs, targets in tqdm(batches(rows, audio, config, generator, count), total=count, desc="importance",
-                              file=sys.stderr, disable=not progress, dynamic_ncols=True):
+    for wavs, targets in tqdm(
+        batches(rows, audio, config, generator, count),
+        total=count,
+        desc="importance",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    ):
         pipeline.zero_grad()
         torch.nn.functional.mse_loss(pipeline(wavs), targets).backward()
         if structure is not None:
@@ -144,12 +187,13 @@ def _evaluate(pipeline, rows, audio, batch_size: int = 8) -> dict:
     preds = []
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
-            preds += pipeline(audio[start:start + batch_size]).tolist()
+            preds += pipeline(audio[start : start + batch_size]).tolist()
     return compute_metrics([r["score"] for r in rows], preds, [r["system_id"] for r in rows])
 
 
-def fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress: bool = True,
-              upstream: bool = True) -> tuple:
+def fine_tune(
+    pipeline, train: tuple, val: tuple | None, config: dict, progress: bool = True, upstream: bool = True
+) -> tuple:
     """Fine-tune the pipeline briefly (MSE), the upstream's front end included (``upstream=False``: the
     upstream frozen); keep the best validation weights. The head learns at ``head_lr`` (``lr`` when None).
     -> (pipeline, history)."""
@@ -163,8 +207,9 @@ def _fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress
     lr = float(config["lr"])
     head_lr = lr if config.get("head_lr") is None else float(config["head_lr"])
     trained = [p for p in pipeline.upstream.parameters() if p.requires_grad] + list(pipeline.featurizer.parameters())
-    optimizer = torch.optim.AdamW([{"params": trained, "lr": lr},
-                                   {"params": list(pipeline.downstream.parameters()), "lr": head_lr}])
+    optimizer = torch.optim.AdamW(
+        [{"params": trained, "lr": lr}, {"params": list(pipeline.downstream.parameters()), "lr": head_lr}]
+    )
     generator = torch.Generator().manual_seed(int(config["seed"]) + 1)
     steps = int(config["finetune_steps"])
     history, best, best_state = [], -math.inf, copy.deepcopy(pipeline.state_dict())
@@ -172,8 +217,14 @@ def _fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress
         first = _evaluate(pipeline, *val)
         history.append({"step": 0, **first})
         best = first["utt_SRCC"] if math.isfinite(first["utt_SRCC"]) else -math.inf
-    bar = tqdm(batches(*train, config, generator, steps), total=steps, desc="fine-tune", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        batches(*train, config, generator, steps),
+        total=steps,
+        desc="fine-tune",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for step, (wavs, scores) in enumerate(bar, start=1):
         pipeline.train()
         pipeline.upstream.train(upstream)
@@ -210,13 +261,18 @@ def _part_groups(blob: dict, groups: Sequence[str], teacher: str) -> tuple[list,
     head_groups = [g for g in groups if g in HEAD_GROUPS]
     kind, expert = blob["upstream"].get("kind"), blob["downstream"].get("name")
     if head_groups and expert != "distilmos":
-        print(f"warning: {teacher}: its head ({expert}) is not a DistilMOS head, whose groups "
-              f"({', '.join(head_groups)}) only it has; the head is kept whole", file=sys.stderr)
+        print(
+            f"warning: {teacher}: its head ({expert}) is not a DistilMOS head, whose groups "
+            f"({', '.join(head_groups)}) only it has; the head is kept whole",
+            file=sys.stderr,
+        )
         head_groups = []
     if upstream_groups and kind not in upstream_mod.EMBEDDED:
         fix = f" (prune its DistilMOS head alone: --groups {','.join(HEAD_GROUPS)})" if expert == "distilmos" else ""
-        raise PruneError(f"{teacher}: its upstream ({kind}) is not an embedded WavLM, HuBERT or wav2vec 2.0; only "
-                         f"those can have {', '.join(upstream_groups)} pruned{fix}")
+        raise PruneError(
+            f"{teacher}: its upstream ({kind}) is not an embedded WavLM, HuBERT or wav2vec 2.0; only "
+            f"those can have {', '.join(upstream_groups)} pruned{fix}"
+        )
     if not upstream_groups and not head_groups:
         raise PruneError(f"{teacher}: nothing to prune with the groups {list(groups)}")
     return upstream_groups, head_groups
@@ -226,8 +282,16 @@ def _state(module: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *, val: str | None = None,
-          config: dict | None = None, progress: bool = True) -> list:
+def prune(
+    teacher: str,
+    train: str,
+    out_dir: str,
+    fractions: Sequence[float],
+    *,
+    val: str | None = None,
+    config: dict | None = None,
+    progress: bool = True,
+) -> list:
     """Prune the upstream and the DistilMOS head of the predictor file ``teacher`` to each fraction (the
     config's ``groups`` say what may go), fine-tune, and write ``<out_dir>/pruned_<pct>.pt``; return one
     summary dict per file."""
@@ -271,27 +335,50 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
         pruned, history = fine_tune(pruned, train_data, val_data, config, progress, upstream=embedded)
         if embedded:
             new_blob["upstream"] = upstream_mod.make_entry(
-                pruned.upstream, entry["spec"]["name"], entry["spec"].get("ckpt"), entry["spec"].get("model_config"),
-                {k: v for k, v in new_blob["upstream"]["checkpoint"].items() if k not in ("model", "model_weight")})
+                pruned.upstream,
+                entry["spec"]["name"],
+                entry["spec"].get("ckpt"),
+                entry["spec"].get("model_config"),
+                {k: v for k, v in new_blob["upstream"]["checkpoint"].items() if k not in ("model", "model_weight")},
+            )
         new_blob["featurizer"] = copy.deepcopy(new_blob["featurizer"])
         new_blob["featurizer"]["state_dict"] = _state(pruned.featurizer)
         new_blob["downstream"]["state_dict"] = _state(pruned.downstream)
-        summary = {"fraction": fraction, "groups": config["groups"],
-                   "parameters": params, "parameters_before": total, "reached_fraction": params / total,
-                   "head_parameters": head_params, "head_parameters_before": head_total,
-                   "predictor_parameters": sum(p.numel() for p in pruned.parameters()),
-                   "criterion": "first-order Taylor (gradient x weight)^2 per group, MSE on labels",
-                   "finetune_steps": int(config["finetune_steps"]), "teacher": os.path.abspath(teacher),
-                   "teacher_sha256": sha256_file(teacher), "validation": history[-1] if history else None}
+        summary = {
+            "fraction": fraction,
+            "groups": config["groups"],
+            "parameters": params,
+            "parameters_before": total,
+            "reached_fraction": params / total,
+            "head_parameters": head_params,
+            "head_parameters_before": head_total,
+            "predictor_parameters": sum(p.numel() for p in pruned.parameters()),
+            "criterion": "first-order Taylor (gradient x weight)^2 per group, MSE on labels",
+            "finetune_steps": int(config["finetune_steps"]),
+            "teacher": os.path.abspath(teacher),
+            "teacher_sha256": sha256_file(teacher),
+            "validation": history[-1] if history else None,
+        }
         if plan is not None:
-            summary.update(target_parameters=plan["target"], kept_layers=plan["layers"], ffn_dim=plan["ffn_dim"],
-                           heads=plan["heads"], conv_widths=plan["conv_widths"], layers_before=len(structure.layers),
-                           ffn_dim_before=structure.ffn_dim, heads_before=structure.heads,
-                           conv_widths_before=structure.conv_widths)
+            summary.update(
+                target_parameters=plan["target"],
+                kept_layers=plan["layers"],
+                ffn_dim=plan["ffn_dim"],
+                heads=plan["heads"],
+                conv_widths=plan["conv_widths"],
+                layers_before=len(structure.layers),
+                ffn_dim_before=structure.ffn_dim,
+                heads_before=structure.heads,
+                conv_widths_before=structure.conv_widths,
+            )
         if head_plan is not None:
-            summary.update(head_target_parameters=head_plan["target"], head_hidden_dim=head_plan["hidden_dim"],
-                           head_blstm_dim=head_plan["blstm_dim"], head_hidden_dim_before=head.hidden_dim,
-                           head_blstm_dim_before=head.blstm_dim)
+            summary.update(
+                head_target_parameters=head_plan["target"],
+                head_hidden_dim=head_plan["hidden_dim"],
+                head_blstm_dim=head_plan["blstm_dim"],
+                head_hidden_dim_before=head.hidden_dim,
+                head_blstm_dim_before=head.blstm_dim,
+            )
         card = copy.deepcopy(blob["card"])
         card["upstream"] = dict(card.get("upstream") or {}, parameters=params)
         card["downstream"] = dict(card.get("downstream") or {}, parameters=head_params)
@@ -304,8 +391,10 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
         summaries.append(dict(summary, path=out))
         said = [f"{out}: {params} upstream parameters ({params / total:.0%} of {total})"]
         if plan is not None:
-            said.append(f"layers {plan['layers']}, FFN {plan['ffn_dim']}, heads {plan['heads']}, "
-                        f"convolution widths {plan['conv_widths']}")
+            said.append(
+                f"layers {plan['layers']}, FFN {plan['ffn_dim']}, heads {plan['heads']}, "
+                f"convolution widths {plan['conv_widths']}"
+            )
         said.append(f"head {head_params} ({head_params / head_total:.0%} of {head_total})")
         if head_plan is not None:
             said.append(f"hidden width {head_plan['hidden_dim']}, BLSTM {head_plan['blstm_dim']}")
@@ -314,13 +403,19 @@ def prune(teacher: str, train: str, out_dir: str, fractions: Sequence[float], *,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.compress.prune", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.compress.prune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--teacher", required=True, help="predictor file with an embedded WavLM/HuBERT/wav2vec 2.0")
     parser.add_argument("--train", required=True, help="labelled data list: importance and fine-tuning")
     parser.add_argument("--val", help="labelled validation list (best fine-tuned weights by utterance SRCC)")
-    parser.add_argument("--fractions", default="0.75,0.5,0.25,0.1",
-                        help="target fractions of the parameters of each pruned part (upstream, head)")
+    parser.add_argument(
+        "--fractions",
+        default="0.75,0.5,0.25,0.1",
+        help="target fractions of the parameters of each pruned part (upstream, head)",
+    )
     parser.add_argument("--config", help="pruning YAML (egs/compress/conf/prune.yaml)")
     parser.add_argument("--finetune_steps", type=int)
     parser.add_argument("--head_lr", type=float, help="learning rate of the head in the fine-tuning (default: lr)")
@@ -334,9 +429,17 @@ def main(argv=None) -> int:
         fractions = [float(f) for f in args.fractions.split(",")]
         if not all(0 < f <= 1 for f in fractions):
             raise ConfigError(f"--fractions {args.fractions!r}: each in (0, 1]")
-        config = load_config(args.config, {"finetune_steps": args.finetune_steps, "eval_every": args.eval_every,
-                                           "head_lr": args.head_lr, "importance_batches": args.importance_batches,
-                                           "crop_seconds": args.crop_seconds, "groups": args.groups})
+        config = load_config(
+            args.config,
+            {
+                "finetune_steps": args.finetune_steps,
+                "eval_every": args.eval_every,
+                "head_lr": args.head_lr,
+                "importance_batches": args.importance_batches,
+                "crop_seconds": args.crop_seconds,
+                "groups": args.groups,
+            },
+        )
         prune(args.teacher, args.train, args.out_dir, fractions, val=args.val, config=config)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ Written at the end, each atomically: ``<out>`` (``sample_id,system_id,wav_path,s
 the teacher's prediction) and ``<out>.teacher.json`` (the teacher file's path and sha256, its model card's
 expert and upstream, the pool, counts and the failures).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,23 @@ def read_pool(pool: str) -> list[dict]:
         with open(pool, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         if rows and "sample_id" in rows[0]:
-            return [{"sample_id": r["sample_id"], "system_id": r.get("system_id") or "pool",
-                     "wav_path": r["wav_path"] if os.path.isabs(r["wav_path"]) else os.path.join(base, r["wav_path"])}
-                    for r in rows]
+            return [
+                {
+                    "sample_id": r["sample_id"],
+                    "system_id": r.get("system_id") or "pool",
+                    "wav_path": r["wav_path"] if os.path.isabs(r["wav_path"]) else os.path.join(base, r["wav_path"]),
+                }
+                for r in rows
+            ]
     entries = collect([pool])
-    return [{"sample_id": os.path.splitext(os.path.basename(e.wav_path))[0], "system_id": e.system_id or "pool",
-             "wav_path": e.wav_path} for e in entries]
+    return [
+        {
+            "sample_id": os.path.splitext(os.path.basename(e.wav_path))[0],
+            "system_id": e.system_id or "pool",
+            "wav_path": e.wav_path,
+        }
+        for e in entries
+    ]
 
 
 def read_partial(path: str) -> dict[str, dict]:
@@ -67,9 +79,17 @@ def read_partial(path: str) -> dict[str, dict]:
     return done
 
 
-def pseudo_label(teacher: str, pool: str, out: str, *, chunk: int = 64, device: str | None = "cpu",
-                 batch_size: int = 16, progress: bool = True,
-                 on_chunk: Callable[[int], None] | None = None) -> dict:
+def pseudo_label(
+    teacher: str,
+    pool: str,
+    out: str,
+    *,
+    chunk: int = 64,
+    device: str | None = "cpu",
+    batch_size: int = 16,
+    progress: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+) -> dict:
     """Score ``pool`` with ``teacher`` into the data list ``out`` (see the module docstring); return the
     sidecar dict. ``on_chunk(n_scored_so_far)`` is called after each chunk is saved."""
     from distilmos.predictor import load
@@ -84,11 +104,18 @@ def pseudo_label(teacher: str, pool: str, out: str, *, chunk: int = 64, device: 
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if todo:
         predictor = load(teacher, device=device, batch_size=batch_size)
-        bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="pseudo-label", unit="file",
-                   file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(rows),
+            initial=len(rows) - len(todo),
+            desc="pseudo-label",
+            unit="file",
+            file=sys.stderr,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         with open(partial, "a", encoding="utf-8") as handle:
             for start in range(0, len(todo), chunk):
-                part = todo[start:start + chunk]
+                part = todo[start : start + chunk]
                 results = predictor.score_files([r["wav_path"] for r in part])
                 for row, result in zip(part, results):
                     record = {"sample_id": row["sample_id"], "pred": result.pred, "error": result.error}
@@ -109,23 +136,32 @@ def pseudo_label(teacher: str, pool: str, out: str, *, chunk: int = 64, device: 
         for row in rows:
             record = done[row["sample_id"]]
             if record.get("error") is None:
-                writer.writerow([row["sample_id"], row["system_id"], os.path.abspath(row["wav_path"]),
-                                 f"{record['pred']:.6f}"])
+                writer.writerow(
+                    [row["sample_id"], row["system_id"], os.path.abspath(row["wav_path"]), f"{record['pred']:.6f}"]
+                )
     from distilmos.predictor.fileformat import read_predictor
 
     card = read_predictor(teacher).get("card", {})
-    sidecar = {"teacher": os.path.abspath(teacher), "teacher_sha256": sha256_file(teacher),
-               "teacher_expert": (card.get("downstream") or {}).get("expert"),
-               "teacher_upstream": (card.get("upstream") or {}).get("name"),
-               "pool": os.path.abspath(pool), "labelled": len(rows) - len(failed), "failed": failed}
+    sidecar = {
+        "teacher": os.path.abspath(teacher),
+        "teacher_sha256": sha256_file(teacher),
+        "teacher_expert": (card.get("downstream") or {}).get("expert"),
+        "teacher_upstream": (card.get("upstream") or {}).get("name"),
+        "pool": os.path.abspath(pool),
+        "labelled": len(rows) - len(failed),
+        "failed": failed,
+    }
     with atomic_write(out + ".teacher.json") as handle:
         json.dump(sidecar, handle, indent=2)
     return sidecar
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.compress.pseudo_label", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.compress.pseudo_label",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--teacher", required=True, help="a predictor file (distilmos-predict export)")
     parser.add_argument("--pool", required=True, help="the unlabelled pool: a data list CSV, a list or a folder")
     parser.add_argument("--out", required=True, help="the pseudo-labelled data list to write")
@@ -134,8 +170,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     try:
-        sidecar = pseudo_label(args.teacher, args.pool, args.out, chunk=args.chunk, device=args.device,
-                               batch_size=args.batch_size)
+        sidecar = pseudo_label(
+            args.teacher, args.pool, args.out, chunk=args.chunk, device=args.device, batch_size=args.batch_size
+        )
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

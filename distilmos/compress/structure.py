@@ -26,6 +26,7 @@ same FFN width in every layer (s3prl's format has one). WavLM's first layer hold
 bias every layer uses, so it is always kept. A target below the smallest reachable size (one layer, one
 channel) gets that size; the plan says what it reached.
 """
+
 from __future__ import annotations
 
 import copy
@@ -100,11 +101,12 @@ class Structure:
 
 def new_scores(structure: Structure) -> dict:
     """Zeroed importance accumulators of every group of ``structure``."""
-    return {"layers": torch.zeros(len(structure.layers), dtype=torch.float64),
-            "ffn_channels": torch.zeros(len(structure.layers), structure.ffn_dim, dtype=torch.float64),
-            "attention_heads": [torch.zeros(n, dtype=torch.float64) for n in structure.heads],
-            "conv_channels": [torch.zeros(structure.conv_widths[i], dtype=torch.float64)
-                              for i in structure.prunable_convs]}
+    return {
+        "layers": torch.zeros(len(structure.layers), dtype=torch.float64),
+        "ffn_channels": torch.zeros(len(structure.layers), structure.ffn_dim, dtype=torch.float64),
+        "attention_heads": [torch.zeros(n, dtype=torch.float64) for n in structure.heads],
+        "conv_channels": [torch.zeros(structure.conv_widths[i], dtype=torch.float64) for i in structure.prunable_convs],
+    }
 
 
 def random_scores(structure: Structure, seed: int = 0) -> dict:
@@ -115,8 +117,10 @@ def random_scores(structure: Structure, seed: int = 0) -> dict:
     def draw(value):
         return torch.rand(value.shape, generator=generator, dtype=torch.float64)
 
-    return {name: [draw(v) for v in value] if isinstance(value, list) else draw(value)
-            for name, value in new_scores(structure).items()}
+    return {
+        name: [draw(v) for v in value] if isinstance(value, list) else draw(value)
+        for name, value in new_scores(structure).items()
+    }
 
 
 def _gw(param: torch.Tensor) -> torch.Tensor:
@@ -167,8 +171,12 @@ def plan_sizes(structure: Structure, scores: dict, fractions: Sequence[float], g
         heads = list(structure.heads)
         if "attention_heads" in groups and structure.heads_prunable:
             heads = [max(1, round(fraction * h)) for h in heads]
-        outside = structure.total - full_layers - structure.conv_parameters(structure.conv_widths) \
+        outside = (
+            structure.total
+            - full_layers
+            - structure.conv_parameters(structure.conv_widths)
             + structure.conv_parameters(widths)
+        )
         target = fraction * structure.total
         candidates = []
         for n_layers in layer_counts:  # more layers first: ties keep depth
@@ -177,12 +185,21 @@ def plan_sizes(structure: Structure, scores: dict, fractions: Sequence[float], g
             width = structure.ffn_dim
             if "ffn_channels" in groups:  # the widest FFN that fits
                 width = max(structure.ffn_dim - math.ceil(max(full - target, 0) / (n_layers * per_channel)), 1)
-            candidates.append({"fraction": fraction, "target": int(target), "layers": kept, "ffn_dim": width,
-                               "heads": [heads[i] for i in kept], "conv_widths": widths,
-                               "parameters": int(full - n_layers * (structure.ffn_dim - width) * per_channel)})
+            candidates.append(
+                {
+                    "fraction": fraction,
+                    "target": int(target),
+                    "layers": kept,
+                    "ffn_dim": width,
+                    "heads": [heads[i] for i in kept],
+                    "conv_widths": widths,
+                    "parameters": int(full - n_layers * (structure.ffn_dim - width) * per_channel),
+                }
+            )
         fitting = [c for c in candidates if c["parameters"] <= target]
-        plans.append(max(fitting, key=lambda c: c["parameters"]) if fitting
-                     else min(candidates, key=lambda c: c["parameters"]))
+        plans.append(
+            max(fitting, key=lambda c: c["parameters"]) if fitting else min(candidates, key=lambda c: c["parameters"])
+        )
     return plans
 
 
@@ -191,8 +208,11 @@ def _conv_layers_string(structure: Structure, widths: Sequence[int]) -> str:
 
 
 def _slice_conv(state: dict, structure: Structure, plan: dict, scores: dict) -> None:
-    kept = {i: _top(scores["conv_channels"][i], plan["conv_widths"][i]) for i in structure.prunable_convs
-            if plan["conv_widths"][i] < structure.conv_widths[i]}
+    kept = {
+        i: _top(scores["conv_channels"][i], plan["conv_widths"][i])
+        for i in structure.prunable_convs
+        if plan["conv_widths"][i] < structure.conv_widths[i]
+    }
     for key in [k for k in state if k.startswith("feature_extractor.conv_layers.")]:
         block = int(key.split(".")[2])
         value = state[key]
@@ -221,7 +241,9 @@ def _slice_layer(state: dict, prefix: str, channels: torch.Tensor, heads: torch.
 def pruned_entry(entry: dict, structure: Structure, plan: dict, scores: dict) -> dict:
     """The upstream entry (s3prl ``<kind>_local`` checkpoint, plus ``attention_heads`` when heads were
     removed) holding only the kept groups of ``plan``."""
-    state = {k[len("model."):]: v.clone() for k, v in structure.upstream.state_dict().items() if k.startswith("model.")}
+    state = {
+        k[len("model.") :]: v.clone() for k, v in structure.upstream.state_dict().items() if k.startswith("model.")
+    }
     _slice_conv(state, structure, plan, scores)
     renumber = {old: new for new, old in enumerate(plan["layers"])}
     new_state = {}
@@ -235,8 +257,13 @@ def pruned_entry(entry: dict, structure: Structure, plan: dict, scores: dict) ->
     for old, new in renumber.items():
         heads = plan["heads"][new]
         kept_heads = _top(scores["attention_heads"][old], heads) if heads < structure.heads[old] else None
-        _slice_layer(new_state, f"encoder.layers.{new}.", _top(scores["ffn_channels"][old], plan["ffn_dim"]),
-                     kept_heads, structure.head_dim)
+        _slice_layer(
+            new_state,
+            f"encoder.layers.{new}.",
+            _top(scores["ffn_channels"][old], plan["ffn_dim"]),
+            kept_heads,
+            structure.head_dim,
+        )
     new_state = {k: v.contiguous() for k, v in new_state.items()}
     new = copy.deepcopy({k: v for k, v in entry.items() if k not in ("checkpoint", "attention_heads")})
     checkpoint = {k: copy.deepcopy(v) for k, v in entry["checkpoint"].items() if k not in ("model", "model_weight")}

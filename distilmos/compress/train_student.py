@@ -15,6 +15,7 @@ The predictor file has no SSL upstream: a ``waveform`` upstream entry hands the 
 student, so ``distilmos-predict score`` and :func:`distilmos.predictor.load` score any rate and channel
 count as with every other model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,19 @@ from distilmos.fileio import sha256_file
 from distilmos.metrics import compute_metrics
 from distilmos.models.student import SIZES, build, count_parameters
 
-DEFAULTS = {"size": "s", "steps": 300, "batch_size": 16, "lr": 1.0e-3, "weight_decay": 1.0e-4,
-            "crop_seconds": 3.0, "labelled_ratio": 0.0, "eval_every": 50, "eval_batch_size": 16, "seed": 0,
-            "clip_grad": 5.0}
+DEFAULTS = {
+    "size": "s",
+    "steps": 300,
+    "batch_size": 16,
+    "lr": 1.0e-3,
+    "weight_decay": 1.0e-4,
+    "crop_seconds": 3.0,
+    "labelled_ratio": 0.0,
+    "eval_every": 50,
+    "eval_batch_size": 16,
+    "seed": 0,
+    "clip_grad": 5.0,
+}
 
 
 def load_config(path: str | None, overrides: dict | None = None) -> dict:
@@ -60,8 +71,10 @@ def read_list(path: str) -> list[dict]:
     from distilmos.datalist import read_datalist
 
     # audio is checked as it is read (ClipStore): a bad clip is skipped there, not fatal here
-    return [{"sample_id": u.sample_id, "system_id": u.system_id, "wav_path": u.wav_path, "score": float(u.score)}
-            for u in read_datalist(path, check_audio=False)]
+    return [
+        {"sample_id": u.sample_id, "system_id": u.system_id, "wav_path": u.wav_path, "score": float(u.score)}
+        for u in read_datalist(path, check_audio=False)
+    ]
 
 
 class ClipStore:
@@ -88,7 +101,7 @@ def _crop_batch(stores, picks, crop: int, generator: torch.Generator):
         wav = store.audio[index]
         if len(wav) > crop:
             start = int(torch.randint(len(wav) - crop + 1, (1,), generator=generator))
-            wav = wav[start:start + crop]
+            wav = wav[start : start + crop]
         wavs.append(wav)
         scores.append(store.rows[index]["score"])
     lengths = torch.tensor([len(w) for w in wavs])
@@ -113,8 +126,14 @@ def evaluate_store(model, store: ClipStore, batch_size: int = 16) -> dict:
     return compute_metrics([r["score"] for r in store.rows], preds, [r["system_id"] for r in store.rows])
 
 
-def train_student(config: dict, *, pseudo: str | None = None, labelled: str | None = None,
-                  val: str | None = None, progress: bool = True) -> tuple:
+def train_student(
+    config: dict,
+    *,
+    pseudo: str | None = None,
+    labelled: str | None = None,
+    val: str | None = None,
+    progress: bool = True,
+) -> tuple:
     """Train one student; return ``(model with the best weights, history, facts)``."""
     seed = int(config["seed"])
     torch.manual_seed(seed)
@@ -124,23 +143,34 @@ def train_student(config: dict, *, pseudo: str | None = None, labelled: str | No
         ratio = 1.0
     if pseudo is None and labelled is None:
         raise ConfigError("a student needs --pseudo, --labelled or both")
-    stores = {"pseudo": ClipStore(read_list(pseudo), "pseudo") if pseudo and ratio < 1 else None,
-              "labelled": ClipStore(read_list(labelled), "labelled") if labelled and ratio > 0 else None}
+    stores = {
+        "pseudo": ClipStore(read_list(pseudo), "pseudo") if pseudo and ratio < 1 else None,
+        "labelled": ClipStore(read_list(labelled), "labelled") if labelled and ratio > 0 else None,
+    }
     for name, store in stores.items():
         if store is not None and len(store) == 0:
             raise ToolkitError(f"{pseudo if name == 'pseudo' else labelled}: no usable clips")
     val_store = ClipStore(read_list(val), "val") if val else None
     model = build(config["size"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"])
+    )
     steps = int(config["steps"])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(config["lr"]), total_steps=steps,
-                                                    pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=float(config["lr"]), total_steps=steps, pct_start=0.1
+    )
     batch = int(config["batch_size"])
     n_labelled = round(ratio * batch)
     crop = int(float(config["crop_seconds"]) * SAMPLE_RATE)
     history, best, best_state = [], -math.inf, copy.deepcopy(model.state_dict())
-    bar = tqdm(range(1, steps + 1), desc=f"student {config['size']}", unit="step", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        range(1, steps + 1),
+        desc=f"student {config['size']}",
+        unit="step",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for step in bar:
         model.train()
         picks = []
@@ -165,8 +195,13 @@ def train_student(config: dict, *, pseudo: str | None = None, labelled: str | No
     if val_store is None:
         best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    facts = {"pseudo": _facts(pseudo, stores["pseudo"]), "labelled": _facts(labelled, stores["labelled"]),
-             "val": _facts(val, val_store), "labelled_ratio": ratio, "best_val_utt_SRCC": best}
+    facts = {
+        "pseudo": _facts(pseudo, stores["pseudo"]),
+        "labelled": _facts(labelled, stores["labelled"]),
+        "val": _facts(val, val_store),
+        "labelled_ratio": ratio,
+        "best_val_utt_SRCC": best,
+    }
     return model.eval(), history, facts
 
 
@@ -191,24 +226,46 @@ def export_student(model, out: str, *, size: str, config: dict, facts: dict, his
 
     entry, _ = downstreams.make_entry("student", {f"model.{k}": v for k, v in model.state_dict().items()})
     selector = FeatureSelector(downsample_rate=1)
-    blob = {"upstream": waveform_entry(),
-            "featurizer": {"config": selector.config(), "state_dict": {}},
-            "downstream": entry}
+    blob = {
+        "upstream": waveform_entry(),
+        "featurizer": {"config": selector.config(), "state_dict": {}},
+        "downstream": entry,
+    }
     blob["card"] = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "sample_rate": SAMPLE_RATE,
-        "experiment": {"recipe": "egs/compress (student)", "config": {k: config[k] for k in sorted(config)},
-                       "seed": config["seed"], "total_steps": config["steps"], "step": None, "checkpoint": None},
-        "upstream": {"name": "waveform", "kind": "waveform", "embedded": True, "fine_tuned": False, "parameters": 0,
-                     "checkpoint": None},
+        "experiment": {
+            "recipe": "egs/compress (student)",
+            "config": {k: config[k] for k in sorted(config)},
+            "seed": config["seed"],
+            "total_steps": config["steps"],
+            "step": None,
+            "checkpoint": None,
+        },
+        "upstream": {
+            "name": "waveform",
+            "kind": "waveform",
+            "embedded": True,
+            "fine_tuned": False,
+            "parameters": 0,
+            "checkpoint": None,
+        },
         "featurizer": selector.config(),
-        "downstream": {"expert": "student", "variant": f"student_{size}", "model": entry["class_name"],
-                       "parameters": count_parameters(model), "system_classes": None,
-                       "dropped": {"keys": 0, "numel": 0, "modules": []}},
+        "downstream": {
+            "expert": "student",
+            "variant": f"student_{size}",
+            "model": entry["class_name"],
+            "parameters": count_parameters(model),
+            "system_classes": None,
+            "dropped": {"keys": 0, "numel": 0, "modules": []},
+        },
         "training_data": facts,
         "validation": history[-1] if history else None,
-        "toolkit": {"distilmos": distilmos.__version__, "torch": str(torch.__version__),
-                    "python": platform.python_version()},
+        "toolkit": {
+            "distilmos": distilmos.__version__,
+            "torch": str(torch.__version__),
+            "python": platform.python_version(),
+        },
     }
     write_predictor(blob, out)
     read_predictor(out)  # what was written must load with weights_only=True
@@ -226,8 +283,11 @@ def write_history(path: str, history: list) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distilmos.compress.train_student", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.compress.train_student",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", help="student YAML (egs/compress/conf/student.yaml)")
     parser.add_argument("--size", choices=list(SIZES))
     parser.add_argument("--pseudo", help="pseudo-labelled data list (python -m distilmos.compress.pseudo_label)")
@@ -242,9 +302,18 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="predictor file to write")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, {"size": args.size, "labelled_ratio": args.labelled_ratio,
-                                           "steps": args.steps, "seed": args.seed, "batch_size": args.batch_size,
-                                           "crop_seconds": args.crop_seconds, "eval_every": args.eval_every})
+        config = load_config(
+            args.config,
+            {
+                "size": args.size,
+                "labelled_ratio": args.labelled_ratio,
+                "steps": args.steps,
+                "seed": args.seed,
+                "batch_size": args.batch_size,
+                "crop_seconds": args.crop_seconds,
+                "eval_every": args.eval_every,
+            },
+        )
         np.random.seed(int(config["seed"]))
         model, history, facts = train_student(config, pseudo=args.pseudo, labelled=args.labelled, val=args.val)
         export_student(model, args.out, size=config["size"], config=config, facts=facts, history=history)
@@ -252,8 +321,10 @@ def main(argv=None) -> int:
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.out}: student {config['size']} ({count_parameters(model)} parameters), "
-          f"best val utt SRCC {facts['best_val_utt_SRCC']:.3f}")
+    print(
+        f"{args.out}: student {config['size']} ({count_parameters(model)} parameters), "
+        f"best val utt SRCC {facts['best_val_utt_SRCC']:.3f}"
+    )
     return 0
 
 

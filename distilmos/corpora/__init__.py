@@ -9,18 +9,35 @@ toolkit's data list format and stamps the folder, so that preparing the same roo
     python -m distilmos.corpora nisqa --root /corpora/NISQA_Corpus --out_dir data/nisqa
     python egs/nisqa/local/data_prep.py --nisqa_root /corpora/NISQA_Corpus --out_dir data/nisqa   # the same
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from distilmos.datalist import DataListError
 
-from . import (bc19, bc23, bvcc, nisqa, pstn, singmos, somos, svcc23, tcd_voip, tencent, tmhint_qi, ttsds2,
-               urgent2024_mos, vcc2018, vmc23)
+from . import (
+    bc19,
+    bc23,
+    bvcc,
+    nisqa,
+    pstn,
+    singmos,
+    somos,
+    svcc23,
+    tcd_voip,
+    tencent,
+    tmhint_qi,
+    ttsds2,
+    urgent2024_mos,
+    vcc2018,
+    vmc23,
+)
 from .common import CorpusLayoutError, Splits, is_prepared, write_splits, write_stamp
 
 __all__ = ["CORPORA", "Corpus", "CorpusLayoutError", "corpus", "prepare", "main"]
@@ -32,21 +49,42 @@ class Corpus:
 
     name: str
     read: Callable[[str], Splits]  # root -> {split: (rows, source)}
-    splits: Tuple[str, ...]  # every split it can yield (some only when the copy has them)
-    test_splits: Tuple[str, ...]  # the splits a benchmark evaluates on (none for a training set)
+    splits: tuple[str, ...]  # every split it can yield (some only when the copy has them)
+    test_splits: tuple[str, ...]  # the splits a benchmark evaluates on (none for a training set)
     layout: str  # what the root holds, one line
     doc: str  # the reader's docstring: the layout in full, and what is unsure
 
 
 def _register(module) -> Corpus:
-    return Corpus(module.NAME, module.read, tuple(module.SPLITS), tuple(module.TEST_SPLITS), module.LAYOUT,
-                  module.__doc__ or "")
+    return Corpus(
+        module.NAME, module.read, tuple(module.SPLITS), tuple(module.TEST_SPLITS), module.LAYOUT, module.__doc__ or ""
+    )
 
 
 #: name -> corpus, in the order of benchmark tables
-CORPORA: Dict[str, Corpus] = {c.name: c for c in map(_register, (
-    bvcc, somos, singmos, nisqa, tmhint_qi, tencent, pstn, urgent2024_mos, vmc23, bc19, vcc2018, bc23, svcc23, tcd_voip,
-    ttsds2))}
+CORPORA: dict[str, Corpus] = {
+    c.name: c
+    for c in map(
+        _register,
+        (
+            bvcc,
+            somos,
+            singmos,
+            nisqa,
+            tmhint_qi,
+            tencent,
+            pstn,
+            urgent2024_mos,
+            vmc23,
+            bc19,
+            vcc2018,
+            bc23,
+            svcc23,
+            tcd_voip,
+            ttsds2,
+        ),
+    )
+}
 
 
 def corpus(name: str) -> Corpus:
@@ -57,8 +95,9 @@ def corpus(name: str) -> Corpus:
     return CORPORA[key]
 
 
-def prepare(name: str, root: str, out_dir: str, *, check_audio: bool = True, force: bool = False,
-            progress: bool = True) -> Dict[str, Optional[int]]:
+def prepare(
+    name: str, root: str, out_dir: str, *, check_audio: bool = True, force: bool = False, progress: bool = True
+) -> dict[str, int | None]:
     """Write the data lists of corpus ``name`` found at ``root`` into ``out_dir``; return ``{split:
     number of utterances}`` (``None`` for each split when a finished preparation of the same root was
     found and kept; ``force`` redoes it)."""
@@ -72,8 +111,10 @@ def prepare(name: str, root: str, out_dir: str, *, check_audio: bool = True, for
     splits = spec.read(root)
     empty = [s for s, (rows, _) in splits.items() if not rows]
     if empty:
-        raise CorpusLayoutError(f"{spec.name} at {root}: split(s) {', '.join(empty)} have no utterances "
-                                f"(from {', '.join(splits[s][1] for s in empty)})")
+        raise CorpusLayoutError(
+            f"{spec.name} at {root}: split(s) {', '.join(empty)} have no utterances "
+            f"(from {', '.join(splits[s][1] for s in empty)})"
+        )
     written = write_splits(splits, out_dir, check_audio=check_audio, progress=progress)
     write_stamp(spec.name, root, out_dir, list(written))
     return {split: len(utts) for split, utts in written.items()}
@@ -83,27 +124,31 @@ def describe() -> str:
     """One line per corpus: name, splits (test splits starred; a training set says it has none), root layout."""
     lines = []
     for c in CORPORA.values():
-        splits = " ".join(s + ("*" if s in c.test_splits else "") for s in c.splits) + ("" if c.test_splits else
-                                                                                      " (no test set)")
+        splits = " ".join(s + ("*" if s in c.test_splits else "") for s in c.splits) + (
+            "" if c.test_splits else " (no test set)"
+        )
         lines.append(f"{c.name:14s} {splits:70s} {c.layout}")
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None, name: Optional[str] = None) -> int:
+def main(argv: list[str] | None = None, name: str | None = None) -> int:
     """The data preparation command; ``name`` fixes the corpus (``egs/<corpus>/local/data_prep.py``,
     which takes ``--<corpus>_root``). Exit status 0, or 1 with one error message."""
     fixed = corpus(name) if name else None
     parser = argparse.ArgumentParser(
         prog=f"egs/{fixed.name}/local/data_prep.py" if fixed else "python -m distilmos.corpora",
-        description=(fixed.doc if fixed else __doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=(fixed.doc if fixed else __doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if fixed:
         parser.add_argument(f"--{fixed.name}_root", dest="root", required=True, help=f"folder holding {fixed.layout}")
     else:
         parser.add_argument("corpus", nargs="?", help=f"one of {', '.join(CORPORA)}")
         parser.add_argument("--root", help="the corpus folder")
         parser.add_argument("--list", action="store_true", help="print the corpora, their splits and root layouts")
-    parser.add_argument("--out_dir", required=not bool(fixed) and "--list" not in (argv or sys.argv[1:]),
-                        help="folder for <split>.csv")
+    parser.add_argument(
+        "--out_dir", required=not bool(fixed) and "--list" not in (argv or sys.argv[1:]), help="folder for <split>.csv"
+    )
     parser.add_argument("--no_check_audio", action="store_true", help="skip opening every audio header")
     parser.add_argument("--force", action="store_true", help="prepare again even when the stamp says done")
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ Unsure: that the OOD release names its files ``<sysID>-<uttID>.wav`` like BVCC (
 system from the listener file's first field and the utterance after the ``-``, which agrees), and whether
 ``test_mos_list.txt`` ships in every copy; without it the test scores are averaged from ``TESTSET``.
 """
+
 from . import voicemos
 
 NAME = "bc19"

@@ -19,6 +19,7 @@ systems of 42 utterances, 17 AD systems of 34). These are the utterances and sco
 sure of the folder names (SHEET's download script); the sample rate was not checked (any rate is
 resampled on reading).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,14 +45,24 @@ def system_of(sample_id: str) -> str:
 def read(root: str) -> Splits:
     """``{split: (rows, source)}`` of a BC23 copy."""
     wav_dir = first_dir(root, AUDIO_DIRS, f"the BC23 root must hold the track 1 audio in wavs/ and {ANSWERS}")
-    path = require(os.path.join(root, ANSWERS), "the scores are not in the audio release: copy SHEET's "
-                   "egs/bc23/answers/answer.csv (github.com/unilight/sheet) there")
+    path = require(
+        os.path.join(root, ANSWERS),
+        "the scores are not in the audio release: copy SHEET's "
+        "egs/bc23/answers/answer.csv (github.com/unilight/sheet) there",
+    )
     rows = {split: [] for split in SPLITS}
     for line_no, fields in read_lines(path):
         sample_id = fields[0]
         system = system_of(sample_id)
         split = TASK.get(system.rsplit("-", 1)[-1])
         if split:
-            rows[split].append(Row(sample_id, system, audio_file(wav_dir, sample_id),
-                                   fields[1] if len(fields) > 1 else None, f"{path}:{line_no}"))
+            rows[split].append(
+                Row(
+                    sample_id,
+                    system,
+                    audio_file(wav_dir, sample_id),
+                    fields[1] if len(fields) > 1 else None,
+                    f"{path}:{line_no}",
+                )
+            )
     return {split: (rows[split], path) for split in SPLITS}

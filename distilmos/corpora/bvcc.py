@@ -4,6 +4,7 @@ Root: the folder holding ``DATA/`` (``main/`` of the release); layout in :mod:`.
 train / val / test, the official ones (4,974 / 1,066 / 1,066). Confident: this is the layout
 ``egs/bvcc/local/data_prep.py`` has always read.
 """
+
 from . import voicemos
 
 NAME = "bvcc"

@@ -10,13 +10,14 @@ Audio is never converted here: the data lists point at the corpus's own files, a
 they have, and every reader of audio in the toolkit downmixes and resamples to 16 kHz when it loads
 (:func:`distilmos.audio.load_audio`).
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import os
 from collections import OrderedDict
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, 
 from distilmos.fileio import atomic_write
 
 #: ``{split: (rows, source)}``: what a reader returns; ``source`` names the score file(s) in errors
-Splits = Dict[str, Tuple[List[Row], str]]
+Splits = dict[str, tuple[list[Row], str]]
 
 STAMP = ".prepared"
 HOLDOUT_SEED = 1337  # the seed SHEET's recipes use for their random dev sets
@@ -51,8 +52,9 @@ def first_dir(root: str, candidates: Sequence[str], hint: str) -> str:
         if os.path.isdir(os.path.join(root, name)):
             return os.path.join(root, name)
     others = ", ".join(f"{c}/" for c in candidates[1:])
-    raise CorpusLayoutError(f"{os.path.join(root, candidates[0])}: not found" + (f" (nor {others})" if others else "")
-                            + f"; {hint}")
+    raise CorpusLayoutError(
+        f"{os.path.join(root, candidates[0])}: not found" + (f" (nor {others})" if others else "") + f"; {hint}"
+    )
 
 
 def audio_file(folder: str, name: str) -> str:
@@ -70,7 +72,7 @@ def stem(name: str) -> str:
     return root if ext.lower() in AUDIO_EXTENSIONS else base
 
 
-def read_table(path: str, columns: Sequence[str]) -> List[Tuple[int, Dict[str, str]]]:
+def read_table(path: str, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     """Rows of a CSV file with a header, as ``(line number, {column: value})``; a missing file or a
     header without one of ``columns`` is an error naming the file."""
     if not os.path.isfile(path):
@@ -82,36 +84,47 @@ def read_table(path: str, columns: Sequence[str]) -> List[Tuple[int, Dict[str, s
         if missing:
             raise CorpusLayoutError(f"{path}: header {header} lacks column(s) {missing}")
         reader.fieldnames = header
-        return [(reader.line_num, {k: (v or "").strip() for k, v in record.items() if k is not None})
-                for record in reader]
+        return [
+            (reader.line_num, {k: (v or "").strip() for k, v in record.items() if k is not None}) for record in reader
+        ]
 
 
-def read_lines(path: str) -> List[Tuple[int, List[str]]]:
+def read_lines(path: str) -> list[tuple[int, list[str]]]:
     """Non-empty lines of a headerless comma-separated file as ``(line number, fields)``."""
     if not os.path.isfile(path):
         raise CorpusLayoutError(f"{path}: no such score file")
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        return [(n, [f.strip() for f in fields]) for n, fields in enumerate(csv.reader(handle), start=1)
-                if any(f.strip() for f in fields)]
+        return [
+            (n, [f.strip() for f in fields])
+            for n, fields in enumerate(csv.reader(handle), start=1)
+            if any(f.strip() for f in fields)
+        ]
 
 
-def score_list(path: str, wav_dir: str, system_of: Callable[[str], str]) -> List[Row]:
+def score_list(path: str, wav_dir: str, system_of: Callable[[str], str]) -> list[Row]:
     """A ``name,score`` list (VoiceMOS style: BVCC, SingMOS, the VMC'23 answers); ``name`` is a file
     name or an utterance id (``.wav`` added) in ``wav_dir``."""
     rows = []
     for line_no, fields in read_lines(path):
         name = fields[0]
         sample_id = stem(name)
-        rows.append(Row(sample_id, system_of(sample_id), audio_file(wav_dir, name),
-                        fields[1] if len(fields) > 1 else None, f"{path}:{line_no}"))
+        rows.append(
+            Row(
+                sample_id,
+                system_of(sample_id),
+                audio_file(wav_dir, name),
+                fields[1] if len(fields) > 1 else None,
+                f"{path}:{line_no}",
+            )
+        )
     return rows
 
 
-def average_ratings(ratings: Iterable[Tuple[str, str, str]]) -> "OrderedDict[str, Tuple[Optional[str], int, str]]":
+def average_ratings(ratings: Iterable[tuple[str, str, str]]) -> OrderedDict[str, tuple[str | None, int, str]]:
     """Per key (an utterance), the mean of its listener ratings, as ``{key: (mean, n, first origin)}``
     in order of first appearance. ``ratings`` yields ``(key, rating, origin)``; a rating that is not a
     number makes the mean its raw text, so that validation reports the row it came from."""
-    values: "OrderedDict[str, list]" = OrderedDict()
+    values: OrderedDict[str, list] = OrderedDict()
     for key, rating, origin in ratings:
         entry = values.setdefault(key, [[], origin, None])
         try:
@@ -136,14 +149,15 @@ def holdout(ids: Sequence[str], ratio: float = HOLDOUT_RATIO, seed: int = HOLDOU
     return {ordered[i] for i in order[:count]}
 
 
-def split_by(rows: List[Row], held: set) -> Tuple[List[Row], List[Row]]:
+def split_by(rows: list[Row], held: set) -> tuple[list[Row], list[Row]]:
     """``(rows not held out, rows held out)`` by sample id, order kept."""
     return [r for r in rows if r.sample_id not in held], [r for r in rows if r.sample_id in held]
 
 
 # ---- writing --------------------------------------------------------------------------------------
 
-def _progress(rows: List[Row], desc: str, enabled: bool):
+
+def _progress(rows: list[Row], desc: str, enabled: bool):
     if not enabled or len(rows) < 200:  # a bar for a few files is noise
         return rows
     from tqdm import tqdm
@@ -151,16 +165,18 @@ def _progress(rows: List[Row], desc: str, enabled: bool):
     return tqdm(rows, desc=desc, unit="file", leave=False)
 
 
-def write_splits(splits: Splits, out_dir: str, *, check_audio: bool = True,
-                 progress: bool = True) -> Dict[str, List[Utterance]]:
+def write_splits(
+    splits: Splits, out_dir: str, *, check_audio: bool = True, progress: bool = True
+) -> dict[str, list[Utterance]]:
     """Validate every split (audio headers too, with a progress bar on large corpora), then write
     ``out_dir/<split>.csv`` for each. Nothing is written unless every split is valid; the error lists
     the bad rows of all splits."""
     validated, errors = {}, []
     for name, (rows, source) in splits.items():
         try:
-            validated[name] = validate(_progress(rows, f"checking {name}", progress and check_audio), source,
-                                       check_audio=check_audio)
+            validated[name] = validate(
+                _progress(rows, f"checking {name}", progress and check_audio), source, check_audio=check_audio
+            )
         except DataListError as exc:
             errors.append(str(exc))
     if errors:
@@ -174,7 +190,7 @@ def stamp_text(corpus: str, root: str) -> str:
     return json.dumps({"corpus": corpus, "root": os.path.abspath(root)}, sort_keys=True)
 
 
-def is_prepared(corpus: str, root: str, out_dir: str) -> Optional[List[str]]:
+def is_prepared(corpus: str, root: str, out_dir: str) -> list[str] | None:
     """The split names of a finished preparation of ``root`` into ``out_dir``, or None when it must be
     (re)done: no stamp, a stamp of another corpus or root, or a data list that is gone."""
     path = os.path.join(out_dir, STAMP)

@@ -14,6 +14,7 @@ Confident about the file names and the ``filename_deg``/``mos`` columns (the cor
 SHEET read them so); less sure that every test set fills ``con`` (LIVETALK's conditions are talkers and
 environments rather than simulated channels).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,15 @@ from distilmos.datalist import Row
 from .common import CorpusLayoutError, Splits, audio_file, read_table, stem
 
 NAME = "nisqa"
-SETS = {"train": "NISQA_TRAIN_SIM", "val": "NISQA_VAL_SIM", "train_live": "NISQA_TRAIN_LIVE",
-        "val_live": "NISQA_VAL_LIVE", "test_livetalk": "NISQA_TEST_LIVETALK", "test_for": "NISQA_TEST_FOR",
-        "test_p501": "NISQA_TEST_P501"}
+SETS = {
+    "train": "NISQA_TRAIN_SIM",
+    "val": "NISQA_VAL_SIM",
+    "train_live": "NISQA_TRAIN_LIVE",
+    "val_live": "NISQA_VAL_LIVE",
+    "test_livetalk": "NISQA_TEST_LIVETALK",
+    "test_for": "NISQA_TEST_FOR",
+    "test_p501": "NISQA_TEST_P501",
+}
 OPTIONAL = ("train_live", "val_live")
 SPLITS = tuple(SETS)
 TEST_SPLITS = ("test_livetalk", "test_for", "test_p501")
@@ -38,9 +45,15 @@ def read_set(folder: str) -> tuple:
     rows = []
     for line_no, record in read_table(path, ("filename_deg", "mos")):
         sample_id = stem(record["filename_deg"])
-        rows.append(Row(sample_id, record.get("con") or sample_id,
-                        audio_file(os.path.join(folder, "deg"), record["filename_deg"]), record["mos"],
-                        f"{path}:{line_no}"))
+        rows.append(
+            Row(
+                sample_id,
+                record.get("con") or sample_id,
+                audio_file(os.path.join(folder, "deg"), record["filename_deg"]),
+                record["mos"],
+                f"{path}:{line_no}",
+            )
+        )
     return rows, path
 
 
@@ -52,7 +65,9 @@ def read(root: str) -> Splits:
         if split in OPTIONAL and not os.path.isdir(folder):
             continue
         if not os.path.isdir(folder):
-            raise CorpusLayoutError(f"{folder}: not found; the NISQA root must be NISQA_Corpus/, holding "
-                                    + ", ".join(s for k, s in SETS.items() if k not in OPTIONAL))
+            raise CorpusLayoutError(
+                f"{folder}: not found; the NISQA root must be NISQA_Corpus/, holding "
+                + ", ".join(s for k, s in SETS.items() if k not in OPTIONAL)
+            )
         splits[split] = read_set(folder)
     return splits

@@ -11,6 +11,7 @@ Fairly confident about ``pstn_train.csv`` and its ``filename``/``MOS`` columns (
 SHEET shortens the id to the stem before the first ``_``, which is kept whole here so that ids stay
 unique whatever the names.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ LAYOUT = "pstn_train.csv (filename,MOS,...) + the files it names"
 def read(root: str) -> Splits:
     """``{split: (rows, source)}`` of a PSTN copy."""
     path = os.path.join(root, "pstn_train.csv")
-    rows = [Row(stem(r["filename"]), stem(r["filename"]), audio_file(root, r["filename"]), r["MOS"], f"{path}:{n}")
-            for n, r in read_table(path, ("filename", "MOS"))]
+    rows = [
+        Row(stem(r["filename"]), stem(r["filename"]), audio_file(root, r["filename"]), r["MOS"], f"{path}:{n}")
+        for n, r in read_table(path, ("filename", "MOS"))
+    ]
     train, val = split_by(rows, holdout([r.sample_id for r in rows]))
     return {"train": (train, path), "val": (val, path)}

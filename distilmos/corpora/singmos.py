@@ -9,6 +9,7 @@ it has no test split). Fairly confident: this is the layout SHEET's SingMOS reci
 releases on Hugging Face (with ``info/`` metadata and other split files) are a different layout and are
 not read here.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,11 +37,14 @@ def read(root: str) -> Splits:
     for split, name in LISTS.items():
         path = os.path.join(sets, name)
         if split == "test" and not os.path.isfile(path):
-            print(f"warning: {path} not found (evaluation labels not in this copy); no singmos test split",
-                  file=sys.stderr)
+            print(
+                f"warning: {path} not found (evaluation labels not in this copy); no singmos test split",
+                file=sys.stderr,
+            )
             continue
         if not os.path.isfile(path):
-            raise CorpusLayoutError(f"{path}: no such score file; the SingMOS root must hold DATA/wav and "
-                                    f"DATA/sets/{name}")
+            raise CorpusLayoutError(
+                f"{path}: no such score file; the SingMOS root must hold DATA/wav and DATA/sets/{name}"
+            )
         splits[split] = (score_list(path, wav_dir, system_of), path)
     return splits

@@ -7,12 +7,14 @@ The system of an utterance is the last ``_`` field of its id (``novel_2007_0098_
 Splits train / val (``valid``) / test of the clean split 1, the one the paper evaluates zero-shot.
 Confident: the layout ``egs/somos/local/data_prep.py`` has always read.
 """
+
 from __future__ import annotations
 
 import os
 
-from .common import CorpusLayoutError, Splits, read_table, audio_file, stem
 from distilmos.datalist import Row
+
+from .common import CorpusLayoutError, Splits, audio_file, read_table, stem
 
 NAME = "somos"
 SPLITS = ("train", "val", "test")
@@ -35,7 +37,15 @@ def read(root: str, split_dir: str = SPLIT_DIR) -> Splits:
     splits: Splits = {}
     for split, name in LISTS.items():
         path = os.path.join(lists, name)
-        rows = [Row(stem(r["utteranceId"]), system_of(stem(r["utteranceId"])), audio_file(wav_dir, r["utteranceId"]),
-                    r["mean"], f"{path}:{n}") for n, r in read_table(path, ("utteranceId", "mean"))]
+        rows = [
+            Row(
+                stem(r["utteranceId"]),
+                system_of(stem(r["utteranceId"])),
+                audio_file(wav_dir, r["utteranceId"]),
+                r["mean"],
+                f"{path}:{n}",
+            )
+            for n, r in read_table(path, ("utteranceId", "mean"))
+        ]
         splits[split] = (rows, path)
     return splits

@@ -20,6 +20,7 @@ utterances and scores as :mod:`.vmc23`'s track2.
 Sure of the answer files and the ids (read in SHEET's copies); fairly sure of the folder names (SHEET's
 download script); the sample rate was not checked (any rate is resampled on reading).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,10 @@ from .common import CorpusLayoutError, Splits, audio_file, average_ratings, firs
 NAME = "svcc23"
 SPLITS = ("test",)
 TEST_SPLITS = ("test",)
-LAYOUT = ("wavs/*.wav (or VoiceMOS_2023_track2/), answers/listener_wise_answer.csv or answers/answer.csv "
-          "(SHEET's egs/svcc23/answers/)")
+LAYOUT = (
+    "wavs/*.wav (or VoiceMOS_2023_track2/), answers/listener_wise_answer.csv or answers/answer.csv "
+    "(SHEET's egs/svcc23/answers/)"
+)
 AUDIO_DIRS = ("wavs", "VoiceMOS_2023_track2")
 LISTENER_WISE = os.path.join("answers", "listener_wise_answer.csv")
 MEANS = os.path.join("answers", "answer.csv")
@@ -46,19 +49,36 @@ def system_of(sample_id: str) -> str:
 
 def read(root: str) -> Splits:
     """``{"test": (rows, source)}`` of an SVCC23 copy."""
-    wav_dir = first_dir(root, AUDIO_DIRS, f"the SVCC23 root must hold the track 2 audio in wavs/ and "
-                        f"{LISTENER_WISE} or {MEANS}")
+    wav_dir = first_dir(
+        root, AUDIO_DIRS, f"the SVCC23 root must hold the track 2 audio in wavs/ and {LISTENER_WISE} or {MEANS}"
+    )
     listener_wise, means = os.path.join(root, LISTENER_WISE), os.path.join(root, MEANS)
     if os.path.isfile(listener_wise):
-        ratings = average_ratings((r["sample_id"], r["score"], f"{listener_wise}:{n}")
-                                  for n, r in read_table(listener_wise, ("sample_id", "score")))
-        rows = [Row(sample_id, system_of(sample_id), audio_file(wav_dir, sample_id), mean, origin,
-                    {"n_ratings": str(count)}) for sample_id, (mean, count, origin) in ratings.items()]
+        ratings = average_ratings(
+            (r["sample_id"], r["score"], f"{listener_wise}:{n}")
+            for n, r in read_table(listener_wise, ("sample_id", "score"))
+        )
+        rows = [
+            Row(
+                sample_id, system_of(sample_id), audio_file(wav_dir, sample_id), mean, origin, {"n_ratings": str(count)}
+            )
+            for sample_id, (mean, count, origin) in ratings.items()
+        ]
         return {"test": (rows, listener_wise)}
     if not os.path.isfile(means):
-        raise CorpusLayoutError(f"{listener_wise}: no such score file (nor {means}); the scores are not in the audio "
-                                "release: copy SHEET's egs/svcc23/answers/listener_wise_answer.csv "
-                                "(github.com/unilight/sheet) there")
-    rows = [Row(fields[0], system_of(fields[0]), audio_file(wav_dir, fields[0]),
-                fields[1] if len(fields) > 1 else None, f"{means}:{line_no}") for line_no, fields in read_lines(means)]
+        raise CorpusLayoutError(
+            f"{listener_wise}: no such score file (nor {means}); the scores are not in the audio "
+            "release: copy SHEET's egs/svcc23/answers/listener_wise_answer.csv "
+            "(github.com/unilight/sheet) there"
+        )
+    rows = [
+        Row(
+            fields[0],
+            system_of(fields[0]),
+            audio_file(wav_dir, fields[0]),
+            fields[1] if len(fields) > 1 else None,
+            f"{means}:{line_no}",
+        )
+        for line_no, fields in read_lines(means)
+    ]
     return {"test": (rows, means)}

@@ -24,6 +24,7 @@ Sure of the file names, folders, spreadsheet and sample rate (seen in a public c
 github.com/nschimme/TCD-VOIP, whose 384 scores and conditions are those of SHEET's CSV); unsure whether
 the Google Drive copy that SHEET downloads has ``Test Set/`` or ``wav/``.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,10 +50,20 @@ def degradation(name: str) -> str:
 def read(root: str) -> Splits:
     """``{"test": (rows, source)}`` of a TCD-VoIP copy."""
     wav_dir = first_dir(root, AUDIO_DIRS, f"the TCD-VoIP root must hold Test Set/<type>/*.wav and {ANSWERS}")
-    path = require(os.path.join(root, ANSWERS), "copy SHEET's egs/tcd-voip/answers/tcd-voip_answer.csv "
-                   "(github.com/unilight/sheet) there, or export Filename, ConditionID and sample MOS (as MOS) "
-                   "of the release's spreadsheet")
-    rows = [Row(stem(r["Filename"]), f"{degradation(r['Filename'])}-{r['ConditionID']}",
-                os.path.join(wav_dir, degradation(r["Filename"]).lower(), os.path.basename(r["Filename"])),
-                r["MOS"], f"{path}:{n}") for n, r in read_table(path, ("Filename", "ConditionID", "MOS"))]
+    path = require(
+        os.path.join(root, ANSWERS),
+        "copy SHEET's egs/tcd-voip/answers/tcd-voip_answer.csv "
+        "(github.com/unilight/sheet) there, or export Filename, ConditionID and sample MOS (as MOS) "
+        "of the release's spreadsheet",
+    )
+    rows = [
+        Row(
+            stem(r["Filename"]),
+            f"{degradation(r['Filename'])}-{r['ConditionID']}",
+            os.path.join(wav_dir, degradation(r["Filename"]).lower(), os.path.basename(r["Filename"])),
+            r["MOS"],
+            f"{path}:{n}",
+        )
+        for n, r in read_table(path, ("Filename", "ConditionID", "MOS"))
+    ]
     return {"test": (rows, path)}

@@ -13,6 +13,7 @@ Splits train / val.
 Fairly confident (SHEET reads these two lists so); unsure of the folder names inside the root, which
 are only ever taken from ``deg_wav``.
 """
+
 from __future__ import annotations
 
 import os

@@ -15,6 +15,7 @@ Fairly confident about the file and column names (SHEET reads them so). Unsure: 
 ``raw_data.csv`` row has its audio in ``train/`` or ``test/``; here a row whose file is in neither is an
 error naming it (SHEET skips such rows silently).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,9 @@ def read(root: str) -> Splits:
     path = os.path.join(root, "raw_data.csv")
     for folder in ("train", "test"):
         if not os.path.isdir(os.path.join(root, folder)):
-            raise CorpusLayoutError(f"{os.path.join(root, folder)}: not found; the TMHINT-QI root must hold "
-                                    "raw_data.csv, train/ and test/")
+            raise CorpusLayoutError(
+                f"{os.path.join(root, folder)}: not found; the TMHINT-QI root must hold raw_data.csv, train/ and test/"
+            )
     records = [(n, r) for n, r in read_table(path, COLUMNS) if r["quality_score"]]
     systems = {r["file_name"]: f"{r['method']}-SNR{r['snr']}-{r['noise']}" for _, r in records}
     means = average_ratings((r["file_name"], r["quality_score"], f"{path}:{n}") for n, r in records)
@@ -45,7 +47,15 @@ def read(root: str) -> Splits:
         found = [f for f in ("train", "test") if os.path.isfile(os.path.join(root, f, name + ".wav"))]
         # not found: listed under train/ so that validation names the missing file
         folder = found[0] if found else "train"
-        pools[folder].append(Row(name, systems[name], os.path.join(os.path.abspath(root), folder, name + ".wav"),
-                                 mean, origin, {"n_ratings": str(count)}))
+        pools[folder].append(
+            Row(
+                name,
+                systems[name],
+                os.path.join(os.path.abspath(root), folder, name + ".wav"),
+                mean,
+                origin,
+                {"n_ratings": str(count)},
+            )
+        )
     train, val = split_by(pools["train"], holdout([r.sample_id for r in pools["train"]]))
     return {"train": (train, path), "val": (val, path), "test": (pools["test"], path)}

@@ -22,6 +22,7 @@ Sure of the file name and of the columns read (``audio``, ``dataset``, ``system`
 names inside the archive (they are only ever taken from ``audio``), of the sample rates (any rate is
 resampled on reading), and of whether every MOS rating's file ships (SHEET skips the ones that do not).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,17 +34,22 @@ from .common import Splits, audio_file, average_ratings, read_table, require, st
 NAME = "ttsds2"
 SPLITS = ("test",)
 TEST_SPLITS = ("test",)
-LAYOUT = ("subjective_results.csv (audio,dataset,system,rating_type,value,...) + the files it names "
-          "(ttsds2.zip of urgent-challenge/urgent26_track2_sqa)")
+LAYOUT = (
+    "subjective_results.csv (audio,dataset,system,rating_type,value,...) + the files it names "
+    "(ttsds2.zip of urgent-challenge/urgent26_track2_sqa)"
+)
 RESULTS = "subjective_results.csv"
 COLUMNS = ("audio", "dataset", "system", "rating_type", "value")
 
 
 def read(root: str) -> Splits:
     """``{"test": (rows, source)}`` of a TTSDS2 copy."""
-    path = require(os.path.join(root, RESULTS), "download ttsds2.zip from the Hugging Face dataset "
-                   "urgent-challenge/urgent26_track2_sqa and unpack it in the root (SHEET's "
-                   "egs/ttsds2/local/data_download.sh, github.com/unilight/sheet)")
+    path = require(
+        os.path.join(root, RESULTS),
+        "download ttsds2.zip from the Hugging Face dataset "
+        "urgent-challenge/urgent26_track2_sqa and unpack it in the root (SHEET's "
+        "egs/ttsds2/local/data_download.sh, github.com/unilight/sheet)",
+    )
     systems, ratings = {}, []
     for n, r in read_table(path, COLUMNS):
         if r["rating_type"].lower() != "mos":
@@ -51,6 +57,15 @@ def read(root: str) -> Splits:
         audio = os.path.normpath(r["audio"])
         systems.setdefault(audio, f"{r['dataset']}-{r['system']}")
         ratings.append((audio, r["value"], f"{path}:{n}"))
-    rows = [Row(f"{systems[audio]}-{stem(audio)}", systems[audio], audio_file(root, audio), mean, origin,
-                {"n_ratings": str(count)}) for audio, (mean, count, origin) in average_ratings(ratings).items()]
+    rows = [
+        Row(
+            f"{systems[audio]}-{stem(audio)}",
+            systems[audio],
+            audio_file(root, audio),
+            mean,
+            origin,
+            {"n_ratings": str(count)},
+        )
+        for audio, (mean, count, origin) in average_ratings(ratings).items()
+    ]
     return {"test": (rows, path)}

@@ -27,6 +27,7 @@ read the set group it so, one from the challenge's organisers) and of the counts
 public description of the set: 23 x 300 clips, 8 ratings each, 8 to 48 kHz; a row at 22.05 kHz); any
 rate is resampled on reading.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,10 @@ from .common import Splits, audio_file, holdout, read_table, require, split_by, 
 NAME = "urgent2024_mos"
 SPLITS = ("train", "val")
 TEST_SPLITS = ()
-LAYOUT = ("metadata.csv (wav_path,...,score,...) + wavs/<id>.wav, as SHEET's egs/urgent2024-mos/local/"
-          "data_download.py writes them from the Hugging Face set")
+LAYOUT = (
+    "metadata.csv (wav_path,...,score,...) + wavs/<id>.wav, as SHEET's egs/urgent2024-mos/local/"
+    "data_download.py writes them from the Hugging Face set"
+)
 METADATA = "metadata.csv"
 
 
@@ -50,11 +53,22 @@ def system_of(sample_id: str) -> str:
 
 def read(root: str) -> Splits:
     """``{split: (rows, source)}`` of an URGENT 2024 MOS copy."""
-    path = require(os.path.join(root, METADATA), "the corpus ships only as the Hugging Face dataset "
-                   "urgent-challenge/urgent2024_mos: run SHEET's egs/urgent2024-mos/local/data_download.py "
-                   "(github.com/unilight/sheet; needs the datasets package) in the root to write metadata.csv "
-                   "and wavs/")
-    rows = [Row(stem(r["wav_path"]), system_of(stem(r["wav_path"])), audio_file(root, r["wav_path"]), r["score"],
-                f"{path}:{n}") for n, r in read_table(path, ("wav_path", "score"))]
+    path = require(
+        os.path.join(root, METADATA),
+        "the corpus ships only as the Hugging Face dataset "
+        "urgent-challenge/urgent2024_mos: run SHEET's egs/urgent2024-mos/local/data_download.py "
+        "(github.com/unilight/sheet; needs the datasets package) in the root to write metadata.csv "
+        "and wavs/",
+    )
+    rows = [
+        Row(
+            stem(r["wav_path"]),
+            system_of(stem(r["wav_path"])),
+            audio_file(root, r["wav_path"]),
+            r["score"],
+            f"{path}:{n}",
+        )
+        for n, r in read_table(path, ("wav_path", "score"))
+    ]
     train, val = split_by(rows, holdout([r.sample_id for r in rows]))
     return {"train": (train, path), "val": (val, path)}

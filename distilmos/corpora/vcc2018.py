@@ -17,6 +17,7 @@ Fairly confident about the field order (documented in the release's
 unsure whether the natural reference samples rated in the test lie in ``testVCC2/`` (rated files
 that are not there are an error naming them).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,13 @@ def read(root: str) -> Splits:
     lines = read_lines(path)
     short = [n for n, fields in lines if len(fields) <= LEFT]
     if short:
-        raise CorpusLayoutError(f"{path}:{short[0]}: fewer than {LEFT + 1} fields ({len(short)} such line(s)); "
-                                "not the VCC2018 ratings file")
+        raise CorpusLayoutError(
+            f"{path}:{short[0]}: fewer than {LEFT + 1} fields ({len(short)} such line(s)); not the VCC2018 ratings file"
+        )
     systems = {fields[LEFT]: fields[SYSTEM] for _, fields in lines}
     means = average_ratings((fields[LEFT], fields[MOS], f"{path}:{n}") for n, fields in lines)
-    rows = [Row(stem(name), systems[name], audio_file(wav_dir, name), mean, origin, {"n_ratings": str(count)})
-            for name, (mean, count, origin) in means.items()]
+    rows = [
+        Row(stem(name), systems[name], audio_file(wav_dir, name), mean, origin, {"n_ratings": str(count)})
+        for name, (mean, count, origin) in means.items()
+    ]
     return {"test": (rows, path)}

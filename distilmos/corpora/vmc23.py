@@ -23,6 +23,7 @@ audio folder is absent is skipped; one whose answer file is absent is an error n
 Confident about the answer-file format and ids (seen in the released answers); the folder names are
 SHEET's convention, not the organisers'.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,17 +71,28 @@ def read(root: str) -> Splits:
             continue
         answers = os.path.join(root, "answers", f"{FOLDER[split]}_answer.txt")
         if not os.path.isfile(answers):
-            raise CorpusLayoutError(f"{answers}: no such score file; put the organisers' {FOLDER[split]} answer "
-                                    "file there (SHEET keeps a copy in egs/vmc23/answers/)")
+            raise CorpusLayoutError(
+                f"{answers}: no such score file; put the organisers' {FOLDER[split]} answer "
+                "file there (SHEET keeps a copy in egs/vmc23/answers/)"
+            )
         rows = []
         for line_no, fields in read_lines(answers):
             sample_id = fields[0]
             system = system_of(sample_id)
             if keep(split, system):
-                rows.append(Row(sample_id, system, audio_file(folder, sample_id),
-                                fields[1] if len(fields) > 1 else None, f"{answers}:{line_no}"))
+                rows.append(
+                    Row(
+                        sample_id,
+                        system,
+                        audio_file(folder, sample_id),
+                        fields[1] if len(fields) > 1 else None,
+                        f"{answers}:{line_no}",
+                    )
+                )
         splits[split] = (rows, answers)
     if not splits:
-        raise CorpusLayoutError(f"{os.path.join(root, 'track1')}: not found (nor track2/, track3/); the VMC'23 "
-                                "root must hold the unpacked tracks track1/, track2/, track3/ and answers/")
+        raise CorpusLayoutError(
+            f"{os.path.join(root, 'track1')}: not found (nor track2/, track3/); the VMC'23 "
+            "root must hold the unpacked tracks track1/, track2/, track3/ and answers/"
+        )
     return splits

@@ -8,6 +8,7 @@ The system of an utterance is its file name before the first ``-``. The test lab
 the challenge, as ``test_mos_list.txt`` and as the listener file ``TESTSET``: the list is read when it is
 there, else the mean of the ``TESTSET`` ratings; a copy with neither has no test split (a warning says so).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,13 +29,17 @@ def system_of(sample_id: str) -> str:
 
 def listener_rows(path: str, wav_dir: str):
     """Rows of the mean rating per utterance of a listener file, with the number of ratings."""
-    ratings = [(fields[1], fields[2] if len(fields) > 2 else "", f"{path}:{n}") for n, fields in read_lines(path)
-               if len(fields) >= 2]
+    ratings = [
+        (fields[1], fields[2] if len(fields) > 2 else "", f"{path}:{n}")
+        for n, fields in read_lines(path)
+        if len(fields) >= 2
+    ]
     rows = []
     for name, (mean, count, origin) in average_ratings(ratings).items():
         sample_id = stem(name)
-        rows.append(Row(sample_id, system_of(sample_id), audio_file(wav_dir, name), mean, origin,
-                        {"n_ratings": str(count)}))
+        rows.append(
+            Row(sample_id, system_of(sample_id), audio_file(wav_dir, name), mean, origin, {"n_ratings": str(count)})
+        )
     return rows
 
 
@@ -42,8 +47,9 @@ def read(root: str, corpus: str) -> Splits:
     """``{split: (rows, source)}`` of a VoiceMOS 2022-layout folder ``root`` (which holds ``DATA/``)."""
     data = os.path.join(root, "DATA")
     if not os.path.isdir(data):
-        raise CorpusLayoutError(f"{data}: not found; the {corpus} root must be the folder that holds DATA/wav "
-                                "and DATA/sets")
+        raise CorpusLayoutError(
+            f"{data}: not found; the {corpus} root must be the folder that holds DATA/wav and DATA/sets"
+        )
     sets, wav_dir = os.path.join(data, "sets"), os.path.join(data, "wav")
     splits: Splits = {}
     for split, name in LISTS.items():
@@ -58,8 +64,11 @@ def read(root: str, corpus: str) -> Splits:
         elif split == "test" and os.path.isfile(listener_path):
             splits[split] = (listener_rows(listener_path, wav_dir), listener_path)
         elif split == "test":
-            print(f"warning: neither {list_path} nor {listener_path} found (test labels not in this copy); "
-                  f"no {corpus} test split", file=sys.stderr)
+            print(
+                f"warning: neither {list_path} nor {listener_path} found (test labels not in this copy); "
+                f"no {corpus} test split",
+                file=sys.stderr,
+            )
         else:
             raise CorpusLayoutError(f"{list_path}: no such score file; the {corpus} root must hold DATA/sets/{name}")
     return splits

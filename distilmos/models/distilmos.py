@@ -11,7 +11,8 @@ Every layer is padding-invariant: padded frames are zeroed before each convoluti
 BatchNorm statistics, packed away from the BLSTM and from the mean, so the same utterance gets the same
 output (and loss) whatever else is in its batch.
 """
-from typing import Dict, List, Optional, Sequence
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -82,7 +83,7 @@ class CNNBLSTM(nn.Module):
 
     The BLSTM has ``blstm_dim`` units per direction (``dim`` unless pruned)."""
 
-    def __init__(self, dim: int, kernel: int = 3, blstm_dim: Optional[int] = None):
+    def __init__(self, dim: int, kernel: int = 3, blstm_dim: int | None = None):
         super().__init__()
         blstm_dim = dim if blstm_dim is None else blstm_dim
         self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
@@ -106,29 +107,40 @@ class DistilMOSModel(nn.Module):
     pruned head, :mod:`distilmos.compress.head`, has fewer)."""
 
     @staticmethod
-    def kwargs_from_state(state: Dict[str, torch.Tensor]) -> dict:
+    def kwargs_from_state(state: dict[str, torch.Tensor]) -> dict:
         """The constructor arguments that built the weights ``state`` (read off their shapes)."""
         hidden_dim, upstream_dim = state["projector.weight"].shape
-        kernels: List[int] = []
+        kernels: list[int] = []
         while f"feature_processor.blocks.{len(kernels)}.conv.weight" in state:
             kernels.append(int(state[f"feature_processor.blocks.{len(kernels)}.conv.weight"].shape[-1]))
-        kwargs = {"upstream_dim": int(upstream_dim), "hidden_dim": int(hidden_dim), "kernels": kernels,
-                  "blstm_conv_kernel": int(state["cnn_blstm.conv.weight"].shape[-1]),
-                  "conv_bias": "feature_processor.blocks.0.conv.bias" in state}
+        kwargs = {
+            "upstream_dim": int(upstream_dim),
+            "hidden_dim": int(hidden_dim),
+            "kernels": kernels,
+            "blstm_conv_kernel": int(state["cnn_blstm.conv.weight"].shape[-1]),
+            "conv_bias": "feature_processor.blocks.0.conv.bias" in state,
+        }
         blstm_dim = int(state["cnn_blstm.blstm.weight_hh_l0"].shape[1])
         if blstm_dim != hidden_dim:  # only a pruned head says it: the files of the paper's model stay as they were
             kwargs["blstm_dim"] = blstm_dim
         return kwargs
 
-    def __init__(self, upstream_dim: int, hidden_dim: int = 256, kernels: Sequence[int] = (5, 3, 3),
-                 blstm_conv_kernel: int = 3, conv_bias: bool = False, blstm_dim: Optional[int] = None):
+    def __init__(
+        self,
+        upstream_dim: int,
+        hidden_dim: int = 256,
+        kernels: Sequence[int] = (5, 3, 3),
+        blstm_conv_kernel: int = 3,
+        conv_bias: bool = False,
+        blstm_dim: int | None = None,
+    ):
         super().__init__()
         self.projector = nn.Linear(upstream_dim, hidden_dim)
         self.feature_processor = FeatureProcessor(hidden_dim, kernels, conv_bias)
         self.cnn_blstm = CNNBLSTM(hidden_dim, blstm_conv_kernel, blstm_dim)
         self.frame_head = nn.Linear(hidden_dim, 1)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return ``pred`` [batch], the Feature Processor output ``processed`` [batch, frames, hidden]
         (input of the training heads, and of the CCA analysis) and the frame ``mask``."""
         mask = valid_mask(lengths, features.size(1))
@@ -142,7 +154,7 @@ class MLP(nn.Sequential):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, n_layers: int = 3):
         dims = [in_dim] + [hidden_dim] * (n_layers - 1) + [out_dim]
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         for i in range(n_layers):
             layers.append(nn.Linear(dims[i], dims[i + 1]))
             if i < n_layers - 1:
@@ -157,5 +169,5 @@ class LayerHeads(nn.Module):
         super().__init__()
         self.heads = nn.ModuleList(MLP(in_dim, hidden_dim, out_dim, n_layers) for _ in range(n_heads))
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # noqa: D102
         return [head(x) for head in self.heads]

@@ -15,10 +15,11 @@ The names of the C system classes (the training list's ``system_id`` s, sorted) 
 dict as a UTF-8 byte buffer, so a checkpoint or predictor file carries them beside the weights that
 predict them, and :meth:`MoEMOSModel.kwargs_from_state` rebuilds the model from its state dict alone.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -39,7 +40,7 @@ def encode_names(names: Sequence[str]) -> torch.Tensor:
     return torch.tensor(list(data), dtype=torch.uint8)
 
 
-def decode_names(buffer: torch.Tensor, count: int) -> List[str]:
+def decode_names(buffer: torch.Tensor, count: int) -> list[str]:
     """The class names of :func:`encode_names` (``count`` of them)."""
     if count == 0:
         return []
@@ -50,24 +51,38 @@ def decode_names(buffer: torch.Tensor, count: int) -> List[str]:
 
 
 def _expert(upstream_dim: int, hidden_dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(upstream_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
-                         nn.Linear(hidden_dim, hidden_dim), nn.GELU())
+    return nn.Sequential(
+        nn.Linear(upstream_dim, hidden_dim),
+        nn.GELU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden_dim, hidden_dim),
+        nn.GELU(),
+    )
 
 
 class MoEMOSModel(nn.Module):
     """Masked mean -> N expert MLPs mixed by a softmax gate -> MOS and system-class heads."""
 
     @staticmethod
-    def kwargs_from_state(state: Dict[str, torch.Tensor]) -> dict:
+    def kwargs_from_state(state: dict[str, torch.Tensor]) -> dict:
         """The constructor arguments that built the weights ``state`` (read off their shapes)."""
         first = state["experts.0.0.weight"]
         n_classes = int(state["system_head.weight"].shape[0])
-        return {"upstream_dim": int(first.shape[1]), "hidden_dim": int(first.shape[0]),
-                "n_experts": int(state["gate.weight"].shape[0]),
-                "class_names": decode_names(state["class_names_utf8"], n_classes)}
+        return {
+            "upstream_dim": int(first.shape[1]),
+            "hidden_dim": int(first.shape[0]),
+            "n_experts": int(state["gate.weight"].shape[0]),
+            "class_names": decode_names(state["class_names_utf8"], n_classes),
+        }
 
-    def __init__(self, upstream_dim: int, n_experts: int = 4, hidden_dim: int = 256,
-                 class_names: Sequence[str] = (), dropout: float = 0.1):
+    def __init__(
+        self,
+        upstream_dim: int,
+        n_experts: int = 4,
+        hidden_dim: int = 256,
+        class_names: Sequence[str] = (),
+        dropout: float = 0.1,
+    ):
         super().__init__()
         if n_experts < 1:
             raise ConfigError(f"modelrc.n_experts must be at least 1, not {n_experts}")
@@ -82,15 +97,19 @@ class MoEMOSModel(nn.Module):
     def n_experts(self) -> int:
         return len(self.experts)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """``features [batch, frames, dim]`` -> ``pred [batch]``, ``system_logits [batch, classes]``,
         ``gates [batch, experts]`` (each row sums to 1) and the pooled ``utterance`` vectors."""
         pooled = masked_mean(features, valid_mask(lengths, features.size(1)))
         gates = torch.softmax(self.gate(pooled), dim=-1)
         outputs = torch.stack([expert(pooled) for expert in self.experts], dim=1)  # [B, N, H]
         mixed = (gates.unsqueeze(-1) * outputs).sum(1)
-        return {"pred": self.mos_head(mixed).squeeze(-1), "system_logits": self.system_head(mixed),
-                "gates": gates, "utterance": pooled}
+        return {
+            "pred": self.mos_head(mixed).squeeze(-1),
+            "system_logits": self.system_head(mixed),
+            "gates": gates,
+            "utterance": pooled,
+        }
 
 
 def load_balance_loss(gates: torch.Tensor) -> torch.Tensor:

@@ -39,11 +39,11 @@ valid frames only (running statistics kept as :class:`torch.nn.BatchNorm1d` keep
 mode an utterance gets the same prediction whatever its batch. Time is never downsampled (the
 downsampling runs over the feature axis), so frame counts stay as given.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -57,16 +57,18 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, in_channels: int, channels: int):
         super().__init__(
-            nn.Conv1d(in_channels, channels, 3, stride=1, padding=1, bias=False), nn.BatchNorm1d(channels),
+            nn.Conv1d(in_channels, channels, 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm1d(channels),
             nn.ReLU(),
-            nn.Conv1d(channels, channels, 3, stride=1, padding=1, bias=False), nn.BatchNorm1d(channels),
+            nn.Conv1d(channels, channels, 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm1d(channels),
             nn.ReLU(),
         )
 
 
-def lfe_lengths(upstream_dim: int, depth: int) -> List[int]:
+def lfe_lengths(upstream_dim: int, depth: int) -> list[int]:
     """The feature-axis length each block's LFE sees: ``upstream_dim`` halved (floor) after each block."""
-    return [upstream_dim // 2 ** i for i in range(depth)]
+    return [upstream_dim // 2**i for i in range(depth)]
 
 
 class SALFMOSModel(nn.Module):
@@ -74,19 +76,25 @@ class SALFMOSModel(nn.Module):
     Linear -> MOS (see the module docstring for the reading of the paper and its parameter count)."""
 
     @staticmethod
-    def kwargs_from_state(state: Dict[str, torch.Tensor]) -> dict:
+    def kwargs_from_state(state: dict[str, torch.Tensor]) -> dict:
         """The constructor arguments that built the weights ``state`` (read off their shapes)."""
         depth = 0
         while f"lfe.{depth}.weight" in state:
             depth += 1
-        return {"upstream_dim": int(state["lfe.0.weight"].shape[1]), "channels": int(state["blocks.0.0.weight"].shape[0]),
-                "depth": depth, "head_bias": "head.bias" in state}
+        return {
+            "upstream_dim": int(state["lfe.0.weight"].shape[1]),
+            "channels": int(state["blocks.0.0.weight"].shape[0]),
+            "depth": depth,
+            "head_bias": "head.bias" in state,
+        }
 
     def __init__(self, upstream_dim: int, channels: int = 2, depth: int = 4, head_bias: bool = False):
         super().__init__()
         if depth < 1 or upstream_dim < 2 ** (depth - 1):
-            raise ValueError(f"SALF-MOS with depth {depth} needs features of at least {2 ** (depth - 1)} dimensions "
-                             f"(each downsampling halves them), got {upstream_dim}")
+            raise ValueError(
+                f"SALF-MOS with depth {depth} needs features of at least {2 ** (depth - 1)} dimensions "
+                f"(each downsampling halves them), got {upstream_dim}"
+            )
         self.blocks = nn.ModuleList(DoubleConv(1 if i == 0 else channels, channels) for i in range(depth))
         self.lfe = nn.ModuleList(nn.Linear(length, 1) for length in lfe_lengths(upstream_dim, depth))
         self.head = nn.Linear(depth * channels, 1, bias=head_bias)
@@ -102,7 +110,7 @@ class SALFMOSModel(nn.Module):
             stacked.append(lfe(x).squeeze(-1))  # [n, channels]: the LFE is shared by the channels
         return torch.cat(stacked, dim=-1)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """``features [batch, frames, upstream_dim]``, ``lengths [batch]`` -> ``pred [batch]`` and the
         utterance-level latent features ``utterance [batch, depth * channels]`` (the mean over valid frames)."""
         mask = valid_mask(lengths.to(features.device), features.size(1))
@@ -115,7 +123,7 @@ class SALFMOSModel(nn.Module):
         return {"pred": self.head(pooled).squeeze(-1), "utterance": pooled}
 
 
-def parameter_breakdown(model: nn.Module) -> List[Tuple[str, str, int]]:
+def parameter_breakdown(model: nn.Module) -> list[tuple[str, str, int]]:
     """``(module name, what it is, parameters)`` for every module that owns parameters, in order."""
     rows = []
     for name, module in model.named_modules():
@@ -137,8 +145,9 @@ def _describe(module: nn.Module) -> str:
 
 def main(argv=None) -> int:
     """``--count``: print the parameter count of SALF-MOS on features of ``--upstream_dim`` dimensions."""
-    parser = argparse.ArgumentParser(prog="python -m distilmos.models.salf_mos",
-                                     description="SALF-MOS parameter count, layer by layer.")
+    parser = argparse.ArgumentParser(
+        prog="python -m distilmos.models.salf_mos", description="SALF-MOS parameter count, layer by layer."
+    )
     parser.add_argument("--count", action="store_true", required=True, help="print the parameter count")
     parser.add_argument("--upstream_dim", type=int, default=768, help="feature dimension (768: wav2vec 2.0 Base)")
     parser.add_argument("--channels", type=int, default=2)

@@ -4,7 +4,6 @@ last-layer output, mean-pooled over time, then one Linear layer to the MOS.
 One deliberate difference from the original code: the mean is over valid frames only (the original
 averages zero-padded frames too, so a prediction there depends on the rest of its batch).
 """
-from typing import Dict
 
 import torch
 import torch.nn as nn
@@ -16,7 +15,7 @@ class SSLMOSModel(nn.Module):
     """Mean over valid frames -> Linear(upstream_dim, 1)."""
 
     @staticmethod
-    def kwargs_from_state(state: Dict[str, torch.Tensor]) -> dict:
+    def kwargs_from_state(state: dict[str, torch.Tensor]) -> dict:
         """The constructor arguments that built the weights ``state`` (read off their shapes)."""
         return {"upstream_dim": int(state["output_layer.weight"].shape[1])}
 
@@ -24,7 +23,7 @@ class SSLMOSModel(nn.Module):
         super().__init__()
         self.output_layer = nn.Linear(upstream_dim, 1)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """``features [batch, frames, dim]`` -> ``pred [batch]`` and the pooled ``utterance`` vectors."""
         pooled = masked_mean(features, valid_mask(lengths, features.size(1)))
         return {"pred": self.output_layer(pooled).squeeze(-1), "utterance": pooled}

@@ -34,6 +34,7 @@ Sizes (:data:`SIZES`, parameter counts in :data:`PARAMETERS`) span more than two
 400 making up for our narrower projection (our convolutions pad the frequency axis, so 3 bins remain
 where the released student's unpadded ones leave 4).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,17 @@ SIZES: dict[str, dict] = {
     "s": {"channels": (8, 16, 16), "d_model": 48, "n_heads": 4, "n_layers": 2, "ffn_dim": 96},
     "m": {"channels": (16, 32, 32, 64), "d_model": 96, "n_heads": 4, "n_layers": 3, "ffn_dim": 192},
     "l": {"channels": (32, 64, 64, 128, 128), "d_model": 192, "n_heads": 8, "n_layers": 4, "ffn_dim": 384},
-    "dmos": {"channels": (64, 64, 128, 256, 256, 256), "d_model": 200, "n_heads": 8, "n_layers": 7, "ffn_dim": 448,
-             "n_fft": 320, "segment": SEGMENT, "segment_hop": SEGMENT_HOP, "peak_normalise": True},
+    "dmos": {
+        "channels": (64, 64, 128, 256, 256, 256),
+        "d_model": 200,
+        "n_heads": 8,
+        "n_layers": 7,
+        "ffn_dim": 448,
+        "n_fft": 320,
+        "segment": SEGMENT,
+        "segment_hop": SEGMENT_HOP,
+        "peak_normalise": True,
+    },
 }
 
 #: parameters of each size (checked by the tests; printed by ``python -m distilmos.models.student``)
@@ -98,9 +108,20 @@ class MaskedBatchNorm2d(MaskedBatchNorm1d):
 class StudentMOSModel(nn.Module):
     """See the module docstring. ``forward(wavs [B, T] or [B, T, 1], lengths [B] in samples) -> {"pred"}``."""
 
-    def __init__(self, channels: Sequence[int] = SIZES["s"]["channels"], d_model: int = 48, n_heads: int = 4,
-                 n_layers: int = 2, ffn_dim: int = 96, dropout: float = 0.1, n_fft: int = N_FFT, hop: int = HOP,
-                 segment: int = 0, segment_hop: int = SEGMENT_HOP, peak_normalise: bool = False):
+    def __init__(
+        self,
+        channels: Sequence[int] = SIZES["s"]["channels"],
+        d_model: int = 48,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        ffn_dim: int = 96,
+        dropout: float = 0.1,
+        n_fft: int = N_FFT,
+        hop: int = HOP,
+        segment: int = 0,
+        segment_hop: int = SEGMENT_HOP,
+        peak_normalise: bool = False,
+    ):
         super().__init__()
         self.channels = tuple(int(c) for c in channels)
         self.d_model, self.n_heads = int(d_model), int(n_heads)
@@ -108,8 +129,10 @@ class StudentMOSModel(nn.Module):
         self.n_fft, self.hop, self.segment, self.segment_hop = int(n_fft), int(hop), int(segment), int(segment_hop)
         self.peak_normalise = bool(peak_normalise)
         if (self.segment and self.segment < self.n_fft) or self.segment_hop < 1:
-            raise ValueError(f"student framing: segment {segment} must hold a window ({n_fft}) and segment_hop "
-                             f"{segment_hop} must be positive")
+            raise ValueError(
+                f"student framing: segment {segment} must hold a window ({n_fft}) and segment_hop "
+                f"{segment_hop} must be positive"
+            )
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
         # the head count is in no weight's shape: kept as a buffer so a state dict rebuilds the model alone
         self.register_buffer("heads", torch.tensor(self.n_heads))
@@ -118,13 +141,15 @@ class StudentMOSModel(nn.Module):
             self.register_buffer("framing", torch.tensor([int(v) for v in framing]))
         blocks, freq, c_in = [], self.n_fft // 2 + 1, 2
         for c_out in self.channels:
-            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=(2, 1), padding=1),
-                                        MaskedBatchNorm2d(c_out), nn.GELU()))
+            blocks.append(
+                nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=(2, 1), padding=1), MaskedBatchNorm2d(c_out), nn.GELU())
+            )
             freq, c_in = (freq - 1) // 2 + 1, c_out
         self.convs = nn.ModuleList(blocks)
         self.proj = nn.Linear(c_in * freq, self.d_model)
-        layer = nn.TransformerEncoderLayer(self.d_model, self.n_heads, self.ffn_dim, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            self.d_model, self.n_heads, self.ffn_dim, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, self.n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(self.d_model)
         self.pool_score = nn.Linear(self.d_model, 1)
@@ -139,8 +164,13 @@ class StudentMOSModel(nn.Module):
             channels.append(int(state[f"convs.{len(channels)}.0.weight"].shape[0]))
         n_layers = len({k.split(".")[2] for k in state if k.startswith("encoder.layers.")})
         d_model = int(state["proj.weight"].shape[0])
-        kwargs = {"channels": channels, "d_model": d_model, "n_heads": int(state["heads"]), "n_layers": n_layers,
-                  "ffn_dim": int(state["encoder.layers.0.linear1.weight"].shape[0])}
+        kwargs = {
+            "channels": channels,
+            "d_model": d_model,
+            "n_heads": int(state["heads"]),
+            "n_layers": n_layers,
+            "ffn_dim": int(state["encoder.layers.0.linear1.weight"].shape[0]),
+        }
         if "framing" in state:
             n_fft, hop, segment, segment_hop, peak = (int(v) for v in state["framing"])
             kwargs.update(n_fft=n_fft, hop=hop, segment=segment, segment_hop=segment_hop, peak_normalise=bool(peak))
@@ -164,12 +194,15 @@ class StudentMOSModel(nn.Module):
         for index, length in enumerate(lengths.tolist()):
             for start in window_starts(int(length), self.segment, self.segment_hop):
                 size = min(int(length), self.segment)
-                pieces.append(wavs[index, start:start + size])
+                pieces.append(wavs[index, start : start + size])
                 sizes.append(size)
                 owner.append(index)
         device = wavs.device
-        return (nn.utils.rnn.pad_sequence(pieces, batch_first=True), torch.tensor(sizes, device=device),
-                torch.tensor(owner, device=device))
+        return (
+            nn.utils.rnn.pad_sequence(pieces, batch_first=True),
+            torch.tensor(sizes, device=device),
+            torch.tensor(owner, device=device),
+        )
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         wavs = features.squeeze(-1) if features.dim() == 3 else features

@@ -11,9 +11,18 @@ and :mod:`.downstreams` (what is stored of each part and how it is rebuilt), :mo
 inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.chunking`,
 :mod:`.inputs` and :mod:`.cli` (``distilmos-predict``).
 """
+
 from .export import ExportError, export
 from .fileformat import FORMAT_VERSION, PredictorFileError
 from .predictor import FileResult, PredictionError, Predictor, load
 
-__all__ = ["export", "load", "Predictor", "FileResult", "PredictionError", "PredictorFileError", "ExportError",
-           "FORMAT_VERSION"]
+__all__ = [
+    "export",
+    "load",
+    "Predictor",
+    "FileResult",
+    "PredictionError",
+    "PredictorFileError",
+    "ExportError",
+    "FORMAT_VERSION",
+]

@@ -1,4 +1,5 @@
 """``python -m distilmos.predictor``: the same as ``distilmos-predict``."""
+
 import sys
 
 from .cli import main

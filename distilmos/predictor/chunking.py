@@ -5,13 +5,14 @@ such that neighbouring windows overlap by at least ``overlap`` samples; the wind
 length and are spread evenly from the first sample to the last. Its score is the mean of the window
 scores weighted by window length. Shorter waveforms are one window, themselves.
 """
+
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 
-def chunk_windows(n_samples: int, max_len: int, overlap: int) -> List[Tuple[int, int]]:
+def chunk_windows(n_samples: int, max_len: int, overlap: int) -> list[tuple[int, int]]:
     """``[(start, end), ...]`` covering ``[0, n_samples)``; see the module docstring.
 
     ``max_len <= 0`` means no limit (one window).

@@ -6,6 +6,7 @@
 
 (also ``python -m distilmos.predictor ...``). See ``distilmos-predict COMMAND -h``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,8 @@ import math
 import sys
 import time
 import warnings
-from typing import IO, Optional, Sequence
+from collections.abc import Sequence
+from typing import IO
 
 import torch
 
@@ -52,54 +54,82 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distilmos-predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="distilmos-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    exp = sub.add_parser("export", help="experiment checkpoint -> self-contained predictor file",
-                         description="Write a predictor file from an s3prl experiment checkpoint: the fine-tuned "
-                                     "upstream, the featurizer and the expert's inference model, with a model card; "
-                                     "no optimizer state and no training-only heads.")
+    exp = sub.add_parser(
+        "export",
+        help="experiment checkpoint -> self-contained predictor file",
+        description="Write a predictor file from an s3prl experiment checkpoint: the fine-tuned "
+        "upstream, the featurizer and the expert's inference model, with a model card; "
+        "no optimizer state and no training-only heads.",
+    )
     exp.add_argument("-e", "--checkpoint", required=True, help="states-N.ckpt or best-states-<split>.ckpt")
     exp.add_argument("-o", "--out", required=True, help="predictor file to write")
-    exp.add_argument("--no_check", action="store_true",
-                     help="skip checking that the rebuilt network predicts what the runner's modules predict")
+    exp.add_argument(
+        "--no_check",
+        action="store_true",
+        help="skip checking that the rebuilt network predicts what the runner's modules predict",
+    )
 
-    info = sub.add_parser("info", help="print a predictor file's model card",
-                          description="Print the model card of a predictor file (YAML, or JSON with --json).")
+    info = sub.add_parser(
+        "info",
+        help="print a predictor file's model card",
+        description="Print the model card of a predictor file (YAML, or JSON with --json).",
+    )
     info.add_argument("model", help="predictor file")
     info.add_argument("--json", action="store_true", help="print JSON")
 
-    score = sub.add_parser("score", help="score audio files, folders or lists",
-                           description="Score audio with a predictor file.", epilog=SCORE_EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    score = sub.add_parser(
+        "score",
+        help="score audio files, folders or lists",
+        description="Score audio with a predictor file.",
+        epilog=SCORE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     score.add_argument("model", help="predictor file (distilmos-predict export)")
     score.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, .csv data list or plain list")
     score.add_argument("-o", "--out", help="output file (default: stdout)")
     score.add_argument("--jsonl", action="store_true", help="write JSON lines instead of CSV")
     score.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: cuda if available)")
     score.add_argument("--batch_size", type=int, default=16, help="windows per batch (default 16; 1: one by one)")
-    score.add_argument("--max_batch_seconds", type=float, default=160.0,
-                       help="padded audio per batch, seconds (default 160)")
-    score.add_argument("--max_pad", type=parse_max_pad, default=AUTO,
-                       help="most padding a window may get, as a fraction of its batch's longest, or none "
-                            "(default auto: no cap for WavLM / HuBERT / wav2vec 2.0, else 0.02; see below)")
-    score.add_argument("--max_seconds", type=float, default=30.0,
-                       help="longer files are scored in overlapping windows of at most this length (default 30; 0: never)")
-    score.add_argument("--chunk_overlap", type=float, default=5.0,
-                       help="least overlap of neighbouring windows, seconds (default 5)")
+    score.add_argument(
+        "--max_batch_seconds", type=float, default=160.0, help="padded audio per batch, seconds (default 160)"
+    )
+    score.add_argument(
+        "--max_pad",
+        type=parse_max_pad,
+        default=AUTO,
+        help="most padding a window may get, as a fraction of its batch's longest, or none "
+        "(default auto: no cap for WavLM / HuBERT / wav2vec 2.0, else 0.02; see below)",
+    )
+    score.add_argument(
+        "--max_seconds",
+        type=float,
+        default=30.0,
+        help="longer files are scored in overlapping windows of at most this length (default 30; 0: never)",
+    )
+    score.add_argument(
+        "--chunk_overlap", type=float, default=5.0, help="least overlap of neighbouring windows, seconds (default 5)"
+    )
     score.add_argument("--num_workers", type=int, default=0, help="processes reading audio ahead (default 0)")
-    score.add_argument("--system_delim",
-                       help="system of an utterance without a system column: its file stem before this string")
+    score.add_argument(
+        "--system_delim", help="system of an utterance without a system column: its file stem before this string"
+    )
     score.add_argument("--metrics", metavar="JSON", help="also write the metrics to this file")
-    score.add_argument("--system_posterior", action="store_true",
-                       help="models with a system-classification head (MoE-MOS): also write the most likely "
-                            "training system, its probability and the posterior of every system")
+    score.add_argument(
+        "--system_posterior",
+        action="store_true",
+        help="models with a system-classification head (MoE-MOS): also write the most likely "
+        "training system, its probability and the posterior of every system",
+    )
     score.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 some files failed, 2 unusable input)."""
     args = build_parser().parse_args(argv)
     from distilmos.errors import ToolkitError
@@ -121,10 +151,12 @@ def _export(args) -> int:
 
     card = export(args.checkpoint, args.out, check=not args.no_check)
     up, down = card["upstream"], card["downstream"]
-    print(f"{args.out}: {down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}; "
-          f"upstream {'embedded' if up['embedded'] else 'rebuilt from ' + repr(up['name']) + ' when loaded'}; "
-          f"dropped {down['dropped']['keys']} training-only entries ({', '.join(down['dropped']['modules']) or 'none'})",
-          file=sys.stderr)
+    print(
+        f"{args.out}: {down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}; "
+        f"upstream {'embedded' if up['embedded'] else 'rebuilt from ' + repr(up['name']) + ' when loaded'}; "
+        f"dropped {down['dropped']['keys']} training-only entries ({', '.join(down['dropped']['modules']) or 'none'})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -146,18 +178,28 @@ def _score(args) -> int:
     from .inputs import collect
     from .predictor import load
 
-    predictor = load(args.model, device=args.device, max_seconds=args.max_seconds, chunk_overlap=args.chunk_overlap,
-                     batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds, max_pad=args.max_pad)
+    predictor = load(
+        args.model,
+        device=args.device,
+        max_seconds=args.max_seconds,
+        chunk_overlap=args.chunk_overlap,
+        batch_size=args.batch_size,
+        max_batch_seconds=args.max_batch_seconds,
+        max_pad=args.max_pad,
+    )
     entries = collect(args.inputs, args.system_delim)
     if not entries:
         raise ValueError(f"no audio files in {' '.join(args.inputs)}")
     start = time.perf_counter()
     classes = predictor.system_classes if args.system_posterior else None
     if args.system_posterior and not classes:
-        raise ValueError(f"{args.model}: this model has no system-classification head; --system_posterior needs one "
-                         "(e.g. a moe_mos model)")
-    results = predictor.score_files([e.wav_path for e in entries], progress=not args.quiet,
-                                    num_workers=args.num_workers, posterior=bool(classes))
+        raise ValueError(
+            f"{args.model}: this model has no system-classification head; --system_posterior needs one "
+            "(e.g. a moe_mos model)"
+        )
+    results = predictor.score_files(
+        [e.wav_path for e in entries], progress=not args.quiet, num_workers=args.num_workers, posterior=bool(classes)
+    )
     elapsed = time.perf_counter() - start
     jsonl = args.jsonl or bool(args.out and args.out.lower().endswith(".jsonl"))
     with_score = any(e.score is not None for e in entries)
@@ -176,8 +218,9 @@ def _score(args) -> int:
     return 1 if failed else 0
 
 
-def write_scores(handle: IO, entries, results, with_score: bool, jsonl: bool,
-                 classes: Optional[Sequence[str]] = None) -> None:
+def write_scores(
+    handle: IO, entries, results, with_score: bool, jsonl: bool, classes: Sequence[str] | None = None
+) -> None:
     """Rows of the scored files, in input order: CSV ``wav_path,pred[,score]`` or JSON lines; with
     ``classes`` (the system posterior was asked for) also the most likely system and every probability."""
     rows = [(e, r) for e, r in zip(entries, results) if r.ok]
@@ -198,8 +241,11 @@ def write_scores(handle: IO, entries, results, with_score: bool, jsonl: bool,
             handle.write(json.dumps(record) + "\n")
         return
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(["wav_path", "pred"] + (["score"] if with_score else [])
-                    + (["top_system", "top_system_prob"] + [f"p:{c}" for c in classes] if classes else []))
+    writer.writerow(
+        ["wav_path", "pred"]
+        + (["score"] if with_score else [])
+        + (["top_system", "top_system_prob"] + [f"p:{c}" for c in classes] if classes else [])
+    )
     for entry, result in rows:
         row = [entry.wav_path, f"{result.pred:.6f}"]
         if with_score:
@@ -222,28 +268,34 @@ def _print_summary(results, failed, elapsed: float, max_seconds: float) -> None:
             print(f"  {result.error}", file=sys.stderr)
 
 
-def _print_metrics(entries, results, out_json: Optional[str]) -> None:
+def _print_metrics(entries, results, out_json: str | None) -> None:
     from distilmos.metrics import compute_metrics
 
     scored = [(e, r) for e, r in zip(entries, results) if r.ok and e.score is not None]
     if not scored:
         print("distilmos-predict: no scored file has a true score; no metrics", file=sys.stderr)
         return
-    metrics = compute_metrics([e.score for e, _ in scored], [r.pred for _, r in scored],
-                              [e.system_id for e, _ in scored])
+    metrics = compute_metrics(
+        [e.score for e, _ in scored], [r.pred for _, r in scored], [e.system_id for e, _ in scored]
+    )
     print(format_metrics(metrics), file=sys.stderr)
     if out_json:
         from distilmos.fileio import atomic_write
 
         with atomic_write(out_json) as handle:
-            json.dump({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()},
-                      handle, indent=2)
+            json.dump(
+                {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()},
+                handle,
+                indent=2,
+            )
 
 
 def format_metrics(metrics: dict) -> str:
     """A small table: utterance and system level, MSE LCC SRCC KTAU."""
-    lines = [f"metrics over {metrics['n_utt']} utterance(s), {metrics['n_sys']} system(s):",
-             "        MSE     LCC    SRCC    KTAU"]
+    lines = [
+        f"metrics over {metrics['n_utt']} utterance(s), {metrics['n_sys']} system(s):",
+        "        MSE     LCC    SRCC    KTAU",
+    ]
     for level in ("utt", "sys"):
         values = [metrics[f"{level}_{k}"] for k in ("MSE", "LCC", "SRCC", "KTAU")]
         lines.append(f"  {level} " + " ".join(f"{v:7.3f}" if math.isfinite(v) else "    nan" for v in values))

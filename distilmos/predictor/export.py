@@ -12,6 +12,7 @@ Before writing, the export rebuilds the network from what it is about to write a
 predicts what the runner's own modules (the upstream, s3prl's ``Featurizer`` and the expert's model)
 predict on probe waveforms.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,6 @@ import datetime
 import json
 import os
 import platform
-from typing import Dict, List, Optional
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -79,8 +79,14 @@ def export(checkpoint: str, out: str, *, check: bool = True) -> dict:
         model.load_state_dict(ckpt["Upstream"])
     model.eval()
     featurizer = _s3prl_featurizer(model, args, ckpt["Featurizer"])
-    blob, dropped = assemble(model, (args.upstream, args.upstream_ckpt, args.upstream_model_config), configs,
-                             FeatureSelector.from_s3prl(featurizer), name, ckpt["Downstream"])
+    blob, dropped = assemble(
+        model,
+        (args.upstream, args.upstream_ckpt, args.upstream_model_config),
+        configs,
+        FeatureSelector.from_s3prl(featurizer),
+        name,
+        ckpt["Downstream"],
+    )
     down_model = downstreams.build(blob["downstream"])
     blob["card"] = model_card(checkpoint, ckpt, blob, dropped, _count(model), _count(down_model))
     if check:
@@ -94,29 +100,36 @@ def export(checkpoint: str, out: str, *, check: bool = True) -> dict:
     return blob["card"]
 
 
-def assemble(model, spec: tuple, configs: dict, selector: FeatureSelector, expert: str,
-             expert_state: Dict[str, torch.Tensor]) -> tuple:
+def assemble(
+    model, spec: tuple, configs: dict, selector: FeatureSelector, expert: str, expert_state: dict[str, torch.Tensor]
+) -> tuple:
     """``(predictor dict without its card, dropped expert keys)`` from built parts: the upstream ``model``
     built from ``spec`` = (name, ckpt, model_config) with ``configs`` from
     :func:`distilmos.predictor.upstream.build_for_export`, the featurizer, and the expert's state dict."""
     down_entry, dropped = downstreams.make_entry(expert, expert_state)
     blob = {
         "upstream": upstream.make_entry(model, *spec, configs),
-        "featurizer": {"config": selector.config(),
-                       "state_dict": {k: v.detach().clone() for k, v in selector.state_dict().items()}},
+        "featurizer": {
+            "config": selector.config(),
+            "state_dict": {k: v.detach().clone() for k, v in selector.state_dict().items()},
+        },
         "downstream": down_entry,
     }
     return blob, dropped
 
 
-def _s3prl_featurizer(model, args, state: Dict[str, torch.Tensor]):
+def _s3prl_featurizer(model, args, state: dict[str, torch.Tensor]):
     """s3prl's Featurizer exactly as the runner built it, with the trained weights."""
     from s3prl.upstream.interfaces import Featurizer
 
     with torch.random.fork_rng(devices=[]):  # its probe forward draws random numbers
-        featurizer = Featurizer(upstream=model, feature_selection=args.upstream_feature_selection,
-                                upstream_device="cpu", layer_selection=args.upstream_layer_selection,
-                                normalize=args.upstream_feature_normalize)
+        featurizer = Featurizer(
+            upstream=model,
+            feature_selection=args.upstream_feature_selection,
+            upstream_device="cpu",
+            layer_selection=args.upstream_layer_selection,
+            normalize=args.upstream_feature_normalize,
+        )
     featurizer.load_state_dict(state)
     padding_exact.cut_featurizer(featurizer, model)  # as the plugin runner's featurizer
     return featurizer.eval()
@@ -128,7 +141,7 @@ def _check_rebuild(blob: dict, model, featurizer, down_model, checkpoint: str) -
     generator = torch.Generator().manual_seed(0)
     probes = [0.1 * torch.randn(n, generator=generator) for n in (SAMPLE_RATE, 24731)]
 
-    def runner_way(wavs: List[torch.Tensor]) -> torch.Tensor:
+    def runner_way(wavs: list[torch.Tensor]) -> torch.Tensor:
         feats = featurizer(wavs, model(wavs))
         lengths = torch.tensor([len(f) for f in feats])
         return down_model(pad_sequence(feats, batch_first=True), lengths)["pred"]
@@ -138,15 +151,17 @@ def _check_rebuild(blob: dict, model, featurizer, down_model, checkpoint: str) -
             expected, got = runner_way(wavs), rebuilt(wavs)
             gap = (expected - got).abs().max().item()
             if not gap <= CHECK_TOLERANCE:
-                raise ExportError(f"{checkpoint}: the exported network predicts differently from the runner's modules "
-                                  f"(largest difference {gap:.3g} on probe waveforms); the export was not written")
+                raise ExportError(
+                    f"{checkpoint}: the exported network predicts differently from the runner's modules "
+                    f"(largest difference {gap:.3g} on probe waveforms); the export was not written"
+                )
 
 
 def _count(module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
-def _list_facts(path: Optional[str]) -> dict:
+def _list_facts(path: str | None) -> dict:
     """Where a data list is, and (if it is still there) how many rows it has and its sha256."""
     facts = {"path": path}
     if path and os.path.isfile(path):
@@ -156,7 +171,7 @@ def _list_facts(path: Optional[str]) -> dict:
     return facts
 
 
-def validation_metrics(expdir: str, split: str, step: Optional[int]) -> Optional[dict]:
+def validation_metrics(expdir: str, split: str, step: int | None) -> dict | None:
     """The metrics on ``split`` logged at ``step`` (``log.jsonl``, else ``metrics_<split>_best.json``)."""
     log = os.path.join(expdir, "log.jsonl")
     found = None
@@ -175,8 +190,9 @@ def validation_metrics(expdir: str, split: str, step: Optional[int]) -> Optional
     return found
 
 
-def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upstream_parameters: int,
-               downstream_parameters: int) -> dict:
+def model_card(
+    checkpoint: str, ckpt: dict, blob: dict, dropped: list[str], upstream_parameters: int, downstream_parameters: int
+) -> dict:
     """What a user needs to know about an exported model; plain values only."""
     import s3prl
 
@@ -206,7 +222,9 @@ def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upst
         "upstream": {
             "name": args.upstream,
             "checkpoint": upstream_ckpt,
-            "checkpoint_sha256": sha256_file(upstream_ckpt) if upstream_ckpt and os.path.isfile(upstream_ckpt) else None,
+            "checkpoint_sha256": sha256_file(upstream_ckpt)
+            if upstream_ckpt and os.path.isfile(upstream_ckpt)
+            else None,
             "model_config": args.upstream_model_config,
             "kind": upstream_entry["kind"],
             "embedded": upstream_entry["kind"] != "spec",
@@ -239,12 +257,16 @@ def model_card(checkpoint: str, ckpt: dict, blob: dict, dropped: List[str], upst
             "token_store": datarc.get("token_store") if registry.uses_tokens(variant) else None,
         },
         "validation": validation_metrics(os.path.dirname(os.path.abspath(checkpoint)), best_split, step),
-        "toolkit": {"distilmos": distilmos.__version__, "torch": str(torch.__version__),
-                    "s3prl": str(getattr(s3prl, "__version__", None)), "python": platform.python_version()},
+        "toolkit": {
+            "distilmos": distilmos.__version__,
+            "torch": str(torch.__version__),
+            "s3prl": str(getattr(s3prl, "__version__", None)),
+            "python": platform.python_version(),
+        },
     }
 
 
-def _split_path(datarc: dict, split: str) -> Optional[str]:
+def _split_path(datarc: dict, split: str) -> str | None:
     extra = datarc.get("extra_eval") or {}
     if split in extra:
         return extra[split]

@@ -11,10 +11,11 @@ It loads with ``torch.load(..., weights_only=True)`` (no pickled classes), and h
 
 A reader refuses, naming the file, anything that is not such a file or that has another format version.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ class PredictorFileError(ToolkitError, ValueError):
     """A file that is not a usable predictor file; the message names the file and says what to do."""
 
 
-def write_predictor(blob: Dict[str, Any], path: str) -> None:
+def write_predictor(blob: dict[str, Any], path: str) -> None:
     """Write a predictor dict (atomically: a killed export never leaves a half-written file)."""
     missing = [key for key in SECTIONS if key not in blob]
     if missing:
@@ -40,7 +41,7 @@ def write_predictor(blob: Dict[str, Any], path: str) -> None:
         torch.save(dict(blob, format=FORMAT, format_version=FORMAT_VERSION), handle)
 
 
-def read_predictor(path: str) -> Dict[str, Any]:
+def read_predictor(path: str) -> dict[str, Any]:
     """Read a predictor file; raise :class:`PredictorFileError` naming ``path`` if it is not one.
 
     Tensors are memory-mapped, so a large upstream is not copied while the model is rebuilt.
@@ -57,19 +58,23 @@ def read_predictor(path: str) -> Dict[str, Any]:
         raise PredictorFileError(
             f"{path}: not a DistilMOS predictor file"
             + (" (it looks like an s3prl experiment checkpoint)" if looks_like_experiment else f" ({reason[:200]})")
-            + f"; {EXPORT_HINT}") from exc
+            + f"; {EXPORT_HINT}"
+        ) from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         experiment = isinstance(blob, dict) and {"Downstream", "Args"} <= set(blob)
         raise PredictorFileError(
             f"{path}: not a DistilMOS predictor file"
-            + (" (it is an s3prl experiment checkpoint)" if experiment else "") + f"; {EXPORT_HINT}")
+            + (" (it is an s3prl experiment checkpoint)" if experiment else "")
+            + f"; {EXPORT_HINT}"
+        )
     version = blob.get("format_version")
     if version != FORMAT_VERSION:
         raise PredictorFileError(
             f"{path}: predictor file format version {version!r}, but this version of distilmos reads version "
             f"{FORMAT_VERSION}; export it again from its experiment checkpoint with this version "
             "(distilmos-predict export -e CHECKPOINT -o MODEL.pt), or use the distilmos version that wrote it"
-            + (f" ({blob['card'].get('toolkit', {}).get('distilmos')})" if isinstance(blob.get("card"), dict) else ""))
+            + (f" ({blob['card'].get('toolkit', {}).get('distilmos')})" if isinstance(blob.get("card"), dict) else "")
+        )
     missing = [key for key in SECTIONS if key not in blob]
     if missing:
         raise PredictorFileError(f"{path}: predictor file is incomplete (no {', '.join(missing)}); {EXPORT_HINT}")

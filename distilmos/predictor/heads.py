@@ -16,6 +16,7 @@ the zero heads with the module's own method; the result is the pruned model, wit
 WavLM's attention has no such method (its relative position bias and gated bias are per head and shared
 across layers), so its heads are never pruned.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,13 +11,14 @@ Without a system column, an utterance's system is the part of its file stem befo
 (BVCC: ``-``), or the stem itself. A path that does not exist is kept as an input, so that it is reported
 with the other files that cannot be scored.
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
 
 from distilmos.datalist import AUDIO_EXTENSIONS, looks_like_header, resolve_wav_path, rows_from_score_list
 from distilmos.errors import ToolkitError
@@ -33,15 +34,15 @@ class Entry:
     """One input to score: the audio file, its true score and system when the list gives them."""
 
     wav_path: str
-    score: Optional[float] = None
-    system_id: Optional[str] = None
+    score: float | None = None
+    system_id: str | None = None
 
 
 def is_audio(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS
 
 
-def _parse_score(raw: Optional[str], origin: str, problems: List[str]) -> Optional[float]:
+def _parse_score(raw: str | None, origin: str, problems: list[str]) -> float | None:
     if raw is None or not str(raw).strip():
         return None
     try:
@@ -58,14 +59,14 @@ def _stem(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def read_csv_list(path: str, system_delim: Optional[str] = None) -> List[Entry]:
+def read_csv_list(path: str, system_delim: str | None = None) -> list[Entry]:
     """A data list CSV (needs a ``wav_path`` column; ``score``, ``system_id`` optional)."""
     base = os.path.dirname(os.path.abspath(path))
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if "wav_path" not in (reader.fieldnames or []):
             raise InputError(f"{path}: a CSV list needs a wav_path column (header: {reader.fieldnames})")
-        problems: List[str] = []
+        problems: list[str] = []
         entries = []
         for line, record in enumerate(reader, start=2):
             wav = (record.get("wav_path") or "").strip()
@@ -80,22 +81,25 @@ def read_csv_list(path: str, system_delim: Optional[str] = None) -> List[Entry]:
     return entries
 
 
-def read_text_list(path: str, system_delim: Optional[str] = None) -> List[Entry]:
+def read_text_list(path: str, system_delim: str | None = None) -> list[Entry]:
     """A plain ``wav[,score[,system]]`` list."""
     try:
-        rows = rows_from_score_list(path, os.path.dirname(os.path.abspath(path)), system_rule(system_delim),
-                                    skip_header=looks_like_header(path))
+        rows = rows_from_score_list(
+            path, os.path.dirname(os.path.abspath(path)), system_rule(system_delim), skip_header=looks_like_header(path)
+        )
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: neither an audio file (by its extension) nor a text list of audio files "
-                         f"({exc.reason} at byte {exc.start})") from exc
-    problems: List[str] = []
+        raise InputError(
+            f"{path}: neither an audio file (by its extension) nor a text list of audio files "
+            f"({exc.reason} at byte {exc.start})"
+        ) from exc
+    problems: list[str] = []
     entries = [Entry(row.wav_path, _parse_score(row.score, row.origin, problems), row.system_id) for row in rows]
     if problems:
         raise InputError(f"{path}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     return entries
 
 
-def folder_audio(folder: str) -> List[str]:
+def folder_audio(folder: str) -> list[str]:
     """Every audio file under ``folder``, sorted by path."""
     found = []
     for root, dirs, files in os.walk(folder):
@@ -104,9 +108,9 @@ def folder_audio(folder: str) -> List[str]:
     return found
 
 
-def collect(inputs: Iterable[str], system_delim: Optional[str] = None) -> List[Entry]:
+def collect(inputs: Iterable[str], system_delim: str | None = None) -> list[Entry]:
     """The entries of every input, in the order given (see the module docstring)."""
-    entries: List[Entry] = []
+    entries: list[Entry] = []
     rule = system_rule(system_delim)
     for item in inputs:
         if os.path.isdir(item):

@@ -12,9 +12,8 @@ What the runner does for a batch of 16 kHz waveforms (``Runner.evaluate``) and w
 3. the expert (:class:`distilmos.expert_base.MOSExpert`): pads the per-utterance features again and calls
    its inference model with their lengths.
 """
-from __future__ import annotations
 
-from typing import Dict, List, Optional
+from __future__ import annotations
 
 import torch
 import torch.nn as nn
@@ -30,9 +29,15 @@ TOLERABLE_FRAME_DIFF = 5
 class FeatureSelector(nn.Module):
     """s3prl's ``Featurizer`` at inference time (step 2 of the module docstring), without its probe forward."""
 
-    def __init__(self, feature_selection: str = "hidden_states", layer_selection: Optional[int] = None,
-                 normalize: bool = False, downsample_rate: int = 320, output_dim: int = 0,
-                 n_layers: Optional[int] = None):
+    def __init__(
+        self,
+        feature_selection: str = "hidden_states",
+        layer_selection: int | None = None,
+        normalize: bool = False,
+        downsample_rate: int = 320,
+        output_dim: int = 0,
+        n_layers: int | None = None,
+    ):
         super().__init__()
         self.feature_selection = feature_selection
         self.layer_selection = layer_selection
@@ -42,23 +47,33 @@ class FeatureSelector(nn.Module):
         self.weights = nn.Parameter(torch.zeros(n_layers), requires_grad=False) if n_layers else None
 
     @classmethod
-    def from_s3prl(cls, featurizer: nn.Module) -> "FeatureSelector":
+    def from_s3prl(cls, featurizer: nn.Module) -> FeatureSelector:
         """The same selection as a (trained) s3prl ``Featurizer``, whose attributes are already resolved."""
         weights = getattr(featurizer, "weights", None)
-        selector = cls(featurizer.feature_selection, featurizer.layer_selection, featurizer.normalize,
-                       featurizer.downsample_rate, featurizer.output_dim,
-                       n_layers=len(weights) if weights is not None else None)
+        selector = cls(
+            featurizer.feature_selection,
+            featurizer.layer_selection,
+            featurizer.normalize,
+            featurizer.downsample_rate,
+            featurizer.output_dim,
+            n_layers=len(weights) if weights is not None else None,
+        )
         if weights is not None:
             selector.weights.data.copy_(weights.detach())
         return selector
 
     def config(self) -> dict:
         """Plain constructor arguments (with :meth:`state_dict`, what a predictor file stores)."""
-        return {"feature_selection": self.feature_selection, "layer_selection": self.layer_selection,
-                "normalize": bool(self.normalize), "downsample_rate": self.downsample_rate,
-                "output_dim": self.output_dim, "n_layers": None if self.weights is None else len(self.weights)}
+        return {
+            "feature_selection": self.feature_selection,
+            "layer_selection": self.layer_selection,
+            "normalize": bool(self.normalize),
+            "downsample_rate": self.downsample_rate,
+            "output_dim": self.output_dim,
+            "n_layers": None if self.weights is None else len(self.weights),
+        }
 
-    def select(self, upstream_out: Dict) -> torch.Tensor:
+    def select(self, upstream_out: dict) -> torch.Tensor:
         """``[batch, frames, dim]``: the chosen layer or the weighted sum of the chosen layers."""
         feature = upstream_out.get(self.feature_selection)
         if feature is None:
@@ -72,8 +87,10 @@ class FeatureSelector(nn.Module):
         if not isinstance(feature, (list, tuple)):
             return feature
         if self.weights is None or len(feature) != len(self.weights):
-            raise ValueError(f"the upstream gave {len(feature)} layers, the featurizer was trained on "
-                             f"{None if self.weights is None else len(self.weights)}")
+            raise ValueError(
+                f"the upstream gave {len(feature)} layers, the featurizer was trained on "
+                f"{None if self.weights is None else len(self.weights)}"
+            )
         stacked = torch.stack(list(feature), dim=0)
         if self.normalize:
             stacked = F.layer_norm(stacked, (stacked.shape[-1],))
@@ -81,18 +98,21 @@ class FeatureSelector(nn.Module):
         weighted = (F.softmax(self.weights, dim=-1).unsqueeze(-1) * stacked.view(layers, -1)).sum(dim=0)
         return weighted.view(*shape)
 
-    def frame_counts(self, wavs: List[torch.Tensor]) -> List[int]:
+    def frame_counts(self, wavs: list[torch.Tensor]) -> list[int]:
         """Frames kept per utterance, as s3prl's Featurizer counts them."""
         return [round(len(wav) / self.downsample_rate) for wav in wavs]
 
-    def forward(self, wavs: List[torch.Tensor], upstream_out: Dict,
-                counts: Optional[List[int]] = None) -> List[torch.Tensor]:
+    def forward(
+        self, wavs: list[torch.Tensor], upstream_out: dict, counts: list[int] | None = None
+    ) -> list[torch.Tensor]:
         """Per-utterance features ``[frames_i, dim]``, cut at ``counts`` (default: :meth:`frame_counts`)."""
         feature = self.select(upstream_out)
         expected = round(max(len(w) for w in wavs) / self.downsample_rate)
         if abs(feature.size(1) - expected) >= TOLERABLE_FRAME_DIFF:
-            raise ValueError(f"the upstream gave {feature.size(1)} frames for {max(len(w) for w in wavs)} samples; "
-                             f"expected about {expected} at downsample rate {self.downsample_rate}")
+            raise ValueError(
+                f"the upstream gave {feature.size(1)} frames for {max(len(w) for w in wavs)} samples; "
+                f"expected about {expected} at downsample rate {self.downsample_rate}"
+            )
         return [f[:n] for f, n in zip(feature, counts or self.frame_counts(wavs))]
 
 
@@ -105,7 +125,7 @@ class PredictorPipeline(nn.Module):
         self.featurizer = featurizer
         self.downstream = downstream
 
-    def analyze(self, wavs: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def analyze(self, wavs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Everything on the inference path for one batch.
 
         Returns the downstream model's outputs (``pred [batch]``; for DistilMOS also the Feature Processor
@@ -124,7 +144,7 @@ class PredictorPipeline(nn.Module):
         out.update(features=padded, lengths=lengths, hidden_states=tuple(upstream_out.get("hidden_states") or ()))
         return out
 
-    def forward(self, wavs: List[torch.Tensor]) -> torch.Tensor:
+    def forward(self, wavs: list[torch.Tensor]) -> torch.Tensor:
         """``pred [batch]`` for a list of waveforms."""
         return self.analyze(wavs)["pred"]
 

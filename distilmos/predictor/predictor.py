@@ -21,14 +21,16 @@ padded utterance's features; for those ``"auto"`` caps padding at 2 % of the bat
 (:func:`default_max_pad`). ``max_pad=0`` (or ``batch_size=1``) gives every input its one-by-one score
 for any upstream, to float rounding.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -36,8 +38,8 @@ from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
 from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
-from distilmos.padding_exact import is_padding_exact
 from distilmos.errors import ToolkitError
+from distilmos.padding_exact import is_padding_exact
 
 from . import downstreams, upstream
 from .chunking import chunk_windows, weighted_mean
@@ -57,24 +59,24 @@ class FileResult:
 
     index: int
     path: str
-    pred: Optional[float] = None
-    error: Optional[str] = None
+    pred: float | None = None
+    error: str | None = None
     windows: int = 1
-    posterior: Optional[List[float]] = None  # system-class probabilities, when asked for (Predictor.system_classes)
+    posterior: list[float] | None = None  # system-class probabilities, when asked for (Predictor.system_classes)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def resolve_device(device: Optional[str]) -> torch.device:
+def resolve_device(device: str | None) -> torch.device:
     """``None``/``"auto"``: CUDA when available, else the CPU."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def default_max_pad(model: torch.nn.Module) -> Optional[float]:
+def default_max_pad(model: torch.nn.Module) -> float | None:
     """The default padding cap for an upstream (see the module docstring): none (``None``) for a
     padding-exact one, :data:`distilmos.batching.STRICT_MAX_PAD` for any other."""
     return resolve_max_pad(AUTO, is_padding_exact(model))
@@ -84,17 +86,28 @@ def build_pipeline(blob: dict, source: str = "predictor file") -> PredictorPipel
     """The inference network of a predictor dict (see :func:`distilmos.predictor.fileformat.read_predictor`)."""
     featurizer = FeatureSelector(**blob["featurizer"]["config"])
     featurizer.load_state_dict(blob["featurizer"]["state_dict"], strict=True)
-    pipeline = PredictorPipeline(upstream.rebuild(blob["upstream"], source), featurizer,
-                                 downstreams.build(blob["downstream"]))
+    pipeline = PredictorPipeline(
+        upstream.rebuild(blob["upstream"], source), featurizer, downstreams.build(blob["downstream"])
+    )
     return pipeline.eval().requires_grad_(False)
 
 
 class Predictor:
     """An exported MOS predictor; see the module docstring for how inputs are scored."""
 
-    def __init__(self, pipeline: PredictorPipeline, card: dict, *, device: Optional[str] = None,
-                 max_seconds: float = 30.0, chunk_overlap: float = 5.0, batch_size: int = 16,
-                 max_batch_seconds: float = 160.0, max_pad: MaxPad = AUTO, source: str = "<memory>"):
+    def __init__(
+        self,
+        pipeline: PredictorPipeline,
+        card: dict,
+        *,
+        device: str | None = None,
+        max_seconds: float = 30.0,
+        chunk_overlap: float = 5.0,
+        batch_size: int = 16,
+        max_batch_seconds: float = 160.0,
+        max_pad: MaxPad = AUTO,
+        source: str = "<memory>",
+    ):
         self.pipeline = pipeline
         self.card = card
         self.source = source
@@ -108,7 +121,7 @@ class Predictor:
         self._check_settings()
 
     @property
-    def system_classes(self) -> List[str]:
+    def system_classes(self) -> list[str]:
         """The synthesis systems a model with a system-classification head (MoE-MOS) tells apart, in the
         order of its posteriors; empty for other models."""
         return list(getattr(self.pipeline.downstream, "class_names", None) or [])
@@ -118,7 +131,7 @@ class Predictor:
         """The rate every input is resampled to before scoring."""
         return SAMPLE_RATE
 
-    def to(self, device: Optional[str]) -> "Predictor":
+    def to(self, device: str | None) -> Predictor:
         """Move the network to ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"``)."""
         self.device = resolve_device(device)
         self.pipeline.to(self.device)
@@ -126,15 +139,23 @@ class Predictor:
 
     def _check_settings(self) -> None:
         if self.max_seconds and not 0 <= self.chunk_overlap < self.max_seconds:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap} s) must be >= 0 and below max_seconds "
-                             f"({self.max_seconds} s)")
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap} s) must be >= 0 and below max_seconds ({self.max_seconds} s)"
+            )
         if self.batch_size < 1 or (self.max_pad is not None and self.max_pad < 0) or self.max_batch_seconds <= 0:
             raise ValueError("need batch_size >= 1, max_batch_seconds > 0 and max_pad >= 0 (or None: no cap)")
 
     # ---- public API --------------------------------------------------------------------------------
-    def predict(self, wav: Union[Audio, Sequence[Audio], None] = None, sr: Optional[int] = None, *,
-                paths: Optional[Sequence[str]] = None, on_error: str = "raise", progress: bool = False,
-                return_posterior: bool = False):
+    def predict(
+        self,
+        wav: Audio | Sequence[Audio] | None = None,
+        sr: int | None = None,
+        *,
+        paths: Sequence[str] | None = None,
+        on_error: str = "raise",
+        progress: bool = False,
+        return_posterior: bool = False,
+    ):
         """Score a waveform (``wav`` at ``sr`` Hz; 1-D, or 2-D with a channel axis) -> a float; a list
         of waveforms -> a list; or audio files (``paths``) -> a list in the order given.
 
@@ -149,16 +170,19 @@ class Predictor:
         if on_error not in ("raise", "nan"):
             raise ValueError(f"on_error must be 'raise' or 'nan', not {on_error!r}")
         if return_posterior and not self.system_classes:
-            raise ValueError(f"{self.source}: this model has no system-classification head "
-                             f"(expert {self.card.get('downstream', {}).get('expert')!r}); no posterior to return")
+            raise ValueError(
+                f"{self.source}: this model has no system-classification head "
+                f"(expert {self.card.get('downstream', {}).get('expert')!r}); no posterior to return"
+            )
         if paths is not None:
             if isinstance(paths, (str, bytes)):
                 raise ValueError("paths= takes a list of files; for one file use paths=[path]")
             results = self.score_files(list(paths), progress=progress, posterior=return_posterior)
             bad = [r.error for r in results if not r.ok]
             if bad and on_error == "raise":
-                raise PredictionError(f"{len(bad)} of {len(results)} file(s) could not be scored:\n  "
-                                      + "\n  ".join(bad))
+                raise PredictionError(
+                    f"{len(bad)} of {len(results)} file(s) could not be scored:\n  " + "\n  ".join(bad)
+                )
             return [self._output(r, return_posterior) for r in results]
         if sr is None:
             raise ValueError("wav= needs its sample rate: sr=")
@@ -179,7 +203,7 @@ class Predictor:
             return pred
         return pred, (dict(zip(self.system_classes, result.posterior)) if result.ok else {})
 
-    def analyze(self, wav: Audio, sr: int) -> Dict[str, torch.Tensor]:
+    def analyze(self, wav: Audio, sr: int) -> dict[str, torch.Tensor]:
         """Everything on the inference path for one waveform (no windowing): see
         :meth:`PredictorPipeline.analyze` (``pred``, ``features``, ``hidden_states``, and for DistilMOS
         the Feature Processor output ``processed``), batch dimension of 1, on the CPU."""
@@ -187,19 +211,31 @@ class Predictor:
             out = self.pipeline.analyze([to_mono_16k(wav, sr)])
         return {k: (tuple(h.cpu() for h in v) if isinstance(v, tuple) else v.cpu()) for k, v in out.items()}
 
-    def score_waveforms(self, wavs: Sequence[torch.Tensor], names: Optional[Sequence[str]] = None,
-                        progress: bool = False, posterior: bool = False) -> List[FileResult]:
+    def score_waveforms(
+        self,
+        wavs: Sequence[torch.Tensor],
+        names: Sequence[str] | None = None,
+        progress: bool = False,
+        posterior: bool = False,
+    ) -> list[FileResult]:
         """Score 16 kHz mono 1-D waveforms; results in input order (with ``posterior``, each result's
         system posterior too)."""
         names = list(names) if names is not None else [f"wav[{i}]" for i in range(len(wavs))]
         lengths = [len(w) for w in wavs]
-        results = {r.index: r for r in self._run(names, lengths, lambda i: wavs[i], progress=progress,
-                                                 posterior=posterior)}
+        results = {
+            r.index: r for r in self._run(names, lengths, lambda i: wavs[i], progress=progress, posterior=posterior)
+        }
         return [results[i] for i in range(len(wavs))]
 
-    def score_files(self, paths: Sequence[str], *, progress: bool = False, num_workers: int = 0,
-                    on_result: Optional[Callable[[FileResult], None]] = None,
-                    posterior: bool = False) -> List[FileResult]:
+    def score_files(
+        self,
+        paths: Sequence[str],
+        *,
+        progress: bool = False,
+        num_workers: int = 0,
+        on_result: Callable[[FileResult], None] | None = None,
+        posterior: bool = False,
+    ) -> list[FileResult]:
         """Score audio files (any rate and channel count soundfile reads); results in input order (with
         ``posterior``, each result's system posterior too).
 
@@ -208,8 +244,8 @@ class Predictor:
         ``on_result`` is called with each result as it completes (completion order).
         """
         paths = [str(p) for p in paths]
-        lengths: List[Optional[int]] = []
-        results: Dict[int, FileResult] = {}
+        lengths: list[int | None] = []
+        results: dict[int, FileResult] = {}
         for i, path in enumerate(paths):
             try:
                 if os.path.isfile(path) and os.path.getsize(path) == 0:
@@ -219,15 +255,17 @@ class Predictor:
             except AudioError as exc:
                 lengths.append(None)
                 results[i] = FileResult(i, path, error=str(exc))
-        bar = tqdm(total=len(paths), desc="score", unit="file", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=len(paths), desc="score", unit="file", file=sys.stderr, disable=not progress, dynamic_ncols=True
+        )
         for result in results.values():
             bar.update(1)
             if on_result:
                 on_result(result)
         try:
-            for result in self._run(paths, lengths, lambda i: load_audio(paths[i]), num_workers=num_workers,
-                                    posterior=posterior):
+            for result in self._run(
+                paths, lengths, lambda i: load_audio(paths[i]), num_workers=num_workers, posterior=posterior
+            ):
                 results[result.index] = result
                 bar.update(1)
                 if on_result:
@@ -237,12 +275,13 @@ class Predictor:
         return [results[i] for i in range(len(paths))]
 
     # ---- the engine ----------------------------------------------------------------------------------
-    def windows(self, n_samples: int) -> List[Tuple[int, int]]:
+    def windows(self, n_samples: int) -> list[tuple[int, int]]:
         """The ``(start, end)`` windows an input of ``n_samples`` (16 kHz) is scored in."""
-        return chunk_windows(n_samples, round((self.max_seconds or 0) * SAMPLE_RATE),
-                             round(self.chunk_overlap * SAMPLE_RATE))
+        return chunk_windows(
+            n_samples, round((self.max_seconds or 0) * SAMPLE_RATE), round(self.chunk_overlap * SAMPLE_RATE)
+        )
 
-    def plan(self, lengths: Sequence[Optional[int]]) -> Tuple[List[Tuple[int, int, int]], List[List[int]]]:
+    def plan(self, lengths: Sequence[int | None]) -> tuple[list[tuple[int, int, int]], list[list[int]]]:
         """``(windows, batches)``: every ``(input, start, end)`` window of the inputs with a known length,
         and the batches (lists of window indices) they are scored in."""
         self._check_settings()  # they are plain attributes, changeable after loading
@@ -250,17 +289,25 @@ class Predictor:
         batches = plan_batches([b - a for _, a, b in items], self.max_batch_seconds, self.batch_size, self.max_pad)
         return items, batches
 
-    def _run(self, names: Sequence[str], lengths: Sequence[Optional[int]], fetch: Callable[[int], torch.Tensor],
-             num_workers: int = 0, progress: bool = False, posterior: bool = False) -> Iterator[FileResult]:
+    def _run(
+        self,
+        names: Sequence[str],
+        lengths: Sequence[int | None],
+        fetch: Callable[[int], torch.Tensor],
+        num_workers: int = 0,
+        progress: bool = False,
+        posterior: bool = False,
+    ) -> Iterator[FileResult]:
         """Score the inputs with a known length; yield one :class:`FileResult` per input as it completes."""
         items, batches = self.plan(lengths)
-        pending: Dict[int, int] = defaultdict(int)
+        pending: dict[int, int] = defaultdict(int)
         for i, _, _ in items:
             pending[i] += 1
-        parts: Dict[int, List[Tuple[float, int, Optional[List[float]]]]] = defaultdict(list)
+        parts: dict[int, list[tuple[float, int, list[float] | None]]] = defaultdict(list)
         failed = set()
-        bar = tqdm(total=len(pending), desc="score", unit="input", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=len(pending), desc="score", unit="input", file=sys.stderr, disable=not progress, dynamic_ncols=True
+        )
 
         def fail(i: int, message: str) -> FileResult:
             failed.add(i)
@@ -301,8 +348,9 @@ class Predictor:
         finally:
             bar.close()
 
-    def _forward(self, batch: List[Tuple[str, torch.Tensor]],
-                 posterior: bool = False) -> List[Union[Tuple[float, Optional[List[float]]], str]]:
+    def _forward(
+        self, batch: list[tuple[str, torch.Tensor]], posterior: bool = False
+    ) -> list[tuple[float, list[float] | None] | str]:
         """``(prediction, system posterior or None)`` for ``(name, waveform)`` pairs in one forward; if that
         fails, each alone (one that still fails gets a message naming it)."""
         if not batch:
@@ -341,7 +389,7 @@ class _BatchAudio(torch.utils.data.Dataset):
         return len(self.batches)
 
     def __getitem__(self, b: int):
-        audio: Dict[int, Union[torch.Tensor, str]] = {}
+        audio: dict[int, torch.Tensor | str] = {}
         for k in self.batches[b]:
             i = self.items[k][0]
             if i in audio:
@@ -355,7 +403,7 @@ class _BatchAudio(torch.utils.data.Dataset):
         return self.batches[b], audio
 
 
-def load(path: str, device: Optional[str] = None, **settings) -> Predictor:
+def load(path: str, device: str | None = None, **settings) -> Predictor:
     """Load a predictor file (made by ``distilmos-predict export``) onto ``device``.
 
     ``settings`` are :class:`Predictor`'s: ``max_seconds``, ``chunk_overlap``, ``batch_size``,
@@ -364,5 +412,4 @@ def load(path: str, device: Optional[str] = None, **settings) -> Predictor:
     predictor file or has another format version.
     """
     blob = read_predictor(path)
-    return Predictor(build_pipeline(blob, source=str(path)), blob["card"], device=device, source=str(path),
-                     **settings)
+    return Predictor(build_pipeline(blob, source=str(path)), blob["card"], device=device, source=str(path), **settings)

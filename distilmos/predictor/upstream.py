@@ -16,13 +16,15 @@ Two kinds of entry:
   again, so the original upstream must be reachable (installed, downloadable or at its path); the weights
   are then replaced by the stored ones.
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib
 import os
 import tempfile
-from typing import Any, Dict, Iterator, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any
 from unittest import mock
 
 import torch
@@ -45,7 +47,7 @@ def _expert_class(kind: str):
     return importlib.import_module(f"s3prl.upstream.{kind}.expert").UpstreamExpert
 
 
-def embedded_kind(upstream: nn.Module) -> Optional[str]:
+def embedded_kind(upstream: nn.Module) -> str | None:
     """``wavlm``, ``hubert`` or ``wav2vec2`` for s3prl's own expert of that family, else ``None``."""
     for kind in EMBEDDED:
         if type(upstream) is _expert_class(kind):
@@ -77,13 +79,13 @@ def _recording_converted_loads() -> Iterator[list]:
         yield seen
 
 
-def build_for_export(name: str, ckpt: Optional[str], model_config: Optional[str]) -> Tuple[nn.Module, dict]:
+def build_for_export(name: str, ckpt: str | None, model_config: str | None) -> tuple[nn.Module, dict]:
     """Build the upstream of an experiment as the runner does; return it and the configs an embedded
     entry needs (empty for a spec entry)."""
     with _recording_converted_loads() as seen:
         upstream = build_upstream(name, ckpt, model_config)
     kind = embedded_kind(upstream)
-    configs: Dict[str, Any] = {}
+    configs: dict[str, Any] = {}
     if kind == "wavlm":
         configs["cfg"] = dict(vars(upstream.cfg))
     elif kind in ("hubert", "wav2vec2"):
@@ -97,8 +99,7 @@ def build_for_export(name: str, ckpt: Optional[str], model_config: Optional[str]
     return upstream, configs
 
 
-def make_entry(upstream: nn.Module, name: str, ckpt: Optional[str], model_config: Optional[str],
-               configs: dict) -> dict:
+def make_entry(upstream: nn.Module, name: str, ckpt: str | None, model_config: str | None, configs: dict) -> dict:
     """The predictor-file entry of a built (and fine-tuned) upstream; see the module docstring."""
     spec = {"name": name, "ckpt": ckpt, "model_config": model_config}
     kind = embedded_kind(upstream)
@@ -122,7 +123,7 @@ def make_entry(upstream: nn.Module, name: str, ckpt: Optional[str], model_config
     return entry
 
 
-def _plain_state(module: nn.Module) -> Dict[str, torch.Tensor]:
+def _plain_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
@@ -161,8 +162,15 @@ def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
         checkpoint, heads = entry["checkpoint"], entry.get("attention_heads")
         if heads is not None:
             cfg = checkpoint["model_cfg"]
-            checkpoint = dict(checkpoint, model_weight=heads_mod.expand_weights(
-                checkpoint["model_weight"], heads, int(cfg["encoder_attention_heads"]), int(cfg["encoder_embed_dim"])))
+            checkpoint = dict(
+                checkpoint,
+                model_weight=heads_mod.expand_weights(
+                    checkpoint["model_weight"],
+                    heads,
+                    int(cfg["encoder_attention_heads"]),
+                    int(cfg["encoder_embed_dim"]),
+                ),
+            )
         with tempfile.TemporaryDirectory(prefix="distilmos-upstream-") as tmp:
             path = os.path.join(tmp, f"{kind}.pt")
             torch.save(checkpoint, path)
@@ -176,12 +184,14 @@ def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
         except (UpstreamSpecError, OSError, ImportError, AssertionError) as exc:
             raise UpstreamRebuildError(
                 f"{source}: its upstream {spec['name']!r} is not embedded (only WavLM, HuBERT and wav2vec 2.0 are); "
-                f"rebuilding it needs the original upstream reachable (checkpoint {spec.get('ckpt')!r}): {exc}") from exc
+                f"rebuilding it needs the original upstream reachable (checkpoint {spec.get('ckpt')!r}): {exc}"
+            ) from exc
         missing, unexpected = upstream.load_state_dict(entry["state_dict"], strict=False)
         if missing or unexpected:
             raise UpstreamRebuildError(
                 f"{source}: upstream {spec['name']!r} rebuilt with other weights than the stored ones "
-                f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+                f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+            )
     else:
         raise UpstreamRebuildError(f"{source}: unknown upstream kind {kind!r}")
     make_padding_exact(upstream)
@@ -189,5 +199,3 @@ def rebuild(entry: dict, source: str = "predictor file") -> nn.Module:
     for param in upstream.parameters():
         param.requires_grad_(False)
     return upstream
-
-

@@ -10,7 +10,6 @@ Variants (``downstream_expert.variant``, or s3prl's ``-v``):
 The heads sit on the Feature Processor output and are used in training only; the inference path is
 ``self.model`` (:class:`DistilMOSModel`) alone.
 """
-from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -38,22 +37,35 @@ class DownstreamExpert(MOSExpert):
 
     name = "distilmos"
 
-    def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, upstream: str = None,
-                 upstream_ckpt: Optional[str] = None, upstream_model_config: Optional[str] = None,
-                 downstream_variant: Optional[str] = None, **kwargs):
+    def __init__(
+        self,
+        upstream_dim: int,
+        downstream_expert: dict,
+        expdir: str,
+        upstream: str = None,
+        upstream_ckpt: str | None = None,
+        upstream_model_config: str | None = None,
+        downstream_variant: str | None = None,
+        **kwargs,
+    ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
         self.variant = downstream_variant or downstream_expert.get("variant", "distilmos")
         if self.variant not in VARIANTS:
             raise ConfigError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
         rc = self.modelrc
         hidden = int(rc.get("hidden_dim", 256))
-        self.model = DistilMOSModel(upstream_dim, hidden, rc.get("kernels", (5, 3, 3)),
-                                    int(rc.get("blstm_conv_kernel", 3)), bool(rc.get("conv_bias", False)))
+        self.model = DistilMOSModel(
+            upstream_dim,
+            hidden,
+            rc.get("kernels", (5, 3, 3)),
+            int(rc.get("blstm_conv_kernel", 3)),
+            bool(rc.get("conv_bias", False)),
+        )
         self.alpha = float(rc.get("alpha", 0.1)) if self.variant != "no_token" else 0.0
         head_hidden = int(rc.get("head_hidden_dim", hidden))
         self.heads = None
         self.token_store = None
-        self._teacher: List[torch.nn.Module] = []  # a list, so the frozen teacher is not a registered submodule
+        self._teacher: list[torch.nn.Module] = []  # a list, so the frozen teacher is not a registered submodule
         if self.variant == "distilmos":
             self.token_store = _open_token_store(self.datarc, rc, upstream, upstream_ckpt)
             self.target_layers = list(self.token_store.layers)
@@ -65,8 +77,9 @@ class DownstreamExpert(MOSExpert):
             n_hidden, teacher_dim = _probe_hidden_states(teacher)
             self.target_layers = [int(n) for n in rc.get("target_layers") or range(1, n_hidden)]
             if not all(1 <= n < n_hidden for n in self.target_layers):
-                raise ConfigError(f"modelrc.target_layers {self.target_layers} outside the upstream's layers "
-                                  f"1..{n_hidden - 1}")
+                raise ConfigError(
+                    f"modelrc.target_layers {self.target_layers} outside the upstream's layers 1..{n_hidden - 1}"
+                )
             self.heads = LayerHeads(len(self.target_layers), hidden, head_hidden, teacher_dim)
         self.preflight()
 
@@ -80,14 +93,15 @@ class DownstreamExpert(MOSExpert):
         if missing:
             raise ConfigError(
                 f"token store {self.datarc['token_store']} lacks {len(missing)} training utterance(s), e.g. "
-                f"{', '.join(missing[:5])}; dump this split into it: python -m upstream_tokens dump ...")
+                f"{', '.join(missing[:5])}; dump this split into it: python -m upstream_tokens dump ..."
+            )
         return MOSDataset(utterances, token_store=self.token_store)
 
     # ---- model ------------------------------------------------------------------------------------
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(features, lengths)
 
-    def losses(self, out, batch: MOSBatch, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def losses(self, out, batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         mse = F.mse_loss(out["pred"], batch.scores.to(out["pred"].device))
         terms = {"mos_mse": mse}
         if self.variant == "distilmos":
@@ -136,7 +150,8 @@ def _refuse_feature_cache(datarc: dict) -> None:
         raise ConfigError(
             f"variant 'mse_distill' cannot train from datarc.feature_cache={datarc['feature_cache']}: its frozen "
             "teacher upstream runs on each batch's waveforms, and a feature cache holds hidden states instead; "
-            "drop the cache for this variant (no_token and distilmos can use it)")
+            "drop the cache for this variant (no_token and distilmos can use it)"
+        )
 
 
 def _probe_hidden_states(upstream) -> tuple:
@@ -148,7 +163,7 @@ def _probe_hidden_states(upstream) -> tuple:
     return len(hidden), hidden[-1].size(-1)
 
 
-def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt: Optional[str]):
+def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt: str | None):
     """Open ``datarc.token_store`` and refuse one built for another upstream, checkpoint, k or layers."""
     from upstream_tokens.store import TokenStore
 
@@ -157,6 +172,10 @@ def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt:
         raise ConfigError("variant 'distilmos' needs datarc.token_store (build one with python -m upstream_tokens fit)")
     store = TokenStore(path)
     layers = modelrc.get("target_layers")
-    store.check(upstream=upstream, upstream_ckpt=upstream_ckpt, n_clusters=modelrc.get("n_clusters"),
-                layers=[int(n) for n in layers] if layers else None)
+    store.check(
+        upstream=upstream,
+        upstream_ckpt=upstream_ckpt,
+        n_clusters=modelrc.get("n_clusters"),
+        layers=[int(n) for n in layers] if layers else None,
+    )
     return store

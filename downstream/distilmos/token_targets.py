@@ -7,7 +7,6 @@ Trim rule: the upstream's own frame count for a wav and the featurizer's (``roun
 can differ by a frame or two, so both are cut to the shorter. A larger gap means the token store was
 built for another upstream (or another frame rate) and is an error.
 """
-from typing import List
 
 import torch
 
@@ -21,7 +20,9 @@ class TokenAlignmentError(ToolkitError, ValueError):
     """Tokens and features of an utterance differ by more than the trim rule allows."""
 
 
-def align_tokens(tokens: List[torch.Tensor], lengths: torch.Tensor, max_len: int, sample_ids: List[str]) -> torch.Tensor:
+def align_tokens(
+    tokens: list[torch.Tensor], lengths: torch.Tensor, max_len: int, sample_ids: list[str]
+) -> torch.Tensor:
     """``[batch, max_len, layers]`` token targets, ``IGNORE`` beyond ``min(feature, token)`` frames."""
     n_layers = tokens[0].shape[1]
     targets = torch.full((len(tokens), max_len, n_layers), IGNORE, dtype=torch.long)
@@ -29,7 +30,8 @@ def align_tokens(tokens: List[torch.Tensor], lengths: torch.Tensor, max_len: int
         if abs(len(tok) - feat_len) > MAX_FRAME_GAP:
             raise TokenAlignmentError(
                 f"{sample_id}: {len(tok)} token frames but {feat_len} feature frames (more than "
-                f"{MAX_FRAME_GAP} apart): the token store was not built with this upstream's frame rate")
+                f"{MAX_FRAME_GAP} apart): the token store was not built with this upstream's frame rate"
+            )
         n = min(len(tok), feat_len)
         targets[i, :n] = tok[:n]
     return targets

@@ -5,7 +5,6 @@ The upstream stays frozen: run without ``-f``. The paper feeds one SSL layer; ``
 ``salf_mos_wsum``) gives it s3prl's learnable weighted sum of all hidden states instead. Loss: L1 as in
 the paper (``modelrc.loss: l1``; ``mse`` also). The network: :mod:`distilmos.models.salf_mos`.
 """
-from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -27,30 +26,42 @@ class DownstreamExpert(MOSExpert):
 
     name = "salf_mos"
 
-    def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str, upstream_trainable: bool = False,
-                 upstream_feature_selection: str = "hidden_states", **kwargs):
+    def __init__(
+        self,
+        upstream_dim: int,
+        downstream_expert: dict,
+        expdir: str,
+        upstream_trainable: bool = False,
+        upstream_feature_selection: str = "hidden_states",
+        **kwargs,
+    ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
         # SALF-MOS is defined on frozen features: fine-tuning the upstream under a 1,574-parameter head is
         # another model (and 10^4-10^5 times the trained parameters), so -f is refused unless asked for.
         if upstream_trainable and not self.modelrc.get("allow_fine_tune", False):
             raise ConfigError(
                 "salf_mos trains on frozen upstream features: drop -f (--upstream_trainable) from run_downstream.py "
-                "(or set downstream_expert.modelrc.allow_fine_tune: true to fine-tune the upstream anyway)")
+                "(or set downstream_expert.modelrc.allow_fine_tune: true to fine-tune the upstream anyway)"
+            )
         loss = self.modelrc.get("loss", "l1")
         if loss not in LOSSES:
-            raise ConfigError(f"unknown salf_mos loss {loss!r} in downstream_expert.modelrc.loss; "
-                              f"choose from {', '.join(LOSSES)}")
+            raise ConfigError(
+                f"unknown salf_mos loss {loss!r} in downstream_expert.modelrc.loss; choose from {', '.join(LOSSES)}"
+            )
         self.loss_fn = LOSSES[loss]
-        self.model = SALFMOSModel(upstream_dim, channels=int(self.modelrc.get("channels", 2)),
-                                  depth=int(self.modelrc.get("depth", 4)),
-                                  head_bias=bool(self.modelrc.get("head_bias", False)))
+        self.model = SALFMOSModel(
+            upstream_dim,
+            channels=int(self.modelrc.get("channels", 2)),
+            depth=int(self.modelrc.get("depth", 4)),
+            head_bias=bool(self.modelrc.get("head_bias", False)),
+        )
         n_params = sum(p.numel() for p in self.model.parameters())
         print(f"[{self.name}] {n_params:,} parameters on {upstream_dim}-dim features ({upstream_feature_selection})")
         self.preflight()
 
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(features, lengths)
 
-    def losses(self, out, batch, lengths) -> Dict[str, torch.Tensor]:
+    def losses(self, out, batch, lengths) -> dict[str, torch.Tensor]:
         loss = self.loss_fn(out["pred"], batch.scores.to(out["pred"].device))
         return {"mos_loss": loss, "loss": loss}

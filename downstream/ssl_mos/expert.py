@@ -3,7 +3,6 @@
 It needs the upstream's last layer, not s3prl's default weighted sum of all layers: run it with
 ``-s last_hidden_state`` (or ``-l -1``). Loss: L1 as in the original (``modelrc.loss: l1``; ``mse`` also).
 """
-from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -25,15 +24,22 @@ class DownstreamExpert(MOSExpert):
 
     name = "ssl_mos"
 
-    def __init__(self, upstream_dim: int, downstream_expert: dict, expdir: str,
-                 upstream_feature_selection: str = "last_hidden_state", upstream_layer_selection: int = None,
-                 **kwargs):
+    def __init__(
+        self,
+        upstream_dim: int,
+        downstream_expert: dict,
+        expdir: str,
+        upstream_feature_selection: str = "last_hidden_state",
+        upstream_layer_selection: int = None,
+        **kwargs,
+    ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
         last_layer = upstream_feature_selection == "last_hidden_state" or upstream_layer_selection == -1
         if not last_layer and not self.modelrc.get("allow_weighted_sum", False):
             raise ConfigError(
                 "ssl_mos uses the upstream's last layer: add -s last_hidden_state (or -l -1) to run_downstream.py "
-                "(or set downstream_expert.modelrc.allow_weighted_sum: true to use the featurizer's weighted sum)")
+                "(or set downstream_expert.modelrc.allow_weighted_sum: true to use the featurizer's weighted sum)"
+            )
         loss = self.modelrc.get("loss", "l1")
         if loss not in LOSSES:
             raise ConfigError(f"unknown ssl_mos loss {loss!r}; choose from {', '.join(LOSSES)}")
@@ -41,9 +47,9 @@ class DownstreamExpert(MOSExpert):
         self.model = SSLMOSModel(upstream_dim)
         self.preflight()
 
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(features, lengths)
 
-    def losses(self, out, batch, lengths) -> Dict[str, torch.Tensor]:
+    def losses(self, out, batch, lengths) -> dict[str, torch.Tensor]:
         loss = self.loss_fn(out["pred"], batch.scores.to(out["pred"].device))
         return {"mos_loss": loss, "loss": loss}

@@ -8,6 +8,7 @@ median of (null for a count or a single-shot figure). ``run_all.py`` joins the r
 Absolute times depend on the machine and on what else runs on it; ratios of figures measured side by
 side in one run are what carry over, so each script states its targets as ratios.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,15 +17,17 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Dict, Iterable, List, Optional
+from collections.abc import Callable, Iterable
 
 ROW_KEYS = ("group", "measure", "value", "unit", "target", "met", "runs")
 
 
 # ------------------------------------------------------------------------------------------ data
 
-def make_wavs(folder: str, n_utts: int, min_seconds: float, max_seconds: float, seed: int,
-              prefix: str = "bench") -> list:
+
+def make_wavs(
+    folder: str, n_utts: int, min_seconds: float, max_seconds: float, seed: int, prefix: str = "bench"
+) -> list:
     """Write ``n_utts`` seeded 16 kHz wavs of uniform random length; return ``[(sample_id, path)]``.
 
     The content (a tone with noise) does not change any cost measured here; the lengths do. The first
@@ -74,7 +77,8 @@ def parse_seconds(text: str) -> tuple:
 
 # ---------------------------------------------------------------------------------------- timing
 
-def set_threads(threads: Optional[int]) -> int:
+
+def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch/OpenMP/BLAS threads in this process (None: leave the libraries' own)."""
     import torch
 
@@ -95,7 +99,9 @@ def synchronizer(device: str) -> Callable[[], None]:
     return lambda: None
 
 
-def time_runs(fn: Callable[[], object], warmup: int, repeats: int, sync: Callable[[], None] = lambda: None) -> List[float]:
+def time_runs(
+    fn: Callable[[], object], warmup: int, repeats: int, sync: Callable[[], None] = lambda: None
+) -> list[float]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; return the wall times (s)."""
     for _ in range(warmup):
         fn()
@@ -109,14 +115,16 @@ def time_runs(fn: Callable[[], object], warmup: int, repeats: int, sync: Callabl
     return times
 
 
-def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, repeats: int) -> Dict[str, Dict[str, List[float]]]:
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> dict[str, dict[str, list[float]]]:
     """Time several functions round by round (each round calls every one once), so drift in the machine's
     load hits them alike: ``{name: {"wall": [s, ...], "cpu": [s, ...]}}`` after ``warmup`` untimed rounds.
     CPU time is the process's, the steadier figure on a shared machine when torch runs one thread."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    times: Dict[str, Dict[str, List[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             started, started_cpu = time.perf_counter(), time.process_time()
@@ -133,13 +141,28 @@ def median(values: Iterable[float]) -> float:
 
 # ------------------------------------------------------------------------------------------- rows
 
-def row(group: str, measure: str, value, unit: str, target: Optional[str] = None, met: Optional[bool] = None,
-        runs: Optional[int] = None) -> dict:
+
+def row(
+    group: str,
+    measure: str,
+    value,
+    unit: str,
+    target: str | None = None,
+    met: bool | None = None,
+    runs: int | None = None,
+) -> dict:
     """One result row (see the module docstring); NaN values become null."""
     if isinstance(value, float) and not math.isfinite(value):
         value = None
-    return {"group": group, "measure": measure, "value": value, "unit": unit, "target": target,
-            "met": None if met is None else bool(met), "runs": runs}
+    return {
+        "group": group,
+        "measure": measure,
+        "value": value,
+        "unit": unit,
+        "target": target,
+        "met": None if met is None else bool(met),
+        "runs": runs,
+    }
 
 
 def check_rows(rows: list, source: str = "rows") -> list:
@@ -166,7 +189,7 @@ def check_rows(rows: list, source: str = "rows") -> list:
     return rows
 
 
-def write_json(path: Optional[str], rows: list) -> None:
+def write_json(path: str | None, rows: list) -> None:
     """Write the rows to ``path`` (nothing when ``path`` is None)."""
     if path:
         check_rows(rows, path)
@@ -175,7 +198,7 @@ def write_json(path: Optional[str], rows: list) -> None:
             handle.write("\n")
 
 
-def report(info: dict, rows: list, json_path: Optional[str]) -> None:
+def report(info: dict, rows: list, json_path: str | None) -> None:
     """Print the machine line and the rows' table; write the rows to ``json_path`` (when given)."""
     print(f"\n{describe_machine(info)}\n")
     print(markdown_table(rows))
@@ -199,12 +222,15 @@ def markdown_table(rows: list) -> str:
     lines = ["| group | measure | value | unit | target | met | runs |", "|---|---|---:|---|---|---|---:|"]
     for r in rows:
         met = {True: "met", False: "**not met**", None: ""}[r["met"]]
-        lines.append(f"| {r['group']} | {r['measure']} | {format_value(r['value'], r['unit'])} | {r['unit']} | "
-                     f"{r['target'] or ''} | {met} | {r['runs'] or ''} |")
+        lines.append(
+            f"| {r['group']} | {r['measure']} | {format_value(r['value'], r['unit'])} | {r['unit']} | "
+            f"{r['target'] or ''} | {met} | {r['runs'] or ''} |"
+        )
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------- machine
+
 
 def cpu_model() -> str:
     """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
@@ -218,7 +244,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def memory_gib() -> Optional[float]:
+def memory_gib() -> float | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:
@@ -229,7 +255,7 @@ def memory_gib() -> Optional[float]:
     return None
 
 
-def machine(device: str = "cpu", threads: Optional[int] = None) -> dict:
+def machine(device: str = "cpu", threads: int | None = None) -> dict:
     """What the figures were measured on: CPU, cores, memory, library versions, threads, load."""
     import torch
 

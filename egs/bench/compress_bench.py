@@ -17,6 +17,7 @@ least; wall-time ratios are printed beside them. The ``distillmos`` package's re
 beside them when it is installed. ``--quick``: tiny upstreams, two 1 s utterances, one round (figures mean
 nothing; the plumbing is checked).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,10 @@ def pruned_blob(blob: dict, fraction: float, seed: int) -> tuple:
 
 def describe(plan: dict) -> str:
     heads = sorted(set(plan["heads"]))
-    return (f"{len(plan['layers'])} layers, FFN {plan['ffn_dim']}, heads {'/'.join(map(str, heads))}, "
-            f"convolutions {plan['conv_widths'][0]}-wide")
+    return (
+        f"{len(plan['layers'])} layers, FFN {plan['ffn_dim']}, heads {'/'.join(map(str, heads))}, "
+        f"convolutions {plan['conv_widths'][0]}-wide"
+    )
 
 
 def student_file(path: str, seed: int) -> str:
@@ -86,8 +89,14 @@ def student_file(path: str, seed: int) -> str:
 
     torch.manual_seed(seed)
     smallest = min(student.PARAMETERS, key=student.PARAMETERS.get)
-    export_student(student.build(smallest).eval(), path, size=smallest, config=load_config(None, {"size": smallest}),
-                   facts={}, history=[])
+    export_student(
+        student.build(smallest).eval(),
+        path,
+        size=smallest,
+        config=load_config(None, {"size": smallest}),
+        facts={},
+        history=[],
+    )
     return path
 
 
@@ -114,8 +123,10 @@ def measure(args, workdir: str) -> list:
     for name, path in files.items():
         predictor = load(path, device="cpu", batch_size=args.batch_size)
         fns[name] = lambda p=predictor: p.predict(wav=wavs, sr=SAMPLE_RATE)
-        params[name] = (sum(p.numel() for p in predictor.pipeline.parameters()),
-                        sum(p.numel() for p in predictor.pipeline.upstream.parameters()))
+        params[name] = (
+            sum(p.numel() for p in predictor.pipeline.parameters()),
+            sum(p.numel() for p in predictor.pipeline.upstream.parameters()),
+        )
     try:
         import distillmos
 
@@ -135,21 +146,52 @@ def measure(args, workdir: str) -> list:
     for name in fns:
         speed[name] = len(wavs) / benchlib.median(times[name]["cpu"])
         wall[name] = len(wavs) / benchlib.median(times[name]["wall"])
-        rows.append(benchlib.row(GROUP, f"{name}: utterances per CPU second (wall: {wall[name]:.2f}/s)",
-                                 round(speed[name], 2), "utts/s", runs=args.repeats))
+        rows.append(
+            benchlib.row(
+                GROUP,
+                f"{name}: utterances per CPU second (wall: {wall[name]:.2f}/s)",
+                round(speed[name], 2),
+                "utts/s",
+                runs=args.repeats,
+            )
+        )
         rows.append(benchlib.row(GROUP, f"{name}: parameters (upstream {params[name][1]})", params[name][0], "params"))
     student_vs_teacher = speed["smallest student"] / speed["wavlm teacher"]
-    rows.append(benchlib.row(GROUP, f"smallest student / teacher ({args.size} WavLM) speed", round(student_vs_teacher, 2),
-                             "×", target="≥ 20×", met=student_vs_teacher >= 20))
+    rows.append(
+        benchlib.row(
+            GROUP,
+            f"smallest student / teacher ({args.size} WavLM) speed",
+            round(student_vs_teacher, 2),
+            "×",
+            target="≥ 20×",
+            met=student_vs_teacher >= 20,
+        )
+    )
     for kind in ("wavlm", "hubert"):
         gain = speed[f"{kind} pruned 50 %"] / speed[f"{kind} teacher"]
         wall_gain = wall[f"{kind} pruned 50 %"] / wall[f"{kind} teacher"]
-        rows.append(benchlib.row(GROUP, f"{kind} pruned 50 % ({describe(plans[kind])}) / unpruned speed "
-                                 f"(wall: {wall_gain:.2f}×)", round(gain, 2), "×", target="≥ 1.6×", met=gain >= 1.6))
+        rows.append(
+            benchlib.row(
+                GROUP,
+                f"{kind} pruned 50 % ({describe(plans[kind])}) / unpruned speed (wall: {wall_gain:.2f}×)",
+                round(gain, 2),
+                "×",
+                target="≥ 1.6×",
+                met=gain >= 1.6,
+            )
+        )
     if "distillmos package" in speed:
         peer_ratio = speed["smallest student"] / speed["distillmos package"]
-        rows.append(benchlib.row(GROUP, "smallest student / distillmos package speed", round(peer_ratio, 2), "×",
-                                 target="≥ 1×", met=peer_ratio >= 1))
+        rows.append(
+            benchlib.row(
+                GROUP,
+                "smallest student / distillmos package speed",
+                round(peer_ratio, 2),
+                "×",
+                target="≥ 1×",
+                met=peer_ratio >= 1,
+            )
+        )
     else:
         rows.append(benchlib.row(GROUP, "distillmos package", "not installed (pip install distillmos)", ""))
     return rows

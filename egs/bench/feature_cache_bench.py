@@ -13,6 +13,7 @@ states (:class:`upstream_tokens.feature_cache.FeatureStore`) instead of audio an
 epoch from the cache ≥ 10× faster; the dump (``python -m upstream_tokens cache``: forward + writing +
 merge) ≤ 1.3× one bare forward pass over the split. ``--quick``: tiny upstream, a few short utterances.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,14 +78,38 @@ def main(argv=None) -> int:
 
         bare_s = benchlib.median(benchlib.time_runs(bare, 1, 1, sync))  # timed warm, as the dump that follows
         store_dir = os.path.join(tmp, "cache")
-        dump_s = benchlib.median(benchlib.time_runs(
-            lambda: dump_features(csv, store_dir, "train", f"{args.arch}_local", ckpt, dtype=args.dtype,
-                                  device=args.device, extractor=extractor, progress=False), 0, 1, sync))
+        dump_s = benchlib.median(
+            benchlib.time_runs(
+                lambda: dump_features(
+                    csv,
+                    store_dir,
+                    "train",
+                    f"{args.arch}_local",
+                    ckpt,
+                    dtype=args.dtype,
+                    device=args.device,
+                    extractor=extractor,
+                    progress=False,
+                ),
+                0,
+                1,
+                sync,
+            )
+        )
         store = FeatureStore(store_dir)
-        rows += [benchlib.row(group, "bare forward pass over the split", bare_s, "s", runs=1),
-                 benchlib.row(group, f"dump ({args.dtype}, all {len(store.layers)} hidden states)", dump_s, "s", runs=1),
-                 benchlib.row(group, "dump / bare forward pass", dump_s / bare_s, "×", f"≤ {DUMP_TARGET:g}×",
-                              dump_s / bare_s <= DUMP_TARGET, 1)]
+        rows += [
+            benchlib.row(group, "bare forward pass over the split", bare_s, "s", runs=1),
+            benchlib.row(group, f"dump ({args.dtype}, all {len(store.layers)} hidden states)", dump_s, "s", runs=1),
+            benchlib.row(
+                group,
+                "dump / bare forward pass",
+                dump_s / bare_s,
+                "×",
+                f"≤ {DUMP_TARGET:g}×",
+                dump_s / bare_s <= DUMP_TARGET,
+                1,
+            ),
+        ]
 
         # epochs: the same head, batches and optimizer, with the upstream or from the cache
         cached = CachedUpstream(store.layers, store.n_layers_upstream, store.downsample_rate)
@@ -116,11 +141,25 @@ def main(argv=None) -> int:
 
         live_s = benchlib.median(benchlib.time_runs(lambda: epoch(False), 0, args.epochs, sync))
         cache_s = benchlib.median(benchlib.time_runs(lambda: epoch(True), 1, args.epochs, sync))
-        rows += [benchlib.row(group, f"epoch with the upstream in the loop ({len(order)} batches of {args.batch})",
-                              live_s, "s", runs=args.epochs),
-                 benchlib.row(group, "epoch from the cache", cache_s, "s", runs=args.epochs),
-                 benchlib.row(group, "epoch speed-up from the cache", live_s / cache_s, "×",
-                              f"≥ {EPOCH_TARGET:g}×", live_s / cache_s >= EPOCH_TARGET, args.epochs)]
+        rows += [
+            benchlib.row(
+                group,
+                f"epoch with the upstream in the loop ({len(order)} batches of {args.batch})",
+                live_s,
+                "s",
+                runs=args.epochs,
+            ),
+            benchlib.row(group, "epoch from the cache", cache_s, "s", runs=args.epochs),
+            benchlib.row(
+                group,
+                "epoch speed-up from the cache",
+                live_s / cache_s,
+                "×",
+                f"≥ {EPOCH_TARGET:g}×",
+                live_s / cache_s >= EPOCH_TARGET,
+                args.epochs,
+            ),
+        ]
 
     print(f"{args.n_utts} utterances of {low:g}-{high:g} s, {args.device}, {threads} torch threads")
     print(benchlib.markdown_table(rows))

@@ -19,6 +19,7 @@ WavLM / HuBERT / wav2vec 2.0 Base, GroupNorm front end; speed does not depend on
 Rows are medians of ``--repeats`` timed runs after ``--warmup``; the ratios are what carry across machines.
 ``--quick`` runs the tiny upstream on a few short utterances once (plumbing only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ def main(argv=None) -> int:
     parser.add_argument("--n_utts", type=int, default=48)
     parser.add_argument("--seconds", default="1-8", help="utterance lengths: S or MIN-MAX seconds (default 1-8)")
     parser.add_argument("--batch", type=int, default=8, help="utterances in the forward-cost batch (default 8)")
-    parser.add_argument("--max_batch_seconds", type=float, default=64.0,
-                        help="padded audio per batch for extraction and scoring (default 64)")
+    parser.add_argument(
+        "--max_batch_seconds",
+        type=float,
+        default=64.0,
+        help="padded audio per batch for extraction and scoring (default 64)",
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
@@ -71,8 +76,7 @@ def main(argv=None) -> int:
     sync = benchlib.synchronizer(args.device)
     rows = []
     with tempfile.TemporaryDirectory(prefix="padding-exact-bench-") as tmp:
-        ckpt = write_checkpoint(os.path.join(tmp, "upstream.pt"), args.arch, args.size, seed=0,
-                                frontend="group_norm")
+        ckpt = write_checkpoint(os.path.join(tmp, "upstream.pt"), args.arch, args.size, seed=0, frontend="group_norm")
         items = benchlib.make_wavs(os.path.join(tmp, "wav"), args.n_utts, low, high, seed=0)
         wavs = [load_audio(path) for _, path in items]
         lengths = [len(w) for w in wavs]
@@ -90,16 +94,29 @@ def main(argv=None) -> int:
             sync()
 
         with torch.inference_mode():
-            times = benchlib.time_interleaved({"plain": lambda: forward(plain), "exact": lambda: forward(exact)},
-                                              args.warmup, args.repeats)
+            times = benchlib.time_interleaved(
+                {"plain": lambda: forward(plain), "exact": lambda: forward(exact)}, args.warmup, args.repeats
+            )
         plain_s, exact_s = benchlib.median(times["plain"][clock]), benchlib.median(times["exact"][clock])
         padding = 1 - sum(len(w) for w in batch) / (len(batch) * max(len(w) for w in batch))
         rows += [
-            benchlib.row(group, f"plain forward, batch {len(batch)} ({padding:.0%} padding), {clock} time", plain_s, "s",
-                         runs=args.repeats),
+            benchlib.row(
+                group,
+                f"plain forward, batch {len(batch)} ({padding:.0%} padding), {clock} time",
+                plain_s,
+                "s",
+                runs=args.repeats,
+            ),
             benchlib.row(group, f"padding-exact forward, same batch, {clock} time", exact_s, "s", runs=args.repeats),
-            benchlib.row(group, "padding-exact / plain forward", exact_s / plain_s, "×",
-                         f"≤ {FORWARD_TARGET:.2f}×", exact_s / plain_s <= FORWARD_TARGET, args.repeats),
+            benchlib.row(
+                group,
+                "padding-exact / plain forward",
+                exact_s / plain_s,
+                "×",
+                f"≤ {FORWARD_TARGET:.2f}×",
+                exact_s / plain_s <= FORWARD_TARGET,
+                args.repeats,
+            ),
         ]
 
         # 2. token extraction's forward over the list: capped plan vs uncapped plan
@@ -114,10 +131,19 @@ def main(argv=None) -> int:
 
             seconds = benchlib.median(benchlib.time_runs(extract, args.warmup, args.repeats, sync))
             speeds[cap] = len(wavs) / seconds
-            rows.append(benchlib.row("token extraction forward", f"{label}: {len(plan)} batches", speeds[cap],
-                                     "utt/s", runs=args.repeats))
-        rows.append(benchlib.row("token extraction forward", "no cap / max_pad 0.02 throughput",
-                                 speeds[None] / speeds[STRICT_MAX_PAD], "×"))
+            rows.append(
+                benchlib.row(
+                    "token extraction forward", f"{label}: {len(plan)} batches", speeds[cap], "utt/s", runs=args.repeats
+                )
+            )
+        rows.append(
+            benchlib.row(
+                "token extraction forward",
+                "no cap / max_pad 0.02 throughput",
+                speeds[None] / speeds[STRICT_MAX_PAD],
+                "×",
+            )
+        )
 
         # 3. the predictor on the same files
         torch.manual_seed(0)
@@ -127,14 +153,19 @@ def main(argv=None) -> int:
         paths = [path for _, path in items]
         speeds = {}
         for label, cap in (("max_pad 0.02 (old default)", STRICT_MAX_PAD), ("no cap (new default)", None)):
-            predictor = Predictor(pipeline, {}, device=args.device, batch_size=64,
-                                  max_batch_seconds=args.max_batch_seconds, max_pad=cap)
-            seconds = benchlib.median(benchlib.time_runs(lambda p=predictor: p.predict(paths=paths),
-                                                         args.warmup, args.repeats, sync))
+            predictor = Predictor(
+                pipeline, {}, device=args.device, batch_size=64, max_batch_seconds=args.max_batch_seconds, max_pad=cap
+            )
+            seconds = benchlib.median(
+                benchlib.time_runs(lambda p=predictor: p.predict(paths=paths), args.warmup, args.repeats, sync)
+            )
             speeds[cap] = len(paths) / seconds
             rows.append(benchlib.row("predictor scoring", label, speeds[cap], "utt/s", runs=args.repeats))
-        rows.append(benchlib.row("predictor scoring", "no cap / max_pad 0.02 throughput",
-                                 speeds[None] / speeds[STRICT_MAX_PAD], "×"))
+        rows.append(
+            benchlib.row(
+                "predictor scoring", "no cap / max_pad 0.02 throughput", speeds[None] / speeds[STRICT_MAX_PAD], "×"
+            )
+        )
         assert padding_exact.is_padding_exact(exact)
 
     print(f"{args.n_utts} utterances of {low:g}-{high:g} s, {args.device}, {threads} torch threads")

@@ -27,6 +27,7 @@ per second, real-time factor (seconds of compute per second of audio; wall time,
 process's CPU time, which waiting for a core on a shared machine does not inflate), parameters, and
 load time. A peer that is not installed or fails gets a row saying why.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,6 +73,7 @@ def _version(package: str) -> str:
 
 # ------------------------------------------------------------------------------------------ ours
 
+
 def make_predictor_file(workdir: str, size: str, items: list, device: str, seed: int) -> str:
     """A DistilMOS predictor file through the toolkit's own path: a 1-step s3prl run, then export."""
     from distilmos.predictor import export
@@ -89,12 +91,31 @@ def make_predictor_file(workdir: str, size: str, items: list, device: str, seed:
         "config.downstream_expert.datarc.data_dir": data,
         "config.downstream_expert.datarc.num_workers": 0,
         "config.downstream_expert.datarc.train_batch_size": len(train),
-        "config.runner.total_steps": 1, "config.runner.save_step": 1, "config.runner.eval_step": 1000,
+        "config.runner.total_steps": 1,
+        "config.runner.save_step": 1,
+        "config.runner.eval_step": 1000,
         "config.runner.log_step": 1000,
     }
-    argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", "distilmos",
-            "-c", os.path.join(REPO, "downstream", "distilmos", "config_no_token.yaml"), "--device", device,
-            "-p", expdir, "--seed", str(seed), "-o", ",,".join(f"{k}={v}" for k, v in overrides.items())]
+    argv = [
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        "distilmos",
+        "-c",
+        os.path.join(REPO, "downstream", "distilmos", "config_no_token.yaml"),
+        "--device",
+        device,
+        "-p",
+        expdir,
+        "--seed",
+        str(seed),
+        "-o",
+        ",,".join(f"{k}={v}" for k, v in overrides.items()),
+    ]
     with contextlib.redirect_stdout(sys.stderr):  # the runner's chatter is not part of the table
         run_downstream([os.path.join(REPO, "downstream")], argv)
         out = os.path.join(workdir, "predictor.pt")
@@ -126,6 +147,7 @@ class Ours(System):
 
 
 # ----------------------------------------------------------------------------------------- peers
+
 
 class DistillMOS(System):
     """``distillmos.ConvTransformerSQAModel`` with its shipped weights."""
@@ -201,6 +223,7 @@ class DNSMOS(System):
 
 # ------------------------------------------------------------------------------------------- main
 
+
 def measure(args, workdir: str) -> list:
     import numpy as np
     import torch
@@ -212,15 +235,19 @@ def measure(args, workdir: str) -> list:
     items = benchlib.make_wavs(os.path.join(workdir, "wav"), args.n_utts, low, high, args.seed)
     wavs = [load_audio(path).numpy().astype(np.float32) for _, path in items]
     audio_s = sum(len(w) for w in wavs) / SAMPLE_RATE
-    group = (f"peers (ours: WavLM {args.size}; {args.n_utts} utts of {low:g}-{high:g} s, {audio_s:.0f} s of audio, "
-             f"{args.device})")
+    group = (
+        f"peers (ours: WavLM {args.size}; {args.n_utts} utts of {low:g}-{high:g} s, {audio_s:.0f} s of audio, "
+        f"{args.device})"
+    )
     rows = []
 
     systems, failed = [], {}
     try:
         predictor_file = make_predictor_file(workdir, args.size, items, args.device, args.seed)
-        systems += [Ours(predictor_file, args.device, 1, args.size),
-                    Ours(predictor_file, args.device, args.batch_size, args.size)]
+        systems += [
+            Ours(predictor_file, args.device, 1, args.size),
+            Ours(predictor_file, args.device, args.batch_size, args.size),
+        ]
     except Exception as exc:  # noqa: BLE001 - the peers are still worth measuring; the row says why
         failed["DistilMOS (ours)"] = f"failed: {type(exc).__name__}: {exc}"
     systems += [DistillMOS(args.device), DNSMOS(args.threads)]
@@ -264,8 +291,9 @@ def measure(args, workdir: str) -> list:
         rows.append(benchlib.row(group, f"{system.name}: real-time factor", wall / audio_s, "×", runs=args.repeats))
         if "CPU" in clocks:
             cpu = benchlib.median(times[system.name, "CPU"])
-            rows.append(benchlib.row(group, f"{system.name}: real-time factor, CPU time", cpu / audio_s, "×",
-                                     runs=args.repeats))
+            rows.append(
+                benchlib.row(group, f"{system.name}: real-time factor, CPU time", cpu / audio_s, "×", runs=args.repeats)
+            )
         rows.append(benchlib.row(group, f"{system.name}: parameters", system.n_params(), "params"))
         rows.append(benchlib.row(group, f"{system.name}: load time", load_s[system.name], "s"))
     for name, reason in failed.items():

@@ -26,6 +26,7 @@ batching gains little there; its gains come from an accelerator's parallelism (r
 On a CPU the process's CPU time is reported beside the wall time: on a shared machine the wall time
 includes waiting for a core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,9 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     with torch.inference_mode():
         hidden = model([torch.zeros(SAMPLE_RATE)])["hidden_states"]
     dim = hidden[-1].shape[-1]
-    selector = FeatureSelector("hidden_states", None, False, model.get_downsample_rates("hidden_states"), dim,
-                               n_layers=len(hidden))
+    selector = FeatureSelector(
+        "hidden_states", None, False, model.get_downsample_rates("hidden_states"), dim, n_layers=len(hidden)
+    )
     expert_state = {f"model.{k}": v for k, v in registry.model_class("distilmos")(dim).state_dict().items()}
     blob, _ = assemble(model, ("wavlm_local", upstream_ckpt, None), configs, selector, "distilmos", expert_state)
     blob["card"] = {"note": "random weights, for speed measurements only", "upstream": {"name": "wavlm_local"}}
@@ -87,8 +89,14 @@ def measure(args) -> list:
     model_file = write_random_predictor(ckpt, os.path.join(workdir, "predictor.pt"), args.seed)
 
     one = load(model_file, device=args.device, batch_size=1)
-    batched = Predictor(one.pipeline, one.card, device=args.device, batch_size=args.batch_size,
-                        max_pad=args.max_pad, max_batch_seconds=args.max_batch_seconds)
+    batched = Predictor(
+        one.pipeline,
+        one.card,
+        device=args.device,
+        batch_size=args.batch_size,
+        max_pad=args.max_pad,
+        max_batch_seconds=args.max_batch_seconds,
+    )
     wavs = [load_audio(p).to(one.device) for p in paths]
     audio_seconds = sum(len(w) for w in wavs) / SAMPLE_RATE
     sync = benchlib.synchronizer(args.device)
@@ -134,26 +142,67 @@ def measure(args) -> list:
         rows.append(benchlib.row(group, f"{name}: real-time factor", med[name] / audio_seconds, "x", runs=runs))
     speedup = med["one by one"] / med["batched"]
     cap = "none, padding-exact" if batched.max_pad is None else f"{batched.max_pad:g}"
-    rows.append(benchlib.row(group, f"batched (batch_size {args.batch_size}, max_pad {cap}) vs one by one",
-                             speedup, "x", target=f"≥ {BATCH_TARGET:g}×", met=speedup >= BATCH_TARGET, runs=runs))
+    rows.append(
+        benchlib.row(
+            group,
+            f"batched (batch_size {args.batch_size}, max_pad {cap}) vs one by one",
+            speedup,
+            "x",
+            target=f"≥ {BATCH_TARGET:g}×",
+            met=speedup >= BATCH_TARGET,
+            runs=runs,
+        )
+    )
     overhead = 100 * (med["one by one"] / med["bare upstream"] - 1)
-    rows.append(benchlib.row(group, "heads + I/O over a bare upstream forward (one by one)", overhead, "%",
-                             target=f"≤ {OVERHEAD_TARGET:g}%", met=overhead <= OVERHEAD_TARGET, runs=runs))
-    rows.append(benchlib.row(group, "of which heads (featurizer + DistilMOS model)",
-                             100 * (med["network"] / med["bare upstream"] - 1), "%", runs=runs))
+    rows.append(
+        benchlib.row(
+            group,
+            "heads + I/O over a bare upstream forward (one by one)",
+            overhead,
+            "%",
+            target=f"≤ {OVERHEAD_TARGET:g}%",
+            met=overhead <= OVERHEAD_TARGET,
+            runs=runs,
+        )
+    )
+    rows.append(
+        benchlib.row(
+            group,
+            "of which heads (featurizer + DistilMOS model)",
+            100 * (med["network"] / med["bare upstream"] - 1),
+            "%",
+            runs=runs,
+        )
+    )
     if not str(args.device).startswith("cuda"):
-        rows.append(benchlib.row(group, "batched vs one by one, CPU time", med_cpu["one by one"] / med_cpu["batched"],
-                                 "x", runs=runs))
-        rows.append(benchlib.row(group, "heads + I/O over a bare upstream forward, CPU time",
-                                 100 * (med_cpu["one by one"] / med_cpu["bare upstream"] - 1), "%", runs=runs))
+        rows.append(
+            benchlib.row(
+                group, "batched vs one by one, CPU time", med_cpu["one by one"] / med_cpu["batched"], "x", runs=runs
+            )
+        )
+        rows.append(
+            benchlib.row(
+                group,
+                "heads + I/O over a bare upstream forward, CPU time",
+                100 * (med_cpu["one by one"] / med_cpu["bare upstream"] - 1),
+                "%",
+                runs=runs,
+            )
+        )
     _, batches = batched.plan([len(w) for w in wavs])
     rows.append(benchlib.row(group, "windows per batch (batched)", len(wavs) / len(batches), "utts"))
     gap = max(abs(a - b) for a, b in zip(results["one"], results["batched"]))
     rows.append(benchlib.row(group, "largest score change, batched vs one by one (random weights)", gap, "MOS"))
     rows.append(benchlib.row(group, "upstream parameters", sum(p.numel() for p in upstream.parameters()), "params"))
-    rows.append(benchlib.row(group, "head parameters (featurizer + DistilMOS model)",
-                             sum(p.numel() for p in pipeline.featurizer.parameters())
-                             + sum(p.numel() for p in pipeline.downstream.parameters()), "params"))
+    rows.append(
+        benchlib.row(
+            group,
+            "head parameters (featurizer + DistilMOS model)",
+            sum(p.numel() for p in pipeline.featurizer.parameters())
+            + sum(p.numel() for p in pipeline.downstream.parameters()),
+            "params",
+        )
+    )
     machine = benchlib.machine(args.device, threads)
     return rows, machine
 
@@ -164,9 +213,13 @@ def main(argv=None) -> None:
     parser.add_argument("--n_utts", type=int, default=24, help="generated utterances (default 24)")
     parser.add_argument("--seconds", default="1-8", help="utterance lengths, S or MIN-MAX seconds (default 1-8)")
     parser.add_argument("--batch_size", type=int, default=16, help="batched run: windows per batch (default 16)")
-    parser.add_argument("--max_pad", type=float, default=None,
-                        help="batched run: most padding per window, fraction of its batch's longest "
-                             "(default: the predictor's, by the upstream's front end)")
+    parser.add_argument(
+        "--max_pad",
+        type=float,
+        default=None,
+        help="batched run: most padding per window, fraction of its batch's longest "
+        "(default: the predictor's, by the upstream's front end)",
+    )
     parser.add_argument("--max_batch_seconds", type=float, default=160.0, help="batched run: padded audio per batch")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds; figures are medians (default 3)")

@@ -21,6 +21,7 @@ makes the exit status 1; the other scripts still run.
 checks the plumbing in about a minute; its figures mean nothing. ``--SCRIPT_args`` passes more options
 to one script (e.g. ``--tokens_args "--n_utts 32"``). ``--out_dir`` keeps each script's JSON and output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,19 @@ import benchlib  # noqa: E402
 
 #: name -> (script, options of a full run beyond the script's defaults)
 SCRIPTS = {
-    "tokens": ("tokens_bench.py", [
-        # equal-size forward batches at every scale, so that the memory rows compare like with like;
-        # the layer-at-a-time baseline runs 3 of the 12 layers (each costs the same) and is scaled up
-        "--max_batch_seconds", "16", "--max_pad", "1", "--layerwise_layers", "1,6,12"]),
+    "tokens": (
+        "tokens_bench.py",
+        [
+            # equal-size forward batches at every scale, so that the memory rows compare like with like;
+            # the layer-at-a-time baseline runs 3 of the 12 layers (each costs the same) and is scaled up
+            "--max_batch_seconds",
+            "16",
+            "--max_pad",
+            "1",
+            "--layerwise_layers",
+            "1,6,12",
+        ],
+    ),
     "train_step": ("train_step_bench.py", []),
     "predict": ("predict_bench.py", []),
     "padding_exact": ("padding_exact_bench.py", []),
@@ -108,10 +118,16 @@ def peers_installed() -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(SCRIPTS), help=f"which benchmarks (default all: {','.join(SCRIPTS)})")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch/OpenMP threads of every script (default: the environment's OMP_NUM_THREADS, "
-                             "else the libraries' own)")
+    parser.add_argument(
+        "--only", default=",".join(SCRIPTS), help=f"which benchmarks (default all: {','.join(SCRIPTS)})"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch/OpenMP threads of every script (default: the environment's OMP_NUM_THREADS, "
+        "else the libraries' own)",
+    )
     parser.add_argument("--device", default=None, help="device of every script that takes one (default: theirs, cpu)")
     parser.add_argument("--out_dir", default=None, help="keep each script's JSON, stdout and stderr here")
     parser.add_argument("--json", default=None, help="write {machine, rows} here")
@@ -138,8 +154,11 @@ def main(argv=None) -> int:
                 rows.append(benchlib.row(name, "skipped", f"{SCRIPTS[name][0]} is not there", ""))
                 continue
             if name == "peers" and not peers_installed():
-                rows.append(benchlib.row("peers", "skipped", "no peer installed; pip install -r "
-                                         "egs/bench/requirements-peers.txt", ""))
+                rows.append(
+                    benchlib.row(
+                        "peers", "skipped", "no peer installed; pip install -r egs/bench/requirements-peers.txt", ""
+                    )
+                )
                 continue
             script_rows, script_ok = run_script(name, args, out_dir)
             rows += script_rows
@@ -152,8 +171,10 @@ def main(argv=None) -> int:
 
     targets = [r for r in rows if r["met"] is not None]
     met = sum(r["met"] for r in targets)
-    print(f"\nMachine: {benchlib.describe_machine(info)}; load average {info['load_average_1min_end']:g} at the end; "
-          f"{info['total_minutes']:g} min in all")
+    print(
+        f"\nMachine: {benchlib.describe_machine(info)}; load average {info['load_average_1min_end']:g} at the end; "
+        f"{info['total_minutes']:g} min in all"
+    )
     print("Values are medians of the runs given (after warm-up); ratios were measured side by side in one run.\n")
     print(benchlib.markdown_table(rows))
     print(f"\nTargets: {met} met, {len(targets) - met} not met" + ("" if ok else "; some benchmarks FAILED"))

@@ -14,6 +14,7 @@ A SALF-MOS step still runs the whole upstream forward, which is most of it; the 
 The models take turns in every round (``--warmup`` untimed rounds, then ``--repeats`` timed ones; each
 figure is the median). On CPU both wall and CPU time are reported (see ``train_step_bench.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ import benchlib  # noqa: E402
 import train_step_bench as tsb  # noqa: E402
 
 # SALF-MOS trains on its upstream's frozen last layer; DistilMOS fine-tunes (both as defined)
-MODELS = {"salf_mos": ("frozen", ("salf_mos", "config.yaml", ["-s", "last_hidden_state"])),
-          "distilmos": ("finetune", tsb.CONFIGS["distilmos"])}
+MODELS = {
+    "salf_mos": ("frozen", ("salf_mos", "config.yaml", ["-s", "last_hidden_state"])),
+    "distilmos": ("finetune", tsb.CONFIGS["distilmos"]),
+}
 
 
 class Inference:
@@ -110,15 +113,25 @@ def measure(args, workdir: str) -> list:
     os.makedirs(data_dir, exist_ok=True)
     for split in ("train", "val", "test"):
         benchlib.write_list(os.path.join(data_dir, f"{split}.csv"), items)
-    store = tsb.build_token_store(os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"),
-                                  args.n_clusters, args.device)
+    store = tsb.build_token_store(
+        os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"), args.n_clusters, args.device
+    )
     sync = benchlib.synchronizer(args.device)
     audio_s = sum(sf.info(p).frames for _, p in items) / SAMPLE_RATE
 
     tasks, params = {}, {}
     for name, (mode, _) in MODELS.items():
-        runner = tsb.build_runner(name, mode, ckpt, data_dir, store, os.path.join(workdir, f"exp_{name}"),
-                                  args.device, args.batch_size, args.seed)
+        runner = tsb.build_runner(
+            name,
+            mode,
+            ckpt,
+            data_dir,
+            store,
+            os.path.join(workdir, f"exp_{name}"),
+            args.device,
+            args.batch_size,
+            args.seed,
+        )
         batch, _ = tsb.load_batch(runner, 1, sync)
         params[name] = sum(p.numel() for p in runner.downstream.model.model.parameters())
         tasks[f"{name} train step"] = tsb.TrainStep(runner, batch)
@@ -148,16 +161,36 @@ def measure(args, workdir: str) -> list:
             rows.append(benchlib.row(group, f"{task}, {clock} time", med[task, clock], "s", runs=args.repeats))
     for clock in clocks:
         for what, num, den in (
-                ("train step: salf_mos (frozen) / distilmos (-f)", "salf_mos train step", "distilmos train step"),
-                ("inference: salf_mos / distilmos", "salf_mos inference", "distilmos inference"),
-                ("train step on given features: salf_mos head / distilmos (-f)", "salf_mos head step",
-                 "distilmos train step")):
-            rows.append(benchlib.row(group, f"{what}, {clock} time", med[num, clock] / med[den, clock], "×",
-                                     runs=args.repeats))
-    rows.append(benchlib.row(group, "inference-model parameters: salf_mos / distilmos",
-                             f"{params['salf_mos']:,} / {params['distilmos']:,}", "", runs=None))
-    rows.append(benchlib.row(group, "batch", f"{args.batch_size} utterances of {low:g}-{high:g} s ({audio_s:.1f} s "
-                             f"of audio); WavLM {args.size} (random weights); k={args.n_clusters}", "", runs=None))
+            ("train step: salf_mos (frozen) / distilmos (-f)", "salf_mos train step", "distilmos train step"),
+            ("inference: salf_mos / distilmos", "salf_mos inference", "distilmos inference"),
+            (
+                "train step on given features: salf_mos head / distilmos (-f)",
+                "salf_mos head step",
+                "distilmos train step",
+            ),
+        ):
+            rows.append(
+                benchlib.row(group, f"{what}, {clock} time", med[num, clock] / med[den, clock], "×", runs=args.repeats)
+            )
+    rows.append(
+        benchlib.row(
+            group,
+            "inference-model parameters: salf_mos / distilmos",
+            f"{params['salf_mos']:,} / {params['distilmos']:,}",
+            "",
+            runs=None,
+        )
+    )
+    rows.append(
+        benchlib.row(
+            group,
+            "batch",
+            f"{args.batch_size} utterances of {low:g}-{high:g} s ({audio_s:.1f} s "
+            f"of audio); WavLM {args.size} (random weights); k={args.n_clusters}",
+            "",
+            runs=None,
+        )
+    )
     return rows
 
 
@@ -174,8 +207,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.batch_size, args.seconds, args.n_clusters, args.warmup, args.repeats = "tiny", 2, "1", 8, 1, 1

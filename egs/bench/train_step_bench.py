@@ -26,6 +26,7 @@ wall time would be on a quiet machine).
 Target: a ``distilmos`` step at most 1.15x a ``no_token`` step (the token heads and their loss are cheap
 next to the upstream).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,6 +55,7 @@ TARGET_RATIO = 1.15
 
 # ------------------------------------------------------------------------------------------ setup
 
+
 def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: str) -> str:
     """Fit and dump a token store over ``csv`` with the command line tool (``python -m upstream_tokens``'s
     entry point, called in this process to spare an interpreter start-up), as a recipe does."""
@@ -63,8 +65,10 @@ def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: st
     from upstream_tokens.cli import main as tokens_cli
 
     common = ["--device", device, "--quiet"]
-    for cmd in (["fit", "--csv", csv, "-u", "wavlm_local", "-k", ckpt, "--n_clusters", str(n_clusters), "--out", out],
-                ["dump", "--csv", csv, "--store", out, "--split", "train"]):
+    for cmd in (
+        ["fit", "--csv", csv, "-u", "wavlm_local", "-k", ckpt, "--n_clusters", str(n_clusters), "--out", out],
+        ["dump", "--csv", csv, "--store", out, "--split", "train"],
+    ):
         report, errors = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(report), contextlib.redirect_stderr(errors):
             status = tokens_cli(cmd + common)
@@ -73,8 +77,9 @@ def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: st
     return out
 
 
-def build_runner(variant: str, mode: str, ckpt: str, data_dir: str, store: str, expdir: str, device: str,
-                 batch_size: int, seed: int):
+def build_runner(
+    variant: str, mode: str, ckpt: str, data_dir: str, store: str, expdir: str, device: str, batch_size: int, seed: int
+):
     """s3prl's Runner for one variant, built from the same arguments ``run_downstream.py`` parses."""
     import torch
     from s3prl.downstream.runner import Runner
@@ -90,9 +95,27 @@ def build_runner(variant: str, mode: str, ckpt: str, data_dir: str, store: str, 
         "config.downstream_expert.datarc.token_store": store,
         "config.runner.total_steps": 100000,  # the OneCycle schedule must not end during the benchmark
     }
-    argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", downstream,
-            "-c", os.path.join(REPO, "downstream", downstream, config), "--device", device, "-p", expdir,
-            "--seed", str(seed), "-o", ",,".join(f"{k}={v}" for k, v in overrides.items()), *extra]
+    argv = [
+        "-m",
+        "train",
+        "-u",
+        "wavlm_local",
+        "-k",
+        ckpt,
+        "-d",
+        downstream,
+        "-c",
+        os.path.join(REPO, "downstream", downstream, config),
+        "--device",
+        device,
+        "-p",
+        expdir,
+        "--seed",
+        str(seed),
+        "-o",
+        ",,".join(f"{k}={v}" for k, v in overrides.items()),
+        *extra,
+    ]
     if mode == "finetune":
         argv.append("-f")
     argv = complete_argv(argv, [os.path.join(REPO, "downstream")])
@@ -153,6 +176,7 @@ class TrainStep:
 
 def load_batch(runner, repeats: int, sync):
     """The first training batch of the runner's expert, and the median time to load it."""
+
     def first():
         return next(iter(runner.downstream.model.get_dataloader("train", epoch=0)))
 
@@ -161,6 +185,7 @@ def load_batch(runner, repeats: int, sync):
 
 
 # ------------------------------------------------------------------------------------------- main
+
 
 def measure(args, workdir: str) -> list:
     import builtins
@@ -196,8 +221,9 @@ def measure(args, workdir: str) -> list:
     os.makedirs(data_dir, exist_ok=True)
     for split in ("train", "val", "test"):  # the runner validates train and val before it starts
         benchlib.write_list(os.path.join(data_dir, f"{split}.csv"), items)
-    store = build_token_store(os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"),
-                              args.n_clusters, args.device)
+    store = build_token_store(
+        os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"), args.n_clusters, args.device
+    )
     sync = benchlib.synchronizer(args.device)
     audio_s = sum(sf.info(p).frames for _, p in items) / SAMPLE_RATE
 
@@ -206,8 +232,17 @@ def measure(args, workdir: str) -> list:
         group = f"train step, {'frozen upstream' if mode == 'frozen' else 'fine-tuned upstream (-f)'}"
         steps, load_s = {}, {}
         for variant in variants:
-            runner = build_runner(variant, mode, ckpt, data_dir, store, os.path.join(workdir, f"exp_{mode}_{variant}"),
-                                  args.device, args.batch_size, args.seed)
+            runner = build_runner(
+                variant,
+                mode,
+                ckpt,
+                data_dir,
+                store,
+                os.path.join(workdir, f"exp_{mode}_{variant}"),
+                args.device,
+                args.batch_size,
+                args.seed,
+            )
             batch, load_s[variant] = load_batch(runner, args.repeats, sync)
             steps[variant] = TrainStep(runner, batch)
         # Wall time, and on CPU also this process's CPU time: with other jobs on the machine, wall time
@@ -232,8 +267,9 @@ def measure(args, workdir: str) -> list:
             print(f"{mode} {variant}: {clock} times " + " ".join(f"{t:.3f}" for t in values) + " s", file=sys.stderr)
         for clock in clocks:
             for variant in variants:
-                rows.append(benchlib.row(group, f"{variant} step, {clock} time", med[variant, clock], "s",
-                                         runs=args.repeats))
+                rows.append(
+                    benchlib.row(group, f"{variant} step, {clock} time", med[variant, clock], "s", runs=args.repeats)
+                )
         for clock in clocks:
             for variant in variants:
                 if variant == "no_token":
@@ -241,16 +277,26 @@ def measure(args, workdir: str) -> list:
                 ratio = med[variant, clock] / med["no_token", clock]
                 target = f"≤ {TARGET_RATIO:g}× no_token" if variant == "distilmos" else None
                 met = ratio <= TARGET_RATIO if variant == "distilmos" else None
-                rows.append(benchlib.row(group, f"{variant} / no_token, {clock} time", ratio, "×", target, met,
-                                         args.repeats))
+                rows.append(
+                    benchlib.row(group, f"{variant} / no_token, {clock} time", ratio, "×", target, met, args.repeats)
+                )
         if mode == modes[0]:
             for variant in variants:  # the same in both modes: report once
-                rows.append(benchlib.row("train step, batch loading", f"{variant} batch load (main process)",
-                                         load_s[variant], "s", runs=args.repeats))
+                rows.append(
+                    benchlib.row(
+                        "train step, batch loading",
+                        f"{variant} batch load (main process)",
+                        load_s[variant],
+                        "s",
+                        runs=args.repeats,
+                    )
+                )
         del steps
         gc.collect()
-    info = (f"{args.batch_size} utterances of {low:g}-{high:g} s ({audio_s:.1f} s of audio); WavLM {args.size} "
-            f"(random weights, wavlm_local); k={args.n_clusters}")
+    info = (
+        f"{args.batch_size} utterances of {low:g}-{high:g} s ({audio_s:.1f} s of audio); WavLM {args.size} "
+        f"(random weights, wavlm_local); k={args.n_clusters}"
+    )
     rows.append(benchlib.row("train step, setup", "batch", info, "", runs=None))
     return rows
 
@@ -276,8 +322,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.batch_size, args.seconds, args.n_clusters, args.warmup, args.repeats = "tiny", 2, "1", 8, 1, 1

@@ -3,6 +3,7 @@
 
 The reader and its layout are in `distilmos/corpora/bc19.py` (`--help` prints them).
 """
+
 import sys
 
 from distilmos.corpora import main

@@ -16,6 +16,7 @@ upstream (``--no_random_init`` to leave it out) shows what the architecture alon
 Writes ``<out>.csv`` (``model,variant,expdir,layer,pwcca``) and ``<out>.png`` (one curve per model over
 the layers). Utterances go through the networks one at a time, so no score depends on padding.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,17 +24,16 @@ import csv
 import os
 import sys
 import tempfile
-from typing import Dict, List
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from distilmos import registry
 from distilmos.audio import SAMPLE_RATE, load_audio
 from distilmos.cca import pwcca_score
 from distilmos.datalist import read_datalist
 from distilmos.predictor import export, load
-from distilmos import registry
 from distilmos.predictor import upstream as upstream_store
 from distilmos.predictor.export import read_experiment
 from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
@@ -57,14 +57,15 @@ def pretrained_pipeline(spec: tuple, seed: int) -> PredictorPipeline:
     model.eval()
     with torch.no_grad():
         probe = model([torch.zeros(SAMPLE_RATE)])["hidden_states"]
-    selector = FeatureSelector(downsample_rate=model.get_downsample_rates("hidden_states"), n_layers=len(probe),
-                               output_dim=probe[-1].size(-1))
+    selector = FeatureSelector(
+        downsample_rate=model.get_downsample_rates("hidden_states"), n_layers=len(probe), output_dim=probe[-1].size(-1)
+    )
     torch.manual_seed(seed)
     head = registry.model_class("distilmos")(upstream_dim=probe[-1].size(-1)).eval()
     return PredictorPipeline(model, selector, head).requires_grad_(False)
 
 
-def pooled(out: Dict[str, torch.Tensor]) -> np.ndarray:
+def pooled(out: dict[str, torch.Tensor]) -> np.ndarray:
     """One utterance's vector: the mean over its valid frames of the Feature Processor output, or of the
     upstream's last layer for a model whose outputs hold no ``processed`` frames."""
     n = int(out["lengths"][0])
@@ -73,13 +74,18 @@ def pooled(out: Dict[str, torch.Tensor]) -> np.ndarray:
     return frames.mean(0).double().cpu().numpy()
 
 
-def represent(trained: Dict[str, PredictorPipeline], pretrained: PredictorPipeline, wav_paths: List[str], device: str,
-              progress: bool = True):
+def represent(
+    trained: dict[str, PredictorPipeline],
+    pretrained: PredictorPipeline,
+    wav_paths: list[str],
+    device: str,
+    progress: bool = True,
+):
     """Pooled vectors over the utterances: ``({name: [n, dim]} of the trained models, [n, dim] of the
     randomly initialised model, [layer 1..N: [n, dim]] of the pretrained upstream)``."""
-    models: Dict[str, list] = {name: [] for name in trained}
+    models: dict[str, list] = {name: [] for name in trained}
     random_init: list = []
-    layers: List[list] = []
+    layers: list[list] = []
     with torch.no_grad():
         for path in tqdm(wav_paths, desc="representations", disable=not progress):
             wav = load_audio(path).to(device)
@@ -95,7 +101,7 @@ def represent(trained: Dict[str, PredictorPipeline], pretrained: PredictorPipeli
     return {k: np.stack(v) for k, v in models.items()}, np.stack(random_init), [np.stack(v) for v in layers]
 
 
-def plot(rows: List[dict], out_png: str) -> None:
+def plot(rows: list[dict], out_png: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,13 +143,15 @@ def main(argv=None) -> None:
         sys.exit("error: no checkpoint " + ", ".join(missing))
     specs = {c: upstream_spec(c) for c in checkpoints}
     if len(set(specs.values())) != 1:
-        sys.exit("error: the experiments were fine-tuned from different upstreams: "
-                 + "; ".join(f"{c}: {s[0]} {s[1] or ''}" for c, s in specs.items()))
+        sys.exit(
+            "error: the experiments were fine-tuned from different upstreams: "
+            + "; ".join(f"{c}: {s[0]} {s[1] or ''}" for c, s in specs.items())
+        )
     utterances = read_datalist(args.csv)
     if len(utterances) < 20:
         sys.exit(f"error: {args.csv}: {len(utterances)} utterances; held-out CCA needs at least 20")
 
-    trained: Dict[str, tuple] = {}  # label -> (pipeline, variant, expdir)
+    trained: dict[str, tuple] = {}  # label -> (pipeline, variant, expdir)
     with tempfile.TemporaryDirectory() as tmp:
         for i, (checkpoint, expdir) in enumerate(zip(checkpoints, args.expdirs)):
             predictor_file = os.path.join(tmp, f"{i}.pt")
@@ -153,8 +161,13 @@ def main(argv=None) -> None:
                 name = f"{name} ({os.path.basename(os.path.normpath(expdir))})"
             trained[name] = (load(predictor_file, device=args.device).pipeline.eval(), variant, expdir)
     pretrained = pretrained_pipeline(specs[checkpoints[0]], args.seed).to(args.device)
-    reps, random_init, layers = represent({k: v[0] for k, v in trained.items()}, pretrained,
-                                          [u.wav_path for u in utterances], args.device, progress=not args.quiet)
+    reps, random_init, layers = represent(
+        {k: v[0] for k, v in trained.items()},
+        pretrained,
+        [u.wav_path for u in utterances],
+        args.device,
+        progress=not args.quiet,
+    )
     models = [(name, variant, expdir, reps[name]) for name, (_, variant, expdir) in trained.items()]
     if not args.no_random_init:
         models.append((RANDOM_INIT, "random_init", "", random_init))
@@ -162,8 +175,15 @@ def main(argv=None) -> None:
     rows = []
     for name, variant, expdir, rep in models:
         for layer, pre in enumerate(layers, start=1):
-            rows.append({"model": name, "variant": variant, "expdir": expdir, "layer": layer,
-                         "pwcca": pwcca_score(rep, pre, trials=args.trials, seed=args.seed)})
+            rows.append(
+                {
+                    "model": name,
+                    "variant": variant,
+                    "expdir": expdir,
+                    "layer": layer,
+                    "pwcca": pwcca_score(rep, pre, trials=args.trials, seed=args.seed),
+                }
+            )
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["model", "variant", "expdir", "layer", "pwcca"])

@@ -10,6 +10,7 @@ utterance is its file name before the first ``-``. When the listener files ``DAT
 the number of ratings per utterance is kept as an extra column ``n_ratings``. The reader is
 ``distilmos/corpora/bvcc.py`` (shared with the other corpora's preparations).
 """
+
 import argparse
 import os
 import sys

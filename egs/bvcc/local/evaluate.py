@@ -7,6 +7,7 @@ The same as ``run_downstream.py -m evaluate -e CKPT -t SPLIT --device DEVICE`` o
 paying the start-up (torch, s3prl, the upstream's code) again for each. Each split writes
 ``metrics_<split>.json`` and ``predictions_<split>.csv`` into the experiment folder of the checkpoint.
 """
+
 import argparse
 import json
 import os
@@ -27,14 +28,22 @@ def main(argv=None):
 
     expdir = os.path.dirname(os.path.abspath(args.ckpt))
     for split in args.splits:
-        run_downstream([os.path.join(REPO_ROOT, "downstream")],
-                       ["-m", "evaluate", "-e", args.ckpt, "-t", split, "--device", args.device])
+        run_downstream(
+            [os.path.join(REPO_ROOT, "downstream")],
+            ["-m", "evaluate", "-e", args.ckpt, "-t", split, "--device", args.device],
+        )
         metrics_path = os.path.join(expdir, f"metrics_{split}.json")
         if os.path.isfile(metrics_path):
             with open(metrics_path) as handle:
                 metrics = json.load(handle)
-            print(f"{split}: " + " ".join(f"{k} {metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
-                                          for k in ("utt_SRCC", "sys_SRCC", "utt_MSE", "n_utt") if k in metrics))
+            print(
+                f"{split}: "
+                + " ".join(
+                    f"{k} {metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
+                    for k in ("utt_SRCC", "sys_SRCC", "utt_MSE", "n_utt")
+                    if k in metrics
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Each experiment folder holds ``info.json`` (written by run.sh: upstream, variant
 are averaged. Writes ``<out>.md`` (cells "ours (paper, ours - paper)") and ``<out>.csv`` (one row per
 backbone, model and metric) and prints the Markdown table.
 """
+
 import argparse
 import csv
 import json
@@ -66,12 +67,18 @@ def rows(runs):
             values = runs[key].get(column, [])
             ours = statistics.fmean(values) if values else None
             paper = PAPER_TABLE1.get(key, {}).get(column)
-            out.append({
-                "backbone": key[0], "model": key[1], "metric": column,
-                "ours": ours, "ours_std": statistics.stdev(values) if len(values) > 1 else None,
-                "n_runs": len(values), "paper": paper,
-                "diff": ours - paper if ours is not None and paper is not None else None,
-            })
+            out.append(
+                {
+                    "backbone": key[0],
+                    "model": key[1],
+                    "metric": column,
+                    "ours": ours,
+                    "ours_std": statistics.stdev(values) if len(values) > 1 else None,
+                    "n_runs": len(values),
+                    "paper": paper,
+                    "diff": ours - paper if ours is not None and paper is not None else None,
+                }
+            )
     return out
 
 

@@ -11,6 +11,7 @@ Writes ``<out>.md`` and ``<out>.csv`` (one row per N and task), ``<out>.png`` (u
 against N, one line per task) and ``<out>_usage.png`` (expert usage of the best run by validation
 utterance SRCC), and prints the Markdown table.
 """
+
 import argparse
 import csv
 import json
@@ -22,8 +23,18 @@ from collections import defaultdict
 from distilmos.errors import ToolkitError
 
 TASKS = {"cls": "with classification", "nocls": "without classification"}
-COLUMNS = ["test_utt_SRCC", "test_sys_SRCC", "test_utt_LCC", "test_sys_LCC", "test_utt_MSE", "test_sys_MSE",
-           "val_utt_SRCC", "val_sys_acc", "val_gate_entropy", "val_top_usage"]
+COLUMNS = [
+    "test_utt_SRCC",
+    "test_sys_SRCC",
+    "test_utt_LCC",
+    "test_sys_LCC",
+    "test_utt_MSE",
+    "test_sys_MSE",
+    "val_utt_SRCC",
+    "val_sys_acc",
+    "val_gate_entropy",
+    "val_top_usage",
+]
 
 
 class AblationError(ToolkitError, ValueError):
@@ -51,8 +62,12 @@ def read_run(expdir: str) -> dict:
     val = _read_json(os.path.join(expdir, "metrics_val_best.json"))
     usage = [val[k] for k in sorted((k for k in val if k.startswith("expert_usage_")), key=lambda k: int(k[13:]))]
     values = {f"test_{k}": test.get(k) for k in ("utt_SRCC", "sys_SRCC", "utt_LCC", "sys_LCC", "utt_MSE", "sys_MSE")}
-    values.update(val_utt_SRCC=val.get("utt_SRCC"), val_sys_acc=val.get("sys_acc"),
-                  val_gate_entropy=val.get("gate_entropy"), val_top_usage=max(usage) if usage else None)
+    values.update(
+        val_utt_SRCC=val.get("utt_SRCC"),
+        val_sys_acc=val.get("sys_acc"),
+        val_gate_entropy=val.get("gate_entropy"),
+        val_top_usage=max(usage) if usage else None,
+    )
     return {"values": values, "usage": usage, "step": val.get("step"), "expdir": expdir}
 
 
@@ -71,7 +86,7 @@ def collect(specs):
         groups[(n, task)].append(run)
         runs.append(run)
     rows = []
-    for (n, task) in sorted(groups, key=lambda key: (key[0], list(TASKS).index(key[1]))):
+    for n, task in sorted(groups, key=lambda key: (key[0], list(TASKS).index(key[1]))):
         members = groups[(n, task)]
         row = {"n_experts": n, "task": task, "n_runs": len(members)}
         row.update({c: _mean([m["values"][c] for m in members]) for c in COLUMNS})
@@ -83,15 +98,20 @@ def markdown(rows) -> str:
     def cell(value):
         return "–" if value is None else f"{value:.3f}"
 
-    lines = ["| N experts | task | BVCC test utt SRCC | BVCC test sys SRCC | utt LCC | sys LCC | utt MSE | sys MSE | "
-             "val utt SRCC | val system acc | gate entropy | top expert usage |",
-             "|" + "---|" * 12]
+    lines = [
+        "| N experts | task | BVCC test utt SRCC | BVCC test sys SRCC | utt LCC | sys LCC | utt MSE | sys MSE | "
+        "val utt SRCC | val system acc | gate entropy | top expert usage |",
+        "|" + "---|" * 12,
+    ]
     for row in rows:
         runs = f" (n={row['n_runs']})" if row["n_runs"] > 1 else ""
-        lines.append(f"| {row['n_experts']} | {TASKS[row['task']]}{runs} | "
-                     + " | ".join(cell(row[c]) for c in COLUMNS) + " |")
-    return "\n".join(lines) + "\n\nValidation columns are at each run's best checkpoint (by val utterance SRCC); " \
+        lines.append(
+            f"| {row['n_experts']} | {TASKS[row['task']]}{runs} | " + " | ".join(cell(row[c]) for c in COLUMNS) + " |"
+        )
+    return (
+        "\n".join(lines) + "\n\nValidation columns are at each run's best checkpoint (by val utterance SRCC); "
         "gate entropy in nats (log N when every expert gets the same weight).\n"
+    )
 
 
 def plot(rows, runs, out: str) -> str:

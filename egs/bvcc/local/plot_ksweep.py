@@ -13,6 +13,7 @@ paper's own DistilMOS value at k=200 is marked when the upstream is one of Table
 
 Writes ``<out>.png`` and ``<out>.csv`` (one row per k and per baseline).
 """
+
 import argparse
 import csv
 import json
@@ -80,20 +81,26 @@ def collect(expdirs, baselines=()):
     for expdir in expdirs:
         info, values = read_run(expdir)
         if info.get("variant") != "distilmos":
-            raise SweepError(f"{expdir}: variant {info.get('variant')!r}; the sweep takes distilmos runs "
-                             "(give other variants with --baselines)")
+            raise SweepError(
+                f"{expdir}: variant {info.get('variant')!r}; the sweep takes distilmos runs "
+                "(give other variants with --baselines)"
+            )
         upstreams.add(info["upstream"])
         by_k[int(info["n_clusters"])].append(values)
     if len(upstreams) > 1:
         raise SweepError(f"the sweep mixes upstreams {sorted(upstreams)}; plot one upstream at a time")
-    sweep = [dict(model=registry.label("distilmos"), k=k, n_runs=len(runs), **_summary(runs))
-             for k, runs in sorted(by_k.items())]
+    sweep = [
+        dict(model=registry.label("distilmos"), k=k, n_runs=len(runs), **_summary(runs))
+        for k, runs in sorted(by_k.items())
+    ]
     by_variant = defaultdict(list)
     for expdir in baselines:
         info, values = read_run(expdir)
         by_variant[info["variant"]].append(values)
-    base = [dict(model=registry.label(variant), k=None, n_runs=len(runs), **_summary(runs))
-            for variant, runs in by_variant.items()]
+    base = [
+        dict(model=registry.label(variant), k=None, n_runs=len(runs), **_summary(runs))
+        for variant, runs in by_variant.items()
+    ]
     return sweep, base, (upstreams.pop() if upstreams else None)
 
 
@@ -115,14 +122,20 @@ def plot(path, sweep, base, upstream=None):
         points = [(r["k"], r[column], r[column + "_std"] or 0.0) for r in sweep if r[column] is not None]
         if points:
             ks, means, stds = zip(*points)
-            ax.errorbar(ks, means, yerr=stds if any(stds) else None, marker="o", capsize=3, color=colors[0],
-                        label=registry.label("distilmos"))
+            ax.errorbar(
+                ks,
+                means,
+                yerr=stds if any(stds) else None,
+                marker="o",
+                capsize=3,
+                color=colors[0],
+                label=registry.label("distilmos"),
+            )
         for i, row in enumerate(base):
             if row[column] is not None:
                 ax.axhline(row[column], ls="--", lw=1.2, color=colors[(i + 1) % len(colors)], label=row["model"])
         if column in paper:
-            ax.plot([200], [paper[column]], marker="*", ms=12, ls="none", color="black",
-                    label="paper, DistilMOS k=200")
+            ax.plot([200], [paper[column]], marker="*", ms=12, ls="none", color="black", label="paper, DistilMOS k=200")
         ax.set(title=title, xlabel="number of clusters k", ylabel="SRCC")
         if sweep:
             ax.set_xticks([r["k"] for r in sweep])

@@ -6,6 +6,7 @@ split, and the training curves.
 
 Reads ``predictions_<split>.csv`` and ``log.jsonl``; writes ``scatter_<split>.png`` and ``curves.png``.
 """
+
 import argparse
 import csv
 import glob
@@ -31,14 +32,21 @@ def scatter(pred_csv, out_png):
     metrics = compute_metrics(true, pred, systems)
     sys_true, sys_pred = system_means(systems, true), system_means(systems, pred)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-    for ax, (xs, ys, level) in zip(axes, [(true, pred, "utt"), (list(sys_true.values()), list(sys_pred.values()), "sys")]):
+    for ax, (xs, ys, level) in zip(
+        axes, [(true, pred, "utt"), (list(sys_true.values()), list(sys_pred.values()), "sys")]
+    ):
         ax.scatter(xs, ys, s=10 if level == "utt" else 24, alpha=0.6)
         ax.plot([1, 5], [1, 5], color="gray", lw=0.8, ls="--")
-        ax.set(xlim=(0.8, 5.2), ylim=(0.8, 5.2), xlabel="true MOS", ylabel="predicted MOS",
-               title=f"{'utterance' if level == 'utt' else 'system'} level: LCC {metrics[level + '_LCC']:.3f} "
-                     f"SRCC {metrics[level + '_SRCC']:.3f} MSE {metrics[level + '_MSE']:.3f}")
+        ax.set(
+            xlim=(0.8, 5.2),
+            ylim=(0.8, 5.2),
+            xlabel="true MOS",
+            ylabel="predicted MOS",
+            title=f"{'utterance' if level == 'utt' else 'system'} level: LCC {metrics[level + '_LCC']:.3f} "
+            f"SRCC {metrics[level + '_SRCC']:.3f} MSE {metrics[level + '_MSE']:.3f}",
+        )
         ax.set_aspect("equal")
-    split = os.path.basename(pred_csv)[len("predictions_"):-len(".csv")]
+    split = os.path.basename(pred_csv)[len("predictions_") : -len(".csv")]
     fig.suptitle(f"{split} ({metrics['n_utt']} utterances, {metrics['n_sys']} systems)")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
@@ -61,8 +69,12 @@ def curves(log_jsonl, out_png):
     for ax, keys, title in [(axes[0], losses, "training losses"), (axes[1], evals, "validation")]:
         for key in keys:
             steps = sorted(series[key])
-            ax.plot(steps, [series[key][s] for s in steps], marker="." if key[0] != "train" else None,
-                    label=f"{key[0]} {key[1]}")
+            ax.plot(
+                steps,
+                [series[key][s] for s in steps],
+                marker="." if key[0] != "train" else None,
+                label=f"{key[0]} {key[1]}",
+            )
         ax.set(xlabel="step", title=title)
         if keys:
             ax.legend(fontsize=8)

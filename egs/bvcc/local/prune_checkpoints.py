@@ -9,6 +9,7 @@ to load it. A checkpoint is a zip archive whose directory sits at its very end; 
 readable directory is incomplete. Such ``states-*.ckpt`` and ``best-states-*.ckpt`` files are removed;
 the training then resumes from the newest whole one (or starts anew when none is left).
 """
+
 import argparse
 import glob
 import os
@@ -33,7 +34,9 @@ def step_of(path: str) -> int:
 def prune(expdir: str):
     """Remove incomplete checkpoints; return ``(removed paths, newest whole states-*.ckpt or None)``."""
     removed = []
-    for path in glob.glob(os.path.join(expdir, "states-*.ckpt")) + glob.glob(os.path.join(expdir, "best-states-*.ckpt")):
+    for path in glob.glob(os.path.join(expdir, "states-*.ckpt")) + glob.glob(
+        os.path.join(expdir, "best-states-*.ckpt")
+    ):
         if not is_whole(path):
             os.remove(path)
             removed.append(path)

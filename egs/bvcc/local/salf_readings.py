@@ -13,6 +13,7 @@ block's feature-axis length shared by its channels, one per channel, over the fl
 the channel means), its output size, and a bias on the final Linear. Counting is by formula; the
 implemented reading (:mod:`distilmos.models.salf_mos`) is checked against its module's own count.
 """
+
 import argparse
 import itertools
 
@@ -49,14 +50,32 @@ def count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias
 
 def readings(dim):
     for axis, kind, c, conv_bias, bn_affine, down, lfe, lfe_out, head_bias in itertools.product(
-            ("feature", "time"), ("constant", "doubling"), (1, 2, 3, 4, 8), (False, True), (True, False),
-            ("max_pool", "conv_same_width", "conv_next_width"),
-            ("shared_over_length", "per_channel_over_length", "flattened", "channel_mean"), (1, 2), (False, True)):
-        widths = [c] * 4 if kind == "constant" else [c * 2 ** i for i in range(4)]
+        ("feature", "time"),
+        ("constant", "doubling"),
+        (1, 2, 3, 4, 8),
+        (False, True),
+        (True, False),
+        ("max_pool", "conv_same_width", "conv_next_width"),
+        ("shared_over_length", "per_channel_over_length", "flattened", "channel_mean"),
+        (1, 2),
+        (False, True),
+    ):
+        widths = [c] * 4 if kind == "constant" else [c * 2**i for i in range(4)]
         n = count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias)
         if n is not None:
-            yield n, dict(axis=axis, widths=widths, conv_bias=conv_bias, bn_affine=bn_affine, down=down, lfe=lfe,
-                          lfe_out=lfe_out, head_bias=head_bias)
+            yield (
+                n,
+                dict(
+                    axis=axis,
+                    widths=widths,
+                    conv_bias=conv_bias,
+                    bn_affine=bn_affine,
+                    down=down,
+                    lfe=lfe,
+                    lfe_out=lfe_out,
+                    head_bias=head_bias,
+                ),
+            )
 
 
 def main(argv=None):
@@ -66,7 +85,7 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
     found = sorted(readings(args.upstream_dim), key=lambda r: (abs(r[0] - args.target), r[0]))
-    for n, reading in found[:args.top]:
+    for n, reading in found[: args.top]:
         print(f"{n:>6,} ({n - args.target:+d})  " + " ".join(f"{k}={v}" for k, v in reading.items()))
     time_axis = min(n for n, r in found if r["axis"] == "time")
     print(f"fewest parameters of any time-axis reading: {time_axis:,}")

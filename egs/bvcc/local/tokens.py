@@ -10,6 +10,7 @@ order and the first failure stops the rest with its exit status. The point is st
 import of torch and s3prl instead of one per split. Under ``torchrun`` every rank runs the same list,
 and each command takes its shard from ``RANK``/``WORLD_SIZE`` as on the command line.
 """
+
 import argparse
 import shlex
 import sys
@@ -17,7 +18,9 @@ import sys
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("commands", nargs="+", help='one quoted upstream_tokens command line each, e.g. "dump --csv ..."')
+    parser.add_argument(
+        "commands", nargs="+", help='one quoted upstream_tokens command line each, e.g. "dump --csv ..."'
+    )
     args = parser.parse_args(argv)
 
     from upstream_tokens.cli import main as upstream_tokens

@@ -6,6 +6,7 @@
 Uses the demo corpus' speech synthesiser (egs/demo/local/make_corpus.py) without any degradation, so the
 pool is clean in the way the demo's best systems are; a real run points --clean_dir at real clean speech.
 """
+
 import argparse
 import importlib.util
 import os

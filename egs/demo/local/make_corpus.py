@@ -22,20 +22,21 @@ BVCC has one system that appears only in val/test (an unseen system) and exactly
 file, as the real corpus does. SOMOS systems use degradations partly unseen in BVCC, so that zero-shot
 evaluation on it is meaningful. The same seed gives byte-identical files.
 """
+
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import shutil
 import sys
 import time
-import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -62,21 +63,25 @@ LISTENER_AGES = ("18-24", "25-34", "35-44", "45-54", "55-64")
 LISTENER_GENDERS = ("Female", "Male")
 
 # Vowel formants (F1, F2, F3) in Hz of an adult male voice; scaled up for higher voices.
-VOWELS = np.array([
-    (730, 1090, 2440),  # a
-    (530, 1840, 2480),  # e
-    (270, 2290, 3010),  # i
-    (570, 840, 2410),  # o
-    (300, 870, 2240),  # u
-    (660, 1720, 2410),  # ae
-    (500, 1500, 2500),  # schwa
-], dtype=float)
+VOWELS = np.array(
+    [
+        (730, 1090, 2440),  # a
+        (530, 1840, 2480),  # e
+        (270, 2290, 3010),  # i
+        (570, 840, 2410),  # o
+        (300, 870, 2240),  # u
+        (660, 1720, 2410),  # ae
+        (500, 1500, 2500),  # schwa
+    ],
+    dtype=float,
+)
 FORMANT_BANDWIDTHS = np.array([80.0, 110.0, 160.0])
 
 
 # --------------------------------------------------------------------------------------------------
 # Speech synthesis
 # --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Syllable:
@@ -85,17 +90,17 @@ class Syllable:
     start: int
     voiced_start: int
     stop: int
-    formants: Tuple[float, float, float]
+    formants: tuple[float, float, float]
     loudness: float
 
 
-def plan_syllables(rng: np.random.Generator, n_samples: int, sr: int) -> List[Syllable]:
+def plan_syllables(rng: np.random.Generator, n_samples: int, sr: int) -> list[Syllable]:
     """Lay out syllables grouped into words and phrases, with gaps between them, filling ``n_samples``."""
     ms = sr / 1000.0
     t = int(rng.uniform(50, 200) * ms)  # leading silence
     end = n_samples - int(rng.uniform(50, 200) * ms)  # trailing silence
     formant_scale = rng.uniform(1.0, 1.2)
-    syllables: List[Syllable] = []
+    syllables: list[Syllable] = []
     words_left_in_phrase = int(rng.integers(2, 5))
     while True:
         for _ in range(int(rng.integers(1, 4))):  # syllables of one word
@@ -147,7 +152,7 @@ def harmonic_source(phase: np.ndarray, n_harmonics: int) -> np.ndarray:
     return out
 
 
-def formant_filter(freqs: Sequence[float], sr: int) -> Tuple[np.ndarray, np.ndarray]:
+def formant_filter(freqs: Sequence[float], sr: int) -> tuple[np.ndarray, np.ndarray]:
     """Cascade of 2-pole resonators with unity gain at DC, as ``(b, a)``."""
     b, a = np.ones(1), np.ones(1)
     for freq, bandwidth in zip(freqs, FORMANT_BANDWIDTHS):
@@ -171,9 +176,9 @@ def synthesize_speech(rng: np.random.Generator, sr: int, duration_s: float) -> n
     fricatives = np.zeros(n)
     for syl in syllables:
         length = syl.stop - syl.voiced_start
-        envelope[syl.voiced_start:syl.stop] = syl.loudness * np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 0.6
+        envelope[syl.voiced_start : syl.stop] = syl.loudness * np.sin(np.pi * (np.arange(length) + 0.5) / length) ** 0.6
         if syl.voiced_start > syl.start:
-            fricatives[syl.start:syl.voiced_start] = fricative_noise(rng, syl.voiced_start - syl.start, sr)
+            fricatives[syl.start : syl.voiced_start] = fricative_noise(rng, syl.voiced_start - syl.start, sr)
 
     # Vocal-tract filtering with per-syllable formants; the filter state carries across syllables so
     # the transitions are continuous rather than clicks.
@@ -206,6 +211,7 @@ def fricative_noise(rng: np.random.Generator, length: int, sr: int) -> np.ndarra
 # The small functions below are those severity -> parameter maps; the ranges follow the brief (SNR
 # 30..0 dB, low-pass 4..2 kHz, 8..4 bits, ...). Every apply function takes (x, sr, rng, severity) so
 # that they can be chained uniformly, even where it needs no randomness.
+
 
 def _snr_db(severity: float) -> float:
     return 30.0 - 30.0 * severity
@@ -255,7 +261,7 @@ def add_noise(x: np.ndarray, sr: int, rng: np.random.Generator, severity: float,
         spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
         spectrum[0] = 0
         noise = np.fft.irfft(spectrum, n=len(x))
-    gain = math.sqrt(np.mean(x ** 2) / (np.mean(noise ** 2) * 10 ** (_snr_db(severity) / 10)))
+    gain = math.sqrt(np.mean(x**2) / (np.mean(noise**2) * 10 ** (_snr_db(severity) / 10)))
     return x + gain * noise
 
 
@@ -278,8 +284,9 @@ def quantize(x: np.ndarray, sr: int, rng: np.random.Generator, severity: float) 
 
 def packet_loss(x: np.ndarray, sr: int, rng: np.random.Generator, severity: float) -> np.ndarray:
     """Zero random 20-60 ms chunks covering about 3-25 % of the signal."""
-    lengths = (rng.uniform(0.020, 0.060, size=max(1, int(_loss_fraction(severity) * len(x) / (0.04 * sr))))
-               * sr).astype(int)
+    lengths = (
+        rng.uniform(0.020, 0.060, size=max(1, int(_loss_fraction(severity) * len(x) / (0.04 * sr)))) * sr
+    ).astype(int)
     starts = rng.integers(0, max(1, len(x) - lengths.max()), size=len(lengths))
     edges = np.zeros(len(x) + 1)  # +1 at each gap start, -1 at each end; cumsum > 0 marks lost samples
     np.add.at(edges, starts, 1)
@@ -293,13 +300,13 @@ def reverberate(x: np.ndarray, sr: int, rng: np.random.Generator, severity: floa
     t = np.arange(int(rt60 * sr)) / sr
     tail = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)  # -60 dB at t = rt60
     direct_to_reverb_db = 6.0 - 12.0 * severity
-    tail *= math.sqrt(10 ** (-direct_to_reverb_db / 10) / np.sum(tail ** 2))
+    tail *= math.sqrt(10 ** (-direct_to_reverb_db / 10) / np.sum(tail**2))
     tail[0] = 1.0
-    y = signal.fftconvolve(x, tail)[:len(x)]
+    y = signal.fftconvolve(x, tail)[: len(x)]
     return y * (PEAK / (np.abs(y).max() + 1e-12))
 
 
-def _stft_params(sr: int) -> Tuple[int, int]:
+def _stft_params(sr: int) -> tuple[int, int]:
     """Frame length of about 32 ms (a power of two) and the matching 75 % overlap."""
     nperseg = 2 ** int(math.ceil(math.log2(0.032 * sr)))
     return nperseg, 3 * nperseg // 4
@@ -360,26 +367,29 @@ class Degradation:
     label: Callable[[float], str]
 
 
-DEGRADATIONS = MappingProxyType({
-    "noise": Degradation(add_noise, lambda s: f"noise_snr{_snr_db(s):.0f}"),
-    "pinknoise": Degradation(lambda x, sr, rng, s: add_noise(x, sr, rng, s, pink=True),
-                             lambda s: f"pinknoise_snr{_snr_db(s):.0f}"),
-    "clipping": Degradation(clip_hard, lambda s: f"clipping_{_clip_level(s):.2f}"),
-    "lowpass": Degradation(low_pass, lambda s: f"lowpass_{_cutoff_hz(s):.0f}hz"),
-    "quantize": Degradation(quantize, lambda s: f"quantize_{_bits(s)}bit"),
-    "packetloss": Degradation(packet_loss, lambda s: f"packetloss_{100 * _loss_fraction(s):.0f}pct"),
-    "reverb": Degradation(reverberate, lambda s: f"reverb_rt{1000 * _rt60_s(s):.0f}ms"),
-    # Not used in BVCC: these make SOMOS a zero-shot test.
-    "robotic": Degradation(robotize, lambda s: f"robotic_mix{_robot_mix(s):.2f}"),
-    "tremolo": Degradation(tremolo, lambda s: f"tremolo_depth{_tremolo_depth(s):.2f}"),
-    "timewarp": Degradation(time_warp, lambda s: f"timewarp_{100 * _warp_amount(s):.0f}pct"),
-    "smearing": Degradation(smear, lambda s: f"smearing_{_smear_bins(s)}bins"),
-})
+DEGRADATIONS = MappingProxyType(
+    {
+        "noise": Degradation(add_noise, lambda s: f"noise_snr{_snr_db(s):.0f}"),
+        "pinknoise": Degradation(
+            lambda x, sr, rng, s: add_noise(x, sr, rng, s, pink=True), lambda s: f"pinknoise_snr{_snr_db(s):.0f}"
+        ),
+        "clipping": Degradation(clip_hard, lambda s: f"clipping_{_clip_level(s):.2f}"),
+        "lowpass": Degradation(low_pass, lambda s: f"lowpass_{_cutoff_hz(s):.0f}hz"),
+        "quantize": Degradation(quantize, lambda s: f"quantize_{_bits(s)}bit"),
+        "packetloss": Degradation(packet_loss, lambda s: f"packetloss_{100 * _loss_fraction(s):.0f}pct"),
+        "reverb": Degradation(reverberate, lambda s: f"reverb_rt{1000 * _rt60_s(s):.0f}ms"),
+        # Not used in BVCC: these make SOMOS a zero-shot test.
+        "robotic": Degradation(robotize, lambda s: f"robotic_mix{_robot_mix(s):.2f}"),
+        "tremolo": Degradation(tremolo, lambda s: f"tremolo_depth{_tremolo_depth(s):.2f}"),
+        "timewarp": Degradation(time_warp, lambda s: f"timewarp_{100 * _warp_amount(s):.0f}pct"),
+        "smearing": Degradation(smear, lambda s: f"smearing_{_smear_bins(s)}bins"),
+    }
+)
 BVCC_KINDS = ("noise", "pinknoise", "clipping", "lowpass", "quantize", "packetloss", "reverb")
 SOMOS_KINDS = ("robotic", "tremolo", "timewarp", "smearing", "noise", "reverb", "lowpass", "quantize")
 
 
-def degrade(x: np.ndarray, sr: int, rng: np.random.Generator, severities: Dict[str, float]) -> np.ndarray:
+def degrade(x: np.ndarray, sr: int, rng: np.random.Generator, severities: dict[str, float]) -> np.ndarray:
     """Apply each degradation in turn, then scale down (never clip) if the peak would overflow PCM."""
     for kind, severity in severities.items():
         x = DEGRADATIONS[kind].apply(x, sr, rng, severity)
@@ -391,24 +401,27 @@ def degrade(x: np.ndarray, sr: int, rng: np.random.Generator, severities: Dict[s
 # Systems, utterances and ratings
 # --------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class System:
     """A synthetic 'TTS/VC system': its degradations (kind -> severity) and true quality."""
 
     name: str
     corpus: str
-    severities: Dict[str, float]
+    severities: dict[str, float]
     quality: float
     offset: float  # the part of the quality not explained by severity (naturalness, prosody, ...)
     unseen: bool = False
 
     def record(self) -> dict:
         """This system's entry in record.json."""
-        return {"corpus": self.corpus,
-                "degradations": [DEGRADATIONS[k].label(s) for k, s in self.severities.items()],
-                "severity": round(float(sum(self.severities.values())), 3),
-                "quality": round(self.quality, 3),
-                "unseen": self.unseen}
+        return {
+            "corpus": self.corpus,
+            "degradations": [DEGRADATIONS[k].label(s) for k, s in self.severities.items()],
+            "severity": round(float(sum(self.severities.values())), 3),
+            "quality": round(self.quality, 3),
+            "unseen": self.unseen,
+        }
 
 
 @dataclass
@@ -420,9 +433,9 @@ class Utterance:
     split: str
     audio_seed: int
     duration_s: float
-    severities: Dict[str, float]
-    ratings: List[int]
-    listeners: List[int]
+    severities: dict[str, float]
+    ratings: list[int]
+    listeners: list[int]
     sample_rate: int
     channels: int = 1
     silent: bool = False
@@ -438,8 +451,14 @@ def quality_from_severity(total_severity: float) -> float:
     return QUALITY_CLEAN - QUALITY_SLOPE * min(total_severity, 1.0)
 
 
-def plan_systems(rng: np.random.Generator, names: Sequence[str], corpus: str, kinds: Sequence[str],
-                 n_clean: int, lowest_severity: float) -> List[System]:
+def plan_systems(
+    rng: np.random.Generator,
+    names: Sequence[str],
+    corpus: str,
+    kinds: Sequence[str],
+    n_clean: int,
+    lowest_severity: float,
+) -> list[System]:
     """Systems whose total severities are spread evenly (in random order) so that their qualities span
     the whole MOS scale; ``n_clean`` systems have no degradation. Each degraded system has 1 or 2 kinds,
     the total severity split between them."""
@@ -448,7 +467,7 @@ def plan_systems(rng: np.random.Generator, names: Sequence[str], corpus: str, ki
     targets = np.concatenate([np.zeros(n_clean), rng.permutation(targets)])
     systems = []
     for name, total in zip(names, targets):
-        severities: Dict[str, float] = {}
+        severities: dict[str, float] = {}
         if total > 0:
             chosen = rng.choice(kinds, size=int(rng.integers(1, 3)), replace=False)
             shares = rng.dirichlet(np.full(len(chosen), 4.0))  # fairly even split between the kinds
@@ -459,17 +478,17 @@ def plan_systems(rng: np.random.Generator, names: Sequence[str], corpus: str, ki
     return systems
 
 
-def utterance_severities(rng: np.random.Generator, system: System) -> Dict[str, float]:
+def utterance_severities(rng: np.random.Generator, system: System) -> dict[str, float]:
     """The system's severities, varied per utterance: the same degradation hurts some sentences more."""
     return {k: float(np.clip(s * math.exp(rng.normal(0, 0.2)), 0.0, 1.0)) for k, s in system.severities.items()}
 
 
-def utterance_quality(rng: np.random.Generator, system: System, severities: Dict[str, float]) -> float:
+def utterance_quality(rng: np.random.Generator, system: System, severities: dict[str, float]) -> float:
     """True quality of one utterance: follows its own severities, plus a little independent variation."""
     return quality_from_severity(sum(severities.values())) + system.offset + float(rng.normal(0, 0.2))
 
 
-def rate(rng: np.random.Generator, quality: float, biases: np.ndarray, n_ratings: int) -> Tuple[List[int], List[int]]:
+def rate(rng: np.random.Generator, quality: float, biases: np.ndarray, n_ratings: int) -> tuple[list[int], list[int]]:
     """Ratings by ``n_ratings`` distinct listeners: round(quality + listener bias + noise) within 1..5."""
     listeners = rng.choice(len(biases), size=n_ratings, replace=False)
     raw = quality + biases[listeners] + rng.normal(0, 0.6, size=n_ratings)
@@ -482,13 +501,13 @@ def format_score(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def unique_hex_ids(rng: np.random.Generator, prefix: str, n_hex: int, count: int) -> List[str]:
+def unique_hex_ids(rng: np.random.Generator, prefix: str, n_hex: int, count: int) -> list[str]:
     """``count`` distinct ids ``prefix`` + ``n_hex`` lowercase hex digits, in random order."""
-    values = rng.choice(16 ** n_hex, size=count, replace=False)
+    values = rng.choice(16**n_hex, size=count, replace=False)
     return [f"{prefix}{int(v):0{n_hex}x}" for v in values]
 
 
-def split_sizes(n: int, fractions: Tuple[float, float]) -> Tuple[int, int, int]:
+def split_sizes(n: int, fractions: tuple[float, float]) -> tuple[int, int, int]:
     """(train, val, test) counts for ``n`` items, val and test at least 1 each."""
     n_val = max(1, int(round(fractions[0] * n)))
     n_test = max(1, int(round(fractions[1] * n)))
@@ -499,8 +518,10 @@ def split_sizes(n: int, fractions: Tuple[float, float]) -> Tuple[int, int, int]:
 # BVCC
 # --------------------------------------------------------------------------------------------------
 
-def plan_bvcc(rng: np.random.Generator, n_systems: int,
-              utts_per_system: int) -> Tuple[List[System], List[Utterance], List[str]]:
+
+def plan_bvcc(
+    rng: np.random.Generator, n_systems: int, utts_per_system: int
+) -> tuple[list[System], list[Utterance], list[str]]:
     """Systems, utterances (with splits and ratings) and listener descriptions of the BVCC-like corpus."""
     names = unique_hex_ids(rng, "sys", 5, n_systems)
     n_clean = 2 if n_systems >= 8 else 1
@@ -510,8 +531,10 @@ def plan_bvcc(rng: np.random.Generator, n_systems: int,
     unseen.unseen = True
 
     biases = rng.normal(0, 0.4, BVCC_LISTENERS)
-    listeners = [f"{{}}_{rng.choice(LISTENER_AGES)}_{rng.choice(LISTENER_GENDERS)}_"
-                 f"{rng.choice(['Yes', 'No'])}_Listener{i + 1}" for i in range(BVCC_LISTENERS)]
+    listeners = [
+        f"{{}}_{rng.choice(LISTENER_AGES)}_{rng.choice(LISTENER_GENDERS)}_{rng.choice(['Yes', 'No'])}_Listener{i + 1}"
+        for i in range(BVCC_LISTENERS)
+    ]
     utt_ids = iter(unique_hex_ids(rng, "utt", 7, n_systems * utts_per_system))
 
     utterances = []
@@ -525,24 +548,35 @@ def plan_bvcc(rng: np.random.Generator, n_systems: int,
             severities = utterance_severities(rng, system)
             quality = utterance_quality(rng, system, severities)
             ratings, raters = rate(rng, quality, biases, BVCC_RATINGS_PER_UTT)
-            utterances.append(Utterance(f"{system.name}-{next(utt_ids)}.wav", system, str(split),
-                                        int(rng.integers(2 ** 63)), float(rng.uniform(1.0, 4.0)),
-                                        severities, ratings, raters, BVCC_SR))
+            utterances.append(
+                Utterance(
+                    f"{system.name}-{next(utt_ids)}.wav",
+                    system,
+                    str(split),
+                    int(rng.integers(2**63)),
+                    float(rng.uniform(1.0, 4.0)),
+                    severities,
+                    ratings,
+                    raters,
+                    BVCC_SR,
+                )
+            )
     _make_one_silent(rng, utterances, biases)
     return systems, utterances, listeners
 
 
-def _make_one_silent(rng: np.random.Generator, utterances: List[Utterance], biases: np.ndarray) -> None:
+def _make_one_silent(rng: np.random.Generator, utterances: list[Utterance], biases: np.ndarray) -> None:
     """Turn one degraded train utterance into an all-zero file with a low quality, as in real BVCC."""
     candidates = [i for i, u in enumerate(utterances) if u.split == "train" and u.system.severities]
     candidates = candidates or [i for i, u in enumerate(utterances) if u.split == "train"]
     index = candidates[int(rng.integers(len(candidates)))]
     ratings, raters = rate(rng, float(rng.uniform(1.5, 2.3)), biases, BVCC_RATINGS_PER_UTT)
-    utterances[index] = dataclasses.replace(utterances[index], severities={}, ratings=ratings, listeners=raters,
-                                            silent=True)
+    utterances[index] = dataclasses.replace(
+        utterances[index], severities={}, ratings=ratings, listeners=raters, silent=True
+    )
 
 
-def write_bvcc(root: Path, utterances: List[Utterance], listeners: List[str]) -> None:
+def write_bvcc(root: Path, utterances: list[Utterance], listeners: list[str]) -> None:
     """Audio, mos lists and listener files under ``root`` (= D/bvcc)."""
     wav_dir, sets = root / "DATA" / "wav", root / "DATA" / "sets"
     wav_dir.mkdir(parents=True)
@@ -553,8 +587,12 @@ def write_bvcc(root: Path, utterances: List[Utterance], listeners: List[str]) ->
         rows = sorted(f"{u.wav},{format_score(u.score)}" for u in utterances if u.split == split)
         (sets / f"{split}_mos_list.txt").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
     for split, name in (("train", "TRAINSET"), ("val", "DEVSET")):
-        lines = [f"{u.system.name},{u.wav},{r},x,{listeners[who]}"
-                 for u in utterances if u.split == split for r, who in zip(u.ratings, u.listeners)]
+        lines = [
+            f"{u.system.name},{u.wav},{r},x,{listeners[who]}"
+            for u in utterances
+            if u.split == split
+            for r, who in zip(u.ratings, u.listeners)
+        ]
         (sets / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
@@ -562,16 +600,20 @@ def write_bvcc(root: Path, utterances: List[Utterance], listeners: List[str]) ->
 # SOMOS
 # --------------------------------------------------------------------------------------------------
 
-def plan_somos(rng: np.random.Generator, n_systems: int,
-               utts_per_system: int) -> Tuple[List[System], List[Utterance]]:
+
+def plan_somos(rng: np.random.Generator, n_systems: int, utts_per_system: int) -> tuple[list[System], list[Utterance]]:
     """Systems and utterances (with splits and ratings) of the SOMOS-like corpus.
 
     As in SOMOS, all systems read from one pool of sentences, so a sentence id recurs across systems.
     """
     names = [f"{int(v):03d}" for v in np.sort(rng.choice(201, size=n_systems, replace=False))]
     systems = plan_systems(rng, names, "somos", SOMOS_KINDS, n_clean=0, lowest_severity=0.1)
-    sentences = sorted({(str(rng.choice(SOMOS_DOMAINS)), int(rng.integers(1990, 2021)), int(rng.integers(10000)))
-                        for _ in range(2 * utts_per_system)})
+    sentences = sorted(
+        {
+            (str(rng.choice(SOMOS_DOMAINS)), int(rng.integers(1990, 2021)), int(rng.integers(10000)))
+            for _ in range(2 * utts_per_system)
+        }
+    )
     if len(sentences) < utts_per_system:
         raise RuntimeError("sentence pool too small; try another seed")  # only after many id collisions
 
@@ -583,9 +625,19 @@ def plan_somos(rng: np.random.Generator, n_systems: int,
             severities = utterance_severities(rng, system)
             quality = utterance_quality(rng, system, severities)
             ratings, raters = rate(rng, quality, biases, int(rng.integers(*SOMOS_RATINGS_RANGE)))
-            utterances.append(Utterance(f"{domain}_{year}_{sentence:04d}_{system.name}.wav", system, "",
-                                        int(rng.integers(2 ** 63)), float(rng.uniform(1.0, 4.0)),
-                                        severities, ratings, raters, SOMOS_SR))
+            utterances.append(
+                Utterance(
+                    f"{domain}_{year}_{sentence:04d}_{system.name}.wav",
+                    system,
+                    "",
+                    int(rng.integers(2**63)),
+                    float(rng.uniform(1.0, 4.0)),
+                    severities,
+                    ratings,
+                    raters,
+                    SOMOS_SR,
+                )
+            )
 
     # Split over the whole corpus ~60/20/20 (not per system), and make a few files stereo.
     n_train, n_valid, n_test = split_sizes(len(utterances), (0.2, 0.2))
@@ -596,7 +648,7 @@ def plan_somos(rng: np.random.Generator, n_systems: int,
     return systems, utterances
 
 
-def write_somos(root: Path, utterances: List[Utterance]) -> None:
+def write_somos(root: Path, utterances: list[Utterance]) -> None:
     """Audio and mos lists under ``root`` (= D/somos)."""
     audio_dir, lists = root / "audios", root / "training_files" / "split1" / "clean"
     audio_dir.mkdir(parents=True)
@@ -605,13 +657,15 @@ def write_somos(root: Path, utterances: List[Utterance]) -> None:
         write_audio(audio_dir / utt.wav, utt)
     for split in ("train", "valid", "test"):
         rows = sorted(f"{u.wav},{format_score(u.score)}" for u in utterances if u.split == split)
-        (lists / f"{split}_mos_list.txt").write_text("".join(r + "\n" for r in ["utteranceId,mean"] + rows),
-                                                    encoding="utf-8")
+        (lists / f"{split}_mos_list.txt").write_text(
+            "".join(r + "\n" for r in ["utteranceId,mean"] + rows), encoding="utf-8"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
 # Audio rendering and the whole corpus
 # --------------------------------------------------------------------------------------------------
+
 
 def render(utt: Utterance) -> np.ndarray:
     """The waveform of one planned utterance: ``[samples]`` or, for stereo, ``[samples, 2]``."""
@@ -623,7 +677,7 @@ def render(utt: Utterance) -> np.ndarray:
     if utt.channels == 2:
         # A second microphone: slightly quieter and 0.5 ms later, so downmixing is not a no-op.
         delay = int(0.0005 * utt.sample_rate)
-        x = np.stack([x, 0.9 * np.concatenate([np.zeros(delay), x[:len(x) - delay]])], axis=1)
+        x = np.stack([x, 0.9 * np.concatenate([np.zeros(delay), x[: len(x) - delay]])], axis=1)
     return x
 
 
@@ -650,14 +704,31 @@ def _prepare_out_dir(out: Path) -> None:
 def _utterance_record(utt: Utterance) -> dict:
     """One utterance's entry in record.json."""
     if utt.system.corpus == "bvcc":
-        return {"wav": utt.wav, "system": utt.system.name, "score": utt.score, "ratings": utt.ratings,
-                "silent": utt.silent}
-    return {"wav": utt.wav, "system": utt.system.name, "score": utt.score, "sample_rate": utt.sample_rate,
-            "channels": utt.channels}
+        return {
+            "wav": utt.wav,
+            "system": utt.system.name,
+            "score": utt.score,
+            "ratings": utt.ratings,
+            "silent": utt.silent,
+        }
+    return {
+        "wav": utt.wav,
+        "system": utt.system.name,
+        "score": utt.score,
+        "sample_rate": utt.sample_rate,
+        "channels": utt.channels,
+    }
 
 
-def make_corpus(out_dir, seed: int = 0, *, bvcc_systems: int = 12, bvcc_utts_per_system: int = 20,
-                somos_systems: int = 8, somos_utts_per_system: int = 12) -> dict:
+def make_corpus(
+    out_dir,
+    seed: int = 0,
+    *,
+    bvcc_systems: int = 12,
+    bvcc_utts_per_system: int = 20,
+    somos_systems: int = 8,
+    somos_utts_per_system: int = 12,
+) -> dict:
     """Write the BVCC-like and SOMOS-like corpora and ``record.json`` under ``out_dir``; return the record."""
     if bvcc_systems < 2 or somos_systems < 1:
         raise ValueError("need at least 2 BVCC systems (one is unseen) and 1 SOMOS system")
@@ -673,10 +744,14 @@ def make_corpus(out_dir, seed: int = 0, *, bvcc_systems: int = 12, bvcc_utts_per
 
     record = {
         "seed": seed,
-        "bvcc": {s: [_utterance_record(u) for u in sorted(bvcc_utts, key=lambda u: u.wav) if u.split == s]
-                 for s in ("train", "val", "test")},
-        "somos": {s: [_utterance_record(u) for u in sorted(somos_utts, key=lambda u: u.wav) if u.split == s]
-                  for s in ("train", "valid", "test")},
+        "bvcc": {
+            s: [_utterance_record(u) for u in sorted(bvcc_utts, key=lambda u: u.wav) if u.split == s]
+            for s in ("train", "val", "test")
+        },
+        "somos": {
+            s: [_utterance_record(u) for u in sorted(somos_utts, key=lambda u: u.wav) if u.split == s]
+            for s in ("train", "valid", "test")
+        },
         "systems": {s.name: s.record() for s in bvcc_sys + somos_sys},
     }
     (out / "record.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -694,9 +769,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        record = make_corpus(args.out_dir, args.seed, bvcc_systems=args.bvcc_systems,
-                             bvcc_utts_per_system=args.bvcc_utts_per_system, somos_systems=args.somos_systems,
-                             somos_utts_per_system=args.somos_utts_per_system)
+        record = make_corpus(
+            args.out_dir,
+            args.seed,
+            bvcc_systems=args.bvcc_systems,
+            bvcc_utts_per_system=args.bvcc_utts_per_system,
+            somos_systems=args.somos_systems,
+            somos_utts_per_system=args.somos_utts_per_system,
+        )
     except (ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

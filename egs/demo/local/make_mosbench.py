@@ -13,6 +13,7 @@ preparation must find it, for tests. The same seed gives the same files.
 
 BVCC and SOMOS layouts are written by ``make_corpus.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ import io
 import json
 import os
 import sys
-from typing import Callable, Dict, List
+from collections.abc import Callable
 
 import numpy as np
 import soundfile as sf
@@ -37,7 +38,7 @@ class Writer:
 
     def __init__(self, root: str, rng: np.random.Generator, utts: int):
         self.root, self.rng, self.utts = root, rng, utts
-        self.expected: Dict[str, List[dict]] = {}
+        self.expected: dict[str, list[dict]] = {}
 
     def quality(self) -> float:
         return float(self.rng.uniform(1.5, 4.5))
@@ -55,12 +56,13 @@ class Writer:
         """A mean opinion score near ``quality``, as the score files write it (6 decimals)."""
         return f"{float(np.clip(quality + self.rng.normal(0, 0.3), 1, 5)):.6f}"
 
-    def ratings(self, quality: float, n: int) -> List[int]:
+    def ratings(self, quality: float, n: int) -> list[int]:
         return [int(np.clip(round(quality + self.rng.normal(0, 0.8)), 1, 5)) for _ in range(n)]
 
     def expect(self, split: str, sample_id: str, system: str, score, wav: str) -> None:
         self.expected.setdefault(split, []).append(
-            {"sample_id": sample_id, "system": system, "score": float(score), "wav": wav})
+            {"sample_id": sample_id, "system": system, "score": float(score), "wav": wav}
+        )
 
     def text(self, rel: str, content: str) -> None:
         path = os.path.join(self.root, rel)
@@ -68,7 +70,7 @@ class Writer:
         with open(path, "w", encoding="utf-8", newline="") as handle:
             handle.write(content)
 
-    def table(self, rel: str, header: List[str], rows: List[list]) -> None:
+    def table(self, rel: str, header: list[str], rows: list[list]) -> None:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
@@ -83,7 +85,7 @@ def singmos(w: Writer) -> None:
         for s in range(3):
             system = f"sys{s + 1:04d}"
             quality = w.quality()
-            for u in range(w.utts):
+            for _u in range(w.utts):
                 sample_id = f"voicemos2024-track2-{system}-utt{len(lines) + 1:04d}{split[0]}"
                 w.wav(f"DATA/wav/{sample_id}.wav", 16000, quality)
                 score = w.mean_score(quality)
@@ -92,14 +94,33 @@ def singmos(w: Writer) -> None:
         w.text(f"DATA/sets/{list_name}_mos_list.txt", "".join(lines))
 
 
-NISQA_HEADER = ["db", "con", "file", "con_description", "filename_deg", "filename_ref", "source", "lang", "votes",
-                "mos", "noi", "col", "dis", "loud"]
+NISQA_HEADER = [
+    "db",
+    "con",
+    "file",
+    "con_description",
+    "filename_deg",
+    "filename_ref",
+    "source",
+    "lang",
+    "votes",
+    "mos",
+    "noi",
+    "col",
+    "dis",
+    "loud",
+]
 
 
 def nisqa(w: Writer) -> None:
     """NISQA_<SET>/NISQA_<SET>_file.csv + NISQA_<SET>/deg/*.wav at 48 kHz; LIVETALK leaves some ``con`` empty."""
-    sets = {"train": "NISQA_TRAIN_SIM", "val": "NISQA_VAL_SIM", "test_livetalk": "NISQA_TEST_LIVETALK",
-            "test_for": "NISQA_TEST_FOR", "test_p501": "NISQA_TEST_P501"}
+    sets = {
+        "train": "NISQA_TRAIN_SIM",
+        "val": "NISQA_VAL_SIM",
+        "test_livetalk": "NISQA_TEST_LIVETALK",
+        "test_for": "NISQA_TEST_FOR",
+        "test_p501": "NISQA_TEST_P501",
+    }
     for split, db in sets.items():
         rows = []
         for c in range(3):
@@ -109,8 +130,24 @@ def nisqa(w: Writer) -> None:
                 name = f"{db.lower()}_c{c + 1:02d}_{u:04d}.wav"
                 w.wav(f"{db}/deg/{name}", 48000, quality)
                 score = w.mean_score(quality)
-                rows.append([db, con, u, "simulated" if con else "", name, "" if "LIVE" in db else f"ref_{u}.wav",
-                             "src", "en", 5, score, "", "", "", ""])
+                rows.append(
+                    [
+                        db,
+                        con,
+                        u,
+                        "simulated" if con else "",
+                        name,
+                        "" if "LIVE" in db else f"ref_{u}.wav",
+                        "src",
+                        "en",
+                        5,
+                        score,
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
                 w.expect(split, name[:-4], con or name[:-4], score, f"{db}/deg/{name}")
         w.table(f"{db}/{db}_file.csv", NISQA_HEADER, rows)
 
@@ -129,8 +166,11 @@ def tmhint_qi(w: Writer) -> None:
                     rows.append([len(rows), method, u, snr, noise, r, int(w.rng.integers(0, 11)), name])
                 rows.append([len(rows), method, u, snr, noise, "", 7, name])  # intelligibility only
                 w.expect(split, name, f"{method}-SNR{snr}-{noise}", float(np.mean(ratings)), f"{folder}/{name}.wav")
-    w.table("raw_data.csv", ["idx", "method", "uttr", "snr", "noise", "quality_score", "intelligibility_score",
-                             "file_name"], rows)
+    w.table(
+        "raw_data.csv",
+        ["idx", "method", "uttr", "snr", "noise", "quality_score", "intelligibility_score", "file_name"],
+        rows,
+    )
 
 
 def tencent(w: Writer) -> None:
@@ -175,17 +215,20 @@ def rated(w: Writer, systems, template: str, folder: str, rate: int, first: int 
 def vmc23(w: Writer) -> None:
     """track{1,2,3}/*.wav and answers/track{1,2,3}_answer.txt ("id,score")."""
     track1, track2, track3 = [], [], []
-    for system, sample_id, score, path in rated(w, ("A-NEB", "BF-NEB", "A-AD", "BT-AD"),
-                                                "VoiceMOS2023Track1-{s}_test_{n:04d}", "track1", 22050):
+    for system, sample_id, score, path in rated(
+        w, ("A-NEB", "BF-NEB", "A-AD", "BT-AD"), "VoiceMOS2023Track1-{s}_test_{n:04d}", "track1", 22050
+    ):
         track1.append(f"{sample_id},{score}\n")
         w.expect("track1a" if system.endswith("NEB") else "track1b", sample_id, system, score, path)
-    for system, sample_id, score, path in rated(w, ("B01", "B02", "T03"), "VoiceMOS2023Track2-{s}-SF1-CDF1-{n}",
-                                                "track2", 24000, first=30001):
+    for system, sample_id, score, path in rated(
+        w, ("B01", "B02", "T03"), "VoiceMOS2023Track2-{s}-SF1-CDF1-{n}", "track2", 24000, first=30001
+    ):
         track2.append(f"{sample_id},{score}\n")
         w.expect("track2", sample_id, system, score, path)
     track3_systems = ("CMGAN_snr-2_babble_TMHINT", "Noisy_snr5_white_TMHINT", "clean_TMHINT", "TMHINT")
-    for system, sample_id, score, path in rated(w, track3_systems, "VoiceMOS2023Track3-{s}_g4_{n:02d}_03", "track3",
-                                                16000, first=1):
+    for system, sample_id, score, path in rated(
+        w, track3_systems, "VoiceMOS2023Track3-{s}_g4_{n:02d}_03", "track3", 16000, first=1
+    ):
         track3.append(f"{sample_id},{score}\n")
         if system != "TMHINT":  # bare TMHINT ids are left out, as in SHEET
             w.expect("track3", sample_id, system, score, path)
@@ -196,17 +239,21 @@ def vmc23(w: Writer) -> None:
 def bc19(w: Writer) -> None:
     """ood/DATA/wav/<sys>-<utt>.wav, train/val lists, TRAINSET/DEVSET/TESTSET listener files, no
     test_mos_list.txt (so the test scores come from TESTSET)."""
-    systems = [(f"sys{int(w.rng.integers(16 ** 5)):05x}", w.quality()) for _ in range(3)]
-    for split, list_name, listener_file in (("train", "train_mos_list.txt", "TRAINSET"),
-                                            ("val", "val_mos_list.txt", "DEVSET"), ("test", None, "TESTSET")):
+    systems = [(f"sys{int(w.rng.integers(16**5)):05x}", w.quality()) for _ in range(3)]
+    for split, list_name, listener_file in (
+        ("train", "train_mos_list.txt", "TRAINSET"),
+        ("val", "val_mos_list.txt", "DEVSET"),
+        ("test", None, "TESTSET"),
+    ):
         lines, listener_lines = [], []
         for system, quality in systems:
-            for u in range(w.utts):
-                wav = f"{system}-utt{int(w.rng.integers(16 ** 7)):07x}.wav"
+            for _u in range(w.utts):
+                wav = f"{system}-utt{int(w.rng.integers(16**7)):07x}.wav"
                 w.wav(f"ood/DATA/wav/{wav}", 16000, quality)
                 ratings = w.ratings(quality, 4)
-                listener_lines += [f"{system},{wav},{r},0,{{}}_18-24_L{i}_Female_Valid_1_No\n"
-                                   for i, r in enumerate(ratings)]
+                listener_lines += [
+                    f"{system},{wav},{r},0,{{}}_18-24_L{i}_Female_Valid_1_No\n" for i, r in enumerate(ratings)
+                ]
                 score = float(np.mean(ratings))
                 lines.append(f"{wav},{score!r}\n")
                 w.expect(split, wav[:-4], system, score, f"ood/DATA/wav/{wav}")
@@ -227,8 +274,26 @@ def vcc2018(w: Writer) -> None:
             w.wav(f"{wav_dir}/{name}", 22050, quality)
             ratings = w.ratings(quality, 3)
             for user, r in enumerate(ratings):
-                rows.append(["1", f"U{user}", "3", str(u), system, "\\N", "VCC2SF1", "VCC2TF1", task, "\\N",
-                             str(r), "\\N", "", "2018-03-01 10:00:00", name, "\\N"])
+                rows.append(
+                    [
+                        "1",
+                        f"U{user}",
+                        "3",
+                        str(u),
+                        system,
+                        "\\N",
+                        "VCC2SF1",
+                        "VCC2TF1",
+                        task,
+                        "\\N",
+                        str(r),
+                        "\\N",
+                        "",
+                        "2018-03-01 10:00:00",
+                        name,
+                        "\\N",
+                    ]
+                )
             w.expect("test", name[:-4], system, float(np.mean(ratings)), f"{wav_dir}/{name}")
     w.rng.shuffle(rows)  # ratings come in listening order, not grouped by file
     w.text("vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt", "".join(",".join(r) + "\n" for r in rows))
@@ -237,8 +302,9 @@ def vcc2018(w: Writer) -> None:
 def bc23(w: Writer) -> None:
     """wavs/VoiceMOS2023Track1-<sys>-<task>_test_<n>.wav and answers/answer.csv ("id,score"), SHEET's layout."""
     lines = []
-    for system, sample_id, score, path in rated(w, ("A-NEB", "BF-NEB", "A-AD", "BT-AD"),
-                                                "VoiceMOS2023Track1-{s}_test_{n:04d}", "wavs", 22050, first=26):
+    for system, sample_id, score, path in rated(
+        w, ("A-NEB", "BF-NEB", "A-AD", "BT-AD"), "VoiceMOS2023Track1-{s}_test_{n:04d}", "wavs", 22050, first=26
+    ):
         lines.append(f"{sample_id},{score}\n")
         w.expect("hub" if system.endswith("-NEB") else "spoke", sample_id, system, score, path)
     w.rng.shuffle(lines)  # the answers are ordered by utterance number, systems interleaved
@@ -249,14 +315,18 @@ def svcc23(w: Writer) -> None:
     """wavs/VoiceMOS2023Track2-<sys>-<src>-<trg>-<n>.wav and answers/listener_wise_answer.csv (one row per
     rating; converted systems and the natural source and target singing)."""
     rows = []
-    for system, src, trg in (("B01", "SF1", "CDF1"), ("T05", "SM1", "IDM1"), ("SOU", "SF1", "SF1"),
-                             ("TAR", "IDM1", "IDM1")):
+    for system, src, trg in (
+        ("B01", "SF1", "CDF1"),
+        ("T05", "SM1", "IDM1"),
+        ("SOU", "SF1", "SF1"),
+        ("TAR", "IDM1", "IDM1"),
+    ):
         quality = w.quality()
         for u in range(w.utts):
             sample_id = f"VoiceMOS2023Track2-{system}-{src}-{trg}-{30001 + u}"
             w.wav(f"wavs/{sample_id}.wav", 24000, quality)
             ratings = w.ratings(quality, int(w.rng.integers(5, 8)))
-            rows += [[sample_id, f"L{int(w.rng.integers(16 ** 10)):010x}", r] for r in ratings]
+            rows += [[sample_id, f"L{int(w.rng.integers(16**10)):010x}", r] for r in ratings]
             w.expect("test", sample_id, system, float(np.mean(ratings)), f"wavs/{sample_id}.wav")
     w.table("answers/listener_wise_answer.csv", ["sample_id", "listener_name", "score"], rows)
 
@@ -264,7 +334,7 @@ def svcc23(w: Writer) -> None:
 def tcd_voip(w: Writer) -> None:
     """Test Set/<type>/C_<nn>_<TYPE>_<talker>.wav at 48 kHz (a reference and an unrated echo MNRU file too)
     and answers/tcd-voip_answer.csv (Filename,ConditionID,MOS, with a byte-order mark as SHEET's copy)."""
-    talkers = ("FA", "FG", "MK", "ML", "FB", "MC", "FD", "ME")[:w.utts]
+    talkers = ("FA", "FG", "MK", "ML", "FB", "MC", "FD", "ME")[: w.utts]
     lines = ["\ufeffFilename,ConditionID,MOS\n"]
     # (type, number in the file name, ConditionID): clip's MNRU files are numbered 11-14, conditions 21-24
     for kind, number, condition in (("ECHO", 1, 1), ("CHOP", 21, 21), ("CLIP", 2, 2), ("CLIP", 11, 21)):
@@ -298,26 +368,49 @@ def ttsds2(w: Writer) -> None:
     audio it names. The folders (<dataset>/<system>/<n>.wav, file names repeating across systems), the
     dataset and system names and the rates are stand-ins: the real ones were not seen."""
     lines = []
-    for dataset, system, rate in (("clean", "parlertts", 24000), ("clean", "xtts", 24000),
-                                  ("noisy", "parlertts", 24000), ("noisy", "styletts2", 22050)):
+    for dataset, system, rate in (
+        ("clean", "parlertts", 24000),
+        ("clean", "xtts", 24000),
+        ("noisy", "parlertts", 24000),
+        ("noisy", "styletts2", 22050),
+    ):
         for _, _, score, path in rated(w, (system,), "{n}", f"{dataset}/{system}", rate):
             ratings = w.ratings(float(score), int(w.rng.integers(3, 6)))
             for r in ratings:
-                listener = f"A{int(w.rng.integers(16 ** 6)):06x}"
+                listener = f"A{int(w.rng.integers(16**6)):06x}"
                 lines.append([path, dataset, system, "mos", r, listener, 1, 2, len(lines)])
             lines.append([path, dataset, system, "smos", 5, "A000001", 2, 7, len(lines)])
-            w.expect("test", f"{dataset}-{system}-{os.path.basename(path)[:-4]}", f"{dataset}-{system}",
-                     float(np.mean(ratings)), path)
+            w.expect(
+                "test",
+                f"{dataset}-{system}-{os.path.basename(path)[:-4]}",
+                f"{dataset}-{system}",
+                float(np.mean(ratings)),
+                path,
+            )
     lines.append(["clean/cmos_pair_0.wav", "clean", "xtts", "cmos", -1, "A000002", 3, 9, len(lines)])  # no such file
     w.rng.shuffle(lines)  # ratings come in listening order
-    w.table("subjective_results.csv", ["audio", "dataset", "system", "rating_type", "value", "annotator",
-                                       "survey_part", "page", "id"], lines)
+    w.table(
+        "subjective_results.csv",
+        ["audio", "dataset", "system", "rating_type", "value", "annotator", "survey_part", "page", "id"],
+        lines,
+    )
 
 
-GENERATORS: Dict[str, Callable[[Writer], None]] = {
-    "singmos": singmos, "nisqa": nisqa, "tmhint_qi": tmhint_qi, "tencent": tencent, "pstn": pstn,
-    "vmc23": vmc23, "bc19": bc19, "vcc2018": vcc2018, "bc23": bc23, "svcc23": svcc23, "tcd_voip": tcd_voip,
-    "urgent2024_mos": urgent2024_mos, "ttsds2": ttsds2}
+GENERATORS: dict[str, Callable[[Writer], None]] = {
+    "singmos": singmos,
+    "nisqa": nisqa,
+    "tmhint_qi": tmhint_qi,
+    "tencent": tencent,
+    "pstn": pstn,
+    "vmc23": vmc23,
+    "bc19": bc19,
+    "vcc2018": vcc2018,
+    "bc23": bc23,
+    "svcc23": svcc23,
+    "tcd_voip": tcd_voip,
+    "urgent2024_mos": urgent2024_mos,
+    "ttsds2": ttsds2,
+}
 
 
 def make_mosbench(out_dir: str, seed: int = 0, corpora=None, utts: int = 4) -> dict:

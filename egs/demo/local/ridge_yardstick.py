@@ -14,12 +14,13 @@ layers can draw on), computed one utterance at a time, so no feature depends on 
 an experiment folder does, ``metrics_<split>.json``, ``predictions_<split>.csv`` and ``info.json``
 (variant ``ridge``), so ``egs/bvcc/local/make_table.py`` can list it beside trained experts.
 """
+
 import argparse
 import csv
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ def parse_layer(spec: str):
 def utterance_features(upstream: torch.nn.Module, wav_paths: Sequence[str], layer, device: str) -> np.ndarray:
     """``[utterances, 2 * dim]`` (``[utterances, 2 * dim * layers]`` for ``"all"``): per utterance, the mean
     and the standard deviation over frames of the layer(s)."""
-    rows: List[np.ndarray] = []
+    rows: list[np.ndarray] = []
     with torch.inference_mode():
         for path in wav_paths:
             hidden = upstream([load_audio(path).to(device)])["hidden_states"]
@@ -68,8 +69,11 @@ def write_split(out: str, split: str, utts, preds: np.ndarray) -> dict:
     """``metrics_<split>.json`` and ``predictions_<split>.csv`` in the experts' formats; the metrics."""
     metrics = compute_metrics([u.score for u in utts], preds, [u.system_id for u in utts])
     with atomic_write(os.path.join(out, f"metrics_{split}.json")) as handle:
-        json.dump({k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in metrics.items()},
-                  handle, indent=2)
+        json.dump(
+            {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in metrics.items()},
+            handle,
+            indent=2,
+        )
     with atomic_write(os.path.join(out, f"predictions_{split}.csv"), newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["sample_id", "system_id", "score", "pred"])
@@ -78,9 +82,16 @@ def write_split(out: str, split: str, utts, preds: np.ndarray) -> dict:
     return metrics
 
 
-def run(upstream: str, upstream_ckpt: Optional[str], layer: str, datadir: str, out: str,
-        eval_splits: Sequence[str] = ("val", "test"), alphas: Sequence[float] = tuple(np.logspace(-3, 4, 15)),
-        device: str = "cpu") -> dict:
+def run(
+    upstream: str,
+    upstream_ckpt: str | None,
+    layer: str,
+    datadir: str,
+    out: str,
+    eval_splits: Sequence[str] = ("val", "test"),
+    alphas: Sequence[float] = tuple(np.logspace(-3, 4, 15)),
+    device: str = "cpu",
+) -> dict:
     """Fit on ``<datadir>/train.csv``, score ``eval_splits``; ``{split: metrics}``."""
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
@@ -99,16 +110,27 @@ def run(upstream: str, upstream_ckpt: Optional[str], layer: str, datadir: str, o
     os.makedirs(out, exist_ok=True)
     results = {s: write_split(out, s, lists[s], regression.predict(feats[s])) for s in eval_splits}
     with atomic_write(os.path.join(out, "info.json")) as handle:
-        json.dump({"upstream": upstream, "upstream_ckpt": upstream_ckpt or "", "variant": "ridge", "layer": layer,
-                   "alpha": float(regression[-1].alpha_), "n_train": len(lists["train"]),
-                   "features": int(feats["train"].shape[1])}, handle, indent=2)
+        json.dump(
+            {
+                "upstream": upstream,
+                "upstream_ckpt": upstream_ckpt or "",
+                "variant": "ridge",
+                "layer": layer,
+                "alpha": float(regression[-1].alpha_),
+                "n_train": len(lists["train"]),
+                "features": int(feats["train"].shape[1]),
+            },
+            handle,
+            indent=2,
+        )
     return results
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--upstream", required=True, help="s3prl hub name, NAME_local (with --upstream_ckpt) or "
-                                                          "package.module:callable")
+    parser.add_argument(
+        "--upstream", required=True, help="s3prl hub name, NAME_local (with --upstream_ckpt) or package.module:callable"
+    )
     parser.add_argument("--upstream_ckpt", default=None, help="checkpoint of a *_local upstream")
     parser.add_argument("--layer", default="last", help="hidden-state index, 'last' (default) or 'all'")
     parser.add_argument("--datadir", required=True, help="folder of train.csv and the evaluation splits' lists")
@@ -117,14 +139,24 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     try:
-        results = run(args.upstream, args.upstream_ckpt, args.layer, args.datadir, args.out,
-                      args.eval_splits.split(), device=args.device)
+        results = run(
+            args.upstream,
+            args.upstream_ckpt,
+            args.layer,
+            args.datadir,
+            args.out,
+            args.eval_splits.split(),
+            device=args.device,
+        )
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for split, metrics in results.items():
-        print(f"[ridge] {split}: " + " ".join(f"{k}={metrics[k]:.3f}" for k in METRIC_KEYS) +
-              f" -> {args.out}/metrics_{split}.json")
+        print(
+            f"[ridge] {split}: "
+            + " ".join(f"{k}={metrics[k]:.3f}" for k in METRIC_KEYS)
+            + f" -> {args.out}/metrics_{split}.json"
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ set, write the table. Each step is a subcommand, so run.sh can skip finished one
 Results per test set ``<corpus>_<split>``: ``metrics_<corpus>_<split>.json`` and
 ``predictions_<corpus>_<split>.csv``, the formats of ``run_downstream.py -m evaluate`` (run.sh stage 4).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,6 @@ import csv
 import json
 import os
 import sys
-from typing import Dict, List, Optional
 
 from distilmos.errors import ToolkitError
 
@@ -33,15 +33,18 @@ class BenchmarkError(ToolkitError, ValueError):
 
 # ---- prep -----------------------------------------------------------------------------------------
 
-def read_roots(path: str) -> Dict[str, Optional[str]]:
+
+def read_roots(path: str) -> dict[str, str | None]:
     """``{corpus: root or None}`` from a YAML mapping; relative roots are taken from the file's folder."""
     import yaml
 
     from distilmos import corpora
 
     if not os.path.isfile(path):
-        raise BenchmarkError(f"{path}: no such roots file; write one mapping corpus names to their folders "
-                             f"(see egs/mosbench/conf/roots.example.yaml); corpora: {', '.join(corpora.CORPORA)}")
+        raise BenchmarkError(
+            f"{path}: no such roots file; write one mapping corpus names to their folders "
+            f"(see egs/mosbench/conf/roots.example.yaml); corpora: {', '.join(corpora.CORPORA)}"
+        )
     with open(path, encoding="utf-8") as handle:
         data = yaml.safe_load(handle) or {}
     if not isinstance(data, dict):
@@ -57,7 +60,7 @@ def read_roots(path: str) -> Dict[str, Optional[str]]:
     return roots
 
 
-def prep(roots_path: str, datadir: str, manifest: str, only: Optional[List[str]] = None) -> dict:
+def prep(roots_path: str, datadir: str, manifest: str, only: list[str] | None = None) -> dict:
     """Prepare every corpus of the roots file that is present (stamped: a done one is kept) and write the
     manifest: the test sets to score and the corpora skipped, with why."""
     from distilmos import corpora
@@ -83,8 +86,15 @@ def prep(roots_path: str, datadir: str, manifest: str, only: Optional[List[str]]
         print(f"{name}: {state} -> {out_dir} ({', '.join(counts)})", file=sys.stderr)
         for split in spec.test_splits:
             if split in counts:
-                sets.append({"name": f"{name}/{split}", "key": f"{name}_{split}", "corpus": name, "split": split,
-                             "csv": os.path.abspath(os.path.join(out_dir, f"{split}.csv"))})
+                sets.append(
+                    {
+                        "name": f"{name}/{split}",
+                        "key": f"{name}_{split}",
+                        "corpus": name,
+                        "split": split,
+                        "csv": os.path.abspath(os.path.join(out_dir, f"{split}.csv")),
+                    }
+                )
             else:
                 skipped.append({"corpus": f"{name}/{split}", "reason": "split not in this copy of the corpus"})
     from distilmos.fileio import atomic_write
@@ -100,6 +110,7 @@ def prep(roots_path: str, datadir: str, manifest: str, only: Optional[List[str]]
 
 
 # ---- model ----------------------------------------------------------------------------------------
+
 
 def resolve_model(model: str, outdir: str) -> str:
     """A predictor file for ``model``: itself when it is one, else an experiment checkpoint exported to
@@ -125,8 +136,10 @@ def resolve_model(model: str, outdir: str) -> str:
 
 # ---- score ----------------------------------------------------------------------------------------
 
-def score(model: str, manifest: str, outdir: str, *, device: str = "auto", batch_size: int = 16,
-          overwrite: bool = False) -> None:
+
+def score(
+    model: str, manifest: str, outdir: str, *, device: str = "auto", batch_size: int = 16, overwrite: bool = False
+) -> None:
     """Score every test set of the manifest with the predictor file (its own batching and windowing),
     skipping sets whose metrics file exists unless ``overwrite``."""
     from distilmos.datalist import read_datalist
@@ -165,10 +178,13 @@ def score(model: str, manifest: str, outdir: str, *, device: str = "auto", batch
             for result in failed:
                 print(f"  could not score: {result.error}", file=sys.stderr)
         write_results(outdir, entry["key"], metrics, [(u.sample_id, u.system_id, u.score, r.pred) for u, r in kept])
-        print(f"{entry['name']}: utt SRCC {metrics['utt_SRCC']:.3f}, sys SRCC {metrics['sys_SRCC']:.3f}", file=sys.stderr)
+        print(
+            f"{entry['name']}: utt SRCC {metrics['utt_SRCC']:.3f}, sys SRCC {metrics['sys_SRCC']:.3f}", file=sys.stderr
+        )
 
 
 # ---- table ----------------------------------------------------------------------------------------
+
 
 def read_manifest(path: str) -> dict:
     if not os.path.isfile(path):
@@ -177,7 +193,7 @@ def read_manifest(path: str) -> dict:
         return json.load(handle)
 
 
-def collect(manifest: dict, outdir: str) -> List[dict]:
+def collect(manifest: dict, outdir: str) -> list[dict]:
     """``[{name, metrics}]`` of the manifest's test sets; a set without its metrics file is an error."""
     rows = []
     for entry in manifest["sets"]:
@@ -189,7 +205,7 @@ def collect(manifest: dict, outdir: str) -> List[dict]:
     return rows
 
 
-def mean_row(rows: List[dict]) -> dict:
+def mean_row(rows: list[dict]) -> dict:
     """The mean of each metric over the test sets where it is defined (and how many those are)."""
     means, counts = {}, {}
     for col in COLUMNS:
@@ -219,8 +235,11 @@ def write_table(manifest: dict, outdir: str, out: str, title: str) -> str:
         lines.append("| " + " | ".join([name, str(m["n_utt"]), str(m["n_sys"])] + [fmt(m[c]) for c in COLUMNS]) + " |")
     partial = [c for c in COLUMNS if mean["counts"][c] < len(rows)]
     if partial:
-        lines += ["", "Mean over the sets where a metric is defined (n/a: fewer than two utterances or systems, "
-                      "or a constant side): " + ", ".join(f"{c} over {mean['counts'][c]}" for c in partial) + "."]
+        lines += [
+            "",
+            "Mean over the sets where a metric is defined (n/a: fewer than two utterances or systems, "
+            "or a constant side): " + ", ".join(f"{c} over {mean['counts'][c]}" for c in partial) + ".",
+        ]
     if manifest["skipped"]:
         lines += ["", "Skipped (not evaluated):", ""] + [f"- {s['corpus']}: {s['reason']}" for s in manifest["skipped"]]
     markdown = "\n".join(lines) + "\n"
@@ -231,15 +250,17 @@ def write_table(manifest: dict, outdir: str, out: str, title: str) -> str:
         writer.writerow(["test_set", "status", "n_utt", "n_sys"] + COLUMNS)
         for row in rows + [mean]:
             m = row["metrics"]
-            writer.writerow([row["name"], "evaluated", m["n_utt"], m["n_sys"]]
-                            + ["" if m[c] is None else repr(float(m[c])) for c in COLUMNS])
+            writer.writerow(
+                [row["name"], "evaluated", m["n_utt"], m["n_sys"]]
+                + ["" if m[c] is None else repr(float(m[c])) for c in COLUMNS]
+            )
         for s in manifest["skipped"]:
             writer.writerow([s["corpus"], f"skipped: {s['reason']}", "", ""] + [""] * len(COLUMNS))
     plot(rows, out + ".png", title)
     return markdown
 
 
-def plot(rows: List[dict], path: str, title: str) -> None:
+def plot(rows: list[dict], path: str, title: str) -> None:
     """Utterance and system SRCC per test set, as grouped bars."""
     import matplotlib
 
@@ -267,7 +288,8 @@ def plot(rows: List[dict], path: str, title: str) -> None:
 
 # ---- combine --------------------------------------------------------------------------------------
 
-def combine(runs: List[str], out: str, metric: str = "utt_SRCC") -> str:
+
+def combine(runs: list[str], out: str, metric: str = "utt_SRCC") -> str:
     """One table, one row per run (``LABEL=OUTDIR`` of a finished benchmark): ``metric`` per test set and
     the mean over them, plus the mean of every metric; ``<out>.md`` and ``<out>.csv`` (every metric of
     every set). Returns the Markdown."""
@@ -285,13 +307,22 @@ def combine(runs: List[str], out: str, metric: str = "utt_SRCC") -> str:
     for _, rows, _, _ in table:
         names += [r["name"] for r in rows if r["name"] not in names]
     header = ["upstream"] + names + [f"mean {c}" for c in ("utt_SRCC", "sys_SRCC", "utt_LCC", "utt_MSE")]
-    lines = [f"{metric} per test set; means over the sets each run was evaluated on", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"{metric} per test set; means over the sets each run was evaluated on",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for label, rows, mean, _ in table:
         by_name = {r["name"]: r["metrics"] for r in rows}
         cells = [fmt(by_name[n][metric]) if n in by_name else "-" for n in names]
-        lines.append("| " + " | ".join([label] + cells + [fmt(mean["metrics"][c]) for c in
-                                                          ("utt_SRCC", "sys_SRCC", "utt_LCC", "utt_MSE")]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [label] + cells + [fmt(mean["metrics"][c]) for c in ("utt_SRCC", "sys_SRCC", "utt_LCC", "utt_MSE")]
+            )
+            + " |"
+        )
     skipped = sorted({f"{s['corpus']} ({s['reason']})" for *_, sk in table for s in sk})
     if skipped:
         lines += ["", "Skipped: " + "; ".join(skipped)]
@@ -304,12 +335,16 @@ def combine(runs: List[str], out: str, metric: str = "utt_SRCC") -> str:
         for label, rows, mean, _ in table:
             for row in rows + [mean]:
                 m = row["metrics"]
-                writer.writerow([label, row["name"]] + ["" if m[c] is None else repr(float(m[c])) for c in COLUMNS]
-                                + [m["n_utt"], m["n_sys"]])
+                writer.writerow(
+                    [label, row["name"]]
+                    + ["" if m[c] is None else repr(float(m[c])) for c in COLUMNS]
+                    + [m["n_utt"], m["n_sys"]]
+                )
     return markdown
 
 
 # ---- command line ---------------------------------------------------------------------------------
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -345,11 +380,24 @@ def main(argv=None) -> int:
         elif args.command == "model":
             print(resolve_model(args.model, args.outdir))
         elif args.command == "score":
-            score(args.model, args.manifest, args.outdir, device=args.device, batch_size=args.batch_size,
-                  overwrite=args.overwrite)
+            score(
+                args.model,
+                args.manifest,
+                args.outdir,
+                device=args.device,
+                batch_size=args.batch_size,
+                overwrite=args.overwrite,
+            )
         elif args.command == "table":
-            print(write_table(read_manifest(args.manifest), args.outdir, args.out or os.path.join(args.outdir, "mosbench"),
-                              args.title), end="")
+            print(
+                write_table(
+                    read_manifest(args.manifest),
+                    args.outdir,
+                    args.out or os.path.join(args.outdir, "mosbench"),
+                    args.title,
+                ),
+                end="",
+            )
         else:
             print(combine(args.runs, args.out, args.metric), end="")
     except ToolkitError as exc:

@@ -8,6 +8,7 @@ Why this engine: it is the only speech synthesiser that installs from the packag
 real phonetic content, dozens of voice variants and any speaking rate, which is what a pretraining pool needs.
 The library is driven through ``ctypes`` in synchronous mode: samples arrive through a callback.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -41,7 +42,8 @@ class Espeak:
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self.sample_rate = self._lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), _INITIALIZE_DONT_EXIT)
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), _INITIALIZE_DONT_EXIT
+        )
         if self.sample_rate <= 0:
             raise EspeakUnavailable(f"eSpeak NG failed to initialise (status {self.sample_rate})")
         self._chunks: list[np.ndarray] = []
@@ -54,8 +56,9 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
         return 0  # 0 = go on synthesising
 
-    def say(self, text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50, pitch_range: int = 50
-            ) -> np.ndarray:
+    def say(
+        self, text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50, pitch_range: int = 50
+    ) -> np.ndarray:
         """``text`` spoken by ``voice`` (e.g. ``en-us+f3``) at ``rate`` words per minute; float32 at 16 kHz."""
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"eSpeak NG has no voice {voice!r}")
@@ -63,8 +66,9 @@ class Espeak:
             self._lib.espeak_SetParameter(_PARAM[name], int(value), 0)
         self._chunks = []
         data = text.encode("utf-8")
-        status = self._lib.espeak_Synth(ctypes.c_char_p(data), len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
-                                        None, None)
+        status = self._lib.espeak_Synth(
+            ctypes.c_char_p(data), len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+        )
         self._lib.espeak_Synchronize()
         if status != 0 or not self._chunks:
             raise RuntimeError(f"eSpeak NG produced no audio for {text!r} (status {status})")

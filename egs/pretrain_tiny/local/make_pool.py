@@ -10,6 +10,7 @@ scores the masked prediction and the linear probes), and ``voice``, ``rate`` (sl
 ``degradation`` (clean or a demo degradation kind) are the properties the probes try to read; they are empty
 for the generated speech, which has no voice or rate classes. The same seed gives byte-identical files.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,78 @@ PEAK = 0.5
 
 # A small seeded grammar, so that sentences vary without shipping a text corpus.
 DETERMINERS = ("the", "a", "every", "one", "this", "that", "my", "our", "some")
-ADJECTIVES = ("old", "quiet", "bright", "heavy", "small", "green", "careful", "hungry", "distant", "wooden",
-              "silver", "patient", "sudden", "warm", "broken", "gentle", "narrow", "famous")
-NOUNS = ("river", "teacher", "garden", "window", "doctor", "engine", "village", "letter", "captain", "forest",
-         "kitchen", "bicycle", "market", "farmer", "mountain", "blanket", "student", "harbour", "violin", "lantern")
-VERBS = ("carried", "opened", "painted", "followed", "watched", "repaired", "found", "visited", "described",
-         "remembered", "measured", "borrowed", "pushed", "noticed", "ordered", "cleaned")
-ADVERBS = ("slowly", "again", "yesterday", "twice", "quietly", "at dawn", "before lunch", "without a word",
-           "in the rain", "after school")
+ADJECTIVES = (
+    "old",
+    "quiet",
+    "bright",
+    "heavy",
+    "small",
+    "green",
+    "careful",
+    "hungry",
+    "distant",
+    "wooden",
+    "silver",
+    "patient",
+    "sudden",
+    "warm",
+    "broken",
+    "gentle",
+    "narrow",
+    "famous",
+)
+NOUNS = (
+    "river",
+    "teacher",
+    "garden",
+    "window",
+    "doctor",
+    "engine",
+    "village",
+    "letter",
+    "captain",
+    "forest",
+    "kitchen",
+    "bicycle",
+    "market",
+    "farmer",
+    "mountain",
+    "blanket",
+    "student",
+    "harbour",
+    "violin",
+    "lantern",
+)
+VERBS = (
+    "carried",
+    "opened",
+    "painted",
+    "followed",
+    "watched",
+    "repaired",
+    "found",
+    "visited",
+    "described",
+    "remembered",
+    "measured",
+    "borrowed",
+    "pushed",
+    "noticed",
+    "ordered",
+    "cleaned",
+)
+ADVERBS = (
+    "slowly",
+    "again",
+    "yesterday",
+    "twice",
+    "quietly",
+    "at dawn",
+    "before lunch",
+    "without a word",
+    "in the rain",
+    "after school",
+)
 PREPOSITIONS = ("near", "behind", "under", "beside", "across", "towards")
 OPENERS = ("", "", "", "later, ", "however, ", "in the morning, ", "to everyone's surprise, ", "meanwhile, ")
 QUESTIONS = ("", "", "", "did ", "why did ")
@@ -55,6 +120,7 @@ QUESTIONS = ("", "", "", "did ", "why did ")
 
 def sentence(rng: np.random.Generator) -> str:
     """One random sentence (5-16 words) from the grammar above."""
+
     def pick(words):
         return words[int(rng.integers(len(words)))]
 
@@ -80,8 +146,13 @@ def espeak_utterance(synth: Espeak, rng: np.random.Generator) -> tuple:
     voice = VOICES[int(rng.integers(len(VOICES)))]
     rate = list(RATES)[int(rng.integers(len(RATES)))]
     text = " ".join(sentence(rng) for _ in range(1 + int(rng.random() < 0.3)))
-    wav = synth.say(text, voice=voice, rate=int(rng.integers(*RATES[rate])), pitch=int(rng.integers(30, 71)),
-                    pitch_range=int(rng.integers(30, 81))).astype(np.float64)
+    wav = synth.say(
+        text,
+        voice=voice,
+        rate=int(rng.integers(*RATES[rate])),
+        pitch=int(rng.integers(30, 71)),
+        pitch_range=int(rng.integers(30, 81)),
+    ).astype(np.float64)
     wav *= PEAK / (np.abs(wav).max() + 1e-12)
     wav += 1e-4 * rng.standard_normal(len(wav))  # the demo's faint noise floor: no digital silence
     degradation = "clean"
@@ -119,8 +190,9 @@ def make_pool(out_dir, n_utts: int = 720, n_generated: int = 120, seed: int = 0,
     csv_path = out / "pool.csv"
     tmp = out / ".pool.csv.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["wav_path", "split", "source", "voice", "rate", "degradation",
-                                                    "text"])
+        writer = csv.DictWriter(
+            handle, fieldnames=["wav_path", "split", "source", "voice", "rate", "degradation", "text"]
+        )
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, csv_path)  # atomic: a killed run never leaves a pool.csv that looks whole
@@ -140,8 +212,10 @@ def main(argv=None) -> int:
     with open(path, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     seconds = sum(sf.info(os.path.join(args.out_dir, r["wav_path"])).duration for r in rows)
-    print(f"{path}: {len(rows)} utterances, {seconds / 60:.1f} min of audio "
-          f"({sum(r['split'] == 'heldout' for r in rows)} held out); done in {time.perf_counter() - start:.1f} s")
+    print(
+        f"{path}: {len(rows)} utterances, {seconds / 60:.1f} min of audio "
+        f"({sum(r['split'] == 'heldout' for r in rows)} held out); done in {time.perf_counter() - start:.1f} s"
+    )
     return 0
 
 

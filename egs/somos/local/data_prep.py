@@ -9,6 +9,7 @@ the last ``_`` field of its id: ``novel_2007_0098_015.wav`` is system ``015``. T
 evaluation uses ``test.csv``. The reader is ``distilmos/corpora/somos.py`` (shared with the other
 corpora's preparations).
 """
+
 import argparse
 import os
 import sys

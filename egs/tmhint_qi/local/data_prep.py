@@ -3,6 +3,7 @@
 
 The reader and its layout are in `distilmos/corpora/tmhint_qi.py` (`--help` prints them).
 """
+
 import sys
 
 from distilmos.corpora import main

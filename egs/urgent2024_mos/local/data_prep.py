@@ -4,6 +4,7 @@
 
 The reader and its layout are in `distilmos/corpora/urgent2024_mos.py` (`--help` prints them).
 """
+
 import sys
 
 from distilmos.corpora import main

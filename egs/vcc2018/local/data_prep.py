@@ -3,6 +3,7 @@
 
 The reader and its layout are in `distilmos/corpora/vcc2018.py` (`--help` prints them).
 """
+
 import sys
 
 from distilmos.corpora import main
