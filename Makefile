@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install lint test demo clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): setup.py
 
 # One worker per core (at most 4); a test file stays on one worker, so its module fixtures are built once.
 JOBS   ?= $(shell n=$$(getconf _NPROCESSORS_ONLN); [ $$n -gt 4 ] && n=4; echo $$n)
+
+# ruff's settings are in pyproject.toml: pyflakes, pycodestyle (120 columns), import order, pyupgrade, bugbear
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: install
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile tests

@@ -8,7 +8,7 @@ setup(
     description="DistilMOS: layer-wise self-distillation for SSL-based MOS prediction (s3prl plugin)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # torch 2.9
     packages=find_packages(include=["distilmos", "distilmos.*", "upstream_tokens", "upstream_tokens.*"]),
     install_requires=[
         # torchaudio pins one exact torch release; this pair is the one s3prl's runner is tested with here.
@@ -37,8 +37,9 @@ setup(
         # pretraining pool of the demo's tiny HuBERT (egs/pretrain_tiny).
         "espeakng-loader",
     ],
-    # pytest-xdist: the suite is mostly recipe subprocesses on one thread each; two workers use both cores
-    extras_require={"test": ["pytest", "pytest-xdist"]},
+    # pytest-xdist: the suite is mostly recipe subprocesses on one thread each; two workers use both cores.
+    # ruff: the lint and format check of `make lint` (settings in pyproject.toml), pinned: a release may format differently.
+    extras_require={"test": ["pytest", "pytest-xdist", "ruff==0.17.6"]},
     entry_points={
         "console_scripts": ["distilmos-predict = distilmos.predictor.cli:main"],
     },

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Union
 
 import numpy as np
 import soundfile as sf
@@ -15,7 +14,7 @@ from .errors import ToolkitError
 
 SAMPLE_RATE = 16000
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class AudioError(ToolkitError, ValueError):

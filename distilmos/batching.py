@@ -32,7 +32,7 @@ AUTO = "auto"
 #: the cap for upstreams whose padding can move valid frames (a 2 % pad changes ~1-4 % of k-means tokens)
 STRICT_MAX_PAD = 0.02
 
-MaxPad = Union[float, None, str]
+MaxPad = float | None | str
 
 
 def parse_max_pad(text: str) -> MaxPad:

@@ -9,9 +9,9 @@ more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training
 ``eval_dataloaders`` are validated when the expert is built, before any training step; other splits when
 first asked for.
 
-Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt`` whenever ``best_metric`` on that split
-improves; and, for ``run_downstream.py -m evaluate -t SPLIT``, ``metrics_SPLIT.json`` and
-``predictions_SPLIT.csv`` in the experiment folder.
+Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt``
+whenever ``best_metric`` on that split improves; and, for ``run_downstream.py -m evaluate -t SPLIT``,
+``metrics_SPLIT.json`` and ``predictions_SPLIT.csv`` in the experiment folder.
 """
 
 from __future__ import annotations

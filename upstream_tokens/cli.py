@@ -1,14 +1,17 @@
 """Command line: ``python -m upstream_tokens {fit,dump,cache,merge,info}``.
 
-    python -m upstream_tokens fit  --csv data/bvcc/train.csv -u wavlm_base_plus --n_clusters 200 --out tokens/wavlm_base_plus_k200
+    python -m upstream_tokens fit  --csv data/bvcc/train.csv -u wavlm_base_plus --n_clusters 200 \
+        --out tokens/wavlm_base_plus_k200
     python -m upstream_tokens dump --csv data/bvcc/train.csv --store tokens/wavlm_base_plus_k200 --split train
     python -m upstream_tokens info --store tokens/wavlm_base_plus_k200
-    python -m upstream_tokens cache --csv data/bvcc/train.csv --split train -u wavlm_base_plus --store cache/wavlm_base_plus
+    python -m upstream_tokens cache --csv data/bvcc/train.csv --split train -u wavlm_base_plus \
+        --store cache/wavlm_base_plus
 
 Sharded (N GPUs or N array jobs; ranks default to torchrun's RANK / WORLD_SIZE / LOCAL_RANK):
 
     python -m upstream_tokens fit  ... --out STORE --nshard N --rank R   then   fit --out STORE --from_shards N
-    python -m upstream_tokens dump ... --store STORE --split S --nshard N --rank R   then   merge --store STORE --split S --nshard N
+    python -m upstream_tokens dump ... --store STORE --split S --nshard N --rank R
+    then   python -m upstream_tokens merge --store STORE --split S --nshard N
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """TMHINT-QI (Mandarin speech, noisy and enhanced, quality ratings of listeners).
 
-    <root>/raw_data.csv        one row per rating: idx,method,uttr,snr,noise,quality_score,intelligibility_score,file_name
+    <root>/raw_data.csv        one row per rating:
+                               idx,method,uttr,snr,noise,quality_score,intelligibility_score,file_name
     <root>/train/<file_name>.wav
     <root>/test/<file_name>.wav
 

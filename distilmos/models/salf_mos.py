@@ -135,7 +135,8 @@ def parameter_breakdown(model: nn.Module) -> list[tuple[str, str, int]]:
 
 def _describe(module: nn.Module) -> str:
     if isinstance(module, nn.Conv1d):
-        return f"Conv1d({module.in_channels}->{module.out_channels}, k={module.kernel_size[0]}, bias={module.bias is not None})"
+        bias = module.bias is not None
+        return f"Conv1d({module.in_channels}->{module.out_channels}, k={module.kernel_size[0]}, bias={bias})"
     if isinstance(module, nn.BatchNorm1d):
         return f"BatchNorm1d({module.num_features})"
     if isinstance(module, nn.Linear):

@@ -41,10 +41,10 @@ shift their features slightly; for them auto caps each window's padding at 0.02 
 
 output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout;
 --jsonl (or -o *.jsonl) writes one JSON object per line instead. --system_posterior (MoE-MOS) adds
-"top_system,top_system_prob" and one "p:<system>" column per training system (JSON: "system_posterior"). Files that cannot be scored (missing,
-empty, truncated, undecodable, non-finite) are reported and skipped; the run goes on, prints a summary,
-and exits with status 1 if any file failed. When the inputs carry scores, utterance- and system-level
-metrics (MSE, LCC, SRCC, KTAU) are printed, as the trainer computes them.
+"top_system,top_system_prob" and one "p:<system>" column per training system (JSON: "system_posterior").
+Files that cannot be scored (missing, empty, truncated, undecodable, non-finite) are reported and skipped;
+the run goes on, prints a summary, and exits with status 1 if any file failed. When the inputs carry
+scores, utterance- and system-level metrics (MSE, LCC, SRCC, KTAU) are printed, as the trainer computes them.
 
 examples:
   distilmos-predict score model.pt corpus/wavs -o scores.csv

@@ -46,7 +46,7 @@ from .chunking import chunk_windows, weighted_mean
 from .fileformat import read_predictor
 from .pipeline import FeatureSelector, PredictorPipeline
 
-Audio = Union[np.ndarray, torch.Tensor]
+Audio = np.ndarray | torch.Tensor
 
 
 class PredictionError(ToolkitError, ValueError):

@@ -30,7 +30,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-import benchlib
+import benchlib  # noqa: E402 (a script beside it)
 
 GROUP = "compress: CPU inference"
 

@@ -23,8 +23,8 @@ writes them, see benchlib):
 
 Timings exclude process start-up and model loading (reported apart). Beside the wall time, each case
 reports its process's CPU time, which waiting for a core on a machine shared with other jobs does not
-inflate (with one thread it is the quiet-machine wall time); the ratios are given for both. Each case first makes one untimed
-forward pass over its data (warm-up: allocator, kernels, page cache), then runs ``--repeats`` times
+inflate (with one thread it is the quiet-machine wall time); the ratios are given for both. Each case first
+makes one untimed forward pass over its data (warm-up: allocator, kernels, page cache), then runs ``--repeats`` times
 (``--scale_repeats`` for the 2x and 4x memory cases); its times are medians. Speech-like content does
 not change the cost, so the utterances are seeded tones with noise.
 

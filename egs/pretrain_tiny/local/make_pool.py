@@ -27,8 +27,8 @@ from tqdm import tqdm
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "demo", "local"))
-import make_corpus
-from espeak import OUTPUT_RATE, Espeak
+import make_corpus  # noqa: E402 (moves into the package)
+from espeak import OUTPUT_RATE, Espeak  # noqa: E402
 
 # eSpeak NG voice variants on two English accents: four male and four female voices. Only variants whose
 # samples are the same in every process: f2, f3 and f5 add breath noise that differs from run to run.
