@@ -29,16 +29,16 @@ def test_padding_changes_nothing(training):
     assert torch.allclose(a["pred"], b["pred"], atol=1e-5)
     assert torch.isfinite(a["pred"]).all()
     tokens = [torch.randint(0, 5, (n, 2)) for n in lengths]
-    ce = lambda out: torch.stack(
-        [  # noqa: E731
-            torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2),
-                targets_mod.align_tokens(tokens, lens, out["processed"].size(1), ["a", "b", "c"])[..., n],
-                ignore_index=-100,
-            )
-            for n, logits in enumerate(heads(out["processed"]))
-        ]
-    )
+
+    def ce(out):
+        aligned = targets_mod.align_tokens(tokens, lens, out["processed"].size(1), ["a", "b", "c"])
+        return torch.stack(
+            [
+                torch.nn.functional.cross_entropy(logits.transpose(1, 2), aligned[..., n], ignore_index=-100)
+                for n, logits in enumerate(heads(out["processed"]))
+            ]
+        )
+
     assert torch.allclose(ce(a), ce(b), atol=1e-5)
 
 

@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 from distilmos.datalist import DataListError
 
