@@ -38,8 +38,13 @@ setup(
         "espeakng-loader",
     ],
     # pytest-xdist: the suite is mostly recipe subprocesses on one thread each; two workers use both cores.
-    # ruff: the lint and format check of `make lint` (settings in pyproject.toml), pinned: a release may format differently.
-    extras_require={"test": ["pytest", "pytest-xdist", "ruff==0.17.6"]},
+    # ruff is pinned so that `make lint` judges every checkout by the same rules.
+    extras_require={
+        "test": ["pytest", "pytest-xdist", "ruff==0.17.6"],
+        # -u ge2e_dvector (SALF-MOS's X-vector row): Resemblyzer's wheel ships its pretrained GE2E speaker
+        # encoder, so it runs offline (it pulls librosa, numba and webrtcvad)
+        "speaker_embedding": ["resemblyzer>=0.1.4"],
+    },
     entry_points={
         "console_scripts": ["distilmos-predict = distilmos.predictor.cli:main"],
     },

@@ -57,6 +57,13 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n / 2**10:,.1f} kB"
 
 
+#: the errnos of a full disk (or quota)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+RESUME_HINT = (
+    "the previous checkpoints are intact: free some space and resume (run_downstream.py -a, or rerun the recipe)"
+)
+
+
 def save(states: dict, path: str) -> None:
     """Write a checkpoint atomically; a full disk raises :class:`CheckpointError` and leaves ``path`` (and
     every other file) as it was."""
@@ -65,13 +72,19 @@ def save(states: dict, path: str) -> None:
         with atomic_write(path, "wb") as handle:
             _serialize(states, handle)
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in NO_SPACE:
             raise
         raise CheckpointError(
             f"no space left in {folder} to save {os.path.basename(path)}: it needs about "
-            f"{_mb(state_bytes(states))}, {_mb(shutil.disk_usage(folder).free)} free; the previous checkpoints "
-            "are intact: free some space and resume (run_downstream.py -a, or rerun the recipe)"
+            f"{_mb(state_bytes(states))}, {_mb(shutil.disk_usage(folder).free)} free; {RESUME_HINT}"
         ) from exc
+
+
+def no_space(expdir: str, exc: OSError) -> CheckpointError:
+    """The one error of a disk that filled while a run wrote something other than a checkpoint (metrics,
+    predictions, logs)."""
+    what = f" writing {exc.filename}" if exc.filename else ""
+    return CheckpointError(f"no space left in {expdir}{what} ({exc.strerror}); {RESUME_HINT}")
 
 
 def states_paths(expdir: str) -> list[str]:

@@ -3,13 +3,20 @@
 Every corpus reader (BVCC, SOMOS, a generic list) turns its own files into :class:`Row` objects and
 passes them through :func:`validate`, so a bad corpus is reported the same way everywhere: one
 :class:`DataListError` that lists every bad row with where it came from, before any long job starts.
+
+Every list or CSV a user hands in (data lists, score lists, a corpus's score tables, pools) is opened
+by :func:`open_list` alone: UTF-8 with or without a byte-order mark, and one error naming the file and
+line of a byte that is not UTF-8.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +29,59 @@ COLUMNS = ("sample_id", "system_id", "wav_path", "score")
 
 class DataListError(ToolkitError, ValueError):
     """A data list (or the corpus files behind it) with problems; the message lists every bad row."""
+
+
+class ListEncodingError(DataListError):
+    """A list file that is not UTF-8 text; the message names the file and the line of the first bad byte."""
+
+
+#: the scale of a MOS list: warned about when the bulk of a list's scores is on it and some are not
+MOS_SCALE = (1.0, 5.0)
+#: share of a list's scores that must lie on :data:`MOS_SCALE` for the list to be taken as a MOS list
+MOS_BULK = 0.9
+#: rows named in one warning
+_WARN_ROWS = 10
+
+#: the shortest clip when the upstream's own minimum is unknown: 400 samples at 16 kHz, the receptive field
+#: of the wav2vec 2.0 / HuBERT / WavLM convolutional front end (one frame needs that many samples)
+DEFAULT_MIN_SECONDS = 0.025
+
+
+def open_list(path: str) -> io.StringIO:
+    """A list file's text, ready for ``csv`` (line endings kept, as ``open(..., newline="")`` gives them).
+
+    The one way the toolkit opens a data list or any other list or CSV a user hands in. UTF-8, with or
+    without a byte-order mark (Excel's "CSV UTF-8" writes one); a byte that is not UTF-8 is a
+    :class:`ListEncodingError` naming the file and the line it is on, a file that cannot be read a
+    :class:`DataListError` naming it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:  # missing, a folder, no permission
+        raise DataListError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ListEncodingError(
+            f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 ({exc.reason}); save the file as UTF-8 "
+            '(Excel: "CSV UTF-8"; iconv -f latin1 -t utf-8)'
+        ) from None
+    return io.StringIO(text, newline="")
+
+
+def too_short(num_samples: int, min_samples: int) -> str | None:
+    """Why a clip of ``num_samples`` (16 kHz) is too short for an upstream that needs ``min_samples`` for one
+    frame, or None when it is long enough."""
+    if num_samples >= min_samples:
+        return None
+    return (
+        f"too short: {num_samples} samples at 16 kHz ({1000 * num_samples / SAMPLE_RATE:.1f} ms), the upstream "
+        f"needs at least {min_samples} ({1000 * min_samples / SAMPLE_RATE:.1f} ms) for one frame"
+    )
 
 
 @dataclass(frozen=True)
@@ -70,12 +130,18 @@ def validate(
     *,
     check_audio: bool = True,
     require_score: bool = True,
+    min_samples: int = 0,
+    skipped: list[str] | None = None,
 ) -> list[Utterance]:
     """Check every row and return the utterances, or raise one :class:`DataListError` listing all problems.
 
     Checked: empty ``sample_id``, duplicate ``sample_id``, a score that is missing, non-numeric or not
     finite, and (with ``check_audio``) an audio file that is missing, unreadable, empty or truncated
-    (header only, so this is cheap).
+    (header only, so this is cheap), or shorter than ``min_samples`` at 16 kHz (what the upstream needs
+    for one frame). A too-short clip is a bad row, unless ``skipped`` is a list: then the row is left
+    out and its message (row, file, reason) appended there.
+
+    Scores off the 1-5 MOS scale are kept, with one warning naming them (see :func:`warn_off_scale`).
     """
     problems: list[str] = []
     first_seen: dict[str, str] = {}
@@ -98,14 +164,22 @@ def validate(
             except ValueError:
                 bad.append(f"score {row.score!r} is not a finite number")
         num_samples = 0
+        short = None
         if check_audio:
             try:
                 info = probe_audio(row.wav_path)
                 num_samples = samples_at_16k(info.frames, info.samplerate)
+                short = too_short(num_samples, min_samples)
             except AudioError as exc:
                 bad.append(str(exc))
+        where = f"{row.origin} [{row.sample_id or '?'}]"
+        if short and skipped is not None and not bad:
+            skipped.append(f"{where}: {row.wav_path}: {short}")
+            continue
+        if short:
+            bad.append(f"{row.wav_path}: {short}")
         if bad:
-            problems.append(f"  {row.origin} [{row.sample_id or '?'}]: " + "; ".join(bad))
+            problems.append(f"  {where}: " + "; ".join(bad))
         else:
             utterances.append(
                 Utterance(row.sample_id, row.system_id, row.wav_path, score, dict(row.extra), num_samples, row.origin)
@@ -113,8 +187,39 @@ def validate(
     if problems:
         raise DataListError(f"{source}: {len(problems)} bad row(s):\n" + "\n".join(problems))
     if not utterances:
-        raise DataListError(f"{source}: no utterances")
+        left_out = f" ({len(skipped)} left out as too short)" if skipped else ""
+        raise DataListError(f"{source}: no utterances{left_out}")
+    warn_off_scale(utterances, source)
     return utterances
+
+
+def off_scale(
+    utterances: Sequence[Utterance], scale: tuple[float, float] = MOS_SCALE, bulk: float = MOS_BULK
+) -> list[Utterance]:
+    """The utterances whose score lies off ``scale``, when the list is on that scale: at least ``bulk`` of
+    its scores lie on it. A list mostly off it (0-100 ratings, say) is on another scale, and none is named.
+
+    The scale is inferred rather than configured: every corpus this toolkit reads is rated 1-5, and a
+    list on another scale should neither be refused nor need an option.
+    """
+    scored = [u for u in utterances if math.isfinite(u.score)]
+    off = [u for u in scored if not scale[0] <= u.score <= scale[1]]
+    return off if off and len(scored) - len(off) >= bulk * len(scored) else []
+
+
+def warn_off_scale(utterances: Sequence[Utterance], source: str) -> None:
+    """One warning on stderr naming the rows of a MOS list whose scores lie off its 1-5 scale
+    (:func:`off_scale`); they are kept (a typo, or a list on another scale: check them)."""
+    off = off_scale(utterances)
+    if not off:
+        return
+    rows = "\n".join(f"  {u.origin} [{u.sample_id}]: score {u.score:g}" for u in off[:_WARN_ROWS])
+    more = f"\n  ... and {len(off) - _WARN_ROWS} more" if len(off) > _WARN_ROWS else ""
+    print(
+        f"warning: {source}: {len(off)} of {len(utterances)} scores lie off the {MOS_SCALE[0]:g}-{MOS_SCALE[1]:g} "
+        f"MOS scale the others are on (kept as given; check them for typos):\n{rows}{more}",
+        file=sys.stderr,
+    )
 
 
 def resolve_wav_path(wav_path: str, base_dir: str) -> str:
@@ -128,7 +233,7 @@ def read_rows(csv_path: str) -> list[Row]:
     if not os.path.isfile(csv_path):
         raise DataListError(f"{csv_path}: no such data list")
     base_dir = os.path.dirname(os.path.abspath(csv_path))
-    with open(csv_path, newline="", encoding="utf-8") as handle:
+    with open_list(csv_path) as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         missing = [c for c in ("sample_id", "wav_path") if c not in header]
@@ -150,9 +255,23 @@ def read_rows(csv_path: str) -> list[Row]:
     return rows
 
 
-def read_datalist(csv_path: str, *, check_audio: bool = True, require_score: bool = True) -> list[Utterance]:
+def read_datalist(
+    csv_path: str,
+    *,
+    check_audio: bool = True,
+    require_score: bool = True,
+    min_samples: int = 0,
+    skipped: list[str] | None = None,
+) -> list[Utterance]:
     """Read and validate a data list CSV; see :func:`validate` for what is checked."""
-    return validate(read_rows(csv_path), csv_path, check_audio=check_audio, require_score=require_score)
+    return validate(
+        read_rows(csv_path),
+        csv_path,
+        check_audio=check_audio,
+        require_score=require_score,
+        min_samples=min_samples,
+        skipped=skipped,
+    )
 
 
 def write_datalist(csv_path: str, utterances: Sequence[Utterance]) -> None:
@@ -189,8 +308,7 @@ def rows_from_score_list(
     if not os.path.isfile(list_path):
         raise DataListError(f"{list_path}: no such score list")
     rows = []
-    with open(list_path, encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+    lines = open_list(list_path).read().splitlines()
     for line_no, line in enumerate(lines, start=1):
         if not line.strip() or (skip_header and line_no == 1):
             continue
@@ -213,8 +331,7 @@ def rows_from_score_list(
 def looks_like_header(list_path: str) -> bool:
     """Whether the first line of a score list is a header: its score field is not a number and its
     first field is not an audio file name."""
-    with open(list_path, encoding="utf-8") as handle:
-        first = handle.readline().strip()
+    first = open_list(list_path).readline().strip()
     fields = _split_fields(first) if first else []
     if len(fields) < 2:
         return False
@@ -226,22 +343,3 @@ def looks_like_header(list_path: str) -> bool:
 
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
-
-
-def write_splits(splits: dict[str, tuple], out_dir: str, *, check_audio: bool = True) -> dict[str, list[Utterance]]:
-    """Validate every split, then write ``out_dir/<split>.csv`` for each.
-
-    ``splits`` maps an output split name to ``(rows, source)``. Nothing is written unless every split is
-    valid; the error lists the bad rows of all splits at once.
-    """
-    validated, errors = {}, []
-    for name, (rows, source) in splits.items():
-        try:
-            validated[name] = validate(rows, source, check_audio=check_audio)
-        except DataListError as exc:
-            errors.append(str(exc))
-    if errors:
-        raise DataListError("\n".join(errors))
-    for name, utts in validated.items():
-        write_datalist(os.path.join(out_dir, f"{name}.csv"), utts)
-    return validated

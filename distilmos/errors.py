@@ -16,3 +16,7 @@ class ToolkitError(Exception):
 
 class ConfigError(ToolkitError, ValueError):
     """A config value (or a combination of flags) that cannot be used; the message names the key."""
+
+
+class OutputError(ToolkitError, OSError):
+    """An output path (file or folder) that cannot be written; checked before the work that would fill it."""

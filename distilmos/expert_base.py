@@ -7,7 +7,13 @@ A concrete expert (``downstream/<name>/expert.py``) subclasses :class:`MOSExpert
 Splits: ``train``, ``val`` and ``test`` are ``<datarc.data_dir>/<split>.csv``; ``datarc.extra_eval`` maps
 more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training split and the runner's
 ``eval_dataloaders`` are validated when the expert is built, before any training step; other splits when
-first asked for.
+first asked for. A clip too short for the upstream to give one frame (:meth:`MOSExpert.min_samples`) is a
+bad row, or with ``datarc.skip_bad_audio`` left out and listed in ``skipped_audio.txt``.
+
+Config: ``downstream_expert`` holds ``datarc`` (:attr:`MOSExpert.DATARC`, shared by every expert), ``modelrc``
+(each expert's ``MODELRC``), ``variant`` and ``early_stopping``; the defaults there are the only keys
+read, so a key that is not among them (a misspelling) is refused when the expert is built, naming the
+closest valid one.
 
 Outputs: tensorboard scalars and ``log.jsonl`` (one line per logged step); ``best-states-<best_split>.ckpt``
 whenever ``best_metric`` on that split improves; and, for ``run_downstream.py -m evaluate -t SPLIT``,
@@ -24,10 +30,11 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
-from . import results
+from . import config_keys, results
+from .audio import SAMPLE_RATE
 from .batching import AUTO, max_pad_setting, resolve_max_pad
 from .data import MOSBatch, MOSDataset, eval_loader, train_loader
-from .datalist import read_datalist
+from .datalist import DEFAULT_MIN_SECONDS, read_datalist
 from .errors import ConfigError
 from .fileio import atomic_write
 from .metrics import METRIC_KEYS, compute_metrics
@@ -44,6 +51,27 @@ class MOSExpert(nn.Module):
     #: tensorboard tag prefix
     name = "mos"
 
+    #: ``downstream_expert.datarc``: every key the experts read, with its default; another key is refused
+    DATARC = {
+        "data_dir": None,  # train.csv, val.csv, test.csv
+        "extra_eval": None,  # {split: path/to.csv}
+        "token_store": None,  # read by the distilmos variant; the recipes pass it to every expert
+        "feature_cache": None,  # a frozen upstream's hidden states (distilmos.cached_upstream)
+        "train_batch_size": 32,
+        "eval_batch_size": 32,
+        "eval_max_seconds": 320.0,
+        "eval_max_pad": AUTO,
+        "num_workers": 0,
+        "best_split": "val",
+        "best_metric": "utt_SRCC",
+        "skip_bad_audio": False,
+        "min_seconds": None,  # shortest clip when the upstream's own minimum is unknown (default: 25 ms)
+    }
+    #: ``downstream_expert.modelrc`` of the expert, with its defaults (each expert declares its own)
+    MODELRC: dict[str, object] = {}
+    #: the keys of ``downstream_expert`` itself
+    SECTIONS = ("datarc", "modelrc", "variant", "early_stopping")
+
     def __init__(
         self,
         upstream_dim: int,
@@ -52,25 +80,37 @@ class MOSExpert(nn.Module):
         runner: dict = None,
         seed: int = 1337,
         upstream_padding_exact: bool = False,
+        upstream_min_samples: int = None,
         plugin_runner: bool = False,
         mode: str = "train",
         **kwargs,
     ):
         super().__init__()
         self.upstream_dim = upstream_dim
-        # Both told by this toolkit's runner (distilmos.runner) only, never saved with a checkpoint's args:
+        # All told by this toolkit's runner (distilmos.runner) only, never saved with a checkpoint's args:
         # under s3prl's own runner the upstream runs as s3prl builds it (an older checkpoint's stale
         # upstream_padding_exact is ignored there), and evaluation keeps a padding cap.
         self.plugin_runner = bool(plugin_runner)
         self.upstream_padding_exact = bool(upstream_padding_exact) and self.plugin_runner
+        # The upstream's receptive field, when this toolkit's runner knows the front end
+        self.upstream_min_samples = upstream_min_samples if self.plugin_runner else None
         self.expdir = expdir
         self.seed = seed
-        self.datarc = dict(downstream_expert.get("datarc", {}))
-        self.modelrc = dict(downstream_expert.get("modelrc", {}))
+        # Unknown keys are refused before training; evaluating an older run's checkpoint only warns.
+        strict = mode == "train"
+        downstream_expert = config_keys.with_defaults(
+            "downstream_expert", downstream_expert, dict.fromkeys(self.SECTIONS), strict
+        )
+        self.datarc = config_keys.with_defaults(
+            "downstream_expert.datarc", downstream_expert["datarc"], self.DATARC, strict
+        )
+        self.modelrc = config_keys.with_defaults(
+            "downstream_expert.modelrc", downstream_expert["modelrc"], self.MODELRC, strict
+        )
         if not self.plugin_runner:
             _refuse_plugin_features(self.datarc, runner, downstream_expert, mode)
-        self.best_split = self.datarc.get("best_split", "val")
-        self.best_metric = self.datarc.get("best_metric", "utt_SRCC")
+        self.best_split = self.datarc["best_split"]
+        self.best_metric = self.datarc["best_metric"]
         # a buffer, so that a resumed run (-e) remembers the best score so far
         self.register_buffer("best_score", torch.tensor(-math.inf))
         self._datasets: dict[str, MOSDataset] = {}
@@ -81,9 +121,9 @@ class MOSExpert(nn.Module):
     # ---- data -------------------------------------------------------------------------------------
     def split_paths(self) -> dict[str, str]:
         """Every known split name and its data list CSV."""
-        data_dir = self.datarc.get("data_dir")
+        data_dir = self.datarc["data_dir"]
         paths = {s: os.path.join(data_dir, f"{s}.csv") for s in (TRAIN, "val", "test")} if data_dir else {}
-        paths.update(self.datarc.get("extra_eval") or {})
+        paths.update(self.datarc["extra_eval"] or {})
         return paths
 
     def preflight(self) -> None:
@@ -104,13 +144,41 @@ class MOSExpert(nn.Module):
                     f"unknown split {split!r}; known: {', '.join(paths) or 'none (set datarc.data_dir)'}"
                     " (add more with datarc.extra_eval: {name: path/to.csv})"
                 )
-            utterances = read_datalist(paths[split], require_score=True)
+            skip = bool(self.datarc.get("skip_bad_audio", False))
+            skipped = [] if skip else None
+            utterances = read_datalist(
+                paths[split], require_score=True, min_samples=self.min_samples(), skipped=skipped
+            )
+            if skipped:
+                self._report_skipped(skipped)
             dataset = self.make_dataset(split, utterances)
-            dataset.skip_bad_audio = bool(self.datarc.get("skip_bad_audio", False))
-            if self.datarc.get("feature_cache"):
+            dataset.skip_bad_audio = skip
+            if self.datarc["feature_cache"]:
                 dataset.use_feature_cache(self._feature_store(), split)
             self._datasets[split] = dataset
         return self._datasets[split]
+
+    def min_samples(self) -> int:
+        """The shortest clip (16 kHz samples) a data list may hold: the upstream's receptive field when the
+        runner knows it (s3prl's WavLM / HuBERT / wav2vec 2.0: 400), raised to ``datarc.min_seconds`` if that
+        is longer; else ``datarc.min_seconds`` (default 0.025 s: 400 samples). A shorter clip gives the
+        upstream no frame to predict from."""
+        value = self.datarc.get("min_seconds")
+        if value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(
+                    f"datarc.min_seconds: {self.datarc['min_seconds']!r} is not a number of seconds "
+                    f">= 0 (default {DEFAULT_MIN_SECONDS})"
+                )
+        known = self.upstream_min_samples or 0
+        configured = None if value is None else math.ceil(value * SAMPLE_RATE)
+        if configured is None:
+            configured = 0 if known else math.ceil(DEFAULT_MIN_SECONDS * SAMPLE_RATE)
+        return max(known, configured)
 
     def make_dataset(self, split: str, utterances) -> MOSDataset:
         """Build the dataset of a split; subclasses add tokens or waveforms for training."""
@@ -120,15 +188,13 @@ class MOSExpert(nn.Module):
         """s3prl interface: shuffled training batches (from the epoch's ``start_batch``-th on, for an exact
         resume), or length-bucketed evaluation batches."""
         dataset = self.dataset(split)
-        workers = int(self.datarc.get("num_workers", 0))
+        workers = int(self.datarc["num_workers"])
         if split == TRAIN:
-            return train_loader(
-                dataset, int(self.datarc.get("train_batch_size", 32)), workers, self.seed, epoch, start_batch
-            )
+            return train_loader(dataset, int(self.datarc["train_batch_size"]), workers, self.seed, epoch, start_batch)
         return eval_loader(
             dataset,
-            int(self.datarc.get("eval_batch_size", 32)),
-            float(self.datarc.get("eval_max_seconds", 320.0)),
+            int(self.datarc["eval_batch_size"]),
+            float(self.datarc["eval_max_seconds"]),
             workers,
             self.eval_max_pad(),
         )
@@ -136,7 +202,7 @@ class MOSExpert(nn.Module):
     def eval_max_pad(self):
         """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a
         fraction): ``auto`` sets none for a padding-exact upstream, else :data:`distilmos.batching.STRICT_MAX_PAD`."""
-        return resolve_max_pad(max_pad_setting(self.datarc.get("eval_max_pad", AUTO)), self.upstream_padding_exact)
+        return resolve_max_pad(max_pad_setting(self.datarc["eval_max_pad"]), self.upstream_padding_exact)
 
     def _feature_store(self):
         """The run's feature cache (``datarc.feature_cache``), opened once; the runner checks it matches."""
@@ -218,19 +284,20 @@ class MOSExpert(nn.Module):
         print(f"[{self.name}] step {global_step} {split}: " + _summary(metrics))
         if self._skipped:
             print(
-                f"[{self.name}] {len(self._skipped)} unreadable audio file(s) skipped so far: "
+                f"[{self.name}] {len(self._skipped)} audio file(s) skipped so far (unreadable or too short): "
                 f"{os.path.join(self.expdir, SKIPPED_AUDIO)}"
             )
         return save
 
     def _report_skipped(self, messages: list[str]) -> None:
-        """Name each newly skipped file once, and keep the list in ``<expdir>/skipped_audio.txt``."""
+        """Name each newly skipped file once (unreadable, or too short for the upstream), and keep the list in
+        ``<expdir>/skipped_audio.txt``."""
         new = [m for m in messages if m not in self._skipped]
         if not new:
             return
         for message in new:
             self._skipped[message] = None
-            print(f"[{self.name}] skipped unreadable audio: {message}")
+            print(f"[{self.name}] skipped audio: {message}")
         with atomic_write(os.path.join(self.expdir, SKIPPED_AUDIO)) as handle:
             handle.write("".join(f"{m}\n" for m in self._skipped))
 

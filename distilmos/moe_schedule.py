@@ -26,6 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .config_keys import check_keys, signature_keys
 from .errors import ConfigError
 
 #: the scheduler name of the stage schedule in a config's ``scheduler:`` section
@@ -98,14 +99,14 @@ class StageSchedule:
     @classmethod
     def from_config(cls, scheduler_config: dict, total_steps: int) -> StageSchedule:
         """The schedule of a config's ``scheduler:`` section (its ``name`` is ignored here)."""
-        known = {"stages", "lr_scale", "min_lr_ratio", "pretrain_weights", "joint_weights", "finetune_weights"}
         options = {k: v for k, v in (scheduler_config or {}).items() if k != "name"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown {SCHEDULER_NAME} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        check_keys(f"scheduler ({SCHEDULER_NAME})", options, cls.option_keys())
         return cls(total_steps, **options)
+
+    @classmethod
+    def option_keys(cls) -> set:
+        """The options of a config's ``scheduler:`` section (the constructor's, but ``total_steps``)."""
+        return signature_keys(cls.__init__, skip=("self", "total_steps"))
 
     def bounds(self, stage: int) -> tuple[int, int]:
         """``[start, end)`` steps of a stage (empty when its fraction is 0)."""

@@ -117,6 +117,18 @@ def is_padding_exact(upstream: nn.Module) -> bool:
     return conv_spec(upstream) is not None
 
 
+def min_samples(upstream: nn.Module) -> int | None:
+    """The shortest input (16 kHz samples) a padding-exact upstream gives a frame for: its front end's
+    receptive field (400 for wav2vec 2.0 / HuBERT / WavLM); ``None`` for other upstreams."""
+    convs = conv_spec(upstream)
+    if convs is None:
+        return None
+    field = 1
+    for kernel, stride in reversed(convs):
+        field = (field - 1) * stride + kernel
+    return field
+
+
 def frame_counts(upstream: nn.Module, lengths: Sequence[int]) -> list[int] | None:
     """Valid frames per utterance of ``lengths`` samples for a padding-exact upstream, else ``None``."""
     convs = conv_spec(upstream)

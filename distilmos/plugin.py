@@ -6,7 +6,8 @@ runner registers the schedulers its config names) and by the predictor (reading 
 - this repository's ``downstream/*`` experts join s3prl's ``s3prl.downstream`` namespace, so ``-d distilmos``
   imports ``s3prl.downstream.distilmos.expert`` exactly as a stock s3prl checkout would;
 - ``OneCycleLR`` and ``MoEStageLR`` join s3prl's scheduler registry (``scheduler: {name: OneCycleLR}``);
-- ``-u package.module:callable`` joins s3prl's hub under that name;
+- this toolkit's own upstreams (``lfcc``, ``utterance_embedding``, ``ge2e_dvector``) join s3prl's hub, and
+  ``-u package.module:callable`` joins it under that name;
 - s3prl checkpoints (which hold an ``argparse.Namespace``) load under ``torch.load(weights_only=True)``.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 import torch
 
 from .schedulers import get_MoEStageLR, get_OneCycleLR
-from .upstreams import is_callable_spec, resolve_upstream
+from .upstreams import TOOLKIT_UPSTREAMS, is_callable_spec, resolve_upstream
 
 
 def register_downstreams(dirs: Iterable[str]) -> None:
@@ -38,6 +39,15 @@ def register_schedulers() -> None:
 
     schedulers.get_OneCycleLR = get_OneCycleLR
     schedulers.get_MoEStageLR = get_MoEStageLR
+
+
+def register_upstreams() -> None:
+    """Add this toolkit's own upstreams (:mod:`distilmos.upstream.hub`) to s3prl's hub, where its runner
+    looks them up (``getattr(hub, name)``) and ``hub.options()`` lists them."""
+    from s3prl import hub
+
+    for name, factory in TOOLKIT_UPSTREAMS.items():
+        setattr(hub, name, factory)
 
 
 def register_upstream(spec: str) -> None:
@@ -59,4 +69,5 @@ def register(downstream_dirs: Iterable[str]) -> None:
     """Every registration s3prl needs to run this toolkit's experts."""
     register_downstreams(downstream_dirs)
     register_schedulers()
+    register_upstreams()
     allow_s3prl_checkpoints()

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from . import masked_prediction as mp
 from .audio import SAMPLE_RATE, load_audio
+from .datalist import open_list
 from .errors import ToolkitError
 from .fileio import atomic_write, sha256_file
 
@@ -47,8 +48,7 @@ def read_pool(csv_path: str) -> list[dict[str, str]]:
     """The rows of a pool CSV, with ``wav_path`` made absolute; refuses a pool without both splits."""
     if not os.path.isfile(csv_path):
         raise PoolError(f"{csv_path}: no such pool CSV (make one with egs/pretrain_tiny/local/make_pool.py)")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(csv.DictReader(open_list(csv_path)))
     missing = {"wav_path", "split"} - set(rows[0] if rows else {})
     if missing:
         raise PoolError(f"{csv_path}: needs the columns wav_path and split (missing {', '.join(sorted(missing))})")

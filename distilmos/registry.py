@@ -104,9 +104,13 @@ EXPERTS: dict[str, Expert] = {
     )
 }
 
-#: inference models that are no s3prl expert (trained by their own recipe), by the name a predictor file stores:
-#: the compact students of egs/compress, which read the waveform itself (no SSL upstream)
-MODELS: dict[str, str] = {"student": "distilmos.models.student:StudentMOSModel"}
+#: inference models that are no s3prl expert, by the name a predictor file stores: the compact students of
+#: egs/compress (trained by their own recipe; they read the waveform itself, no SSL upstream) and the DistilMOS
+#: authors' released head (``distilmos-predict import``)
+MODELS: dict[str, str] = {
+    "student": "distilmos.models.student:StudentMOSModel",
+    "distilmos_authors": "distilmos.models.distilmos_authors:DistilMOSAuthorsModel",
+}
 
 #: variant name -> (expert, variant), in registration order (the order of table rows)
 VARIANTS: dict[str, tuple[Expert, Variant]] = {v.name: (e, v) for e in EXPERTS.values() for v in e.variants}

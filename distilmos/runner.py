@@ -15,6 +15,10 @@ anywhere:
   (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
   training and evaluation do not depend on batch composition; the experts are told so
   (``upstream_padding_exact``), and their evaluation batches keep a padding cap only for other upstreams;
+- before anything is written: the experiment folder must be writable, a training config may hold only
+  known keys (a misspelt one is named with the closest valid key) and usable runner values, and a
+  training run locks its folder (:mod:`distilmos.locks`), so a second run into it is refused, naming
+  the first;
 - the experts are told they run under this runner (``plugin_runner``; under s3prl's own they refuse the
   config features only this one carries out: a feature cache, early stopping); neither keyword is saved
   in a checkpoint's args;
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import contextlib
+import difflib
 import logging
 import os
 import random
@@ -39,8 +45,13 @@ import yaml
 
 from . import cached_upstream, padding_exact, registry
 from .batching import STRICT_MAX_PAD
-from .errors import ToolkitError
+from .config_keys import check_keys, section, signature_keys
+from .errors import ConfigError, ToolkitError
+from .fileio import check_writable_dir
+from .locks import experiment_lock
 from .plugin import register, register_upstream
+from .schedulers import scheduler_keys
+from .training import runner_config
 from .upstreams import UpstreamSpecError, check_local_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -74,6 +85,70 @@ def complete_argv(argv: list[str], downstream_dirs: Iterable[str], environ=os.en
                     argv += ["-c", candidate]
                     break
     return argv
+
+
+def given_expdir(argv: list[str]) -> str | None:
+    """The experiment folder a new run's flags name (``-p``, or ``-n`` under s3prl's ``result/downstream``);
+    None when it comes from a checkpoint (``-e``) or is not given."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-e", "--past_exp")
+    pre.add_argument("-p", "--expdir")
+    pre.add_argument("-n", "--expname")
+    known, _ = pre.parse_known_args(argv)
+    if known.past_exp:
+        return None
+    return known.expdir or (os.path.join("result", "downstream", known.expname) if known.expname else None)
+
+
+#: the sections of a config: what s3prl's runner reads (``specaug`` optional)
+CONFIG_SECTIONS = ("runner", "optimizer", "scheduler", "downstream_expert", "specaug")
+
+
+def check_config(config: dict) -> None:
+    """Refuse, before anything runs, a training config with an unknown section or key (naming the closest
+    known one) or an unusable runner value; the experts check their own ``downstream_expert`` keys."""
+    check_keys("the config", section("the config", config), CONFIG_SECTIONS)
+    runner_config(config)
+    _check_optimizer(section("optimizer", config.get("optimizer")))
+    scheduler = section("scheduler", config.get("scheduler"))
+    if scheduler:
+        known = scheduler_keys(scheduler.get("name"))
+        if known is not None:
+            check_keys(f"scheduler ({scheduler['name']})", scheduler, known)
+
+
+def _check_optimizer(optimizer: dict) -> None:
+    """An s3prl optimizer name; for ``TorchOptim``, a torch optimizer and only the arguments it takes."""
+    import s3prl.optimizers as optimizers
+
+    names = sorted(n[len("get_") :] for n in dir(optimizers) if n.startswith("get_") and n != "get_optimizer")
+    name = optimizer.get("name")
+    if name not in names:
+        close = difflib.get_close_matches(str(name), names, n=1)
+        raise ConfigError(
+            f"optimizer.name {name!r} is not an s3prl optimizer"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(names)}")
+        )
+    if name != "TorchOptim":
+        return
+    torch_name = optimizer.get("torch_optim_name")
+    cls = getattr(torch.optim, str(torch_name), None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        choices = [
+            n
+            for n in dir(torch.optim)
+            if isinstance(getattr(torch.optim, n), type)
+            and issubclass(getattr(torch.optim, n), torch.optim.Optimizer)
+            and n != "Optimizer"
+        ]
+        close = difflib.get_close_matches(str(torch_name), choices, n=1)
+        raise ConfigError(
+            f"optimizer.torch_optim_name {torch_name!r} is not a torch.optim optimizer"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; choose from {', '.join(choices)}")
+        )
+    known = signature_keys(cls.__init__, skip=("self", "params"))
+    if known is not None:
+        check_keys(f"optimizer (torch.optim.{torch_name})", optimizer, known | {"name", "torch_optim_name"})
 
 
 def default_config_name(downstream: str, variant: str | None) -> str:
@@ -114,6 +189,7 @@ def make_runner_class():
             model = entry.model.module if isinstance(entry.model, DDP) else entry.model
             # told to the experts (_get_downstream): eval batches need no padding cap when it is set
             self.upstream_padding_exact = padding_exact.make_padding_exact(model)
+            self.upstream_min_samples = padding_exact.min_samples(model)  # the experts' shortest clip
             if not self.upstream_padding_exact:
                 cap = (
                     ""
@@ -163,7 +239,11 @@ def make_runner_class():
             # What this runner does beyond s3prl's own, told to the experts as constructor keywords (s3prl
             # passes every arg as one) and taken out of the args again, so that no checkpoint carries them
             # to s3prl's own runner, which does none of it.
-            told = {"plugin_runner": True, "upstream_padding_exact": self.upstream_padding_exact}
+            told = {
+                "plugin_runner": True,
+                "upstream_padding_exact": self.upstream_padding_exact,
+                "upstream_min_samples": self.upstream_min_samples,
+            }
             vars(self.args).update(told)
             try:
                 return super()._get_downstream()
@@ -242,9 +322,11 @@ def run(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
     register(downstream_dirs)
 
     from s3prl.run_downstream import get_downstream_args
-    from s3prl.utility.helper import get_time_tag, hack_isinstance, is_leader_process
 
     argv = complete_argv(sys.argv[1:] if argv is None else argv, downstream_dirs)
+    given = given_expdir(argv)
+    if given:  # before s3prl creates it: a folder that cannot be made is one message, not its traceback
+        check_writable_dir(given, "experiment folder")
     saved_argv, sys.argv = sys.argv, [sys.argv[0]] + argv
     try:
         args, config, backup_files = get_downstream_args()
@@ -255,6 +337,19 @@ def run(downstream_dirs: Iterable[str], argv: list[str] = None) -> None:
         raise UpstreamSpecError("no upstream: give -u NAME (an s3prl hub name, NAME_local -k CKPT, or module:callable)")
     register_upstream(args.upstream)
     check_local_checkpoint(args.upstream, args.upstream_ckpt)
+    check_writable_dir(args.expdir, "experiment folder")
+    train_mode = args.mode == "train"
+    if train_mode:
+        check_config(config)
+    # One training run per folder: the leader (rank 0) holds the lock, so the ranks of one run never
+    # refuse each other; a refused leader exits, and torchrun stops the other ranks.
+    leader = int(os.environ.get("RANK", "0") or 0) == 0
+    with experiment_lock(args.expdir) if train_mode and leader else contextlib.nullcontext():
+        _run(args, config, backup_files)
+
+
+def _run(args, config: dict, backup_files: list[str]) -> None:
+    from s3prl.utility.helper import get_time_tag, hack_isinstance, is_leader_process
 
     torch.multiprocessing.set_sharing_strategy("file_system")
     # s3prl wraps builtins.isinstance anew on each call; wrapping twice in one process (repeated in-process

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
+from .config_keys import signature_keys
 from .moe_schedule import StageSchedule
 
 
@@ -52,3 +55,15 @@ def get_MoEStageLR(optimizer: Optimizer, num_training_steps: int, **stages) -> L
     """
     schedule = StageSchedule(num_training_steps, **stages)
     return LambdaLR(optimizer, lambda step: schedule.at(step).lr_scale)
+
+
+def scheduler_keys(name: str) -> set | None:
+    """The keys a config's ``scheduler:`` section may hold (``name`` among them) for this toolkit's
+    schedulers, read off the signatures they are passed to; None for s3prl's own (not checked here)."""
+    if name == "OneCycleLR":
+        own = set(inspect.signature(get_OneCycleLR).parameters) - {"optimizer", "num_training_steps", "kwargs"}
+        passed_on = signature_keys(OneCycleLR.__init__, skip=("self", "optimizer", "total_steps"))  # its **kwargs
+        return own | passed_on | {"name"}
+    if name == "MoEStageLR":
+        return StageSchedule.option_keys() | {"name"}
+    return None

@@ -33,8 +33,56 @@ import torch
 from torch.distributed import get_rank, get_world_size, is_initialized
 from tqdm import tqdm
 
-from . import checkpoints
+from . import checkpoints, event_log
+from .config_keys import check_keys, section, with_defaults
+from .errors import ConfigError, ToolkitError
 from .preemption import EXIT_PREEMPTED, StopRequest
+
+#: a key of :data:`RUNNER` that a config must give
+REQUIRED = object()
+
+#: the config's ``runner`` section: every key this loop and s3prl's runner (``evaluate_ratio``) read, with
+#: its default; a key that is not here is refused (:func:`runner_config`)
+RUNNER = {
+    "total_steps": REQUIRED,
+    "gradient_clipping": REQUIRED,
+    "log_step": REQUIRED,
+    "eval_step": REQUIRED,
+    "save_step": REQUIRED,
+    "eval_dataloaders": REQUIRED,
+    "gradient_accumulate_steps": 1,
+    "max_keep": 1,
+    "fp16": False,
+    "train_dataloader": "train",
+    "evaluate_ratio": 1,
+    "early_stopping": None,  # see EarlyStopping
+}
+#: the keys of ``runner`` that count steps or checkpoints: whole numbers >= 1
+POSITIVE_COUNTS = ("total_steps", "log_step", "eval_step", "save_step", "gradient_accumulate_steps", "max_keep")
+
+
+def runner_config(config: dict) -> dict:
+    """The config's ``runner`` section with the defaults of :data:`RUNNER` filled in; a
+    :class:`~distilmos.errors.ConfigError` for an unknown or missing key, or a step count that is not a whole
+    number >= 1, before anything runs."""
+    rc = with_defaults("runner", config.get("runner"), RUNNER)
+    missing = [key for key, value in rc.items() if value is REQUIRED]
+    if missing:
+        raise ConfigError(f"runner lacks {', '.join(missing)} (see downstream/<expert>/config.yaml)")
+    for key in POSITIVE_COUNTS:
+        value = rc[key]
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 1:
+            raise ConfigError(f"runner.{key} must be a whole number >= 1, not {value!r}")
+        rc[key] = int(value)
+    clip = rc["gradient_clipping"]
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
+        raise ConfigError(f"runner.gradient_clipping must be a number > 0 (the largest gradient norm), not {clip!r}")
+    splits = rc["eval_dataloaders"]
+    if not isinstance(splits, (list, tuple)) or not all(isinstance(s, str) for s in splits):
+        raise ConfigError(f"runner.eval_dataloaders must be a list of split names, not {splits!r}")
+    EarlyStopping.from_config(config)  # its keys and unit
+    return rc
 
 
 def _leader() -> bool:
@@ -44,10 +92,25 @@ def _leader() -> bool:
 class ResumableTrainingMixin:
     """``train()`` for a subclass of s3prl's ``Runner`` (see the module docstring)."""
 
-    def train(self):  # noqa: C901 - one loop, kept in one place like s3prl's, so that it reads top to bottom
-        rc = self.config["runner"]
-        total_steps = int(rc["total_steps"])
-        accumulate = int(rc.get("gradient_accumulate_steps") or 1)
+    def train(self):
+        """s3prl's ``Runner.train`` (see the module docstring); a full disk anywhere in the experiment folder
+        ends it with one :class:`~distilmos.checkpoints.CheckpointError`, the checkpoints written so far whole."""
+        self._events, ended_well = None, False
+        try:
+            self._train()
+            ended_well = True
+        except OSError as exc:
+            if isinstance(exc, ToolkitError) or exc.errno not in checkpoints.NO_SPACE:
+                raise
+            raise checkpoints.no_space(self.args.expdir, exc) from exc
+        finally:
+            if self._events is not None:  # after an error, quietly: its one message is what the user sees
+                event_log.close(self._events, report=ended_well)
+
+    def _train(self):  # noqa: C901 - one loop, kept in one place like s3prl's, so that it reads top to bottom
+        rc = runner_config(self.config)
+        total_steps = rc["total_steps"]
+        accumulate = rc["gradient_accumulate_steps"]
         leader = _leader()
         device = torch.device(self.args.device)
 
@@ -60,7 +123,7 @@ class ResumableTrainingMixin:
             else:
                 entry.model.eval()
 
-        amp = bool(rc.get("fp16", False))
+        amp = bool(rc["fp16"])
         scaler = torch.amp.GradScaler("cuda") if amp else None
         optimizer = self._get_optimizer(trainable_models)
         scheduler = self._get_scheduler(optimizer) if self.config.get("scheduler") else None
@@ -80,19 +143,15 @@ class ResumableTrainingMixin:
 
         logger = None
         if leader:
-            from tensorboardX import SummaryWriter
-
             checkpoints.remove_temporaries(self.args.expdir)
-            checkpoints.check_space(
-                self.args.expdir, checkpoints.estimate_bytes(trainable_models), rc.get("max_keep", 1)
-            )
-            logger = SummaryWriter(self.args.expdir)
+            checkpoints.check_space(self.args.expdir, checkpoints.estimate_bytes(trainable_models), rc["max_keep"])
+            logger = self._events = event_log.open_writer(self.args.expdir)
         bar_file = sys.stderr if leader else open(os.devnull, "w")
         overall = tqdm(total=total_steps, initial=step, dynamic_ncols=True, desc="overall", file=bar_file)
         records = defaultdict(list)
         batch_ids: list[int] = []
         backward_steps = 0
-        train_split = rc.get("train_dataloader", "train")
+        train_split = rc["train_dataloader"]
 
         early = EarlyStopping.from_config(self.config, self.init_ckpt.get(EarlyStopping.KEY))
         if early.stopped:
@@ -199,8 +258,6 @@ class ResumableTrainingMixin:
                         if is_initialized():
                             torch.distributed.barrier()
                         overall.close()
-                        if logger:
-                            logger.close()
                         print(
                             f"[distilmos] stopped after step {step} of {total_steps}; resume with the same command "
                             f"(or run_downstream.py -a -p {self.args.expdir})",
@@ -226,8 +283,6 @@ class ResumableTrainingMixin:
         overall.close()
         if self.args.push_to_hf_hub:
             self.push_to_huggingface_hub()
-        if logger:
-            logger.close()
 
     # ---- pieces -------------------------------------------------------------------------------------
     def _features(self, wavs):
@@ -276,7 +331,7 @@ class ResumableTrainingMixin:
             tqdm.write(f"[Runner] - Save the checkpoint to: {path}")
             checkpoints.save(states, path)
             written.append(path)
-        checkpoints.retire(self.args.expdir, self.config["runner"].get("max_keep", 1), keep=written)
+        checkpoints.retire(self.args.expdir, runner_config(self.config)["max_keep"], keep=written)
 
 
 class EarlyStopping:
@@ -293,9 +348,13 @@ class EarlyStopping:
 
     def __init__(self, patience: float = None, unit: str = "epoch", best_step: int = 0, stopped: bool = False):
         if unit not in ("epoch", "step"):
-            from .errors import ConfigError
-
             raise ConfigError(f"early_stopping.unit must be epoch or step, not {unit!r}")
+        if patience is not None and (
+            isinstance(patience, bool) or not isinstance(patience, (int, float)) or not patience > 0
+        ):
+            raise ConfigError(
+                f"early_stopping.patience must be a number > 0 (or left out: no early stopping), not {patience!r}"
+            )
         self.patience, self.unit = patience, unit
         self.best_step, self.stopped = int(best_step), bool(stopped)
         self.stop = False  # decided at the latest validation (on the leader)
@@ -303,11 +362,9 @@ class EarlyStopping:
 
     @classmethod
     def from_config(cls, config: dict, saved: dict = None) -> EarlyStopping:
-        rc = (
-            (config.get("runner") or {}).get("early_stopping")
-            or (config.get("downstream_expert") or {}).get("early_stopping")
-            or {}
-        )
+        where = "runner" if (config.get("runner") or {}).get("early_stopping") else "downstream_expert"
+        rc = section(f"{where}.early_stopping", (config.get(where) or {}).get("early_stopping"))
+        check_keys(f"{where}.early_stopping", rc, ("patience", "unit"))
         return cls(rc.get("patience"), rc.get("unit", "epoch"), **(saved or {}))
 
     def validated(self, step: int, improved: bool, steps_per_epoch: int) -> None:

@@ -1,5 +1,6 @@
-"""Resolving an upstream given by the user: an s3prl hub name, ``NAME_local`` with a checkpoint, or a
-user's own ``package.module:callable``.
+"""Resolving an upstream given by the user: an s3prl hub name, one of this toolkit's own upstreams
+(:mod:`distilmos.upstream.hub`: ``lfcc``, ``utterance_embedding``, ``ge2e_dvector``), ``NAME_local`` with a
+checkpoint, or a user's own ``package.module:callable``.
 
 Conventions every upstream here follows (s3prl's): ``forward(wavs: List[Tensor]) -> {"hidden_states":
 [h_0, ..., h_N]}`` with ``h_n: [batch, frames, dim]``, where ``h_0`` is the input of the first
@@ -19,6 +20,7 @@ import torch.nn as nn
 
 from .errors import ToolkitError
 from .padding_exact import make_padding_exact
+from .upstream.hub import UPSTREAMS as TOOLKIT_UPSTREAMS
 
 
 class UpstreamSpecError(ToolkitError, ValueError):
@@ -26,10 +28,10 @@ class UpstreamSpecError(ToolkitError, ValueError):
 
 
 def hub_names() -> list[str]:
-    """Every upstream name s3prl's hub offers."""
+    """Every upstream name s3prl's hub offers, and this toolkit's own."""
     from s3prl import hub
 
-    return sorted(hub.options())
+    return sorted(set(hub.options()) | set(TOOLKIT_UPSTREAMS))
 
 
 def is_callable_spec(spec: str) -> bool:
@@ -68,6 +70,8 @@ def resolve_upstream(spec: str) -> Callable[..., nn.Module]:
     """
     if is_callable_spec(spec):
         return _user_factory(spec)
+    if spec in TOOLKIT_UPSTREAMS:
+        return TOOLKIT_UPSTREAMS[spec]
     names = hub_names()
     if spec not in names:
         close = difflib.get_close_matches(spec, names, n=5, cutoff=0.6)

@@ -194,7 +194,7 @@ def test_data_prep_script_per_corpus(generated, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1 and "nowhere: no such folder" in bad.stderr
+    assert bad.returncode == 2 and "nowhere: no such folder" in bad.stderr
     listing = subprocess.run([sys.executable, "-m", "distilmos.corpora", "--list"], capture_output=True, text=True)
     assert all(name in listing.stdout for name in corpora.CORPORA)
 
@@ -207,3 +207,22 @@ def test_registry_names():
         assert bool(spec.test_splits) != (spec.name in TRAINING_ONLY), spec.name
         assert set(spec.test_splits) <= set(spec.splits)
         assert os.path.isfile(os.path.join(REPO, "egs", spec.name, "local", "data_prep.py"))
+
+
+def test_vcc2018_natural_samples_are_systems_of_their_own(generated, tmp_path):
+    """The *_NAT.wav samples: natural source and target speech, each its own system (by the speakers' role in
+    the file name), never pooled into a conversion system; every row says its task."""
+    from distilmos.corpora.vcc2018 import natural_system, task_of
+
+    base, _ = generated
+    corpora.prepare("vcc2018", _root(base, "vcc2018"), str(tmp_path), progress=False)
+    utts = read_datalist(str(tmp_path / "test.csv"))
+    by_task = {}
+    for utt in utts:
+        by_task.setdefault(utt.extra["task"], set()).add(utt.system_id)
+    assert by_task == {"hub": {"B00", "N10", "D03"}, "spoke": {"B00", "N10", "D03"}, "natural": {"NAT_SRC", "NAT_TRG"}}
+    assert all(u.sample_id.endswith("_NAT") == (u.extra["task"] == "natural") for u in utts)
+    assert natural_system("S00_VCC2SM3_VCC2SM3_30004_NAT.wav") == "NAT_SRC"
+    assert natural_system("VCC2TM2_30004_NAT.wav") == "NAT_TRG"
+    assert natural_system("X_VCC2TM2_VCC2SF1_30004_NAT.wav") == natural_system("ref_30004_NAT.wav") == "NAT"
+    assert task_of("N17_VCC2TF1_VCC2SM3_30004_SPO.wav", "HUB") == "spoke" and task_of("odd.wav", "HUB") == "hub"

@@ -65,7 +65,7 @@ def test_bvcc_prep_reports_all_bad_rows_and_writes_nothing(demo_corpus, tmp_path
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     err = result.stderr
     assert "4 bad row(s)" in err
     assert "sysdead-uttmissing.wav" in err and "no such audio file" in err
@@ -100,3 +100,98 @@ def test_missing_corpus_root_is_clear(tmp_path):
     prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep2")
     with pytest.raises(DataListError, match="DATA/"):
         prep.prepare(str(tmp_path), str(tmp_path / "out"))
+
+
+# ---- BVCC: the random 8:1:1 split, placeholder test labels ---------------------------------------------------
+
+
+def test_bvcc_random_811_split_is_seeded_disjoint_and_by_utterance(demo_corpus, demo_data, tmp_path):
+    root, _ = demo_corpus
+    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_split")
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        prep.prepare(os.path.join(root, "bvcc"), str(tmp_path / name), split="random811", split_seed=seed)
+    splits = ("train", "val", "test")
+    read = lambda name, split: (tmp_path / name / f"{split}.csv").read_bytes()  # noqa: E731
+    assert all(read("a", s) == read("b", s) for s in splits)  # the same seed: the same bytes
+    assert any(read("a", s) != read("c", s) for s in splits)
+    official = {s: _by_id(os.path.join(demo_data["bvcc"], f"{s}.csv")) for s in splits}
+    pool = {k: u for s in splits for k, u in official[s].items()}
+    dealt = {s: _by_id(str(tmp_path / "a" / f"{s}.csv")) for s in splits}
+    n = len(pool)
+    assert [len(dealt[s]) for s in splits] == [n - 2 * (n // 10), n // 10, n // 10]
+    assert sorted(k for s in splits for k in dealt[s]) == sorted(pool)  # disjoint, and every utterance once
+    for split in splits:
+        for key, utt in dealt[split].items():
+            same = pool[key]
+            assert (utt.system_id, utt.score, utt.wav_path) == (same.system_id, same.score, same.wav_path)
+            assert key in official[utt.extra["original_split"]]
+    # by utterance: the test split mixes official splits, and systems span the new splits
+    assert len({u.extra["original_split"] for u in dealt["test"].values()}) > 1
+    assert {u.system_id for u in dealt["test"].values()} & {u.system_id for u in dealt["train"].values()}
+
+
+def test_bvcc_random_split_needs_the_test_labels(demo_corpus, tmp_path):
+    root, _ = demo_corpus
+    bvcc = tmp_path / "bvcc"
+    shutil.copytree(os.path.join(root, "bvcc"), bvcc)
+    (bvcc / "DATA" / "sets" / "test_mos_list.txt").unlink()
+    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_split2")
+    with pytest.raises(DataListError, match="pools the official train, val and test lists.*no test labels"):
+        prep.prepare(str(bvcc), str(tmp_path / "out"), split="random811")
+
+
+def _placeholder_copy(root, tmp_path, rating="1"):
+    """The BVCC copy without test_mos_list.txt and with a TESTSET as participants got it."""
+    bvcc = tmp_path / "bvcc"
+    shutil.copytree(os.path.join(root, "bvcc"), bvcc)
+    sets = bvcc / "DATA" / "sets"
+    names = [line.split(",")[0] for line in (sets / "test_mos_list.txt").read_text().splitlines() if line]
+    (sets / "test_mos_list.txt").unlink()
+    lines = [f"{n.split('-')[0]},{n},{rating},0,nospeaker\n" for n in names for _ in range(2)]
+    (sets / "TESTSET").write_text("".join(lines))
+    return bvcc, len(names)
+
+
+def test_placeholder_testset_is_refused_as_test_labels(demo_corpus, tmp_path):
+    root, _ = demo_corpus
+    bvcc, n_test = _placeholder_copy(root, tmp_path)
+    script = os.path.join(REPO, "egs/bvcc/local/data_prep.py")
+    out = tmp_path / "out"
+    refused = subprocess.run(
+        [sys.executable, script, "--bvcc_root", str(bvcc), "--out_dir", str(out)], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and not out.exists()
+    err = refused.stderr
+    assert f"all {2 * n_test} ratings are 1, every listener 'nospeaker'" in err and "placeholder" in err
+    assert "test_mos_list.txt and TESTSET of the VoiceMOS Challenge 2022 data release" in err
+    assert "--allow_constant_test" in err and "Traceback" not in err
+    allowed = subprocess.run(
+        [sys.executable, script, "--bvcc_root", str(bvcc), "--out_dir", str(out), "--allow_constant_test"],
+        capture_output=True,
+        text=True,
+    )
+    assert allowed.returncode == 0 and "warning:" in allowed.stderr
+    assert "used as the test labels anyway" in allowed.stderr
+    test = read_datalist(str(out / "test.csv"))
+    assert len(test) == n_test and {u.score for u in test} == {1.0}
+
+
+def test_varied_testset_is_read_without_a_warning(demo_corpus, tmp_path, capsys):
+    root, _ = demo_corpus
+    bvcc, n_test = _placeholder_copy(root, tmp_path)
+    lines = (bvcc / "DATA" / "sets" / "TESTSET").read_text().splitlines()
+    lines[0] = lines[0].replace(",1,0,", ",4,0,")
+    (bvcc / "DATA" / "sets" / "TESTSET").write_text("\n".join(lines) + "\n")
+    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_testset")
+    result = prep.prepare(str(bvcc), str(tmp_path / "out"))
+    assert len(result["test"]) == n_test and "placeholder" not in capsys.readouterr().err
+
+
+def test_placeholder_testset_beside_the_test_list_gives_no_rating_counts(demo_corpus, tmp_path, capsys):
+    root, _ = demo_corpus
+    bvcc, _ = _placeholder_copy(root, tmp_path)
+    shutil.copy(os.path.join(root, "bvcc", "DATA", "sets", "test_mos_list.txt"), bvcc / "DATA" / "sets")
+    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_testset2")
+    test = prep.prepare(str(bvcc), str(tmp_path / "out"))["test"]
+    assert "no rating counts taken from it" in capsys.readouterr().err
+    assert all("n_ratings" not in u.extra for u in test) and len({u.score for u in test}) > 1

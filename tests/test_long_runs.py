@@ -7,7 +7,6 @@ between steps or during a save resumes from the newest whole checkpoint; a NaN w
 data-list row, or skipped and reported.
 """
 
-import errno
 import glob
 import json
 import os
@@ -72,8 +71,10 @@ def _train(expdir, ckpt, data_dir, **kwargs):
 
 
 def _load(path):
-    checkpoints_ok = torch.load(path, map_location="cpu", weights_only=True)
-    return checkpoints_ok
+    from distilmos.plugin import allow_s3prl_checkpoints
+
+    allow_s3prl_checkpoints()  # their argparse.Namespace, also when no run of this process registered it
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _logged_steps(expdir, split="val"):
@@ -118,23 +119,54 @@ def test_checkpoints_carry_what_an_exact_resume_needs(reference):
     assert [os.path.basename(p) for p in checkpoints.states_paths(reference["expdir"])] == [f"states-{TOTAL}.ckpt"]
 
 
-def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, tiny_ckpts, demo_data, monkeypatch):
-    def full_disk_at_step_4(states, handle):
-        if ".states-4.ckpt." in handle.name:
-            handle.write(b"PK\x03\x04 half a checkpoint")
-            raise OSError(errno.ENOSPC, "No space left on device")
-        torch.save(states, handle)
+FULL_DISK_AT_STEP_4 = """\
+import errno, os, sys
+import torch
+from distilmos import checkpoints
+from distilmos.runner import main
 
-    monkeypatch.setattr(checkpoints, "_serialize", full_disk_at_step_4)
-    with pytest.raises(CheckpointError, match=f"no space left in {tmp_path}") as caught:
-        _train(tmp_path, tiny_ckpts["wavlm"], demo_data["bvcc"])
-    assert "states-4.ckpt" in str(caught.value) and "needs about" in str(caught.value)
-    assert sorted(os.listdir(tmp_path)).count("states-2.ckpt") == 1
-    assert not glob.glob(str(tmp_path / ".*.tmp"))  # the half-written file is gone
-    assert _load(tmp_path / "states-2.ckpt")["Step"] == 2
-    monkeypatch.undo()
-    _train(tmp_path, tiny_ckpts["wavlm"], demo_data["bvcc"], resume=True)
-    assert _load(tmp_path / f"states-{TOTAL}.ckpt")["Step"] == TOTAL
+full = []
+fsync = os.fsync
+
+def no_space(*args):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+def full_disk_at_step_4(states, handle):
+    if ".states-4.ckpt." in handle.name:
+        handle.write(b"PK\\x03\\x04 half a checkpoint")
+        full.append(True)
+        no_space()
+    torch.save(states, handle)
+
+# from then on every flush to disk fails, tensorboard's event file too
+os.fsync = lambda fd: no_space() if full else fsync(fd)
+checkpoints._serialize = full_disk_at_step_4
+sys.argv = ["run_downstream.py"] + sys.argv[1:]
+main([{downstream!r}])
+"""
+
+
+def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, tiny_ckpts, demo_data):
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK_AT_STEP_4.format(downstream=DOWNSTREAM))
+    expdir = tmp_path / "exp"
+    result = subprocess.run(
+        [sys.executable, str(script), *_argv(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # one line, exit 2, and nothing after it: no traceback of tensorboard's writer thread or exit handler
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"no space left in {expdir} to save states-4.ckpt: it needs about" in errors[0]
+    assert sorted(os.listdir(expdir)).count("states-2.ckpt") == 1
+    assert not glob.glob(str(expdir / ".*.tmp"))  # the half-written file is gone
+    assert _load(expdir / "states-2.ckpt")["Step"] == 2
+    _train(expdir, tiny_ckpts["wavlm"], demo_data["bvcc"], resume=True)
+    assert _load(expdir / f"states-{TOTAL}.ckpt")["Step"] == TOTAL
 
 
 def test_a_run_that_cannot_save_is_refused_before_training(tmp_path, tiny_ckpts, demo_data, monkeypatch):
@@ -360,7 +392,7 @@ def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, c
     report = (expdir / "skipped_audio.txt").read_text().splitlines()
     assert len(report) == 1 and sample_id in report[0] and bad in report[0]
     out = capsys.readouterr().out
-    assert "1 unreadable audio file(s) skipped so far" in out
+    assert "1 audio file(s) skipped so far (unreadable or too short)" in out
 
 
 def _early_stopping_argv(expdir, ckpt, data_dir, patience, section="runner", *overrides):

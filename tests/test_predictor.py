@@ -288,6 +288,51 @@ def test_embedded_upstreams_rebuild_with_their_fine_tuned_weights(tiny_ckpts, ar
     assert len(expected) == len(got) and all(torch.equal(a, b) for a, b in zip(expected, got))
 
 
+def test_wavlm_entry_can_take_the_last_layer_before_the_final_layer_norm():
+    """``last_layer_before_final_norm``: a layer_norm_first WavLM's last hidden state is layer N's output, not
+    the encoder's (its final LayerNorm applied); the other layers, the count and batching stay as they are."""
+    from distilmos.predictor import upstream as parts
+    from distilmos.tiny_upstream import build_checkpoint
+
+    checkpoint = build_checkpoint("wavlm", "tiny", 0, None, "layer_norm")
+    assert checkpoint["cfg"]["layer_norm_first"]
+    entry = {
+        "kind": "wavlm",
+        "spec": {"name": "wavlm_local", "ckpt": None, "model_config": None},
+        "checkpoint": checkpoint,
+    }
+    plain, before = parts.rebuild(entry), parts.rebuild(dict(entry, last_layer_before_final_norm=True))
+    layer_n = []
+    before.model.encoder.layers[-1].register_forward_hook(lambda m, args, out: layer_n.append(out[0].transpose(0, 1)))
+    generator = torch.Generator().manual_seed(0)
+    wavs = [0.1 * torch.randn(n, generator=generator) for n in (16000, 9137, 12345)]
+    with torch.no_grad():
+        expected, out = plain(wavs)["hidden_states"], before(wavs)
+        got = out["hidden_states"]
+        assert len(got) == len(expected) == 4 and all(torch.equal(a, b) for a, b in zip(expected[:-1], got[:-1]))
+        assert torch.equal(got[-1], layer_n[-1]) and out["last_hidden_state"] is got[-1]
+        assert torch.allclose(before.model.encoder.layer_norm(got[-1]), expected[-1], atol=1e-6)
+        assert not torch.allclose(got[-1], expected[-1], atol=1e-2)
+        for i, wav in enumerate(wavs):  # padding-exact still: each utterance's frames as alone
+            alone = before([wav])["hidden_states"]
+            frames = alone[0].shape[1]
+            assert all(torch.allclose(a[0], b[i, :frames], atol=1e-5) for a, b in zip(alone, got))
+    # the key survives making an entry again, and files without it are unchanged
+    assert (
+        parts.make_entry(before, "wavlm_local", None, None, {"cfg": checkpoint["cfg"]})["last_layer_before_final_norm"]
+        is True
+    )
+    assert "last_layer_before_final_norm" not in parts.make_entry(
+        plain, "wavlm_local", None, None, {"cfg": checkpoint["cfg"]}
+    )
+    for bad in (
+        dict(entry, last_layer_before_final_norm="yes"),
+        dict(entry, kind="hubert", last_layer_before_final_norm=True),
+    ):
+        with pytest.raises(parts.UpstreamRebuildError, match="model.pt: upstream last_layer_before_final_norm is"):
+            parts.rebuild(bad, source="model.pt")
+
+
 def test_other_upstreams_are_rebuilt_from_their_spec(tmp_path, monkeypatch):
     """A user's callable is stored as its spec plus the fine-tuned weights, and needs to be importable."""
     from distilmos.predictor import upstream as parts
@@ -313,11 +358,13 @@ def test_other_upstreams_are_rebuilt_from_their_spec(tmp_path, monkeypatch):
         model.proj.weight.add_(1.0)
     entry = parts.make_entry(model, "frames_upstream:frames", None, None, configs)
     assert entry["kind"] == "spec" and entry["spec"]["name"] == "frames_upstream:frames"
-    assert torch.equal(parts.rebuild(entry, "m.pt").proj.weight, model.proj.weight)
+    with pytest.raises(parts.RemoteCodeError, match="m.pt: refused to load: it names the callable"):
+        parts.rebuild(entry, "m.pt")  # a callable is imported and called only when trusted (tests/test_faults.py)
+    assert torch.equal(parts.rebuild(entry, "m.pt", trust_remote_code=True).proj.weight, model.proj.weight)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
     sys.modules.pop("frames_upstream", None)
     with pytest.raises(parts.UpstreamRebuildError, match="m.pt: its upstream 'frames_upstream:frames' is not embedded"):
-        parts.rebuild(entry, "m.pt")
+        parts.rebuild(entry, "m.pt", trust_remote_code=True)
 
 
 # ---- distilmos-predict score --------------------------------------------------------------------------

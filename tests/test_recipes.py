@@ -548,3 +548,49 @@ def test_run_sh_refuses_a_feature_cache_it_cannot_use_before_any_stage(tmp_path,
     )
     assert result.returncode == 1 and why in result.stderr and "[stage" not in result.stdout
     assert not (tmp_path / "data").exists()
+
+
+def test_run_sh_random_split_has_its_own_lists_and_experiment_folder(demo_corpus, tmp_path):
+    """--split random811: stage 1 writes its lists beside the official ones (never over them), stamped with the
+    split; an experiment folder of the official split is refused for it, before any stage."""
+    root, _ = demo_corpus
+    common = [
+        "--bvcc_root",
+        os.path.join(root, "bvcc"),
+        "--datadir",
+        str(tmp_path / "data"),
+        "--exproot",
+        str(tmp_path / "exp"),
+        "--variant",
+        "salf_mos",
+        "--upstream",
+        "lfcc",
+        "--stop_stage",
+        "1",
+    ]
+
+    def run(*args):
+        return subprocess.run(["bash", RUN, *common, *args], env=_env(), capture_output=True, text=True, timeout=300)
+
+    official, random = run(), run("--split", "random811", "--split_seed", "3")
+    assert official.returncode == 0 and random.returncode == 0, official.stderr + random.stderr
+    lists = {name: read_lists(tmp_path / "data" / name) for name in ("bvcc", "bvcc_random811_seed3")}
+    assert lists["bvcc"] != lists["bvcc_random811_seed3"]
+    assert sorted(sum(lists["bvcc"].values(), [])) == sorted(sum(lists["bvcc_random811_seed3"].values(), []))
+    assert "split=random811 split_seed=3" in (tmp_path / "data" / ".prepared_random811_seed3").read_text()
+    assert (
+        tmp_path / "exp" / "salf_mos_lfcc_seed0_random811_seed3" / ".split"
+    ).read_text().strip() == "split=random811 split_seed=3"
+    again = run("--split", "random811", "--split_seed", "3", "--bvcc_root", "", "--seed", "1")  # a new expdir
+    assert again.returncode == 0 and "already prepared" in again.stdout
+    mixed = run("--split", "random811", "--expdir", str(tmp_path / "exp" / "salf_mos_lfcc_seed0"))
+    assert mixed.returncode == 1 and "holds a run on the BVCC lists of split=official" in mixed.stderr
+    assert "[stage" not in mixed.stdout
+
+
+def read_lists(folder):
+    """``{split: [sample ids]}`` of a data list folder."""
+    return {
+        split: [row["sample_id"] for row in csv.DictReader(open(folder / f"{split}.csv"))]
+        for split in ("train", "val", "test")
+    }

@@ -98,6 +98,34 @@ def test_batchnorm_statistics_in_training_ignore_padding():
     assert not torch.allclose(first.blocks[0][1].running_mean, initial["blocks.0.1.running_mean"])
 
 
+def test_readings_script_prints_the_exact_readings_at_512_768_and_1024(capsys):
+    """The 1,574 reading is unique at 768 dims (and is the implemented one); at 512 dims another reading lands
+    on 1,574; at 1024 none does."""
+    from conftest import load_script
+
+    readings = load_script("egs/bvcc/local/salf_readings.py", "bvcc_salf_readings")
+    readings.main(["--top", "3"])
+    out = capsys.readouterr().out
+    assert "768 dims (wav2vec 2.0 / HuBERT / WavLM Base): 1 reading(s) of exactly 1,574 parameters:" in out
+    assert "512 dims (wav2vec 1.0): 1 reading(s) of exactly 1,574 parameters:" in out
+    assert "1024 dims (the Large models): 0 reading(s) of exactly 1,574 parameters; the nearest: 1,576" in out
+    exact = {dim: [r for n, r in readings.readings(dim) if n == 1574] for dim in (512, 768, 1024)}
+    assert exact[768] == [
+        dict(
+            axis="feature",
+            widths=[2] * 4,
+            conv_bias=False,
+            bn_affine=True,
+            down="max_pool",
+            lfe="shared_over_length",
+            lfe_out=1,
+            head_bias=False,
+        )
+    ]
+    assert _n_params(SALFMOSModel(768)) == 1574
+    assert len(exact[512]) == 1 and exact[512][0]["widths"] == [1, 2, 4, 8] and not exact[1024]
+
+
 # ---- through the runner -----------------------------------------------------------------------------------
 
 
@@ -275,9 +303,10 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
 # ---- hand-crafted features and the ablation recipe -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240)])
+@pytest.mark.parametrize("upstream,dim", [("mfcc", 39), ("fbank", 240), ("lfcc", 39)])
 def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
-    """s3prl's mfcc and fbank upstreams need no weights (they load offline) and give one hidden state."""
+    """s3prl's mfcc and fbank upstreams and the toolkit's lfcc need no weights (they load offline) and give one
+    hidden state."""
     run_downstream_main(
         [DOWNSTREAM],
         [
@@ -306,7 +335,47 @@ def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
     )
 
 
-def test_ablation_dry_run_lists_every_run(tmp_path):
+@pytest.mark.parametrize(
+    "upstream,ckpt,dim",
+    [("lfcc", None, 39), ("utterance_embedding", "distilmos.upstream.utterance:random_embedder", 32)],
+)
+def test_toolkit_upstreams_train_export_and_score_as_the_runner(tmp_path, demo_data, upstream, ckpt, dim):
+    """LFCC (frames) and an utterance embedding (one frame per utterance) through training, the runner's
+    evaluation and the exported predictor, which rebuilds the upstream by name."""
+    expdir = tmp_path / upstream
+    run_downstream_main(
+        [DOWNSTREAM],
+        [
+            "-m",
+            "train",
+            "-u",
+            upstream,
+            *(["-k", ckpt] if ckpt else []),
+            "-d",
+            "salf_mos",
+            "-s",
+            "last_hidden_state",
+            "--device",
+            "cpu",
+            "-p",
+            str(expdir),
+            "-o",
+            _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2}),
+        ],
+    )
+    card = export(os.path.join(expdir, "best-states-val.ckpt"), str(tmp_path / "p.pt"))
+    assert card["downstream"]["parameters"] == _n_params(SALFMOSModel(dim))
+    utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
+    runner_preds, _ = _evaluate(str(expdir), "test", batch_size=4)
+    # an embedding callable is code the file names: loading it takes the opt-in
+    trust = ckpt is not None and ":" in ckpt
+    ours = load(str(tmp_path / "p.pt"), device="cpu", batch_size=3, trust_remote_code=trust).predict(
+        paths=[u.wav_path for u in utts]
+    )
+    assert max(abs(runner_preds[u.sample_id] - p) for u, p in zip(utts, ours)) <= 1e-5
+
+
+def _ablation_dry_run(tmp_path, *args):
     import shlex
     import subprocess
     import sys
@@ -322,12 +391,7 @@ def test_ablation_dry_run_lists_every_run(tmp_path):
             "/c/bvcc",
             "--exproot",
             str(tmp_path),
-            "--upstreams",
-            "wavlm_base w=/x/m.pt",
-            "--seeds",
-            "0 1",
-            "--batch_size",
-            "8",
+            *args,
         ],
         env=env,
         capture_output=True,
@@ -335,24 +399,122 @@ def test_ablation_dry_run_lists_every_run(tmp_path):
         check=True,
     ).stdout
     commands = [shlex.split(line) for line in out.strip().splitlines()]
-    runs, table = commands[:-1], commands[-1]
+    return commands[:-1], commands[-1]
 
-    def flag(command, name):
-        return command[command.index(name) + 1] if name in command else None
 
-    assert [(flag(c, "--upstream"), flag(c, "--seed")) for c in runs] == [
-        (u, s) for u in ("wav2vec2_base_960", "mfcc", "fbank", "wavlm_base", "w") for s in ("0", "1")
-    ]
-    assert all(c[0].endswith("egs/bvcc/run.sh") and flag(c, "--variant") == "salf_mos" for c in runs)
-    assert all(flag(c, "--batch_size") == "8" and flag(c, "--bvcc_root") == "/c/bvcc" for c in runs)
-    assert flag(runs[-1], "--upstream_ckpt") == "/x/m.pt" and flag(runs[0], "--upstream_ckpt") is None
-    expdirs = [flag(c, "--expdir") for c in runs]
-    assert expdirs[2] == str(tmp_path / "salf_mos_mfcc_seed0") and len(set(expdirs)) == len(expdirs)
-    assert (
-        table[1].endswith("local/make_table.py")
-        and table[table.index("--expdirs") + 1 : table.index("--out")] == expdirs
+def _flag(command, name):
+    return command[command.index(name) + 1] if name in command else None
+
+
+def test_ablation_dry_run_lists_every_input_and_depth(tmp_path):
+    runs, table = _ablation_dry_run(
+        tmp_path,
+        "--upstreams",
+        "wavlm_base w=/x/m.pt",
+        "--seeds",
+        "0 1",
+        "--batch_size",
+        "8",
+        "--feature_cache",
+        "true",
     )
-    assert flag(table, "--out") == str(tmp_path / "salf_ablation")
+    depth = lambda c: _flag(c, "--overrides").split("=")[1]  # noqa: E731
+    inputs = ("wav2vec2_base_960", "lfcc", "mfcc", "fbank", "ge2e_dvector", "wavlm_base", "w")
+    assert [(_flag(c, "--upstream"), depth(c), _flag(c, "--seed")) for c in runs] == (
+        [(u, "4", s) for u in inputs for s in ("0", "1")]
+        + [("wav2vec2_base_960", d, s) for d in ("2", "3", "5") for s in ("0", "1")]
+    )
+    assert all(c[0].endswith("egs/bvcc/run.sh") and _flag(c, "--variant") == "salf_mos" for c in runs)
+    assert all(_flag(c, "--batch_size") == "8" and _flag(c, "--bvcc_root") == "/c/bvcc" for c in runs)
+    # the paper's split by default, in every run and every folder name
+    assert all((_flag(c, "--split"), _flag(c, "--split_seed")) == ("random811", "0") for c in runs)
+    assert _flag(runs[-1], "--upstream_ckpt") is None and _flag(runs[12], "--upstream_ckpt") == "/x/m.pt"
+    expdirs = [_flag(c, "--expdir") for c in runs]
+    assert expdirs[4] == str(tmp_path / "salf_mos_mfcc_seed0_random811_seed0") and len(set(expdirs)) == len(expdirs)
+    assert expdirs[14] == str(tmp_path / "salf_mos_wav2vec2_base_960_depth2_seed0_random811_seed0")
+    # the utterance embedding has no frames to cache: its run undoes --feature_cache true
+    embedding = runs[8]
+    assert [embedding[i + 1] for i, w in enumerate(embedding) if w == "--feature_cache"] == ["true", "false"]
+    assert table[1].endswith("local/salf_ablation.py")
+    assert table[table.index("--runs") + 1 : table.index("--ssl")] == [
+        f"{_flag(c, '--upstream') if _flag(c, '--upstream') != 'w' else 'w_m'}:{depth(c)}:{_flag(c, '--expdir')}"
+        for c in runs
+    ]
+    assert _flag(table, "--ssl") == "wav2vec2_base_960" and _flag(table, "--embedding") == "ge2e_dvector"
+    assert _flag(table, "--out") == str(tmp_path / "salf_ablation")
+
+
+def test_ablation_dry_run_split_depths_and_embedding_options(tmp_path):
+    runs, table = _ablation_dry_run(
+        tmp_path,
+        "--split",
+        "official",
+        "--depths",
+        "3 4",
+        "--baselines",
+        "lfcc",
+        "--embedding",
+        "utterance_embedding=my.pkg:factory",
+        "--overrides",
+        "x.y=1",
+    )
+    assert [(_flag(c, "--upstream"), _flag(c, "--upstream_ckpt"), _flag(c, "--overrides")) for c in runs] == [
+        ("wav2vec2_base_960", None, "config.downstream_expert.modelrc.depth=4,,x.y=1"),
+        ("lfcc", None, "config.downstream_expert.modelrc.depth=4,,x.y=1"),
+        ("utterance_embedding", "my.pkg:factory", "config.downstream_expert.modelrc.depth=4,,x.y=1"),
+        ("wav2vec2_base_960", None, "config.downstream_expert.modelrc.depth=3,,x.y=1"),
+    ]
+    assert all(_flag(c, "--split") == "official" for c in runs)
+    assert [_flag(c, "--expdir") for c in runs][1:3] == [
+        str(tmp_path / "salf_mos_lfcc_seed0"),
+        str(tmp_path / "salf_mos_utterance_embedding_my.pkg_factory_seed0"),
+    ]
+    assert _flag(table, "--embedding") == "utterance_embedding_my.pkg_factory"
+    _, no_embedding = _ablation_dry_run(tmp_path, "--embedding", "", "--baselines", "", "--depths", "4")
+    assert len(no_embedding[no_embedding.index("--runs") + 1 : no_embedding.index("--ssl")]) == 1
+
+
+def test_ablation_table_has_the_papers_rows(tmp_path):
+    from conftest import load_script
+
+    table = load_script("egs/bvcc/local/salf_ablation.py", "bvcc_salf_ablation")
+    runs = []
+    for tag, depth, mse, split in (
+        ("wav2vec2_base_960", 4, 0.2, "random811"),
+        ("mfcc", 4, 0.6, "random811"),
+        ("lfcc", 4, 0.5, "random811"),
+        ("ge2e_dvector", 4, 0.55, "random811"),
+        ("fbank", 4, 0.58, "random811"),
+        ("wav2vec2_base_960", 2, 0.3, "random811"),
+        ("wav2vec2_base_960", 5, 0.25, "random811"),
+    ):
+        expdir = tmp_path / f"{tag}_{depth}"
+        expdir.mkdir()
+        (expdir / "info.json").write_text(json.dumps({"upstream": tag, "split": split, "split_seed": 0}))
+        (expdir / "metrics_test.json").write_text(json.dumps({"utt_MSE": mse, "utt_SRCC": 0.5}))
+        runs.append(f"{tag}:{depth}:{expdir}")
+    rows = table.collect(runs, "wav2vec2_base_960", "ge2e_dvector")
+    assert [(r["table"], r["input"], r["depth"]) for r in rows] == [
+        ("inputs", "wav2vec", 4),
+        ("inputs", "LFCC", 4),
+        ("inputs", "MFCC", 4),
+        ("inputs", "X-vector", 4),
+        ("inputs", "fbank", 4),
+        ("depths", "wav2vec", 2),
+        ("depths", "wav2vec", 4),
+        ("depths", "wav2vec", 5),
+    ]
+    assert [r["paper_MSE"] for r in rows[:5]] == [0.144, 0.43, 0.56, 0.48, None]
+    text = table.markdown(rows)
+    assert "| X-vector | ge2e_dvector | – | random811 (seed 0) | 0.550 | – | 0.500 |" in text
+    assert "| wav2vec | 2 | – | random811 (seed 0) | 0.300 |" in text
+    # seeds of one input on two splits are not averaged
+    other = tmp_path / "mfcc_official"
+    other.mkdir()
+    (other / "info.json").write_text(json.dumps({"upstream": "mfcc"}))
+    (other / "metrics_test.json").write_text(json.dumps({"utt_MSE": 0.7}))
+    with pytest.raises(table.AblationError, match="different BVCC splits"):
+        table.collect(runs + [f"mfcc:4:{other}"], "wav2vec2_base_960")
 
 
 def test_table_has_a_salf_mos_row(tmp_path):

@@ -258,14 +258,14 @@ def _run(args) -> dict:
             overwrite=args.overwrite,
         )
     elif args.command == "merge":
+        from .splits import split_lock
+
         if _is_feature_cache(args.store):
-            from .feature_cache import merge_features
-
-            result = merge_features(args.store, args.split, args.nshard)
+            from .feature_cache import merge_features as merge
         else:
-            from .dump import finalize_split
-
-            result = finalize_split(args.store, args.split, args.nshard)
+            from .dump import finalize_split as merge
+        with split_lock(args.store, args.split):
+            result = merge(args.store, args.split, args.nshard)
     else:
         if _is_feature_cache(args.store):
             from .feature_cache import FeatureStore as Store

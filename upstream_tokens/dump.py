@@ -18,7 +18,7 @@ from distilmos.fileio import sha256_file
 
 from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, read_list
 from .kmeans import assign
-from .splits import RowCodec, already_done, dump_rows, finalize_rows, read_plan
+from .splits import RowCodec, already_done, dump_rows, finalize_rows, read_plan, split_lock
 from .store import CENTROIDS, TokenStore, TokenStoreError, remove_split, split_paths
 
 log = logging.getLogger(__name__)
@@ -76,43 +76,44 @@ def dump_split(
     """
     check_shard(nshard, rank)
     _, index_path, _ = split_paths(store_dir, split)
-    if overwrite:
-        if nshard > 1:
-            raise TokenStoreError(
-                "--overwrite with --nshard would let ranks delete each other's parts; "
-                "remove the split once (dump --overwrite of a single rank, or delete its files)"
-            )
-        remove_split(store_dir, split)  # before opening: the split being replaced may be the damaged one
-    store = TokenStore(store_dir)
-    utterances, lengths = read_list(csv)
-    if os.path.isfile(index_path):
-        return already_done(store, split, [u.sample_id for u in utterances])
+    with split_lock(store_dir, split, nshard, rank):  # before --overwrite removes anything
+        if overwrite:
+            if nshard > 1:
+                raise TokenStoreError(
+                    "--overwrite with --nshard would let ranks delete each other's parts; "
+                    "remove the split once (dump --overwrite of a single rank, or delete its files)"
+                )
+            remove_split(store_dir, split)  # before opening: the split being replaced may be the damaged one
+        store = TokenStore(store_dir)
+        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
+        if os.path.isfile(index_path):
+            return already_done(store, split, [u.sample_id for u in utterances])
 
-    def get_extractor() -> FeatureExtractor:
-        built = extractor or _build_extractor(store, device, upstream_ckpt, store.meta.get("seed", 0))
-        _check_extractor(store, built)
-        return built
+        def get_extractor() -> FeatureExtractor:
+            built = extractor or _build_extractor(store, device, upstream_ckpt, store.meta.get("seed", 0))
+            _check_extractor(store, built)
+            return built
 
-    # the store says whether its upstream runs padding-exact, so the plan is known before building it
-    batching = batching.resolved(bool(store.meta.get("padding_exact", False)))
-    progress_doc = dump_rows(
-        store,
-        csv,
-        split,
-        utterances,
-        lengths,
-        batching,
-        lambda ex: _token_codec(store, ex),
-        {"centroids_sha256": sha256_file(os.path.join(store.path, CENTROIDS))},
-        get_extractor,
-        nshard=nshard,
-        rank=rank,
-        progress=progress,
-        on_part=on_part,
-    )
-    if nshard == 1:
-        return finalize_split(store.path, split)
-    return progress_doc
+        # the store says whether its upstream runs padding-exact, so the plan is known before building it
+        batching = batching.resolved(bool(store.meta.get("padding_exact", False)))
+        progress_doc = dump_rows(
+            store,
+            csv,
+            split,
+            utterances,
+            lengths,
+            batching,
+            lambda ex: _token_codec(store, ex),
+            {"centroids_sha256": sha256_file(os.path.join(store.path, CENTROIDS))},
+            get_extractor,
+            nshard=nshard,
+            rank=rank,
+            progress=progress,
+            on_part=on_part,
+        )
+        if nshard == 1:
+            return finalize_split(store.path, split)
+        return progress_doc
 
 
 def _token_codec(store: TokenStore, extractor: FeatureExtractor) -> RowCodec:

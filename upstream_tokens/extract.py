@@ -39,6 +39,7 @@ from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
 from distilmos.datalist import Utterance, read_datalist
 from distilmos.errors import ToolkitError
 from distilmos.padding_exact import is_padding_exact
+from distilmos.upstream.utterance import ONE_FRAME
 from distilmos.upstreams import build_upstream
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,11 @@ class FrameLaw:
 
     def frames(self, n_samples: int) -> int:
         return max(0, (int(n_samples) + self.offset) // self.rate)
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest waveform given a frame (the front end's receptive field: 400 for wav2vec 2.0 & co.)."""
+        return max(1, self.rate - self.offset)
 
 
 def calibrate_frame_law(count_frames: Callable[[int], int], rate: int, start: int | None = None) -> FrameLaw:
@@ -182,9 +188,10 @@ def check_shard(nshard: int, rank: int) -> None:
         raise OptionError(f"need nshard >= 1 and 0 <= rank < nshard (got nshard={nshard}, rank={rank})")
 
 
-def read_list(csv_path: str) -> tuple[list[Utterance], list[int]]:
-    """A validated data list (scores not needed) and the 16 kHz sample count of each utterance."""
-    utterances = read_datalist(csv_path, require_score=False)
+def read_list(csv_path: str, law: FrameLaw | None = None) -> tuple[list[Utterance], list[int]]:
+    """A validated data list (scores not needed) and the 16 kHz sample count of each utterance; with the
+    upstream's frame ``law``, a clip too short to give a frame is a bad row."""
+    utterances = read_datalist(csv_path, require_score=False, min_samples=law.min_samples if law else 0)
     return utterances, audio_lengths(utterances)
 
 
@@ -232,6 +239,11 @@ class FeatureExtractor:
         for param in self.upstream.parameters():
             param.requires_grad_(False)
         self.downsample_rate = int(self.upstream.get_downsample_rates("hidden_states"))
+        if self.downsample_rate >= ONE_FRAME:  # the probes below would be hours of audio
+            raise TokenExtractionError(
+                "the upstream gives one vector per utterance (an utterance embedding), not frames: it has no "
+                "frame tokens or feature cache; train without --feature_cache (and with a variant without tokens)"
+            )
         self.padding_exact = is_padding_exact(self.upstream)
         # Probe waveforms are seeded noise (silence can make some normalisations degenerate).
         probe = torch.randn(40 * self.downsample_rate, generator=torch.Generator().manual_seed(probe_seed)) * 0.1

@@ -31,8 +31,8 @@ from distilmos.audio import SAMPLE_RATE
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 
-from .extract import Batching, FeatureExtractor, check_shard, parse_layers, read_list
-from .splits import RowCodec, already_done, dump_rows, finalize_rows
+from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, parse_layers, read_list
+from .splits import RowCodec, already_done, dump_rows, finalize_rows, split_lock
 from .store import FORMAT_VERSION, META, FrameStore, library_versions, remove_split, split_paths, write_json
 
 DTYPES = ("float32", "float16")
@@ -204,47 +204,48 @@ def dump_features(
         return built[0]
 
     store = open_store(store_dir, upstream, upstream_ckpt, layers, dtype, get_extractor)
-    if overwrite:
-        if nshard > 1:
-            raise FeatureCacheError(
-                "--overwrite with --nshard would let ranks delete each other's parts; "
-                "remove the split once (a single rank with --overwrite, or delete its files)"
-            )
-        remove_split(store.path, split)
-    utterances, lengths = read_list(csv)
-    if os.path.isfile(split_paths(store.path, split)[1]):
-        return already_done(store, split, [u.sample_id for u in utterances])
-    if rank == 0:
-        check_disk(store, split, lengths, nshard)
-    batching = batching.resolved(bool(store.meta["padding_exact"]))
+    with split_lock(store.path, split, nshard, rank):  # before --overwrite removes anything
+        if overwrite:
+            if nshard > 1:
+                raise FeatureCacheError(
+                    "--overwrite with --nshard would let ranks delete each other's parts; "
+                    "remove the split once (a single rank with --overwrite, or delete its files)"
+                )
+            remove_split(store.path, split)
+        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
+        if os.path.isfile(split_paths(store.path, split)[1]):
+            return already_done(store, split, [u.sample_id for u in utterances])
+        if rank == 0:
+            check_disk(store, split, lengths, nshard)
+        batching = batching.resolved(bool(store.meta["padding_exact"]))
 
-    def checked_extractor() -> FeatureExtractor:
-        ex = get_extractor()
-        if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
-            raise FeatureCacheError(
-                f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
-                f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}"
-            )
-        return ex
+        def checked_extractor() -> FeatureExtractor:
+            ex = get_extractor()
+            if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
+                raise FeatureCacheError(
+                    f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
+                    f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}"
+                )
+            return ex
 
-    progress_doc = dump_rows(
-        store,
-        csv,
-        split,
-        utterances,
-        lengths,
-        batching,
-        lambda _ex: _feature_codec(store),
-        {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
-        checked_extractor,
-        nshard=nshard,
-        rank=rank,
-        progress=progress,
-        on_part=on_part,
-    )
-    if nshard == 1:
-        return merge_features(store.path, split)
-    return progress_doc
+        progress_doc = dump_rows(
+            store,
+            csv,
+            split,
+            utterances,
+            lengths,
+            batching,
+            lambda _ex: _feature_codec(store),
+            {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
+            checked_extractor,
+            nshard=nshard,
+            rank=rank,
+            progress=progress,
+            on_part=on_part,
+        )
+        if nshard == 1:
+            return merge_features(store.path, split)
+        return progress_doc
 
 
 def merge_features(store_dir: str, split: str, nshard: int | None = None) -> dict:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from distilmos.audio import SAMPLE_RATE
+from distilmos.datalist import read_rows
 from distilmos.fileio import sha256_file
 
 from .extract import Batching, FeatureExtractor, check_shard, read_list
@@ -108,9 +109,10 @@ def fit_store(
                 f"{out} already holds a token store; pass --overwrite to replace it (its dumped splits are removed too)"
             )
     started = time.perf_counter()
-    utterances, lengths = read_list(csv)
+    read_rows(csv)  # a missing, unreadable or header-less list fails before the upstream is built
     if extractor is None:
         extractor = FeatureExtractor.from_spec(upstream, ckpt, layers=layers, device=device, probe_seed=seed)
+    utterances, lengths = read_list(csv, extractor.frame_law)  # its frame law says how short a clip may be
     batching = batching.resolved(extractor.padding_exact)
     plan = batching.plan(lengths)
     # Batches in a seeded random order (the plan is sorted by length); a rank keeps its own share of

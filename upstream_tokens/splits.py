@@ -15,12 +15,16 @@ Sharding: rank ``R`` of ``N`` dumps the planned batches ``b % N == R`` into the 
 shared file system); :func:`finalize_rows` (``merge``) then writes the split. A single run (``N = 1``)
 finalizes by itself.
 
+One run per split (per rank of a sharded dump): :func:`split_lock` refuses a second dump of the same split
+into the same store while the first runs, naming it (:mod:`distilmos.locks`).
+
 What a row is comes from a :class:`RowCodec`: token ids per layer (:mod:`upstream_tokens.dump`), or the
 hidden states of the stored layers (:mod:`upstream_tokens.feature_cache`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -33,9 +37,10 @@ import numpy as np
 import torch
 
 from distilmos.fileio import atomic_write
+from distilmos.locks import RunLock
 
 from .extract import Batching, FeatureExtractor, check_shard
-from .store import FrameStore, npy_writer, read_json, split_paths, update_summary, write_json
+from .store import FrameStore, check_split_name, npy_writer, read_json, split_paths, update_summary, write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,19 @@ class RowCodec:
     row_shape: tuple[int, ...]
     encode: Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
     source: dict
+
+
+def split_lock(store_dir: str, split: str, nshard: int = 1, rank: int = 0):
+    """The lock of one run writing ``split`` into a store (of rank ``rank`` when sharded: the ranks of one
+    dump share the split and must not refuse each other); a context manager. A store folder that does not
+    exist has nothing to lock: opening it fails with the store's own error."""
+    if not os.path.isdir(store_dir):
+        return contextlib.nullcontext()
+    check_shard(nshard, rank)
+    check_split_name(split)
+    name = f".{split}.lock" if nshard == 1 else f".{split}.rank{rank}-of-{nshard}.lock"
+    what = f"split {split!r} of {store_dir}" + (f" (rank {rank} of {nshard})" if nshard > 1 else "")
+    return RunLock(os.path.join(store_dir, name), what)
 
 
 def part_path(parts_dir: str, batch: int) -> str:

@@ -190,6 +190,23 @@ def _npy_header(path: str) -> tuple[tuple, np.dtype, int]:
         return tuple(shape), np.dtype(dtype), handle.tell()
 
 
+def _check_items(items, total: int, index_path: str, redo: str, error) -> None:
+    """Refuse an index whose ``[sample_id, offset, length]`` items do not tile its ``total`` frames."""
+    covered = 0
+    for sample_id, start, length in items:
+        if not (0 <= int(start) and 0 <= int(length) and int(start) + int(length) <= total):
+            raise error(
+                f"{index_path}: utterance {sample_id!r} at frames {start}..{int(start) + int(length)} lies "
+                f"outside the split's {total} frames; the index is damaged: {redo}"
+            )
+        covered += int(length)
+    if covered != total:
+        raise error(
+            f"{index_path}: its utterances cover {covered} frames, the split holds {total}; the index is "
+            f"damaged: {redo}"
+        )
+
+
 # ------------------------------------------------------------------------------------------ reader
 
 
@@ -221,6 +238,7 @@ class FrameStore:
             raise self.error(
                 f"{meta_path}: format_version {self.meta.get('format_version')!r}, this reader reads {FORMAT_VERSION}"
             )
+        self._check_meta(meta_path)
         self._dtype = np.dtype(self.meta[self.DTYPE_KEY])
         self._index: dict[str, tuple[str, int, int]] = {}
         self._splits: dict[str, dict] = {}
@@ -237,6 +255,9 @@ class FrameStore:
 
     def _missing_meta_hint(self) -> str:
         return ""
+
+    def _check_meta(self, meta_path: str) -> None:
+        """Hook: refuse a meta that disagrees with itself or with the store's arrays (cheap: headers only)."""
 
     @property
     def row_shape(self) -> tuple[int, ...]:
@@ -273,6 +294,7 @@ class FrameStore:
                 f"{array_path}: truncated or damaged: {actual_size} bytes, expected {expected_size} "
                 f"({total} frames x {list(row_shape)} of {self._dtype}); {redo}"
             )
+        _check_items(index["items"], total, index_path, redo, self.error)
         self._splits[split] = {"path": array_path, "n_utterances": len(index["items"]), "total_frames": total}
         for sample_id, start, length in index["items"]:
             # The first split (in name order) that holds an id wins; the same utterance in two splits
@@ -411,6 +433,47 @@ class TokenStore(FrameStore):
     def n_clusters(self) -> int:
         return int(self.meta["n_clusters"])
 
+    def _check_meta(self, meta_path: str) -> None:
+        """``meta.json`` against itself and ``centroids.npy``: k, layers, feature size and token dtype must agree
+        (a meta copied from another fit, or edited by hand, would train against the wrong classes)."""
+        meta, problems = self.meta, []
+        try:
+            k, layers, dim = int(meta["n_clusters"]), [int(n) for n in meta["layers"]], int(meta["feature_dim"])
+            dtype = np.dtype(meta["token_dtype"])
+            law = meta["frame_law"]
+            int(law["rate"]), int(law["offset"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self.error(
+                f"{meta_path}: not a valid token store meta ({type(exc).__name__}: {exc}); {self.BUILD_HINT}"
+            ) from None
+        if k < 1:
+            problems.append(f"n_clusters is {k}")
+        if not layers or len(set(layers)) != len(layers):
+            problems.append(f"layers {layers} is empty or repeats a layer")
+        if dtype.kind not in "iu" or np.iinfo(dtype).max < k - 1:
+            problems.append(f"token_dtype {dtype.name} cannot hold token ids 0..{k - 1}")
+        centroids = os.path.join(self.path, CENTROIDS)
+        try:
+            shape, cdtype, _ = _npy_header(centroids)
+        except Exception as exc:  # missing, cut inside its header, or not an .npy at all
+            raise self.error(
+                f"{centroids}: unreadable ({exc}); the store is incomplete or damaged: "
+                f"{self.BUILD_HINT} (with --overwrite)"
+            ) from None
+        wanted = (len(layers), k, dim)
+        if shape != wanted or cdtype.kind != "f":
+            problems.append(
+                f"{CENTROIDS} holds {cdtype}{list(shape)} (layers x k x feature_dim), the meta wants "
+                f"float{list(wanted)}"
+                + (f": k {shape[1]} in the centroids, {k} in the meta" if len(shape) == 3 and shape[1] != k else "")
+            )
+        if problems:
+            raise self.error(
+                f"token store {self.path}: {META} and its arrays disagree: "
+                + "; ".join(problems)
+                + f". The store is damaged or mixes two fits: {self.BUILD_HINT} (with --overwrite)"
+            )
+
     def centroids(self) -> np.ndarray:
         """float32 ``[n_layers, k, dim]``."""
         return np.load(os.path.join(self.path, CENTROIDS))
@@ -429,8 +492,18 @@ class TokenStore(FrameStore):
         self.refuse(problems)
 
     def tokens(self, sample_id: str) -> torch.Tensor:
-        """``LongTensor[frames, len(layers)]`` of one utterance."""
-        return torch.from_numpy(np.asarray(self.rows(sample_id), dtype=np.int64))
+        """``LongTensor[frames, len(layers)]`` of one utterance; an id outside ``0..k-1`` (a damaged split) is
+        an error naming the utterance and its split (a check of a few hundred values per read)."""
+        rows = np.asarray(self.rows(sample_id), dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_clusters):
+            split = self.split_of(sample_id)
+            bad = int(rows.max()) if rows.max() >= self.n_clusters else int(rows.min())
+            raise self.error(
+                f"{split_paths(self.path, split)[0]}: utterance {sample_id!r} holds token id {bad}, "
+                f"outside 0..{self.n_clusters - 1} (n_clusters {self.n_clusters} in {META}); the split "
+                f"is damaged: rerun its dump with --overwrite"
+            )
+        return torch.from_numpy(rows)
 
     def __repr__(self) -> str:
         return (

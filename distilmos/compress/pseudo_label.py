@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
+from distilmos.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write, sha256_file
 
@@ -38,8 +39,7 @@ def read_pool(pool: str) -> list[dict]:
 
     if pool.lower().endswith(".csv") and os.path.isfile(pool):
         base = os.path.dirname(os.path.abspath(pool))
-        with open(pool, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(open_list(pool)))
         if rows and "sample_id" in rows[0]:
             return [
                 {

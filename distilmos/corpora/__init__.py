@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from distilmos.datalist import DataListError
+from distilmos.errors import ToolkitError
 
 from . import (
     bc19,
@@ -132,7 +132,8 @@ def describe() -> str:
 
 def main(argv: list[str] | None = None, name: str | None = None) -> int:
     """The data preparation command; ``name`` fixes the corpus (``egs/<corpus>/local/data_prep.py``,
-    which takes ``--<corpus>_root``). Exit status 0, or 1 with one error message."""
+    which takes ``--<corpus>_root``). Exit status 0, or 2 with one error message (bad input: a root, a
+    corpus name, a score file or an output folder)."""
     fixed = corpus(name) if name else None
     parser = argparse.ArgumentParser(
         prog=f"egs/{fixed.name}/local/data_prep.py" if fixed else "python -m distilmos.corpora",
@@ -156,12 +157,12 @@ def main(argv: list[str] | None = None, name: str | None = None) -> int:
         return 0
     if not fixed and not (args.corpus and args.root):
         parser.error("give a corpus name and --root (or --list)")
-    spec = fixed or corpus(args.corpus)
     try:
+        spec = fixed or corpus(args.corpus)
         counts = prepare(spec.name, args.root, args.out_dir, check_audio=not args.no_check_audio, force=args.force)
-    except DataListError as exc:
+    except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     for split, count in counts.items():
         path = os.path.join(args.out_dir, f"{split}.csv")
         print(f"{path}: " + ("already prepared from this root" if count is None else f"{count} utterances"))

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, validate, write_datalist
-from distilmos.fileio import atomic_write
+from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, open_list, validate, write_datalist
+from distilmos.fileio import atomic_write, unwritable
 
 #: ``{split: (rows, source)}``: what a reader returns; ``source`` names the score file(s) in errors
 Splits = dict[str, tuple[list[Row], str]]
@@ -77,7 +77,7 @@ def read_table(path: str, columns: Sequence[str]) -> list[tuple[int, dict[str, s
     header without one of ``columns`` is an error naming the file."""
     if not os.path.isfile(path):
         raise CorpusLayoutError(f"{path}: no such score file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:  # some corpora ship a byte-order mark
+    with open_list(path) as handle:  # some corpora ship a byte-order mark
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in columns if c not in header]
@@ -93,7 +93,7 @@ def read_lines(path: str) -> list[tuple[int, list[str]]]:
     """Non-empty lines of a headerless comma-separated file as ``(line number, fields)``."""
     if not os.path.isfile(path):
         raise CorpusLayoutError(f"{path}: no such score file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with open_list(path) as handle:
         return [
             (n, [f.strip() for f in fields])
             for n, fields in enumerate(csv.reader(handle), start=1)
@@ -149,6 +149,32 @@ def holdout(ids: Sequence[str], ratio: float = HOLDOUT_RATIO, seed: int = HOLDOU
     return {ordered[i] for i in order[:count]}
 
 
+def resplit(splits: Splits, fractions: dict[str, float], seed: int, how: str) -> Splits:
+    """Every row of ``splits`` pooled and dealt at random into new splits of the given ``fractions`` (in their
+    order; each split but the first gets ``int(n * fraction)`` rows, the first the rest). The deal depends only
+    on the set of sample ids and ``seed`` (ids are sorted before a seeded permutation), and each new split keeps
+    the pool's order, so the same corpus and seed give the same lists byte for byte. Each row records its
+    original split in the extra column ``original_split``; ``how`` describes the deal in error messages."""
+    pool = [(name, row) for name, (rows, _) in splits.items() for row in rows]
+    ids = sorted({row.sample_id for _, row in pool})
+    order = np.random.default_rng(seed).permutation(len(ids))
+    names = list(fractions)
+    counts = [int(len(ids) * fractions[name]) for name in names[1:]]
+    assigned, start = {}, len(ids) - sum(counts)
+    for i in order[:start]:
+        assigned[ids[i]] = names[0]
+    for name, count in zip(names[1:], counts):
+        for i in order[start : start + count]:
+            assigned[ids[i]] = name
+        start += count
+    source = f"{', '.join(source for _, source in splits.values())} ({how})"
+    out: Splits = {name: ([], source) for name in names}
+    for original, row in pool:
+        row.extra["original_split"] = original
+        out[assigned[row.sample_id]][0].append(row)
+    return out
+
+
 def split_by(rows: list[Row], held: set) -> tuple[list[Row], list[Row]]:
     """``(rows not held out, rows held out)`` by sample id, order kept."""
     return [r for r in rows if r.sample_id not in held], [r for r in rows if r.sample_id in held]
@@ -171,6 +197,9 @@ def write_splits(
     """Validate every split (audio headers too, with a progress bar on large corpora), then write
     ``out_dir/<split>.csv`` for each. Nothing is written unless every split is valid; the error lists
     the bad rows of all splits."""
+    problem = unwritable(out_dir)
+    if problem:  # before the header checks, which can take minutes on a large corpus
+        raise DataListError(f"{out_dir}: cannot write the data lists there ({problem}); give another --out_dir")
     validated, errors = {}, []
     for name, (rows, source) in splits.items():
         try:

@@ -7,6 +7,11 @@
 The system of an utterance is its file name before the first ``-``. The test labels were released after
 the challenge, as ``test_mos_list.txt`` and as the listener file ``TESTSET``: the list is read when it is
 there, else the mean of the ``TESTSET`` ratings; a copy with neither has no test split (a warning says so).
+
+Copies handed to participants during the challenge hold a placeholder ``TESTSET``: every rating 1, every
+listener ``nospeaker``. A listener file whose ratings are all the same is taken for such a placeholder: as
+the test labels it is refused (a test split of constant scores has no correlation to measure) unless
+``allow_constant_test`` is set, and no rating counts are taken from it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .common import CorpusLayoutError, Splits, audio_file, average_ratings, read
 
 LISTS = {"train": "train_mos_list.txt", "val": "val_mos_list.txt", "test": "test_mos_list.txt"}
 LISTENER_FILES = {"train": "TRAINSET", "val": "DEVSET", "test": "TESTSET"}
+RELEASE = "the VoiceMOS Challenge 2022 data release, Zenodo record 6572573"
 
 
 def system_of(sample_id: str) -> str:
@@ -43,8 +49,37 @@ def listener_rows(path: str, wav_dir: str):
     return rows
 
 
-def read(root: str, corpus: str) -> Splits:
-    """``{split: (rows, source)}`` of a VoiceMOS 2022-layout folder ``root`` (which holds ``DATA/``)."""
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def constant_ratings(path: str) -> str | None:
+    """What makes the listener file ``path`` a placeholder (every one of its ratings the same), else ``None``."""
+    lines = [fields for _, fields in read_lines(path) if len(fields) > 2]
+    ratings = {_number(fields[2]) for fields in lines}
+    if len(lines) < 2 or len(ratings) != 1:
+        return None
+    listeners = {fields[4] for fields in lines if len(fields) > 4}
+    who = f", every listener {listeners.pop()!r}" if len(listeners) == 1 else ""
+    return f"all {len(lines)} ratings are {lines[0][2]}{who}"
+
+
+def _placeholder_message(path: str, why: str, corpus: str) -> str:
+    return (
+        f"{path}: {why}: a placeholder copy of the test listener file (as handed to challenge participants), "
+        f"not the {corpus} test labels. The real labels are DATA/sets/test_mos_list.txt and TESTSET of {RELEASE}; "
+        "copy them into DATA/sets/"
+    )
+
+
+def read(root: str, corpus: str, allow_constant_test: bool = False) -> Splits:
+    """``{split: (rows, source)}`` of a VoiceMOS 2022-layout folder ``root`` (which holds ``DATA/``).
+
+    A placeholder ``TESTSET`` (every rating the same) as the only test labels is refused with a
+    :class:`CorpusLayoutError` saying where the real labels are, unless ``allow_constant_test``."""
     data = os.path.join(root, "DATA")
     if not os.path.isdir(data):
         raise CorpusLayoutError(
@@ -56,12 +91,29 @@ def read(root: str, corpus: str) -> Splits:
         list_path, listener_path = os.path.join(sets, name), os.path.join(sets, LISTENER_FILES[split])
         if os.path.isfile(list_path):
             rows = score_list(list_path, wav_dir, system_of)
-            if os.path.isfile(listener_path):  # keep how many listeners each mean stands on
+            placeholder = split == "test" and os.path.isfile(listener_path) and constant_ratings(listener_path)
+            if placeholder:
+                print(
+                    f"warning: {_placeholder_message(listener_path, placeholder, corpus)}; no rating counts taken "
+                    "from it",
+                    file=sys.stderr,
+                )
+            elif os.path.isfile(listener_path):  # keep how many listeners each mean stands on
                 counts = {r.sample_id: r.extra["n_ratings"] for r in listener_rows(listener_path, wav_dir)}
                 for row in rows:
                     row.extra["n_ratings"] = counts.get(row.sample_id, "0")
             splits[split] = (rows, list_path)
         elif split == "test" and os.path.isfile(listener_path):
+            placeholder = constant_ratings(listener_path)
+            if placeholder:
+                message = _placeholder_message(listener_path, placeholder, corpus)
+                if not allow_constant_test:
+                    raise CorpusLayoutError(
+                        f"{message}. Refused as test labels: to prepare without a test split, remove it; to use it "
+                        "anyway, pass --allow_constant_test to egs/bvcc/local/data_prep.py (--allow_constant_test true "
+                        "to egs/bvcc/run.sh)"
+                    )
+                print(f"warning: {message}; used as the test labels anyway (--allow_constant_test)", file=sys.stderr)
             splits[split] = (listener_rows(listener_path, wav_dir), listener_path)
         elif split == "test":
             print(

@@ -1,12 +1,21 @@
 """SALF-MOS (Agrawal et al., 2025, arXiv 2506.02082): a 1,574-parameter MOS head on frozen SSL features.
 
-The paper's description: four double-conv blocks (Conv1d k=3 s=1 p=1 -> BatchNorm -> ReLU, twice), three
-downsampling layers (k=2, s=2) between them, a linear latent-feature layer (LFE) after each block, the
-four LFE outputs stacked, a final Linear to the MOS; 1,574 parameters with wav2vec 2.0 Base (768-dim)
-features. It leaves open which axis the convolutions run over, the channel widths, how an LFE is
-taken and where time is pooled. ``egs/bvcc/local/salf_readings.py`` counts every combination of those
-choices; the reading implemented here is the only one that lands on 1,574 exactly:
+The paper's words: four double-conv blocks (Conv1d k=3 s=1 p=1 -> BatchNorm -> ReLU, twice), three
+downsampling layers (k=2, s=2) between them that "compress temporal resolution", a linear latent-feature
+layer (LFE) after each block, the four LFE outputs stacked, a final Linear to the MOS; 1,574 parameters on
+"wav2vec embeddings". It names no wav2vec version, and leaves open which axis the convolutions run over, the
+channel widths, how an LFE is taken and where time is pooled. Everything below is **the toolkit's
+reading**, not the paper's words:
 
+- **The input: wav2vec 2.0 Base, 768 dimensions** (the paper's "wav2vec" read as wav2vec 2.0; its Base size
+  because the count below then fits). ``egs/bvcc/local/salf_readings.py`` counts every combination of the
+  open choices: at 768 dims exactly one lands on 1,574, the one implemented here. The uniqueness holds only
+  for 768-dim input: at 512 dims (wav2vec 1.0's context vectors) another reading lands on 1,574 (doubling
+  widths 1-2-4-8, k=2 s=2 convolutions as the downsamplings, BatchNorm without affine, a bias on the final
+  Linear), and a time-axis reading on 1,575; at 1024 dims none does.
+- **Downsampling along the feature axis, not time.** The paper speaks of temporal resolution, but no
+  time-axis reading comes near 1,574 on 768-dim input (the fewest is 2,337), so here the downsamplings halve
+  the feature axis of each frame and time is pooled once, at the end.
 - **Conv axis: the feature axis.** Each frame's D-dim feature vector is a one-channel signal of length
   D. (Convolving over time with the D features as input channels needs D*3 = 2,304 weights for a single
   output channel of the first convolution alone: the fewest parameters of any time-axis reading is
@@ -19,7 +28,9 @@ choices; the reading implemented here is the only one that lands on 1,574 exactl
 - **LFE: one Linear(L_i -> 1) per block, shared by its 2 channels**, over that block's length L_i,
   giving 2 latent features per block; the four blocks' 8 values are stacked.
 - **Time: frame-wise, then the mean over valid frames** of the stacked latent features, then
-  **Linear(8 -> 1) without bias** (the LFE biases already give the output any offset).
+  **Linear(8 -> 1) without bias** (the LFE biases already give the output any offset). An utterance
+  embedding (the paper's X-vector input: one vector per utterance) is a sequence of one frame
+  (:mod:`distilmos.upstream.utterance`), whose values the blocks convolve like a wav2vec frame's.
 
 Arithmetic for D = 768 (``python -m distilmos.models.salf_mos --count --upstream_dim 768``):
 

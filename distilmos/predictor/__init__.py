@@ -15,6 +15,7 @@ inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.
 from .export import ExportError, export
 from .fileformat import FORMAT_VERSION, PredictorFileError
 from .predictor import FileResult, PredictionError, Predictor, load
+from .upstream import RemoteCodeError
 
 __all__ = [
     "export",
@@ -24,5 +25,6 @@ __all__ = [
     "PredictionError",
     "PredictorFileError",
     "ExportError",
+    "RemoteCodeError",
     "FORMAT_VERSION",
 ]

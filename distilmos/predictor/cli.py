@@ -1,6 +1,7 @@
 """``distilmos-predict``: export a trained model, show its card, score audio with it.
 
     distilmos-predict export -e exp/my_exp/best-states-val.ckpt -o my_model.pt
+    distilmos-predict import --source BaleYang-DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
     distilmos-predict info my_model.pt
     distilmos-predict score my_model.pt wavs/ more.wav list.csv -o scores.csv
 
@@ -39,7 +40,12 @@ the other files in its batch, and padding is not capped (--max_pad auto). Other 
 shift their features slightly; for them auto caps each window's padding at 0.02 of its batch's longest.
 --max_pad 0 or --batch_size 1 gives every file its score alone (to float rounding) with any upstream.
 
-output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout;
+trust: a predictor file runs no code of its own. One whose upstream is stored as a module:callable (or as
+a hub upstream with a checkpoint to load) is refused unless --trust_remote_code is given: that imports and
+runs code from outside the file. Give it only for files you trust.
+
+output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout
+(-o and --metrics are checked to be writable before anything is scored);
 --jsonl (or -o *.jsonl) writes one JSON object per line instead. --system_posterior (MoE-MOS) adds
 "top_system,top_system_prob" and one "p:<system>" column per training system (JSON: "system_posterior").
 Files that cannot be scored (missing, empty, truncated, undecodable, non-finite) are reported and skipped;
@@ -73,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip checking that the rebuilt network predicts what the runner's modules predict",
     )
+
+    imp = sub.add_parser(
+        "import",
+        help="the DistilMOS authors' released checkpoint -> predictor file",
+        description="Write a predictor file from the DistilMOS authors' checkpoint (Hugging Face "
+        "BaleYang/DistilMOS: <backbone>/model.pth.tar and model_cfg.yaml), checked "
+        "against their code's layout; the card names the source files and their sha256.",
+    )
+    imp.add_argument(
+        "--source",
+        required=True,
+        nargs="+",
+        metavar="DIR_OR_FILES",
+        help="the downloaded repository folder, its wavlm/ or w2v2/ folder, or model.pth.tar and model_cfg.yaml",
+    )
+    imp.add_argument("--backbone", required=True, choices=("wavlm", "w2v2"), help="which of the authors' models")
+    imp.add_argument("-o", "--out", required=True, help="predictor file to write")
 
     info = sub.add_parser(
         "info",
@@ -125,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="models with a system-classification head (MoE-MOS): also write the most likely "
         "training system, its probability and the posterior of every system",
     )
+    score.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="let a predictor file whose upstream is a module:callable (or a hub upstream with a "
+        "checkpoint to load) import and run that code; only for files you trust",
+    )
     score.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -140,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # subnormal floats (GELU tails) make CPU matmuls several times slower; flushing them changes no score
     torch.set_flush_denormal(True)
     try:
-        return {"export": _export, "info": _info, "score": _score}[args.command](args)
+        return {"export": _export, "import": _import, "info": _info, "score": _score}[args.command](args)
     except (ToolkitError, ValueError) as exc:  # ValueError: settings out of range (batch size, overlap)
         print(f"distilmos-predict: error: {exc}", file=sys.stderr)
         return 2
@@ -155,6 +184,20 @@ def _export(args) -> int:
         f"{args.out}: {down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}; "
         f"upstream {'embedded' if up['embedded'] else 'rebuilt from ' + repr(up['name']) + ' when loaded'}; "
         f"dropped {down['dropped']['keys']} training-only entries ({', '.join(down['dropped']['modules']) or 'none'})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _import(args) -> int:
+    from .import_authors import import_authors
+
+    card = import_authors(args.source, args.backbone, args.out)
+    source, dropped = card["source"]["checkpoint"], card["downstream"]["dropped"]
+    print(
+        f"{args.out}: the DistilMOS authors' {args.backbone} model ({source['file']}, "
+        f"sha256 {source['sha256'][:12]}); upstream {card['upstream']['kind']} embedded; dropped {dropped['keys']} "
+        f"entries inference does not use ({', '.join(dropped['modules']) or 'none'})",
         file=sys.stderr,
     )
     return 0
@@ -175,9 +218,15 @@ def _info(args) -> int:
 
 
 def _score(args) -> int:
+    from distilmos.fileio import check_writable_file
+
     from .inputs import collect
     from .predictor import load
 
+    # before any scoring: no finished work is lost to an output that cannot be written
+    for path, what in ((args.out, "output file (-o)"), (args.metrics, "metrics file (--metrics)")):
+        if path:
+            check_writable_file(path, what)
     predictor = load(
         args.model,
         device=args.device,
@@ -186,6 +235,7 @@ def _score(args) -> int:
         batch_size=args.batch_size,
         max_batch_seconds=args.max_batch_seconds,
         max_pad=args.max_pad,
+        trust_remote_code=args.trust_remote_code,
     )
     entries = collect(args.inputs, args.system_delim)
     if not entries:

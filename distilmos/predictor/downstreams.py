@@ -63,12 +63,58 @@ def make_entry(name: str, expert_state: dict[str, torch.Tensor]) -> tuple:
     return entry, dropped
 
 
+def check_entry(entry) -> list:
+    """What is wrong with the structure of a predictor file's ``downstream`` section (empty: nothing)."""
+    if not isinstance(entry, dict):
+        return [f"its downstream section is a {type(entry).__name__}, not a dict"]
+    problems = []
+    if not isinstance(entry.get("name"), str):
+        problems.append(f"its downstream name is {entry.get('name')!r}, not a string")
+    if not isinstance(entry.get("class_name", ""), str):
+        problems.append(f"its downstream class_name is {entry.get('class_name')!r}, not a string")
+    kwargs = entry.get("kwargs")
+    if not (isinstance(kwargs, dict) and all(isinstance(k, str) for k in kwargs)):
+        problems.append(f"its downstream kwargs are {type(kwargs).__name__}, not a dict of named arguments")
+    state = entry.get("state_dict")
+    if not (
+        isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
+        problems.append("its downstream state_dict is not a dict of tensors")
+    return problems
+
+
+def _plain(value):
+    """Tuples as lists, so that stored and derived constructor arguments compare equal."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def build(entry: dict) -> nn.Module:
-    """The inference model of a predictor-file entry, with its weights, in eval mode."""
-    cls = model_class(entry["name"])
+    """The inference model of a predictor-file entry, with its weights, in eval mode.
+
+    Only a registered model class is built (the entry's name is looked up in :mod:`distilmos.registry`,
+    never imported), with the constructor arguments its class reads off the weights: the stored
+    ``kwargs`` must agree with them, so a file cannot pass other arguments to a constructor.
+    """
+    name = entry["name"]
+    cls = model_class(name)
     if entry.get("class_name", cls.__name__) != cls.__name__:
         raise DownstreamExportError(
-            f"the file's {entry['name']} model is a {entry['class_name']}, but this version's "
-            f"{entry['name']} expert uses {cls.__name__}: export it again with this version"
+            f"the file's {name} model is a {entry['class_name']}, but this version's "
+            f"{name} expert uses {cls.__name__}: export it again with this version"
         )
-    return registry.build_model(entry["name"], entry["kwargs"], entry["state_dict"])
+    try:
+        derived = cls.kwargs_from_state(entry["state_dict"])
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise DownstreamExportError(f"the {name} model's weights are not those of a {cls.__name__} ({exc!r})") from exc
+    stored = entry["kwargs"]
+    differ = sorted(k for k in stored if k not in derived or _plain(stored[k]) != _plain(derived[k]))
+    if differ:
+        raise DownstreamExportError(
+            f"the {name} model's constructor arguments {', '.join(f'{k}={stored[k]!r}' for k in differ)} do not match "
+            f"its weights ({', '.join(f'{k}={derived.get(k)!r}' for k in differ)})"
+        )
+    return registry.build_model(name, derived, entry["state_dict"])

@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pad_sequence
 import distilmos
 from distilmos import padding_exact, registry
 from distilmos.audio import SAMPLE_RATE
+from distilmos.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 
@@ -137,7 +138,8 @@ def _s3prl_featurizer(model, args, state: dict[str, torch.Tensor]):
 
 def _check_rebuild(blob: dict, model, featurizer, down_model, checkpoint: str) -> None:
     """The rebuilt network must predict what the runner's modules predict (one by one and batched)."""
-    rebuilt = build_pipeline(blob, source=checkpoint)
+    # trusted: the upstream was just built from this same spec, by the experiment's own -u/-k/-g
+    rebuilt = build_pipeline(blob, source=checkpoint, trust_remote_code=True)
     generator = torch.Generator().manual_seed(0)
     probes = [0.1 * torch.randn(n, generator=generator) for n in (SAMPLE_RATE, 24731)]
 
@@ -165,8 +167,7 @@ def _list_facts(path: str | None) -> dict:
     """Where a data list is, and (if it is still there) how many rows it has and its sha256."""
     facts = {"path": path}
     if path and os.path.isfile(path):
-        with open(path, newline="", encoding="utf-8") as handle:
-            facts["utterances"] = sum(1 for _ in csv.DictReader(handle))
+        facts["utterances"] = sum(1 for _ in csv.DictReader(open_list(path)))
         facts["sha256"] = sha256_file(path)
     return facts
 

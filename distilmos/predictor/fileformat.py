@@ -9,7 +9,8 @@ It loads with ``torch.load(..., weights_only=True)`` (no pickled classes), and h
     featurizer      the layer selection / weighted sum (see :class:`distilmos.predictor.pipeline.FeatureSelector`)
     downstream      the expert's inference model: name, constructor arguments, weights
 
-A reader refuses, naming the file, anything that is not such a file or that has another format version.
+A reader refuses, naming the file, anything that is not such a file, that has another format version, or
+whose sections do not have the structure above (each checked by the code that rebuilds it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import torch
 
 from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write
+
+from . import downstreams, upstream
+from .pipeline import FeatureSelector
 
 FORMAT = "distilmos-predictor"
 FORMAT_VERSION = 1
@@ -78,4 +82,22 @@ def read_predictor(path: str) -> dict[str, Any]:
     missing = [key for key in SECTIONS if key not in blob]
     if missing:
         raise PredictorFileError(f"{path}: predictor file is incomplete (no {', '.join(missing)}); {EXPORT_HINT}")
+    problems = check_sections(blob)
+    if problems:
+        raise PredictorFileError(f"{path}: not a valid predictor file: {'; '.join(problems[:5])}; {EXPORT_HINT}")
     return blob
+
+
+def check_sections(blob: dict[str, Any]) -> list:
+    """What is wrong with the structure of a predictor dict's sections (empty: nothing)."""
+    problems = [] if isinstance(blob["card"], dict) else [f"its card is a {type(blob['card']).__name__}, not a dict"]
+    problems += upstream.check_entry(blob["upstream"])
+    featurizer = blob["featurizer"]
+    if not isinstance(featurizer, dict):
+        problems.append(f"its featurizer section is a {type(featurizer).__name__}, not a dict")
+    else:
+        problems += FeatureSelector.check_config(featurizer.get("config"))
+        state = featurizer.get("state_dict")
+        if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+            problems.append("its featurizer state_dict is not a dict of tensors")
+    return problems + downstreams.check_entry(blob["downstream"])

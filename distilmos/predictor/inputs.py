@@ -20,7 +20,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from distilmos.datalist import AUDIO_EXTENSIONS, looks_like_header, resolve_wav_path, rows_from_score_list
+from distilmos.datalist import (
+    AUDIO_EXTENSIONS,
+    ListEncodingError,
+    looks_like_header,
+    open_list,
+    resolve_wav_path,
+    rows_from_score_list,
+)
 from distilmos.errors import ToolkitError
 from distilmos.prep_list import system_rule
 
@@ -62,7 +69,7 @@ def _stem(path: str) -> str:
 def read_csv_list(path: str, system_delim: str | None = None) -> list[Entry]:
     """A data list CSV (needs a ``wav_path`` column; ``score``, ``system_id`` optional)."""
     base = os.path.dirname(os.path.abspath(path))
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open_list(path) as handle:
         reader = csv.DictReader(handle)
         if "wav_path" not in (reader.fieldnames or []):
             raise InputError(f"{path}: a CSV list needs a wav_path column (header: {reader.fieldnames})")
@@ -87,10 +94,9 @@ def read_text_list(path: str, system_delim: str | None = None) -> list[Entry]:
         rows = rows_from_score_list(
             path, os.path.dirname(os.path.abspath(path)), system_rule(system_delim), skip_header=looks_like_header(path)
         )
-    except UnicodeDecodeError as exc:
+    except ListEncodingError as exc:
         raise InputError(
-            f"{path}: neither an audio file (by its extension) nor a text list of audio files "
-            f"({exc.reason} at byte {exc.start})"
+            f"{path}: neither an audio file (by its extension) nor a text list of audio files ({exc})"
         ) from exc
     problems: list[str] = []
     entries = [Entry(row.wav_path, _parse_score(row.score, row.origin, problems), row.system_id) for row in rows]

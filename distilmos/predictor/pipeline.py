@@ -6,7 +6,8 @@ What the runner does for a batch of 16 kHz waveforms (``Runner.evaluate``) and w
 1. ``upstream(wavs)``: the s3prl upstream pads the batch itself and returns its hidden states;
 2. s3prl's ``Featurizer``: picks ``feature_selection`` from the upstream's output (falling back to
    ``hidden_states``), a single layer if ``layer_selection`` is set, else the softmax-weighted sum of all
-   layers (each optionally layer-normalised first); then cuts each utterance to its frame count: the
+   layers (each optionally layer-normalised first; imported models may weigh ``hidden_states[first_layer:]``
+   with 1.5-entmax instead, see :class:`FeatureSelector`); then cuts each utterance to its frame count: the
    front end's exact count for a padding-exact upstream (:mod:`distilmos.padding_exact`, as the plugin
    runner's featurizer does), else s3prl's ``round(len(wav) / downsample_rate)``;
 3. the expert (:class:`distilmos.expert_base.MOSExpert`): pads the per-utterance features again and calls
@@ -15,19 +16,29 @@ What the runner does for a batch of 16 kHz waveforms (``Runner.evaluate``) and w
 
 from __future__ import annotations
 
+import typing
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
+from distilmos.entmax import entmax15
 from distilmos.padding_exact import frame_counts
 
 # s3prl's Featurizer refuses a padded batch whose frame count is this far off the expected one
 TOLERABLE_FRAME_DIFF = 5
+#: how layer weights become a convex combination: s3prl's softmax, or 1.5-entmax (the DistilMOS authors' code)
+WEIGHTINGS = ("softmax", "entmax15")
 
 
 class FeatureSelector(nn.Module):
-    """s3prl's ``Featurizer`` at inference time (step 2 of the module docstring), without its probe forward."""
+    """s3prl's ``Featurizer`` at inference time (step 2 of the module docstring), without its probe forward.
+
+    ``weighting`` and ``first_layer`` describe featurizers that are not s3prl's (models imported by
+    :mod:`distilmos.predictor.import_authors`): the weighted sum then runs over ``hidden_states[first_layer:]``
+    (1: the transformer layers, without the front end's output) with ``weighting`` of the weights.
+    """
 
     def __init__(
         self,
@@ -37,8 +48,14 @@ class FeatureSelector(nn.Module):
         downsample_rate: int = 320,
         output_dim: int = 0,
         n_layers: int | None = None,
+        weighting: str = "softmax",
+        first_layer: int = 0,
     ):
         super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"featurizer weighting {weighting!r}: choose from {', '.join(WEIGHTINGS)}")
+        self.weighting = weighting
+        self.first_layer = int(first_layer)
         self.feature_selection = feature_selection
         self.layer_selection = layer_selection
         self.normalize = normalize
@@ -62,9 +79,25 @@ class FeatureSelector(nn.Module):
             selector.weights.data.copy_(weights.detach())
         return selector
 
+    @classmethod
+    def check_config(cls, config) -> list:
+        """What is wrong with a stored :meth:`config` (empty: nothing): an argument the constructor does not
+        take, or a value of another type than its annotation."""
+        if not isinstance(config, dict):
+            return [f"its featurizer config is a {type(config).__name__}, not a dict"]
+        hints = {k: v for k, v in typing.get_type_hints(cls.__init__).items() if k != "return"}
+        problems = [f"its featurizer config has an unknown key {key!r}" for key in config if key not in hints]
+        for key, value in config.items():
+            allowed = typing.get_args(hints.get(key)) or (hints.get(key),)
+            if key in hints and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+                problems.append(
+                    f"its featurizer config's {key} is {value!r}, not {' or '.join(t.__name__ for t in allowed)}"
+                )
+        return problems
+
     def config(self) -> dict:
         """Plain constructor arguments (with :meth:`state_dict`, what a predictor file stores)."""
-        return {
+        config = {
             "feature_selection": self.feature_selection,
             "layer_selection": self.layer_selection,
             "normalize": bool(self.normalize),
@@ -72,6 +105,13 @@ class FeatureSelector(nn.Module):
             "output_dim": self.output_dim,
             "n_layers": None if self.weights is None else len(self.weights),
         }
+        if self.weighting != "softmax" or self.first_layer:  # s3prl's own featurizers keep their keys alone
+            config.update(weighting=self.weighting, first_layer=self.first_layer)
+        return config
+
+    def layer_weights(self) -> torch.Tensor:
+        """The normalised weights of the weighted sum (non-negative, summing to 1)."""
+        return entmax15(self.weights) if self.weighting == "entmax15" else F.softmax(self.weights, dim=-1)
 
     def select(self, upstream_out: dict) -> torch.Tensor:
         """``[batch, frames, dim]``: the chosen layer or the weighted sum of the chosen layers."""
@@ -86,6 +126,7 @@ class FeatureSelector(nn.Module):
             feature = feature[self.layer_selection]
         if not isinstance(feature, (list, tuple)):
             return feature
+        feature = feature[self.first_layer :]
         if self.weights is None or len(feature) != len(self.weights):
             raise ValueError(
                 f"the upstream gave {len(feature)} layers, the featurizer was trained on "
@@ -95,7 +136,7 @@ class FeatureSelector(nn.Module):
         if self.normalize:
             stacked = F.layer_norm(stacked, (stacked.shape[-1],))
         layers, *shape = stacked.shape
-        weighted = (F.softmax(self.weights, dim=-1).unsqueeze(-1) * stacked.view(layers, -1)).sum(dim=0)
+        weighted = (self.layer_weights().unsqueeze(-1) * stacked.view(layers, -1)).sum(dim=0)
         return weighted.view(*shape)
 
     def frame_counts(self, wavs: list[torch.Tensor]) -> list[int]:

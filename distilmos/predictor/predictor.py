@@ -37,12 +37,13 @@ from tqdm import tqdm
 
 from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
 from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
+from distilmos.datalist import too_short
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import is_padding_exact
+from distilmos.padding_exact import is_padding_exact, min_samples
 
 from . import downstreams, upstream
 from .chunking import chunk_windows, weighted_mean
-from .fileformat import read_predictor
+from .fileformat import EXPORT_HINT, PredictorFileError, read_predictor
 from .pipeline import FeatureSelector, PredictorPipeline
 
 Audio = np.ndarray | torch.Tensor
@@ -81,13 +82,30 @@ def default_max_pad(model: torch.nn.Module) -> float | None:
     return resolve_max_pad(AUTO, is_padding_exact(model))
 
 
-def build_pipeline(blob: dict, source: str = "predictor file") -> PredictorPipeline:
-    """The inference network of a predictor dict (see :func:`distilmos.predictor.fileformat.read_predictor`)."""
-    featurizer = FeatureSelector(**blob["featurizer"]["config"])
-    featurizer.load_state_dict(blob["featurizer"]["state_dict"], strict=True)
-    pipeline = PredictorPipeline(
-        upstream.rebuild(blob["upstream"], source), featurizer, downstreams.build(blob["downstream"])
-    )
+def build_pipeline(blob: dict, source: str = "predictor file", trust_remote_code: bool = False) -> PredictorPipeline:
+    """The inference network of a predictor dict (see :func:`distilmos.predictor.fileformat.read_predictor`).
+
+    Contents that do not rebuild (weights of other shapes, configs out of range) raise
+    :class:`PredictorFileError` naming ``source``; ``trust_remote_code``: see :mod:`distilmos.predictor.upstream`.
+    """
+    try:
+        featurizer = FeatureSelector(**blob["featurizer"]["config"])
+        featurizer.load_state_dict(blob["featurizer"]["state_dict"], strict=True)
+        pipeline = PredictorPipeline(
+            upstream.rebuild(blob["upstream"], source, trust_remote_code=trust_remote_code),
+            featurizer,
+            downstreams.build(blob["downstream"]),
+        )
+    except ToolkitError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise PredictorFileError(f"{source}: not a valid predictor file: {exc}") from exc
+    except (TypeError, KeyError, IndexError, ValueError, RuntimeError, AttributeError) as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise PredictorFileError(
+            f"{source}: not a valid predictor file: its contents do not rebuild "
+            f"({type(exc).__name__}: {reason}); {EXPORT_HINT}"
+        ) from exc
     return pipeline.eval().requires_grad_(False)
 
 
@@ -298,7 +316,11 @@ class Predictor:
         posterior: bool = False,
     ) -> Iterator[FileResult]:
         """Score the inputs with a known length; yield one :class:`FileResult` per input as it completes."""
-        items, batches = self.plan(lengths)
+        shortest = min_samples(self.pipeline.upstream) or 0  # shorter inputs give the upstream no frame
+        for i, n in enumerate(lengths):
+            if n is not None and n < shortest:
+                yield FileResult(i, names[i], error=f"{names[i]}: {too_short(n, shortest)}")
+        items, batches = self.plan([None if n is not None and n < shortest else n for n in lengths])
         pending: dict[int, int] = defaultdict(int)
         for i, _, _ in items:
             pending[i] += 1
@@ -402,13 +424,23 @@ class _BatchAudio(torch.utils.data.Dataset):
         return self.batches[b], audio
 
 
-def load(path: str, device: str | None = None, **settings) -> Predictor:
+def load(path: str, device: str | None = None, *, trust_remote_code: bool = False, **settings) -> Predictor:
     """Load a predictor file (made by ``distilmos-predict export``) onto ``device``.
 
     ``settings`` are :class:`Predictor`'s: ``max_seconds``, ``chunk_overlap``, ``batch_size``,
     ``max_batch_seconds``, ``max_pad`` (default: :func:`default_max_pad`). Raises
     :class:`~distilmos.predictor.fileformat.PredictorFileError` naming the file when it is not a
-    predictor file or has another format version.
+    predictor file, has another format version or contents that do not rebuild.
+
+    Loading runs no code the file names: an upstream stored as a ``module:callable`` (or as a hub name
+    with a checkpoint to load) raises :class:`~distilmos.predictor.upstream.RemoteCodeError` unless
+    ``trust_remote_code=True`` (only for files you trust; see :mod:`distilmos.predictor.upstream`).
     """
     blob = read_predictor(path)
-    return Predictor(build_pipeline(blob, source=str(path)), blob["card"], device=device, source=str(path), **settings)
+    return Predictor(
+        build_pipeline(blob, source=str(path), trust_remote_code=trust_remote_code),
+        blob["card"],
+        device=device,
+        source=str(path),
+        **settings,
+    )

@@ -36,6 +36,16 @@ class DownstreamExpert(MOSExpert):
     """DistilMOS and its ablations (see the module docstring)."""
 
     name = "distilmos"
+    MODELRC = {
+        "hidden_dim": 256,
+        "kernels": (5, 3, 3),  # Feature Processor Conv1d kernels
+        "blstm_conv_kernel": 3,
+        "conv_bias": False,
+        "head_hidden_dim": None,  # token / distillation heads (None: hidden_dim)
+        "alpha": 0.1,
+        "n_clusters": None,  # None: the token store's
+        "target_layers": None,  # None: every layer of the token store (mse_distill: of the upstream)
+    }
 
     def __init__(
         self,
@@ -49,20 +59,16 @@ class DownstreamExpert(MOSExpert):
         **kwargs,
     ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
-        self.variant = downstream_variant or downstream_expert.get("variant", "distilmos")
+        self.variant = downstream_variant or downstream_expert.get("variant") or "distilmos"
         if self.variant not in VARIANTS:
             raise ConfigError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
         rc = self.modelrc
-        hidden = int(rc.get("hidden_dim", 256))
+        hidden = int(rc["hidden_dim"])
         self.model = DistilMOSModel(
-            upstream_dim,
-            hidden,
-            rc.get("kernels", (5, 3, 3)),
-            int(rc.get("blstm_conv_kernel", 3)),
-            bool(rc.get("conv_bias", False)),
+            upstream_dim, hidden, rc["kernels"], int(rc["blstm_conv_kernel"]), bool(rc["conv_bias"])
         )
-        self.alpha = float(rc.get("alpha", 0.1)) if self.variant != "no_token" else 0.0
-        head_hidden = int(rc.get("head_hidden_dim", hidden))
+        self.alpha = float(rc["alpha"]) if self.variant != "no_token" else 0.0
+        head_hidden = int(rc["head_hidden_dim"] or hidden)
         self.heads = None
         self.token_store = None
         self._teacher: list[torch.nn.Module] = []  # a list, so the frozen teacher is not a registered submodule
@@ -75,7 +81,7 @@ class DownstreamExpert(MOSExpert):
             teacher = build_upstream(upstream, upstream_ckpt, upstream_model_config).eval().requires_grad_(False)
             self._teacher.append(teacher)
             n_hidden, teacher_dim = _probe_hidden_states(teacher)
-            self.target_layers = [int(n) for n in rc.get("target_layers") or range(1, n_hidden)]
+            self.target_layers = [int(n) for n in rc["target_layers"] or range(1, n_hidden)]
             if not all(1 <= n < n_hidden for n in self.target_layers):
                 raise ConfigError(
                     f"modelrc.target_layers {self.target_layers} outside the upstream's layers 1..{n_hidden - 1}"

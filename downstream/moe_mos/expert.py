@@ -30,6 +30,16 @@ class DownstreamExpert(MOSExpert):
     """MoE-MOS: masked mean -> N expert MLPs mixed by a softmax gate -> MOS and system-class heads."""
 
     name = "moe_mos"
+    MODELRC = {
+        "n_experts": 4,
+        "hidden_dim": 256,  # width of each expert MLP
+        "dropout": 0.1,
+        "classification": True,  # False: no system classification (MOS weight 1 throughout)
+        "load_balance_weight": 0.1,
+        "sparsity_weight": 0.01,
+        "collapse_threshold": 0.9,  # warn when one expert takes more of the gate mass at a validation
+        "smooth_l1_beta": 1.0,
+    }
 
     def __init__(
         self,
@@ -53,20 +63,20 @@ class DownstreamExpert(MOSExpert):
                 "follow the default stages, the learning rate does not"
             )
             self.schedule = StageSchedule(int(runner.get("total_steps", 1)))
-        self.classification = bool(rc.get("classification", True))
-        self.load_balance_weight = float(rc.get("load_balance_weight", 0.1))
-        self.sparsity_weight = float(rc.get("sparsity_weight", 0.01))
-        self.collapse_threshold = float(rc.get("collapse_threshold", 0.9))
-        self.smooth_l1_beta = float(rc.get("smooth_l1_beta", 1.0))
+        self.classification = bool(rc["classification"])
+        self.load_balance_weight = float(rc["load_balance_weight"])
+        self.sparsity_weight = float(rc["sparsity_weight"])
+        self.collapse_threshold = float(rc["collapse_threshold"])
+        self.smooth_l1_beta = float(rc["smooth_l1_beta"])
         # the classes: every system of the training list (validated here, before any training step)
         classes = sorted({u.system_id for u in self.dataset(TRAIN).utterances})
         self.class_index = {name: i for i, name in enumerate(classes)}
         self.model = MoEMOSModel(
             upstream_dim,
-            n_experts=int(rc.get("n_experts", 4)),
-            hidden_dim=int(rc.get("hidden_dim", 256)),
+            n_experts=int(rc["n_experts"]),
+            hidden_dim=int(rc["hidden_dim"]),
             class_names=classes,
-            dropout=float(rc.get("dropout", 0.1)),
+            dropout=float(rc["dropout"]),
         )
         # training forwards so far: the step when the runner does not pass one (a stock s3prl runner);
         # a buffer, so that it resumes with the checkpoint

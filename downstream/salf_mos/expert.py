@@ -25,6 +25,13 @@ class DownstreamExpert(MOSExpert):
     """SALF-MOS: frame-wise convolutions over the feature axis -> stacked latent features -> MOS."""
 
     name = "salf_mos"
+    MODELRC = {
+        "loss": "l1",  # or mse
+        "channels": 2,
+        "depth": 4,
+        "head_bias": False,
+        "allow_fine_tune": False,  # SALF-MOS is defined on frozen features
+    }
 
     def __init__(
         self,
@@ -38,12 +45,12 @@ class DownstreamExpert(MOSExpert):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
         # SALF-MOS is defined on frozen features: fine-tuning the upstream under a 1,574-parameter head is
         # another model (and 10^4-10^5 times the trained parameters), so -f is refused unless asked for.
-        if upstream_trainable and not self.modelrc.get("allow_fine_tune", False):
+        if upstream_trainable and not self.modelrc["allow_fine_tune"]:
             raise ConfigError(
                 "salf_mos trains on frozen upstream features: drop -f (--upstream_trainable) from run_downstream.py "
                 "(or set downstream_expert.modelrc.allow_fine_tune: true to fine-tune the upstream anyway)"
             )
-        loss = self.modelrc.get("loss", "l1")
+        loss = self.modelrc["loss"]
         if loss not in LOSSES:
             raise ConfigError(
                 f"unknown salf_mos loss {loss!r} in downstream_expert.modelrc.loss; choose from {', '.join(LOSSES)}"
@@ -51,9 +58,9 @@ class DownstreamExpert(MOSExpert):
         self.loss_fn = LOSSES[loss]
         self.model = SALFMOSModel(
             upstream_dim,
-            channels=int(self.modelrc.get("channels", 2)),
-            depth=int(self.modelrc.get("depth", 4)),
-            head_bias=bool(self.modelrc.get("head_bias", False)),
+            channels=int(self.modelrc["channels"]),
+            depth=int(self.modelrc["depth"]),
+            head_bias=bool(self.modelrc["head_bias"]),
         )
         n_params = sum(p.numel() for p in self.model.parameters())
         print(f"[{self.name}] {n_params:,} parameters on {upstream_dim}-dim features ({upstream_feature_selection})")

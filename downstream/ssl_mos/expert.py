@@ -23,6 +23,10 @@ class DownstreamExpert(MOSExpert):
     """SSL-MOS: mean-pooled last-layer features -> Linear -> MOS."""
 
     name = "ssl_mos"
+    MODELRC = {
+        "loss": "l1",  # or mse
+        "allow_weighted_sum": False,  # SSL-MOS reads the last layer
+    }
 
     def __init__(
         self,
@@ -35,12 +39,12 @@ class DownstreamExpert(MOSExpert):
     ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
         last_layer = upstream_feature_selection == "last_hidden_state" or upstream_layer_selection == -1
-        if not last_layer and not self.modelrc.get("allow_weighted_sum", False):
+        if not last_layer and not self.modelrc["allow_weighted_sum"]:
             raise ConfigError(
                 "ssl_mos uses the upstream's last layer: add -s last_hidden_state (or -l -1) to run_downstream.py "
                 "(or set downstream_expert.modelrc.allow_weighted_sum: true to use the featurizer's weighted sum)"
             )
-        loss = self.modelrc.get("loss", "l1")
+        loss = self.modelrc["loss"]
         if loss not in LOSSES:
             raise ConfigError(f"unknown ssl_mos loss {loss!r}; choose from {', '.join(LOSSES)}")
         self.loss_fn = LOSSES[loss]

@@ -80,12 +80,12 @@ def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: st
 def build_runner(
     variant: str, mode: str, ckpt: str, data_dir: str, store: str, expdir: str, device: str, batch_size: int, seed: int
 ):
-    """s3prl's Runner for one variant, built from the same arguments ``run_downstream.py`` parses."""
+    """The toolkit's runner (s3prl's Runner subclass that ``run_downstream.py`` builds) for one variant, from the
+    same arguments it parses: the experts refuse, under s3prl's own runner, what only the toolkit's does."""
     import torch
-    from s3prl.downstream.runner import Runner
     from s3prl.run_downstream import get_downstream_args
 
-    from distilmos.runner import complete_argv
+    from distilmos.runner import complete_argv, make_runner_class
 
     downstream, config, extra = CONFIGS[variant]
     overrides = {
@@ -125,7 +125,7 @@ def build_runner(
     finally:
         sys.argv = saved
     torch.manual_seed(seed)  # as the entry point seeds before building the runner
-    return Runner(args, config_dict)
+    return make_runner_class()(args, config_dict)
 
 
 class TrainStep:

@@ -13,6 +13,10 @@
 # --batch_size is the total over --ngpu processes (torchrun; each gets batch_size / ngpu).
 # --freeze true keeps the upstream frozen (expdir gets _frozen); --feature_cache true then computes its
 # hidden states once (stage 2, <cachedir>/<upstream>_<layers>) and trains and evaluates from them.
+# --split random811 --split_seed S trains and evaluates on every labelled BVCC utterance dealt 8:1:1 at
+# random (the split SALF-MOS reports on) instead of the official lists: its data lists, token store, feature
+# cache and default expdir get _random811_seed<S>, so runs of the two splits never share a file, and an
+# expdir that holds a run of another split is refused.
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
@@ -42,6 +46,9 @@ token_seed=0               # k-means seed: one token store serves runs of every 
 batch_size=                # total over --ngpu processes (default: the config's; 32 for DistilMOS)
 num_workers=4              # data loader processes
 overrides=                 # more s3prl -o overrides, joined with ",,"
+split=official             # BVCC split: official, or random811 (every labelled utterance dealt 8:1:1 at random)
+split_seed=0               # seed of --split random811
+allow_constant_test=false  # accept a placeholder TESTSET (every rating the same) as BVCC's test labels
 token_args=                # more options for python -m upstream_tokens fit/dump
 path_options="bvcc_root somos_root expdir exproot datadir tokendir cachedir"
 file_options="upstream_ckpt"
@@ -64,10 +71,17 @@ fi
 [ $(( batch_size % ngpu )) -eq 0 ] || { echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2; exit 1; }
 
 tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
+case "${split}" in
+    official|random811) ;;
+    *) echo "--split must be official or random811, not '${split}'" >&2; exit 1 ;;
+esac
+split_suffix="$(split_tag "${split}" "${split_seed}")"
+bvccdata="${datadir}/bvcc${split_suffix}"
 frozen_suffix=
 [ "${freeze}" = true ] && frozen_suffix=_frozen
-expdir="${expdir:-${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")${frozen_suffix}}"
-store="${tokendir}/${tag}_k${n_clusters}"
+default_expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")${frozen_suffix}${split_suffix}"
+expdir="${expdir:-${default_expdir}}"
+store="${tokendir}/${tag}_k${n_clusters}${split_suffix}"
 # the feature cache holds the layers the variant's featurizer reads (-s): all of them, or the one it selects
 cache_layers=hidden_states
 for (( i = 0; i < ${#runner_args[@]}; i++ )); do
@@ -78,7 +92,7 @@ for (( i = 0; i < ${#runner_args[@]}; i++ )); do
         esac
     fi
 done
-cache="${cachedir}/${tag}_${cache_layers}"
+cache="${cachedir}/${tag}_${cache_layers}${split_suffix}"
 if [ "${feature_cache}" = true ] && [ "${fine_tune}" = true ]; then
     echo "--feature_cache true: variant ${variant} fine-tunes its upstream (-f), so cached hidden states would be" \
         "stale; add --freeze true for a frozen run" >&2
@@ -90,6 +104,20 @@ if [ "${feature_cache}" = true ] && [ "${waveforms}" = true ]; then
     exit 1
 fi
 mkdir -p "${expdir}"
+# an experiment folder holds runs of one split: one trained on other lists would be skipped or resumed silently
+wanted_split="split=${split}${split_suffix:+ split_seed=${split_seed}}"
+had_split=
+if [ -f "${expdir}/.split" ]; then
+    had_split="$(cat "${expdir}/.split")"
+elif compgen -G "${expdir}/.done.*" > /dev/null; then
+    had_split="split=official"  # a run from before the split option
+fi
+if [ -n "${had_split}" ] && [ "${had_split}" != "${wanted_split}" ]; then
+    echo "${expdir} holds a run on the BVCC lists of ${had_split}; this run asks for ${wanted_split}: give another" \
+        "--expdir (the default name carries the split)" >&2
+    exit 1
+fi
+echo "${wanted_split}" > "${expdir}/.split"
 ckpt_args=()
 [ -n "${upstream_ckpt}" ] && ckpt_args=(-k "${upstream_ckpt}")
 # N processes: torchrun, with a free rendezvous port so that several runs can share a machine. Each
@@ -108,15 +136,20 @@ done_stage() { touch "${expdir}/.done.$1"; }
 
 if todo 1; then
     # Prepared data lists are shared: a run with the same corpus roots (or none given) reuses them.
-    prep_stamp="${datadir}/.prepared"
-    wanted="bvcc_root=${bvcc_root} somos_root=${somos_root}"
+    # Each split has its own lists (<datadir>/bvcc<split suffix>) and stamp, so another split never
+    # overwrites them.
+    prep_stamp="${datadir}/.prepared${split_suffix}"
+    wanted="bvcc_root=${bvcc_root} somos_root=${somos_root}${split_suffix:+ split=${split} split_seed=${split_seed}}"
     if [ -f "${prep_stamp}" ] && { [ -z "${bvcc_root}" ] || [ "$(cat "${prep_stamp}")" = "${wanted}" ]; }; then
         log 1 "data lists in ${datadir} already prepared ($(cat "${prep_stamp}"))"
     else
         log 1 "data preparation"
-        [ -n "${bvcc_root}" ] || { echo "--bvcc_root is required for stage 1" >&2; exit 1; }
+        [ -n "${bvcc_root}" ] || { echo "--bvcc_root is required for stage 1" >&2; exit 2; }
         rm -f "${prep_stamp}"
-        python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${datadir}/bvcc"
+        constant_test=()
+        [ "${allow_constant_test}" = true ] && constant_test=(--allow_constant_test)
+        python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${bvccdata}" --split "${split}" \
+            --split_seed "${split_seed}" "${constant_test[@]}"
         if [ -n "${somos_root}" ]; then
             python ../somos/local/data_prep.py --somos_root "${somos_root}" --out_dir "${datadir}/somos"
         fi
@@ -131,7 +164,7 @@ todo 2 && stage2=true
 if [ "${stage2}" = true ] && [ "${tokens}" = true ]; then
     log 2 "tokens: ${store}"
     # local/tokens.py runs upstream_tokens commands in one process (one start-up for every split)
-    fit="fit $(q --csv "${datadir}/bvcc/train.csv" -u "${upstream}" "${ckpt_args[@]}" --n_clusters "${n_clusters}" \
+    fit="fit $(q --csv "${bvccdata}/train.csv" -u "${upstream}" "${ckpt_args[@]}" --n_clusters "${n_clusters}" \
         --seed "${token_seed}" --out "${store}" "${token_device[@]}") ${token_args}"
     commands=()
     if [ ! -f "${store}/meta.json" ]; then
@@ -145,11 +178,11 @@ if [ "${stage2}" = true ] && [ "${tokens}" = true ]; then
     fi
     # A finished split is a quick no-op (its sample ids are checked against the list); a killed dump resumes.
     merges=()
-    for split in train val test; do
-        [ -f "${datadir}/bvcc/${split}.csv" ] || continue
-        commands+=("dump $(q --csv "${datadir}/bvcc/${split}.csv" --store "${store}" --split "${split}" "${ckpt_args[@]}" \
+    for part in train val test; do
+        [ -f "${bvccdata}/${part}.csv" ] || continue
+        commands+=("dump $(q --csv "${bvccdata}/${part}.csv" --store "${store}" --split "${part}" "${ckpt_args[@]}" \
             "${token_device[@]}") ${token_args}")
-        merges+=("merge $(q --store "${store}" --split "${split}" --nshard "${ngpu}")")
+        merges+=("merge $(q --store "${store}" --split "${part}" --nshard "${ngpu}")")
     done
     "${launcher[@]}" local/tokens.py "${commands[@]}"
     if [ "${ngpu}" -gt 1 ]; then
@@ -161,13 +194,13 @@ if [ "${stage2}" = true ] && [ "${feature_cache}" = true ]; then
     log 2 "feature cache: ${cache} (layers ${cache_layers})"
     commands=()
     merges=()
-    for split in train val test somos_test; do
-        list="${datadir}/bvcc/${split}.csv"
-        [ "${split}" = somos_test ] && list="${datadir}/somos/test.csv"
+    for part in train val test somos_test; do
+        list="${bvccdata}/${part}.csv"
+        [ "${part}" = somos_test ] && list="${datadir}/somos/test.csv"
         [ -f "${list}" ] || continue
-        commands+=("cache $(q --csv "${list}" --store "${cache}" --split "${split}" -u "${upstream}" "${ckpt_args[@]}" \
+        commands+=("cache $(q --csv "${list}" --store "${cache}" --split "${part}" -u "${upstream}" "${ckpt_args[@]}" \
             --layers "${cache_layers}" "${token_device[@]}") ${token_args}")
-        merges+=("merge $(q --store "${cache}" --split "${split}" --nshard "${ngpu}")")
+        merges+=("merge $(q --store "${cache}" --split "${part}" --nshard "${ngpu}")")
     done
     "${launcher[@]}" local/tokens.py "${commands[@]}"
     if [ "${ngpu}" -gt 1 ]; then
@@ -179,7 +212,7 @@ fi
 
 if todo 3; then
     log 3 "training ${variant} on ${upstream} -> ${expdir}"
-    o="config.downstream_expert.datarc.data_dir=${datadir}/bvcc"
+    o="config.downstream_expert.datarc.data_dir=${bvccdata}"
     o+=",,config.downstream_expert.datarc.extra_eval.somos_test=${datadir}/somos/test.csv"
     o+=",,config.downstream_expert.datarc.token_store=${store}"
     [ "${feature_cache}" = true ] && o+=",,config.downstream_expert.datarc.feature_cache=${cache}"
@@ -188,8 +221,9 @@ if todo 3; then
     [ -n "${total_steps}" ] && o+=",,config.runner.total_steps=${total_steps}"
     [ -n "${eval_step}" ] && o+=",,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"
     [ -n "${overrides}" ] && o+=",,${overrides}"
-    printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s}\n' \
+    printf '{"upstream": "%s", "upstream_ckpt": "%s", "variant": "%s", "n_clusters": %s, "seed": %s, ' \
         "${upstream}" "${upstream_ckpt}" "${variant}" "${n_clusters}" "${seed}" > "${expdir}/info.json"
+    printf '"split": "%s", "split_seed": %s}\n' "${split}" "${split_seed}" >> "${expdir}/info.json"
     # -a resumes from the newest states-*.ckpt (model, optimizer, scheduler, step, best score so far);
     # (checkpoints are written atomically; one half-written by an older version is removed first). A run
     # stopped by SIGTERM/SIGINT exits with status 75 after saving: rerun this script to continue.
@@ -201,7 +235,7 @@ fi
 
 if todo 4; then
     splits=(val)
-    [ -f "${datadir}/bvcc/test.csv" ] && splits+=(test)
+    [ -f "${bvccdata}/test.csv" ] && splits+=(test)
     [ -f "${datadir}/somos/test.csv" ] && splits+=(somos_test)
     log 4 "evaluating ${expdir} on ${splits[*]}"
     python local/evaluate.py --ckpt "${expdir}/best-states-val.ckpt" --splits "${splits[@]}" --device "${device}"

@@ -27,3 +27,9 @@ abspath() {
         *) echo "${PWD}/$1" ;;
     esac
 }
+
+# split_tag SPLIT SEED: "" for BVCC's official split, "_random811_seed0" for --split random811 --split_seed 0;
+# the suffix of a split's data lists, token stores, feature caches and experiment folders.
+split_tag() {
+    [ "$1" = official ] || echo "_$1_seed$2"
+}

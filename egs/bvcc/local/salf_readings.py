@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Parameter counts of the readings SALF-MOS's description allows, nearest to the paper's 1,574 first.
 
-    python local/salf_readings.py [--upstream_dim 768] [--target 1574] [--top 15]
+    python local/salf_readings.py [--upstream_dim 768] [--also 512 1024] [--target 1574] [--top 15]
 
 The paper fixes: four double-conv blocks (Conv1d k=3 -> BatchNorm -> ReLU, twice), three downsamplings
 (k=2, s=2) between them, a linear latent-feature layer (LFE) after each block, the LFE outputs stacked, a
@@ -12,10 +12,19 @@ pooling, or a k=2 s=2 convolution keeping or changing the width), how an LFE is 
 block's feature-axis length shared by its channels, one per channel, over the flattened block, or over
 the channel means), its output size, and a bias on the final Linear. Counting is by formula; the
 implemented reading (:mod:`distilmos.models.salf_mos`) is checked against its module's own count.
+
+The paper also leaves open which wav2vec it used ("wav2vec embeddings", no version), so the input width is
+a reading too. The listing is for ``--upstream_dim`` (768: wav2vec 2.0 Base, the toolkit's reading), then
+the readings that land exactly on the target at each ``--also`` width (512: wav2vec 1.0's context vectors;
+1024: the Large models): the 1,574 reading is unique at 768 dims only if the input is 768-dimensional, since
+at 512 dims another reading also lands on 1,574.
 """
 
 import argparse
 import itertools
+
+#: what an input width is, for the listing
+WIDTHS = {512: "wav2vec 1.0", 768: "wav2vec 2.0 / HuBERT / WavLM Base", 1024: "the Large models"}
 
 
 def conv(c_in: int, c_out: int, kernel: int, bias: bool) -> int:
@@ -78,17 +87,40 @@ def readings(dim):
             )
 
 
+def describe(n, reading, target):
+    return f"{n:>6,} ({n - target:+d})  " + " ".join(f"{k}={v}" for k, v in reading.items())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--upstream_dim", type=int, default=768)
+    parser.add_argument(
+        "--also",
+        type=int,
+        nargs="*",
+        default=[512, 1024],
+        help="other input widths: the readings that land exactly on --target at each",
+    )
     parser.add_argument("--target", type=int, default=1574)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args(argv)
-    found = sorted(readings(args.upstream_dim), key=lambda r: (abs(r[0] - args.target), r[0]))
-    for n, reading in found[: args.top]:
-        print(f"{n:>6,} ({n - args.target:+d})  " + " ".join(f"{k}={v}" for k, v in reading.items()))
-    time_axis = min(n for n, r in found if r["axis"] == "time")
-    print(f"fewest parameters of any time-axis reading: {time_axis:,}")
+    dims = [args.upstream_dim] + [d for d in args.also if d != args.upstream_dim]
+    for i, dim in enumerate(dims):
+        found = sorted(readings(dim), key=lambda r: (abs(r[0] - args.target), r[0]))
+        exact = [r for r in found if r[0] == args.target]
+        what = f" ({WIDTHS[dim]})" if dim in WIDTHS else ""
+        if i == 0:
+            print(f"readings at {dim} input dimensions{what}, nearest to {args.target:,} first:")
+            for n, reading in found[: args.top]:
+                print(describe(n, reading, args.target))
+            time_axis = min(n for n, r in found if r["axis"] == "time")
+            print(f"fewest parameters of any time-axis reading: {time_axis:,}")
+        print(
+            f"{dim} dims{what}: {len(exact)} reading(s) of exactly {args.target:,} parameters"
+            + (":" if exact else f"; the nearest: {found[0][0]:,}")
+        )
+        for n, reading in exact:
+            print(describe(n, reading, args.target))
 
 
 if __name__ == "__main__":

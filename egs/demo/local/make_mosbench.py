@@ -263,14 +263,19 @@ def bc19(w: Writer) -> None:
 
 
 def vcc2018(w: Writer) -> None:
-    """mnt/sysope/test_files/testVCC2/*.wav and vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt."""
+    """mnt/sysope/test_files/testVCC2/*.wav and vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt: hub and
+    spoke conversions, and natural source and target speech (``*_NAT.wav``; their names and the system ids the
+    ratings give them are stand-ins, the real ones were not seen)."""
     rows = []
     wav_dir = "mnt/sysope/test_files/testVCC2"
-    for system in ("B00", "N10", "D03"):
+    # (system id in the ratings, target, source, task, the system the reader gives it)
+    systems = [(system, "VCC2TF1", "VCC2SF1", None, system) for system in ("B00", "N10", "D03")]
+    systems += [("S00", "VCC2SF1", "VCC2SF1", "NAT", "NAT_SRC"), ("T00", "VCC2TF1", "VCC2TF1", "NAT", "NAT_TRG")]
+    for system, trg, src, natural, read_as in systems:
         quality = w.quality()
         for u in range(w.utts):
-            task = "HUB" if u % 2 == 0 else "SPO"
-            name = f"{system}_VCC2TF1_VCC2SF1_{30001 + u}_{task}.wav"
+            task = natural or ("HUB" if u % 2 == 0 else "SPO")
+            name = f"{system}_{trg}_{src}_{30001 + u}_{task}.wav"
             w.wav(f"{wav_dir}/{name}", 22050, quality)
             ratings = w.ratings(quality, 3)
             for user, r in enumerate(ratings):
@@ -282,8 +287,8 @@ def vcc2018(w: Writer) -> None:
                         str(u),
                         system,
                         "\\N",
-                        "VCC2SF1",
-                        "VCC2TF1",
+                        src,
+                        trg,
                         task,
                         "\\N",
                         str(r),
@@ -294,7 +299,7 @@ def vcc2018(w: Writer) -> None:
                         "\\N",
                     ]
                 )
-            w.expect("test", name[:-4], system, float(np.mean(ratings)), f"{wav_dir}/{name}")
+            w.expect("test", name[:-4], read_as, float(np.mean(ratings)), f"{wav_dir}/{name}")
     w.rng.shuffle(rows)  # ratings come in listening order, not grouped by file
     w.text("vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt", "".join(",".join(r) + "\n" for r in rows))
 

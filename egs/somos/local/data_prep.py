@@ -16,7 +16,7 @@ import sys
 
 from distilmos.corpora import somos
 from distilmos.corpora.common import write_splits
-from distilmos.datalist import DataListError
+from distilmos.errors import ToolkitError
 
 
 def somos_system(sample_id: str) -> str:
@@ -38,9 +38,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         result = prepare(args.somos_root, args.out_dir, args.split_dir, check_audio=not args.no_check_audio)
-    except DataListError as exc:
+    except ToolkitError as exc:  # bad input: one message, exit status 2
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     for split, utts in result.items():
         n_sys = len({u.system_id for u in utts})
         print(f"{os.path.join(args.out_dir, split + '.csv')}: {len(utts)} utterances, {n_sys} systems")
