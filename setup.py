@@ -45,7 +45,16 @@ setup(
         # encoder, so it runs offline (it pulls librosa, numba and webrtcvad)
         "speaker_embedding": ["resemblyzer>=0.1.4"],
     },
+    # the commands recipes and docs call; each keeps its ``python -m`` form
     entry_points={
-        "console_scripts": ["distilmos-predict = distilmos.predictor.cli:main"],
+        "console_scripts": [
+            "distilmos-predict = distilmos.predictor.cli:main",  # python -m distilmos.predictor
+            "distilmos-tokens = upstream_tokens.cli:main",  # python -m upstream_tokens
+            "distilmos-prep = distilmos.corpora:main",  # python -m distilmos.corpora
+            "distilmos-compress = distilmos.compress.cli:main",  # python -m distilmos.compress[.<step>]
+            "distilmos-registry = distilmos.registry:main",  # python -m distilmos.registry
+            "distilmos-tiny-upstream = distilmos.upstream.tiny:main",  # python -m distilmos.upstream.tiny
+            "distilmos-pretrain-tiny = distilmos.pretrain.tiny_hubert:main",  # python -m distilmos.pretrain.tiny_hubert
+        ],
     },
 )

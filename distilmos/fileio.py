@@ -1,6 +1,6 @@
 """File helpers: atomic writes (a killed job never leaves a file that looks whole), the checks that an output
-can be written (made before the work, so that no finished work is lost to an unwritable path) and the one
-file hash."""
+can be written (made before the work, so that no finished work is lost to an unwritable path), the one file
+hash, and reading s3prl checkpoints safely."""
 
 from __future__ import annotations
 
@@ -88,6 +88,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def allow_s3prl_checkpoints() -> None:
+    """s3prl checkpoints hold the run's ``argparse.Namespace``; allow it under ``torch.load``'s
+    ``weights_only=True`` default (torch >= 2.6) instead of unpickling arbitrary objects."""
+    import argparse
+
+    import torch  # here, so that the foundation imports no torch until a checkpoint is read
+
+    torch.serialization.add_safe_globals([argparse.Namespace])
 
 
 def unwritable(path: str | os.PathLike) -> str | None:

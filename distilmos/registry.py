@@ -73,7 +73,7 @@ EXPERTS: dict[str, Expert] = {
     for e in (
         Expert(
             "distilmos",
-            "distilmos.models.distilmos:DistilMOSModel",
+            "distilmos.models.distilmos_model:DistilMOSModel",
             (
                 Variant("distilmos", "DistilMOS (ours)", "config.yaml", tokens=True),
                 Variant("no_token", "w/o token prediction", "config_no_token.yaml"),
@@ -110,6 +110,16 @@ EXPERTS: dict[str, Expert] = {
 MODELS: dict[str, str] = {
     "student": "distilmos.models.student:StudentMOSModel",
     "distilmos_authors": "distilmos.models.distilmos_authors:DistilMOSAuthorsModel",
+}
+
+#: ``downstream_expert.datarc`` settings every expert reads, and their defaults; a config sets one to change it.
+#: ``train_batch_size`` has no default: each expert's config gives its paper's batch (over all processes).
+DATARC_DEFAULTS: dict[str, object] = {
+    "eval_batch_size": 32,
+    "eval_max_seconds": 320.0,  # length-bucketed evaluation batches: at most this much audio each
+    "num_workers": 0,
+    "best_split": "val",
+    "best_metric": "utt_SRCC",  # keep best-states-<best_split>.ckpt by this metric on that split
 }
 
 #: variant name -> (expert, variant), in registration order (the order of table rows)

@@ -37,10 +37,23 @@ def load_script(relpath: str, name: str = None):
     return module
 
 
+def console_scripts() -> dict[str, str]:
+    """``{command: "module:function"}`` of the console scripts setup.py declares (read off its source)."""
+    import ast
+
+    with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "entry_points":
+            entries = ast.literal_eval(node.value)["console_scripts"]
+            return {name.strip(): target.strip() for name, _, target in (e.partition("=") for e in entries)}
+    raise AssertionError("setup.py declares no entry_points")
+
+
 @pytest.fixture(scope="session")
 def tiny_ckpts(tmp_path_factory):
     """``{arch: path}`` of tiny seeded checkpoints for wavlm, hubert and wav2vec2."""
-    from distilmos.tiny_upstream import ARCHS, write_checkpoint
+    from distilmos.upstream.tiny import ARCHS, write_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
     return {arch: write_checkpoint(str(root / f"{arch}.pt"), arch) for arch in ARCHS}

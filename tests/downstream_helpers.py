@@ -7,7 +7,7 @@ from conftest import REPO
 
 
 def import_expert_module(name: str, module: str = "expert"):
-    from distilmos.plugin import register
+    from distilmos.train.plugin import register
 
     register([os.path.join(REPO, "downstream")])
     return importlib.import_module(f"s3prl.downstream.{name}.{module}")

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, to_mono_16k
+from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, to_mono_16k
 
 
 def _write(path, data, sr, subtype="PCM_16"):

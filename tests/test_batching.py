@@ -1,11 +1,11 @@
-"""The one length-batching rule (distilmos.batching), and the places that must use it."""
+"""The one length-batching rule (distilmos.data.batching), and the places that must use it."""
 
 import numpy as np
 import pytest
 
-from distilmos.batching import PlannedBatchSampler, plan_batches
-from distilmos.data import MOSDataset, eval_loader
-from distilmos.datalist import Utterance
+from distilmos.data.batching import PlannedBatchSampler, plan_batches
+from distilmos.data.datalist import Utterance
+from distilmos.data.dataset import MOSDataset, eval_loader
 from distilmos.errors import ConfigError
 
 

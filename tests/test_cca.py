@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from distilmos.cca import fit_cca, pwcca_from_fit, pwcca_score
+from distilmos.eval.cca import fit_cca, pwcca_from_fit, pwcca_score
 
 
 @pytest.fixture

@@ -325,8 +325,8 @@ def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path)
 
 def _teacher_file(kind: str, ckpt: str, path: str) -> str:
     """A DistilMOS predictor file on a tiny ``kind`` upstream (random expert weights: pruning needs no trained one)."""
-    from distilmos.models.distilmos import DistilMOSModel
-    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.models.distilmos_model import DistilMOSModel
+    from distilmos.predictor import upstream_entry as upstream_mod
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor
     from distilmos.predictor.pipeline import FeatureSelector
@@ -350,8 +350,8 @@ def prunable_teacher(request, tiny_ckpts, tmp_path_factory):
 
 def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, teacher_file, tmp_path):
     from distilmos.compress import prune
-    from distilmos.padding_exact import is_padding_exact
     from distilmos.predictor import load
+    from distilmos.upstream.padding_exact import is_padding_exact
 
     kind, teacher = prunable_teacher
     folder, _ = pool
@@ -417,8 +417,8 @@ def test_pruning_removes_exactly_the_groups_it_drops(kind, tmp_path):
     (GroupNorm front end, whose per-channel statistics make a channel's removal exact). So the kept groups,
     their order and the rebuild of a head-pruned file are right."""
     from distilmos.compress.structure import Structure, plan_sizes, pruned_entry, random_scores
-    from distilmos.predictor import upstream as upstream_mod
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.predictor import upstream_entry as upstream_mod
+    from distilmos.upstream.tiny import write_checkpoint
 
     ckpt = write_checkpoint(str(tmp_path / "up.pt"), kind, frontend="group_norm")
     built, configs = upstream_mod.build_for_export(f"{kind}_local", ckpt, None)
@@ -479,7 +479,7 @@ def test_head_pruning_changes_its_size_and_scores(prunable_teacher, pool, teache
     """The DistilMOS head alone: fewer parameters, other scores (before any fine-tuning), a file whose
     head is rebuilt at the pruned widths; the upstream is left as it was."""
     from distilmos.compress import prune
-    from distilmos.models.distilmos import DistilMOSModel
+    from distilmos.models.distilmos_model import DistilMOSModel
     from distilmos.predictor import load
 
     kind, teacher = prunable_teacher
@@ -516,7 +516,7 @@ def test_removing_blstm_units_equals_silencing_them():
     """A BLSTM unit whose output nothing reads (its recurrent column and its column of the Linear after the
     BLSTM zeroed) changes nothing: removing exactly the dropped units of each direction gives the same output."""
     from distilmos.compress import head
-    from distilmos.models.distilmos import DistilMOSModel
+    from distilmos.models.distilmos_model import DistilMOSModel
 
     torch.manual_seed(0)
     model = DistilMOSModel(24, hidden_dim=16).eval()

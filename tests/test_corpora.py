@@ -12,7 +12,7 @@ from conftest import REPO, load_script
 
 from distilmos import corpora
 from distilmos.corpora.common import holdout
-from distilmos.datalist import DataListError, read_datalist
+from distilmos.data.datalist import DataListError, read_datalist
 
 make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
 

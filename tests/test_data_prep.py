@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import REPO, load_script
 
-from distilmos.datalist import DataListError, read_datalist
+from distilmos.data.datalist import DataListError, read_datalist
 
 
 def _by_id(csv_path):
@@ -80,7 +80,7 @@ def test_generic_list_prep(demo_corpus, tmp_path):
     entries = record["bvcc"]["test"]
     listing = tmp_path / "scores.txt"
     listing.write_text("wav,mos\n" + "".join(f"{e['wav']},{e['score']}\n" for e in entries))
-    from distilmos import prep_list as prep
+    from distilmos.data import score_list as prep
 
     assert (
         prep.main(

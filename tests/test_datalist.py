@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from distilmos.datalist import DataListError, Utterance, read_datalist, write_datalist
+from distilmos.data.datalist import DataListError, Utterance, read_datalist, write_datalist
 
 
 def _wav(path):
@@ -69,3 +69,62 @@ def test_write_then_read_roundtrip(tmp_path):
     write_datalist(str(tmp_path / "out" / "l.csv"), utts)
     assert read_datalist(str(tmp_path / "out" / "l.csv")) == utts
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["l.csv"]  # no temp file left behind
+
+
+def test_a_crlf_list_reads_as_the_lf_one(tmp_path):
+    """Lists from Windows tools (CRLF) read exactly like the toolkit's own (LF): no ``\\r`` in a last field."""
+    _wav(tmp_path / "a.wav")
+    _wav(tmp_path / "b.wav")
+    rows = [["a", "sysA", "a.wav", "3.5", "x"], ["b", "sysB", "b.wav", "2.0", "y"]]
+    header = ("sample_id", "system_id", "wav_path", "score", "note")
+    lf = _csv(tmp_path / "lf.csv", rows, header)
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(open(lf, "rb").read().replace(b"\n", b"\r\n"))
+    assert b"\r\n" in crlf.read_bytes()
+    assert read_datalist(str(crlf)) == read_datalist(lf)
+    assert [u.extra["note"] for u in read_datalist(str(crlf))] == ["x", "y"]
+
+
+def test_the_toolkit_writes_lists_with_newline_line_ends(tmp_path):
+    from distilmos.eval.results import write_results
+
+    _wav(tmp_path / "a.wav")
+    path = str(tmp_path / "out.csv")
+    write_datalist(path, [Utterance("a", "sysA", str(tmp_path / "a.wav"), 3.0, {"note": "x"})])
+    _, predictions = write_results(str(tmp_path), "test", {"utt_MSE": 0.0}, [("a", "sysA", 3.0, 2.5)])
+    for written in (path, predictions):
+        data = open(written, "rb").read()
+        assert b"\r" not in data and data.endswith(b"\n") and data.count(b"\n") == 2, written
+
+
+def test_every_csv_writer_of_the_tree_ends_lines_with_newline():
+    """Python's csv default is CRLF, which leaves a ``\\r`` in the last field for cut/awk users."""
+    import ast
+    import os
+
+    from conftest import REPO
+
+    files = [
+        os.path.relpath(os.path.join(folder, name), REPO)
+        for top in ("distilmos", "upstream_tokens", "downstream", "egs")
+        for folder, _, names in os.walk(os.path.join(REPO, top))
+        for name in names
+        if name.endswith(".py")
+    ]
+    assert len(files) > 100
+    bad = []
+    for path in files:
+        with open(os.path.join(REPO, path), encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("writer", "DictWriter")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "csv"
+            ):
+                ends = [k.value for k in node.keywords if k.arg == "lineterminator"]
+                if not (ends and isinstance(ends[0], ast.Constant) and ends[0].value == "\n"):
+                    bad.append(f"{path}:{node.lineno}")
+    assert not bad, f'csv writers without lineterminator="\\n": {bad}'

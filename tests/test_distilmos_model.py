@@ -2,7 +2,7 @@ import pytest
 import torch
 from downstream_helpers import import_expert_module
 
-import distilmos.models.distilmos as model_mod
+import distilmos.models.distilmos_model as model_mod
 
 targets_mod = import_expert_module("distilmos", "token_targets")
 

@@ -19,11 +19,11 @@ import sys
 import pytest
 from conftest import REPO
 
-from distilmos.batching import STRICT_MAX_PAD
-from distilmos.datalist import read_datalist
+from distilmos.data.batching import STRICT_MAX_PAD
+from distilmos.data.datalist import read_datalist
 from distilmos.errors import ConfigError
-from distilmos.expert_base import MOSExpert
-from distilmos.metrics import METRIC_KEYS
+from distilmos.eval.metrics import METRIC_KEYS
+from distilmos.train.expert_base import MOSExpert
 
 #: the experts and the flags each needs under any runner
 EXPERTS = {
@@ -210,7 +210,7 @@ def test_stock_evaluate_needs_the_environment_variable(stock, trained):
 def test_toolkit_runner_evaluates_a_stock_checkpoint_with_the_check_on(trained, evaluated, tmp_path, monkeypatch):
     """The safer way of the README: this toolkit's run_downstream.py loads the stock runner's checkpoint
     with torch's check on (argparse.Namespace allowed, nothing else) and predicts what the stock runner did."""
-    from distilmos.runner import run
+    from distilmos.train.runner import run
 
     monkeypatch.delenv(NO_WEIGHTS_ONLY, raising=False)
     _, stock_rows = evaluated("distilmos")

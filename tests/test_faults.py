@@ -26,10 +26,10 @@ from downstream_helpers import import_expert_module
 from distilmos.errors import ConfigError, OutputError
 from distilmos.locks import EXPERIMENT_LOCK
 from distilmos.predictor import PredictorFileError, RemoteCodeError, downstreams, load
-from distilmos.predictor import upstream as parts
+from distilmos.predictor import upstream_entry as parts
 from distilmos.predictor.cli import main as predict_main
 from distilmos.predictor.fileformat import write_predictor
-from distilmos.runner import main, run
+from distilmos.train.runner import main, run
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 ENV = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -421,7 +421,7 @@ def test_out_of_range_runner_numbers_are_refused_up_front(tmp_path, tiny_ckpts, 
 
 def test_every_shipped_config_and_expert_default_passes_the_key_check(tmp_path):
     from distilmos import registry
-    from distilmos.runner import check_config
+    from distilmos.train.runner import check_config
 
     for name, expert in registry.EXPERTS.items():
         cls = import_expert_module(name).DownstreamExpert

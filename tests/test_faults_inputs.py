@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 from conftest import REPO, load_script
 
-from distilmos.datalist import DataListError, read_datalist, write_datalist
+from distilmos.data.datalist import DataListError, read_datalist, write_datalist
 from distilmos.errors import ToolkitError
-from distilmos.runner import main as run_downstream
+from distilmos.train.runner import main as run_downstream
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 SHORT = 16  # samples at 16 kHz: a 1 ms clip
@@ -100,7 +100,7 @@ def test_short_clip_is_skipped_and_listed_under_skip_bad_audio(short_data, skipp
 def test_short_clip_minimum_comes_from_config_without_a_known_upstream(tmp_path):
     """Under stock s3prl's runner (no receptive field handed over): ``datarc.min_seconds``, default 25 ms."""
     from distilmos.errors import ConfigError
-    from distilmos.expert_base import MOSExpert
+    from distilmos.train.expert_base import MOSExpert
 
     def expert(datarc, **kwargs):
         return MOSExpert(8, {"datarc": datarc}, str(tmp_path), **kwargs)
@@ -203,9 +203,9 @@ def lists(tmp_path):
 def test_byte_order_mark_is_accepted_by_every_reader(lists, tmp_path):
     from distilmos.compress.pseudo_label import read_pool as read_student_pool
     from distilmos.corpora.common import read_lines, read_table
-    from distilmos.datalist import looks_like_header, rows_from_score_list
+    from distilmos.data.datalist import looks_like_header, rows_from_score_list
     from distilmos.predictor.inputs import collect
-    from distilmos.pretrain_tiny import read_pool
+    from distilmos.pretrain.tiny_hubert import read_pool
     from upstream_tokens.extract import read_list
 
     bom = b"\xef\xbb\xbf"
@@ -265,9 +265,9 @@ def _latin1(tmp_path, name, text, line):
 
 def test_non_utf8_byte_is_one_error_naming_file_and_line(lists, tiny_ckpts, model, tmp_path, capsys):
     from distilmos.corpora.common import read_table
-    from distilmos.datalist import ListEncodingError  # a DataListError that names file and line
+    from distilmos.data.datalist import ListEncodingError  # a DataListError that names file and line
+    from distilmos.data.score_list import main as prep_list
     from distilmos.predictor.cli import main as predict
-    from distilmos.prep_list import main as prep_list
     from upstream_tokens.cli import main as tokens_main
 
     datalist = _latin1(tmp_path, "latin1.csv", lists["datalist"], 3)
@@ -404,7 +404,7 @@ PREP_ERRORS = [
     ("distilmos.corpora", ["nope", "--root", "{tmp}", "--out_dir", "{tmp}/o"], "unknown corpus 'nope'"),
     ("egs/bvcc/local/data_prep.py", ["--bvcc_root", "{tmp}/nowhere", "--out_dir", "{tmp}/o"], "DATA: not found"),
     ("egs/nisqa/local/data_prep.py", ["--nisqa_root", "{tmp}/nowhere", "--out_dir", "{tmp}/o"], "no such folder"),
-    ("distilmos.prep_list", ["--list", "{tmp}/nowhere.txt", "--out", "{tmp}/o.csv"], "nowhere.txt: cannot read"),
+    ("distilmos.data.score_list", ["--list", "{tmp}/nowhere.txt", "--out", "{tmp}/o.csv"], "nowhere.txt: cannot read"),
 ]
 
 
@@ -474,7 +474,7 @@ def test_recipe_stage_1_with_a_bad_root_exits_2(tmp_path):
 
 
 def test_off_scale_scores_are_kept_with_one_warning_naming_them(tmp_path, capsys):
-    from distilmos.prep_list import main as prep_list
+    from distilmos.data.score_list import main as prep_list
 
     wavs = [_wav(tmp_path / f"u{i}.wav") for i in range(40)]
     scores = [1 + (i % 9) / 2 for i in range(40)]

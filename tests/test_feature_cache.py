@@ -16,10 +16,10 @@ import torch
 from conftest import REPO
 from test_tokens import DURATIONS, store_files, write_corpus
 
-from distilmos.audio import load_audio
+from distilmos.data.audio import load_audio
 from distilmos.errors import ConfigError
-from distilmos.runner import main as run_downstream_main
-from distilmos.upstreams import build_upstream
+from distilmos.train.runner import main as run_downstream_main
+from distilmos.upstream.build import build_upstream
 from upstream_tokens import cli
 from upstream_tokens.extract import Batching
 from upstream_tokens.feature_cache import FeatureCacheError, FeatureStore, dump_features
@@ -357,7 +357,7 @@ def test_a_split_missing_from_the_cache_is_named(demo_data, tiny_ckpts, cache, t
 
 
 def test_needed_layers():
-    from distilmos.cached_upstream import needed_layers
+    from distilmos.upstream.cached import needed_layers
 
     assert needed_layers("hidden_states", None, 3) == [0, 1, 2, 3]
     assert needed_layers("hidden_states", -1, 3) == [3]

@@ -22,12 +22,12 @@ import torch.nn as nn
 import torchaudio.functional as AF
 import yaml
 
-from distilmos.entmax import entmax15
+from distilmos.models.entmax import entmax15
 from distilmos.predictor import hf_wav2vec2, load
 from distilmos.predictor.cli import main as cli_main
 from distilmos.predictor.fileformat import read_predictor
 from distilmos.predictor.import_authors import AuthorsImportError, import_authors
-from distilmos.tiny_upstream import model_config
+from distilmos.upstream.tiny import model_config
 
 HIDDEN = 16
 TOL = 1e-5

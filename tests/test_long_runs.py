@@ -23,12 +23,12 @@ import soundfile as sf
 import torch
 from conftest import REPO
 
-from distilmos import checkpoints
-from distilmos.audio import AudioError
-from distilmos.checkpoints import CheckpointError
-from distilmos.datalist import read_datalist, write_datalist
-from distilmos.preemption import EXIT_PREEMPTED
-from distilmos.runner import run
+from distilmos.data.audio import AudioError
+from distilmos.data.datalist import read_datalist, write_datalist
+from distilmos.train import checkpoints
+from distilmos.train.checkpoints import CheckpointError
+from distilmos.train.preemption import EXIT_PREEMPTED
+from distilmos.train.runner import run
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 TOTAL = 6
@@ -71,7 +71,7 @@ def _train(expdir, ckpt, data_dir, **kwargs):
 
 
 def _load(path):
-    from distilmos.plugin import allow_s3prl_checkpoints
+    from distilmos.fileio import allow_s3prl_checkpoints
 
     allow_s3prl_checkpoints()  # their argparse.Namespace, also when no run of this process registered it
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -123,7 +123,7 @@ FULL_DISK_AT_STEP_4 = """\
 import errno, os, sys
 import torch
 from distilmos import checkpoints
-from distilmos.runner import main
+from distilmos.train.runner import main
 
 full = []
 fsync = os.fsync
@@ -203,8 +203,8 @@ def test_sigterm_saves_exits_75_and_the_resumed_run_is_exact(tmp_path, tiny_ckpt
 KILL_DRIVER = """
 import os, signal, sys
 import torch
-from distilmos import checkpoints
-from distilmos.runner import run
+from distilmos.train import checkpoints
+from distilmos.train.runner import run
 mode, argv = sys.argv[1], sys.argv[2:]
 if mode == "save":  # killed while writing states-4.ckpt
     def half_then_die(states, handle):
@@ -339,7 +339,7 @@ def test_sigterm_under_torchrun_stops_every_rank_after_one_step(tmp_path, tiny_c
 
 
 def test_a_second_sigterm_still_saves_and_a_second_ctrl_c_stops_at_once():
-    from distilmos.preemption import StopRequest
+    from distilmos.train.preemption import StopRequest
 
     with StopRequest() as request:
         signal.raise_signal(signal.SIGTERM)
@@ -449,7 +449,7 @@ FALLING_AFTER_2 = [0.1, 0.5, 0.4, 0.3, 0.2] + [0.0] * 20
 
 def _scripted_validation(monkeypatch):
     """Validation scores follow FALLING_AFTER_2, one per validation, across a stop and its resume."""
-    from distilmos import expert_base
+    from distilmos.train import expert_base
 
     real, scores = expert_base.compute_metrics, iter(FALLING_AFTER_2)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from distilmos.metrics import METRIC_KEYS, compute_metrics
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 
 
 def test_utterance_metrics_equal_scipy():

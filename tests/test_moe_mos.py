@@ -14,10 +14,10 @@ import torch.nn as nn
 from conftest import REPO
 from downstream_helpers import import_expert_module
 
-from distilmos.data import MOSBatch
+from distilmos.data.dataset import MOSBatch
 from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
-from distilmos.moe_schedule import StageSchedule
-from distilmos.runner import run as run_downstream_main
+from distilmos.train.moe_schedule import StageSchedule
+from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 CLASSES = ["sysA", "sysB", "sysC"]
@@ -114,7 +114,7 @@ def test_schedule_config_errors_name_the_key():
 
 
 def test_the_lr_scheduler_follows_the_schedule_and_resumes_exactly():
-    from distilmos.schedulers import get_MoEStageLR
+    from distilmos.train.schedulers import get_MoEStageLR
 
     def fresh():
         optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1e-4)
@@ -305,7 +305,7 @@ def test_schedule_through_the_runner_survives_a_stop_and_resume(tmp_path, tiny_c
     trains at the schedule's learning rate and loss weights."""
     import signal
 
-    from distilmos.preemption import EXIT_PREEMPTED
+    from distilmos.train.preemption import EXIT_PREEMPTED
 
     lrs = []
     step = torch.optim.AdamW.step
@@ -336,7 +336,7 @@ def test_schedule_through_the_runner_survives_a_stop_and_resume(tmp_path, tiny_c
 
 # ---- the exported predictor -------------------------------------------------------------------------
 def test_exported_predictor_equals_the_runner_and_gives_the_system_posterior(trained, demo_data):
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
     from distilmos.predictor import load
 
     expdir, model = trained

@@ -12,7 +12,7 @@ import sys
 import pytest
 from conftest import REPO, load_script
 
-from distilmos.metrics import METRIC_KEYS, compute_metrics
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 
 RUN = os.path.join(REPO, "egs", "mosbench", "run.sh")
 make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")

@@ -11,13 +11,13 @@ import pytest
 import torch
 from conftest import REPO
 
-from distilmos import padding_exact
-from distilmos.batching import STRICT_MAX_PAD
+from distilmos.data.batching import STRICT_MAX_PAD
 from distilmos.models.ssl_mos import SSLMOSModel
 from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
 from distilmos.predictor.predictor import Predictor
-from distilmos.tiny_upstream import ARCHS, FRONTENDS, build_checkpoint, write_checkpoint
-from distilmos.upstreams import build_upstream
+from distilmos.upstream import padding_exact
+from distilmos.upstream.build import build_upstream
+from distilmos.upstream.tiny import ARCHS, FRONTENDS, build_checkpoint, write_checkpoint
 
 # 1 s and lengths padded by 0-60 % of it in a batch
 LENGTHS = [16000, 15000, 12345, 10000, 8321, 6400]
@@ -235,7 +235,7 @@ def trained(ckpts, data_dir, tmp_path_factory):
     """``{arch: checkpoint}``: DistilMOS without tokens (weighted sum of every hidden state, frozen upstream)
     trained 2 steps on the GroupNorm upstream. Its featurizer and downstream fit the LayerNorm upstream of
     the same architecture too (same layers and dims), so one run serves both front ends."""
-    from distilmos.runner import run
+    from distilmos.train.runner import run
 
     out = {}
     for arch in ARCHS:
@@ -275,7 +275,7 @@ def trained(ckpts, data_dir, tmp_path_factory):
 @pytest.fixture
 def eval_batches(monkeypatch):
     """The padding cap and the batches of each evaluation loader the experts build."""
-    from distilmos import expert_base
+    from distilmos.train import expert_base
 
     seen, real = [], expert_base.eval_loader
 
@@ -290,7 +290,7 @@ def eval_batches(monkeypatch):
 
 def evaluate(checkpoint, batch_size, *overrides):
     """``-m evaluate -t test`` predictions ``{sample_id: pred}``."""
-    from distilmos.runner import run
+    from distilmos.train.runner import run
 
     run(
         [DOWNSTREAM],
@@ -355,7 +355,7 @@ def test_runner_evaluate_keeps_the_cap_without_an_exact_forward(trained, ckpts, 
 
 def test_eval_max_pad_setting(tmp_path):
     from distilmos.errors import ConfigError
-    from distilmos.expert_base import MOSExpert
+    from distilmos.train.expert_base import MOSExpert
 
     def cap(*value, exact=False):
         datarc = {"eval_max_pad": value[0]} if value else {}

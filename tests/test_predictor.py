@@ -17,14 +17,14 @@ import soundfile as sf
 import torch
 from conftest import REPO
 
-from distilmos.audio import load_audio
-from distilmos.data import MOSDataset, eval_loader
-from distilmos.datalist import read_datalist
-from distilmos.metrics import METRIC_KEYS, compute_metrics
+from distilmos.data.audio import load_audio
+from distilmos.data.datalist import read_datalist
+from distilmos.data.dataset import MOSDataset, eval_loader
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.predictor import PredictionError, PredictorFileError, export, load
 from distilmos.predictor.chunking import chunk_windows, weighted_mean
 from distilmos.predictor.cli import main as cli_main
-from distilmos.runner import run as run_downstream_main
+from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 EXPERTS = {
@@ -172,7 +172,7 @@ def test_default_batching_equals_one_by_one(models, demo_data):
     score equals the file's score alone; an upstream of unknown make keeps the strict cap."""
     import torch.nn as nn
 
-    from distilmos.batching import STRICT_MAX_PAD
+    from distilmos.data.batching import STRICT_MAX_PAD
     from distilmos.predictor.predictor import default_max_pad
 
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
@@ -190,7 +190,7 @@ def test_default_batching_equals_one_by_one(models, demo_data):
 
 def test_file_holds_inference_weights_only(experiments, models):
     ckpt_path = os.path.join(experiments["distilmos"], "best-states-val.ckpt")
-    from distilmos.plugin import allow_s3prl_checkpoints
+    from distilmos.fileio import allow_s3prl_checkpoints
 
     allow_s3prl_checkpoints()
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -269,7 +269,7 @@ def test_embedded_upstreams_rebuild_with_their_fine_tuned_weights(tiny_ckpts, ar
     """WavLM, HuBERT and wav2vec 2.0 go into the file whole (config + weights in the *_local format)."""
     import io
 
-    from distilmos.predictor import upstream as parts
+    from distilmos.predictor import upstream_entry as parts
 
     model, configs = parts.build_for_export(f"{arch}_local", tiny_ckpts[arch], None)
     generator = torch.Generator().manual_seed(0)
@@ -291,8 +291,8 @@ def test_embedded_upstreams_rebuild_with_their_fine_tuned_weights(tiny_ckpts, ar
 def test_wavlm_entry_can_take_the_last_layer_before_the_final_layer_norm():
     """``last_layer_before_final_norm``: a layer_norm_first WavLM's last hidden state is layer N's output, not
     the encoder's (its final LayerNorm applied); the other layers, the count and batching stay as they are."""
-    from distilmos.predictor import upstream as parts
-    from distilmos.tiny_upstream import build_checkpoint
+    from distilmos.predictor import upstream_entry as parts
+    from distilmos.upstream.tiny import build_checkpoint
 
     checkpoint = build_checkpoint("wavlm", "tiny", 0, None, "layer_norm")
     assert checkpoint["cfg"]["layer_norm_first"]
@@ -335,7 +335,7 @@ def test_wavlm_entry_can_take_the_last_layer_before_the_final_layer_norm():
 
 def test_other_upstreams_are_rebuilt_from_their_spec(tmp_path, monkeypatch):
     """A user's callable is stored as its spec plus the fine-tuned weights, and needs to be importable."""
-    from distilmos.predictor import upstream as parts
+    from distilmos.predictor import upstream_entry as parts
 
     (tmp_path / "frames_upstream.py").write_text(
         "import torch\n"

@@ -1,4 +1,4 @@
-"""The offline pretraining of a tiny HuBERT (distilmos.pretrain_tiny) and the checkpoint the demo ships."""
+"""The offline pretraining of a tiny HuBERT (distilmos.pretrain.tiny_hubert) and the checkpoint the demo ships."""
 
 import csv
 import json
@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import REPO, load_script
 
-from distilmos import masked_prediction as mp
-from distilmos.pretrain_tiny import main as pretrain_main
-from distilmos.upstreams import build_upstream
+from distilmos.pretrain import masked_prediction as mp
+from distilmos.pretrain.tiny_hubert import main as pretrain_main
+from distilmos.upstream.build import build_upstream
 
 SHIPPED = os.path.join(REPO, "egs", "demo", "pretrained", "tiny_hubert.pt")
 
@@ -31,7 +31,7 @@ def _rows(pool_csv):
 
 
 def test_pool_is_real_espeak_speech_with_labels(pool):
-    from distilmos.audio import load_audio
+    from distilmos.data.audio import load_audio
 
     rows = _rows(pool)
     assert {r["split"] for r in rows} == {"train", "heldout"}
@@ -59,7 +59,7 @@ def test_every_pool_voice_speaks_the_same_samples_in_every_process():
 
 
 def test_a_training_step_lowers_the_masked_prediction_loss(pool):
-    from distilmos.audio import load_audio
+    from distilmos.data.audio import load_audio
 
     torch.set_num_threads(1)
     rows = _rows(pool)[:4]

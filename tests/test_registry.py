@@ -1,6 +1,7 @@
 """The registry is the one place an expert is described: what the predictor, the recipes' run names and the
 command line read from it."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -81,3 +82,21 @@ def test_run_names_put_k_in_for_the_variants_with_tokens():
         "salf_mos_t_k8_seed1",
         "distilmos_t_seed1",
     ]
+
+
+def test_the_distilmos_expert_takes_its_variants_from_the_registry(tmp_path, monkeypatch):
+    """The variant list lives in the registry alone: the expert accepts a variant registered there and
+    refuses any other with the registry's message."""
+    from downstream_helpers import import_expert_module
+
+    from distilmos.errors import ConfigError
+
+    expert = import_expert_module("distilmos")
+    registered = [v.name for v in registry.expert("distilmos").variants]
+    only_extra = dataclasses.replace(
+        registry.EXPERTS["distilmos"], variants=(registry.Variant("extra", "x", "c.yaml"),)
+    )
+    monkeypatch.setitem(registry.EXPERTS, "distilmos", only_extra)
+    with pytest.raises(ConfigError, match="expert 'distilmos' has no variant 'no_token'; it has extra"):
+        expert.DownstreamExpert(8, {"datarc": {}}, str(tmp_path), downstream_variant="no_token", plugin_runner=True)
+    assert registered == ["distilmos", "no_token", "mse_distill"]

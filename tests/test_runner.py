@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import REPO
 
-from distilmos.plugin import register, register_upstream
-from distilmos.runner import complete_argv
-from distilmos.upstreams import UpstreamSpecError
+from distilmos.train.plugin import register, register_upstream
+from distilmos.train.runner import complete_argv
+from distilmos.upstream.build import UpstreamSpecError
 
 
 def _toy_expert(root, name):
@@ -163,4 +163,7 @@ def test_entry_point_reports_a_bad_token_store_and_config(tmp_path, tiny_wavlm, 
     _assert_one_clear_error(_run(*argv, cwd=str(tmp_path)), "not a token store")
     argv = _train_argv(tmp_path, tiny_wavlm, demo_data["bvcc"], ",,config.downstream_expert.variant=no_tokn")
     argv = [a for a in argv if a not in ("-v", "no_token")]
-    _assert_one_clear_error(_run(*argv, cwd=str(tmp_path)), "unknown DistilMOS variant 'no_tokn'")
+    _assert_one_clear_error(
+        _run(*argv, cwd=str(tmp_path)),
+        "expert 'distilmos' has no variant 'no_tokn'; it has distilmos, no_token, mse_distill",
+    )

@@ -10,13 +10,14 @@ import pytest
 import torch
 from conftest import REPO
 
-from distilmos.datalist import read_datalist
+from distilmos.data.datalist import read_datalist
 from distilmos.errors import ConfigError
-from distilmos.metrics import METRIC_KEYS
+from distilmos.eval.metrics import METRIC_KEYS
 from distilmos.models.salf_mos import SALFMOSModel
 from distilmos.models.salf_mos import main as count_main
 from distilmos.predictor import export, load
-from distilmos.runner import run as run_downstream_main
+from distilmos.registry import DATARC_DEFAULTS
+from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 
@@ -239,13 +240,13 @@ def test_paper_recipe_is_the_default_config():
     assert config["optimizer"]["torch_optim_name"] == "SGD" and config["optimizer"]["lr"] == 1.0e-4
     assert config["downstream_expert"]["datarc"]["train_batch_size"] == 4
     assert config["downstream_expert"]["modelrc"]["loss"] == "l1"
-    assert config["downstream_expert"]["datarc"]["best_metric"] == "utt_SRCC"
+    assert config["downstream_expert"]["datarc"].get("best_metric", DATARC_DEFAULTS["best_metric"]) == "utt_SRCC"
 
 
 def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_data, tiny_ckpts, monkeypatch, capsys):
     """Validation SRCC falls after the first validation: the run stops `patience` validations later and the
     kept best checkpoint is the first one."""
-    import distilmos.expert_base as expert_base
+    import distilmos.train.expert_base as expert_base
 
     real = expert_base.compute_metrics
     falling = iter([0.5, 0.4, 0.3, 0.2, 0.1] + [0.0] * 100)
@@ -552,7 +553,7 @@ def test_ridge_yardstick_on_every_layer_reads_each_hidden_state(tmp_path, demo_d
     """``--layer all`` gives the mean and std of every hidden state side by side; the last block is ``last``'s."""
     from conftest import load_script
 
-    from distilmos.upstreams import build_upstream
+    from distilmos.upstream.build import build_upstream
 
     ridge = load_script("egs/demo/local/ridge_yardstick.py", "demo_ridge_yardstick")
     upstream = build_upstream("wavlm_local", tiny_ckpts["wavlm"]).eval()

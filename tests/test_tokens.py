@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from distilmos.audio import AudioError, load_audio
-from distilmos.datalist import DataListError
-from distilmos.upstreams import build_upstream
+from distilmos.data.audio import AudioError, load_audio
+from distilmos.data.datalist import DataListError
+from distilmos.upstream.build import build_upstream
 from upstream_tokens import cli
 from upstream_tokens.dump import dump_split, finalize_split
 from upstream_tokens.extract import Batching, FeatureExtractor, read_list

@@ -14,9 +14,9 @@ import torch
 from conftest import REPO
 from downstream_helpers import import_expert_module
 
-from distilmos.datalist import read_datalist, write_datalist
-from distilmos.metrics import METRIC_KEYS
-from distilmos.runner import run as run_downstream_main
+from distilmos.data.datalist import read_datalist, write_datalist
+from distilmos.eval.metrics import METRIC_KEYS
+from distilmos.train.runner import run as run_downstream_main
 
 DOWNSTREAM = os.path.join(REPO, "downstream")
 
@@ -193,7 +193,7 @@ def test_inference_path_holds_no_training_heads(e2e_data, token_stores, tiny_ckp
         head.register_forward_hook(lambda *a: called.append(1))
     from collections import defaultdict
 
-    from distilmos.data import MOSBatch
+    from distilmos.data.dataset import MOSBatch
 
     expert.eval()
     feats = [torch.randn(7, 64), torch.randn(3, 64)]

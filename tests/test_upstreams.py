@@ -5,8 +5,8 @@ import textwrap
 import pytest
 import torch
 
-from distilmos.tiny_upstream import write_checkpoint
-from distilmos.upstreams import UpstreamSpecError, build_upstream, resolve_upstream
+from distilmos.upstream.build import UpstreamSpecError, build_upstream, resolve_upstream
+from distilmos.upstream.tiny import write_checkpoint
 
 
 def _frames(n_samples):
@@ -30,7 +30,7 @@ def test_tiny_checkpoint_loads_through_s3prl_hub(tiny_ckpts, arch):
 
 
 def test_base_size_has_base_architecture(tmp_path):
-    from distilmos.tiny_upstream import build_checkpoint
+    from distilmos.upstream.tiny import build_checkpoint
 
     ckpt = build_checkpoint("wavlm", "base")
     n_params = sum(v.numel() for v in ckpt["model"].values())
@@ -104,8 +104,8 @@ def test_local_upstream_needs_checkpoint(tmp_path):
 
 
 def test_lfcc_upstream_mirrors_the_mfcc_upstream():
-    from distilmos.padding_exact import frame_counts
-    from distilmos.upstreams import hub_names
+    from distilmos.upstream.build import hub_names
+    from distilmos.upstream.padding_exact import frame_counts
 
     assert "lfcc" in hub_names()
     lfcc, mfcc = build_upstream("lfcc").eval(), build_upstream("mfcc").eval()
@@ -137,7 +137,7 @@ def test_lfcc_features_do_not_depend_on_the_batch():
 def test_toolkit_upstreams_join_s3prl_hub():
     from s3prl import hub
 
-    from distilmos.plugin import register_upstreams
+    from distilmos.train.plugin import register_upstreams
 
     register_upstreams()
     assert {"lfcc", "utterance_embedding", "ge2e_dvector"} <= set(hub.options())
@@ -186,7 +186,7 @@ def embedders(tmp_path, monkeypatch):
 
 
 def test_utterance_embedding_is_one_frame_per_utterance(embedders):
-    from distilmos.padding_exact import frame_counts
+    from distilmos.upstream.padding_exact import frame_counts
 
     upstream = build_upstream("utterance_embedding", ckpt="my_embedders:tiny")
     wavs = [torch.randn(16000), torch.randn(3000)]

@@ -1,6 +1,7 @@
 """The installed package works on its own: a wheel built from the repository, installed (not editable) into
 a fresh virtual environment and run from outside the checkout, exports, describes and scores with
-``distilmos-predict`` and builds tokens with ``python -m upstream_tokens``.
+``distilmos-predict`` and builds tokens with ``python -m upstream_tokens``; every console script of setup.py is
+installed and runs.
 
 The fresh environment borrows this environment's third-party packages (torch, s3prl, ...) through a
 ``.pth`` line, so the test installs nothing but the wheel (offline, in seconds). A ``.pth`` file in a
@@ -16,9 +17,9 @@ import sys
 import sysconfig
 
 import pytest
-from conftest import REPO
+from conftest import REPO, console_scripts
 
-from distilmos.runner import run as run_downstream
+from distilmos.train.runner import run as run_downstream
 
 IGNORE = shutil.ignore_patterns(
     ".git",
@@ -87,6 +88,13 @@ def test_installed_package_is_the_wheel_not_the_checkout(wheel_env, tmp_path):
         cwd=tmp_path,
     ).stdout.split()
     assert all(path.startswith(str(python.parent.parent)) and REPO not in path for path in out)
+
+
+def test_console_scripts_are_installed(wheel_env, tmp_path):
+    _, bin_dir = wheel_env
+    for command in console_scripts():
+        out = _run([str(bin_dir / command), "--help"], cwd=tmp_path).stdout
+        assert "usage:" in out, command
 
 
 def test_predictor_and_tokens_work_from_the_wheel(wheel_env, tmp_path, demo_data, tiny_ckpts):

@@ -24,7 +24,7 @@ import sys
 
 import torch
 
-from distilmos.batching import AUTO, parse_max_pad
+from distilmos.data.batching import AUTO, parse_max_pad
 
 from .extract import Batching
 
@@ -163,7 +163,7 @@ def _batching(args, device: str) -> Batching:
 
 
 def _is_feature_cache(path: str) -> bool:
-    from .store import META, read_json
+    from distilmos.data.stores import META, read_json
 
     meta = os.path.join(path, META)
     return os.path.isfile(meta) and read_json(meta).get("kind") == "features"
@@ -268,9 +268,9 @@ def _run(args) -> dict:
             result = merge(args.store, args.split, args.nshard)
     else:
         if _is_feature_cache(args.store):
-            from .feature_cache import FeatureStore as Store
+            from distilmos.data.stores import FeatureStore as Store
         else:
-            from .store import TokenStore as Store
+            from distilmos.data.stores import TokenStore as Store
 
         store = Store(args.store)
         result = {"store": store.path, "meta": store.meta, "summary": store.summary, "splits": store.split_sizes()}

@@ -14,12 +14,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from distilmos.data.stores import CENTROIDS, TokenStore, TokenStoreError, split_paths
 from distilmos.fileio import sha256_file
 
 from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, read_list
 from .kmeans import assign
 from .splits import RowCodec, already_done, dump_rows, finalize_rows, read_plan, split_lock
-from .store import CENTROIDS, TokenStore, TokenStoreError, remove_split, split_paths
+from .store import remove_split
 
 log = logging.getLogger(__name__)
 

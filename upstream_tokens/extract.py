@@ -13,7 +13,7 @@ features at too. A downstream trims tokens and its own features to the shorter o
 gap of more than 2 frames as a store/upstream mismatch.
 
 Batching. s3prl's WavLM / HuBERT / wav2vec 2.0 upstreams are built with their padding-exact forward
-(:mod:`distilmos.padding_exact`): a batched forward gives every row the frames it gets alone, so batches
+(:mod:`distilmos.upstream.padding_exact`): a batched forward gives every row the frames it gets alone, so batches
 are bounded only by size (``max_pad`` ``auto`` = no cap) and the tokens do not depend on batching. Any
 other upstream may let padding move valid frames (the Base-size front end's GroupNorm over time did,
 before it was made exact: about 0.7 % relative change and 1-2 % of tokens flipped per 1 % of padding), so
@@ -34,13 +34,13 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from distilmos.audio import load_audio, probe_audio, samples_at_16k
-from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
-from distilmos.datalist import Utterance, read_datalist
+from distilmos.data.audio import load_audio, probe_audio, samples_at_16k
+from distilmos.data.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
+from distilmos.data.datalist import Utterance, read_datalist
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import is_padding_exact
+from distilmos.upstream.build import build_upstream
+from distilmos.upstream.padding_exact import is_padding_exact
 from distilmos.upstream.utterance import ONE_FRAME
-from distilmos.upstreams import build_upstream
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def audio_lengths(utterances: Sequence[Utterance]) -> list[int]:
 
 @dataclass(frozen=True)
 class Batching:
-    """How the forward pass is batched (:func:`distilmos.batching.plan_batches`, the toolkit's one
+    """How the forward pass is batched (:func:`distilmos.data.batching.plan_batches`, the toolkit's one
     length-batching rule) and how audio is read ahead."""
 
     max_batch_seconds: float = 100.0
@@ -268,7 +268,7 @@ class FeatureExtractor:
 
     @classmethod
     def from_spec(cls, upstream: str, ckpt: str | None = None, **kwargs) -> FeatureExtractor:
-        """Build the upstream with :func:`distilmos.upstreams.build_upstream` (hub name, ``*_local`` + ckpt,
+        """Build the upstream with :func:`distilmos.upstream.build.build_upstream` (hub name, ``*_local`` + ckpt,
         or ``module:callable``)."""
         return cls(build_upstream(upstream, ckpt), **kwargs)
 

@@ -8,13 +8,15 @@ spends nearly all its time in the upstream's forward, at every step of every epo
 forward once: one pass of the eval-mode upstream (:class:`~upstream_tokens.extract.FeatureExtractor`,
 padding-exact for WavLM / HuBERT / wav2vec 2.0) writes the hidden states of the layers the featurizer
 needs. ``run_downstream.py ... -o config.downstream_expert.datarc.feature_cache=STORE`` then trains and
-evaluates from it (:mod:`distilmos.cached_upstream`).
+evaluates from it (:mod:`distilmos.upstream.cached`).
 
-Layout: the token store's (:mod:`upstream_tokens.store`, :mod:`upstream_tokens.splits`): ``meta.json``
+Layout: the token store's (:mod:`distilmos.data.stores`, :mod:`upstream_tokens.splits`): ``meta.json``
 (upstream, checkpoint and its sha256, layers, feature dim, frame law, dtype; written when the store is
 created), ``<split>.npy`` ``[total_frames, n_layers, dim]`` in the order of the split's CSV, and
 ``<split>.index.json``; atomic writes, resumable and shardable dumps (byte-identical to an uninterrupted
-one), O(1) memory-mapped reads. float32 by default; ``--dtype float16`` halves the disk.
+one), O(1) memory-mapped reads. float32 by default; ``--dtype float16`` halves the disk. The reader,
+:class:`~distilmos.data.stores.FeatureStore`, lives in the package (the runner and the experts read the
+cache without importing this tool); it is re-exported here, where it was first public.
 """
 
 from __future__ import annotations
@@ -27,69 +29,25 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from distilmos.audio import SAMPLE_RATE
-from distilmos.errors import ToolkitError
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.stores import FORMAT_VERSION, META, FeatureCacheError, FeatureStore, split_paths
 from distilmos.fileio import sha256_file
 
 from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, parse_layers, read_list
 from .splits import RowCodec, already_done, dump_rows, finalize_rows, split_lock
-from .store import FORMAT_VERSION, META, FrameStore, library_versions, remove_split, split_paths, write_json
+from .store import library_versions, remove_split, write_json
+
+__all__ = [
+    "FeatureCacheError",
+    "FeatureStore",
+    "check_disk",
+    "disk_bytes",
+    "dump_features",
+    "merge_features",
+    "open_store",
+]
 
 DTYPES = ("float32", "float16")
-BUILD_HINT = "build it with `python -m upstream_tokens cache --csv LIST --split NAME -u UPSTREAM --store ...`"
-
-
-class FeatureCacheError(ToolkitError, ValueError):
-    """A feature cache that cannot serve this run: missing, incomplete, damaged, built for another
-    upstream, checkpoint or layer set, or no room on the disk for it. The message says what to do."""
-
-
-class FeatureStore(FrameStore):
-    """A feature cache: ``features(sample_id)`` is ``FloatTensor[n_layers, frames, dim]`` (float32 whatever
-    the dtype on disk), row ``i`` being hidden state ``meta["layers"][i]``."""
-
-    KIND = "feature cache"
-    BUILD_HINT = BUILD_HINT
-    DUMP_HINT = "dump its data list with `python -m upstream_tokens cache --csv LIST --split NAME --store ...`"
-    DTYPE_KEY = "feature_dtype"
-
-    @staticmethod
-    def error(message: str) -> ToolkitError:
-        return FeatureCacheError(message)
-
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        return (len(self.layers), int(self.meta["feature_dim"]))
-
-    @property
-    def n_layers_upstream(self) -> int:
-        return int(self.meta["n_layers_upstream"])
-
-    def check(self, upstream: str | None, upstream_ckpt: str | None, layers: Sequence[int] | None = None) -> None:
-        """Raise :class:`FeatureCacheError` naming every field in which this cache differs from a run;
-        ``layers`` are those the run needs (the cache may hold more)."""
-        problems = self.mismatches(upstream, upstream_ckpt)
-        if layers is not None:
-            lacking = sorted(set(int(n) for n in layers) - set(self.layers))
-            if lacking:
-                problems.append(
-                    f"layers: the run needs {sorted(set(int(n) for n in layers))}, "
-                    f"the cache holds {self.layers} (missing {lacking})"
-                )
-        self.refuse(problems)
-
-    def features(self, sample_id: str) -> torch.Tensor:
-        """``FloatTensor[n_layers, frames, dim]`` of one utterance."""
-        # a copy out of the read-only memory map: the tensor may be written to downstream, and the
-        # frames are read from disk here anyway
-        block = np.array(self.rows(sample_id), dtype=np.float32)
-        return torch.from_numpy(block).transpose(0, 1)
-
-    def __repr__(self) -> str:
-        return (
-            f"FeatureStore({self.path!r}, upstream={self.meta['upstream']!r}, layers={self.layers}, "
-            f"dtype={self.meta['feature_dtype']}, splits={self.splits})"
-        )
 
 
 def _meta(upstream: str, ckpt: str | None, extractor: FeatureExtractor, dtype: str) -> dict:

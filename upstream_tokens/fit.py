@@ -31,13 +31,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from distilmos.audio import SAMPLE_RATE
-from distilmos.datalist import read_rows
-from distilmos.fileio import sha256_file
-
-from .extract import Batching, FeatureExtractor, check_shard, read_list
-from .kmeans import BACKENDS, KMeansError, make_kmeans, merge_centroids
-from .store import (
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.datalist import read_rows
+from distilmos.data.stores import (
     CENTROIDS,
     FIT_SHARDS,
     FORMAT_VERSION,
@@ -46,11 +42,12 @@ from .store import (
     PARTS_SUFFIX,
     SUMMARY,
     TokenStoreError,
-    library_versions,
-    token_dtype,
-    write_json,
-    write_npy,
 )
+from distilmos.fileio import sha256_file
+
+from .extract import Batching, FeatureExtractor, check_shard, read_list
+from .kmeans import BACKENDS, KMeansError, make_kmeans, merge_centroids
+from .store import library_versions, token_dtype, write_json, write_npy
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from distilmos.data.stores import FrameStore, check_split_name, read_json, split_paths
 from distilmos.fileio import atomic_write
 from distilmos.locks import RunLock
 
 from .extract import Batching, FeatureExtractor, check_shard
-from .store import FrameStore, check_split_name, npy_writer, read_json, split_paths, update_summary, write_json
+from .store import npy_writer, update_summary, write_json
 
 log = logging.getLogger(__name__)
 

@@ -10,4 +10,9 @@ Modules, one job each:
 - :mod:`.prune`        data-driven structured pruning of a predictor file's upstream (groups: :mod:`.structure`)
                        and DistilMOS head (groups: :mod:`.head`), with fine-tuning
 - :mod:`.evaluate`     predictor files on in-domain and out-of-domain test lists: metrics, speed, parameters
+- :mod:`.cli`          ``distilmos-compress STEP`` (``python -m distilmos.compress``): the steps as one command
+
+Layer: stands on the predictor (its inputs and outputs are predictor files) and may import every layer below
+it (foundation, data, eval, models, upstream, corpora, standins, predictor, train, pretrain); only
+:mod:`upstream_tokens` is above it.
 """

@@ -45,8 +45,8 @@ import soundfile as sf
 from scipy import signal
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
 from distilmos.compress.config import load_settings
+from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio
 from distilmos.errors import ConfigError, ToolkitError
 from distilmos.fileio import atomic_write
 
@@ -340,7 +340,7 @@ def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 
             handle.write(json.dumps(record) + "\n")
     pool = os.path.join(out_dir, "pool.csv")
     with atomic_write(pool, newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["sample_id", "system_id", "wav_path", "source"])
         for record in records:
             # the system of a degraded clip: the set of degradations it got (for system-level views)

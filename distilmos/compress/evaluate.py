@@ -11,7 +11,7 @@ and ``--mosbench`` the out-of-domain ones: the latter every test set of a manife
 by its reader in :mod:`distilmos.corpora`), named by its key (``<corpus>_<split>``).
 
 Per model and test list: ``<out_dir>/<model>/metrics_<test>.json`` and ``predictions_<test>.csv``
-(:mod:`distilmos.results`). Speed: utterances per second of CPU time scoring the first test list with one
+(:mod:`distilmos.eval.results`). Speed: utterances per second of CPU time scoring the first test list with one
 thread (batches as the predictor forms them; CPU time, so that other work on the machine does not count).
 Parameters: everything in the predictor's network (upstream, featurizer, model). Then ``table.csv`` /
 ``table.json`` (one row per model, every metric of every list, and the means over the out-of-domain lists,
@@ -35,9 +35,9 @@ import time
 import torch
 
 from distilmos.errors import ToolkitError
+from distilmos.eval.metrics import compute_metrics
+from distilmos.eval.results import write_results
 from distilmos.fileio import atomic_write
-from distilmos.metrics import compute_metrics
-from distilmos.results import write_results
 
 COLUMNS = ("params", "utts_per_s")
 METRICS = ("utt_SRCC", "utt_LCC", "utt_MSE", "sys_SRCC", "sys_LCC", "sys_MSE")
@@ -69,7 +69,7 @@ def mosbench_sets(manifest: str) -> dict:
 
 
 def _rows(path: str) -> list:
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
 
     return [(u.sample_id, u.system_id, u.wav_path, float(u.score)) for u in read_datalist(path, check_audio=False)]
 
@@ -99,7 +99,7 @@ def distillmos_scorer():
         import distillmos
     except ImportError:
         return None
-    from distilmos.audio import load_audio
+    from distilmos.data.audio import load_audio
 
     model = distillmos.ConvTransformerSQAModel().eval()
 
@@ -171,7 +171,7 @@ def write_table(table: list, out_dir: str, tests: list | None = None, ood: list 
     when neither is given) and, with out-of-domain lists, ``ood.md`` (each one's utterance SRCC)."""
     keys = list(dict.fromkeys(k for row in table for k in row))
     with atomic_write(os.path.join(out_dir, "table.csv"), newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer = csv.DictWriter(handle, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(table)
     shown = keys

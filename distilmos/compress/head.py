@@ -1,5 +1,6 @@
-"""What structured pruning removes from the DistilMOS head (:class:`distilmos.models.distilmos.DistilMOSModel`):
-the groups, their importance, the plan for a target size and the smaller state dict that results.
+"""What structured pruning removes from the DistilMOS head
+(:class:`distilmos.models.distilmos_model.DistilMOSModel`): the groups, their importance, the plan for a
+target size and the smaller state dict that results.
 
 Two kinds of group (:data:`HEAD_GROUPS`), each removed whole:
 
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from distilmos.models.distilmos import DistilMOSModel
+from distilmos.models.distilmos_model import DistilMOSModel
 
 HEAD_GROUPS = ("head_channels", "blstm_units")
 _DIRECTIONS = ("", "_reverse")

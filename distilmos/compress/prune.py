@@ -17,7 +17,7 @@ The pruned upstream is s3prl's own ``<kind>_local`` checkpoint with a smaller ``
 ``encoder_ffn_embed_dim`` and ``conv_feature_layers`` (and, for removed heads, each layer's head count
 beside it; :mod:`distilmos.predictor.heads`), so the pruned upstream really is smaller (fewer weights in
 the saved architecture, no masks), is rebuilt with s3prl's own classes and made padding-exact by
-:mod:`distilmos.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``. The
+:mod:`distilmos.upstream.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``. The
 pruned head is a DistilMOS model with narrower weights, rebuilt from its state dict like any other.
 
 Each pruned model is then fine-tuned briefly (upstream, featurizer and expert model together, MSE on the
@@ -38,7 +38,6 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE
 from distilmos.compress.config import load_settings
 from distilmos.compress.head import (
     HEAD_GROUPS,
@@ -57,9 +56,10 @@ from distilmos.compress.structure import (
     plan_sizes,
     pruned_entry,
 )
+from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ConfigError, ToolkitError
+from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
-from distilmos.metrics import compute_metrics
 
 #: every group that can be pruned: the upstream's, then the DistilMOS head's
 ALL_GROUPS = GROUPS + HEAD_GROUPS
@@ -255,7 +255,7 @@ def _store(path: str | None) -> tuple | None:
 
 def _part_groups(blob: dict, groups: Sequence[str], teacher: str) -> tuple[list, list]:
     """``(upstream groups, head groups)`` of ``groups`` that the predictor dict ``blob`` can have pruned."""
-    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.predictor import upstream_entry as upstream_mod
 
     upstream_groups = [g for g in groups if g in GROUPS]
     head_groups = [g for g in groups if g in HEAD_GROUPS]
@@ -296,7 +296,7 @@ def prune(
     config's ``groups`` say what may go), fine-tune, and write ``<out_dir>/pruned_<pct>.pt``; return one
     summary dict per file."""
     from distilmos.predictor import downstreams
-    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.predictor import upstream_entry as upstream_mod
     from distilmos.predictor.fileformat import read_predictor, write_predictor
     from distilmos.predictor.predictor import build_pipeline
 

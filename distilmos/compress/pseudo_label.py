@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from distilmos.datalist import open_list
+from distilmos.data.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write, sha256_file
 
@@ -131,7 +131,7 @@ def pseudo_label(
     for message in failed:
         print(f"skipped: {message}", file=sys.stderr)
     with atomic_write(out, newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["sample_id", "system_id", "wav_path", "score"])
         for row in rows:
             record = done[row["sample_id"]]

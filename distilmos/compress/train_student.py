@@ -33,12 +33,12 @@ import torch
 from tqdm import tqdm
 
 import distilmos
-from distilmos.audio import SAMPLE_RATE, AudioError, load_audio
-from distilmos.batching import plan_batches
 from distilmos.compress.config import load_settings
+from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio
+from distilmos.data.batching import plan_batches
 from distilmos.errors import ConfigError, ToolkitError
+from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
-from distilmos.metrics import compute_metrics
 from distilmos.models.student import SIZES, build, count_parameters
 
 DEFAULTS = {
@@ -68,7 +68,7 @@ def load_config(path: str | None, overrides: dict | None = None) -> dict:
 
 def read_list(path: str) -> list[dict]:
     """Rows ``{sample_id, system_id, wav_path (absolute), score}`` of a data list; bad rows named."""
-    from distilmos.datalist import read_datalist
+    from distilmos.data.datalist import read_datalist
 
     # audio is checked as it is read (ClipStore): a bad clip is skipped there, not fatal here
     return [
@@ -222,7 +222,7 @@ def export_student(model, out: str, *, size: str, config: dict, facts: dict, his
     from distilmos.predictor import downstreams
     from distilmos.predictor.fileformat import read_predictor, write_predictor
     from distilmos.predictor.pipeline import FeatureSelector
-    from distilmos.predictor.upstream import waveform_entry
+    from distilmos.predictor.upstream_entry import waveform_entry
 
     entry, _ = downstreams.make_entry("student", {f"model.{k}": v for k, v in model.state_dict().items()})
     selector = FeatureSelector(downsample_rate=1)
@@ -277,7 +277,7 @@ def write_history(path: str, history: list) -> None:
 
     with atomic_write(path, newline="") as handle:
         if history:
-            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+            writer = csv.DictWriter(handle, fieldnames=list(history[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(history)
 

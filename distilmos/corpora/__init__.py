@@ -8,6 +8,9 @@ toolkit's data list format and stamps the folder, so that preparing the same roo
     python -m distilmos.corpora --list                                   # corpora, splits, root layouts
     python -m distilmos.corpora nisqa --root /corpora/NISQA_Corpus --out_dir data/nisqa
     python egs/nisqa/local/data_prep.py --nisqa_root /corpora/NISQA_Corpus --out_dir data/nisqa   # the same
+
+Layer: imports the foundation, :mod:`distilmos.data`, :mod:`distilmos.eval` and :mod:`distilmos.models`;
+never its siblings :mod:`distilmos.upstream` and :mod:`distilmos.standins`, nor anything above them.
 """
 
 from __future__ import annotations

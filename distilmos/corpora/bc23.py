@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import Splits, audio_file, first_dir, read_lines, require
 

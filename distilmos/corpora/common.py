@@ -2,13 +2,13 @@
 listener ratings, a seeded held-out split, and writing the validated data lists with a stamp.
 
 A reader (one small module per corpus) only knows its corpus's layout: it turns the files as the corpus
-ships them into :class:`~distilmos.datalist.Row` objects per split. Everything else (validation with
+ships them into :class:`~distilmos.data.datalist.Row` objects per split. Everything else (validation with
 one error listing every bad row, audio header checks, atomic CSV writing, skipping a preparation that
 is already done) happens here, the same way for every corpus.
 
 Audio is never converted here: the data lists point at the corpus's own files, at whatever sample rate
 they have, and every reader of audio in the toolkit downmixes and resamples to 16 kHz when it loads
-(:func:`distilmos.audio.load_audio`).
+(:func:`distilmos.data.audio.load_audio`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from distilmos.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, open_list, validate, write_datalist
+from distilmos.data.datalist import AUDIO_EXTENSIONS, DataListError, Row, Utterance, open_list, validate, write_datalist
 from distilmos.fileio import atomic_write, unwritable
 
 #: ``{split: (rows, source)}``: what a reader returns; ``source`` names the score file(s) in errors

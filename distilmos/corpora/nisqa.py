@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import CorpusLayoutError, Splits, audio_file, read_table, stem
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import CorpusLayoutError, Splits, audio_file, average_ratings, first_dir, read_lines, read_table
 

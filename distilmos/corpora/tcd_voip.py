@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import Splits, first_dir, read_table, require, stem
 

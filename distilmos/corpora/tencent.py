@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import Splits, audio_file, holdout, read_table, split_by
 

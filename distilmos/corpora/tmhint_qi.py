@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import CorpusLayoutError, Splits, average_ratings, holdout, read_table, split_by
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import Splits, audio_file, average_ratings, read_table, require, stem
 

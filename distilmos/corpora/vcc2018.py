@@ -11,7 +11,7 @@ speaker, target speaker, task (HUB/SPO), same/different truth, naturalness MOS (
 blank, time stamp, left audio sample, right audio sample. An utterance's score is the mean MOS of the
 rows naming it as the left sample; its system is the system id. There is no official split: every
 rated utterance is in ``test`` (MOSNet drew its own random train/val/test; use that list through
-``python -m distilmos.prep_list`` to reproduce it).
+``python -m distilmos.data.score_list`` to reproduce it).
 
 The test also rates natural speech, files named ``*_NAT.wav`` beside the hub (``_HUB``) and spoke (``_SPO``)
 conversions. They are read as systems of their own, never pooled into a conversion system's mean: by the
@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import re
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import CorpusLayoutError, Splits, audio_file, average_ratings, read_lines, stem
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from distilmos.datalist import Row
+from distilmos.data.datalist import Row
 
 from .common import CorpusLayoutError, Splits, audio_file, average_ratings, read_lines, score_list, stem
 

@@ -1,7 +1,7 @@
 """The DistilMOS head as the authors' released code builds it (github BaleYang/DistilMOS, ``model/predictor.py``
 and ``model/modules.py``), for the checkpoints they publish (Hugging Face ``BaleYang/DistilMOS``).
 
-Their code differs from the paper, and so from :class:`distilmos.models.distilmos.DistilMOSModel`:
+Their code differs from the paper, and so from :class:`distilmos.models.distilmos_model.DistilMOSModel`:
 
 1. the layers are weighed by 1.5-entmax, over the transformer layers 1..N only (not the front end's output),
    and the weighted sum goes through an output Linear(D->D) (``weighted_sum.out_proj``); the weighting is
@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..masking import masked_mean, valid_mask
+from .masking import masked_mean, valid_mask
 
 
 def _zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

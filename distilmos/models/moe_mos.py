@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..masking import masked_mean, valid_mask
+from .masking import masked_mean, valid_mask
 
 #: separates the class names in their byte buffer (a system id never holds a newline: it is a CSV field)
 _SEPARATOR = "\n"

@@ -60,7 +60,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..masking import valid_mask
+from .masking import valid_mask
 
 
 class DoubleConv(nn.Sequential):

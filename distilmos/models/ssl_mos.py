@@ -8,7 +8,7 @@ averages zero-padded frames too, so a prediction there depends on the rest of it
 import torch
 import torch.nn as nn
 
-from ..masking import masked_mean, valid_mask
+from .masking import masked_mean, valid_mask
 
 
 class SSLMOSModel(nn.Module):

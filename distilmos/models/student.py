@@ -13,7 +13,7 @@ After Stahl & Gamper (2025) and their ``distillmos`` package (read for its shape
 
 The model sits where every expert's model sits (``forward(features, lengths) -> {"pred"}``): its
 "features" are the 16 kHz waveform itself, ``[batch, samples, 1]`` with valid sample counts, which the
-predictor file's ``waveform`` upstream (:class:`distilmos.predictor.upstream.WaveformUpstream`) hands it.
+predictor file's ``waveform`` upstream (:class:`distilmos.predictor.upstream_entry.WaveformUpstream`) hands it.
 Every frame beyond an utterance's own count is zeroed after each layer, left out of the BatchNorm batch
 statistics (:class:`MaskedBatchNorm2d`: the convolution's bias makes padded positions non-zero before the
 norm, and a 1 s clip padded by 2 s would otherwise shift a running variance by 0.02) and masked in
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distilmos import MaskedBatchNorm1d
+from .distilmos_model import MaskedBatchNorm1d
 
 N_FFT = 512
 HOP = 160

@@ -6,16 +6,21 @@
     predictor.predict(wav=waveform, sr=44100)                   # -> float
     predictor.predict(paths=["a.wav", "b.wav"])                 # -> [float, float]
 
-Modules: :mod:`.fileformat` (the file), :mod:`.export` (checkpoint -> file, model card), :mod:`.upstream`
+Modules: :mod:`.fileformat` (the file), :mod:`.export` (checkpoint -> file, model card), :mod:`.upstream_entry`
 and :mod:`.downstreams` (what is stored of each part and how it is rebuilt), :mod:`.pipeline` (the
 inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.chunking`,
 :mod:`.inputs` and :mod:`.cli` (``distilmos-predict``).
+
+Layer: imports the foundation, :mod:`distilmos.data`, :mod:`distilmos.eval`, :mod:`distilmos.models`,
+:mod:`distilmos.upstream`, :mod:`distilmos.corpora` and :mod:`distilmos.standins`; never its siblings
+:mod:`distilmos.train` and :mod:`distilmos.pretrain` (a predictor file is scored without the training
+code), nor anything above them.
 """
 
 from .export import ExportError, export
 from .fileformat import FORMAT_VERSION, PredictorFileError
 from .predictor import FileResult, PredictionError, Predictor, load
-from .upstream import RemoteCodeError
+from .upstream_entry import RemoteCodeError
 
 __all__ = [
     "export",

@@ -22,7 +22,7 @@ from typing import IO
 
 import torch
 
-from distilmos.batching import AUTO, parse_max_pad
+from distilmos.data.batching import AUTO, parse_max_pad
 
 SCORE_EPILOG = """\
 inputs: audio files; folders (every audio file under them, recursively); .csv data lists with a wav_path
@@ -319,7 +319,7 @@ def _print_summary(results, failed, elapsed: float, max_seconds: float) -> None:
 
 
 def _print_metrics(entries, results, out_json: str | None) -> None:
-    from distilmos.metrics import compute_metrics
+    from distilmos.eval.metrics import compute_metrics
 
     scored = [(e, r) for e, r in zip(entries, results) if r.ok and e.score is not None]
     if not scored:

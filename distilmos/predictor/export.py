@@ -2,7 +2,7 @@
 
     distilmos-predict export -e exp/my_exp/best-states-val.ckpt -o my_model.pt
 
-Kept: the (fine-tuned) upstream (see :mod:`distilmos.predictor.upstream` for what is embedded), the
+Kept: the (fine-tuned) upstream (see :mod:`distilmos.predictor.upstream_entry` for what is embedded), the
 featurizer's layer selection and weights, and the expert's inference model (``self.model``). Dropped:
 the optimizer and scheduler state, the expert's training-only heads (token predictors, distillation
 heads) and buffers. Added: a model card (upstream, checkpoint, variant, training data, validation
@@ -25,13 +25,14 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 import distilmos
-from distilmos import padding_exact, registry
-from distilmos.audio import SAMPLE_RATE
-from distilmos.datalist import open_list
+from distilmos import registry
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.datalist import open_list
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
+from distilmos.upstream import padding_exact
 
-from . import downstreams, upstream
+from . import downstreams, upstream_entry
 from .fileformat import PredictorFileError, read_predictor, write_predictor
 from .pipeline import FeatureSelector
 from .predictor import build_pipeline
@@ -47,7 +48,7 @@ class ExportError(ToolkitError, ValueError):
 def read_experiment(path: str) -> dict:
     """An s3prl experiment checkpoint (``states-N.ckpt``, ``best-states-<split>.ckpt``), refused with a
     clear error when it is not one."""
-    from distilmos.plugin import allow_s3prl_checkpoints
+    from distilmos.fileio import allow_s3prl_checkpoints
 
     if not os.path.isfile(path):
         raise ExportError(f"{path}: no such experiment checkpoint")
@@ -75,7 +76,7 @@ def export(checkpoint: str, out: str, *, check: bool = True) -> dict:
     if name not in registry.EXPERTS:
         raise ExportError(f"{checkpoint}: expert {name!r} cannot be exported; known: {', '.join(registry.EXPERTS)}")
 
-    model, configs = upstream.build_for_export(args.upstream, args.upstream_ckpt, args.upstream_model_config)
+    model, configs = upstream_entry.build_for_export(args.upstream, args.upstream_ckpt, args.upstream_model_config)
     if ckpt.get("Upstream"):  # fine-tuned (-f); otherwise the runner kept the pretrained weights
         model.load_state_dict(ckpt["Upstream"])
     model.eval()
@@ -106,10 +107,10 @@ def assemble(
 ) -> tuple:
     """``(predictor dict without its card, dropped expert keys)`` from built parts: the upstream ``model``
     built from ``spec`` = (name, ckpt, model_config) with ``configs`` from
-    :func:`distilmos.predictor.upstream.build_for_export`, the featurizer, and the expert's state dict."""
+    :func:`distilmos.predictor.upstream_entry.build_for_export`, the featurizer, and the expert's state dict."""
     down_entry, dropped = downstreams.make_entry(expert, expert_state)
     blob = {
-        "upstream": upstream.make_entry(model, *spec, configs),
+        "upstream": upstream_entry.make_entry(model, *spec, configs),
         "featurizer": {
             "config": selector.config(),
             "state_dict": {k: v.detach().clone() for k, v in selector.state_dict().items()},
@@ -203,7 +204,7 @@ def model_card(
     name = args.downstream
     variant = registry.variant_of(name, args, config)
     data_dir = datarc.get("data_dir")
-    best_split = datarc.get("best_split", "val")
+    best_split = datarc.get("best_split", registry.DATARC_DEFAULTS["best_split"])
     step = ckpt.get("Step")
     weights = blob["featurizer"]["state_dict"].get("weights")
     down_state = ckpt["Downstream"]

@@ -5,7 +5,7 @@ It loads with ``torch.load(..., weights_only=True)`` (no pickled classes), and h
     format          "distilmos-predictor"
     format_version  FORMAT_VERSION
     card            the model card (plain values; see :mod:`distilmos.predictor.export`)
-    upstream        how to rebuild the fine-tuned upstream (see :mod:`distilmos.predictor.upstream`)
+    upstream        how to rebuild the fine-tuned upstream (see :mod:`distilmos.predictor.upstream_entry`)
     featurizer      the layer selection / weighted sum (see :class:`distilmos.predictor.pipeline.FeatureSelector`)
     downstream      the expert's inference model: name, constructor arguments, weights
 
@@ -23,7 +23,7 @@ import torch
 from distilmos.errors import ToolkitError
 from distilmos.fileio import atomic_write
 
-from . import downstreams, upstream
+from . import downstreams, upstream_entry
 from .pipeline import FeatureSelector
 
 FORMAT = "distilmos-predictor"
@@ -91,7 +91,7 @@ def read_predictor(path: str) -> dict[str, Any]:
 def check_sections(blob: dict[str, Any]) -> list:
     """What is wrong with the structure of a predictor dict's sections (empty: nothing)."""
     problems = [] if isinstance(blob["card"], dict) else [f"its card is a {type(blob['card']).__name__}, not a dict"]
-    problems += upstream.check_entry(blob["upstream"])
+    problems += upstream_entry.check_entry(blob["upstream"])
     featurizer = blob["featurizer"]
     if not isinstance(featurizer, dict):
         problems.append(f"its featurizer section is a {type(featurizer).__name__}, not a dict")

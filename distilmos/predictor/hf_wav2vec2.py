@@ -39,7 +39,7 @@ import re
 
 import torch
 
-from distilmos.audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ToolkitError
 
 

@@ -44,7 +44,7 @@ or after it is settled by what their code reads:
 - WavLM: their ``_extract_wavlm`` runs the encoder's layers one by one and keeps each output, so layer N
   is taken *before* the final LayerNorm; s3prl's WavLM expert returns the encoder's output (after it) as
   its last hidden state. The upstream entry says ``last_layer_before_final_norm: true``
-  (:func:`distilmos.predictor.upstream.take_last_layer_before_final_norm`), set for ``layer_norm_first``.
+  (:func:`distilmos.predictor.upstream_entry.take_last_layer_before_final_norm`), set for ``layer_norm_first``.
 - wav2vec 2.0: their ``hidden_states[1:]`` of ``transformers``' ``Wav2Vec2Model`` end with
   ``Wav2Vec2EncoderStableLayerNorm``'s last hidden state, which is taken *after* ``encoder.layer_norm``; s3prl's
   wav2vec 2.0 expert returns fairseq's encoder output, also after it (``TransformerEncoder.forward``
@@ -71,11 +71,11 @@ from collections.abc import Sequence
 import torch
 
 import distilmos
-from distilmos.audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 
-from . import downstreams, hf_wav2vec2, upstream
+from . import downstreams, hf_wav2vec2, upstream_entry
 from .fileformat import PredictorFileError, read_predictor, write_predictor
 from .pipeline import FeatureSelector
 from .predictor import build_pipeline
@@ -455,12 +455,12 @@ def convert(ckpt_path: str, cfg_path: str, backbone: str, *, check: bool = True)
     name = f"{kind}_local"
     # their WavLM loop reads layer N before the encoder's final LayerNorm (the module docstring's "Layer N")
     before_norm = backbone == "wavlm" and final_norm
-    model = upstream.rebuild(
+    model = upstream_entry.rebuild(
         {
             "kind": kind,
             "spec": {"name": name, "ckpt": None, "model_config": None},
             "checkpoint": checkpoint,
-            upstream.LAST_BEFORE_NORM: before_norm,
+            upstream_entry.LAST_BEFORE_NORM: before_norm,
         },
         source=ckpt_path,
     )
@@ -478,7 +478,7 @@ def convert(ckpt_path: str, cfg_path: str, backbone: str, *, check: bool = True)
     head_state, dropped = _head_state(state, head)
     down_entry, _ = downstreams.make_entry(MODEL_NAME, {downstreams.MODEL_PREFIX + k: v for k, v in head_state.items()})
     blob = {
-        "upstream": upstream.make_entry(model, name, None, None, configs),
+        "upstream": upstream_entry.make_entry(model, name, None, None, configs),
         "featurizer": {"config": selector.config(), "state_dict": dict(selector.state_dict())},
         "downstream": down_entry,
     }

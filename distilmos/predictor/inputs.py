@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from distilmos.datalist import (
+from distilmos.data.datalist import (
     AUDIO_EXTENSIONS,
     ListEncodingError,
     looks_like_header,
@@ -28,8 +28,8 @@ from distilmos.datalist import (
     resolve_wav_path,
     rows_from_score_list,
 )
+from distilmos.data.score_list import system_rule
 from distilmos.errors import ToolkitError
-from distilmos.prep_list import system_rule
 
 
 class InputError(ToolkitError, ValueError):

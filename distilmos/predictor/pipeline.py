@@ -8,9 +8,9 @@ What the runner does for a batch of 16 kHz waveforms (``Runner.evaluate``) and w
    ``hidden_states``), a single layer if ``layer_selection`` is set, else the softmax-weighted sum of all
    layers (each optionally layer-normalised first; imported models may weigh ``hidden_states[first_layer:]``
    with 1.5-entmax instead, see :class:`FeatureSelector`); then cuts each utterance to its frame count: the
-   front end's exact count for a padding-exact upstream (:mod:`distilmos.padding_exact`, as the plugin
+   front end's exact count for a padding-exact upstream (:mod:`distilmos.upstream.padding_exact`, as the plugin
    runner's featurizer does), else s3prl's ``round(len(wav) / downsample_rate)``;
-3. the expert (:class:`distilmos.expert_base.MOSExpert`): pads the per-utterance features again and calls
+3. the expert (:class:`distilmos.train.expert_base.MOSExpert`): pads the per-utterance features again and calls
    its inference model with their lengths.
 """
 
@@ -23,8 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
-from distilmos.entmax import entmax15
-from distilmos.padding_exact import frame_counts
+from distilmos.models.entmax import entmax15
+from distilmos.upstream.padding_exact import frame_counts
 
 # s3prl's Featurizer refuses a padded batch whose frame count is this far off the expected one
 TOLERABLE_FRAME_DIFF = 5

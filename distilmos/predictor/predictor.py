@@ -14,7 +14,7 @@ length-weighted mean of its windows' scores (and, for a model with a system-clas
 system posterior the length-weighted mean of its windows' posteriors).
 
 Batching and padding: WavLM / HuBERT / wav2vec 2.0 upstreams (any size, hub names and ``*_local``) run
-their padding-exact forward (:mod:`distilmos.padding_exact`), so a file's score does not depend on which
+their padding-exact forward (:mod:`distilmos.upstream.padding_exact`), so a file's score does not depend on which
 other files share its batch, and batches are bounded only by ``batch_size`` and ``max_batch_seconds``
 (``max_pad`` ``"auto"``: no cap). Any other upstream sees a padded batch as a whole and may move a
 padded utterance's features; for those ``"auto"`` caps padding at 2 % of the batch's longest
@@ -35,13 +35,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from distilmos.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
-from distilmos.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
-from distilmos.datalist import too_short
+from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio, samples_at_16k, to_mono_16k
+from distilmos.data.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
+from distilmos.data.datalist import too_short
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import is_padding_exact, min_samples
+from distilmos.upstream.padding_exact import is_padding_exact, min_samples
 
-from . import downstreams, upstream
+from . import downstreams, upstream_entry
 from .chunking import chunk_windows, weighted_mean
 from .fileformat import EXPORT_HINT, PredictorFileError, read_predictor
 from .pipeline import FeatureSelector, PredictorPipeline
@@ -78,7 +78,7 @@ def resolve_device(device: str | None) -> torch.device:
 
 def default_max_pad(model: torch.nn.Module) -> float | None:
     """The default padding cap for an upstream (see the module docstring): none (``None``) for a
-    padding-exact one, :data:`distilmos.batching.STRICT_MAX_PAD` for any other."""
+    padding-exact one, :data:`distilmos.data.batching.STRICT_MAX_PAD` for any other."""
     return resolve_max_pad(AUTO, is_padding_exact(model))
 
 
@@ -86,13 +86,13 @@ def build_pipeline(blob: dict, source: str = "predictor file", trust_remote_code
     """The inference network of a predictor dict (see :func:`distilmos.predictor.fileformat.read_predictor`).
 
     Contents that do not rebuild (weights of other shapes, configs out of range) raise
-    :class:`PredictorFileError` naming ``source``; ``trust_remote_code``: see :mod:`distilmos.predictor.upstream`.
+    :class:`PredictorFileError` naming ``source``; ``trust_remote_code``: see :mod:`distilmos.predictor.upstream_entry`.
     """
     try:
         featurizer = FeatureSelector(**blob["featurizer"]["config"])
         featurizer.load_state_dict(blob["featurizer"]["state_dict"], strict=True)
         pipeline = PredictorPipeline(
-            upstream.rebuild(blob["upstream"], source, trust_remote_code=trust_remote_code),
+            upstream_entry.rebuild(blob["upstream"], source, trust_remote_code=trust_remote_code),
             featurizer,
             downstreams.build(blob["downstream"]),
         )
@@ -433,8 +433,8 @@ def load(path: str, device: str | None = None, *, trust_remote_code: bool = Fals
     predictor file, has another format version or contents that do not rebuild.
 
     Loading runs no code the file names: an upstream stored as a ``module:callable`` (or as a hub name
-    with a checkpoint to load) raises :class:`~distilmos.predictor.upstream.RemoteCodeError` unless
-    ``trust_remote_code=True`` (only for files you trust; see :mod:`distilmos.predictor.upstream`).
+    with a checkpoint to load) raises :class:`~distilmos.predictor.upstream_entry.RemoteCodeError` unless
+    ``trust_remote_code=True`` (only for files you trust; see :mod:`distilmos.predictor.upstream_entry`).
     """
     blob = read_predictor(path)
     return Predictor(

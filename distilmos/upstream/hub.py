@@ -1,6 +1,6 @@
 """The upstreams this toolkit adds to s3prl's hub, by name: ``-u lfcc``, ``-u utterance_embedding -k
-package.module:factory``, ``-u ge2e_dvector`` (:mod:`distilmos.plugin` registers them into ``s3prl.hub``;
-:func:`distilmos.upstreams.resolve_upstream` finds them without it)."""
+package.module:factory``, ``-u ge2e_dvector`` (:mod:`distilmos.train.plugin` registers them into ``s3prl.hub``;
+:func:`distilmos.upstream.build.resolve_upstream` finds them without it)."""
 
 from __future__ import annotations
 

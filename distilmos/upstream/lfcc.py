@@ -26,7 +26,8 @@ import torch.nn as nn
 import torchaudio
 from torch.nn.utils.rnn import pad_sequence
 
-SAMPLE_RATE = 16000
+from distilmos.data.audio import SAMPLE_RATE
+
 WIN_LENGTH = 400  # 25 ms
 HOP_LENGTH = 160  # 10 ms
 N_FILTER = 23
@@ -43,7 +44,7 @@ class LFCCUpstream(nn.Module):
     """``forward(wavs) -> {"hidden_states": [lfcc], "last_hidden_state": lfcc}``, ``lfcc [batch, frames, 39]``
     (see the module docstring for the settings)."""
 
-    #: (kernel, stride) of the framing: :mod:`distilmos.padding_exact` counts each utterance's frames with it
+    #: (kernel, stride) of the framing: :mod:`distilmos.upstream.padding_exact` counts each utterance's frames with it
     padding_exact_convs = ((WIN_LENGTH, HOP_LENGTH),)
 
     def __init__(

@@ -14,18 +14,17 @@ The heads sit on the Feature Processor output and are used in training only; the
 import torch
 import torch.nn.functional as F
 
-from distilmos.audio import SAMPLE_RATE
-from distilmos.data import MOSBatch, MOSDataset
+from distilmos import registry
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.dataset import MOSBatch, MOSDataset
 from distilmos.errors import ConfigError
-from distilmos.expert_base import TRAIN, MOSExpert
-from distilmos.masking import valid_mask
-from distilmos.models.distilmos import DistilMOSModel, LayerHeads
-from distilmos.plugin import register_schedulers
-from distilmos.upstreams import build_upstream
+from distilmos.models.distilmos_model import DistilMOSModel, LayerHeads
+from distilmos.models.masking import valid_mask
+from distilmos.train.expert_base import TRAIN, MOSExpert
+from distilmos.train.plugin import register_schedulers
+from distilmos.upstream.build import build_upstream
 
 from .token_targets import IGNORE, align_tokens
-
-VARIANTS = ("distilmos", "no_token", "mse_distill")
 
 # The config's OneCycleLR must resolve under a stock s3prl runner too: the runner imports this module
 # before it builds the scheduler.
@@ -59,9 +58,10 @@ class DownstreamExpert(MOSExpert):
         **kwargs,
     ):
         super().__init__(upstream_dim, downstream_expert, expdir, **kwargs)
-        self.variant = downstream_variant or downstream_expert.get("variant") or "distilmos"
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"unknown DistilMOS variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        # the variants are registered once (distilmos/registry.py); the first is the default
+        registered = registry.expert(self.name)
+        self.variant = downstream_variant or downstream_expert.get("variant") or registered.variants[0].name
+        registered.variant(self.variant)  # an unknown one: a ConfigError that lists the registered ones
         rc = self.modelrc
         hidden = int(rc["hidden_dim"])
         self.model = DistilMOSModel(
@@ -104,9 +104,6 @@ class DownstreamExpert(MOSExpert):
         return MOSDataset(utterances, token_store=self.token_store)
 
     # ---- model ------------------------------------------------------------------------------------
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
-
     def losses(self, out, batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         mse = F.mse_loss(out["pred"], batch.scores.to(out["pred"].device))
         terms = {"mos_mse": mse}
@@ -171,7 +168,7 @@ def _probe_hidden_states(upstream) -> tuple:
 
 def _open_token_store(datarc: dict, modelrc: dict, upstream: str, upstream_ckpt: str | None):
     """Open ``datarc.token_store`` and refuse one built for another upstream, checkpoint, k or layers."""
-    from upstream_tokens.store import TokenStore
+    from distilmos.data.stores import TokenStore
 
     path = datarc.get("token_store")
     if not path:

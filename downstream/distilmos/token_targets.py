@@ -1,6 +1,6 @@
 """Training targets of the DistilMOS heads, aligned with the featurizer's frames.
 
-Utterances, scores and batching come from ``distilmos.data`` (shared by every MOS expert); this module
+Utterances, scores and batching come from ``distilmos.data.dataset`` (shared by every MOS expert); this module
 lines the per-layer k-means tokens of an utterance up with its features.
 
 Trim rule: the upstream's own frame count for a wav and the featurizer's (``round(samples / rate)``)

@@ -3,7 +3,7 @@ layer sum, with MOS regression (Smooth L1) and synthesis-system classification (
 training list's ``system_id`` s), trained in three stages within one run.
 
 The network is :class:`distilmos.models.moe_mos.MoEMOSModel`. The stage schedule (loss weights here,
-learning rate in the ``MoEStageLR`` scheduler) is :mod:`distilmos.moe_schedule`, configured once in the
+learning rate in the ``MoEStageLR`` scheduler) is :mod:`distilmos.train.moe_schedule`, configured once in the
 config's ``scheduler:`` section. The regularisers against expert collapse (``modelrc.load_balance_weight``,
 ``modelrc.sparsity_weight``) are in :mod:`distilmos.models.moe_mos`.
 
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from distilmos.expert_base import TRAIN, MOSExpert
 from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
-from distilmos.moe_schedule import SCHEDULER_NAME, StageSchedule
-from distilmos.plugin import register_schedulers
+from distilmos.train.expert_base import TRAIN, MOSExpert
+from distilmos.train.moe_schedule import SCHEDULER_NAME, StageSchedule
+from distilmos.train.plugin import register_schedulers
 
 # The config's MoEStageLR must resolve under a stock s3prl runner too: the runner imports this module
 # before it builds the scheduler.
@@ -94,9 +94,6 @@ class DownstreamExpert(MOSExpert):
                 global_step if global_step is not None else int((self.forward_count.item() - 1) // self.accumulate) + 1
             )
         return super().forward(split, features, batch, records, **kwargs)
-
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
 
     def class_targets(self, systems) -> torch.Tensor:
         """Class index per utterance; -1 for a system absent from the training list (no classification loss)."""

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from distilmos.errors import ConfigError
-from distilmos.expert_base import MOSExpert
 from distilmos.models.salf_mos import SALFMOSModel
-from distilmos.plugin import register_schedulers
+from distilmos.train.expert_base import MOSExpert
+from distilmos.train.plugin import register_schedulers
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
@@ -65,9 +65,6 @@ class DownstreamExpert(MOSExpert):
         n_params = sum(p.numel() for p in self.model.parameters())
         print(f"[{self.name}] {n_params:,} parameters on {upstream_dim}-dim features ({upstream_feature_selection})")
         self.preflight()
-
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
 
     def losses(self, out, batch, lengths) -> dict[str, torch.Tensor]:
         loss = self.loss_fn(out["pred"], batch.scores.to(out["pred"].device))

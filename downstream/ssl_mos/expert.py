@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from distilmos.errors import ConfigError
-from distilmos.expert_base import MOSExpert
 from distilmos.models.ssl_mos import SSLMOSModel
-from distilmos.plugin import register_schedulers
+from distilmos.train.expert_base import MOSExpert
+from distilmos.train.plugin import register_schedulers
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
@@ -50,9 +50,6 @@ class DownstreamExpert(MOSExpert):
         self.loss_fn = LOSSES[loss]
         self.model = SSLMOSModel(upstream_dim)
         self.preflight()
-
-    def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(features, lengths)
 
     def losses(self, out, batch, lengths) -> dict[str, torch.Tensor]:
         loss = self.loss_fn(out["pred"], batch.scores.to(out["pred"].device))

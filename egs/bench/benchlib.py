@@ -36,7 +36,7 @@ def make_wavs(
     import numpy as np
     import soundfile as sf
 
-    from distilmos.audio import SAMPLE_RATE
+    from distilmos.data.audio import SAMPLE_RATE
 
     if not 0 < min_seconds <= max_seconds:
         raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")

@@ -39,11 +39,11 @@ def teacher_blob(kind: str, size: str, seed: int, workdir: str) -> dict:
     """A DistilMOS predictor dict on a random ``kind`` (wavlm, hubert) upstream of ``size`` (base, tiny)."""
     import torch
 
-    from distilmos.models.distilmos import DistilMOSModel
-    from distilmos.predictor import upstream as upstream_mod
+    from distilmos.models.distilmos_model import DistilMOSModel
+    from distilmos.predictor import upstream_entry as upstream_mod
     from distilmos.predictor.export import assemble
     from distilmos.predictor.pipeline import FeatureSelector
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     ckpt = write_checkpoint(os.path.join(workdir, f"{kind}_{size}.pt"), kind, size=size, seed=seed)
     model, configs = upstream_mod.build_for_export(f"{kind}_local", ckpt, None)
@@ -103,7 +103,7 @@ def student_file(path: str, seed: int) -> str:
 def measure(args, workdir: str) -> list:
     import torch
 
-    from distilmos.audio import SAMPLE_RATE, load_audio
+    from distilmos.data.audio import SAMPLE_RATE, load_audio
     from distilmos.predictor import load
     from distilmos.predictor.fileformat import write_predictor
 

@@ -50,11 +50,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from distilmos.audio import load_audio
-    from distilmos.cached_upstream import CachedUpstream
+    from distilmos.data.audio import load_audio
     from distilmos.models.ssl_mos import SSLMOSModel
-    from distilmos.tiny_upstream import write_checkpoint
-    from distilmos.upstreams import build_upstream
+    from distilmos.upstream.build import build_upstream
+    from distilmos.upstream.cached import CachedUpstream
+    from distilmos.upstream.tiny import write_checkpoint
     from upstream_tokens.extract import Batching, FeatureExtractor, read_list
     from upstream_tokens.feature_cache import FeatureStore, dump_features
 

@@ -63,14 +63,14 @@ def main(argv=None) -> int:
 
     import torch
 
-    from distilmos import padding_exact
-    from distilmos.audio import load_audio
-    from distilmos.batching import STRICT_MAX_PAD, plan_batches
+    from distilmos.data.audio import load_audio
+    from distilmos.data.batching import STRICT_MAX_PAD, plan_batches
     from distilmos.models.ssl_mos import SSLMOSModel
     from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
     from distilmos.predictor.predictor import Predictor
-    from distilmos.tiny_upstream import write_checkpoint
-    from distilmos.upstreams import build_upstream
+    from distilmos.upstream import padding_exact
+    from distilmos.upstream.build import build_upstream
+    from distilmos.upstream.tiny import write_checkpoint
     from upstream_tokens.extract import FeatureExtractor
 
     sync = benchlib.synchronizer(args.device)

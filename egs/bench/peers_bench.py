@@ -77,8 +77,8 @@ def _version(package: str) -> str:
 def make_predictor_file(workdir: str, size: str, items: list, device: str, seed: int) -> str:
     """A DistilMOS predictor file through the toolkit's own path: a 1-step s3prl run, then export."""
     from distilmos.predictor import export
-    from distilmos.runner import run as run_downstream
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.train.runner import run as run_downstream
+    from distilmos.upstream.tiny import write_checkpoint
 
     ckpt = write_checkpoint(os.path.join(workdir, f"wavlm_{size}.pt"), "wavlm", size=size, seed=seed)
     data = os.path.join(workdir, "data")
@@ -131,7 +131,7 @@ class Ours(System):
         self.name = "DistilMOS (ours), " + ("one by one" if batch_size == 1 else f"batched (≤ {batch_size})")
 
     def load(self) -> None:
-        from distilmos.audio import SAMPLE_RATE
+        from distilmos.data.audio import SAMPLE_RATE
         from distilmos.predictor import load
 
         self.predictor = load(self.file, device=self.device, batch_size=self.batch_size)
@@ -195,7 +195,7 @@ class DNSMOS(System):
         import onnxruntime as ort
         from speechmos import dnsmos
 
-        from distilmos.audio import SAMPLE_RATE
+        from distilmos.data.audio import SAMPLE_RATE
 
         self.sample_rate = SAMPLE_RATE  # of the waveforms scored (DNSMOS itself takes 16 kHz)
 
@@ -228,7 +228,7 @@ def measure(args, workdir: str) -> list:
     import numpy as np
     import torch
 
-    from distilmos.audio import SAMPLE_RATE, load_audio
+    from distilmos.data.audio import SAMPLE_RATE, load_audio
 
     torch.set_flush_denormal(True)  # as the toolkit's commands do
     low, high = benchlib.parse_seconds(args.seconds)

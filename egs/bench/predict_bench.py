@@ -7,7 +7,7 @@ the audio I/O add to a bare upstream forward.
 
 The predictor is a real predictor file (written with the export code's own assembly, loaded with
 ``distilmos.predictor.load``) of a randomly initialised DistilMOS on a WavLM Base-size upstream
-(``python -m distilmos.tiny_upstream --arch wavlm --size base``; ``--size tiny`` for a smoke run): no
+(``python -m distilmos.upstream.tiny --arch wavlm --size base``; ``--size tiny`` for a smoke run): no
 training is needed, speed does not depend on the weights. ``--n_utts`` generated 16 kHz wavs of uniform
 random length in ``--seconds`` are scored in four ways, taking turns in every round so that a change of
 machine load touches all of them alike (``--warmup`` untimed rounds, then ``--repeats`` timed rounds;
@@ -51,8 +51,8 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     import torch
 
     from distilmos import registry
-    from distilmos.audio import SAMPLE_RATE
-    from distilmos.predictor import upstream as upstream_parts
+    from distilmos.data.audio import SAMPLE_RATE
+    from distilmos.predictor import upstream_entry as upstream_parts
     from distilmos.predictor.export import assemble
     from distilmos.predictor.fileformat import write_predictor
     from distilmos.predictor.pipeline import FeatureSelector
@@ -75,9 +75,9 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
 def measure(args) -> list:
     import torch
 
-    from distilmos.audio import SAMPLE_RATE, load_audio
+    from distilmos.data.audio import SAMPLE_RATE, load_audio
     from distilmos.predictor import Predictor, load
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     threads = benchlib.set_threads(args.threads)
     torch.set_flush_denormal(True)  # as the command does: subnormal GELU tails slow CPU matmuls

@@ -95,9 +95,9 @@ def measure(args, workdir: str) -> list:
     import torch
     from s3prl.utility.helper import hack_isinstance
 
-    from distilmos.audio import SAMPLE_RATE
-    from distilmos.plugin import register
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.data.audio import SAMPLE_RATE
+    from distilmos.train.plugin import register
+    from distilmos.upstream.tiny import write_checkpoint
 
     register([os.path.join(REPO, "downstream")])
     if getattr(builtins.isinstance, "__module__", None) != hack_isinstance.__module__:

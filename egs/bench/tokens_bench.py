@@ -84,7 +84,7 @@ def run_case(args) -> dict:
     """One measurement in this process; returns timings and this process's peak RSS."""
     import torch
 
-    from distilmos.audio import SAMPLE_RATE
+    from distilmos.data.audio import SAMPLE_RATE
     from upstream_tokens.dump import dump_split
     from upstream_tokens.extract import Batching, FeatureExtractor, read_list
     from upstream_tokens.fit import fit_store
@@ -343,7 +343,7 @@ def main(argv=None) -> None:
 
 def measure(args):
     """Run every case; return the per-case Markdown table and the result rows."""
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.upstream.tiny import write_checkpoint
 
     args.ckpt = write_checkpoint(
         os.path.join(args.workdir, f"wavlm_{args.size}.pt"), "wavlm", size=args.size, seed=args.seed

@@ -85,7 +85,7 @@ def build_runner(
     import torch
     from s3prl.run_downstream import get_downstream_args
 
-    from distilmos.runner import complete_argv, make_runner_class
+    from distilmos.train.runner import complete_argv, make_runner_class
 
     downstream, config, extra = CONFIGS[variant]
     overrides = {
@@ -194,9 +194,9 @@ def measure(args, workdir: str) -> list:
     import torch
     from s3prl.utility.helper import hack_isinstance
 
-    from distilmos.audio import SAMPLE_RATE
-    from distilmos.plugin import register
-    from distilmos.tiny_upstream import write_checkpoint
+    from distilmos.data.audio import SAMPLE_RATE
+    from distilmos.train.plugin import register
+    from distilmos.upstream.tiny import write_checkpoint
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

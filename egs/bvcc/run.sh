@@ -10,7 +10,7 @@
 # stages and resumes training from the last whole checkpoint. Data lists (<datadir>) and token stores
 # (<tokendir>/<upstream>_k<k>) are shared by every run that uses them. Paths given as options are taken
 # relative to the current directory; the defaults (data, tokens, exp) live in this recipe's folder.
-# --batch_size is the total over --ngpu processes (torchrun; each gets batch_size / ngpu).
+# --batch_size is the total over --ngpu processes (the runner gives each of them batch_size / ngpu).
 # --freeze true keeps the upstream frozen (expdir gets _frozen); --feature_cache true then computes its
 # hidden states once (stage 2, <cachedir>/<upstream>_<layers>) and trains and evaluates from them.
 # --split random811 --split_seed S trains and evaluates on every labelled BVCC utterance dealt 8:1:1 at
@@ -63,12 +63,13 @@ config="${REPO_ROOT}/downstream/${expert}/${config}"
 finetune=()
 [ "${fine_tune}" = true ] && finetune=(-f)
 # Training length, validation interval and batch default to the variant's config (DistilMOS: the paper's
-# 10,000 steps, every 1,000, batch 32; SALF-MOS: batch 4, validation every epoch, early stopping).
-if [ -z "${batch_size}" ]; then
-    batch_size="$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["downstream_expert"]["datarc"]["train_batch_size"])' "${config}")"
-fi
+# 10,000 steps, every 1,000, batch 32; SALF-MOS: batch 4, validation every epoch, early stopping); the
+# runner shares the batch out among the --ngpu processes (and refuses one that does not divide).
 [ "${ngpu}" -ge 1 ] || { echo "--ngpu must be at least 1" >&2; exit 1; }
-[ $(( batch_size % ngpu )) -eq 0 ] || { echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2; exit 1; }
+if [ -n "${batch_size}" ] && [ $(( batch_size % ngpu )) -ne 0 ]; then
+    echo "--batch_size ${batch_size} is not divisible by --ngpu ${ngpu}" >&2
+    exit 1
+fi
 
 tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
 case "${split}" in
@@ -216,7 +217,7 @@ if todo 3; then
     o+=",,config.downstream_expert.datarc.extra_eval.somos_test=${datadir}/somos/test.csv"
     o+=",,config.downstream_expert.datarc.token_store=${store}"
     [ "${feature_cache}" = true ] && o+=",,config.downstream_expert.datarc.feature_cache=${cache}"
-    o+=",,config.downstream_expert.datarc.train_batch_size=$(( batch_size / ngpu ))"
+    [ -n "${batch_size}" ] && o+=",,config.downstream_expert.datarc.train_batch_size=${batch_size}"
     o+=",,config.downstream_expert.datarc.num_workers=${num_workers}"
     [ -n "${total_steps}" ] && o+=",,config.runner.total_steps=${total_steps}"
     [ -n "${eval_step}" ] && o+=",,config.runner.eval_step=${eval_step},,config.runner.save_step=${eval_step}"

@@ -35,7 +35,7 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
 fi
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     echo "== stage 2: masked-prediction pretraining -> ${out}"
-    OMP_NUM_THREADS=1 python -m distilmos.pretrain_tiny --pool "${workdir}/pool/pool.csv" --out "${out}" \
+    OMP_NUM_THREADS=1 python -m distilmos.pretrain.tiny_hubert --pool "${workdir}/pool/pool.csv" --out "${out}" \
         --iterations "${iterations}" --k "${k}" --steps "${steps}" --crop_s "${crop_s}" --lr "${lr}" \
         --seed "${seed}" --threads 1 \
         --recipe "egs/pretrain_tiny/run.sh --out ${out#"${REPO_ROOT}"/} --n_utts ${n_utts} --n_generated ${n_generated} --iterations ${iterations} --k ${k} --steps ${steps} --crop_s ${crop_s} --lr ${lr} --seed ${seed}"

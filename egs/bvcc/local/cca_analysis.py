@@ -10,7 +10,7 @@ For every utterance of ``--csv`` (the paper: BVCC test) and every model, one vec
 Processor output averaged over the utterance's frames (for a model without one, such as ``ssl_mos``,
 its fine-tuned upstream's last layer). For the *pretrained* upstream the experiments were fine-tuned from,
 one vector per transformer layer, averaged likewise. Each model is then compared with each pretrained
-layer by held-out PWCCA (:mod:`distilmos.cca`). A randomly initialised DistilMOS model on the pretrained
+layer by held-out PWCCA (:mod:`distilmos.eval.cca`). A randomly initialised DistilMOS model on the pretrained
 upstream (``--no_random_init`` to leave it out) shows what the architecture alone gives.
 
 Writes ``<out>.csv`` (``model,variant,expdir,layer,pwcca``) and ``<out>.png`` (one curve per model over
@@ -30,11 +30,11 @@ import torch
 from tqdm import tqdm
 
 from distilmos import registry
-from distilmos.audio import SAMPLE_RATE, load_audio
-from distilmos.cca import pwcca_score
-from distilmos.datalist import read_datalist
+from distilmos.data.audio import SAMPLE_RATE, load_audio
+from distilmos.data.datalist import read_datalist
+from distilmos.eval.cca import pwcca_score
 from distilmos.predictor import export, load
-from distilmos.predictor import upstream as upstream_store
+from distilmos.predictor import upstream_entry as upstream_store
 from distilmos.predictor.export import read_experiment
 from distilmos.predictor.pipeline import FeatureSelector, PredictorPipeline
 
@@ -186,7 +186,9 @@ def main(argv=None) -> None:
             )
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["model", "variant", "expdir", "layer", "pwcca"])
+        writer = csv.DictWriter(
+            handle, fieldnames=["model", "variant", "expdir", "layer", "pwcca"], lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(dict(r, pwcca=f"{r['pwcca']:.4f}") for r in rows)
     plot(rows, args.out + ".png")

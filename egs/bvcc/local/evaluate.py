@@ -24,7 +24,7 @@ def main(argv=None):
     if not os.path.isfile(args.ckpt):
         parser.error(f"{args.ckpt}: no such checkpoint (has training finished?)")
 
-    from distilmos.runner import main as run_downstream
+    from distilmos.train.runner import main as run_downstream
 
     expdir = os.path.dirname(os.path.abspath(args.ckpt))
     for split in args.splits:

@@ -118,7 +118,9 @@ def main(argv=None):
     with open(args.out + ".md", "w") as handle:
         handle.write(text)
     with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(table_rows[0]) if table_rows else ["metric"])
+        writer = csv.DictWriter(
+            handle, fieldnames=list(table_rows[0]) if table_rows else ["metric"], lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(table_rows)
     print(text)

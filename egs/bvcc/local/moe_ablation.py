@@ -169,7 +169,7 @@ def main(argv=None):
     with open(args.out + ".md", "w") as handle:
         handle.write(text)
     with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["n_experts", "task", "n_runs"] + COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=["n_experts", "task", "n_runs"] + COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     best = plot(rows, runs, args.out)

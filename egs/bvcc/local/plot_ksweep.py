@@ -108,7 +108,7 @@ def write_csv(path, sweep, base):
     """One row per k, then one per baseline (``k`` empty)."""
     fields = ["model", "k", "n_runs"] + [c + s for c in PANELS for s in ("", "_std")]
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(sweep + base)
 

@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from distilmos.metrics import compute_metrics, system_means  # noqa: E402
+from distilmos.eval.metrics import compute_metrics, system_means  # noqa: E402
 
 
 def scatter(pred_csv, out_png):

@@ -66,8 +66,8 @@ def head_parameters(expdir: str):
         return None
     import torch
 
+    from distilmos.fileio import allow_s3prl_checkpoints
     from distilmos.models.salf_mos import SALFMOSModel
-    from distilmos.plugin import allow_s3prl_checkpoints
 
     allow_s3prl_checkpoints()  # the runner's checkpoints hold its argparse.Namespace
     downstream = torch.load(path, map_location="cpu", weights_only=True)["Downstream"]
@@ -191,7 +191,7 @@ def main(argv=None):
     with open(args.out + ".md", "w") as handle:
         handle.write(text)
     with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["input"])
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["input"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     print(text)

@@ -25,12 +25,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from distilmos.audio import load_audio
-from distilmos.datalist import read_datalist
+from distilmos.data.audio import load_audio
+from distilmos.data.datalist import read_datalist
 from distilmos.errors import ToolkitError
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.fileio import atomic_write
-from distilmos.metrics import METRIC_KEYS, compute_metrics
-from distilmos.upstreams import build_upstream
+from distilmos.upstream.build import build_upstream
 
 
 class YardstickError(ToolkitError, ValueError):
@@ -75,7 +75,7 @@ def write_split(out: str, split: str, utts, preds: np.ndarray) -> dict:
             indent=2,
         )
     with atomic_write(os.path.join(out, f"predictions_{split}.csv"), newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["sample_id", "system_id", "score", "pred"])
         rows = sorted(zip((u.sample_id for u in utts), (u.system_id for u in utts), (u.score for u in utts), preds))
         writer.writerows([sid, sys_id, repr(float(score)), f"{pred:.6f}"] for sid, sys_id, score, pred in rows)

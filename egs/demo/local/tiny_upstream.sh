@@ -15,7 +15,7 @@ case "${kind}" in
         echo "--upstream hubert_local --upstream_ckpt $(cd "$(dirname "${ckpt}")" && pwd)/tiny_hubert.pt" ;;
     random)
         ckpt="${workdir}/tiny_wavlm.pt"
-        [ -f "${ckpt}" ] || python -m distilmos.tiny_upstream --arch wavlm --size tiny --seed "${seed}" \
+        [ -f "${ckpt}" ] || python -m distilmos.upstream.tiny --arch wavlm --size tiny --seed "${seed}" \
             --out "${ckpt}" >&2
         echo "--upstream wavlm_local --upstream_ckpt ${ckpt}" ;;
     *)

@@ -142,10 +142,10 @@ def score(
 ) -> None:
     """Score every test set of the manifest with the predictor file (its own batching and windowing),
     skipping sets whose metrics file exists unless ``overwrite``."""
-    from distilmos.datalist import read_datalist
-    from distilmos.metrics import compute_metrics
+    from distilmos.data.datalist import read_datalist
+    from distilmos.eval.metrics import compute_metrics
+    from distilmos.eval.results import write_results
     from distilmos.predictor import load
-    from distilmos.results import write_results
 
     sets = read_manifest(manifest)["sets"]
     todo = [s for s in sets if overwrite or not os.path.isfile(os.path.join(outdir, f"metrics_{s['key']}.json"))]
@@ -246,7 +246,7 @@ def write_table(manifest: dict, outdir: str, out: str, title: str) -> str:
     with atomic_write(out + ".md") as handle:
         handle.write(markdown)
     with atomic_write(out + ".csv", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["test_set", "status", "n_utt", "n_sys"] + COLUMNS)
         for row in rows + [mean]:
             m = row["metrics"]
@@ -330,7 +330,7 @@ def combine(runs: list[str], out: str, metric: str = "utt_SRCC") -> str:
     with atomic_write(out + ".md") as handle:
         handle.write(markdown)
     with atomic_write(out + ".csv", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["upstream", "test_set"] + COLUMNS + ["n_utt", "n_sys"])
         for label, rows, mean, _ in table:
             for row in rows + [mean]:

@@ -16,7 +16,7 @@ import ctypes
 import numpy as np
 from scipy import signal
 
-from distilmos.audio import SAMPLE_RATE
+from distilmos.data.audio import SAMPLE_RATE
 
 OUTPUT_RATE = SAMPLE_RATE  # what the pool is written at: the toolkit's rate
 _AUDIO_OUTPUT_SYNCHRONOUS = 2

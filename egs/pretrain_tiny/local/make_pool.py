@@ -191,7 +191,9 @@ def make_pool(out_dir, n_utts: int = 720, n_generated: int = 120, seed: int = 0,
     tmp = out / ".pool.csv.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(
-            handle, fieldnames=["wav_path", "split", "source", "voice", "rate", "degradation", "text"]
+            handle,
+            fieldnames=["wav_path", "split", "source", "voice", "rate", "degradation", "text"],
+            lineterminator="\n",
         )
         writer.writeheader()
         writer.writerows(rows)

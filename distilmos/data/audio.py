@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .errors import ToolkitError
+from distilmos.errors import ToolkitError
 
 SAMPLE_RATE = 16000
 

@@ -18,9 +18,10 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
-from .errors import ToolkitError
+from distilmos.errors import ToolkitError
+
+from .hub import UPSTREAMS as TOOLKIT_UPSTREAMS
 from .padding_exact import make_padding_exact
-from .upstream.hub import UPSTREAMS as TOOLKIT_UPSTREAMS
 
 
 class UpstreamSpecError(ToolkitError, ValueError):
@@ -108,7 +109,7 @@ def build_upstream(
     """Instantiate an upstream from a spec and optional checkpoint (see :func:`resolve_upstream`).
 
     With ``exact`` (the default), s3prl's WavLM / HuBERT / wav2vec 2.0 upstreams get their padding-exact
-    forward (:func:`distilmos.padding_exact.make_padding_exact`); other upstreams are returned as built.
+    forward (:func:`distilmos.upstream.padding_exact.make_padding_exact`); other upstreams are returned as built.
     """
     factory = resolve_upstream(spec)
     check_local_checkpoint(spec, ckpt)

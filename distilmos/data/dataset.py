@@ -34,10 +34,10 @@ class MOSDataset(Dataset):
     """Utterances of a validated data list; optionally with k-means tokens from a token store.
 
     ``token_store`` is any object with ``tokens(sample_id) -> LongTensor[frames, layers]`` (see
-    ``upstream_tokens.store.TokenStore``); it is opened lazily in each worker, so it is fork-safe.
+    :class:`distilmos.data.stores.TokenStore`); it is opened lazily in each worker, so it is fork-safe.
 
     Audio is checked when it is read (the preflight reads only headers): a file that cannot be decoded or
-    holds NaN or infinite samples raises :class:`~distilmos.audio.AudioError` naming the file and its row
+    holds NaN or infinite samples raises :class:`~distilmos.data.audio.AudioError` naming the file and its row
     in the data list, or, with ``skip_bad_audio``, is left out of its batch and named in ``batch.skipped``.
     """
 
@@ -127,7 +127,7 @@ class EpochOrderSampler(Sampler[int]):
 
 def _quiet_worker(worker_id: int) -> None:
     # SIGTERM/SIGINT are the main process's to handle (it finishes the step and saves, see
-    # distilmos.preemption); a worker killed by them would abort the step instead. Workers still exit
+    # distilmos.train.preemption); a worker killed by them would abort the step instead. Workers still exit
     # with their parent.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
@@ -159,7 +159,7 @@ def eval_loader(
     dataset: MOSDataset, batch_size: int, max_seconds: float, num_workers: int, max_pad: float | None = None
 ) -> DataLoader:
     """Deterministic batches of similar lengths over the whole split (on one process, as s3prl evaluates),
-    by the toolkit's one batching rule (:func:`distilmos.batching.plan_batches`): at most ``batch_size``
+    by the toolkit's one batching rule (:func:`distilmos.data.batching.plan_batches`): at most ``batch_size``
     utterances and ``max_seconds`` of padded audio a batch, no utterance padded by more than ``max_pad``
     of its batch's longest (``None``: no cap)."""
     sampler = PlannedBatchSampler([u.num_samples for u in dataset.utterances], max_seconds, batch_size, max_pad)

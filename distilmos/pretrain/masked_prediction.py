@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .audio import SAMPLE_RATE
-from .tiny_upstream import model_config
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.upstream.tiny import model_config
 
 FEATURE_PENALTY = 10.0  # HuBERT's weight of the squared-feature penalty
 FRAME_SHIFT = 320  # samples per output frame of the convolutional front end (20 ms at 16 kHz)

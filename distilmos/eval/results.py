@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Iterable
 
-from .fileio import atomic_write
+from distilmos.fileio import atomic_write
 
 PREDICTION_COLUMNS = ("sample_id", "system_id", "score", "pred")
 
@@ -32,7 +32,7 @@ def write_results(
             indent=2,
         )
     with atomic_write(predictions_path, newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(PREDICTION_COLUMNS)
         # repr keeps the listener score as read; six decimals are far below any metric's resolution
         writer.writerows([sid, system, repr(float(score)), f"{pred:.6f}"] for sid, system, score, pred in sorted(rows))

@@ -42,9 +42,9 @@ import torch
 import torch.nn as nn
 
 from distilmos.errors import ToolkitError
-from distilmos.padding_exact import make_padding_exact
 from distilmos.predictor import heads as heads_mod
-from distilmos.upstreams import UpstreamSpecError, build_upstream, is_callable_spec
+from distilmos.upstream.build import UpstreamSpecError, build_upstream, is_callable_spec
+from distilmos.upstream.padding_exact import make_padding_exact
 
 EMBEDDED = ("wavlm", "hubert", "wav2vec2")
 WAVEFORM = "waveform"

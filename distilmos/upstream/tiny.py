@@ -1,6 +1,6 @@
 """Small, seeded, randomly initialised SSL checkpoints in the exact formats s3prl's ``*_local`` upstreams load.
 
-    python -m distilmos.tiny_upstream --arch wavlm --size tiny --out tiny_wavlm.pt
+    python -m distilmos.upstream.tiny --arch wavlm --size tiny --out tiny_wavlm.pt
     python run_downstream.py -m train -u wavlm_local -k tiny_wavlm.pt -d distilmos ...
 
 No pretrained weights can be trusted to be at hand (tests, CI, offline demos), so these stand in for them:
@@ -21,8 +21,8 @@ import os
 
 import torch
 
-from .audio import SAMPLE_RATE
-from .fileio import atomic_write
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.fileio import atomic_write
 
 ARCHS = ("wavlm", "hubert", "wav2vec2")
 HUB_NAMES = {arch: f"{arch}_local" for arch in ARCHS}

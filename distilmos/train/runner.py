@@ -1,6 +1,6 @@
 """s3prl's downstream runner with this toolkit plugged in: the entry point behind ``run_downstream.py``.
 
-:func:`main` is s3prl's ``run_downstream.py`` main with the registrations of :mod:`distilmos.plugin`, the
+:func:`main` is s3prl's ``run_downstream.py`` main with the registrations of :mod:`distilmos.train.plugin`, the
 runner subclass :class:`PluginRunner` (made by :func:`make_runner_class`) and a few fixes for running
 anywhere:
 
@@ -10,9 +10,9 @@ anywhere:
   ``config.yaml``, found in the registered downstream folders wherever the command runs;
 - an unknown ``-u`` fails at once with the closest valid names;
 - with ``datarc.feature_cache`` (a frozen upstream), training and evaluation read the upstream's hidden
-  states from a feature cache instead of running it (:mod:`distilmos.cached_upstream`);
+  states from a feature cache instead of running it (:mod:`distilmos.upstream.cached`);
 - s3prl's WavLM, HuBERT and wav2vec 2.0 upstreams run their padding-exact forward
-  (:mod:`distilmos.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
+  (:mod:`distilmos.upstream.padding_exact`) and the featurizer keeps each utterance's exact frame count, so
   training and evaluation do not depend on batch composition; the experts are told so
   (``upstream_padding_exact``), and their evaluation batches keep a padding cap only for other upstreams;
 - before anything is written: the experiment folder must be writable, a training config may hold only
@@ -20,8 +20,10 @@ anywhere:
   training run locks its folder (:mod:`distilmos.locks`), so a second run into it is refused, naming
   the first;
 - the experts are told they run under this runner (``plugin_runner``; under s3prl's own they refuse the
-  config features only this one carries out: a feature cache, early stopping); neither keyword is saved
-  in a checkpoint's args;
+  config features only this one carries out: a feature cache, early stopping) and, under DDP, their share of
+  the training batch (``datarc.train_batch_size`` is the batch of one step over all processes: each of N
+  processes loads 1/N of it, :func:`per_process_batch`); none of these keywords is saved in a checkpoint's
+  args;
 - an error about the user's input (a :class:`~distilmos.errors.ToolkitError`: a bad data list, token
   store, config value) is printed as one message, without a traceback, and the exit status is
   :data:`EXIT_INPUT_ERROR`; s3prl's own errors are left as they are.
@@ -43,16 +45,18 @@ import numpy as np
 import torch
 import yaml
 
-from . import cached_upstream, padding_exact, registry
-from .batching import STRICT_MAX_PAD
+from distilmos import registry
+from distilmos.data.batching import STRICT_MAX_PAD
+from distilmos.errors import ConfigError, ToolkitError
+from distilmos.fileio import check_writable_dir
+from distilmos.locks import experiment_lock
+from distilmos.upstream import cached, padding_exact
+from distilmos.upstream.build import UpstreamSpecError, check_local_checkpoint
+
 from .config_keys import check_keys, section, signature_keys
-from .errors import ConfigError, ToolkitError
-from .fileio import check_writable_dir
-from .locks import experiment_lock
+from .loop import runner_config
 from .plugin import register, register_upstream
 from .schedulers import scheduler_keys
-from .training import runner_config
-from .upstreams import UpstreamSpecError, check_local_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -159,17 +163,31 @@ def default_config_name(downstream: str, variant: str | None) -> str:
     return exp.variant(variant).config
 
 
+def per_process_batch(config: dict, world_size: int) -> int | None:
+    """Each DDP process's share of ``datarc.train_batch_size``, the batch of one training step over all
+    ``world_size`` processes (None when the config gives none); a :class:`ConfigError` when it does not divide."""
+    total = ((config.get("downstream_expert") or {}).get("datarc") or {}).get("train_batch_size")
+    if total is None:
+        return None
+    if int(total) % world_size:
+        raise ConfigError(
+            f"config.downstream_expert.datarc.train_batch_size={total} is the batch of one training step over all "
+            f"{world_size} processes, and {world_size} does not divide it: give a multiple of {world_size}"
+        )
+    return int(total) // world_size
+
+
 def make_runner_class():
     """:class:`PluginRunner`: s3prl's ``Runner`` with this toolkit's training loop (built on first use, so
     that importing this module does not import s3prl's runner)."""
     from s3prl.downstream.runner import ModelEntry, Runner
-    from torch.distributed import is_initialized
+    from torch.distributed import get_world_size, is_initialized
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from .training import ResumableTrainingMixin
+    from .loop import ResumableTrainingMixin
 
     class PluginRunner(ResumableTrainingMixin, Runner):
-        """s3prl's Runner with the training loop of :mod:`distilmos.training` (the last step always
+        """s3prl's Runner with the training loop of :mod:`distilmos.train.loop` (the last step always
         counts, atomic checkpoints, preemption, exact resume; every rank stops after ``total_steps``), able
         to run DDP on CPU and to evaluate on one rank under DDP."""
 
@@ -214,7 +232,7 @@ def make_runner_class():
             padding_exact.cut_featurizer(featurizer, upstream)
             cache = self._feature_cache()
             if cache:
-                store = cached_upstream.open_cache(
+                store = cached.open_cache(
                     cache,
                     self.args.upstream,
                     self.args.upstream_ckpt,
@@ -223,10 +241,8 @@ def make_runner_class():
                     bool(self.args.upstream_trainable),
                 )
                 # from here on the upstream is the cache: the datasets yield its hidden states
-                self.upstream = ModelEntry(
-                    cached_upstream.upstream_for(store).to(self.args.device), "Upstream", False, []
-                )
-                cached_upstream.cut_featurizer(featurizer)
+                self.upstream = ModelEntry(cached.upstream_for(store).to(self.args.device), "Upstream", False, [])
+                cached.cut_featurizer(featurizer)
                 # each utterance's cached features are its own, whatever else is in the batch
                 self.upstream_padding_exact = True
                 print(
@@ -243,6 +259,7 @@ def make_runner_class():
                 "plugin_runner": True,
                 "upstream_padding_exact": self.upstream_padding_exact,
                 "upstream_min_samples": self.upstream_min_samples,
+                "train_batch_per_process": per_process_batch(self.config, get_world_size() if is_initialized() else 1),
             }
             vars(self.args).update(told)
             try:

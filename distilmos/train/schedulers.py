@@ -46,7 +46,7 @@ def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
 
 
 def get_MoEStageLR(optimizer: Optimizer, num_training_steps: int, **stages) -> LambdaLR:  # noqa: N802
-    """MoE-MOS's three-stage learning rate (:mod:`distilmos.moe_schedule`): each parameter group's
+    """MoE-MOS's three-stage learning rate (:mod:`distilmos.train.moe_schedule`): each parameter group's
     configured ``lr`` times the schedule's scale of the step about to run.
 
     A ``LambdaLR`` whose factor depends on its step counter alone, so resuming (s3prl restores the counter)

@@ -20,9 +20,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from distilmos.errors import ToolkitError
+from distilmos.fileio import atomic_write
+
 from .audio import SAMPLE_RATE, AudioError, probe_audio, samples_at_16k
-from .errors import ToolkitError
-from .fileio import atomic_write
 
 COLUMNS = ("sample_id", "system_id", "wav_path", "score")
 
@@ -278,7 +279,7 @@ def write_datalist(csv_path: str, utterances: Sequence[Utterance]) -> None:
     """Write utterances as a data list CSV (atomically). Extra columns of the first row are kept."""
     extra_cols = list(utterances[0].extra) if utterances else []
     with atomic_write(csv_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(list(COLUMNS) + extra_cols)
         for utt in utterances:
             writer.writerow(

@@ -3,9 +3,9 @@
 A misspelt key (``runner.gradient_cliping``, ``datarc.train_bach_size``, ``-o config.runner.totl_steps=5``)
 would otherwise be ignored, its default used in silence, or fail with a ``KeyError`` after the first step.
 The known keys of a section come from the code that reads it, never from a second list: the defaults
-dict the reader takes its values from (:data:`distilmos.training.RUNNER`, ``MOSExpert.DATARC``, an
+dict the reader takes its values from (:data:`distilmos.train.loop.RUNNER`, ``MOSExpert.DATARC``, an
 expert's ``MODELRC``), or the signature of the callable the section is handed to (a torch optimizer, a
-scheduler of :mod:`distilmos.schedulers`).
+scheduler of :mod:`distilmos.train.schedulers`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 
-from .errors import ConfigError
+from distilmos.errors import ConfigError
 
 
 def unknown_keys(section: str, given: Mapping, known: Iterable[str]) -> str | None:

@@ -6,10 +6,10 @@ interface: ``get_dataloader``, ``forward(split, features, *others, records=...)`
 - **the last step always counts**: the final step validates and saves whatever ``eval_step`` and
   ``save_step`` are, so ``best-states-<split>.ckpt`` and a resumable ``states-<total_steps>.ckpt`` exist
   whenever training ends normally;
-- **atomic checkpoints** (:mod:`distilmos.checkpoints`): written beside their place and renamed in, the
+- **atomic checkpoints** (:mod:`distilmos.train.checkpoints`): written beside their place and renamed in, the
   checkpoints ``max_keep`` retires removed only after; the folder's free space is checked before the
   first step;
-- **preemption** (:mod:`distilmos.preemption`): SIGTERM/SIGINT finish the step in flight, save, and exit
+- **preemption** (:mod:`distilmos.train.preemption`): SIGTERM/SIGINT finish the step in flight, save, and exit
   with status 75; under ``torchrun`` every rank stops after the same step;
 - **schedules by step**: an expert whose ``forward`` declares a ``global_step`` parameter receives the
   step being trained (1-based), so loss weights can follow the step and resume with it;
@@ -33,9 +33,10 @@ import torch
 from torch.distributed import get_rank, get_world_size, is_initialized
 from tqdm import tqdm
 
+from distilmos.errors import ConfigError, ToolkitError
+
 from . import checkpoints, event_log
 from .config_keys import check_keys, section, with_defaults
-from .errors import ConfigError, ToolkitError
 from .preemption import EXIT_PREEMPTED, StopRequest
 
 #: a key of :data:`RUNNER` that a config must give
@@ -94,7 +95,7 @@ class ResumableTrainingMixin:
 
     def train(self):
         """s3prl's ``Runner.train`` (see the module docstring); a full disk anywhere in the experiment folder
-        ends it with one :class:`~distilmos.checkpoints.CheckpointError`, the checkpoints written so far whole."""
+        ends it with one :class:`~distilmos.train.checkpoints.CheckpointError`, the checkpoints written so far whole."""
         self._events, ended_well = None, False
         try:
             self._train()

@@ -1,7 +1,7 @@
 """Pretrain a tiny HuBERT (s3prl's own ``HubertModel``) by masked prediction, offline, on an unlabelled
 speech pool; write it in s3prl's ``hubert_local`` checkpoint format, with the evidence that it learned.
 
-    python -m distilmos.pretrain_tiny --pool pool/pool.csv --out tiny_hubert.pt [--iterations 2]
+    python -m distilmos.pretrain.tiny_hubert --pool pool/pool.csv --out tiny_hubert.pt [--iterations 2]
     python run_downstream.py -m train -u hubert_local -k tiny_hubert.pt -d distilmos ...
 
 The pool is a CSV with ``wav_path`` (relative to the CSV's folder), ``split`` (``train`` or ``heldout``) and
@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from distilmos.data.audio import SAMPLE_RATE, load_audio
+from distilmos.data.datalist import open_list
+from distilmos.errors import ToolkitError
+from distilmos.fileio import atomic_write, sha256_file
+
 from . import masked_prediction as mp
-from .audio import SAMPLE_RATE, load_audio
-from .datalist import open_list
-from .errors import ToolkitError
-from .fileio import atomic_write, sha256_file
 
 
 class PoolError(ToolkitError, ValueError):
@@ -135,8 +136,9 @@ def save_checkpoint(ckpt: dict, path: str) -> None:
 def run_probes(ckpt_path: str, init_path: str, rows, columns: list[str], seed: int) -> dict[str, dict]:
     """Linear probes of every layer for every label column, for the checkpoint and for its random init, both
     loaded through the toolkit's ``-u hubert_local -k`` path."""
+    from distilmos.upstream.build import build_upstream
+
     from .probes import pooled_layers, probe_layers
-    from .upstreams import build_upstream
 
     wavs = [load_audio(r["wav_path"]) for r in rows]
     is_train = [r["split"] == "train" for r in rows]
@@ -330,7 +332,8 @@ def pretrain(args) -> dict:
         "iterations": iterations,
         "probes": probes,
         "seconds": time.perf_counter() - start,
-        "command": args.recipe or "python -m distilmos.pretrain_tiny " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": args.recipe
+        or "python -m distilmos.pretrain.tiny_hubert " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "torch": torch.__version__,
     }
     report["iterations"] = [

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
-from .errors import ConfigError
+from distilmos.errors import ConfigError
 
 #: feature selections (``-s``) a cache can serve
 CACHEABLE = ("hidden_states", "last_hidden_state", "hidden_state_<n>")
@@ -87,7 +87,7 @@ def open_cache(
             f"datarc.feature_cache={path}: a cache holds the pretrained upstream's hidden states, and -f fine-tunes "
             "the upstream, so they would be stale after the first step; drop -f, or drop the cache"
         )
-    from upstream_tokens.feature_cache import FeatureStore
+    from distilmos.data.stores import FeatureStore
 
     store = FeatureStore(path)
     store.check(upstream, upstream_ckpt, needed_layers(feature_selection, layer_selection, store.n_layers_upstream))

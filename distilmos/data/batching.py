@@ -6,7 +6,7 @@ most ``max_batch_items`` utterances and ``max_batch_seconds`` of padded audio, a
 given, with no utterance padded by more than ``max_pad`` of its batch's longest.
 
 Why a padding cap at all: padding is not neutral for every upstream. s3prl's WavLM, HuBERT and wav2vec
-2.0 run a padding-exact forward here (:mod:`distilmos.padding_exact`) and need no cap; for any other
+2.0 run a padding-exact forward here (:mod:`distilmos.upstream.padding_exact`) and need no cap; for any other
 upstream, where results must not depend on batch composition, the cap keeps each utterance close to its
 length alone. :func:`resolve_max_pad` turns the default ``"auto"`` into one or the other; ``max_pad=0``
 batches only equal lengths.
@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 
 from torch.utils.data import Sampler
 
+from distilmos.errors import ConfigError
+
 from .audio import SAMPLE_RATE
-from .errors import ConfigError
 
 #: ``max_pad`` default: no cap for a padding-exact upstream, :data:`STRICT_MAX_PAD` for any other
 AUTO = "auto"

@@ -1,26 +1,26 @@
 """What s3prl needs to know about this toolkit, registered into s3prl's own namespaces.
 
-Needed by the runner (:mod:`distilmos.runner`), by every expert (an expert imported by a stock s3prl
-runner registers the schedulers its config names) and by the predictor (reading s3prl checkpoints):
+Needed by the runner (:mod:`distilmos.train.runner`), by every expert (an expert imported by a stock s3prl
+runner registers the schedulers its config names):
 
 - this repository's ``downstream/*`` experts join s3prl's ``s3prl.downstream`` namespace, so ``-d distilmos``
   imports ``s3prl.downstream.distilmos.expert`` exactly as a stock s3prl checkout would;
 - ``OneCycleLR`` and ``MoEStageLR`` join s3prl's scheduler registry (``scheduler: {name: OneCycleLR}``);
 - this toolkit's own upstreams (``lfcc``, ``utterance_embedding``, ``ge2e_dvector``) join s3prl's hub, and
   ``-u package.module:callable`` joins it under that name;
-- s3prl checkpoints (which hold an ``argparse.Namespace``) load under ``torch.load(weights_only=True)``.
+- s3prl checkpoints (which hold an ``argparse.Namespace``) load under ``torch.load(weights_only=True)``
+  (:func:`distilmos.fileio.allow_s3prl_checkpoints`, which the predictor calls too).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterable
 
-import torch
+from distilmos.fileio import allow_s3prl_checkpoints
+from distilmos.upstream.build import TOOLKIT_UPSTREAMS, is_callable_spec, resolve_upstream
 
 from .schedulers import get_MoEStageLR, get_OneCycleLR
-from .upstreams import TOOLKIT_UPSTREAMS, is_callable_spec, resolve_upstream
 
 
 def register_downstreams(dirs: Iterable[str]) -> None:
@@ -57,12 +57,6 @@ def register_upstream(spec: str) -> None:
         from s3prl import hub
 
         setattr(hub, spec, factory)
-
-
-def allow_s3prl_checkpoints() -> None:
-    """s3prl checkpoints hold the run's ``argparse.Namespace``; allow it under ``torch.load``'s
-    ``weights_only=True`` default (torch >= 2.6) instead of unpickling arbitrary objects."""
-    torch.serialization.add_safe_globals([argparse.Namespace])
 
 
 def register(downstream_dirs: Iterable[str]) -> None:

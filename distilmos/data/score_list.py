@@ -1,6 +1,6 @@
 """Generic data preparation: any ``wav,score[,system]`` list to a data list CSV.
 
-    python -m distilmos.prep_list --list my_scores.txt --wav_dir /data/wavs --out data/mine/test.csv
+    python -m distilmos.data.score_list --list my_scores.txt --wav_dir /data/wavs --out data/mine/test.csv
 
 The system of a row is its third field when present; otherwise, with ``--system_delim -``, the part of
 the file stem before the first ``-`` (BVCC's convention); otherwise the stem itself (every utterance
@@ -13,8 +13,9 @@ import argparse
 import os
 import sys
 
+from distilmos.fileio import unwritable
+
 from .datalist import DataListError, looks_like_header, rows_from_score_list, validate, write_datalist
-from .fileio import unwritable
 
 
 def system_rule(delim):

@@ -16,7 +16,7 @@ training loop's ``global_step`` (1-based, the step being trained) is step ``glob
 learning-rate scheduler's counter after ``k`` ``scheduler.step()`` calls is the step ``k`` about to run.
 
 The schedule is configured once, in the ``scheduler:`` section of the config (``name: MoEStageLR``):
-the learning-rate scheduler (:func:`distilmos.schedulers.get_MoEStageLR`) and the expert (loss weights)
+the learning-rate scheduler (:func:`distilmos.train.schedulers.get_MoEStageLR`) and the expert (loss weights)
 both read it from there, so they cannot disagree.
 """
 
@@ -26,8 +26,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from distilmos.errors import ConfigError
+
 from .config_keys import check_keys, signature_keys
-from .errors import ConfigError
 
 #: the scheduler name of the stage schedule in a config's ``scheduler:`` section
 SCHEDULER_NAME = "MoEStageLR"

@@ -1,8 +1,9 @@
 """What every MOS expert of this toolkit shares with s3prl's runner: data splits, dataloaders, the
 forward bookkeeping, metrics, best-checkpoint selection and the evaluation files.
 
-A concrete expert (``downstream/<name>/expert.py``) subclasses :class:`MOSExpert` and implements
-:meth:`MOSExpert.predict` (the inference path) and :meth:`MOSExpert.losses` (training objective).
+A concrete expert (``downstream/<name>/expert.py``) subclasses :class:`MOSExpert`, keeps its inference model
+as ``self.model`` (:meth:`MOSExpert.predict` runs it) and implements :meth:`MOSExpert.losses` (the training
+objective).
 
 Splits: ``train``, ``val`` and ``test`` are ``<datarc.data_dir>/<split>.csv``; ``datarc.extra_eval`` maps
 more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training split and the runner's
@@ -30,15 +31,18 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pad_sequence
 
-from . import config_keys, results
-from .audio import SAMPLE_RATE
-from .batching import AUTO, max_pad_setting, resolve_max_pad
-from .data import MOSBatch, MOSDataset, eval_loader, train_loader
-from .datalist import DEFAULT_MIN_SECONDS, read_datalist
-from .errors import ConfigError
-from .fileio import atomic_write
-from .metrics import METRIC_KEYS, compute_metrics
-from .training import EarlyStopping
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.batching import AUTO, max_pad_setting, resolve_max_pad
+from distilmos.data.datalist import DEFAULT_MIN_SECONDS, read_datalist
+from distilmos.data.dataset import MOSBatch, MOSDataset, eval_loader, train_loader
+from distilmos.errors import ConfigError
+from distilmos.eval import results
+from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
+from distilmos.fileio import atomic_write
+from distilmos.registry import DATARC_DEFAULTS
+
+from . import config_keys
+from .loop import EarlyStopping
 
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
@@ -56,14 +60,10 @@ class MOSExpert(nn.Module):
         "data_dir": None,  # train.csv, val.csv, test.csv
         "extra_eval": None,  # {split: path/to.csv}
         "token_store": None,  # read by the distilmos variant; the recipes pass it to every expert
-        "feature_cache": None,  # a frozen upstream's hidden states (distilmos.cached_upstream)
-        "train_batch_size": 32,
-        "eval_batch_size": 32,
-        "eval_max_seconds": 320.0,
+        "feature_cache": None,  # a frozen upstream's hidden states (distilmos.upstream.cached)
+        "train_batch_size": None,  # the batch of one step over all processes: each expert's config gives it
+        **DATARC_DEFAULTS,  # evaluation batches, loader workers, best checkpoint (read by the predictor's export too)
         "eval_max_pad": AUTO,
-        "num_workers": 0,
-        "best_split": "val",
-        "best_metric": "utt_SRCC",
         "skip_bad_audio": False,
         "min_seconds": None,  # shortest clip when the upstream's own minimum is unknown (default: 25 ms)
     }
@@ -82,18 +82,21 @@ class MOSExpert(nn.Module):
         upstream_padding_exact: bool = False,
         upstream_min_samples: int = None,
         plugin_runner: bool = False,
+        train_batch_per_process: int | None = None,
         mode: str = "train",
         **kwargs,
     ):
         super().__init__()
         self.upstream_dim = upstream_dim
-        # All told by this toolkit's runner (distilmos.runner) only, never saved with a checkpoint's args:
+        # All told by this toolkit's runner (distilmos.train.runner) only, never saved with a checkpoint's args:
         # under s3prl's own runner the upstream runs as s3prl builds it (an older checkpoint's stale
         # upstream_padding_exact is ignored there), and evaluation keeps a padding cap.
         self.plugin_runner = bool(plugin_runner)
         self.upstream_padding_exact = bool(upstream_padding_exact) and self.plugin_runner
         # The upstream's receptive field, when this toolkit's runner knows the front end
         self.upstream_min_samples = upstream_min_samples if self.plugin_runner else None
+        # this process's share of datarc.train_batch_size under DDP (s3prl's own runner: all of it)
+        self.train_batch_per_process = train_batch_per_process if self.plugin_runner else None
         self.expdir = expdir
         self.seed = seed
         # Unknown keys are refused before training; evaluating an older run's checkpoint only warns.
@@ -190,7 +193,7 @@ class MOSExpert(nn.Module):
         dataset = self.dataset(split)
         workers = int(self.datarc["num_workers"])
         if split == TRAIN:
-            return train_loader(dataset, int(self.datarc["train_batch_size"]), workers, self.seed, epoch, start_batch)
+            return train_loader(dataset, self.train_batch_size(), workers, self.seed, epoch, start_batch)
         return eval_loader(
             dataset,
             int(self.datarc["eval_batch_size"]),
@@ -199,23 +202,38 @@ class MOSExpert(nn.Module):
             self.eval_max_pad(),
         )
 
+    def train_batch_size(self) -> int:
+        """This process's training batch. ``datarc.train_batch_size`` (the config's; no default) is the batch of
+        one training step over all processes: this toolkit's runner gives each of N DDP processes 1/N of it
+        (``train_batch_per_process``), s3prl's own runner gives each process all of it, as s3prl does."""
+        if self.train_batch_per_process is not None:
+            return int(self.train_batch_per_process)
+        if self.datarc.get("train_batch_size") is None:
+            raise ConfigError(
+                "downstream_expert.datarc.train_batch_size is not set: give the training batch (over all processes) "
+                "in the config, or -o config.downstream_expert.datarc.train_batch_size=N"
+            )
+        return int(self.datarc["train_batch_size"])
+
     def eval_max_pad(self):
         """The evaluation batches' padding cap (``datarc.eval_max_pad``: ``auto``, the default, ``none`` or a
-        fraction): ``auto`` sets none for a padding-exact upstream, else :data:`distilmos.batching.STRICT_MAX_PAD`."""
+        fraction): ``auto`` sets none for a padding-exact upstream, else
+        :data:`distilmos.data.batching.STRICT_MAX_PAD`."""
         return resolve_max_pad(max_pad_setting(self.datarc["eval_max_pad"]), self.upstream_padding_exact)
 
     def _feature_store(self):
         """The run's feature cache (``datarc.feature_cache``), opened once; the runner checks it matches."""
         if self._feature_cache is None:
-            from upstream_tokens.feature_cache import FeatureStore
+            from distilmos.data.stores import FeatureStore
 
             self._feature_cache = FeatureStore(self.datarc["feature_cache"])
         return self._feature_cache
 
     # ---- model interface for subclasses ---------------------------------------------------------------
     def predict(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Inference path: ``features [batch, frames, upstream_dim]`` -> dict with ``pred [batch]``."""
-        raise NotImplementedError
+        """Inference path: ``features [batch, frames, upstream_dim]`` -> dict with ``pred [batch]``; by default
+        the expert's inference model, ``self.model`` (the one a predictor file keeps)."""
+        return self.model(features, lengths)
 
     def losses(self, out: dict[str, torch.Tensor], batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training objective: a dict of named scalar terms, ``loss`` being the one to minimise."""

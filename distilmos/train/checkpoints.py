@@ -23,8 +23,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .errors import ToolkitError
-from .fileio import atomic_write
+from distilmos.errors import ToolkitError
+from distilmos.fileio import atomic_write
 
 #: checkpoint key: batches of the current epoch already trained on (s3prl's keys: Step, Epoch, ...)
 BATCH_IN_EPOCH = "BatchInEpoch"

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..masking import masked_mean, valid_mask
+from .masking import masked_mean, valid_mask
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):

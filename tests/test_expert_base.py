@@ -1,0 +1,62 @@
+"""What every expert inherits from :class:`distilmos.train.expert_base.MOSExpert`: the inference path and
+the training batch."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from distilmos.errors import ConfigError
+from distilmos.registry import DATARC_DEFAULTS
+from distilmos.train.expert_base import MOSExpert
+from distilmos.train.runner import per_process_batch
+
+
+class _Mean(nn.Module):
+    def forward(self, features, lengths):
+        return {"pred": features.sum(dim=(1, 2)) / lengths}
+
+
+def test_predict_runs_the_inference_model(tmp_path):
+    """An expert that keeps its model as ``self.model`` needs no ``predict`` of its own."""
+    expert = MOSExpert(4, {"datarc": {}}, str(tmp_path), plugin_runner=True)
+    expert.model = _Mean()
+    features, lengths = torch.ones(2, 3, 4), torch.tensor([3, 2])
+    assert torch.equal(expert.predict(features, lengths)["pred"], torch.tensor([4.0, 6.0]))
+
+
+def _expert(tmp_path, data_dir, datarc=None, **told):
+    datarc = {"data_dir": data_dir, **(datarc or {})}
+    return MOSExpert(4, {"datarc": datarc}, str(tmp_path), **told)
+
+
+def test_the_runner_shares_the_training_batch_among_processes():
+    """``datarc.train_batch_size`` is the batch of one step over all processes; each DDP process gets 1/N."""
+    config = {"downstream_expert": {"datarc": {"train_batch_size": 32}}}
+    assert per_process_batch(config, 1) == 32
+    assert per_process_batch(config, 4) == 8
+    assert per_process_batch({"downstream_expert": {"datarc": {}}}, 4) is None  # the expert names the key
+    with pytest.raises(ConfigError, match=r"train_batch_size=30 is the batch of one training step over all 4 proc"):
+        per_process_batch({"downstream_expert": {"datarc": {"train_batch_size": 30}}}, 4)
+
+
+def test_each_process_loads_its_share_of_the_batch(tmp_path, demo_data):
+    shared = _expert(
+        tmp_path, demo_data["bvcc"], {"train_batch_size": 8}, plugin_runner=True, train_batch_per_process=4
+    )
+    assert shared.get_dataloader("train").batch_size == 4
+    # s3prl's own runner: every process loads the whole batch, as s3prl does
+    stock = _expert(tmp_path, demo_data["bvcc"], {"train_batch_size": 8}, train_batch_per_process=4)
+    assert stock.get_dataloader("train").batch_size == 8
+
+
+def test_the_training_batch_comes_from_the_config_alone(tmp_path, demo_data):
+    expert = _expert(tmp_path, demo_data["bvcc"], plugin_runner=True)
+    with pytest.raises(ConfigError, match="datarc.train_batch_size is not set"):
+        expert.get_dataloader("train")
+
+
+def test_datarc_defaults_are_the_registry_s_and_a_config_overrides_them(tmp_path, demo_data):
+    expert = _expert(tmp_path, demo_data["bvcc"], {"eval_batch_size": 1}, plugin_runner=True)
+    assert {k: v for k, v in expert.datarc.items() if k in DATARC_DEFAULTS} == dict(DATARC_DEFAULTS, eval_batch_size=1)
+    assert max(len(b) for b in expert.get_dataloader("val").batch_sampler.batches) == 1
+    assert (expert.best_split, expert.best_metric) == (DATARC_DEFAULTS["best_split"], DATARC_DEFAULTS["best_metric"])
