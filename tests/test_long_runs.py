@@ -122,7 +122,7 @@ def test_checkpoints_carry_what_an_exact_resume_needs(reference):
 FULL_DISK_AT_STEP_4 = """\
 import errno, os, sys
 import torch
-from distilmos import checkpoints
+from distilmos.train import checkpoints
 from distilmos.train.runner import main
 
 full = []
