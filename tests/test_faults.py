@@ -578,7 +578,7 @@ def test_a_stale_split_lock_is_taken_over_with_a_warning(tmp_path, demo_data, to
 
 
 def test_a_disk_that_fills_while_writing_metrics_is_one_line(tmp_path, tiny_ckpts, demo_data, capsys, monkeypatch):
-    from distilmos import results
+    from distilmos.eval import results
 
     def full(expdir, split, *args, **kwargs):  # the disk fills while the best validation's metrics are written
         raise OSError(errno.ENOSPC, "No space left on device", os.path.join(expdir, f"metrics_{split}.json"))
