@@ -1,5 +1,5 @@
-"""The drop-in promise (README "Drop-in: the experts under stock s3prl"): each expert folder, copied into a
-stock s3prl's ``downstream/``, trains and evaluates with s3prl's own ``run_downstream.py`` run from that
+"""The drop-in promise (downstream/README.md, "Drop-in: the experts under stock s3prl"): each expert folder,
+copied into a stock s3prl's ``downstream/``, trains and evaluates with s3prl's own ``run_downstream.py`` run from that
 s3prl folder, as s3prl's docs do; what only this toolkit's runner does is refused there by name.
 
 The stock s3prl is a copy of the installed package (its parent on ``PYTHONPATH``, so the copy is the one

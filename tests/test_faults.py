@@ -195,7 +195,10 @@ def test_a_garbled_section_is_refused_as_not_a_predictor_file(tmp_path, wav, gar
 # ---- an output that cannot be written ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["parent is a file", "a folder", "under /proc", "metrics parent is a file"])
+@pytest.mark.parametrize(
+    "where",
+    ["parent is a file", "a folder", "under /proc", "metrics parent is a file", "sidecar a folder", "part a folder"],
+)
 def test_score_refuses_an_unwritable_output_before_scoring(tmp_path, wav, where, capsys, monkeypatch):
     from distilmos.predictor.predictor import Predictor
 
@@ -203,19 +206,25 @@ def test_score_refuses_an_unwritable_output_before_scoring(tmp_path, wav, where,
     (tmp_path / "file").write_text("")
     scores_csv = tmp_path / "list.csv"
     scores_csv.write_text(f"wav_path,score\n{wav},3.0\n")
-    args = {
-        "parent is a file": ["-o", str(tmp_path / "file" / "s.csv")],
-        "a folder": ["-o", str(tmp_path)],
-        "under /proc": ["-o", "/proc/distilmos-scores.csv"],
-        "metrics parent is a file": ["-o", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "file" / "m.json")],
+    out = str(tmp_path / "s.csv")
+    args = {  # the options, and the path the one error names
+        "parent is a file": (["-o", str(tmp_path / "file" / "s.csv")], str(tmp_path / "file" / "s.csv")),
+        "a folder": (["-o", str(tmp_path)], str(tmp_path)),
+        "under /proc": (["-o", "/proc/distilmos-scores.csv"], "/proc/distilmos-scores.csv"),
+        "metrics parent is a file": (["-o", out, "--metrics", str(tmp_path / "file" / "m.json")], "m.json"),
+        "sidecar a folder": (["-o", out], out + ".failed.tsv"),
+        "part a folder": (["-o", out, "--nshard", "2", "--rank", "1"], out + ".part-1-of-2"),
     }
+    argv, named = args[where]
+    if where in ("sidecar a folder", "part a folder"):
+        os.mkdir(named)  # a file the run would write beside -o: checked as -o is
     scored = []
-    monkeypatch.setattr(Predictor, "score_files", lambda self, paths, **kw: scored.append(paths) or [])
+    monkeypatch.setattr(Predictor, "score_chunks", lambda self, paths, **kw: scored.append(paths) or iter(()))
     # before: every file was scored, then writing the output raised an OSError traceback
-    assert predict_main(["score", model, str(scores_csv), "-q", "--device", "cpu", *args[where]]) == 2
+    assert predict_main(["score", model, str(scores_csv), "-q", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err
-    assert err.count("distilmos-predict: error:") == 1 and f"{args[where][-1]} " in err, err
-    assert ("is a folder; give a file name" if where == "a folder" else "cannot be written") in err, err
+    assert err.count("distilmos-predict: error:") == 1 and f"{named} " in err, err
+    assert ("is a folder; give a file name" if "folder" in where else "cannot be written") in err, err
     assert not scored
 
 

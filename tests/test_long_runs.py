@@ -317,6 +317,16 @@ def test_sigterm_under_torchrun_stops_every_rank_after_one_step(tmp_path, tiny_c
 def test_a_second_sigterm_still_saves_and_a_second_ctrl_c_stops_at_once():
     from distilmos.train.preemption import StopRequest
 
+    # Python's own Ctrl-C handler, as in a terminal: a job started in the background (`cmd &`) inherits an
+    # ignored SIGINT, and the second Ctrl-C rightly does what the handler before the run did
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _second_signals(StopRequest)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _second_signals(StopRequest):
     with StopRequest() as request:
         signal.raise_signal(signal.SIGTERM)
         signal.raise_signal(signal.SIGTERM)  # the scheduler's and torchrun's: still one request

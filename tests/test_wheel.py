@@ -22,20 +22,17 @@ from downstream_helpers import DOWNSTREAM, train_argv
 
 from distilmos.train.runner import run as run_downstream
 
-IGNORE = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    "__pycache__",
-    "*.egg-info",
-    "build",
-    "dist",
-    ".pytest_cache",
-    "demo_out",
-    "learning_out",
-    "exp",
-    "data",
-    "tokens",
-)
+_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache")
+# run outputs at the top of a checkout; only there, since distilmos/data is a package
+_AT_TOP = {"build", "dist", "demo_out", "learning_out", "exp", "data", "tokens"}
+
+
+def IGNORE(folder, names):
+    """What the copy of the checkout leaves out (``shutil.copytree``'s ``ignore``)."""
+    ignored = set(_ANYWHERE(folder, names))
+    if os.path.samefile(folder, REPO):
+        ignored |= _AT_TOP & set(names)
+    return ignored
 
 
 def _run(args, cwd, **kwargs):

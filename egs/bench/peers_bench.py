@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Scoring speed of peer MOS predictors next to ours, on the same generated wavs and the same machine.
 
-    pip install -r egs/bench/requirements-peers.txt      # the peers (benchmark only; installs nothing else)
+    pip install -e '.[peers]'                            # the peers: distillmos, speechmos (DNSMOS)
     python egs/bench/peers_bench.py [--size base] [--n_utts 16] [--seconds 1-8] [--batch_size 16]
         [--warmup 1] [--repeats 3] [--device cpu] [--threads N] [--json PATH] [--quick]
 
@@ -38,7 +38,7 @@ import time
 
 import benchlib  # beside this script
 
-INSTALL_HINT = "pip install -r egs/bench/requirements-peers.txt"
+INSTALL_HINT = "pip install -e '.[peers]'"
 
 
 class System:
