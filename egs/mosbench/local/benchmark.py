@@ -232,13 +232,12 @@ def score(
     warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
     torch.set_flush_denormal(True)
-    sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
-    import benchlib  # the machine a speed was measured on, described as every benchmark describes it
+    from distilmos.eval.machine import describe_machine, machine  # as every benchmark describes its machine
 
     predictor = load(model, device=device, batch_size=batch_size)
-    machine = benchlib.machine(str(predictor.device), torch.get_num_threads())
-    machine.pop("load_average_1min", None)  # of the moment, not of the machine: one line per machine in the table
-    machine = benchlib.describe_machine(machine)
+    host = machine(str(predictor.device), torch.get_num_threads())
+    host.pop("load_average_1min", None)  # of the moment, not of the machine: one line per machine in the table
+    host = describe_machine(host)
     record.update(model=who, title=predictor.card.get("title"), parameters=predictor.pipeline.num_parameters())
     os.makedirs(outdir, exist_ok=True)
     for entry in todo:
@@ -263,7 +262,7 @@ def score(
             "n_failed": len(failed),
             "seconds": round(seconds, 3),
             "files_per_s": len(utts) / seconds if seconds > 0 else None,
-            "machine": machine,
+            "machine": host,
         }
         with atomic_write(os.path.join(outdir, RECORD)) as handle:  # after the results: a kill between rescores
             json.dump(record, handle, indent=1)
