@@ -563,17 +563,16 @@ def test_pruning_groups_can_be_chosen():
 def test_evaluation_reports_in_domain_and_out_of_domain(pool, teacher_file, tmp_path):
     """The compression table holds each in-domain list and every test set of a MOS-Bench manifest (prepared
     by the benchmark's own step from a roots file), and the mean over the out-of-domain ones."""
-    from conftest import load_script
 
     from distilmos.compress import evaluate
+    from distilmos.corpora.benchmark_sets import prepare_sets
     from distilmos.standins import make_mosbench
 
-    benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark")
     make_mosbench(str(tmp_path / "corpora"), seed=0, corpora=["singmos", "tmhint_qi"], utts=2)
     roots = tmp_path / "roots.yaml"
     roots.write_text("singmos: corpora/singmos\ntmhint_qi: corpora/tmhint_qi\n")
     manifest = str(tmp_path / "sets.json")
-    benchmark.prep(str(roots), str(tmp_path / "data"), manifest)
+    prepare_sets(str(roots), str(tmp_path / "data"), manifest)
     folder, _ = pool
     labelled = str(tmp_path / "labelled.csv")
     pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)

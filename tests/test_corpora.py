@@ -2,13 +2,14 @@
 (distilmos.standins.mosbench): every split, id, system and score as the generator wrote them; a
 missing score file or audio file is an error naming it; a finished preparation is stamped and kept."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_script
+from conftest import REPO
 
 from distilmos import corpora
 from distilmos.corpora.common import holdout
@@ -151,12 +152,12 @@ def test_training_set_is_listed_not_benchmarked(generated, tmp_path):
     (nothing of it to score, so nothing prepared) and goes on with the others."""
     base, _ = generated
     assert "(no test set)" in [line for line in corpora.describe().splitlines() if line.startswith("urgent2024_mos")][0]
-    benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark_corpora")
     roots = tmp_path / "roots.yaml"
     roots.write_text(f"urgent2024_mos: {_root(base, 'urgent2024_mos')}\nttsds2: {_root(base, 'ttsds2')}\n")
-    result = benchmark.prep(
-        str(roots), str(tmp_path / "data"), str(tmp_path / "sets.json"), only=["urgent2024_mos", "ttsds2"]
-    )
+    argv = ["--roots", str(roots), "--out_dir", str(tmp_path / "data"), "--corpora", "urgent2024_mos", "ttsds2"]
+    assert corpora.main(argv) == 0  # distilmos-prep --roots
+    with open(tmp_path / "data" / "sets.json", encoding="utf-8") as handle:
+        result = json.load(handle)
     assert [s["name"] for s in result["sets"]] == ["ttsds2/test"]
     assert {"corpus": "urgent2024_mos", "reason": "a training set: it ships no test split"} in result["skipped"]
     assert not (tmp_path / "data" / "urgent2024_mos").exists()

@@ -131,7 +131,7 @@ def test_model_must_be_a_predictor_or_a_checkpoint(tmp_path, bench):
 
 
 def test_roots_file_errors(tmp_path):
-    with pytest.raises(benchmark.BenchmarkError, match="no such roots file"):
+    with pytest.raises(benchmark.RootsError, match="no such roots file"):
         benchmark.read_roots(str(tmp_path / "none.yaml"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("nisqa: x\nmystery: y\n")
@@ -139,7 +139,7 @@ def test_roots_file_errors(tmp_path):
         benchmark.read_roots(str(bad))
     empty = tmp_path / "empty.yaml"
     empty.write_text("nisqa: /nonexistent\n")
-    with pytest.raises(benchmark.BenchmarkError, match="nothing to evaluate"):
+    with pytest.raises(benchmark.RootsError, match="nothing to evaluate"):
         benchmark.prep(str(empty), str(tmp_path / "d"), str(tmp_path / "m.json"))
 
 

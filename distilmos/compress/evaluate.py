@@ -7,7 +7,7 @@ plot (SRCC vs parameters).
 
 ``--tests`` are the in-domain test lists (the corpus the teacher and the students learnt from), ``--ood``
 and ``--mosbench`` the out-of-domain ones: the latter every test set of a manifest that
-``egs/mosbench/local/benchmark.py prep`` wrote from a roots file (each MOS-Bench corpus present, prepared
+``distilmos-prep --roots`` wrote from a roots file (each MOS-Bench corpus present, prepared
 by its reader in :mod:`distilmos.corpora`), named by its key (``<corpus>_<split>``).
 
 Per model and test list: ``<out_dir>/<model>/metrics_<test>.json`` and ``predictions_<test>.csv``
@@ -56,7 +56,7 @@ def _parse_pairs(items, what: str) -> dict:
 
 
 def mosbench_sets(manifest: str) -> dict:
-    """``{key: data list}`` of the test sets of a MOS-Bench manifest (``egs/mosbench/local/benchmark.py prep``)."""
+    """``{key: data list}`` of the test sets of a MOS-Bench manifest (``distilmos-prep --roots``)."""
     try:
         with open(manifest, encoding="utf-8") as handle:
             sets = json.load(handle)["sets"]
@@ -64,7 +64,7 @@ def mosbench_sets(manifest: str) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ToolkitError(
             f"{manifest}: not a MOS-Bench manifest ({exc}); write one with python "
-            "egs/mosbench/local/benchmark.py prep --roots ROOTS --datadir D --manifest M"
+            "distilmos-prep --roots ROOTS --out_dir D --manifest M"
         ) from exc
 
 
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--mosbench",
         help="out-of-domain: every test set of this MOS-Bench manifest "
-        "(python egs/mosbench/local/benchmark.py prep ... --manifest M)",
+        "(distilmos-prep --roots ROOTS --out_dir D --manifest M)",
     )
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--no_reference", action="store_true", help="leave the distillmos package out")

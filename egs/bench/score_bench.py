@@ -301,8 +301,8 @@ def workers_section(args, model, inputs, work) -> list:
     paths = [e.wav_path for e in iter_entries(inputs)][: args.worker_files]
     many = 4 if str(args.device).startswith("cuda") else 1
     cases = {n: (lambda n=n: predictor.score_files(paths, num_workers=n)) for n in (0, many)}
-    times = benchlib.time_interleaved(cases, warmup=args.warmup, repeats=args.repeats)
-    rate = {n: len(paths) / benchlib.median(times[n]["wall"]) for n in cases}
+    times = benchlib.time_rounds(cases, warmup=args.warmup, repeats=args.repeats, device=args.device)
+    rate = {n: len(paths) / benchlib.median(times[n, "wall"]) for n in cases}
     group = f"audio decoding workers ({args.size} WavLM, {len(paths)} files, {args.device})"
     return [
         benchlib.row(group, "--num_workers 0: throughput", rate[0], "files/s", runs=args.repeats),

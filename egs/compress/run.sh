@@ -36,7 +36,7 @@ fractions="0.75,0.5,0.25,0.1,0.05,0.02"  # pruning targets (fractions of the ups
 prune_steps=             # fine-tuning steps per pruning level (default: conf/prune.yaml; --quick: 200)
 teacher_steps=400        # demo teacher training steps
 teacher_upstream=pretrained  # demo teacher's upstream: pretrained (the shipped tiny HuBERT) or random (a tiny WavLM)
-roots=                   # MOS-Bench roots file (../mosbench/conf/roots.example.yaml): out-of-domain test sets
+roots=                   # MOS-Bench roots file (YAML corpus: folder; distilmos-prep --list): out-of-domain test sets
 mosbench_corpora="singmos nisqa tmhint_qi vmc23 bc19 vcc2018 bc23 svcc23 tcd_voip ttsds2"  # demo: generated stand-ins
 mosbench_utts=8          # demo: stand-in utterances per system and split
 quick=false              # small settings for the offline demo (minutes on a CPU)
@@ -168,8 +168,7 @@ if todo 6; then
     fi
     if [ -n "${roots}" ]; then
         log 6 "out-of-domain test sets: the MOS-Bench corpora of ${roots}"
-        python "${here}/../mosbench/local/benchmark.py" prep --roots "${roots}" --datadir "${workdir}/mosbench/data" \
-            --manifest "${workdir}/mosbench/sets.json"
+        distilmos-prep --roots "${roots}" --out_dir "${workdir}/mosbench/data" --manifest "${workdir}/mosbench/sets.json"
         ood=(--mosbench "${workdir}/mosbench/sets.json")
         ood_what="the test sets of ${roots}"
     elif [ -f "${datadir}/somos/test.csv" ]; then

@@ -33,6 +33,8 @@ import re
 import sys
 import time
 
+from distilmos.corpora.benchmark_sets import RootsError, read_roots  # noqa: F401 (also this script's API)
+from distilmos.corpora.benchmark_sets import prepare_sets as prep
 from distilmos.errors import ToolkitError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,85 +46,7 @@ COLUMNS = [f"{level}_{m}" for level in LEVELS for m in METRICS]
 
 
 class BenchmarkError(ToolkitError, ValueError):
-    """A roots file, model or manifest the benchmark cannot use; the message names it."""
-
-
-# ---- prep -----------------------------------------------------------------------------------------
-
-
-def read_roots(path: str) -> dict[str, str | None]:
-    """``{corpus: root or None}`` from a YAML mapping; relative roots are taken from the file's folder."""
-    import yaml
-
-    from distilmos import corpora
-
-    if not os.path.isfile(path):
-        raise BenchmarkError(
-            f"{path}: no such roots file; write one mapping corpus names to their folders "
-            f"(see egs/mosbench/conf/roots.example.yaml); corpora: {', '.join(corpora.CORPORA)}"
-        )
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    if not isinstance(data, dict):
-        raise BenchmarkError(f"{path}: expected a mapping 'corpus: folder', got {type(data).__name__}")
-    roots = {}
-    for key, value in data.items():
-        name = corpora.corpus(str(key)).name  # an unknown name is an error listing the known ones
-        if value in (None, ""):
-            roots[name] = None
-        else:
-            value = os.path.expanduser(str(value))
-            roots[name] = value if os.path.isabs(value) else os.path.join(os.path.dirname(os.path.abspath(path)), value)
-    return roots
-
-
-def prep(roots_path: str, datadir: str, manifest: str, only: list[str] | None = None) -> dict:
-    """Prepare every corpus of the roots file that is present (stamped: a done one is kept) and write the
-    manifest: the test sets to score and the corpora skipped, with why."""
-    from distilmos import corpora
-
-    roots = read_roots(roots_path)
-    names = [corpora.corpus(n).name for n in only] if only else list(corpora.CORPORA)
-    sets, skipped = [], []
-    for name in names:
-        spec = corpora.CORPORA[name]
-        root = roots.get(name)
-        if not spec.test_splits:  # a training set of the benchmark (URGENT 2024 MOS): nothing to score
-            skipped.append({"corpus": name, "reason": "a training set: it ships no test split"})
-            continue
-        if name not in roots:
-            skipped.append({"corpus": name, "reason": f"not in {os.path.basename(roots_path)}"})
-            continue
-        if root is None or not os.path.isdir(root):
-            skipped.append({"corpus": name, "reason": "no root given" if root is None else f"{root} not found"})
-            continue
-        out_dir = os.path.join(datadir, name)
-        counts = corpora.prepare(name, root, out_dir)
-        state = "kept (prepared before)" if all(v is None for v in counts.values()) else "prepared"
-        print(f"{name}: {state} -> {out_dir} ({', '.join(counts)})", file=sys.stderr)
-        for split in spec.test_splits:
-            if split in counts:
-                sets.append(
-                    {
-                        "name": f"{name}/{split}",
-                        "key": f"{name}_{split}",
-                        "corpus": name,
-                        "split": split,
-                        "csv": os.path.abspath(os.path.join(out_dir, f"{split}.csv")),
-                    }
-                )
-            else:
-                skipped.append({"corpus": f"{name}/{split}", "reason": "split not in this copy of the corpus"})
-    from distilmos.fileio import atomic_write
-
-    result = {"roots": os.path.abspath(roots_path), "sets": sets, "skipped": skipped}
-    with atomic_write(manifest) as handle:
-        json.dump(result, handle, indent=1)
-    for entry in skipped:
-        print(f"skipped: {entry['corpus']} ({entry['reason']})", file=sys.stderr)
-    if not sets:
-        raise BenchmarkError(f"{roots_path}: none of its corpora is present; nothing to evaluate")
-    return result
+    """A model or manifest the benchmark cannot use; the message names it."""
 
 
 # ---- model ----------------------------------------------------------------------------------------
