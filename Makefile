@@ -15,8 +15,9 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	# torch first, as an exact pair with torchaudio, so that nothing else pulls another torch.
 	$(PY) -m pip install --quiet "torch==2.9.1" "torchaudio==2.9.1"
-	# compat mode puts the checkout on sys.path, so packages added later need no re-install
-	$(PY) -m pip install --quiet -e ".[test]" --config-settings editable_mode=compat
+	# compat mode puts the checkout on sys.path, so packages added later need no re-install;
+	# the peers extra (Distill-MOS, DNSMOS: about 11 s more from a warm registry) so that their tests run
+	$(PY) -m pip install --quiet -e ".[test,peers]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
 # One worker per core (at most 4); a test file stays on one worker, so its module fixtures are built once.

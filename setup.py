@@ -44,6 +44,11 @@ setup(
         # -u ge2e_dvector (SALF-MOS's X-vector row): Resemblyzer's wheel ships its pretrained GE2E speaker
         # encoder, so it runs offline (it pulls librosa, numba and webrtcvad)
         "speaker_embedding": ["resemblyzer>=0.1.4"],
+        # the released predictors of other packages as peer://distillmos and peer://dnsmos/<score>
+        # (distilmos/predictor/peers); both wheels ship their weights, nothing downloads at run time.
+        # speechmos declares no dependencies: its DNSMOS needs onnxruntime and librosa; onnx counts the
+        # ONNX models' parameters for the model card and the benchmarks.
+        "peers": ["distillmos==0.9.1", "speechmos==0.0.1.1", "onnxruntime", "librosa", "onnx"],
     },
     # the commands recipes and docs call; each keeps its ``python -m`` form
     entry_points={
@@ -55,6 +60,7 @@ setup(
             "distilmos-registry = distilmos.registry:main",  # python -m distilmos.registry
             "distilmos-tiny-upstream = distilmos.upstream.tiny:main",  # python -m distilmos.upstream.tiny
             "distilmos-pretrain-tiny = distilmos.pretrain.tiny_hubert:main",  # python -m distilmos.pretrain.tiny_hubert
+            "distilmos-standins = distilmos.standins.cli:main",  # python -m distilmos.standins
         ],
     },
 )

@@ -27,8 +27,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_script(relpath: str, name: str = None):
-    """Import a script of the repository (egs/ folders are not packages) as a module."""
+    """Import a script of the repository (egs/ folders are not packages) as a module, with its folder on
+    ``sys.path`` as when it runs (a script imports the modules beside it)."""
     path = os.path.join(REPO, relpath)
+    if os.path.dirname(path) not in sys.path:
+        sys.path.append(os.path.dirname(path))
     name = name or relpath.replace("/", "_").replace(".py", "")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -62,9 +65,10 @@ def tiny_ckpts(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory):
     """A small generated corpus in the BVCC and SOMOS layouts: ``(root, record)``."""
-    make_corpus = load_script("egs/demo/local/make_corpus.py", "demo_make_corpus")
+    from distilmos.standins import make_corpus
+
     root = tmp_path_factory.mktemp("corpus")
-    record = make_corpus.make_corpus(
+    record = make_corpus(
         str(root), seed=0, bvcc_systems=6, bvcc_utts_per_system=8, somos_systems=4, somos_utts_per_system=6
     )
     return str(root), record

@@ -88,7 +88,7 @@ def test_peers_rows(quick_suite):
     peers = [r for r in result["rows"] if r["group"].startswith("peers")]
     if not _peers_installed():
         assert any(r["measure"] in ("skipped",) or "not installed" in str(r["value"]) for r in peers)
-        pytest.skip("peers not installed (pip install -r egs/bench/requirements-peers.txt)")
+        pytest.skip("peers not installed (pip install -e '.[peers]')")
     for system in ("DistilMOS (ours), one by one", "Distill-MOS", "DNSMOS"):
         mine = [r for r in peers if r["measure"].startswith(system)]
         throughput = [r for r in mine if r["measure"].endswith(": throughput")]
@@ -97,6 +97,30 @@ def test_peers_rows(quick_suite):
         assert params and params[0]["value"] > 0, system
     distill = next(r for r in peers if r["measure"].startswith("Distill-MOS") and r["unit"] == "params")
     assert distill["value"] == 4133226  # its shipped model, loaded as its own code does
+
+
+def test_score_rows(quick_suite):
+    """score_bench.py: the merged and the resumed outputs are the one-process bytes; the memory and kill
+    targets are judged."""
+    _, result = quick_suite
+    rows = {r["measure"]: r for r in result["rows"] if r["group"].startswith(("shards", "kill", "memory"))}
+    assert rows["merged output byte-identical to the one-process output"]["value"] == "yes"
+    assert rows["rerun output byte-identical to the uninterrupted one"]["value"] == "yes"
+    judged = [r for m, r in rows.items() if r["target"] and m.startswith(("peak RSS, 1,000 vs", "killed + rerun"))]
+    assert len(judged) == 2 and all(isinstance(r["met"], bool) for r in judged)
+
+
+def test_peak_rss_is_the_childs_not_the_benchs(tmp_path):
+    """A child's peak RSS must not inherit this (torch-loaded) process's: a bare interpreter peaks far below."""
+    import score_bench
+    import torch  # noqa: F401  (this process at its benchmarking size)
+
+    ballast = bytearray(300 * 2**20)  # and 300 MiB more, touched
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    run = score_bench.peak_rss_run([sys.executable, "-c", "pass"], dict(os.environ), str(tmp_path))
+    # before: os.wait4 on a direct child reported this process's peak (> 300 MiB) as the child's
+    assert 0 < run["rss_mib"] < 100 and run["cpu"] >= 0, run
+    assert not list(tmp_path.iterdir())  # the launcher's report is removed
 
 
 def test_rows_are_checked():
@@ -138,7 +162,7 @@ def test_runner_reports_what_it_skips(tmp_path, monkeypatch, capsys):
     assert status == 0
     rows = json.loads((tmp_path / "all.json").read_text())["rows"]
     assert [(r["group"], r["measure"]) for r in rows] == [("peers", "skipped"), ("predict", "skipped")]
-    assert "requirements-peers.txt" in rows[0]["value"]
+    assert "[peers]" in rows[0]["value"]
     assert "| peers | skipped |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         run_all.main(["--only", "nonsense"])

@@ -247,6 +247,68 @@ def test_student_predictor_file_scores_any_rate_and_channels(teacher_file, tmp_p
     )
 
 
+def _student_step(pad: int, size: str = "s") -> torch.nn.Module:
+    """A student after one training step on the same two clips (1 s and 1.5 s), padded by ``pad`` more samples."""
+    torch.manual_seed(0)
+    model = student.build(size, dropout=0.0).train()
+    generator = torch.Generator().manual_seed(1)
+    clips = [0.1 * torch.randn(16000, generator=generator), 0.1 * torch.randn(24000, generator=generator)]
+    wavs = torch.nn.functional.pad(torch.nn.utils.rnn.pad_sequence(clips, batch_first=True), (0, pad))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    pred = model(wavs, torch.tensor([16000, 24000]))["pred"]
+    torch.nn.functional.mse_loss(pred, torch.tensor([2.0, 4.0])).backward()
+    optimizer.step()
+    return model
+
+
+def test_student_batch_statistics_ignore_padding():
+    """Padded frames stay out of the BatchNorm statistics (the convolution's bias makes them non-zero before
+    the norm): running mean and variance, and the weights after the step, are those of the unpadded batch."""
+    tight, padded = _student_step(0), _student_step(32000)
+    running = [k for k in tight.state_dict() if k.endswith(("running_mean", "running_var"))]
+    assert len(running) == 2 * len(student.SIZES["s"]["channels"])
+    for key, value in tight.state_dict().items():
+        torch.testing.assert_close(padded.state_dict()[key], value, atol=1e-5, rtol=1e-4, msg=key)
+    assert "framing" not in tight.state_dict()  # the first sizes' files keep their keys
+
+
+def test_student_framing_windows_long_clips_and_normalises_their_peak():
+    """The released student's framing (the dmos size's, on a small model here): a clip longer than the window
+    is the mean of its evenly spread windows, each scored alone; the level does not matter; a state dict
+    rebuilds the framing."""
+    model = student.build("xs", n_fft=320, segment=16000, segment_hop=4000, peak_normalise=True).eval()
+    kwargs = student.StudentMOSModel.kwargs_from_state(model.state_dict())
+    framing = (kwargs["n_fft"], kwargs["segment"], kwargs["segment_hop"], kwargs["peak_normalise"])
+    assert framing == (320, 16000, 4000, True)
+    assert student.StudentMOSModel(**kwargs).load_state_dict(model.state_dict()) is not None
+    assert student.window_starts(9000, 16000, 4000) == [0]
+    assert student.window_starts(30000, 16000, 4000) == [0, 3500, 7000, 10500, 14000]
+    generator = torch.Generator().manual_seed(0)
+    long, short = 0.3 * torch.randn(30000, generator=generator), 0.05 * torch.randn(9000, generator=generator)
+    with torch.no_grad():
+        batch = model(torch.nn.utils.rnn.pad_sequence([long, short], batch_first=True), torch.tensor([30000, 9000]))
+        windows = [
+            model(long[None, s : s + 16000], torch.tensor([16000]))["pred"] for s in (0, 3500, 7000, 10500, 14000)
+        ]
+        alone = model(short[None], torch.tensor([9000]))["pred"]
+        louder = model(4 * short[None], torch.tensor([9000]))["pred"]
+    torch.testing.assert_close(batch["pred"][0], torch.cat(windows).mean(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch["pred"][1:], alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(louder, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_dmos_student_is_configured_like_the_released_one():
+    config = student.SIZES["dmos"]
+    assert (config["n_fft"], config["segment"], config["segment_hop"], config["peak_normalise"]) == (
+        320,
+        122880,
+        16000,
+        True,
+    )  # distillmos 0.9.1: 20 ms window, 7.68 s windows at most 1 s apart
+    assert abs(student.PARAMETERS["dmos"] - 4_133_226) / 4_133_226 < 0.01  # the released student's count
+    assert max(v for k, v in student.PARAMETERS.items() if k != "dmos") < student.PARAMETERS["dmos"]
+
+
 def test_student_trains_on_pseudo_and_labelled_mix(pool, teacher_file, tmp_path):
     folder, _ = pool
     out = str(tmp_path / "pseudo.csv")
@@ -302,6 +364,8 @@ def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, te
     before = summaries[0]["parameters_before"]
     sizes = [s["parameters"] for s in summaries]
     assert sizes == sorted(sizes, reverse=True) and sizes[0] < before
+    head_sizes = [s["head_parameters"] for s in summaries]
+    assert head_sizes == sorted(head_sizes, reverse=True) and head_sizes[0] < summaries[0]["head_parameters_before"]
     weights_key, cfg_key = ("model", "cfg") if kind == "wavlm" else ("model_weight", "model_cfg")
     for summary in summaries:
         blob = torch.load(summary["path"], weights_only=True)  # plain tensors and values only
@@ -323,12 +387,24 @@ def test_pruned_upstreams_are_really_smaller_and_load(prunable_teacher, pool, te
             assert weights["encoder.layers.0.self_attn.q_proj.weight"].shape == (16 * summary["heads"][0], 64)
             assert weights["encoder.layers.0.self_attn.out_proj.weight"].shape == (64, 16 * summary["heads"][0])
         assert blob["featurizer"]["config"]["n_layers"] == cfg["encoder_layers"] + 1
+        # the head shrinks too, and its file entry rebuilds it from the narrower weights
+        kwargs = blob["downstream"]["kwargs"]
+        assert (kwargs["hidden_dim"], kwargs.get("blstm_dim", kwargs["hidden_dim"])) == (
+            summary["head_hidden_dim"],
+            summary["head_blstm_dim"],
+        )
+        assert (
+            summary["head_hidden_dim"] < 32
+            and summary["head_parameters"] <= summary["fraction"] * summary["head_parameters_before"]
+            or summary["head_hidden_dim"] == 1
+        )
         # a reachable target is met; below reach (the tiny model's positional convolution and projections
         # are a large share of it) the smallest architecture is written, and says so
         smallest = summary["ffn_dim"] == 1 and len(summary["kept_layers"]) == 1
         assert summary["parameters"] <= summary["fraction"] * before or smallest
         predictor = load(summary["path"], device="cpu")
         assert sum(p.numel() for p in predictor.pipeline.upstream.parameters()) == summary["parameters"]
+        assert sum(p.numel() for p in predictor.pipeline.downstream.parameters()) == summary["head_parameters"]
         assert is_padding_exact(predictor.pipeline.upstream)  # rebuilt by s3prl's loader, then patched
         wav = (0.1 * np.random.default_rng(0).standard_normal((30000, 2))).astype(np.float32)
         assert np.isfinite(predictor.predict(wav=wav, sr=22050))
@@ -399,9 +475,157 @@ def test_every_group_gets_an_importance_front_end_included(prunable_teacher, poo
     assert pipeline.upstream.model.feature_grad_mult == 0.0  # s3prl's own setting, back in place
 
 
+def test_head_pruning_changes_its_size_and_scores(prunable_teacher, pool, teacher_file, tmp_path):
+    """The DistilMOS head alone: fewer parameters, other scores (before any fine-tuning), a file whose
+    head is rebuilt at the pruned widths; the upstream is left as it was."""
+    from distilmos.compress import prune
+    from distilmos.models.distilmos_model import DistilMOSModel
+    from distilmos.predictor import load
+
+    kind, teacher = prunable_teacher
+    folder, _ = pool
+    labelled = str(tmp_path / "labelled.csv")
+    pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
+    config = {
+        "batch_size": 2,
+        "crop_seconds": 1.0,
+        "importance_batches": 2,
+        "finetune_steps": 0,
+        "groups": "head_channels,blstm_units",
+    }
+    summaries = prune.prune(teacher, labelled, str(tmp_path / "pruned"), [0.5, 0.1], config=config, progress=False)
+    wavs = [str(r["wav_path"]) for r in train_student.read_list(labelled)[:4]]
+    before = load(teacher, device="cpu")
+    for summary in summaries:
+        assert summary["head_parameters"] <= summary["fraction"] * summary["head_parameters_before"]
+        assert summary["parameters"] == summary["parameters_before"] and "kept_layers" not in summary
+        blob = torch.load(summary["path"], weights_only=True)
+        state, kwargs = blob["downstream"]["state_dict"], blob["downstream"]["kwargs"]
+        assert DistilMOSModel.kwargs_from_state(state) == kwargs and kwargs["hidden_dim"] == summary["head_hidden_dim"]
+        assert state["cnn_blstm.blstm.weight_hh_l0_reverse"].shape == (
+            4 * summary["head_blstm_dim"],
+            summary["head_blstm_dim"],
+        )
+        after = load(summary["path"], device="cpu")
+        assert sum(p.numel() for p in after.pipeline.downstream.parameters()) == summary["head_parameters"]
+        assert not np.allclose(after.predict(paths=wavs), before.predict(paths=wavs), atol=1e-4)
+    assert summaries[1]["head_parameters"] < summaries[0]["head_parameters"]
+
+
+def test_removing_blstm_units_equals_silencing_them():
+    """A BLSTM unit whose output nothing reads (its recurrent column and its column of the Linear after the
+    BLSTM zeroed) changes nothing: removing exactly the dropped units of each direction gives the same output."""
+    from distilmos.compress import head
+    from distilmos.models.distilmos_model import DistilMOSModel
+
+    torch.manual_seed(0)
+    model = DistilMOSModel(24, hidden_dim=16).eval()
+    structure = head.HeadStructure(model)
+    scores = head.new_head_scores(structure)
+    scores["blstm_units"] = torch.rand(2, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    plan = head.plan_head(structure, 0.6, ("blstm_units",))
+    assert plan["hidden_dim"] == 16 and 1 < plan["blstm_dim"] < 16
+    state = head.pruned_head_state(structure, plan, scores)
+    pruned = DistilMOSModel(**DistilMOSModel.kwargs_from_state(state))
+    pruned.load_state_dict(state)
+    pruned.eval()
+    with torch.no_grad():
+        for direction, suffix in enumerate(("", "_reverse")):
+            kept = torch.topk(scores["blstm_units"][direction], plan["blstm_dim"]).indices.tolist()
+            dropped = sorted(set(range(16)) - set(kept))
+            getattr(model.cnn_blstm.blstm, f"weight_hh_l0{suffix}")[:, dropped] = 0
+            model.cnn_blstm.linear.weight[:, [16 * direction + u for u in dropped]] = 0
+        features, lengths = torch.randn(2, 30, 24), torch.tensor([30, 17])
+        torch.testing.assert_close(pruned(features, lengths)["pred"], model(features, lengths)["pred"])
+    assert sum(p.numel() for p in pruned.parameters()) == plan["parameters"] < structure.total
+
+
+def test_pruning_says_what_it_cannot_prune(teacher_file, tmp_path, capsys):
+    from distilmos.compress import prune
+
+    # a student: a waveform upstream and no DistilMOS head
+    with pytest.raises(prune.PruneError, match="not an embedded WavLM"):
+        prune.prune(teacher_file, "unused.csv", str(tmp_path), [0.5], config={"groups": "layers,head_channels"})
+    assert "not a DistilMOS head" in capsys.readouterr().err
+    with pytest.raises(prune.PruneError, match="nothing to prune"):
+        prune.prune(teacher_file, "unused.csv", str(tmp_path), [0.5], config={"groups": "blstm_units"})
+
+
 def test_pruning_groups_can_be_chosen():
     from distilmos.compress import prune
 
     assert prune.load_config(None, {"groups": "layers,ffn_channels"})["groups"] == ["layers", "ffn_channels"]
+    assert prune.load_config(None, {})["groups"][-2:] == ["head_channels", "blstm_units"]
     with pytest.raises(prune.ConfigError, match="heads_of_state"):
         prune.load_config(None, {"groups": "layers,heads_of_state"})
+
+
+def test_evaluation_reports_in_domain_and_out_of_domain(pool, teacher_file, tmp_path):
+    """The compression table holds each in-domain list and every test set of a MOS-Bench manifest (prepared
+    by the benchmark's own step from a roots file), and the mean over the out-of-domain ones."""
+
+    from distilmos.compress import evaluate
+    from distilmos.corpora.benchmark_sets import prepare_sets
+    from distilmos.standins import make_mosbench
+
+    make_mosbench(str(tmp_path / "corpora"), seed=0, corpora=["singmos", "tmhint_qi"], utts=2)
+    roots = tmp_path / "roots.yaml"
+    roots.write_text("singmos: corpora/singmos\ntmhint_qi: corpora/tmhint_qi\n")
+    manifest = str(tmp_path / "sets.json")
+    prepare_sets(str(roots), str(tmp_path / "data"), manifest)
+    folder, _ = pool
+    labelled = str(tmp_path / "labelled.csv")
+    pseudo_label.pseudo_label(teacher_file, os.path.join(folder, "pool.csv"), labelled, progress=False)
+    out = str(tmp_path / "eval")
+    assert (
+        evaluate.main(
+            [
+                "--models",
+                f"student_xs={teacher_file}",
+                f"baseline_xs={teacher_file}",
+                "--tests",
+                f"pool={labelled}",
+                "--mosbench",
+                manifest,
+                "--out_dir",
+                out,
+                "--no_reference",
+            ]
+        )
+        == 0
+    )
+    with open(os.path.join(out, "table.json"), encoding="utf-8") as handle:
+        table = json.load(handle)
+    row = table[0]
+    ood = [row["singmos_test/utt_SRCC"], row["tmhint_qi_test/utt_SRCC"]]
+    assert np.isclose(row["ood_mean/utt_SRCC"], np.mean(ood)) and row["pool/utt_SRCC"] > 0.999  # its own labels
+    with open(os.path.join(out, "table.md"), encoding="utf-8") as handle:
+        header = handle.readline()
+    for column in ("pool/utt_SRCC", "pool/sys_SRCC", "ood_mean/utt_SRCC", "ood_mean/sys_SRCC"):
+        assert column in header
+    with open(os.path.join(out, "ood.md"), encoding="utf-8") as handle:
+        header = handle.readline()
+    assert "singmos_test/utt_SRCC" in header and "tmhint_qi_test/utt_SRCC" in header
+    assert os.path.getsize(os.path.join(out, "srcc_vs_params.png")) > 0
+    assert os.path.isfile(os.path.join(out, "student_xs", "metrics_tmhint_qi_test.json"))
+    # a list named both ways, and a broken manifest, are errors that say so
+    with pytest.raises(evaluate.ToolkitError, match="both in-domain and out-of-domain"):
+        evaluate.evaluate(
+            {"student_xs": teacher_file}, {"pool": labelled}, out, reference=False, ood={"pool": labelled}
+        )
+    (tmp_path / "bad.json").write_text("[]")
+    assert (
+        evaluate.main(
+            [
+                "--models",
+                f"x={teacher_file}",
+                "--tests",
+                f"pool={labelled}",
+                "--mosbench",
+                str(tmp_path / "bad.json"),
+                "--out_dir",
+                out,
+            ]
+        )
+        == 2
+    )

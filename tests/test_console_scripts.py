@@ -19,6 +19,7 @@ EXPECTED = {
     "distilmos-registry": "distilmos.registry:main",
     "distilmos-tiny-upstream": "distilmos.upstream.tiny:main",
     "distilmos-pretrain-tiny": "distilmos.pretrain.tiny_hubert:main",
+    "distilmos-standins": "distilmos.standins.cli:main",
 }
 
 

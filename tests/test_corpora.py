@@ -1,20 +1,20 @@
 """The corpus readers (distilmos/corpora) against corpora generated in each distributed layout
-(egs/demo/local/make_mosbench.py): every split, id, system and score as the generator wrote them; a
+(distilmos.standins.mosbench): every split, id, system and score as the generator wrote them; a
 missing score file or audio file is an error naming it; a finished preparation is stamped and kept."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_script
+from conftest import REPO
 
 from distilmos import corpora
 from distilmos.corpora.common import holdout
 from distilmos.data.datalist import DataListError, read_datalist
-
-make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
+from distilmos.standins import make_mosbench
 
 # corpus -> (root under its generated folder, one score file under the root)
 LAYOUTS = {
@@ -38,7 +38,7 @@ TRAINING_ONLY = {"urgent2024_mos"}  # no test set ships: never evaluated by the 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     root = tmp_path_factory.mktemp("mosbench_corpora")
-    return str(root), make_mosbench.make_mosbench(str(root), seed=0, utts=3)
+    return str(root), make_mosbench(str(root), seed=0, utts=3)
 
 
 def _root(base, name):
@@ -152,12 +152,12 @@ def test_training_set_is_listed_not_benchmarked(generated, tmp_path):
     (nothing of it to score, so nothing prepared) and goes on with the others."""
     base, _ = generated
     assert "(no test set)" in [line for line in corpora.describe().splitlines() if line.startswith("urgent2024_mos")][0]
-    benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark_corpora")
     roots = tmp_path / "roots.yaml"
     roots.write_text(f"urgent2024_mos: {_root(base, 'urgent2024_mos')}\nttsds2: {_root(base, 'ttsds2')}\n")
-    result = benchmark.prep(
-        str(roots), str(tmp_path / "data"), str(tmp_path / "sets.json"), only=["urgent2024_mos", "ttsds2"]
-    )
+    argv = ["--roots", str(roots), "--out_dir", str(tmp_path / "data"), "--corpora", "urgent2024_mos", "ttsds2"]
+    assert corpora.main(argv) == 0  # distilmos-prep --roots
+    with open(tmp_path / "data" / "sets.json", encoding="utf-8") as handle:
+        result = json.load(handle)
     assert [s["name"] for s in result["sets"]] == ["ttsds2/test"]
     assert {"corpus": "urgent2024_mos", "reason": "a training set: it ships no test split"} in result["skipped"]
     assert not (tmp_path / "data" / "urgent2024_mos").exists()

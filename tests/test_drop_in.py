@@ -1,5 +1,5 @@
-"""The drop-in promise (README "Drop-in: the experts under stock s3prl"): each expert folder, copied into a
-stock s3prl's ``downstream/``, trains and evaluates with s3prl's own ``run_downstream.py`` run from that
+"""The drop-in promise (downstream/README.md, "Drop-in: the experts under stock s3prl"): each expert folder,
+copied into a stock s3prl's ``downstream/``, trains and evaluates with s3prl's own ``run_downstream.py`` run from that
 s3prl folder, as s3prl's docs do; what only this toolkit's runner does is refused there by name.
 
 The stock s3prl is a copy of the installed package (its parent on ``PYTHONPATH``, so the copy is the one
@@ -18,6 +18,7 @@ import sys
 
 import pytest
 from conftest import REPO
+from downstream_helpers import short_run, train_argv
 
 from distilmos.data.batching import STRICT_MAX_PAD
 from distilmos.data.datalist import read_datalist
@@ -82,21 +83,6 @@ def token_store(demo_data, tiny_ckpts, tmp_path_factory):
     return out
 
 
-def _overrides(demo_data, **extra) -> str:
-    values = {
-        "config.downstream_expert.datarc.data_dir": demo_data["bvcc"],
-        "config.downstream_expert.datarc.num_workers": 0,
-        "config.downstream_expert.datarc.train_batch_size": 4,
-        "config.downstream_expert.datarc.eval_batch_size": 8,
-        "config.runner.total_steps": 2,
-        "config.runner.eval_step": 2,
-        "config.runner.save_step": 2,
-        "config.runner.log_step": 2,
-    }
-    values.update(extra)
-    return ",,".join(f"{k}={v}" for k, v in values.items())
-
-
 @pytest.fixture(scope="module")
 def trained(stock, demo_data, tiny_ckpts, token_store, tmp_path_factory):
     """``get(name)``: the experiment folder of ``name`` trained (once) for two steps by s3prl's own runner."""
@@ -112,24 +98,10 @@ def trained(stock, demo_data, tiny_ckpts, token_store, tmp_path_factory):
                 "salf_mos": {"config.runner.early_stopping": None},
             }.get(name, {})
             expdir = root / name
-            result = stock_run(
-                stock,
-                "-m",
-                "train",
-                "-u",
-                "wavlm_local",
-                "-k",
-                tiny_ckpts["wavlm"],
-                "-d",
-                name,
-                *EXPERTS[name],
-                "--device",
-                "cpu",
-                "-p",
-                str(expdir),
-                "-o",
-                _overrides(demo_data, **extra),
+            argv = train_argv(
+                tiny_ckpts["wavlm"], expdir, name, *EXPERTS[name], overrides=short_run(demo_data["bvcc"], 2, **extra)
             )
+            result = stock_run(stock, *argv)
             assert result.returncode == 0, result.stderr[-3000:]
             done[name] = expdir
         return done[name]
@@ -239,23 +211,9 @@ def test_toolkit_runner_evaluates_a_stock_checkpoint_with_the_check_on(trained, 
 def test_early_stopping_is_refused_by_name(stock, demo_data, tiny_ckpts, tmp_path):
     """SALF-MOS's config stops early, which only this toolkit's runner does: s3prl's own would silently train
     all of ``runner.total_steps`` (1,000,000 in that config)."""
+    overrides = short_run(demo_data["bvcc"], 2)
     result = stock_run(
-        stock,
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        tiny_ckpts["wavlm"],
-        "-d",
-        "salf_mos",
-        *EXPERTS["salf_mos"],
-        "--device",
-        "cpu",
-        "-p",
-        str(tmp_path / "exp"),
-        "-o",
-        _overrides(demo_data),
+        stock, *train_argv(tiny_ckpts["wavlm"], tmp_path / "exp", "salf_mos", *EXPERTS["salf_mos"], overrides=overrides)
     )
     assert result.returncode != 0
     assert f"runner.early_stopping (patience 20 epochs) {PLUGIN_RUNNER_NAMED}" in result.stderr

@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 import yaml
 from conftest import REPO
-from downstream_helpers import import_expert_module
+from downstream_helpers import import_expert_module, short_run, train_argv
 
 from distilmos.errors import ConfigError, OutputError
 from distilmos.locks import EXPERIMENT_LOCK
@@ -195,7 +195,10 @@ def test_a_garbled_section_is_refused_as_not_a_predictor_file(tmp_path, wav, gar
 # ---- an output that cannot be written ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["parent is a file", "a folder", "under /proc", "metrics parent is a file"])
+@pytest.mark.parametrize(
+    "where",
+    ["parent is a file", "a folder", "under /proc", "metrics parent is a file", "sidecar a folder", "part a folder"],
+)
 def test_score_refuses_an_unwritable_output_before_scoring(tmp_path, wav, where, capsys, monkeypatch):
     from distilmos.predictor.predictor import Predictor
 
@@ -203,19 +206,25 @@ def test_score_refuses_an_unwritable_output_before_scoring(tmp_path, wav, where,
     (tmp_path / "file").write_text("")
     scores_csv = tmp_path / "list.csv"
     scores_csv.write_text(f"wav_path,score\n{wav},3.0\n")
-    args = {
-        "parent is a file": ["-o", str(tmp_path / "file" / "s.csv")],
-        "a folder": ["-o", str(tmp_path)],
-        "under /proc": ["-o", "/proc/distilmos-scores.csv"],
-        "metrics parent is a file": ["-o", str(tmp_path / "s.csv"), "--metrics", str(tmp_path / "file" / "m.json")],
+    out = str(tmp_path / "s.csv")
+    args = {  # the options, and the path the one error names
+        "parent is a file": (["-o", str(tmp_path / "file" / "s.csv")], str(tmp_path / "file" / "s.csv")),
+        "a folder": (["-o", str(tmp_path)], str(tmp_path)),
+        "under /proc": (["-o", "/proc/distilmos-scores.csv"], "/proc/distilmos-scores.csv"),
+        "metrics parent is a file": (["-o", out, "--metrics", str(tmp_path / "file" / "m.json")], "m.json"),
+        "sidecar a folder": (["-o", out], out + ".failed.tsv"),
+        "part a folder": (["-o", out, "--nshard", "2", "--rank", "1"], out + ".part-1-of-2"),
     }
+    argv, named = args[where]
+    if where in ("sidecar a folder", "part a folder"):
+        os.mkdir(named)  # a file the run would write beside -o: checked as -o is
     scored = []
-    monkeypatch.setattr(Predictor, "score_files", lambda self, paths, **kw: scored.append(paths) or [])
+    monkeypatch.setattr(Predictor, "score_chunks", lambda self, paths, **kw: scored.append(paths) or iter(()))
     # before: every file was scored, then writing the output raised an OSError traceback
-    assert predict_main(["score", model, str(scores_csv), "-q", "--device", "cpu", *args[where]]) == 2
+    assert predict_main(["score", model, str(scores_csv), "-q", "--device", "cpu", *argv]) == 2
     err = capsys.readouterr().err
-    assert err.count("distilmos-predict: error:") == 1 and f"{args[where][-1]} " in err, err
-    assert ("is a folder; give a file name" if where == "a folder" else "cannot be written") in err, err
+    assert err.count("distilmos-predict: error:") == 1 and f"{named} " in err, err
+    assert ("is a folder; give a file name" if "folder" in where else "cannot be written") in err, err
     assert not scored
 
 
@@ -238,37 +247,13 @@ def test_the_write_probe_sees_a_read_only_folder(tmp_path, monkeypatch):
 
 
 def _train_argv(expdir, ckpt, data_dir, *overrides, steps=1, config=None):
-    values = [
-        f"config.downstream_expert.datarc.data_dir={data_dir}",
-        "config.downstream_expert.datarc.num_workers=0",
-        "config.downstream_expert.datarc.train_batch_size=4",
-        "config.downstream_expert.datarc.eval_batch_size=8",
-        f"config.runner.total_steps={steps}",
-        "config.runner.eval_step=1000",
-        "config.runner.save_step=1000",
-        "config.runner.log_step=1000",
-        "config.downstream_expert.modelrc.hidden_dim=16",
-        *overrides,
-    ]
-    return [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "distilmos",
-        "-v",
-        "no_token",
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(values),
-    ] + (["-c", config] if config else [])
+    """DistilMOS without tokens for ``steps`` steps, nothing validated, saved or logged on the way, a small head;
+    ``overrides`` (``key=value``) last, ``config`` as ``-c``."""
+    values = short_run(data_dir, steps, **{f"config.runner.{k}_step": 1000 for k in ("eval", "save", "log")})
+    values["config.downstream_expert.modelrc.hidden_dim"] = 16
+    joined = ",,".join([f"{k}={v}" for k, v in values.items()] + list(overrides))
+    config_flag = ["-c", config] if config else []
+    return train_argv(ckpt, expdir, "distilmos", "-v", "no_token", "-f", *config_flag, overrides=joined)
 
 
 def _run_downstream(*argv, cwd=REPO, **kwargs):
@@ -578,7 +563,7 @@ def test_a_stale_split_lock_is_taken_over_with_a_warning(tmp_path, demo_data, to
 
 
 def test_a_disk_that_fills_while_writing_metrics_is_one_line(tmp_path, tiny_ckpts, demo_data, capsys, monkeypatch):
-    from distilmos import results
+    from distilmos.eval import results
 
     def full(expdir, split, *args, **kwargs):  # the disk fills while the best validation's metrics are written
         raise OSError(errno.ENOSPC, "No space left on device", os.path.join(expdir, f"metrics_{split}.json"))

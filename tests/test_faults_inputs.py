@@ -5,19 +5,18 @@ refused with the wrong message or exit status. Each case runs through the entry 
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, load_script
+from conftest import load_script
+from downstream_helpers import DOWNSTREAM, train_argv
+from recipe_helpers import run_recipe
 
 from distilmos.data.datalist import DataListError, read_datalist, write_datalist
 from distilmos.errors import ToolkitError
 from distilmos.train.runner import main as run_downstream
 
-DOWNSTREAM = os.path.join(REPO, "downstream")
 SHORT = 16  # samples at 16 kHz: a 1 ms clip
 
 
@@ -25,25 +24,7 @@ def _train_argv(expdir, ckpt, data_dir, *overrides):
     datarc = {"data_dir": data_dir, "num_workers": 0, "train_batch_size": 4, "eval_batch_size": 64}
     values = [f"config.downstream_expert.datarc.{k}={v}" for k, v in datarc.items()]
     values += ["config.runner.total_steps=2", "config.runner.eval_step=2", "config.runner.save_step=2", *overrides]
-    return [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "distilmos",
-        "-v",
-        "no_token",
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(values),
-    ]
+    return train_argv(ckpt, expdir, "distilmos", "-v", "no_token", "-f", overrides=",,".join(values))
 
 
 def _wav(path, n=1600):
@@ -116,31 +97,22 @@ def test_short_clip_minimum_comes_from_config_without_a_known_upstream(tmp_path)
         expert({"min_seconds": "soon"}).min_samples()
 
 
+def _fit_argv(csv, ckpt, store, n_clusters):
+    """``python -m upstream_tokens fit`` options: the tiny WavLM's k-means over ``csv``, quiet, on the CPU."""
+    source = ["--csv", str(csv), "-u", "wavlm_local", "-k", ckpt]
+    return ["fit", *source, "--out", str(store), "--n_clusters", str(n_clusters), "--quiet", "--device", "cpu"]
+
+
 def test_short_clip_in_token_extraction_is_a_bad_row(short_data, tiny_ckpts, tmp_path, capsys):
     from upstream_tokens.cli import main as tokens_main
 
     data, clip, sample_id = short_data
-    fit = [
-        "fit",
-        "--csv",
-        str(data / "train.csv"),
-        "-u",
-        "wavlm_local",
-        "-k",
-        tiny_ckpts["wavlm"],
-        "--out",
-        str(tmp_path / "store"),
-        "--n_clusters",
-        "4",
-        "--quiet",
-        "--device",
-        "cpu",
-    ]
+    fit = _fit_argv(data / "train.csv", tiny_ckpts["wavlm"], tmp_path / "store", 4)
     assert tokens_main(fit) == 2
     assert f"train.csv:3 [{sample_id}]: {clip}: too short" in capsys.readouterr().err
     one = tmp_path / "one.csv"
     one.write_text(f"sample_id,system_id,wav_path,score\nlong,s,{_wav(tmp_path / 'long.wav')},3\n")
-    assert tokens_main(fit[:2] + [str(one)] + fit[3:]) == 0
+    assert tokens_main(_fit_argv(one, tiny_ckpts["wavlm"], tmp_path / "store", 4)) == 0
     alone = tmp_path / "alone.csv"  # the clip alone in its batch once crashed the upstream's convolutions
     alone.write_text(f"sample_id,system_id,wav_path,score\nclip,s,{clip},3\n")
     capsys.readouterr()
@@ -231,27 +203,7 @@ def test_byte_order_mark_through_token_extraction(lists, tiny_ckpts, tmp_path):
 
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + lists["datalist"].encode())
-    assert (
-        tokens_main(
-            [
-                "fit",
-                "--csv",
-                str(path),
-                "-u",
-                "wavlm_local",
-                "-k",
-                tiny_ckpts["wavlm"],
-                "--out",
-                str(tmp_path / "store"),
-                "--n_clusters",
-                "2",
-                "--quiet",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert tokens_main(_fit_argv(path, tiny_ckpts["wavlm"], tmp_path / "store", 2)) == 0
 
 
 def _latin1(tmp_path, name, text, line):
@@ -445,27 +397,8 @@ def test_corpus_preparation_refuses_an_unwritable_out_dir_before_reading(demo_co
 
 
 def test_recipe_stage_1_with_a_bad_root_exits_2(tmp_path):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    result = subprocess.run(
-        [
-            "bash",
-            os.path.join(REPO, "egs", "bvcc", "run.sh"),
-            "--stage",
-            "1",
-            "--stop_stage",
-            "1",
-            "--bvcc_root",
-            str(tmp_path / "nowhere"),
-            "--datadir",
-            str(tmp_path / "data"),
-            "--expdir",
-            str(tmp_path / "exp"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    where = ["--bvcc_root", tmp_path / "nowhere", "--datadir", tmp_path / "data", "--expdir", tmp_path / "exp"]
+    result = run_recipe("bvcc/run.sh", "--stage", "1", "--stop_stage", "1", *where)
     assert result.returncode == 2 and "nowhere/DATA: not found" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "exp" / ".done.1").exists()
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
+from downstream_helpers import DOWNSTREAM, train_argv
 from test_tokens import DURATIONS, store_files, write_corpus
 
 from distilmos.data.audio import load_audio
@@ -25,7 +26,6 @@ from upstream_tokens.extract import Batching
 from upstream_tokens.feature_cache import FeatureCacheError, FeatureStore, dump_features
 from upstream_tokens.store import TokenStoreError
 
-DOWNSTREAM = os.path.join(REPO, "downstream")
 SMALL = Batching(max_batch_seconds=3.0, max_batch_utts=4)
 
 
@@ -238,27 +238,9 @@ def _overrides(data_dir, **extra):
 
 def _run(expdir, data_dir, ckpt, downstream, extra_args, cache=None, fine_tune=False):
     extra = {"config.downstream_expert.datarc.feature_cache": cache} if cache else {}
-    run_downstream_main(
-        [DOWNSTREAM],
-        [
-            "-m",
-            "train",
-            "-u",
-            "wavlm_local",
-            "-k",
-            ckpt,
-            "-d",
-            downstream,
-            "--device",
-            "cpu",
-            "-p",
-            expdir,
-            "-o",
-            _overrides(data_dir, **extra),
-            *extra_args,
-            *(["-f"] if fine_tune else []),
-        ],
-    )
+    flags = [*extra_args, *(["-f"] if fine_tune else [])]
+    argv = train_argv(ckpt, expdir, downstream, *flags, overrides=_overrides(data_dir, **extra))
+    run_downstream_main([DOWNSTREAM], argv)
     run_downstream_main(
         [DOWNSTREAM],
         ["-m", "evaluate", "-e", os.path.join(expdir, "best-states-val.ckpt"), "-t", "test", "--device", "cpu"],

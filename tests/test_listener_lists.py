@@ -6,12 +6,10 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from conftest import load_script
 
 from distilmos import corpora
 from distilmos.data.datalist import DataListError, listener_list_path, read_datalist, read_listener_list
-
-make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench_listeners")
+from distilmos.standins import make_mosbench
 
 
 def test_bvcc_listener_list_is_every_rating_with_its_listener(demo_corpus, demo_data):
@@ -42,7 +40,7 @@ def test_bvcc_listener_list_is_every_rating_with_its_listener(demo_corpus, demo_
 @pytest.fixture(scope="module")
 def mosbench(tmp_path_factory):
     root = tmp_path_factory.mktemp("mosbench_listeners")
-    make_mosbench.make_mosbench(str(root), seed=0, utts=3)
+    make_mosbench(str(root), seed=0, utts=3)
     return str(root)
 
 

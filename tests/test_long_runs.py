@@ -22,6 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import REPO
+from downstream_helpers import DOWNSTREAM, short_run, train_argv
 
 from distilmos.data.audio import AudioError
 from distilmos.data.datalist import read_datalist, write_datalist
@@ -30,40 +31,15 @@ from distilmos.train.checkpoints import CheckpointError
 from distilmos.train.preemption import EXIT_PREEMPTED
 from distilmos.train.runner import run
 
-DOWNSTREAM = os.path.join(REPO, "downstream")
 TOTAL = 6
 
 
 def _argv(expdir, ckpt, data_dir, resume=False, **runner):
-    values = {"total_steps": TOTAL, "eval_step": 3, "save_step": 2, "log_step": 2, "max_keep": 1}
-    values.update(runner)
-    overrides = [
-        f"config.downstream_expert.datarc.data_dir={data_dir}",
-        "config.downstream_expert.datarc.num_workers=0",
-        "config.downstream_expert.datarc.train_batch_size=4",
-        "config.downstream_expert.datarc.eval_batch_size=8",
-    ]
-    overrides += [f"config.runner.{k}={v}" for k, v in values.items()]
-    argv = [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "distilmos",
-        "-v",
-        "no_token",
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(overrides),
-    ]
-    return argv + (["-a"] if resume else [])
+    values = {"total_steps": TOTAL, "eval_step": 3, "save_step": 2, "log_step": 2, "max_keep": 1, **runner}
+    overrides = short_run(data_dir, **{f"config.runner.{k}": v for k, v in values.items()})
+    return train_argv(
+        ckpt, expdir, "distilmos", "-v", "no_token", "-f", *(["-a"] if resume else []), overrides=overrides
+    )
 
 
 def _train(expdir, ckpt, data_dir, **kwargs):
@@ -122,7 +98,7 @@ def test_checkpoints_carry_what_an_exact_resume_needs(reference):
 FULL_DISK_AT_STEP_4 = """\
 import errno, os, sys
 import torch
-from distilmos import checkpoints
+from distilmos.train import checkpoints
 from distilmos.train.runner import main
 
 full = []
@@ -341,6 +317,16 @@ def test_sigterm_under_torchrun_stops_every_rank_after_one_step(tmp_path, tiny_c
 def test_a_second_sigterm_still_saves_and_a_second_ctrl_c_stops_at_once():
     from distilmos.train.preemption import StopRequest
 
+    # Python's own Ctrl-C handler, as in a terminal: a job started in the background (`cmd &`) inherits an
+    # ignored SIGINT, and the second Ctrl-C rightly does what the handler before the run did
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _second_signals(StopRequest)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _second_signals(StopRequest):
     with StopRequest() as request:
         signal.raise_signal(signal.SIGTERM)
         signal.raise_signal(signal.SIGTERM)  # the scheduler's and torchrun's: still one request
@@ -379,15 +365,9 @@ def test_a_nan_wav_is_named_with_its_row(tmp_path, tiny_ckpts, nan_data):
 def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, capsys):
     data, bad, sample_id = nan_data
     expdir = tmp_path / "exp"
-    run(
-        [DOWNSTREAM],
-        _argv(expdir, tiny_ckpts["wavlm"], data, total_steps=40, eval_step=40)[:-1]
-        + [
-            _argv(expdir, tiny_ckpts["wavlm"], data)[-1]
-            + ",,config.downstream_expert.datarc.skip_bad_audio=True"
-            + ",,config.runner.total_steps=40,,config.runner.eval_step=40"
-        ],
-    )
+    argv = _argv(expdir, tiny_ckpts["wavlm"], data, total_steps=40, eval_step=40)
+    argv[argv.index("-o") + 1] += ",,config.downstream_expert.datarc.skip_bad_audio=True"
+    run([DOWNSTREAM], argv)
     assert os.path.isfile(expdir / "states-40.ckpt")
     report = (expdir / "skipped_audio.txt").read_text().splitlines()
     assert len(report) == 1 and sample_id in report[0] and bad in report[0]
@@ -398,37 +378,18 @@ def test_a_nan_wav_can_be_skipped_and_reported(tmp_path, tiny_ckpts, nan_data, c
 def _early_stopping_argv(expdir, ckpt, data_dir, patience, section="runner", *overrides):
     """SSL-MOS validated every step, stopping after ``patience`` steps without improvement (configured under
     ``section``: runner or downstream_expert)."""
-    return [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "ssl_mos",
-        "-s",
-        "last_hidden_state",
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(
-            [
-                f"config.downstream_expert.datarc.data_dir={data_dir}",
-                "config.downstream_expert.datarc.num_workers=0",
-                "config.downstream_expert.datarc.train_batch_size=4",
-                "config.runner.total_steps=20",
-                "config.runner.eval_step=1",
-                "config.runner.save_step=100",
-                f"config.{section}.early_stopping.patience={patience}",
-                f"config.{section}.early_stopping.unit=step",
-                *overrides,
-            ]
-        ),
+    values = [
+        f"config.downstream_expert.datarc.data_dir={data_dir}",
+        "config.downstream_expert.datarc.num_workers=0",
+        "config.downstream_expert.datarc.train_batch_size=4",
+        "config.runner.total_steps=20",
+        "config.runner.eval_step=1",
+        "config.runner.save_step=100",
+        f"config.{section}.early_stopping.patience={patience}",
+        f"config.{section}.early_stopping.unit=step",
+        *overrides,
     ]
+    return train_argv(ckpt, expdir, "ssl_mos", "-s", "last_hidden_state", "-f", overrides=",,".join(values))
 
 
 @pytest.mark.parametrize("section", ["runner", "downstream_expert"])

@@ -1,39 +1,26 @@
-"""Tests of egs/demo/local/make_corpus.py: the synthetic BVCC/SOMOS corpora and their record."""
+"""Tests of distilmos.standins.bvcc_somos: the synthetic BVCC/SOMOS corpora and their record."""
 
 import collections
-import importlib.util
 import json
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-SCRIPT = Path(__file__).resolve().parents[1] / "egs" / "demo" / "local" / "make_corpus.py"
+from distilmos import standins
+from distilmos.standins import make_corpus
+
 SIZES = dict(bvcc_systems=4, bvcc_utts_per_system=6, somos_systems=4, somos_utts_per_system=6)
 BVCC_NAME = re.compile(r"^(sys[0-9a-f]{5})-utt[0-9a-f]{7}\.wav$")
 SOMOS_NAME = re.compile(r"^(novel|news|wiki|conv)_\d{4}_\d{4}_(\d{3})\.wav$")
-
-
-def _load_script():
-    """Import the script from its path (egs/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("demo_make_corpus", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-make_corpus_module = _load_script()
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A small corpus (seed 0) and the record make_corpus returned."""
     out = tmp_path_factory.mktemp("corpus")
-    return out, make_corpus_module.make_corpus(out, seed=0, **SIZES)
+    return out, make_corpus(out, seed=0, **SIZES)
 
 
 def _read_list(path, header=None):
@@ -172,11 +159,11 @@ def test_scores_are_valid_and_spread(corpus):
 def test_same_seed_is_byte_identical_and_other_seed_differs(corpus, tmp_path):
     out, _ = corpus
     size_args = [f"--{k}={v}" for k, v in SIZES.items()]
-    assert make_corpus_module.main(["--out_dir", str(tmp_path / "same"), "--seed", "0"] + size_args) == 0
+    assert standins.main(["bvcc_somos", "--out_dir", str(tmp_path / "same"), "--seed", "0"] + size_args) == 0
     reference = _all_files(out)
     assert _all_files(tmp_path / "same") == reference
 
-    make_corpus_module.make_corpus(tmp_path / "other", seed=1, **SIZES)
+    make_corpus(tmp_path / "other", seed=1, **SIZES)
     other = _all_files(tmp_path / "other")
     assert _bvcc_lists(tmp_path / "other") != _bvcc_lists(out)
     wavs = [p for p in reference if p.suffix == ".wav"]
@@ -186,8 +173,8 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(corpus, tmp_path):
 
 def test_rerun_replaces_own_output_but_refuses_foreign_folders(tmp_path):
     small = dict(bvcc_systems=2, bvcc_utts_per_system=3, somos_systems=1, somos_utts_per_system=3)
-    make_corpus_module.make_corpus(tmp_path / "mine", seed=0, **SIZES)
-    record = make_corpus_module.make_corpus(tmp_path / "mine", seed=0, **small)
+    make_corpus(tmp_path / "mine", seed=0, **SIZES)
+    record = make_corpus(tmp_path / "mine", seed=0, **small)
     assert len(list((tmp_path / "mine" / "bvcc" / "DATA" / "wav").iterdir())) == 6
     assert sum(len(s) for s in record["somos"].values()) == 3
 
@@ -195,5 +182,19 @@ def test_rerun_replaces_own_output_but_refuses_foreign_folders(tmp_path):
     foreign.mkdir(parents=True)
     (foreign / "keep.txt").write_text("real data", encoding="utf-8")
     with pytest.raises(FileExistsError):
-        make_corpus_module.make_corpus(tmp_path / "foreign", seed=0, **small)
+        make_corpus(tmp_path / "foreign", seed=0, **small)
     assert (foreign / "keep.txt").read_text(encoding="utf-8") == "real data"
+
+
+def test_command_refuses_bad_input_with_one_message(tmp_path, capsys):
+    foreign = tmp_path / "foreign" / "somos"
+    foreign.mkdir(parents=True)
+    (foreign / "keep.txt").write_text("real data", encoding="utf-8")
+    assert standins.main(["bvcc_somos", "--out_dir", str(tmp_path / "foreign")]) == 2
+    assert "somos already holds files" in capsys.readouterr().err
+    assert not (tmp_path / "foreign" / "bvcc").exists(), "nothing written before the refusal"
+    assert standins.main(["bvcc_somos", "--out_dir", str(tmp_path / "small"), "--bvcc_systems", "1"]) == 2
+    assert "need at least 2 BVCC systems" in capsys.readouterr().err
+    assert standins.main(["mosbench", "--out_dir", str(tmp_path / "mb"), "--corpora", "nisqa nonsense"]) == 2
+    assert "unknown corpora nonsense" in capsys.readouterr().err
+    assert not (tmp_path / "mb").exists()

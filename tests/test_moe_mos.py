@@ -5,21 +5,19 @@ the exported predictor with its system posterior, and the ablation script's dry 
 import json
 import math
 import os
-import subprocess
 from collections import defaultdict
 
 import pytest
 import torch
 import torch.nn as nn
-from conftest import REPO
-from downstream_helpers import import_expert_module
+from downstream_helpers import DOWNSTREAM, evaluate, import_expert_module, train_argv
+from recipe_helpers import dry_run, options_of
 
 from distilmos.data.dataset import MOSBatch
 from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
 from distilmos.train.moe_schedule import StageSchedule
 from distilmos.train.runner import run as run_downstream_main
 
-DOWNSTREAM = os.path.join(REPO, "downstream")
 CLASSES = ["sysA", "sysB", "sysC"]
 
 
@@ -236,23 +234,8 @@ def _argv(expdir, ckpt, data_dir, steps=4, resume=False, **overrides):
         "scheduler.stages": [0.25, 0.5],
     }
     values.update(overrides)
-    argv = [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "moe_mos",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        ",,".join(f"config.{k}={v}" for k, v in values.items()),
-    ]
-    return argv + (["-a"] if resume else [])
+    config = {f"config.{k}": v for k, v in values.items()}
+    return train_argv(ckpt, expdir, "moe_mos", *(["-a"] if resume else []), overrides=config)
 
 
 def _log(expdir, split):
@@ -341,25 +324,7 @@ def test_exported_predictor_equals_the_runner_and_gives_the_system_posterior(tra
 
     expdir, model = trained
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
-    run_downstream_main(
-        [DOWNSTREAM],
-        [
-            "-m",
-            "evaluate",
-            "-e",
-            os.path.join(str(expdir), "best-states-val.ckpt"),
-            "-t",
-            "test",
-            "--device",
-            "cpu",
-            "-o",
-            "config.downstream_expert.datarc.eval_batch_size=1",
-        ],
-    )
-    import csv
-
-    with open(os.path.join(str(expdir), "predictions_test.csv")) as handle:
-        runner = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
+    runner, _ = evaluate(expdir, "test", batch_size=1)
     predictor = load(model, device="cpu", batch_size=1)
     paths = [u.wav_path for u in utts]
     scores = predictor.predict(paths=paths)
@@ -400,33 +365,11 @@ def test_score_command_writes_the_system_posterior(trained, demo_data, tmp_path)
 
 # ---- the ablation script ----------------------------------------------------------------------------
 def test_ablation_dry_run_lists_every_run_and_the_table(tmp_path):
-    import shlex
-
-    script = os.path.join(REPO, "egs", "bvcc", "run_moe_ablation.sh")
-    out = subprocess.run(
-        [
-            script,
-            "--dry_run",
-            "true",
-            "--bvcc_root",
-            "/c/bvcc",
-            "--exproot",
-            str(tmp_path),
-            "--seeds",
-            "0 1",
-            "--batch_size",
-            "16",
-            "--overrides",
-            "config.optimizer.lr=3e-4",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    commands = [shlex.split(line) for line in out.strip().splitlines()]
+    options = ["--bvcc_root", "/c/bvcc", "--exproot", tmp_path, "--seeds", "0 1", "--batch_size", "16"]
+    commands = dry_run("bvcc/run_moe_ablation.sh", *options, "--overrides", "config.optimizer.lr=3e-4")
     runs, table = commands[:-1], commands[-1]
     assert len(runs) == 16 and all(c[0].endswith("egs/bvcc/run.sh") for c in runs)
-    flags = [{c[i]: c[i + 1] for i in range(1, len(c) - 1) if c[i].startswith("--")} for c in runs]
+    flags = [options_of(c) for c in runs]
     assert all(f["--variant"] == "moe_mos" and f["--batch_size"] == "16" and f["--stop_stage"] == "4" for f in flags)
     settings = {
         (

@@ -5,32 +5,23 @@ several runs; egs/bvcc/run_upstreams.sh --dry_run."""
 import csv
 import json
 import os
-import shlex
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO, load_script
+from conftest import load_script
+from recipe_helpers import dry_run, run_recipe
 
 from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
+from distilmos.standins import make_mosbench
 
-RUN = os.path.join(REPO, "egs", "mosbench", "run.sh")
-make_mosbench = load_script("egs/demo/local/make_mosbench.py", "demo_make_mosbench")
 benchmark = load_script("egs/mosbench/local/benchmark.py", "mosbench_benchmark")
 CORPORA = ["singmos", "vmc23", "pstn"]
-
-
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory, tiny_ckpts):
     """A finished benchmark: ``(outdir, roots file, model, first run's output)``."""
     root = tmp_path_factory.mktemp("mosbench")
-    make_mosbench.make_mosbench(str(root / "corpora"), seed=1, corpora=CORPORA, utts=2)
+    make_mosbench(str(root / "corpora"), seed=1, corpora=CORPORA, utts=2)
     roots = root / "roots.yaml"
     # pstn present, tencent given but absent, the others not named: all three kinds of corpus; and a
     # training-only set named, which has nothing to score wherever it is
@@ -42,28 +33,8 @@ def bench(tmp_path_factory, tiny_ckpts):
         tiny_ckpts["wavlm"], str(root / "tiny.pt")
     )
     outdir = root / "out"
-    result = subprocess.run(
-        [
-            "bash",
-            RUN,
-            "--model",
-            model,
-            "--roots",
-            str(roots),
-            "--datadir",
-            str(root / "data"),
-            "--outdir",
-            str(outdir),
-            "--device",
-            "cpu",
-            "--title",
-            "tiny",
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=600,
-    )
+    where = ["--model", model, "--roots", roots, "--datadir", root / "data", "--outdir", outdir, "--device", "cpu"]
+    result = run_recipe("mosbench/run.sh", *where, "--title", "tiny", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return str(outdir), str(roots), model, result
 
@@ -140,28 +111,8 @@ def test_rerun_keeps_what_is_done(bench, tmp_path):
     outdir, roots, model, _ = bench
     before = {f: os.path.getmtime(os.path.join(outdir, f)) for f in os.listdir(outdir) if f.startswith("metrics_")}
     data = os.path.join(os.path.dirname(outdir), "data")
-    result = subprocess.run(
-        [
-            "bash",
-            RUN,
-            "--model",
-            model,
-            "--roots",
-            roots,
-            "--datadir",
-            data,
-            "--outdir",
-            outdir,
-            "--device",
-            "cpu",
-            "--stop_stage",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
+    where = ["--model", model, "--roots", roots, "--datadir", data, "--outdir", outdir, "--device", "cpu"]
+    result = run_recipe("mosbench/run.sh", *where, "--stop_stage", "3", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "singmos: kept (prepared before)" in result.stderr
     assert "vmc23/track2: scored before; kept" in result.stderr
@@ -180,7 +131,7 @@ def test_model_must_be_a_predictor_or_a_checkpoint(tmp_path, bench):
 
 
 def test_roots_file_errors(tmp_path):
-    with pytest.raises(benchmark.BenchmarkError, match="no such roots file"):
+    with pytest.raises(benchmark.RootsError, match="no such roots file"):
         benchmark.read_roots(str(tmp_path / "none.yaml"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("nisqa: x\nmystery: y\n")
@@ -188,7 +139,7 @@ def test_roots_file_errors(tmp_path):
         benchmark.read_roots(str(bad))
     empty = tmp_path / "empty.yaml"
     empty.write_text("nisqa: /nonexistent\n")
-    with pytest.raises(benchmark.BenchmarkError, match="nothing to evaluate"):
+    with pytest.raises(benchmark.RootsError, match="nothing to evaluate"):
         benchmark.prep(str(empty), str(tmp_path / "d"), str(tmp_path / "m.json"))
 
 
@@ -203,40 +154,22 @@ def test_combined_table_has_one_row_per_run(bench, tmp_path):
     with open(str(tmp_path / "both.csv"), newline="") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 2 * 7  # six sets and the mean, per run
+    # the recipe's command for it: the same table from LABEL=OUTDIR arguments
+    result = run_recipe("mosbench/combine.sh", "--out", "again", f"first={outdir}", f"second={outdir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == markdown and (tmp_path / "again.md").read_text() == markdown
+    result = run_recipe("mosbench/combine.sh", "--out", "x")
+    assert result.returncode == 1 and "LABEL=OUTDIR" in result.stderr
 
 
 def test_run_upstreams_dry_run_prints_each_run(tmp_path):
-    script = os.path.join(REPO, "egs", "bvcc", "run_upstreams.sh")
     ckpt = tmp_path / "mine.pt"
     ckpt.write_bytes(b"x")
-    result = subprocess.run(
-        [
-            "bash",
-            script,
-            "--upstreams",
-            f"wavlm_base wavlm_local={ckpt} my_pkg.mod:make",
-            "--variant",
-            "no_token",
-            "--bvcc_root",
-            "/c/main",
-            "--roots",
-            "/c/roots.yaml",
-            "--exproot",
-            str(tmp_path / "exp"),
-            "--device",
-            "cpu",
-            "--dry_run",
-            "true",
-            "--total_steps",
-            "50",
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
+    upstreams = f"wavlm_base wavlm_local={ckpt} my_pkg.mod:make"
+    options = ["--variant", "no_token", "--bvcc_root", "/c/main", "--roots", "/c/roots.yaml", "--device", "cpu"]
+    lines = dry_run(
+        "bvcc/run_upstreams.sh", "--upstreams", upstreams, *options, "--exproot", tmp_path / "exp", "--total_steps", 50
     )
-    assert result.returncode == 0, result.stderr
-    lines = [shlex.split(line) for line in result.stdout.splitlines()]
     assert len(lines) == 7  # train + benchmark per upstream, then the table
     exp = str(tmp_path / "exp")
     expdirs = [
@@ -260,11 +193,11 @@ def test_run_upstreams_dry_run_prints_each_run(tmp_path):
         assert bench_run[bench_run.index("--model") + 1] == f"{expdirs[i]}/best-states-val.ckpt"
         assert bench_run[bench_run.index("--roots") + 1] == "/c/roots.yaml"
         assert bench_run[bench_run.index("--outdir") + 1] == f"{expdirs[i]}/mosbench"
-    table = lines[-1]
-    assert table[1].endswith("egs/mosbench/local/benchmark.py") and table[2] == "combine"
-    assert table[table.index("--runs") + 1 : table.index("--out")] == [
+    table = lines[-1]  # by the other recipe's documented command, not its local/ script
+    assert table[0].endswith("egs/mosbench/combine.sh")
+    assert table[1:3] == ["--out", f"{exp}/upstreams_no_token"]
+    assert table[3:] == [
         f"wavlm_base={expdirs[0]}/mosbench",
         f"wavlm_local_mine={expdirs[1]}/mosbench",
         f"my_pkg.mod_make={expdirs[2]}/mosbench",
     ]
-    assert table[-1] == f"{exp}/upstreams_no_token"

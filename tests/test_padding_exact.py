@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from downstream_helpers import DOWNSTREAM, train_argv
 
 from distilmos.data.batching import STRICT_MAX_PAD
 from distilmos.models.ssl_mos import SSLMOSModel
@@ -22,7 +22,6 @@ from distilmos.upstream.tiny import ARCHS, FRONTENDS, build_checkpoint, write_ch
 # 1 s and lengths padded by 0-60 % of it in a batch
 LENGTHS = [16000, 15000, 12345, 10000, 8321, 6400]
 TOL = 1e-5
-DOWNSTREAM = os.path.join(REPO, "downstream")
 
 
 @pytest.fixture(scope="module")
@@ -247,27 +246,9 @@ def trained(ckpts, data_dir, tmp_path_factory):
             "config.runner.total_steps": 2,
             "config.runner.log_step": 2,
         }
-        run(
-            [DOWNSTREAM],
-            [
-                "-m",
-                "train",
-                "-u",
-                f"{arch}_local",
-                "-k",
-                ckpts[arch, "group_norm"],
-                "-d",
-                "distilmos",
-                "-v",
-                "no_token",
-                "--device",
-                "cpu",
-                "-p",
-                expdir,
-                "-o",
-                ",,".join(f"{k}={v}" for k, v in overrides.items()),
-            ],
-        )
+        upstream, ckpt = f"{arch}_local", ckpts[arch, "group_norm"]
+        argv = train_argv(ckpt, expdir, "distilmos", "-v", "no_token", overrides=overrides, upstream=upstream)
+        run([DOWNSTREAM], argv)
         out[arch] = os.path.join(expdir, "states-2.ckpt")
     return out
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO
+from downstream_helpers import DOWNSTREAM, evaluate, short_run, train_argv
 
 from distilmos.data.audio import load_audio
 from distilmos.data.datalist import read_datalist
@@ -26,27 +26,11 @@ from distilmos.predictor.chunking import chunk_windows, weighted_mean
 from distilmos.predictor.cli import main as cli_main
 from distilmos.train.runner import run as run_downstream_main
 
-DOWNSTREAM = os.path.join(REPO, "downstream")
 EXPERTS = {
     "distilmos": ("distilmos", ()),
     "ssl_mos": ("ssl_mos", ("-s", "last_hidden_state")),
 }
 EVAL_BATCH = 8
-
-
-def _overrides(data_dir, **extra):
-    values = {
-        "config.downstream_expert.datarc.data_dir": data_dir,
-        "config.downstream_expert.datarc.num_workers": 0,
-        "config.downstream_expert.datarc.train_batch_size": 4,
-        "config.downstream_expert.datarc.eval_batch_size": EVAL_BATCH,
-        "config.runner.total_steps": 4,
-        "config.runner.eval_step": 2,
-        "config.runner.save_step": 2,
-        "config.runner.log_step": 2,
-    }
-    values.update(extra)
-    return ",,".join(f"{k}={v}" for k, v in values.items())
 
 
 @pytest.fixture(scope="module")
@@ -64,27 +48,9 @@ def experiments(demo_data, tiny_ckpts, tmp_path_factory):
     for name, (downstream, extra_args) in EXPERTS.items():
         expdirs[name] = str(root / name)
         extra = {"config.downstream_expert.datarc.token_store": store} if name == "distilmos" else {}
-        run_downstream_main(
-            [DOWNSTREAM],
-            [
-                "-m",
-                "train",
-                "-u",
-                "wavlm_local",
-                "-k",
-                tiny_ckpts["wavlm"],
-                "-d",
-                downstream,
-                "-f",
-                "--device",
-                "cpu",
-                "-p",
-                expdirs[name],
-                "-o",
-                _overrides(demo_data["bvcc"], **extra),
-                *extra_args,
-            ],
-        )
+        overrides = short_run(demo_data["bvcc"], eval_batch=EVAL_BATCH, **extra)
+        argv = train_argv(tiny_ckpts["wavlm"], expdirs[name], downstream, "-f", *extra_args, overrides=overrides)
+        run_downstream_main([DOWNSTREAM], argv)
     return expdirs
 
 
@@ -99,29 +65,6 @@ def models(experiments, tmp_path_factory):
     return out
 
 
-def _evaluate(expdir, split, batch_size):
-    """The runner's ``-m evaluate`` predictions ``{sample_id: pred}`` and metrics."""
-    run_downstream_main(
-        [DOWNSTREAM],
-        [
-            "-m",
-            "evaluate",
-            "-e",
-            os.path.join(expdir, "best-states-val.ckpt"),
-            "-t",
-            split,
-            "--device",
-            "cpu",
-            "-o",
-            f"config.downstream_expert.datarc.eval_batch_size={batch_size}",
-        ],
-    )
-    with open(os.path.join(expdir, f"predictions_{split}.csv")) as handle:
-        preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
-    with open(os.path.join(expdir, f"metrics_{split}.json")) as handle:
-        return preds, json.load(handle)
-
-
 def _read_csv(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -131,11 +74,11 @@ def _read_csv(path):
 
 
 @pytest.mark.parametrize("expert", list(EXPERTS))
-def test_exported_scores_equal_runner_evaluate(experiments, models, demo_data, expert):
+def test_exported_scores_equal_runnerevaluate(experiments, models, demo_data, expert):
     """One by one, the predictor gives the runner's `-m evaluate` predictions (eval batch size 1)."""
     test_csv = os.path.join(demo_data["bvcc"], "test.csv")
     utts = read_datalist(test_csv)
-    runner_preds, _ = _evaluate(experiments[expert], "test", batch_size=1)
+    runner_preds, _ = evaluate(experiments[expert], "test", batch_size=1)
     predictor = load(models[expert], device="cpu", batch_size=1)
     ours = predictor.predict(paths=[u.wav_path for u in utts])
     gaps = [abs(runner_preds[u.sample_id] - p) for u, p in zip(utts, ours)]
@@ -149,8 +92,8 @@ def test_batched_runner_evaluate_equals_one_by_one(experiments, demo_data):
     loader = eval_loader(MOSDataset(utts), 16, 320.0, 0)
     lengths = [utts[i].num_samples for i in max(loader.batch_sampler, key=len)]
     assert len(lengths) > 4 and min(lengths) < 0.7 * max(lengths)  # a batch with >30 % padding
-    batched, _ = _evaluate(experiments["distilmos"], "test", batch_size=16)
-    alone, _ = _evaluate(experiments["distilmos"], "test", batch_size=1)
+    batched, _ = evaluate(experiments["distilmos"], "test", batch_size=16)
+    alone, _ = evaluate(experiments["distilmos"], "test", batch_size=1)
     assert max(abs(batched[k] - alone[k]) for k in alone) <= 1e-5
 
 
@@ -417,7 +360,7 @@ def test_mixed_folder_scores_readable_files_and_names_bad_ones(models, mixed_fol
 
 def test_csv_with_scores_prints_the_trainers_metrics(experiments, models, demo_data, tmp_path, capsys):
     test_csv = os.path.join(demo_data["bvcc"], "test.csv")
-    _, runner_metrics = _evaluate(experiments["ssl_mos"], "test", batch_size=1)
+    _, runner_metrics = evaluate(experiments["ssl_mos"], "test", batch_size=1)
     out, metrics_json = tmp_path / "scores.csv", tmp_path / "metrics.json"
     assert (
         cli_main(

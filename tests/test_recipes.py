@@ -8,17 +8,16 @@ import json
 import math
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 import torch
 from conftest import REPO, load_script
+from recipe_helpers import dry_run, options_of, recipe_env, run_recipe
 
 RECIPE = os.path.join(REPO, "egs", "bvcc")
 RUN = os.path.join(RECIPE, "run.sh")
@@ -30,19 +29,17 @@ plot_ksweep = load_script("egs/bvcc/local/plot_ksweep.py", "bvcc_plot_ksweep")
 prune_checkpoints = load_script("egs/bvcc/local/prune_checkpoints.py", "bvcc_prune_checkpoints")
 
 
-def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    # the recipes call `python`: make it this interpreter, whatever environment is active
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return env
-
-
 def start(*args):
     """Start a recipe script in its own process group; its output goes to a file (a pipe that nobody
     reads while other runs are awaited would stall it)."""
     log = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen(
-        ["bash", *map(str, args)], env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        ["bash", *map(str, args)],
+        env=recipe_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     process.log = log
     return process
@@ -335,7 +332,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(recipe, tmp_path):
     ]
     first = subprocess.Popen(
         ["bash", RUN, *options],
-        env=_env(),
+        env=recipe_env(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -425,22 +422,13 @@ def test_ddp_training_under_torchrun(recipe, finished_runs, tmp_path):
 # ---- the drivers, without running anything ----------------------------------------------------------
 
 
-def _dry_run(script, *args):
-    lines = sh(os.path.join(RECIPE, script), "--dry_run", "true", *args).strip().splitlines()
-    return [shlex.split(line) for line in lines]
-
-
-def _flags(words):
-    return {words[i]: words[i + 1] for i in range(1, len(words) - 1) if words[i].startswith("--")}
-
-
 def test_run_table1_dry_run_lists_every_run(tmp_path):
-    commands = _dry_run(
-        "run_table1.sh", "--bvcc_root", "/c/bvcc", "--seeds", "0 1", "--exproot", tmp_path, "--batch_size", "16"
+    commands = dry_run(
+        "bvcc/run_table1.sh", "--bvcc_root", "/c/bvcc", "--seeds", "0 1", "--exproot", tmp_path, "--batch_size", "16"
     )
     runs, table = commands[:-1], commands[-1]
     assert len(runs) == 32 and all(c[0] == RUN for c in runs)
-    flags = [_flags(c) for c in runs]
+    flags = [options_of(c) for c in runs]
     combos = {(f["--upstream"], f["--variant"], f["--seed"]) for f in flags}
     assert combos == {
         (u, v, s)
@@ -458,11 +446,11 @@ def test_run_table1_dry_run_lists_every_run(tmp_path):
 
 
 def test_run_ksweep_dry_run_shares_the_table1_run(tmp_path):
-    commands = _dry_run("run_ksweep.sh", "--exproot", tmp_path, "--seeds", "0")
-    runs = [_flags(c) for c in commands[:-1]]
+    commands = dry_run("bvcc/run_ksweep.sh", "--exproot", tmp_path, "--seeds", "0")
+    runs = [options_of(c) for c in commands[:-1]]
     assert [f["--n_clusters"] for f in runs] == ["50", "100", "150", "200", "250", "300"]
     assert all(f["--variant"] == "distilmos" and f["--upstream"] == "wavlm_base" for f in runs)
-    table1 = [_flags(c) for c in _dry_run("run_table1.sh", "--exproot", tmp_path)[:-1]]
+    table1 = [options_of(c) for c in dry_run("bvcc/run_table1.sh", "--exproot", tmp_path)[:-1]]
     k200 = next(f["--expdir"] for f in table1 if f["--upstream"] == "wavlm_base" and f["--variant"] == "distilmos")
     assert k200 == runs[3]["--expdir"]  # the k=200 point is not trained twice
     assert commands[-1][1].endswith("local/plot_ksweep.py") and commands[-1][-1] == str(tmp_path / "ksweep")
@@ -525,27 +513,8 @@ def test_run_sh_refuses_a_feature_cache_it_cannot_use_before_any_stage(tmp_path,
     """A fine-tuned run, or one whose teacher reads the waveforms (the registry's waveforms flag), is refused
     before stage 1 rather than after a cache dump."""
     freeze = ["--freeze", "true"] if variant == "mse_distill" else []
-    result = subprocess.run(
-        [
-            "bash",
-            RUN,
-            "--variant",
-            variant,
-            *freeze,
-            "--feature_cache",
-            "true",
-            "--bvcc_root",
-            str(tmp_path / "nowhere"),
-            "--datadir",
-            str(tmp_path / "data"),
-            "--expdir",
-            str(tmp_path / "exp"),
-        ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    where = ["--bvcc_root", tmp_path / "nowhere", "--datadir", tmp_path / "data", "--expdir", tmp_path / "exp"]
+    result = run_recipe("bvcc/run.sh", "--variant", variant, *freeze, "--feature_cache", "true", *where)
     assert result.returncode == 1 and why in result.stderr and "[stage" not in result.stdout
     assert not (tmp_path / "data").exists()
 
@@ -570,7 +539,9 @@ def test_run_sh_random_split_has_its_own_lists_and_experiment_folder(demo_corpus
     ]
 
     def run(*args):
-        return subprocess.run(["bash", RUN, *common, *args], env=_env(), capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            ["bash", RUN, *common, *args], env=recipe_env(), capture_output=True, text=True, timeout=300
+        )
 
     official, random = run(), run("--split", "random811", "--split_seed", "3")
     assert official.returncode == 0 and random.returncode == 0, official.stderr + random.stderr

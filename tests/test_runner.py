@@ -6,6 +6,7 @@ import sys
 import pytest
 import torch
 from conftest import REPO
+from downstream_helpers import train_argv
 
 from distilmos.train.plugin import register, register_upstream
 from distilmos.train.runner import complete_argv
@@ -116,23 +117,8 @@ def tiny_wavlm(tiny_ckpts):
 
 def _train_argv(tmp_path, ckpt, data_dir, *extra):
     overrides = f"config.downstream_expert.datarc.data_dir={data_dir},,config.downstream_expert.datarc.num_workers=0"
-    return (
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "distilmos",
-        "-v",
-        "no_token",
-        "--device",
-        "cpu",
-        "-p",
-        str(tmp_path / "exp"),
-        "-o",
-        overrides + "".join(extra),
+    return tuple(
+        train_argv(ckpt, tmp_path / "exp", "distilmos", "-v", "no_token", overrides=overrides + "".join(extra))
     )
 
 

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from downstream_helpers import DOWNSTREAM, evaluate, short_run, train_argv
+from recipe_helpers import dry_run
 
 from distilmos.data.datalist import read_datalist
 from distilmos.errors import ConfigError
@@ -18,8 +19,6 @@ from distilmos.models.salf_mos import main as count_main
 from distilmos.predictor import export, load
 from distilmos.registry import DATARC_DEFAULTS
 from distilmos.train.runner import run as run_downstream_main
-
-DOWNSTREAM = os.path.join(REPO, "downstream")
 
 
 def _n_params(model):
@@ -131,63 +130,13 @@ def test_readings_script_prints_the_exact_readings_at_512_768_and_1024(capsys):
 
 
 def _overrides(data_dir, **extra):
-    values = {
-        "config.downstream_expert.datarc.data_dir": data_dir,
-        "config.downstream_expert.datarc.num_workers": 0,
-        "config.downstream_expert.datarc.eval_batch_size": 8,
-        "config.runner.total_steps": 4,
-        "config.runner.eval_step": 2,
-        "config.runner.save_step": 2,
-        "config.runner.log_step": 2,
-        "config.optimizer.lr": 1.0e-2,
-    }
-    values.update(extra)
-    return ",,".join(f"{k}={v}" for k, v in values.items())
+    return short_run(data_dir, **{"config.optimizer.lr": 1.0e-2, **extra})  # batches of 4, SALF-MOS's own
 
 
 def _train(expdir, data_dir, ckpt, *extra_args, **overrides):
     run_downstream_main(
-        [DOWNSTREAM],
-        [
-            "-m",
-            "train",
-            "-u",
-            "wavlm_local",
-            "-k",
-            ckpt,
-            "-d",
-            "salf_mos",
-            "--device",
-            "cpu",
-            "-p",
-            str(expdir),
-            "-o",
-            _overrides(data_dir, **overrides),
-            *extra_args,
-        ],
+        [DOWNSTREAM], train_argv(ckpt, expdir, "salf_mos", *extra_args, overrides=_overrides(data_dir, **overrides))
     )
-
-
-def _evaluate(expdir, split, batch_size):
-    run_downstream_main(
-        [DOWNSTREAM],
-        [
-            "-m",
-            "evaluate",
-            "-e",
-            os.path.join(expdir, "best-states-val.ckpt"),
-            "-t",
-            split,
-            "--device",
-            "cpu",
-            "-o",
-            f"config.downstream_expert.datarc.eval_batch_size={batch_size}",
-        ],
-    )
-    with open(os.path.join(expdir, f"predictions_{split}.csv")) as handle:
-        preds = {row["sample_id"]: float(row["pred"]) for row in csv.DictReader(handle)}
-    with open(os.path.join(expdir, f"metrics_{split}.json")) as handle:
-        return preds, json.load(handle)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +161,7 @@ def test_trains_on_frozen_features_and_evaluates(experiments, demo_data, tiny_ck
     )
     assert model_params == _n_params(SALFMOSModel(64))  # the tiny WavLM's 64-dim features
     assert os.path.isfile(os.path.join(expdir, "metrics_val_best.json"))
-    _, metrics = _evaluate(expdir, "test", batch_size=8)
+    _, metrics = evaluate(expdir, "test", batch_size=8)
     assert set(METRIC_KEYS) | {"n_utt", "n_sys"} <= set(metrics)
     assert metrics["n_utt"] == len(read_datalist(os.path.join(demo_data["bvcc"], "test.csv")))
     with open(os.path.join(expdir, "predictions_test.csv")) as handle:
@@ -284,7 +233,7 @@ def test_early_stopping_stops_when_validation_does_not_improve(tmp_path, demo_da
 
 
 @pytest.mark.parametrize("variant", ["salf_mos", "salf_mos_wsum"])
-def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path, variant):
+def test_exported_scores_equal_runnerevaluate(experiments, demo_data, tmp_path, variant):
     expdir = experiments[variant]
     out = str(tmp_path / f"{variant}.pt")
     card = export(os.path.join(expdir, "best-states-val.ckpt"), out)
@@ -295,7 +244,7 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
     # the card names the variant (told apart by -s alone) and no token store, which neither variant uses
     assert card["downstream"]["variant"] == variant and card["training_data"]["token_store"] is None
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
-    runner_preds, _ = _evaluate(expdir, "test", batch_size=1)
+    runner_preds, _ = evaluate(expdir, "test", batch_size=1)
     ours = load(out, device="cpu", batch_size=1).predict(paths=[u.wav_path for u in utts])
     gaps = [abs(runner_preds[u.sample_id] - p) for u, p in zip(utts, ours)]
     assert max(gaps) <= 1e-5, gaps
@@ -308,25 +257,9 @@ def test_exported_scores_equal_runner_evaluate(experiments, demo_data, tmp_path,
 def test_hand_crafted_feature_upstreams(tmp_path, demo_data, upstream, dim):
     """s3prl's mfcc and fbank upstreams and the toolkit's lfcc need no weights (they load offline) and give one
     hidden state."""
-    run_downstream_main(
-        [DOWNSTREAM],
-        [
-            "-m",
-            "train",
-            "-u",
-            upstream,
-            "-d",
-            "salf_mos",
-            "-s",
-            "last_hidden_state",
-            "--device",
-            "cpu",
-            "-p",
-            str(tmp_path),
-            "-o",
-            _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2}),
-        ],
-    )
+    overrides = _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})
+    argv = train_argv(None, tmp_path, "salf_mos", "-s", "last_hidden_state", overrides=overrides, upstream=upstream)
+    run_downstream_main([DOWNSTREAM], argv)
     ckpt = torch.load(tmp_path / "best-states-val.ckpt", map_location="cpu", weights_only=True)
     assert (
         SALFMOSModel.kwargs_from_state(
@@ -344,30 +277,13 @@ def test_toolkit_upstreams_train_export_and_score_as_the_runner(tmp_path, demo_d
     """LFCC (frames) and an utterance embedding (one frame per utterance) through training, the runner's
     evaluation and the exported predictor, which rebuilds the upstream by name."""
     expdir = tmp_path / upstream
-    run_downstream_main(
-        [DOWNSTREAM],
-        [
-            "-m",
-            "train",
-            "-u",
-            upstream,
-            *(["-k", ckpt] if ckpt else []),
-            "-d",
-            "salf_mos",
-            "-s",
-            "last_hidden_state",
-            "--device",
-            "cpu",
-            "-p",
-            str(expdir),
-            "-o",
-            _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2}),
-        ],
-    )
+    overrides = _overrides(demo_data["bvcc"], **{"config.runner.total_steps": 2})
+    argv = train_argv(ckpt, expdir, "salf_mos", "-s", "last_hidden_state", overrides=overrides, upstream=upstream)
+    run_downstream_main([DOWNSTREAM], argv)
     card = export(os.path.join(expdir, "best-states-val.ckpt"), str(tmp_path / "p.pt"))
     assert card["downstream"]["parameters"] == _n_params(SALFMOSModel(dim))
     utts = read_datalist(os.path.join(demo_data["bvcc"], "test.csv"))
-    runner_preds, _ = _evaluate(str(expdir), "test", batch_size=4)
+    runner_preds, _ = evaluate(str(expdir), "test", batch_size=4)
     # an embedding callable is code the file names: loading it takes the opt-in
     trust = ckpt is not None and ":" in ckpt
     ours = load(str(tmp_path / "p.pt"), device="cpu", batch_size=3, trust_remote_code=trust).predict(
@@ -377,29 +293,7 @@ def test_toolkit_upstreams_train_export_and_score_as_the_runner(tmp_path, demo_d
 
 
 def _ablation_dry_run(tmp_path, *args):
-    import shlex
-    import subprocess
-    import sys
-
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    out = subprocess.run(
-        [
-            "bash",
-            os.path.join(REPO, "egs", "bvcc", "run_salf_ablation.sh"),
-            "--dry_run",
-            "true",
-            "--bvcc_root",
-            "/c/bvcc",
-            "--exproot",
-            str(tmp_path),
-            *args,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    commands = [shlex.split(line) for line in out.strip().splitlines()]
+    commands = dry_run("bvcc/run_salf_ablation.sh", "--bvcc_root", "/c/bvcc", "--exproot", tmp_path, *args)
     return commands[:-1], commands[-1]
 
 

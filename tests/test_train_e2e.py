@@ -11,14 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO
-from downstream_helpers import import_expert_module
+from downstream_helpers import DOWNSTREAM, import_expert_module, short_run, train_argv
 
 from distilmos.data.datalist import read_datalist, write_datalist
 from distilmos.eval.metrics import METRIC_KEYS
 from distilmos.train.runner import run as run_downstream_main
-
-DOWNSTREAM = os.path.join(REPO, "downstream")
 
 
 @pytest.fixture(scope="module")
@@ -62,40 +59,14 @@ def token_stores(e2e_data, tiny_ckpts, tmp_path_factory):
 
 
 def _overrides(data, **extra):
-    values = {
-        "config.downstream_expert.datarc.data_dir": data["bvcc"],
-        "config.downstream_expert.datarc.extra_eval.somos_test": data["somos_test"],
-        "config.downstream_expert.datarc.num_workers": 0,
-        "config.downstream_expert.datarc.train_batch_size": 4,
-        "config.downstream_expert.datarc.eval_batch_size": 8,
-        "config.runner.total_steps": 4,
-        "config.runner.eval_step": 2,
-        "config.runner.save_step": 2,
-        "config.runner.log_step": 2,
-    }
-    values.update({f"config.downstream_expert.{k}": v for k, v in extra.items()})
-    return ",,".join(f"{k}={v}" for k, v in values.items())
+    somos = {"config.downstream_expert.datarc.extra_eval.somos_test": data["somos_test"]}
+    return short_run(data["bvcc"], **somos, **{f"config.downstream_expert.{k}": v for k, v in extra.items()})
 
 
 def train(expdir, data, arch, ckpt, downstream="distilmos", config=None, extra_args=(), **overrides):
-    argv = [
-        "-m",
-        "train",
-        "-u",
-        f"{arch}_local",
-        "-k",
-        ckpt,
-        "-d",
-        downstream,
-        "-f",
-        "--device",
-        "cpu",
-        "-p",
-        str(expdir),
-        "-o",
-        _overrides(data, **overrides),
-        *extra_args,
-    ]
+    argv = train_argv(
+        ckpt, expdir, downstream, "-f", *extra_args, overrides=_overrides(data, **overrides), upstream=f"{arch}_local"
+    )
     if config:
         argv += ["-c", os.path.join(DOWNSTREAM, downstream, config)]
     run_downstream_main([DOWNSTREAM], argv)

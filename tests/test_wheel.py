@@ -18,23 +18,21 @@ import sysconfig
 
 import pytest
 from conftest import REPO, console_scripts
+from downstream_helpers import DOWNSTREAM, train_argv
 
 from distilmos.train.runner import run as run_downstream
 
-IGNORE = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    "__pycache__",
-    "*.egg-info",
-    "build",
-    "dist",
-    ".pytest_cache",
-    "demo_out",
-    "learning_out",
-    "exp",
-    "data",
-    "tokens",
-)
+_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache")
+# run outputs at the top of a checkout; only there, since distilmos/data is a package
+_AT_TOP = {"build", "dist", "demo_out", "learning_out", "exp", "data", "tokens"}
+
+
+def IGNORE(folder, names):
+    """What the copy of the checkout leaves out (``shutil.copytree``'s ``ignore``)."""
+    ignored = set(_ANYWHERE(folder, names))
+    if os.path.samefile(folder, REPO):
+        ignored |= _AT_TOP & set(names)
+    return ignored
 
 
 def _run(args, cwd, **kwargs):
@@ -110,28 +108,8 @@ def test_predictor_and_tokens_work_from_the_wheel(wheel_env, tmp_path, demo_data
             "config.runner.save_step=2",
         ]
     )
-    run_downstream(
-        [os.path.join(REPO, "downstream")],
-        [
-            "-m",
-            "train",
-            "-u",
-            "wavlm_local",
-            "-k",
-            tiny_ckpts["wavlm"],
-            "-d",
-            "distilmos",
-            "-v",
-            "no_token",
-            "-f",
-            "--device",
-            "cpu",
-            "-p",
-            str(expdir),
-            "-o",
-            overrides,
-        ],
-    )
+    argv = train_argv(tiny_ckpts["wavlm"], expdir, "distilmos", "-v", "no_token", "-f", overrides=overrides)
+    run_downstream([DOWNSTREAM], argv)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     predict = str(bin_dir / "distilmos-predict")

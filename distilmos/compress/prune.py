@@ -1,19 +1,28 @@
-"""Data-driven structured pruning of a predictor file's fine-tuned upstream (WavLM, HuBERT, wav2vec 2.0).
+"""Data-driven structured pruning of a predictor file: its fine-tuned upstream (WavLM, HuBERT, wav2vec 2.0)
+and its DistilMOS head.
 
     python -m distilmos.compress.prune --teacher teacher.pt --train data/bvcc/train.csv --val data/bvcc/val.csv \\
         --fractions 0.75,0.5,0.25,0.1 --out_dir exp/pruned [--config egs/compress/conf/prune.yaml]
 
-What is pruned (:mod:`distilmos.compress.structure` has the groups, the importance criterion and the size
-plan): transformer layers, feed-forward channels, attention heads (HuBERT, wav2vec 2.0) and front-end
-convolution channels, each ranked by a first-order Taylor importance of the MOS loss on labelled data. The
-result is s3prl's own ``<kind>_local`` checkpoint with a smaller ``encoder_layers``,
+What is pruned (``groups``): in the upstream (:mod:`distilmos.compress.structure` has the groups, the
+importance criterion and the size plan) transformer layers, feed-forward channels, attention heads (HuBERT,
+wav2vec 2.0) and front-end convolution channels; in a DistilMOS head (:mod:`distilmos.compress.head`) its
+hidden width's channels and its BLSTM's units. Every group is ranked by a first-order Taylor importance of
+the MOS loss on labelled data (one set of backward passes for all). A fraction ``f`` is a target for each
+part: the upstream keeps about ``f`` of its parameters and the head ``f`` of its own, so the predictor
+keeps about ``f`` of its whole (the head is most of a small upstream's predictor: pruning the upstream
+alone would leave it above the head's size). Another head is kept whole, with a warning.
+
+The pruned upstream is s3prl's own ``<kind>_local`` checkpoint with a smaller ``encoder_layers``,
 ``encoder_ffn_embed_dim`` and ``conv_feature_layers`` (and, for removed heads, each layer's head count
 beside it; :mod:`distilmos.predictor.heads`), so the pruned upstream really is smaller (fewer weights in
 the saved architecture, no masks), is rebuilt with s3prl's own classes and made padding-exact by
-:mod:`distilmos.upstream.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``.
+:mod:`distilmos.upstream.padding_exact` like any other, and loads with ``torch.load(weights_only=True)``. The
+pruned head is a DistilMOS model with narrower weights, rebuilt from its state dict like any other.
 
 Each pruned model is then fine-tuned briefly (upstream, featurizer and expert model together, MSE on the
-labelled list), keeping the weights with the best validation utterance SRCC.
+labelled list; an upstream whose weights are not in the file, which only head pruning allows, stays frozen),
+keeping the weights with the best validation utterance SRCC.
 """
 
 from __future__ import annotations
@@ -30,6 +39,14 @@ import torch
 from tqdm import tqdm
 
 from distilmos.compress.config import load_settings
+from distilmos.compress.head import (
+    HEAD_GROUPS,
+    HeadStructure,
+    accumulate_head,
+    new_head_scores,
+    plan_head,
+    pruned_head_state,
+)
 from distilmos.compress.structure import (
     GROUPS,
     Structure,
@@ -44,15 +61,18 @@ from distilmos.errors import ConfigError, ToolkitError
 from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
 
+#: every group that can be pruned: the upstream's, then the DistilMOS head's
+ALL_GROUPS = GROUPS + HEAD_GROUPS
 DEFAULTS = {
     "batch_size": 4,
     "crop_seconds": 3.0,
     "importance_batches": 8,
     "finetune_steps": 50,
     "lr": 5.0e-5,
+    "head_lr": None,
     "eval_every": 25,
     "seed": 0,
-    "groups": list(GROUPS),
+    "groups": list(ALL_GROUPS),
 }
 
 
@@ -63,7 +83,7 @@ class PruneError(ToolkitError, ValueError):
 def load_config(path: str | None, overrides: dict | None = None) -> dict:
     """The pruning config (YAML) over :data:`DEFAULTS`."""
     config = load_settings(path, DEFAULTS, overrides, "pruning")
-    config["groups"] = check_groups(config["groups"], path or "config")
+    config["groups"] = check_groups(config["groups"], path or "config", ALL_GROUPS)
     return config
 
 
@@ -87,7 +107,10 @@ def front_end_gradients(upstream):
     """Let gradients reach the convolutional front end. s3prl's experts run it under ``no_grad``
     (``feature_grad_mult = 0``), which would leave every convolution channel's importance at zero (so
     its pruning blind) and the pruned front end unable to adapt in the fine-tuning."""
-    model = upstream.model
+    model = getattr(upstream, "model", None)
+    if not hasattr(model, "feature_grad_mult"):  # no s3prl front end (a head-only pruning's upstream)
+        yield
+        return
     previous = model.feature_grad_mult
     model.feature_grad_mult = 1.0
     try:
@@ -96,14 +119,32 @@ def front_end_gradients(upstream):
         model.feature_grad_mult = previous
 
 
-def importance(pipeline, structure: Structure, rows: list, audio: list, config: dict, progress: bool = True) -> dict:
-    """The Taylor importance of every prunable group of ``structure`` (:func:`structure.accumulate`)."""
+def importance(
+    pipeline,
+    structure: Structure | None,
+    rows: list,
+    audio: list,
+    config: dict,
+    progress: bool = True,
+    head: HeadStructure | None = None,
+) -> dict:
+    """The Taylor importance of every prunable group of the upstream's ``structure``
+    (:func:`structure.accumulate`) and of the ``head`` (:func:`head.accumulate_head`), from the same
+    backward passes: ``{group name: scores}``."""
     with front_end_gradients(pipeline.upstream):
-        return _importance(pipeline, structure, rows, audio, config, progress)
+        return _importance(pipeline, structure, rows, audio, config, progress, head)
 
 
-def _importance(pipeline, structure: Structure, rows: list, audio: list, config: dict, progress: bool) -> dict:
-    scores = new_scores(structure)
+def _importance(
+    pipeline,
+    structure: Structure | None,
+    rows: list,
+    audio: list,
+    config: dict,
+    progress: bool,
+    head: HeadStructure | None,
+) -> dict:
+    scores = dict(new_scores(structure) if structure else {}, **(new_head_scores(head) if head else {}))
     pipeline.eval()  # no dropout: the gradient of the model that will be pruned
     pipeline.requires_grad_(True)
     generator = torch.Generator().manual_seed(int(config["seed"]))
@@ -118,7 +159,10 @@ def _importance(pipeline, structure: Structure, rows: list, audio: list, config:
     ):
         pipeline.zero_grad()
         torch.nn.functional.mse_loss(pipeline(wavs), targets).backward()
-        accumulate(structure, scores)
+        if structure is not None:
+            accumulate(structure, scores)
+        if head is not None:
+            accumulate_head(head, scores)
     pipeline.zero_grad()
     pipeline.requires_grad_(False)
     return scores
@@ -147,16 +191,25 @@ def _evaluate(pipeline, rows, audio, batch_size: int = 8) -> dict:
     return compute_metrics([r["score"] for r in rows], preds, [r["system_id"] for r in rows])
 
 
-def fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress: bool = True) -> tuple:
-    """Fine-tune the whole pipeline briefly (MSE), front end included; keep the best validation weights.
+def fine_tune(
+    pipeline, train: tuple, val: tuple | None, config: dict, progress: bool = True, upstream: bool = True
+) -> tuple:
+    """Fine-tune the pipeline briefly (MSE), the upstream's front end included (``upstream=False``: the
+    upstream frozen); keep the best validation weights. The head learns at ``head_lr`` (``lr`` when None).
     -> (pipeline, history)."""
     with front_end_gradients(pipeline.upstream):
-        return _fine_tune(pipeline, train, val, config, progress)
+        return _fine_tune(pipeline, train, val, config, progress, upstream)
 
 
-def _fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress: bool) -> tuple:
+def _fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress: bool, upstream: bool) -> tuple:
     pipeline.requires_grad_(True)
-    optimizer = torch.optim.AdamW([p for p in pipeline.parameters() if p.requires_grad], lr=float(config["lr"]))
+    pipeline.upstream.requires_grad_(upstream)
+    lr = float(config["lr"])
+    head_lr = lr if config.get("head_lr") is None else float(config["head_lr"])
+    trained = [p for p in pipeline.upstream.parameters() if p.requires_grad] + list(pipeline.featurizer.parameters())
+    optimizer = torch.optim.AdamW(
+        [{"params": trained, "lr": lr}, {"params": list(pipeline.downstream.parameters()), "lr": head_lr}]
+    )
     generator = torch.Generator().manual_seed(int(config["seed"]) + 1)
     steps = int(config["finetune_steps"])
     history, best, best_state = [], -math.inf, copy.deepcopy(pipeline.state_dict())
@@ -174,6 +227,7 @@ def _fine_tune(pipeline, train: tuple, val: tuple | None, config: dict, progress
     )
     for step, (wavs, scores) in enumerate(bar, start=1):
         pipeline.train()
+        pipeline.upstream.train(upstream)
         loss = torch.nn.functional.mse_loss(pipeline(wavs), scores)
         optimizer.zero_grad()
         loss.backward()
@@ -199,6 +253,35 @@ def _store(path: str | None) -> tuple | None:
     return store.rows, store.audio
 
 
+def _part_groups(blob: dict, groups: Sequence[str], teacher: str) -> tuple[list, list]:
+    """``(upstream groups, head groups)`` of ``groups`` that the predictor dict ``blob`` can have pruned."""
+    from distilmos.predictor import upstream_entry as upstream_mod
+
+    upstream_groups = [g for g in groups if g in GROUPS]
+    head_groups = [g for g in groups if g in HEAD_GROUPS]
+    kind, expert = blob["upstream"].get("kind"), blob["downstream"].get("name")
+    if head_groups and expert != "distilmos":
+        print(
+            f"warning: {teacher}: its head ({expert}) is not a DistilMOS head, whose groups "
+            f"({', '.join(head_groups)}) only it has; the head is kept whole",
+            file=sys.stderr,
+        )
+        head_groups = []
+    if upstream_groups and kind not in upstream_mod.EMBEDDED:
+        fix = f" (prune its DistilMOS head alone: --groups {','.join(HEAD_GROUPS)})" if expert == "distilmos" else ""
+        raise PruneError(
+            f"{teacher}: its upstream ({kind}) is not an embedded WavLM, HuBERT or wav2vec 2.0; only "
+            f"those can have {', '.join(upstream_groups)} pruned{fix}"
+        )
+    if not upstream_groups and not head_groups:
+        raise PruneError(f"{teacher}: nothing to prune with the groups {list(groups)}")
+    return upstream_groups, head_groups
+
+
+def _state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 def prune(
     teacher: str,
     train: str,
@@ -209,86 +292,117 @@ def prune(
     config: dict | None = None,
     progress: bool = True,
 ) -> list:
-    """Prune the upstream of the predictor file ``teacher`` to each fraction, fine-tune, and write
-    ``<out_dir>/pruned_<pct>.pt``; return one summary dict per file."""
+    """Prune the upstream and the DistilMOS head of the predictor file ``teacher`` to each fraction (the
+    config's ``groups`` say what may go), fine-tune, and write ``<out_dir>/pruned_<pct>.pt``; return one
+    summary dict per file."""
+    from distilmos.predictor import downstreams
     from distilmos.predictor import upstream_entry as upstream_mod
     from distilmos.predictor.fileformat import read_predictor, write_predictor
     from distilmos.predictor.predictor import build_pipeline
+    from distilmos.predictor.sources import is_peer, resolve
 
+    if is_peer(teacher):
+        raise PruneError(f"{teacher}: another package's predictor has no fine-tuned SSL upstream to prune")
+    teacher = resolve(teacher)  # an hf:// file: its copy in the hub cache
     config = load_config(None, config)
     torch.manual_seed(int(config["seed"]))
     blob = read_predictor(teacher)
     entry = blob["upstream"]
-    if entry.get("kind") not in upstream_mod.EMBEDDED:
-        raise PruneError(
-            f"{teacher}: its upstream ({entry.get('kind')}) is not an embedded WavLM, HuBERT or wav2vec 2.0; "
-            "only those can be pruned"
-        )
+    upstream_groups, head_groups = _part_groups(blob, config["groups"], teacher)
     train_data, val_data = _store(train), _store(val)
     if not train_data or not train_data[0]:
         raise PruneError(f"{train}: no usable labelled clips to measure importance on")
     pipeline = build_pipeline(blob, source=teacher)
-    structure = Structure(pipeline.upstream, entry["kind"])
-    scores = importance(pipeline, structure, *train_data, config, progress)
-    total, n_layers = structure.total, len(structure.layers)
-    plans = plan_sizes(structure, scores, fractions, config["groups"])
+    structure = Structure(pipeline.upstream, entry["kind"]) if upstream_groups else None
+    head = HeadStructure(pipeline.downstream) if head_groups else None
+    scores = importance(pipeline, structure, *train_data, config, progress, head=head)
+    total = sum(p.numel() for p in pipeline.upstream.parameters())
+    head_total = sum(p.numel() for p in pipeline.downstream.parameters())
+    plans = plan_sizes(structure, scores, fractions, upstream_groups) if structure else [None] * len(fractions)
+    head_plans = [plan_head(head, f, head_groups) if head else None for f in fractions]
+    embedded = entry.get("kind") in upstream_mod.EMBEDDED
     os.makedirs(out_dir, exist_ok=True)
     summaries = []
-    for plan in plans:
-        new_blob = {k: copy.deepcopy(v) for k, v in blob.items() if k not in ("upstream", "featurizer")}
-        new_blob["upstream"] = pruned_entry(entry, structure, plan, scores)
-        new_blob["featurizer"] = pruned_featurizer(blob["featurizer"], plan["layers"], n_layers)
+    for fraction, plan, head_plan in zip(fractions, plans, head_plans):
+        new_blob = copy.deepcopy({k: v for k, v in blob.items() if k not in ("upstream", "featurizer")})
+        new_blob["upstream"], new_blob["featurizer"] = entry, blob["featurizer"]
+        if plan is not None:
+            new_blob["upstream"] = pruned_entry(entry, structure, plan, scores)
+            new_blob["featurizer"] = pruned_featurizer(blob["featurizer"], plan["layers"], len(structure.layers))
+        if head_plan is not None:
+            state = pruned_head_state(head, head_plan, scores)
+            prefixed = {f"{downstreams.MODEL_PREFIX}{k}": v for k, v in state.items()}
+            new_blob["downstream"], _ = downstreams.make_entry(blob["downstream"]["name"], prefixed)
         pruned = build_pipeline(new_blob, source=teacher)
         params = sum(p.numel() for p in pruned.upstream.parameters())
-        pruned, history = fine_tune(pruned, train_data, val_data, config, progress)
-        new_blob["upstream"] = upstream_mod.make_entry(
-            pruned.upstream,
-            entry["spec"]["name"],
-            entry["spec"].get("ckpt"),
-            entry["spec"].get("model_config"),
-            {k: v for k, v in new_blob["upstream"]["checkpoint"].items() if k not in ("model", "model_weight")},
-        )
-        new_blob["featurizer"]["state_dict"] = {
-            k: v.detach().clone() for k, v in pruned.featurizer.state_dict().items()
-        }
-        new_blob["downstream"]["state_dict"] = {
-            k: v.detach().clone() for k, v in pruned.downstream.state_dict().items()
-        }
+        head_params = sum(p.numel() for p in pruned.downstream.parameters())
+        pruned, history = fine_tune(pruned, train_data, val_data, config, progress, upstream=embedded)
+        if embedded:
+            new_blob["upstream"] = upstream_mod.make_entry(
+                pruned.upstream,
+                entry["spec"]["name"],
+                entry["spec"].get("ckpt"),
+                entry["spec"].get("model_config"),
+                {k: v for k, v in new_blob["upstream"]["checkpoint"].items() if k not in ("model", "model_weight")},
+            )
+        new_blob["featurizer"] = copy.deepcopy(new_blob["featurizer"])
+        new_blob["featurizer"]["state_dict"] = _state(pruned.featurizer)
+        new_blob["downstream"]["state_dict"] = _state(pruned.downstream)
         summary = {
-            "fraction": plan["fraction"],
-            "target_parameters": plan["target"],
-            "parameters": params,
-            "reached_fraction": params / total,
+            "fraction": fraction,
             "groups": config["groups"],
-            "kept_layers": plan["layers"],
-            "ffn_dim": plan["ffn_dim"],
-            "heads": plan["heads"],
-            "conv_widths": plan["conv_widths"],
-            "layers_before": n_layers,
-            "ffn_dim_before": structure.ffn_dim,
-            "heads_before": structure.heads,
-            "conv_widths_before": structure.conv_widths,
+            "parameters": params,
             "parameters_before": total,
+            "reached_fraction": params / total,
+            "head_parameters": head_params,
+            "head_parameters_before": head_total,
+            "predictor_parameters": sum(p.numel() for p in pruned.parameters()),
             "criterion": "first-order Taylor (gradient x weight)^2 per group, MSE on labels",
             "finetune_steps": int(config["finetune_steps"]),
             "teacher": os.path.abspath(teacher),
             "teacher_sha256": sha256_file(teacher),
             "validation": history[-1] if history else None,
         }
+        if plan is not None:
+            summary.update(
+                target_parameters=plan["target"],
+                kept_layers=plan["layers"],
+                ffn_dim=plan["ffn_dim"],
+                heads=plan["heads"],
+                conv_widths=plan["conv_widths"],
+                layers_before=len(structure.layers),
+                ffn_dim_before=structure.ffn_dim,
+                heads_before=structure.heads,
+                conv_widths_before=structure.conv_widths,
+            )
+        if head_plan is not None:
+            summary.update(
+                head_target_parameters=head_plan["target"],
+                head_hidden_dim=head_plan["hidden_dim"],
+                head_blstm_dim=head_plan["blstm_dim"],
+                head_hidden_dim_before=head.hidden_dim,
+                head_blstm_dim_before=head.blstm_dim,
+            )
         card = copy.deepcopy(blob["card"])
         card["upstream"] = dict(card.get("upstream") or {}, parameters=params)
+        card["downstream"] = dict(card.get("downstream") or {}, parameters=head_params)
         card["pruning"] = summary
         card["validation"] = summary["validation"]
         new_blob["card"] = card
-        out = os.path.join(out_dir, f"pruned_{round(plan['fraction'] * 100):02d}.pt")
+        out = os.path.join(out_dir, f"pruned_{round(fraction * 100):02d}.pt")
         write_predictor(new_blob, out)
         read_predictor(out)  # loads with weights_only=True
         summaries.append(dict(summary, path=out))
-        print(
-            f"{out}: {params} upstream parameters ({params / total:.0%} of {total}), layers {plan['layers']}, "
-            f"FFN {plan['ffn_dim']}, heads {plan['heads']}, convolution widths {plan['conv_widths']}",
-            file=sys.stderr,
-        )
+        said = [f"{out}: {params} upstream parameters ({params / total:.0%} of {total})"]
+        if plan is not None:
+            said.append(
+                f"layers {plan['layers']}, FFN {plan['ffn_dim']}, heads {plan['heads']}, "
+                f"convolution widths {plan['conv_widths']}"
+            )
+        said.append(f"head {head_params} ({head_params / head_total:.0%} of {head_total})")
+        if head_plan is not None:
+            said.append(f"hidden width {head_plan['hidden_dim']}, BLSTM {head_plan['blstm_dim']}")
+        print("; ".join(said), file=sys.stderr)
     return summaries
 
 
@@ -301,13 +415,18 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", required=True, help="predictor file with an embedded WavLM/HuBERT/wav2vec 2.0")
     parser.add_argument("--train", required=True, help="labelled data list: importance and fine-tuning")
     parser.add_argument("--val", help="labelled validation list (best fine-tuned weights by utterance SRCC)")
-    parser.add_argument("--fractions", default="0.75,0.5,0.25,0.1", help="target fractions of upstream parameters")
+    parser.add_argument(
+        "--fractions",
+        default="0.75,0.5,0.25,0.1",
+        help="target fractions of the parameters of each pruned part (upstream, head)",
+    )
     parser.add_argument("--config", help="pruning YAML (egs/compress/conf/prune.yaml)")
     parser.add_argument("--finetune_steps", type=int)
+    parser.add_argument("--head_lr", type=float, help="learning rate of the head in the fine-tuning (default: lr)")
     parser.add_argument("--importance_batches", type=int)
     parser.add_argument("--eval_every", type=int)
     parser.add_argument("--crop_seconds", type=float)
-    parser.add_argument("--groups", help=f"comma-separated groups to prune (default: all of {','.join(GROUPS)})")
+    parser.add_argument("--groups", help=f"comma-separated groups to prune (default: all of {','.join(ALL_GROUPS)})")
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
     try:
@@ -319,6 +438,7 @@ def main(argv=None) -> int:
             {
                 "finetune_steps": args.finetune_steps,
                 "eval_every": args.eval_every,
+                "head_lr": args.head_lr,
                 "importance_batches": args.importance_batches,
                 "crop_seconds": args.crop_seconds,
                 "groups": args.groups,

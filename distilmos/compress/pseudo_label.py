@@ -5,7 +5,8 @@ a data list the students train on.
         [--chunk 64] [--batch_size 16] [--device cpu]
 
 The teacher is any predictor file (``distilmos-predict export``, any expert; a pruned one or a student
-too). The pool is anything ``distilmos-predict score`` reads (a data list CSV, a plain list, a folder).
+too), an ``hf://`` file or a ``peer://`` predictor (``peer://distillmos``: another package's model). The
+pool is anything ``distilmos-predict score`` reads (a data list CSV, a plain list, a folder).
 
 Resumable: files are scored ``--chunk`` at a time, and every chunk's predictions are appended to
 ``<out>.partial.jsonl`` (flushed and synced) before the next starts, so a killed run loses at most one
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from distilmos.data.datalist import open_list
 from distilmos.errors import ToolkitError
-from distilmos.fileio import atomic_write, sha256_file
+from distilmos.fileio import atomic_write
 
 
 def read_pool(pool: str) -> list[dict]:
@@ -139,13 +140,13 @@ def pseudo_label(
                 writer.writerow(
                     [row["sample_id"], row["system_id"], os.path.abspath(row["wav_path"]), f"{record['pred']:.6f}"]
                 )
-    from distilmos.predictor.fileformat import read_predictor
+    from distilmos.predictor.sources import identity, model_card
 
-    card = read_predictor(teacher).get("card", {})
+    card, who = model_card(teacher), identity(teacher)  # any model reference: a file, hf:// or peer://
     sidecar = {
-        "teacher": os.path.abspath(teacher),
-        "teacher_sha256": sha256_file(teacher),
-        "teacher_expert": (card.get("downstream") or {}).get("expert"),
+        "teacher": os.path.abspath(teacher) if who["ref"] == who.get("path") else who["ref"],
+        "teacher_sha256": who.get("sha256"),
+        "teacher_expert": (card.get("downstream") or {}).get("expert") or card.get("peer"),
         "teacher_upstream": (card.get("upstream") or {}).get("name"),
         "pool": os.path.abspath(pool),
         "labelled": len(rows) - len(failed),
@@ -162,7 +163,9 @@ def main(argv=None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--teacher", required=True, help="a predictor file (distilmos-predict export)")
+    parser.add_argument(
+        "--teacher", required=True, help="a predictor file (distilmos-predict export), hf:// file or peer:// predictor"
+    )
     parser.add_argument("--pool", required=True, help="the unlabelled pool: a data list CSV, a list or a folder")
     parser.add_argument("--out", required=True, help="the pseudo-labelled data list to write")
     parser.add_argument("--chunk", type=int, default=64, help="files scored between two saves")

@@ -43,13 +43,13 @@ GROUPS = ("layers", "ffn_channels", "attention_heads", "conv_channels")
 _HEAD_PARAMS = ("q_proj", "k_proj", "v_proj")
 
 
-def check_groups(groups, source: str = "config") -> list[str]:
-    """The group names of ``groups`` (a list, or a comma-separated string), each one of :data:`GROUPS`;
-    a ConfigError naming ``source`` otherwise."""
+def check_groups(groups, source: str = "config", known: Sequence[str] = GROUPS) -> list[str]:
+    """The group names of ``groups`` (a list, or a comma-separated string), each one of ``known``
+    (:data:`GROUPS` by default); a ConfigError naming ``source`` otherwise."""
     if isinstance(groups, str):
         groups = [g.strip() for g in groups.split(",") if g.strip()]
-    if not groups or set(groups) - set(GROUPS):
-        raise ConfigError(f"{source}: pruning groups {groups!r}: choose from {', '.join(GROUPS)}")
+    if not groups or set(groups) - set(known):
+        raise ConfigError(f"{source}: pruning groups {groups!r}: choose from {', '.join(known)}")
     return list(groups)
 
 

@@ -161,6 +161,11 @@ def main(argv: list[str] | None = None, name: str | None = None) -> int:
         parser.add_argument("corpus", nargs="?", help=f"one of {', '.join(CORPORA)}")
         parser.add_argument("--root", help="the corpus folder")
         parser.add_argument("--list", action="store_true", help="print the corpora, their splits and root layouts")
+        parser.add_argument(
+            "--roots", help="a YAML roots file (corpus: folder): prepare every corpus present under --out_dir/<corpus>"
+        )
+        parser.add_argument("--manifest", help="--roots: the manifest of test sets (default: <out_dir>/sets.json)")
+        parser.add_argument("--corpora", nargs="*", help="--roots: only these corpora (default: every registered one)")
     parser.add_argument(
         "--out_dir", required=not bool(fixed) and "--list" not in (argv or sys.argv[1:]), help="folder for <split>.csv"
     )
@@ -170,8 +175,19 @@ def main(argv: list[str] | None = None, name: str | None = None) -> int:
     if not fixed and args.list:
         print(describe())
         return 0
+    if not fixed and args.roots:
+        from .benchmark_sets import prepare_sets
+
+        try:
+            manifest = args.manifest or os.path.join(args.out_dir, "sets.json")
+            result = prepare_sets(args.roots, args.out_dir, manifest, args.corpora)
+        except ToolkitError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{manifest}: {len(result['sets'])} test sets")
+        return 0
     if not fixed and not (args.corpus and args.root):
-        parser.error("give a corpus name and --root (or --list)")
+        parser.error("give a corpus name and --root (or --roots, or --list)")
     try:
         spec = fixed or corpus(args.corpus)
         counts = prepare(spec.name, args.root, args.out_dir, check_audio=not args.no_check_audio, force=args.force)

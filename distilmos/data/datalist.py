@@ -12,12 +12,14 @@ line of a byte that is not UTF-8.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
+import itertools
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from distilmos.errors import ToolkitError
@@ -74,6 +76,41 @@ def open_list(path: str) -> io.StringIO:
             '(Excel: "CSV UTF-8"; iconv -f latin1 -t utf-8)'
         ) from None
     return io.StringIO(text, newline="")
+
+
+def _encoding_error(path: str, data_lines: Iterable[bytes]) -> ListEncodingError | None:
+    """The :class:`ListEncodingError` of the first line of ``data_lines`` (a file's bytes, split after each
+    newline, byte-order mark removed) that is not UTF-8, or None."""
+    for line_no, raw in enumerate(data_lines, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return ListEncodingError(
+                f"{path}:{line_no}: byte 0x{raw[exc.start]:02x} is not UTF-8 ({exc.reason}); save the file as UTF-8 "
+                '(Excel: "CSV UTF-8"; iconv -f latin1 -t utf-8)'
+            )
+    return None
+
+
+def iter_list_lines(path: str) -> Iterator[str]:
+    """The lines of a list file, streamed (line endings kept, split as ``open(..., newline="")`` splits):
+    :func:`open_list` for lists too long to hold in memory, with the same rules and the same errors."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:  # missing, a folder, no permission
+        raise DataListError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+        try:
+            yield from text
+        except UnicodeDecodeError:
+            handle.seek(0)
+            lines = iter(handle)
+            first = next(lines, b"")
+            error = _encoding_error(path, itertools.chain([first.removeprefix(codecs.BOM_UTF8)], lines))
+            raise (error or ListEncodingError(f"{path}: not UTF-8 text")) from None
+        except OSError as exc:
+            raise DataListError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def too_short(num_samples: int, min_samples: int) -> str | None:
@@ -335,33 +372,34 @@ def rows_from_score_list(
     commas, or by whitespace in a line without commas. Malformed lines become rows that
     :func:`validate` reports.
     """
+    return list(iter_score_list(list_path, wav_dir, system_of, skip_header=skip_header))
+
+
+def iter_score_list(list_path: str, wav_dir: str, system_of, *, skip_header: bool = False) -> Iterator[Row]:
+    """:func:`rows_from_score_list`, streamed: one :class:`Row` at a time, for lists of any length."""
     if not os.path.isfile(list_path):
         raise DataListError(f"{list_path}: no such score list")
-    rows = []
-    lines = open_list(list_path).read().splitlines()
-    for line_no, line in enumerate(lines, start=1):
+    for line_no, line in enumerate(iter_list_lines(list_path), start=1):
         if not line.strip() or (skip_header and line_no == 1):
             continue
         fields = _split_fields(line)
         name = fields[0]
         sample_id = os.path.splitext(os.path.basename(name))[0]
         system = fields[2] if len(fields) > 2 and fields[2] else system_of(sample_id)
-        rows.append(
-            Row(
-                sample_id=sample_id,
-                system_id=system,
-                wav_path=resolve_wav_path(name, wav_dir),
-                score=fields[1] if len(fields) > 1 else None,
-                origin=f"{list_path}:{line_no}",
-            )
+        yield Row(
+            sample_id=sample_id,
+            system_id=system,
+            wav_path=resolve_wav_path(name, wav_dir),
+            score=fields[1] if len(fields) > 1 else None,
+            origin=f"{list_path}:{line_no}",
         )
-    return rows
 
 
 def looks_like_header(list_path: str) -> bool:
     """Whether the first line of a score list is a header: its score field is not a number and its
     first field is not an audio file name."""
-    first = open_list(list_path).readline().strip()
+    with contextlib.closing(iter_list_lines(list_path)) as lines:
+        first = next(lines, "").strip()
     fields = _split_fields(first) if first else []
     if len(fields) < 2:
         return False

@@ -79,13 +79,16 @@ class FeatureProcessor(nn.Module):
 
 
 class CNNBLSTM(nn.Module):
-    """Conv1d -> BLSTM -> concat -> Linear -> GELU, + residual from the Conv1d output -> LayerNorm."""
+    """Conv1d -> BLSTM -> concat -> Linear -> GELU, + residual from the Conv1d output -> LayerNorm.
 
-    def __init__(self, dim: int, kernel: int = 3):
+    The BLSTM has ``blstm_dim`` units per direction (``dim`` unless pruned)."""
+
+    def __init__(self, dim: int, kernel: int = 3, blstm_dim: int | None = None):
         super().__init__()
+        blstm_dim = dim if blstm_dim is None else blstm_dim
         self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2)
-        self.blstm = nn.LSTM(dim, dim, batch_first=True, bidirectional=True)
-        self.linear = nn.Linear(2 * dim, dim)
+        self.blstm = nn.LSTM(dim, blstm_dim, batch_first=True, bidirectional=True)
+        self.linear = nn.Linear(2 * blstm_dim, dim)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: D102
@@ -98,7 +101,10 @@ class CNNBLSTM(nn.Module):
 
 
 class DistilMOSModel(nn.Module):
-    """The inference path: featurizer output ``[batch, frames, upstream_dim]`` -> utterance MOS."""
+    """The inference path: featurizer output ``[batch, frames, upstream_dim]`` -> utterance MOS.
+
+    ``blstm_dim``: BLSTM units per direction, ``hidden_dim`` when None (the paper's model; a structurally
+    pruned head, :mod:`distilmos.compress.head`, has fewer)."""
 
     @staticmethod
     def kwargs_from_state(state: dict[str, torch.Tensor]) -> dict:
@@ -107,13 +113,17 @@ class DistilMOSModel(nn.Module):
         kernels: list[int] = []
         while f"feature_processor.blocks.{len(kernels)}.conv.weight" in state:
             kernels.append(int(state[f"feature_processor.blocks.{len(kernels)}.conv.weight"].shape[-1]))
-        return {
+        kwargs = {
             "upstream_dim": int(upstream_dim),
             "hidden_dim": int(hidden_dim),
             "kernels": kernels,
             "blstm_conv_kernel": int(state["cnn_blstm.conv.weight"].shape[-1]),
             "conv_bias": "feature_processor.blocks.0.conv.bias" in state,
         }
+        blstm_dim = int(state["cnn_blstm.blstm.weight_hh_l0"].shape[1])
+        if blstm_dim != hidden_dim:  # only a pruned head says it: the files of the paper's model stay as they were
+            kwargs["blstm_dim"] = blstm_dim
+        return kwargs
 
     def __init__(
         self,
@@ -122,11 +132,12 @@ class DistilMOSModel(nn.Module):
         kernels: Sequence[int] = (5, 3, 3),
         blstm_conv_kernel: int = 3,
         conv_bias: bool = False,
+        blstm_dim: int | None = None,
     ):
         super().__init__()
         self.projector = nn.Linear(upstream_dim, hidden_dim)
         self.feature_processor = FeatureProcessor(hidden_dim, kernels, conv_bias)
-        self.cnn_blstm = CNNBLSTM(hidden_dim, blstm_conv_kernel)
+        self.cnn_blstm = CNNBLSTM(hidden_dim, blstm_conv_kernel, blstm_dim)
         self.frame_head = nn.Linear(hidden_dim, 1)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -8,8 +8,10 @@
 
 Modules: :mod:`.fileformat` (the file), :mod:`.export` (checkpoint -> file, model card), :mod:`.upstream_entry`
 and :mod:`.downstreams` (what is stored of each part and how it is rebuilt), :mod:`.pipeline` (the
-inference network), :mod:`.predictor` (batching, long files, bad files), :mod:`.chunking`,
-:mod:`.inputs` and :mod:`.cli` (``distilmos-predict``).
+inference network), :mod:`.predictor` (batching, long files, bad files, ``score_iter``), :mod:`.chunking`,
+:mod:`.inputs`, :mod:`.streaming` (resumable output files), :mod:`.shards` (``--nshard``, the merge) and
+:mod:`.cli` (``distilmos-predict``); :mod:`.sources` (model references: ``hf://`` files, ``peer://``
+predictors) and :mod:`.peers` (Distill-MOS and DNSMOS behind the same engine).
 
 Layer: imports the foundation, :mod:`distilmos.data`, :mod:`distilmos.eval`, :mod:`distilmos.models`,
 :mod:`distilmos.upstream`, :mod:`distilmos.corpora` and :mod:`distilmos.standins`; never its siblings

@@ -1,9 +1,14 @@
 """``distilmos-predict``: export a trained model, show its card, score audio with it.
 
     distilmos-predict export -e exp/my_exp/best-states-val.ckpt -o my_model.pt
-    distilmos-predict import --source BaleYang-DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
+    distilmos-predict import --source hf://BaleYang/DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
     distilmos-predict info my_model.pt
     distilmos-predict score my_model.pt wavs/ more.wav list.csv -o scores.csv
+    distilmos-predict score peer://distillmos wavs/ -o distillmos_scores.csv
+
+MODEL, wherever one is taken: a predictor file, hf://<owner>/<repo>/<path>[@revision] (fetched into the
+Hugging Face cache; HF_HUB_OFFLINE=1 reads the cache only), or peer://distillmos, peer://dnsmos/p808,
+peer://dnsmos/ovrl (another package's released predictor; pip install 'distilmos[peers]').
 
 (also ``python -m distilmos.predictor ...``). See ``distilmos-predict COMMAND -h``.
 """
@@ -11,19 +16,20 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
 import sys
 import time
 import warnings
+from array import array
 from collections.abc import Sequence
-from typing import IO
 
 import torch
 
 from distilmos.data.batching import AUTO, parse_max_pad
+
+from .predictor import CPU_AUTO_WORKERS, DEFAULT_CHUNK_SIZE, FEW_FILES
 
 SCORE_EPILOG = """\
 inputs: audio files; folders (every audio file under them, recursively); .csv data lists with a wav_path
@@ -43,10 +49,15 @@ shift their features slightly; for them auto caps each window's padding at 0.02 
 
 trust: a predictor file runs no code of its own. One whose upstream is stored as a module:callable (or as
 a hub upstream with a checkpoint to load) is refused unless --trust_remote_code is given: that imports and
-runs code from outside the file. Give it only for files you trust.
+runs code from outside the file. Give it only for files you trust. An hf:// file is read as a local one:
+the same rule applies after it is fetched.
+
+peers: peer://distillmos, peer://dnsmos/p808 and peer://dnsmos/ovrl (also /sig, /bak) score with their own
+package's model and windowing (--max_seconds and --chunk_overlap do not apply) through this command's
+reading, resampling, batching and failure handling; their scores are the package's own on 16 kHz input.
 
 output: CSV "wav_path,pred" (plus "score" when a list gives scores), in input order, to -o or stdout
-(-o and --metrics are checked to be writable before anything is scored);
+(every file the run writes is checked to be writable before anything is scored);
 --jsonl (or -o *.jsonl) writes one JSON object per line instead. --system_posterior (MoE-MOS) adds
 "top_system,top_system_prob" and one "p:<system>" column per training system (JSON: "system_posterior").
 A model trained with an uncertainty head (modelrc.uncertainty) adds "pred_std" after "pred": its predicted
@@ -56,10 +67,30 @@ Files that cannot be scored (missing, empty, truncated, undecodable, non-finite)
 the run goes on, prints a summary, and exits with status 1 if any file failed. When the inputs carry
 scores, utterance- and system-level metrics (MSE, LCC, SRCC, KTAU) are printed, as the trainer computes them.
 
+streaming and resuming (-o OUT): inputs are read lazily and scored in chunks of --chunk_size files; after
+each chunk its rows are appended to OUT in input order, and its failed files to OUT.failed.tsv
+("wav_path<TAB>reason"), both flushed. OUT.run.json records the model's sha256 and the settings the rows
+depend on. Rerunning the same command after a kill continues where OUT ends (a torn last line is cut,
+at most one chunk is redone) and finishes with the bytes of an uninterrupted run; the failed files are
+not retried unless --retry_failed; another model or other settings are refused (--overwrite starts
+afresh). A second run into the same OUT is refused while the first runs (OUT.lock).
+
+shards (--nshard N --rank R; under torchrun: WORLD_SIZE, RANK, and the device cuda:LOCAL_RANK): rank R
+scores the chunks k with k % N == R into OUT.part-R-of-N (streamed and resumable alike), then
+"distilmos-predict merge" writes OUT, the same bytes as one process; under torchrun rank 0 merges when
+every rank is done. A shard exits 0 when its part is finished (failed files are the merge's to report).
+
 examples:
   distilmos-predict score model.pt corpus/wavs -o scores.csv
   distilmos-predict score model.pt data/bvcc/test.csv --device cuda -o test_scores.csv
   distilmos-predict score model.pt a.wav b.flac --jsonl
+  torchrun --nproc_per_node 4 -m distilmos.predictor score model.pt corpus/wavs -o scores.csv
+"""
+
+MERGE_EPILOG = """example (a SLURM array of 8 tasks, then a merge job that waits for it):
+  jid=$(sbatch --parsable --array=0-7 --wrap 'distilmos-predict score model.pt corpus/wavs -o scores.csv \
+      --nshard $SLURM_ARRAY_TASK_COUNT --rank $SLURM_ARRAY_TASK_ID')
+  sbatch --dependency=afterok:$jid --wrap 'distilmos-predict merge -o scores.csv --nshard 8 corpus/wavs'
 """
 
 
@@ -96,17 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         nargs="+",
         metavar="DIR_OR_FILES",
-        help="the downloaded repository folder, its wavlm/ or w2v2/ folder, or model.pth.tar and model_cfg.yaml",
+        help="the repository (hf://BaleYang/DistilMOS, or its downloaded folder), its wavlm/ or w2v2/ folder, "
+        "or model.pth.tar and model_cfg.yaml (local or hf://)",
     )
     imp.add_argument("--backbone", required=True, choices=("wavlm", "w2v2"), help="which of the authors' models")
     imp.add_argument("-o", "--out", required=True, help="predictor file to write")
 
     info = sub.add_parser(
         "info",
-        help="print a predictor file's model card",
-        description="Print the model card of a predictor file (YAML, or JSON with --json).",
+        help="print a model's card",
+        description="Print the model card of a predictor file, hf:// file or peer:// predictor (YAML, or JSON "
+        "with --json).",
     )
-    info.add_argument("model", help="predictor file")
+    info.add_argument("model", help="predictor file, hf://<owner>/<repo>/<path>[@revision] or peer://<name>")
     info.add_argument("--json", action="store_true", help="print JSON")
 
     score = sub.add_parser(
@@ -116,11 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SCORE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("model", help="predictor file (distilmos-predict export)")
+    score.add_argument(
+        "model",
+        help="predictor file (distilmos-predict export), hf://<owner>/<repo>/<path>[@revision] or peer://<name>",
+    )
     score.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file, folder, .csv data list or plain list")
     score.add_argument("-o", "--out", help="output file (default: stdout)")
     score.add_argument("--jsonl", action="store_true", help="write JSON lines instead of CSV")
-    score.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: cuda if available)")
+    score.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N (default: cuda:$LOCAL_RANK if available, else cpu)"
+    )
     score.add_argument("--batch_size", type=int, default=16, help="windows per batch (default 16; 1: one by one)")
     score.add_argument(
         "--max_batch_seconds", type=float, default=160.0, help="padded audio per batch, seconds (default 160)"
@@ -141,7 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--chunk_overlap", type=float, default=5.0, help="least overlap of neighbouring windows, seconds (default 5)"
     )
-    score.add_argument("--num_workers", type=int, default=0, help="processes reading audio ahead (default 0)")
+    score.add_argument(
+        "--num_workers",
+        type=_workers,
+        default=AUTO,
+        help="processes decoding audio ahead of the model (default auto: up to 4 on a GPU, "
+        f"{CPU_AUTO_WORKERS or 'none'} on a CPU, none for under {FEW_FILES} files)",
+    )
+    score.add_argument(
+        "--chunk_size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        help=f"files scored together and then written (default {DEFAULT_CHUNK_SIZE}); a rerun after a kill "
+        "redoes at most one chunk",
+    )
+    stream = score.add_argument_group("resuming and sharding (with -o)")
+    stream.add_argument("--overwrite", action="store_true", help="start the output afresh instead of continuing it")
+    stream.add_argument(
+        "--retry_failed",
+        action="store_true",
+        help="score the files of OUT.failed.tsv again (a rerun otherwise leaves them as they are)",
+    )
+    stream.add_argument("--nshard", type=int, default=None, help="number of shards (default: WORLD_SIZE, else 1)")
+    stream.add_argument("--rank", type=int, default=None, help="this shard, 0..nshard-1 (default: RANK, else 0)")
     score.add_argument(
         "--system_delim", help="system of an utterance without a system column: its file stem before this string"
     )
@@ -159,7 +219,37 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint to load) import and run that code; only for files you trust",
     )
     score.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    merge = sub.add_parser(
+        "merge",
+        help="join the parts of a sharded score run into one output",
+        description="Write OUT (and OUT.failed.tsv, OUT.run.json) from the finished parts OUT.part-R-of-N of a "
+        "score run with --nshard N, in input order: the same bytes as a one-process run. Give the inputs of "
+        "the score run, in the same order. Refuses a part that is missing or unfinished, naming it; removes "
+        "the parts when done.",
+        epilog=MERGE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    merge.add_argument("inputs", nargs="+", metavar="INPUT", help="the inputs of the score run, in the same order")
+    merge.add_argument("-o", "--out", required=True, help="the score run's output")
+    merge.add_argument("--nshard", type=int, required=True, help="the score run's shard count")
+    merge.add_argument(
+        "--system_delim", help="system of an utterance without a system column: its file stem before this string"
+    )
+    merge.add_argument("--metrics", metavar="JSON", help="also write the metrics to this file")
     return parser
+
+
+def _workers(text: str) -> int | str:
+    if text == AUTO:
+        return AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'auto', got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # subnormal floats (GELU tails) make CPU matmuls several times slower; flushing them changes no score
     torch.set_flush_denormal(True)
     try:
-        return {"export": _export, "import": _import, "info": _info, "score": _score}[args.command](args)
+        commands = {"export": _export, "import": _import, "info": _info, "score": _score, "merge": _merge}
+        return commands[args.command](args)
     except (ToolkitError, ValueError) as exc:  # ValueError: settings out of range (batch size, overlap)
         print(f"distilmos-predict: error: {exc}", file=sys.stderr)
         return 2
@@ -208,10 +299,12 @@ def _import(args) -> int:
 
 
 def _info(args) -> int:
-    from .fileformat import FORMAT_VERSION, read_predictor
+    from .fileformat import FORMAT_VERSION
+    from .sources import is_peer, model_card
 
-    blob = read_predictor(args.model)
-    card = dict(blob["card"], format_version=FORMAT_VERSION)
+    card = model_card(args.model)
+    if not is_peer(args.model):
+        card = dict(card, format_version=FORMAT_VERSION)
     if args.json:
         print(json.dumps(card, indent=2))
     else:
@@ -222,18 +315,20 @@ def _info(args) -> int:
 
 
 def _score(args) -> int:
-    from distilmos.fileio import check_writable_file
-
-    from .inputs import collect
+    from .inputs import iter_entries
     from .predictor import load
+    from .shards import default_device, shard_spec
 
-    # before any scoring: no finished work is lost to an output that cannot be written
-    for path, what in ((args.out, "output file (-o)"), (args.metrics, "metrics file (--metrics)")):
-        if path:
-            check_writable_file(path, what)
+    nshard, rank, under_torchrun = shard_spec(args.nshard, args.rank)
+    if not args.out and (nshard > 1 or args.overwrite or args.retry_failed):
+        raise ValueError("--nshard, --overwrite and --retry_failed are about an output file: give -o")
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk_size must be >= 1, got {args.chunk_size}")
+    jsonl = args.jsonl or bool(args.out and args.out.lower().endswith(".jsonl"))
+    _check_outputs(args.out, args.metrics, nshard, rank, under_torchrun)
     predictor = load(
         args.model,
-        device=args.device,
+        device=default_device() if args.device in (None, "auto") else args.device,
         max_seconds=args.max_seconds,
         chunk_overlap=args.chunk_overlap,
         batch_size=args.batch_size,
@@ -241,116 +336,252 @@ def _score(args) -> int:
         max_pad=args.max_pad,
         trust_remote_code=args.trust_remote_code,
     )
-    entries = collect(args.inputs, args.system_delim)
-    if not entries:
-        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
-    start = time.perf_counter()
     classes = predictor.system_classes if args.system_posterior else None
     if args.system_posterior and not classes:
         raise ValueError(
             f"{args.model}: this model has no system-classification head; --system_posterior needs one "
             "(e.g. a moe_mos model)"
         )
-    results = predictor.score_files(
-        [e.wav_path for e in entries], progress=not args.quiet, num_workers=args.num_workers, posterior=bool(classes)
-    )
-    elapsed = time.perf_counter() - start
-    jsonl = args.jsonl or bool(args.out and args.out.lower().endswith(".jsonl"))
-    with_score = any(e.score is not None for e in entries)
-    if args.out:
-        from distilmos.fileio import atomic_write
+    # one pass over the inputs before any scoring: a bad list is refused now, not hours in; the count
+    # gives the progress bar its length; whether any input has a true score decides the columns
+    total, with_score = 0, False
+    for entry in iter_entries(args.inputs, args.system_delim):
+        total += 1
+        with_score = with_score or entry.score is not None
+    if not total:
+        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+    from .streaming import ScoreFormat
 
-        with atomic_write(args.out, "w", newline="", encoding="utf-8") as handle:
-            write_scores(handle, entries, results, with_score, jsonl, classes, predictor.has_std)
-    else:
-        write_scores(sys.stdout, entries, results, with_score, jsonl, classes, predictor.has_std)
+    fmt = ScoreFormat(jsonl, with_score, tuple(classes or ()), predictor.has_std)
+    score_kwargs = {"num_workers": args.num_workers, "posterior": bool(classes), "progress": not args.quiet}
+    if not args.out:
+        return _score_to_stdout(args, predictor, fmt, total, score_kwargs)
+    return _score_to_file(args, predictor, fmt, total, score_kwargs, nshard, rank, under_torchrun)
+
+
+def _check_outputs(out: str | None, metrics: str | None, nshard: int, rank: int, merging: bool) -> None:
+    """Before any scoring: every file the run will write can be written (no finished work is lost to an
+    output that cannot be)."""
+    from .shards import part_paths
+    from .streaming import Target, check_output_paths
+
+    paths = []
+    if out:
+        final = Target(out)
+        paths += [(out, "output file (-o)")] + [(p, "output file") for p in final.files() + [final.lock]]
+        ranks = range(nshard) if merging or nshard == 1 else [rank]
+        paths += [(p, "shard part") for r in ranks if nshard > 1 for p in part_paths(out, nshard, r)]
+    if metrics:
+        paths.append((metrics, "metrics file (--metrics)"))
+    check_output_paths(paths)
+
+
+def _settings(args, predictor) -> dict:
+    """What the rows depend on beyond the model and the columns (checked when a run continues an output)."""
+    return {
+        "max_seconds": predictor.max_seconds,
+        "chunk_overlap": predictor.chunk_overlap,
+        "batch_size": predictor.batch_size,
+        "max_batch_seconds": predictor.max_batch_seconds,
+        "max_pad": predictor.max_pad,
+        "chunk_size": args.chunk_size,
+    }
+
+
+def _score_to_stdout(args, predictor, fmt, total: int, score_kwargs: dict) -> int:
+    from .inputs import iter_entries
+
+    start = time.perf_counter()
+    pending, failed, shown, metrics = [], 0, [], _MetricInputs()
+    scored = windowed = 0
+    sys.stdout.write(fmt.header().decode("utf-8"))
+
+    def paths():
+        for entry in iter_entries(args.inputs, args.system_delim):
+            pending.append(entry)
+            yield entry.wav_path
+
+    for results in predictor.score_chunks(paths(), chunk_size=args.chunk_size, total=total, **score_kwargs):
+        entries = pending[: len(results)]
+        del pending[: len(results)]
+        sys.stdout.write(b"".join(fmt.row(e, r) for e, r in zip(entries, results) if r.ok).decode("utf-8"))
         sys.stdout.flush()
-    failed = [r for r in results if not r.ok]
-    _print_summary(results, failed, elapsed, predictor.max_seconds)
-    if with_score:
-        _print_metrics(entries, results, args.metrics)
+        for entry, result in zip(entries, results):
+            if result.ok:
+                scored += 1
+                windowed += result.windows > 1
+                metrics.add(entry, result.pred, result.std)
+            else:
+                failed += 1
+                if len(shown) < SHOWN_FAILURES:
+                    shown.append(result.error)
+    _print_summary(scored, scored + failed, time.perf_counter() - start, windowed, predictor.max_seconds)
+    _print_failures(shown, failed, None)
+    if fmt.with_score:
+        _report_metrics(metrics, args.metrics)
     return 1 if failed else 0
 
 
-def write_scores(
-    handle: IO,
-    entries,
-    results,
-    with_score: bool,
-    jsonl: bool,
-    classes: Sequence[str] | None = None,
-    with_std: bool = False,
-) -> None:
-    """Rows of the scored files, in input order: CSV ``wav_path,pred[,pred_std][,score]`` or JSON lines; with
-    ``classes`` (the system posterior was asked for) also the most likely system and every probability;
-    ``pred_std`` only for a model with an uncertainty head (``with_std``)."""
-    rows = [(e, r) for e, r in zip(entries, results) if r.ok]
+def _score_to_file(args, predictor, fmt, total: int, score_kwargs: dict, nshard: int, rank: int, merge: bool) -> int:
+    from distilmos.locks import RunLock
 
-    def top(result):
-        best = max(range(len(classes)), key=result.posterior.__getitem__)
-        return classes[best], result.posterior[best]
+    from .inputs import iter_entries
+    from .shards import already_merged, log, part_target, shard_entries, shard_size
+    from .streaming import StreamJob, Target, run_record, run_target, write_json
 
-    if jsonl:
-        for entry, result in rows:
-            record = {"wav_path": entry.wav_path, "pred": round(result.pred, 6)}
-            if with_std:
-                record["pred_std"] = round(result.std, 6)
-            if with_score:
-                record["score"] = entry.score
-            if classes:
-                record["top_system"], prob = top(result)
-                record["top_system_prob"] = round(prob, 6)
-                record["system_posterior"] = {c: round(p, 6) for c, p in zip(classes, result.posterior)}
-            handle.write(json.dumps(record) + "\n")
-        return
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(
-        ["wav_path", "pred"]
-        + (["pred_std"] if with_std else [])
-        + (["score"] if with_score else [])
-        + (["top_system", "top_system_prob"] + [f"p:{c}" for c in classes] if classes else [])
+    start = time.perf_counter()
+    shard = {"nshard": nshard, "rank": rank} if nshard > 1 else None
+    record = run_record(
+        args.model,
+        fmt,
+        _settings(args, predictor),
+        shard,
+        model_path=os.path.abspath(args.model) if os.path.exists(args.model) else args.model,
+        inputs=[os.path.abspath(i) for i in args.inputs],
+        device=str(predictor.device),
+        torch=torch.__version__,
     )
-    for entry, result in rows:
-        row = [entry.wav_path, f"{result.pred:.6f}"]
-        if with_std:
-            row.append(f"{result.std:.6f}")
-        if with_score:
-            row.append("" if entry.score is None else repr(entry.score))
-        if classes:
-            name, prob = top(result)
-            row += [name, f"{prob:.6f}"] + [f"{p:.6f}" for p in result.posterior]
-        writer.writerow(row)
+
+    def all_entries():
+        return iter_entries(args.inputs, args.system_delim)
+
+    if nshard > 1 and not args.overwrite and already_merged(args.out, record, fmt, all_entries):
+        log(f"{args.out} is already scored and merged; nothing to do (--overwrite scores it afresh)")
+        if args.retry_failed:
+            log(f"to retry its failed files, run the same command without --nshard/--rank (one process, on {args.out})")
+        return _finish(args, fmt, Target(args.out), all_entries, start, predictor.max_seconds, None)
+    target = part_target(args.out, nshard, rank) if nshard > 1 else Target(args.out)
+    job = StreamJob(
+        score_chunks=predictor.score_chunks,
+        entries=(lambda: shard_entries(all_entries(), args.chunk_size, nshard, rank)) if nshard > 1 else all_entries,
+        total=shard_size(total, args.chunk_size, nshard, rank),
+        fmt=fmt,
+        record=record,
+        chunk_size=args.chunk_size,
+        overwrite=args.overwrite,
+        retry_failed=args.retry_failed,
+        score_kwargs=score_kwargs,
+    )
+    with RunLock(target.lock, f"output {target.path}"):
+        totals = run_target(target, job)
+        if nshard > 1:
+            write_json(target.done, {"inputs": totals.inputs, "scored": totals.scored, "failed": totals.failed})
+    if nshard == 1:
+        return _finish(args, fmt, target, all_entries, start, predictor.max_seconds, totals)
+    log(
+        f"rank {rank} of {nshard}: {target.path} holds {totals.scored} of {totals.inputs} file(s) "
+        f"({totals.new} scored now; {totals.failed} could not be scored, listed in {target.sidecar})"
+    )
+    if not (merge and rank == 0):
+        if nshard > 1 and not merge:
+            log(f"when every rank is done: distilmos-predict merge -o {args.out} --nshard {nshard} INPUTS...")
+        return 0  # a part's failed files are the merged output's to report (and a dependent merge must run)
+    from .shards import wait_for_parts
+
+    wait_for_parts(args.out, nshard, log)
+    return _merge_and_finish(args, args.out, nshard, all_entries, start, predictor.max_seconds)
 
 
-def _print_summary(results, failed, elapsed: float, max_seconds: float) -> None:
-    windowed = sum(1 for r in results if r.ok and r.windows > 1)
-    line = f"distilmos-predict: scored {len(results) - len(failed)} of {len(results)} file(s) in {elapsed:.1f} s"
+def _merge(args) -> int:
+    from .inputs import iter_entries
+
+    if args.nshard < 1:
+        raise ValueError(f"--nshard must be >= 1, got {args.nshard}")
+    _check_outputs(args.out, args.metrics, args.nshard, 0, True)
+    return _merge_and_finish(
+        args, args.out, args.nshard, lambda: iter_entries(args.inputs, args.system_delim), time.perf_counter(), None
+    )
+
+
+def _merge_and_finish(args, out: str, nshard: int, entries, start: float, max_seconds) -> int:
+    from distilmos.locks import RunLock
+
+    from .shards import log, merge_parts
+    from .streaming import Target
+
+    target = Target(out)
+    with RunLock(target.lock, f"output {out}"):
+        totals, fmt = merge_parts(out, nshard, entries)
+    log(f"merged {nshard} parts into {out}")
+    return _finish(args, fmt, target, entries, start, max_seconds, totals)
+
+
+def _finish(args, fmt, target, entries, start: float, max_seconds, totals) -> int:
+    """The summary of a finished output (its failures from the sidecar) and, with true scores, the metrics
+    from its rows, streamed back."""
+    from .streaming import failures, scored_rows
+
+    shown, failed = failures(target, SHOWN_FAILURES)
+    if totals is not None:
+        elapsed = time.perf_counter() - start
+        _print_summary(totals.scored, totals.inputs, elapsed, totals.windowed, max_seconds, totals)
+    _print_failures(shown, failed, target.sidecar)
+    if fmt.with_score:
+        metrics = _MetricInputs()
+        for entry, pred, std in scored_rows(target, fmt, entries()):
+            metrics.add(entry, pred, std)
+        _report_metrics(metrics, args.metrics)
+    return 1 if failed else 0
+
+
+#: failed files a summary names one by one (the sidecar lists them all)
+SHOWN_FAILURES = 20
+
+
+def _print_summary(scored: int, inputs: int, elapsed: float, windowed: int, max_seconds, totals=None) -> None:
+    line = f"distilmos-predict: scored {scored} of {inputs} file(s) in {elapsed:.1f} s"
+    if totals is not None and totals.recovered:
+        line += f" ({totals.recovered} done by an earlier run, {totals.new} now"
+        line += f", {totals.retried} failed file(s) retried)" if totals.retried else ")"
     if windowed:
         line += f" ({windowed} longer than {max_seconds:g} s, scored in windows)"
     print(line, file=sys.stderr)
-    if failed:
-        print(f"distilmos-predict: {len(failed)} file(s) could not be scored and were skipped:", file=sys.stderr)
-        for result in failed:
-            print(f"  {result.error}", file=sys.stderr)
 
 
-def _print_metrics(entries, results, out_json: str | None) -> None:
+def _print_failures(shown: list[str], failed: int, sidecar: str | None) -> None:
+    if not failed:
+        return
+    where = f", listed in {sidecar}" if sidecar else ""
+    print(f"distilmos-predict: {failed} file(s) could not be scored and were skipped{where}:", file=sys.stderr)
+    for message in shown:
+        print(f"  {message}", file=sys.stderr)
+    if failed > len(shown):
+        print(f"  ... and {failed - len(shown)} more", file=sys.stderr)
+
+
+class _MetricInputs:
+    """True score, prediction (and predicted std) and system of every scored input with a true score, compactly
+    (a few bytes an input: a list of millions stays small)."""
+
+    def __init__(self):
+        self.true, self.pred, self.std, self.systems = array("d"), array("d"), array("d"), []
+        self._names: dict[str, str] = {}
+
+    def add(self, entry, pred: float, std: float | None = None) -> None:
+        if entry.score is None:
+            return
+        self.true.append(entry.score)
+        self.pred.append(pred)
+        if std is not None:
+            self.std.append(std)
+        self.systems.append(self._names.setdefault(entry.system_id, entry.system_id))
+
+
+def _report_metrics(inputs: _MetricInputs, out_json: str | None) -> None:
     from distilmos.eval.metrics import compute_metrics
 
-    scored = [(e, r) for e, r in zip(entries, results) if r.ok and e.score is not None]
-    if not scored:
+    if not inputs.true:
         print("distilmos-predict: no scored file has a true score; no metrics", file=sys.stderr)
         return
-    true, pred = [e.score for e, _ in scored], [r.pred for _, r in scored]
-    metrics = compute_metrics(true, pred, [e.system_id for e, _ in scored])
-    stds = [r.std for _, r in scored]
-    if all(s is not None for s in stds):
+    metrics = compute_metrics(inputs.true, inputs.pred, inputs.systems)
+    if inputs.std and len(inputs.std) == len(inputs.pred):  # a model with an uncertainty head
         from distilmos.eval.calibration import calibration_bins, plot_calibration
         from distilmos.eval.metrics import uncertainty_metrics
 
-        metrics.update(uncertainty_metrics(true, pred, stds))
+        metrics.update(uncertainty_metrics(inputs.true, inputs.pred, inputs.std))
         if out_json:
-            plot = plot_calibration(calibration_bins(true, pred, stds), calibration_path(out_json), "scored inputs")
+            bins = calibration_bins(inputs.true, inputs.pred, inputs.std)
+            plot = plot_calibration(bins, calibration_path(out_json), "scored inputs")
             print(f"distilmos-predict: calibration plot {plot}", file=sys.stderr)
     print(format_metrics(metrics), file=sys.stderr)
     if out_json:

@@ -1,6 +1,7 @@
 """The DistilMOS authors' released checkpoints -> predictor files of this toolkit.
 
-    huggingface-cli download BaleYang/DistilMOS --local-dir BaleYang-DistilMOS
+    distilmos-predict import --source hf://BaleYang/DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
+    huggingface-cli download BaleYang/DistilMOS --local-dir BaleYang-DistilMOS      # or from a local copy
     distilmos-predict import --source BaleYang-DistilMOS --backbone wavlm -o distilmos_authors_wavlm.pt
 
 The authors publish, on Hugging Face ``BaleYang/DistilMOS``, one folder per backbone (``wavlm/``,
@@ -75,17 +76,21 @@ from distilmos.data.audio import SAMPLE_RATE
 from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 
-from . import downstreams, hf_wav2vec2, upstream_entry
+from . import downstreams, hf_wav2vec2, sources, upstream_entry
 from .fileformat import PredictorFileError, read_predictor, write_predictor
 from .pipeline import FeatureSelector
 from .predictor import build_pipeline
+from .sources import HubRef
 
 HF_REPO = "BaleYang/DistilMOS"
 CODE_REPO = "https://github.com/BaleYang/DistilMOS"
 BACKBONES = ("wavlm", "w2v2")
 CHECKPOINT_NAME = "model.pth.tar"
 CONFIG_NAME = "model_cfg.yaml"
-DOWNLOAD_HINT = f"download it with: huggingface-cli download {HF_REPO} --local-dir BaleYang-DistilMOS"
+DOWNLOAD_HINT = (
+    f"import from the hub (--source hf://{HF_REPO}) or download it with: "
+    f"huggingface-cli download {HF_REPO} --local-dir BaleYang-DistilMOS"
+)
 #: what this file's downstream entry is registered as (distilmos.registry.MODELS)
 MODEL_NAME = "distilmos_authors"
 #: the output width of their token predictors (fixed in their code)
@@ -571,14 +576,38 @@ def model_card(ckpt_path: str, cfg_path: str, backbone: str, blob: dict, facts: 
     }
 
 
+def fetch(source: Sequence[str], backbone: str) -> tuple[list[str], HubRef | None]:
+    """``--source`` with its ``hf://`` references fetched through the hub cache (:func:`sources.resolve`): the
+    repository (``hf://BaleYang/DistilMOS``: its ``<backbone>/`` folder) or a folder of it gives that folder's
+    ``model.pth.tar`` and ``model_cfg.yaml``; a file reference gives that file. Returns the local paths and the
+    (last) hub reference, or ``None`` when every source was local."""
+    paths, hub = [], None
+    for ref in map(os.fspath, source):
+        if not sources.is_hub(ref):
+            paths.append(ref)
+            continue
+        hub = sources.parse_hub(ref)
+        if "." in hub.path.rsplit("/", 1)[-1]:  # a file
+            paths.append(sources.resolve(str(hub)))
+            continue
+        folder = hub if hub.path else hub.child(backbone)
+        paths += [sources.resolve(str(folder.child(name))) for name in (CHECKPOINT_NAME, CONFIG_NAME)]
+    return paths, hub
+
+
 def import_authors(source: Sequence[str] | str, backbone: str, out: str, *, check: bool = True) -> dict:
     """Write the predictor file ``out`` from the authors' checkpoint of ``backbone`` (``wavlm`` or ``w2v2``) found
-    at ``source`` (see :func:`locate`); return its model card."""
-    ckpt_path, cfg_path = locate([source] if isinstance(source, (str, os.PathLike)) else source, backbone)
+    at ``source`` (local paths, see :func:`locate`, or ``hf://`` references, see :func:`fetch`); return its card."""
+    paths, hub = fetch([source] if isinstance(source, (str, os.PathLike)) else source, backbone)
+    ckpt_path, cfg_path = locate(paths, backbone)
     if os.path.isdir(out):
         raise AuthorsImportError(f"{out}: is a folder; -o takes the predictor file to write")
     blob, facts = convert(ckpt_path, cfg_path, backbone, check=check)
     blob["card"] = model_card(ckpt_path, cfg_path, backbone, blob, facts)
+    if hub is not None:  # where it was fetched from, to the commit
+        blob["card"]["source"].update(
+            repo=f"https://huggingface.co/{hub.repo_id}", commit=sources.hub_commit(ckpt_path)
+        )
     write_predictor(blob, out)
     try:
         read_predictor(out)  # what was written must load with weights_only=True

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from distilmos.models.entmax import entmax15
-from distilmos.upstream.padding_exact import frame_counts
+from distilmos.upstream.padding_exact import frame_counts, is_padding_exact, min_samples
 
 # s3prl's Featurizer refuses a padded batch whose frame count is this far off the expected one
 TOLERABLE_FRAME_DIFF = 5
@@ -188,6 +188,20 @@ class PredictorPipeline(nn.Module):
     def forward(self, wavs: list[torch.Tensor]) -> torch.Tensor:
         """``pred [batch]`` for a list of waveforms."""
         return self.analyze(wavs)["pred"]
+
+    @property
+    def batch_independent(self) -> bool:
+        """Whether padding cannot move a score (a padding-exact upstream), so batches may mix lengths freely."""
+        return is_padding_exact(self.upstream)
+
+    def num_parameters(self) -> int:
+        """The weights scoring uses: upstream, featurizer and inference model."""
+        return int(sum(p.numel() for p in self.parameters()))
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest input (16 kHz samples) that gives the upstream a frame (0: not known)."""
+        return min_samples(self.upstream) or 0
 
     def _device(self) -> torch.device:
         param = next(self.parameters(), None)

@@ -6,8 +6,15 @@
     predictor.predict(paths=["a.wav", "b.flac"])        # list of scores, in the order given
     predictor.predict(paths=[...], return_posterior=True)  # MoE-MOS: (score, {system: probability}) each
     predictor.score_files(["a.wav"])[0].std             # a model with an uncertainty head: its predicted std
+    for result in predictor.score_iter(paths):         # any iterable, millions of files: FileResults in
+        ...                                            # input order, chunk by chunk, memory flat
 
-How a set of inputs is scored: every input is resampled to 16 kHz mono; one longer than ``max_seconds``
+How a list of files is scored at scale: paths are taken ``chunk_size`` at a time; each chunk is scored as
+below (its results depend on the chunk alone) while worker processes decode the audio of the next batches;
+results come back chunk by chunk, in input order (:meth:`Predictor.score_chunks`, :meth:`Predictor.score_iter`;
+``distilmos-predict score`` streams them to a resumable output, :mod:`distilmos.predictor.streaming`).
+
+How a chunk of inputs is scored: every input is resampled to 16 kHz mono; one longer than ``max_seconds``
 is cut into overlapping windows (:mod:`distilmos.predictor.chunking`); the windows of all inputs are
 sorted by length and batched (at most ``batch_size`` windows and ``max_batch_seconds`` of padded audio a
 batch, and no window padded by more than ``max_pad`` of its batch's longest); a file's score is the
@@ -25,11 +32,12 @@ for any upstream, to float rounding.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,14 +48,22 @@ from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio, probe_audi
 from distilmos.data.batching import AUTO, MaxPad, plan_batches, resolve_max_pad
 from distilmos.data.datalist import too_short
 from distilmos.errors import ToolkitError
-from distilmos.upstream.padding_exact import is_padding_exact, min_samples
+from distilmos.upstream.padding_exact import is_padding_exact
 
-from . import downstreams, upstream_entry
+from . import downstreams, peers, upstream_entry
 from .chunking import chunk_windows, weighted_mean
 from .fileformat import EXPORT_HINT, PredictorFileError, read_predictor
 from .pipeline import FeatureSelector, PredictorPipeline
+from .sources import is_peer, resolve
 
 Audio = np.ndarray | torch.Tensor
+
+#: inputs scored together (:meth:`Predictor.score_chunks`): their windows are length-sorted and batched
+DEFAULT_CHUNK_SIZE = 512
+#: audio reading processes ``num_workers="auto"`` starts on a CPU (:func:`resolve_num_workers`)
+CPU_AUTO_WORKERS = 0
+#: below this many files, ``"auto"`` reads in the scoring process
+FEW_FILES = 64
 
 
 class PredictionError(ToolkitError, ValueError):
@@ -134,7 +150,7 @@ class Predictor:
         self.chunk_overlap = chunk_overlap
         self.batch_size = batch_size
         self.max_batch_seconds = max_batch_seconds
-        self.max_pad = resolve_max_pad(max_pad, is_padding_exact(pipeline.upstream), who="distilmos-predict")
+        self.max_pad = resolve_max_pad(max_pad, pipeline.batch_independent, who="distilmos-predict")
         self.device = resolve_device(device)
         self.pipeline.to(self.device)
         self._check_settings()
@@ -149,7 +165,7 @@ class Predictor:
     def has_std(self) -> bool:
         """Whether the model predicts a standard deviation with each score (``modelrc.uncertainty``): each
         :class:`FileResult` then carries ``std`` (a long file's: its windows' std weighted by length)."""
-        return bool(getattr(self.pipeline.downstream, "uncertainty", False))
+        return bool(getattr(getattr(self.pipeline, "downstream", None), "uncertainty", False))
 
     @property
     def sample_rate(self) -> int:
@@ -247,57 +263,126 @@ class Predictor:
         system posterior too)."""
         names = list(names) if names is not None else [f"wav[{i}]" for i in range(len(wavs))]
         lengths = [len(w) for w in wavs]
-        results = {
-            r.index: r for r in self._run(names, lengths, lambda i: wavs[i], progress=progress, posterior=posterior)
-        }
-        return [results[i] for i in range(len(wavs))]
+        chunk = _Chunk(0, names, lengths, {}, self)
+        bar = _progress_bar(len(wavs), progress)
+        try:
+            for b in range(len(chunk.batches)):
+                audio = {i: wavs[i] for i in chunk.inputs_of(b)}
+                bar.update(len(chunk.consume(b, audio, posterior)))
+        finally:
+            bar.close()
+        return chunk.finish()
 
     def score_files(
         self,
         paths: Sequence[str],
         *,
         progress: bool = False,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         on_result: Callable[[FileResult], None] | None = None,
         posterior: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> list[FileResult]:
         """Score audio files (any rate and channel count soundfile reads); results in input order (with
-        ``posterior``, each result's system posterior too).
+        ``posterior``, each result's system posterior too): :meth:`score_iter` as a list.
 
         A file that is missing, unreadable, empty, truncated, holds non-finite samples, or whose score
         is not finite gets a :class:`FileResult` with ``error`` set; the others are scored regardless.
         ``on_result`` is called with each result as it completes (completion order).
         """
-        paths = [str(p) for p in paths]
-        lengths: list[int | None] = []
-        results: dict[int, FileResult] = {}
-        for i, path in enumerate(paths):
-            try:
-                if os.path.isfile(path) and os.path.getsize(path) == 0:
-                    raise AudioError(f"{path}: file is empty (0 bytes)")
-                info = probe_audio(path)
-                lengths.append(samples_at_16k(info.frames, info.samplerate))
-            except AudioError as exc:
-                lengths.append(None)
-                results[i] = FileResult(i, path, error=str(exc))
-        bar = tqdm(
-            total=len(paths), desc="score", unit="file", file=sys.stderr, disable=not progress, dynamic_ncols=True
+        return list(
+            self.score_iter(
+                [str(p) for p in paths],
+                progress=progress,
+                num_workers=num_workers,
+                on_result=on_result,
+                posterior=posterior,
+                chunk_size=chunk_size,
+            )
         )
-        for result in results.values():
-            bar.update(1)
-            if on_result:
-                on_result(result)
+
+    def score_iter(
+        self,
+        paths: Iterable[str],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        num_workers: int | str = AUTO,
+        posterior: bool = False,
+        progress: bool = False,
+        total: int | None = None,
+        on_result: Callable[[FileResult], None] | None = None,
+    ) -> Iterator[FileResult]:
+        """Score audio files as they come: one :class:`FileResult` per path, in input order, yielded chunk by
+        chunk (see :meth:`score_chunks`); ``paths`` may be any iterable (a generator over millions of
+        files: it is read ``chunk_size`` paths at a time). ``FileResult.index`` counts from 0 over ``paths``."""
+        for results in self.score_chunks(
+            paths,
+            chunk_size=chunk_size,
+            num_workers=num_workers,
+            posterior=posterior,
+            progress=progress,
+            total=total,
+            on_result=on_result,
+        ):
+            yield from results
+
+    def score_chunks(
+        self,
+        paths: Iterable[str],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        num_workers: int | str = AUTO,
+        posterior: bool = False,
+        progress: bool = False,
+        total: int | None = None,
+        initial: int = 0,
+        on_result: Callable[[FileResult], None] | None = None,
+    ) -> Iterator[list[FileResult]]:
+        """Score ``paths`` in consecutive chunks of ``chunk_size``; yield each chunk's results (in input order)
+        once the whole chunk is scored.
+
+        Within a chunk, windows are sorted by length and batched (:meth:`plan`), so a chunk's results depend
+        on the chunk alone: the same chunk gives the same floats in any run. Audio is decoded by
+        ``num_workers`` processes (``"auto"``: :func:`resolve_num_workers`) reading ahead of the model,
+        across chunk boundaries; memory holds one chunk's results and the batches read ahead, whatever
+        the number of paths. ``total`` (default: ``len(paths)`` when it has one) and ``initial`` (inputs
+        already done, e.g. by an earlier run) set the progress bar's length, rate and ETA.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if total is None and hasattr(paths, "__len__"):
+            total = len(paths)
+        workers = resolve_num_workers(num_workers, self.device, total)
+        self._check_settings()
+        chunks: deque[_Chunk] = deque()
+
+        def jobs() -> Iterator[tuple[int, int, tuple]]:
+            """What to read, batch by batch, planning each chunk as the reader reaches it; an empty job
+            ``(chunk, -1, ())`` closes every chunk (a chunk of unreadable files has no batch)."""
+            for number, (start, chunk_paths) in enumerate(_chunked(paths, chunk_size)):
+                chunk = self._plan_files(start, chunk_paths)
+                chunks.append(chunk)
+                for b in range(len(chunk.batches)):
+                    yield number, b, tuple((i, chunk.names[i]) for i in chunk.inputs_of(b))
+                yield number, -1, ()
+
+        bar = _progress_bar(total, progress, initial)
         try:
-            for result in self._run(
-                paths, lengths, lambda i: load_audio(paths[i]), num_workers=num_workers, posterior=posterior
-            ):
-                results[result.index] = result
-                bar.update(1)
-                if on_result:
-                    on_result(result)
+            for (_, b, _), audio in _read_ahead(jobs(), workers):
+                chunk = chunks[0]
+                if b >= 0:
+                    done = chunk.consume(b, audio, posterior)
+                else:
+                    chunks.popleft()
+                    done = chunk.early  # failed before any batch: reported when their chunk ends
+                for result in done:
+                    bar.update(1)
+                    if on_result:
+                        on_result(result)
+                if b < 0:
+                    yield chunk.finish()
         finally:
             bar.close()
-        return [results[i] for i in range(len(paths))]
 
     # ---- the engine ----------------------------------------------------------------------------------
     def windows(self, n_samples: int) -> list[tuple[int, int]]:
@@ -314,69 +399,20 @@ class Predictor:
         batches = plan_batches([b - a for _, a, b in items], self.max_batch_seconds, self.batch_size, self.max_pad)
         return items, batches
 
-    def _run(
-        self,
-        names: Sequence[str],
-        lengths: Sequence[int | None],
-        fetch: Callable[[int], torch.Tensor],
-        num_workers: int = 0,
-        progress: bool = False,
-        posterior: bool = False,
-    ) -> Iterator[FileResult]:
-        """Score the inputs with a known length; yield one :class:`FileResult` per input as it completes."""
-        shortest = min_samples(self.pipeline.upstream) or 0  # shorter inputs give the upstream no frame
-        for i, n in enumerate(lengths):
-            if n is not None and n < shortest:
-                yield FileResult(i, names[i], error=f"{names[i]}: {too_short(n, shortest)}")
-        items, batches = self.plan([None if n is not None and n < shortest else n for n in lengths])
-        pending: dict[int, int] = defaultdict(int)
-        for i, _, _ in items:
-            pending[i] += 1
-        parts: dict[int, list[tuple[float, int, list[float] | None, float | None]]] = defaultdict(list)
-        failed = set()
-        bar = tqdm(
-            total=len(pending), desc="score", unit="input", file=sys.stderr, disable=not progress, dynamic_ncols=True
-        )
-
-        def fail(i: int, message: str) -> FileResult:
-            failed.add(i)
-            bar.update(1)
-            return FileResult(i, names[i], error=message, windows=pending[i])
-
-        try:
-            for batch, audio in _batch_audio(items, batches, fetch, names, num_workers):
-                runnable = []
-                for k in batch:
-                    i, a, b = items[k]
-                    if i in failed:
-                        continue
-                    if isinstance(audio[i], str):
-                        yield fail(i, audio[i])
-                        continue
-                    runnable.append((k, names[i], audio[i][a:b]))
-                outputs = self._forward([(name, w) for _, name, w in runnable], posterior)
-                for (k, _, wav), output in zip(runnable, outputs):
-                    i = items[k][0]
-                    if i in failed:
-                        continue
-                    if isinstance(output, str):
-                        yield fail(i, output)
-                        continue
-                    pred, post, std = output
-                    parts[i].append((pred, len(wav), post, std))
-                    if len(parts[i]) == pending[i]:
-                        preds, sizes, posts, stds = zip(*parts.pop(i))
-                        score = weighted_mean(preds, sizes)
-                        if not math.isfinite(score):
-                            yield fail(i, f"{names[i]}: the prediction is not finite ({score})")
-                            continue
-                        # a long file's posterior: its windows' posteriors weighted by length, like its score
-                        merged = [weighted_mean(column, sizes) for column in zip(*posts)] if posterior else None
-                        bar.update(1)
-                        std = weighted_mean(stds, sizes) if stds[0] is not None else None
-                        yield FileResult(i, names[i], pred=score, windows=pending[i], posterior=merged, std=std)
-        finally:
-            bar.close()
+    def _plan_files(self, start: int, paths: list[str]) -> _Chunk:
+        """A chunk of files: each one's length from its header (or why it cannot be read), then the plan."""
+        lengths: list[int | None] = []
+        errors: dict[int, str] = {}
+        for i, path in enumerate(paths):
+            try:
+                if os.path.isfile(path) and os.path.getsize(path) == 0:
+                    raise AudioError(f"{path}: file is empty (0 bytes)")
+                info = probe_audio(path)
+                lengths.append(samples_at_16k(info.frames, info.samplerate))
+            except AudioError as exc:
+                lengths.append(None)
+                errors[i] = str(exc)
+        return _Chunk(start, paths, lengths, errors, self)
 
     def _forward(
         self, batch: list[tuple[str, torch.Tensor]], posterior: bool = False
@@ -405,51 +441,187 @@ class Predictor:
             return [f"{name}: cannot be scored ({len(wav)} samples at 16 kHz): {type(exc).__name__}: {reason}"]
 
 
-def _batch_audio(items, batches, fetch, names, num_workers: int):
-    """``(batch, {input: waveform or error message})`` per batch, read ahead by ``num_workers`` processes."""
-    dataset = _BatchAudio(items, batches, fetch, names)
-    if num_workers <= 0:
-        return (dataset[b] for b in range(len(dataset)))
-    return iter(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers))
+def _progress_bar(total: int | None, enabled: bool, initial: int = 0) -> tqdm:
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc="score",
+        unit="file",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        smoothing=0.05,  # the rate over the last minutes, not the last batch: a steady ETA
+    )
 
 
-class _BatchAudio(torch.utils.data.Dataset):
-    """The audio of one batch per item: each input in it read once, or the reason it cannot be read."""
+def _chunked(items: Iterable, size: int) -> Iterator[tuple[int, list]]:
+    """``(index of the first, [items])`` of consecutive chunks of ``size`` items, taken lazily."""
+    iterator = iter(items)
+    start = 0
+    while chunk := [str(p) for p in itertools.islice(iterator, size)]:
+        yield start, chunk
+        start += len(chunk)
 
-    def __init__(self, items, batches, fetch, names):
-        self.items, self.batches, self.fetch, self.names = items, batches, fetch, names
 
-    def __len__(self) -> int:
-        return len(self.batches)
+class _Chunk:
+    """One chunk being scored: its inputs' windows, their batches, and the results as they complete.
 
-    def __getitem__(self, b: int):
-        audio: dict[int, torch.Tensor | str] = {}
+    Every input ends with one :class:`FileResult` (``index`` = ``start`` + its place in the chunk): scored,
+    or failed with the reason (unreadable header, too short, unreadable audio, a forward that fails alone,
+    a prediction that is not finite)."""
+
+    def __init__(self, start: int, names: Sequence[str], lengths: Sequence[int | None], errors: dict, predictor):
+        self.start, self.names, self.predictor = start, list(names), predictor
+        self.results: dict[int, FileResult] = {i: FileResult(start + i, names[i], error=e) for i, e in errors.items()}
+        shortest = predictor.pipeline.min_samples  # shorter inputs give the upstream no frame
+        for i, n in enumerate(lengths):
+            if n is not None and n < shortest:
+                self.results[i] = FileResult(start + i, names[i], error=f"{names[i]}: {too_short(n, shortest)}")
+        self.early = list(self.results.values())
+        self.items, self.batches = predictor.plan([None if i in self.results else n for i, n in enumerate(lengths)])
+        self.pending: dict[int, int] = defaultdict(int)
+        for i, _, _ in self.items:
+            self.pending[i] += 1
+        self.parts: dict[int, list[tuple[float, int, list[float] | None, float | None]]] = defaultdict(list)
+
+    def inputs_of(self, b: int) -> list[int]:
+        """The inputs (places in the chunk) with a window in batch ``b``, each once, still to be scored."""
+        return [i for i in dict.fromkeys(self.items[k][0] for k in self.batches[b]) if i not in self.results]
+
+    def _fail(self, i: int, message: str) -> FileResult:
+        self.parts.pop(i, None)
+        self.results[i] = FileResult(self.start + i, self.names[i], error=message, windows=self.pending[i])
+        return self.results[i]
+
+    def consume(self, b: int, audio: dict, posterior: bool) -> list[FileResult]:
+        """Run batch ``b`` on ``audio`` (``{input: waveform, or why it could not be read}``); return the
+        inputs it completed."""
+        done, runnable = [], []
         for k in self.batches[b]:
-            i = self.items[k][0]
-            if i in audio:
+            i, start, end = self.items[k]
+            if i in self.results:
                 continue
-            try:
-                audio[i] = self.fetch(i)
-            except AudioError as exc:
-                audio[i] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a decoder crash on one file must not stop the run
-                audio[i] = f"{self.names[i]}: cannot read audio ({type(exc).__name__}: {exc})"
-        return self.batches[b], audio
+            if isinstance(audio[i], str):
+                done.append(self._fail(i, audio[i]))
+                continue
+            runnable.append((k, self.names[i], audio[i][start:end]))
+        outputs = self.predictor._forward([(name, w) for _, name, w in runnable], posterior)
+        for (k, _, wav), output in zip(runnable, outputs):
+            i = self.items[k][0]
+            if i in self.results:
+                continue
+            if isinstance(output, str):
+                done.append(self._fail(i, output))
+                continue
+            pred, post, std = output
+            self.parts[i].append((pred, len(wav), post, std))
+            if len(self.parts[i]) == self.pending[i]:
+                preds, sizes, posts, stds = zip(*self.parts.pop(i))
+                score = weighted_mean(preds, sizes)
+                if not math.isfinite(score):
+                    done.append(self._fail(i, f"{self.names[i]}: the prediction is not finite ({score})"))
+                    continue
+                # a long file's posterior: its windows' posteriors weighted by length, like its score
+                merged = [weighted_mean(column, sizes) for column in zip(*posts)] if posterior else None
+                std = weighted_mean(stds, sizes) if stds[0] is not None else None
+                self.results[i] = FileResult(
+                    self.start + i, self.names[i], pred=score, windows=self.pending[i], posterior=merged, std=std
+                )
+                done.append(self.results[i])
+        return done
+
+    def finish(self) -> list[FileResult]:
+        """Every input's result, in input order."""
+        return [self.results[i] for i in range(len(self.names))]
+
+
+def _read_audio(job: tuple[int, int, tuple]) -> tuple[tuple, dict]:
+    """``(job, {input: waveform or why it cannot be read})``: the files of one batch, each read once."""
+    audio: dict[int, torch.Tensor | str] = {}
+    for i, path in job[2]:
+        try:
+            audio[i] = load_audio(path)
+        except AudioError as exc:
+            audio[i] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a decoder crash on one file must not stop the run
+            audio[i] = f"{path}: cannot read audio ({type(exc).__name__}: {exc})"
+    return job, audio
+
+
+class _Reader(torch.utils.data.Dataset):
+    """A DataLoader's dataset whose keys are the jobs themselves (what to read), so that the jobs can come
+    from a generator planned as the reading goes."""
+
+    def __getitem__(self, job):
+        return _read_audio(job)
+
+
+def _identity(item):
+    return item
+
+
+def _read_ahead(jobs: Iterator[tuple], num_workers: int) -> Iterator[tuple[tuple, dict]]:
+    """:func:`_read_audio` of every job, in order; with ``num_workers`` processes reading ahead of the
+    caller (the same processes for every chunk: no start-up per chunk)."""
+    if num_workers <= 0:
+        return map(_read_audio, jobs)
+    return iter(
+        torch.utils.data.DataLoader(
+            _Reader(), batch_size=None, sampler=_Jobs(jobs), num_workers=num_workers, collate_fn=_identity
+        )
+    )
+
+
+class _Jobs(torch.utils.data.Sampler):
+    """A sampler over a one-shot iterator of jobs."""
+
+    def __init__(self, jobs: Iterator[tuple]):
+        self.jobs = jobs
+
+    def __iter__(self) -> Iterator[tuple]:
+        return self.jobs
+
+
+def resolve_num_workers(num_workers: int | str, device: torch.device | str, total: int | None = None) -> int:
+    """Audio reading processes: ``num_workers`` itself, or for ``"auto"`` what pays on ``device`` (measured
+    with ``egs/bench/score_bench.py``): on a GPU, up to 4 processes (the model outpaces one decoder); on a
+    CPU, :data:`CPU_AUTO_WORKERS`; none for fewer than :data:`FEW_FILES` files, where starting a process
+    costs more than it saves."""
+    if num_workers != AUTO:
+        if int(num_workers) < 0:
+            raise ValueError(f"num_workers must be >= 0 or 'auto', got {num_workers}")
+        return int(num_workers)
+    if total is not None and total < FEW_FILES:
+        return 0
+    if torch.device(device).type == "cuda":
+        return max(1, min(4, (os.cpu_count() or 2) - 1))
+    return CPU_AUTO_WORKERS
 
 
 def load(path: str, device: str | None = None, *, trust_remote_code: bool = False, **settings) -> Predictor:
-    """Load a predictor file (made by ``distilmos-predict export``) onto ``device``.
+    """Load a model onto ``device``: a predictor file (made by ``distilmos-predict export`` or ``import``), an
+    ``hf://<owner>/<repo>/<file>[@revision]`` one (fetched into the Hugging Face cache, then read as a local
+    file is), or a ``peer://`` predictor of another package (see :mod:`distilmos.predictor.sources`).
 
     ``settings`` are :class:`Predictor`'s: ``max_seconds``, ``chunk_overlap``, ``batch_size``,
     ``max_batch_seconds``, ``max_pad`` (default: :func:`default_max_pad`). Raises
     :class:`~distilmos.predictor.fileformat.PredictorFileError` naming the file when it is not a
-    predictor file, has another format version or contents that do not rebuild.
+    predictor file, has another format version or contents that do not rebuild;
+    :class:`~distilmos.predictor.sources.SourceError` for an ``hf://`` file that cannot be fetched (offline
+    and not cached, no such repository or file); :class:`~distilmos.predictor.peers.PeerError` for an
+    unknown peer or one whose package (the ``peers`` extra) is not installed.
 
-    Loading runs no code the file names: an upstream stored as a ``module:callable`` (or as a hub name
-    with a checkpoint to load) raises :class:`~distilmos.predictor.upstream_entry.RemoteCodeError` unless
-    ``trust_remote_code=True`` (only for files you trust; see :mod:`distilmos.predictor.upstream_entry`).
+    Loading runs no code the file names, wherever the file came from: an upstream stored as a
+    ``module:callable`` (or as a hub name with a checkpoint to load) raises
+    :class:`~distilmos.predictor.upstream_entry.RemoteCodeError` unless ``trust_remote_code=True`` (only for
+    files you trust; see :mod:`distilmos.predictor.upstream_entry`). A peer runs its own package's code,
+    installed by you.
     """
-    blob = read_predictor(path)
+    if is_peer(path):
+        pipeline = peers.build(path)
+        # the package's own windowing replaces the engine's (PeerPipeline.settings)
+        return Predictor(pipeline, pipeline.card(), device=device, source=path, **{**settings, **pipeline.settings})
+    blob = read_predictor(resolve(path))
     return Predictor(
         build_pipeline(blob, source=str(path), trust_remote_code=trust_remote_code),
         blob["card"],

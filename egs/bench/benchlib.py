@@ -7,19 +7,28 @@ median of (null for a count or a single-shot figure). ``run_all.py`` joins the r
 
 Absolute times depend on the machine and on what else runs on it; ratios of figures measured side by
 side in one run are what carry over, so each script states its targets as ratios.
+
+A script's ``main`` is its own options, :func:`common_options` (``--device --threads --seed --workdir --json
+--quick``) and :func:`run`, which measures in a scratch folder and prints and writes the rows.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import math
 import os
-import platform
 import statistics
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+
+from distilmos.eval.machine import cpu_model, describe_machine, machine, memory_gib  # noqa: F401 (the benches' API)
 
 ROW_KEYS = ("group", "measure", "value", "unit", "target", "met", "runs")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOWNSTREAM = os.path.join(REPO, "downstream")  # this checkout's experts, as s3prl's downstream folder
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -61,6 +70,18 @@ def write_list(path: str, items: Iterable, system_id: str = "bench", score: floa
         for sample_id, wav in items:
             handle.write(f"{sample_id},{system_id},{wav},{score}\n")
     return path
+
+
+def train_argv(
+    ckpt: str, expert: str, config: str, expdir: str, device: str, seed: int, datarc: dict, runner: dict
+) -> list[str]:
+    """``run_downstream.py -m train`` options of a run of ``expert`` (from its ``config`` file) on the
+    ``wavlm_local`` checkpoint ``ckpt``, with the config's ``datarc`` and ``runner`` entries overridden."""
+    overrides = {f"config.downstream_expert.datarc.{k}": v for k, v in datarc.items()}
+    overrides.update({f"config.runner.{k}": v for k, v in runner.items()})
+    argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", expert]
+    argv += ["-c", os.path.join(DOWNSTREAM, expert, config), "--device", device, "-p", expdir, "--seed", str(seed)]
+    return argv + ["-o", ",,".join(f"{k}={v}" for k, v in overrides.items())]
 
 
 def parse_seconds(text: str) -> tuple:
@@ -115,22 +136,49 @@ def time_runs(
     return times
 
 
-def time_interleaved(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, dict[str, list[float]]]:
-    """Time several functions round by round (each round calls every one once), so drift in the machine's
-    load hits them alike: ``{name: {"wall": [s, ...], "cpu": [s, ...]}}`` after ``warmup`` untimed rounds.
-    CPU time is the process's, the steadier figure on a shared machine when torch runs one thread."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            started, started_cpu = time.perf_counter(), time.process_time()
-            fn()
-            times[name]["wall"].append(time.perf_counter() - started)
-            times[name]["cpu"].append(time.process_time() - started_cpu)
+def clocks(device: str) -> dict[str, Callable[[], float]]:
+    """The clocks a figure is timed by: wall time, and on a CPU also this process's CPU time. On a machine
+    shared with other jobs the wall time includes waiting for a core and the CPU time does not (with one
+    torch thread the CPU time is what the wall time would be on a quiet machine); a GPU's work is not the
+    process's CPU time, so on CUDA there is wall time only."""
+    if str(device).startswith("cuda"):
+        return {"wall": time.perf_counter}
+    return {"wall": time.perf_counter, "CPU": time.process_time}
+
+
+def time_rounds(
+    tasks: dict[str, Callable[[], object]],
+    warmup: int,
+    repeats: int,
+    device: str = "cpu",
+    on_round: Callable[[int], None] | None = None,
+    on_error: Callable[[str, Exception], None] | None = None,
+) -> dict[tuple[str, str], list[float]]:
+    """Time ``tasks`` round by round, every task once a round in turn, so that a drift of the machine's load
+    touches them alike: ``warmup`` untimed rounds, then ``repeats`` timed ones. Returns ``{(task, clock):
+    [seconds per timed round]}`` for each of :func:`clocks`; the device's queued work is waited for. Calls
+    ``on_round(round_index)`` after each round. With ``on_error``, a task that raises is reported to it and
+    left out of the later rounds (its times so far are kept); without, the error propagates."""
+    tasks, sync, timers = dict(tasks), synchronizer(device), clocks(device)
+    times: dict[tuple[str, str], list[float]] = {(t, c): [] for t in tasks for c in timers}
+    for round_ in range(warmup + repeats):
+        for name, fn in list(tasks.items()):
+            sync()
+            started = {c: clock() for c, clock in timers.items()}
+            try:
+                fn()
+                sync()
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(name, exc)
+                del tasks[name]
+                continue
+            if round_ >= warmup:
+                for c, clock in timers.items():
+                    times[name, c].append(clock() - started[c])
+        if on_round:
+            on_round(round_)
     return times
 
 
@@ -198,9 +246,13 @@ def write_json(path: str | None, rows: list) -> None:
             handle.write("\n")
 
 
-def report(info: dict, rows: list, json_path: str | None) -> None:
-    """Print the machine line and the rows' table; write the rows to ``json_path`` (when given)."""
-    print(f"\n{describe_machine(info)}\n")
+def report(info: dict, rows: list, json_path: str | None, note: str | None = None) -> None:
+    """Print the machine line, ``note`` (how the figures were taken) and the rows' table; write the rows to
+    ``json_path`` (when given)."""
+    print(f"\n{describe_machine(info)}")
+    if note:
+        print(note)
+    print()
     print(markdown_table(rows))
     write_json(json_path, rows)
 
@@ -232,58 +284,57 @@ def markdown_table(rows: list) -> str:
 # ---------------------------------------------------------------------------------------- machine
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+# ----------------------------------------------------------------------------------- command line
 
 
-def memory_gib() -> float | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        return None
-    return None
+def common_options(
+    parser: argparse.ArgumentParser,
+    quick: str,
+    *,
+    rounds: tuple[int, int] | None = None,
+    threads: int | None = None,
+    device: str = "device to measure on: cpu or cuda (default cpu)",
+    seed: bool = True,
+    workdir: bool = True,
+) -> argparse.ArgumentParser:
+    """Add the options every script takes after its own: ``--warmup`` and ``--repeats`` (defaults ``rounds``,
+    when given), ``--device``, ``--threads`` (default ``threads``), ``--seed`` and ``--workdir`` (unless
+    switched off), ``--json`` and ``--quick`` (help text ``quick``)."""
+    if rounds:
+        parser.add_argument("--warmup", type=int, default=rounds[0], help=f"untimed rounds first (default {rounds[0]})")
+        parser.add_argument(
+            "--repeats", type=int, default=rounds[1], help=f"timed rounds; figures are medians (default {rounds[1]})"
+        )
+    parser.add_argument("--device", default="cpu", help=device)
+    default = f"default {threads}" if threads else "default: the libraries' own"
+    parser.add_argument("--threads", type=int, default=threads, help=f"torch/OpenMP/BLAS threads ({default})")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0)
+    if workdir:
+        parser.add_argument("--workdir", default=None, help="scratch folder, kept (default: a temporary one)")
+    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
 
 
-def machine(device: str = "cpu", threads: int | None = None) -> dict:
-    """What the figures were measured on: CPU, cores, memory, library versions, threads, load."""
-    import torch
-
-    info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory_gib() or 0, 1) or None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": threads or torch.get_num_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "device": device,
-        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-    }
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+@contextlib.contextmanager
+def scratch(workdir: str | None) -> Iterator[str]:
+    """``workdir`` (created, kept), or a temporary folder removed afterwards."""
+    if workdir:
+        os.makedirs(workdir, exist_ok=True)
+        yield workdir
+        return
+    with tempfile.TemporaryDirectory(prefix="bench_") as folder:
+        yield folder
 
 
-def describe_machine(info: dict) -> str:
-    """One line for the top of a table."""
-    parts = [f"{info['cpu']}, {info['cores']} cores"]
-    if info.get("memory_gib"):
-        parts.append(f"{info['memory_gib']:g} GiB")
-    parts.append(f"Python {info['python']}, torch {info['torch']}, {info['torch_threads']} torch thread(s)")
-    if info.get("gpu"):
-        parts.append(f"GPU {info['gpu']}")
-    parts.append(f"device {info['device']}")
-    if info.get("load_average_1min") is not None:
-        parts.append(f"load average {info['load_average_1min']:g} at the start")
-    return "; ".join(parts)
+def run(args: argparse.Namespace, measure: Callable[[argparse.Namespace, str], list], note: str | None = None) -> list:
+    """The end of every script's ``main``: the threads set (``args.threads`` becomes the number in use),
+    ``measure(args, folder)`` in ``--workdir`` (or a temporary folder), then the machine, ``note`` and the
+    rows' table printed and the rows written to ``--json``. Returns the rows."""
+    args.threads = set_threads(args.threads)
+    info = machine(args.device, args.threads)
+    with scratch(getattr(args, "workdir", None)) as folder:
+        rows = measure(args, folder)
+    report(info, rows, args.json, note)
+    return rows

@@ -22,15 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, REPO)
-
-import benchlib  # noqa: E402 (a script beside it)
+import benchlib  # beside this script
 
 GROUP = "compress: CPU inference"
 
@@ -141,11 +134,11 @@ def measure(args, workdir: str) -> list:
     except ImportError:
         pass
     with torch.inference_mode():
-        times = benchlib.time_interleaved(fns, args.warmup, args.repeats)
+        times = benchlib.time_rounds(fns, args.warmup, args.repeats)
     rows, speed, wall = [], {}, {}
     for name in fns:
-        speed[name] = len(wavs) / benchlib.median(times[name]["cpu"])
-        wall[name] = len(wavs) / benchlib.median(times[name]["wall"])
+        speed[name] = len(wavs) / benchlib.median(times[name, "CPU"])
+        wall[name] = len(wavs) / benchlib.median(times[name, "wall"])
         rows.append(
             benchlib.row(
                 GROUP,
@@ -203,21 +196,18 @@ def main(argv=None) -> None:
     parser.add_argument("--n_utts", type=int, default=8)
     parser.add_argument("--seconds", default="2-4", help="utterance lengths, S or MIN-MAX seconds (default 2-4)")
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default="cpu", help="cpu only: the targets are CPU targets")
-    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: tiny upstream, 2 utterances of 1 s, 1 run")
+    benchlib.common_options(
+        parser,
+        "smoke test: tiny upstream, 2 utterances of 1 s, 1 run",
+        rounds=(1, 5),
+        threads=1,
+        device="cpu only: the targets are CPU targets",
+        workdir=False,
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.n_utts, args.seconds, args.warmup, args.repeats = "tiny", 2, "1", 0, 1
-    threads = benchlib.set_threads(args.threads)
-    info = benchlib.machine("cpu", threads)
-    with tempfile.TemporaryDirectory(prefix="compress_bench_") as workdir:
-        rows = measure(args, workdir)
-    benchlib.report(info, rows, args.json)
+    benchlib.run(args, measure)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ WavLM / HuBERT / wav2vec 2.0 Base, GroupNorm front end; speed does not depend on
 1. **forward**: the same padded batch (``--batch`` utterances of ``--seconds``) through s3prl's own
    forward and through the padding-exact one; target ≤ 1.05×.
 2. **token extraction**: every selected frame of ``--n_utts`` utterances (the forward of
-   ``python -m upstream_tokens``), batches planned with the old default cap (``max_pad 0.02``) and with
+   ``distilmos-tokens``), batches planned with the old default cap (``max_pad 0.02``) and with
    none (the new default for these upstreams), at the same ``--max_batch_seconds``; utterances/s.
 3. **predictor**: scoring the same files with a predictor on that upstream (an SSL-MOS head), capped
    vs not; utterances/s.
@@ -25,41 +25,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import benchlib  # noqa: E402
+import benchlib  # beside this script
 
 FORWARD_TARGET = 1.05
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="wavlm", choices=("wavlm", "hubert", "wav2vec2"))
-    parser.add_argument("--size", default="base", choices=("tiny", "base"))
-    parser.add_argument("--n_utts", type=int, default=48)
-    parser.add_argument("--seconds", default="1-8", help="utterance lengths: S or MIN-MAX seconds (default 1-8)")
-    parser.add_argument("--batch", type=int, default=8, help="utterances in the forward-cost batch (default 8)")
-    parser.add_argument(
-        "--max_batch_seconds",
-        type=float,
-        default=64.0,
-        help="padded audio per batch for extraction and scoring (default 64)",
-    )
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", default=None)
-    parser.add_argument("--quick", action="store_true", help="tiny upstream, few short utterances, one run")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.size, args.n_utts, args.seconds, args.batch, args.warmup, args.repeats = "tiny", 6, "0.5-1.5", 4, 0, 1
-        args.max_batch_seconds = 4.0
+def measure(args, workdir: str) -> list:
     low, high = benchlib.parse_seconds(args.seconds)
-    threads = benchlib.set_threads(args.threads)
 
     import torch
 
@@ -75,102 +48,116 @@ def main(argv=None) -> int:
 
     sync = benchlib.synchronizer(args.device)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="padding-exact-bench-") as tmp:
-        ckpt = write_checkpoint(os.path.join(tmp, "upstream.pt"), args.arch, args.size, seed=0, frontend="group_norm")
-        items = benchlib.make_wavs(os.path.join(tmp, "wav"), args.n_utts, low, high, seed=0)
-        wavs = [load_audio(path) for _, path in items]
-        lengths = [len(w) for w in wavs]
-        plain = build_upstream(f"{args.arch}_local", ckpt, exact=False).to(args.device).eval()
-        exact = build_upstream(f"{args.arch}_local", ckpt).to(args.device).eval()
-        group = f"padding-exact forward ({args.arch} {args.size}, {args.device})"
+    ckpt = write_checkpoint(
+        os.path.join(workdir, "upstream.pt"), args.arch, args.size, seed=args.seed, frontend="group_norm"
+    )
+    items = benchlib.make_wavs(os.path.join(workdir, "wav"), args.n_utts, low, high, seed=args.seed)
+    wavs = [load_audio(path) for _, path in items]
+    lengths = [len(w) for w in wavs]
+    plain = build_upstream(f"{args.arch}_local", ckpt, exact=False).to(args.device).eval()
+    exact = build_upstream(f"{args.arch}_local", ckpt).to(args.device).eval()
+    group = f"padding-exact forward ({args.arch} {args.size}, {args.device})"
 
-        # 1. the same batch through both forwards, round by round so that drift hits both alike; CPU time
-        # on a CPU (one torch thread: steadier than wall time on a shared machine), wall time on a GPU
-        batch = [w.to(args.device) for w in wavs[: args.batch]]
-        clock = "cpu" if args.device == "cpu" else "wall"
+    # 1. the same batch through both forwards, round by round so that drift hits both alike; CPU time
+    # on a CPU (one torch thread: steadier than wall time on a shared machine), wall time on a GPU
+    batch = [w.to(args.device) for w in wavs[: args.batch]]
+    clock = "wall" if str(args.device).startswith("cuda") else "CPU"
+    with torch.inference_mode():
+        times = benchlib.time_rounds(
+            {"plain": lambda: plain(batch), "exact": lambda: exact(batch)}, args.warmup, args.repeats, args.device
+        )
+    plain_s, exact_s = benchlib.median(times["plain", clock]), benchlib.median(times["exact", clock])
+    padding = 1 - sum(len(w) for w in batch) / (len(batch) * max(len(w) for w in batch))
+    rows += [
+        benchlib.row(
+            group,
+            f"plain forward, batch {len(batch)} ({padding:.0%} padding), {clock} time",
+            plain_s,
+            "s",
+            runs=args.repeats,
+        ),
+        benchlib.row(group, f"padding-exact forward, same batch, {clock} time", exact_s, "s", runs=args.repeats),
+        benchlib.row(
+            group,
+            "padding-exact / plain forward",
+            exact_s / plain_s,
+            "×",
+            f"≤ {FORWARD_TARGET:.2f}×",
+            exact_s / plain_s <= FORWARD_TARGET,
+            args.repeats,
+        ),
+    ]
 
-        def forward(model):
-            model(batch)
-            sync()
+    # 2. token extraction's forward over the list: capped plan vs uncapped plan
+    extractor = FeatureExtractor(exact, layers="all", device=args.device)
+    speeds = {}
+    for label, cap in (("max_pad 0.02 (old default)", STRICT_MAX_PAD), ("no cap (new default)", None)):
+        plan = plan_batches(lengths, args.max_batch_seconds, 64, cap)
 
-        with torch.inference_mode():
-            times = benchlib.time_interleaved(
-                {"plain": lambda: forward(plain), "exact": lambda: forward(exact)}, args.warmup, args.repeats
-            )
-        plain_s, exact_s = benchlib.median(times["plain"][clock]), benchlib.median(times["exact"][clock])
-        padding = 1 - sum(len(w) for w in batch) / (len(batch) * max(len(w) for w in batch))
-        rows += [
-            benchlib.row(
-                group,
-                f"plain forward, batch {len(batch)} ({padding:.0%} padding), {clock} time",
-                plain_s,
-                "s",
-                runs=args.repeats,
-            ),
-            benchlib.row(group, f"padding-exact forward, same batch, {clock} time", exact_s, "s", runs=args.repeats),
-            benchlib.row(
-                group,
-                "padding-exact / plain forward",
-                exact_s / plain_s,
-                "×",
-                f"≤ {FORWARD_TARGET:.2f}×",
-                exact_s / plain_s <= FORWARD_TARGET,
-                args.repeats,
-            ),
-        ]
+        def extract(plan=plan):
+            for indices in plan:
+                extractor([wavs[i] for i in indices])
 
-        # 2. token extraction's forward over the list: capped plan vs uncapped plan
-        extractor = FeatureExtractor(exact, layers="all", device=args.device)
-        speeds = {}
-        for label, cap in (("max_pad 0.02 (old default)", STRICT_MAX_PAD), ("no cap (new default)", None)):
-            plan = plan_batches(lengths, args.max_batch_seconds, 64, cap)
-
-            def extract(plan=plan):
-                for indices in plan:
-                    extractor([wavs[i] for i in indices])
-
-            seconds = benchlib.median(benchlib.time_runs(extract, args.warmup, args.repeats, sync))
-            speeds[cap] = len(wavs) / seconds
-            rows.append(
-                benchlib.row(
-                    "token extraction forward", f"{label}: {len(plan)} batches", speeds[cap], "utt/s", runs=args.repeats
-                )
-            )
+        seconds = benchlib.median(benchlib.time_runs(extract, args.warmup, args.repeats, sync))
+        speeds[cap] = len(wavs) / seconds
         rows.append(
             benchlib.row(
-                "token extraction forward",
-                "no cap / max_pad 0.02 throughput",
-                speeds[None] / speeds[STRICT_MAX_PAD],
-                "×",
+                "token extraction forward", f"{label}: {len(plan)} batches", speeds[cap], "utt/s", runs=args.repeats
             )
         )
-
-        # 3. the predictor on the same files
-        torch.manual_seed(0)
-        dim = int(extractor.feature_dim)
-        selector = FeatureSelector(n_layers=extractor.n_layers_upstream + 1, output_dim=dim)
-        pipeline = PredictorPipeline(exact, selector, SSLMOSModel(upstream_dim=dim)).eval()
-        paths = [path for _, path in items]
-        speeds = {}
-        for label, cap in (("max_pad 0.02 (old default)", STRICT_MAX_PAD), ("no cap (new default)", None)):
-            predictor = Predictor(
-                pipeline, {}, device=args.device, batch_size=64, max_batch_seconds=args.max_batch_seconds, max_pad=cap
-            )
-            seconds = benchlib.median(
-                benchlib.time_runs(lambda p=predictor: p.predict(paths=paths), args.warmup, args.repeats, sync)
-            )
-            speeds[cap] = len(paths) / seconds
-            rows.append(benchlib.row("predictor scoring", label, speeds[cap], "utt/s", runs=args.repeats))
-        rows.append(
-            benchlib.row(
-                "predictor scoring", "no cap / max_pad 0.02 throughput", speeds[None] / speeds[STRICT_MAX_PAD], "×"
-            )
+    rows.append(
+        benchlib.row(
+            "token extraction forward",
+            "no cap / max_pad 0.02 throughput",
+            speeds[None] / speeds[STRICT_MAX_PAD],
+            "×",
         )
-        assert padding_exact.is_padding_exact(exact)
+    )
 
-    print(f"{args.n_utts} utterances of {low:g}-{high:g} s, {args.device}, {threads} torch threads")
-    print(benchlib.markdown_table(rows))
-    benchlib.write_json(args.json, rows)
+    # 3. the predictor on the same files
+    torch.manual_seed(0)
+    dim = int(extractor.feature_dim)
+    selector = FeatureSelector(n_layers=extractor.n_layers_upstream + 1, output_dim=dim)
+    pipeline = PredictorPipeline(exact, selector, SSLMOSModel(upstream_dim=dim)).eval()
+    paths = [path for _, path in items]
+    speeds = {}
+    for label, cap in (("max_pad 0.02 (old default)", STRICT_MAX_PAD), ("no cap (new default)", None)):
+        predictor = Predictor(
+            pipeline, {}, device=args.device, batch_size=64, max_batch_seconds=args.max_batch_seconds, max_pad=cap
+        )
+        seconds = benchlib.median(
+            benchlib.time_runs(lambda p=predictor: p.predict(paths=paths), args.warmup, args.repeats, sync)
+        )
+        speeds[cap] = len(paths) / seconds
+        rows.append(benchlib.row("predictor scoring", label, speeds[cap], "utt/s", runs=args.repeats))
+    rows.append(
+        benchlib.row(
+            "predictor scoring", "no cap / max_pad 0.02 throughput", speeds[None] / speeds[STRICT_MAX_PAD], "×"
+        )
+    )
+    assert padding_exact.is_padding_exact(exact)
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="wavlm", choices=("wavlm", "hubert", "wav2vec2"))
+    parser.add_argument("--size", default="base", choices=("tiny", "base"))
+    parser.add_argument("--n_utts", type=int, default=48)
+    parser.add_argument("--seconds", default="1-8", help="utterance lengths: S or MIN-MAX seconds (default 1-8)")
+    parser.add_argument("--batch", type=int, default=8, help="utterances in the forward-cost batch (default 8)")
+    parser.add_argument(
+        "--max_batch_seconds",
+        type=float,
+        default=64.0,
+        help="padded audio per batch for extraction and scoring (default 64)",
+    )
+    benchlib.common_options(parser, "tiny upstream, few short utterances, one run", rounds=(1, 3))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.n_utts, args.seconds, args.batch, args.warmup, args.repeats = "tiny", 6, "0.5-1.5", 4, 0, 1
+        args.max_batch_seconds = 4.0
+    benchlib.run(args, measure, note=f"{args.n_utts} utterances of {args.seconds} s")
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Scoring speed of peer MOS predictors next to ours, on the same generated wavs and the same machine.
 
-    pip install -r egs/bench/requirements-peers.txt      # the peers (benchmark only; installs nothing else)
+    pip install -e '.[peers]'                            # the peers: distillmos, speechmos (DNSMOS)
     python egs/bench/peers_bench.py [--size base] [--n_utts 16] [--seconds 1-8] [--batch_size 16]
         [--warmup 1] [--repeats 3] [--device cpu] [--threads N] [--json PATH] [--quick]
 
@@ -34,16 +34,11 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+import benchlib  # beside this script
 
-import benchlib  # noqa: E402
-
-INSTALL_HINT = "pip install -r egs/bench/requirements-peers.txt"
+INSTALL_HINT = "pip install -e '.[peers]'"
 
 
 class System:
@@ -87,37 +82,11 @@ def make_predictor_file(workdir: str, size: str, items: list, device: str, seed:
     for split in ("train", "val"):
         benchlib.write_list(os.path.join(data, f"{split}.csv"), train)
     expdir = os.path.join(workdir, "exp")
-    overrides = {
-        "config.downstream_expert.datarc.data_dir": data,
-        "config.downstream_expert.datarc.num_workers": 0,
-        "config.downstream_expert.datarc.train_batch_size": len(train),
-        "config.runner.total_steps": 1,
-        "config.runner.save_step": 1,
-        "config.runner.eval_step": 1000,
-        "config.runner.log_step": 1000,
-    }
-    argv = [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        "distilmos",
-        "-c",
-        os.path.join(REPO, "downstream", "distilmos", "config_no_token.yaml"),
-        "--device",
-        device,
-        "-p",
-        expdir,
-        "--seed",
-        str(seed),
-        "-o",
-        ",,".join(f"{k}={v}" for k, v in overrides.items()),
-    ]
+    datarc = {"data_dir": data, "num_workers": 0, "train_batch_size": len(train)}
+    runner = {"total_steps": 1, "save_step": 1, "eval_step": 1000, "log_step": 1000}
+    argv = benchlib.train_argv(ckpt, "distilmos", "config_no_token.yaml", expdir, device, seed, datarc, runner)
     with contextlib.redirect_stdout(sys.stderr):  # the runner's chatter is not part of the table
-        run_downstream([os.path.join(REPO, "downstream")], argv)
+        run_downstream([benchlib.DOWNSTREAM], argv)
         out = os.path.join(workdir, "predictor.pt")
         export(os.path.join(expdir, "states-1.ckpt"), out)
     return out
@@ -266,30 +235,21 @@ def measure(args, workdir: str) -> list:
         load_s[system.name] = time.perf_counter() - started
         loaded.append(system)
 
-    sync = benchlib.synchronizer(args.device)
-    clocks = {"wall": time.perf_counter}
-    if not str(args.device).startswith("cuda"):
-        clocks["CPU"] = time.process_time
-    times = {(s.name, c): [] for s in loaded for c in clocks}
-    for round_ in range(args.warmup + args.repeats):
-        for system in list(loaded):  # systems take turns: a change of load touches all alike
-            started = {c: clock() for c, clock in clocks.items()}
-            try:
-                system.score(wavs)
-                sync()
-            except Exception as exc:  # noqa: BLE001
-                failed[system.name] = f"failed while scoring: {type(exc).__name__}: {exc}"
-                loaded.remove(system)
-                continue
-            if round_ >= args.warmup:
-                for c, clock in clocks.items():
-                    times[system.name, c].append(clock() - started[c])
+    def scoring_failed(name, exc):
+        failed[name] = f"failed while scoring: {type(exc).__name__}: {exc}"
 
-    for system in loaded:
+    times = benchlib.time_rounds(
+        {s.name: (lambda s=s: s.score(wavs)) for s in loaded},
+        args.warmup,
+        args.repeats,
+        args.device,
+        on_error=scoring_failed,
+    )
+    for system in [s for s in loaded if s.name not in failed]:
         wall = benchlib.median(times[system.name, "wall"])
         rows.append(benchlib.row(group, f"{system.name}: throughput", args.n_utts / wall, "utts/s", runs=args.repeats))
         rows.append(benchlib.row(group, f"{system.name}: real-time factor", wall / audio_s, "×", runs=args.repeats))
-        if "CPU" in clocks:
+        if (system.name, "CPU") in times:
             cpu = benchlib.median(times[system.name, "CPU"])
             rows.append(
                 benchlib.row(group, f"{system.name}: real-time factor, CPU time", cpu / audio_s, "×", runs=args.repeats)
@@ -307,29 +267,19 @@ def main(argv=None) -> None:
     parser.add_argument("--n_utts", type=int, default=16, help="generated utterances (default 16)")
     parser.add_argument("--seconds", default="1-8", help="utterance lengths, S or MIN-MAX seconds (default 1-8)")
     parser.add_argument("--batch_size", type=int, default=16, help="our batched run: inputs per batch (default 16)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds; figures are medians (default 3)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (DNSMOS runs on the CPU either way)")
-    parser.add_argument("--threads", type=int, default=None, help="threads of every system (default: torch's own)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny upstream, 3 utterances of 1-2 s, 1 round")
+    benchlib.common_options(
+        parser,
+        "smoke run: tiny upstream, 3 utterances of 1-2 s, 1 round",
+        rounds=(1, 3),
+        device="cpu or cuda (DNSMOS runs on the CPU either way)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.n_utts, args.seconds, args.warmup, args.repeats = "tiny", 3, "1-2", 0, 1
     if args.warmup < 0 or args.repeats < 1 or args.n_utts < 1:
         parser.error("need --warmup >= 0, --repeats >= 1 and --n_utts >= 1")
-    args.threads = benchlib.set_threads(args.threads)
-    info = benchlib.machine(args.device, args.threads)
-    with tempfile.TemporaryDirectory(prefix="peers_bench_") as scratch:
-        workdir = args.workdir or scratch
-        os.makedirs(workdir, exist_ok=True)
-        rows = measure(args, workdir)
-    print(f"\n{benchlib.describe_machine(info)}")
-    print(f"Each time: median of {args.repeats} timed round(s) after {args.warmup} warm-up round(s).\n")
-    print(benchlib.markdown_table(rows))
-    benchlib.write_json(args.json, rows)
+    note = f"Each time: median of {args.repeats} timed round(s) after {args.warmup} warm-up round(s)."
+    benchlib.run(args, measure, note)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ the audio I/O add to a bare upstream forward.
 
 The predictor is a real predictor file (written with the export code's own assembly, loaded with
 ``distilmos.predictor.load``) of a randomly initialised DistilMOS on a WavLM Base-size upstream
-(``python -m distilmos.upstream.tiny --arch wavlm --size base``; ``--size tiny`` for a smoke run): no
+(``distilmos-tiny-upstream --arch wavlm --size base``; ``--size tiny`` for a smoke run): no
 training is needed, speed does not depend on the weights. ``--n_utts`` generated 16 kHz wavs of uniform
 random length in ``--seconds`` are scored in four ways, taking turns in every round so that a change of
 machine load touches all of them alike (``--warmup`` untimed rounds, then ``--repeats`` timed rounds;
@@ -31,16 +31,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, REPO)
-
-import benchlib  # noqa: E402
+import benchlib  # beside this script
 
 BATCH_TARGET = 1.5
 OVERHEAD_TARGET = 10.0
@@ -72,16 +64,14 @@ def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
     return out
 
 
-def measure(args) -> list:
+def measure(args, workdir: str) -> list:
     import torch
 
     from distilmos.data.audio import SAMPLE_RATE, load_audio
     from distilmos.predictor import Predictor, load
     from distilmos.upstream.tiny import write_checkpoint
 
-    threads = benchlib.set_threads(args.threads)
     torch.set_flush_denormal(True)  # as the command does: subnormal GELU tails slow CPU matmuls
-    workdir = args.workdir or tempfile.mkdtemp(prefix="predict_bench_")
     low, high = benchlib.parse_seconds(args.seconds)
     items = benchlib.make_wavs(os.path.join(workdir, "wavs"), args.n_utts, low, high, args.seed)
     paths = [path for _, path in items]
@@ -99,7 +89,6 @@ def measure(args) -> list:
     )
     wavs = [load_audio(p).to(one.device) for p in paths]
     audio_seconds = sum(len(w) for w in wavs) / SAMPLE_RATE
-    sync = benchlib.synchronizer(args.device)
     pipeline, upstream = one.pipeline, one.pipeline.upstream
     results = {}
 
@@ -120,19 +109,9 @@ def measure(args) -> list:
         results["batched"] = batched.predict(paths=paths)
 
     cases = {"bare upstream": bare, "network": network, "one by one": one_by_one, "batched": in_batches}
-    wall = {name: [] for name in cases}
-    cpu = {name: [] for name in cases}
-    for round_ in range(args.warmup + args.repeats):
-        for name, fn in cases.items():  # every case in every round: load changes touch all alike
-            sync()
-            started, started_cpu = time.perf_counter(), time.process_time()
-            fn()
-            sync()
-            if round_ >= args.warmup:
-                wall[name].append(time.perf_counter() - started)
-                cpu[name].append(time.process_time() - started_cpu)
-    med = {name: benchlib.median(values) for name, values in wall.items()}
-    med_cpu = {name: benchlib.median(values) for name, values in cpu.items()}
+    times = benchlib.time_rounds(cases, args.warmup, args.repeats, args.device)
+    med = {name: benchlib.median(times.get((name, "wall"), [])) for name in cases}
+    med_cpu = {name: benchlib.median(times.get((name, "CPU"), [])) for name in cases}
 
     runs = args.repeats
     group = f"inference ({args.size} WavLM, {args.n_utts} utts of {args.seconds} s, {args.device})"
@@ -203,8 +182,7 @@ def measure(args) -> list:
             "params",
         )
     )
-    machine = benchlib.machine(args.device, threads)
-    return rows, machine
+    return rows
 
 
 def main(argv=None) -> None:
@@ -221,23 +199,12 @@ def main(argv=None) -> None:
         "(default: the predictor's, by the upstream's front end)",
     )
     parser.add_argument("--max_batch_seconds", type=float, default=160.0, help="batched run: padded audio per batch")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds; figures are medians (default 3)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads (default: the libraries' own)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny upstream, 6 short utterances, 1 round")
+    benchlib.common_options(parser, "smoke run: tiny upstream, 6 short utterances, 1 round", rounds=(1, 3))
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.n_utts, args.seconds, args.warmup, args.repeats = "tiny", 6, "1-2", 0, 1
-
-    rows, machine = measure(args)
-    print(f"Machine: {benchlib.describe_machine(machine)}")
-    print(f"Each figure: median of {args.repeats} timed round(s) after {args.warmup} warm-up round(s).\n")
-    print(benchlib.markdown_table(rows))
-    benchlib.write_json(args.json, rows)
+    note = f"Each figure: median of {args.repeats} timed round(s) after {args.warmup} warm-up round(s)."
+    benchlib.run(args, measure, note)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """Every benchmark of egs/bench in one command, and one combined Markdown table.
 
     python egs/bench/run_all.py [--threads 1] [--device cpu]
-        [--only tokens,train_step,predict,padding_exact,feature_cache,salf,peers,compress]
+        [--only tokens,train_step,predict,padding_exact,feature_cache,salf,peers,compress,score]
         [--out_dir DIR] [--json PATH] [--quick] [--SCRIPT_args "..."]
 
 Runs, one after the other (never side by side, so that they do not slow each other):
@@ -10,9 +10,10 @@ Runs, one after the other (never side by side, so that they do not slow each oth
 ``predict_bench.py`` (exported predictor; when present), ``padding_exact_bench.py`` (the padding-exact
 forward's cost and the uncapped batching's gain), ``feature_cache_bench.py`` (epochs from a feature cache
 against the upstream in the loop), ``salf_bench.py`` (SALF-MOS against DistilMOS: training step and
-inference) and ``peers_bench.py`` (Distill-MOS and DNSMOS
-beside ours; when at least one peer is installed: ``pip install -r egs/bench/requirements-peers.txt``) and
-``compress_bench.py`` (smallest student and 50 % pruned upstream against their WavLM Base-size teacher),
+inference), ``peers_bench.py`` (Distill-MOS and DNSMOS
+beside ours; when at least one peer is installed: the ``peers`` extra, ``pip install -e '.[peers]'``),
+``compress_bench.py`` (smallest student and 50 % pruned upstream against their WavLM Base-size teacher) and
+``score_bench.py`` (``distilmos-predict score`` at corpus scale: shards, memory, a kill and its rerun),
 each with ``--json``, then prints the machine and one table of every row: group, measure, value, unit,
 target, met, runs (how many timed runs each median is of). A script that fails gets a row saying so and
 makes the exit status 1; the other scripts still run.
@@ -31,14 +32,13 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
+
+import benchlib  # beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
-import benchlib  # noqa: E402
 
 #: name -> (script, options of a full run beyond the script's defaults)
 SCRIPTS = {
@@ -62,6 +62,7 @@ SCRIPTS = {
     "salf": ("salf_bench.py", []),
     "peers": ("peers_bench.py", []),
     "compress": ("compress_bench.py", []),
+    "score": ("score_bench.py", []),
 }
 PEERS = ("distillmos", "speechmos")
 
@@ -144,28 +145,18 @@ def main(argv=None) -> int:
 
     info = benchlib.machine(args.device or "cpu", benchlib.set_threads(args.threads))
     rows, ok = [], True
-    scratch = None if args.out_dir else tempfile.TemporaryDirectory(prefix="bench_")
-    out_dir = args.out_dir or scratch.name
-    os.makedirs(out_dir, exist_ok=True)
     started = time.perf_counter()
-    try:
+    with benchlib.scratch(args.out_dir) as out_dir:
         for name in wanted:
             if name == "predict" and not os.path.isfile(os.path.join(HERE, SCRIPTS[name][0])):
                 rows.append(benchlib.row(name, "skipped", f"{SCRIPTS[name][0]} is not there", ""))
                 continue
             if name == "peers" and not peers_installed():
-                rows.append(
-                    benchlib.row(
-                        "peers", "skipped", "no peer installed; pip install -r egs/bench/requirements-peers.txt", ""
-                    )
-                )
+                rows.append(benchlib.row("peers", "skipped", "no peer installed; pip install -e '.[peers]'", ""))
                 continue
             script_rows, script_ok = run_script(name, args, out_dir)
             rows += script_rows
             ok &= script_ok
-    finally:
-        if scratch:
-            scratch.cleanup()
     info["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     info["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
 

@@ -17,18 +17,11 @@ figure is the median). On CPU both wall and CPU time are reported (see ``train_s
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-
-import benchlib  # noqa: E402
-import train_step_bench as tsb  # noqa: E402
+import benchlib  # beside this script
+import train_step_bench as tsb  # beside this script
 
 # SALF-MOS trains on its upstream's frozen last layer; DistilMOS fine-tunes (both as defined)
 MODELS = {
@@ -89,44 +82,19 @@ class HeadStep:
 
 
 def measure(args, workdir: str) -> list:
-    import builtins
-
-    import soundfile as sf
-    import torch
-    from s3prl.utility.helper import hack_isinstance
-
-    from distilmos.data.audio import SAMPLE_RATE
-    from distilmos.train.plugin import register
-    from distilmos.upstream.tiny import write_checkpoint
-
-    register([os.path.join(REPO, "downstream")])
-    if getattr(builtins.isinstance, "__module__", None) != hack_isinstance.__module__:
-        hack_isinstance()  # as the entry point does
-    torch.set_flush_denormal(True)
     for name, (_, config) in MODELS.items():
         tsb.CONFIGS.setdefault(name, config)
-
-    ckpt = write_checkpoint(os.path.join(workdir, f"wavlm_{args.size}.pt"), "wavlm", size=args.size, seed=args.seed)
-    low, high = benchlib.parse_seconds(args.seconds)
-    items = benchlib.make_wavs(os.path.join(workdir, "wav"), args.batch_size, low, high, args.seed)
-    data_dir = os.path.join(workdir, "data")
-    os.makedirs(data_dir, exist_ok=True)
-    for split in ("train", "val", "test"):
-        benchlib.write_list(os.path.join(data_dir, f"{split}.csv"), items)
-    store = tsb.build_token_store(
-        os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"), args.n_clusters, args.device
-    )
+    setup = tsb.prepare(args, workdir)
     sync = benchlib.synchronizer(args.device)
-    audio_s = sum(sf.info(p).frames for _, p in items) / SAMPLE_RATE
 
     tasks, params = {}, {}
     for name, (mode, _) in MODELS.items():
         runner = tsb.build_runner(
             name,
             mode,
-            ckpt,
-            data_dir,
-            store,
+            setup.ckpt,
+            setup.data_dir,
+            setup.store,
             os.path.join(workdir, f"exp_{name}"),
             args.device,
             args.batch_size,
@@ -139,19 +107,11 @@ def measure(args, workdir: str) -> list:
         if name == "salf_mos":
             tasks["salf_mos head step"] = HeadStep(runner, batch)
 
-    clocks = {"wall": time.perf_counter}
-    if not str(args.device).startswith("cuda"):
-        clocks["CPU"] = time.process_time
-    times = {(t, c): [] for t in tasks for c in clocks}
-    for round_ in range(args.warmup + args.repeats):
-        for task, fn in tasks.items():  # tasks take turns: load drifts touch each alike
-            started = {c: clock() for c, clock in clocks.items()}
-            fn()
-            sync()
-            if round_ >= args.warmup:
-                for c, clock in clocks.items():
-                    times[task, c].append(clock() - started[c])
-        print(f"round {round_ + 1}/{args.warmup + args.repeats}", file=sys.stderr)
+    clocks = benchlib.clocks(args.device)
+    total = args.warmup + args.repeats
+    times = benchlib.time_rounds(
+        tasks, args.warmup, args.repeats, args.device, lambda i: print(f"round {i + 1}/{total}", file=sys.stderr)
+    )
     med = {key: benchlib.median(values) for key, values in times.items()}
 
     group = "SALF-MOS vs DistilMOS"
@@ -185,7 +145,7 @@ def measure(args, workdir: str) -> list:
         benchlib.row(
             group,
             "batch",
-            f"{args.batch_size} utterances of {low:g}-{high:g} s ({audio_s:.1f} s "
+            f"{args.batch_size} utterances of {setup.seconds[0]:g}-{setup.seconds[1]:g} s ({setup.audio_s:.1f} s "
             f"of audio); WavLM {args.size} (random weights); k={args.n_clusters}",
             "",
             runs=None,
@@ -195,35 +155,8 @@ def measure(args, workdir: str) -> list:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("base", "tiny"), default="base", help="upstream size (default base)")
-    parser.add_argument("--batch_size", type=int, default=4, help="utterances in the batch (default 4, the paper's)")
-    parser.add_argument("--seconds", default="2-4", help="utterance lengths, S or MIN-MAX seconds (default 2-4)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds; figures are medians (default 5)")
-    parser.add_argument("--n_clusters", type=int, default=200, help="k of the distilmos token store (default 200)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads (default: the libraries' own)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round",
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.size, args.batch_size, args.seconds, args.n_clusters, args.warmup, args.repeats = "tiny", 2, "1", 8, 1, 1
-    if args.warmup < 0 or args.repeats < 1 or args.batch_size < 1:
-        parser.error("need --warmup >= 0, --repeats >= 1 and --batch_size >= 1")
-    threads = benchlib.set_threads(args.threads)
-    info = benchlib.machine(args.device, threads)
-    with tempfile.TemporaryDirectory(prefix="salf_bench_") as scratch:
-        workdir = args.workdir or scratch
-        os.makedirs(workdir, exist_ok=True)
-        rows = measure(args, workdir)
-    benchlib.report(info, rows, args.json)
+    parser = tsb.step_options(__doc__, "utterances in the batch (default 4, the paper's)")
+    benchlib.run(tsb.parse_step_args(parser, argv), measure)
 
 
 if __name__ == "__main__":

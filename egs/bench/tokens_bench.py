@@ -40,14 +40,9 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-
-import benchlib  # noqa: E402
+import benchlib  # beside this script
 
 TARGET_FORWARD_RATIO = 2.3
 TARGET_LAYERWISE_SPEEDUP = 8.0
@@ -241,7 +236,7 @@ def child(case: str, csv: str, opts, backend: str = "sklearn", layers: str = "",
         env["MALLOC_MMAP_THRESHOLD_"] = str(opts.mmap_threshold)
     if opts.threads:
         env.update(OMP_NUM_THREADS=str(opts.threads), MKL_NUM_THREADS=str(opts.threads))
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=benchlib.REPO, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"benchmark case {case} failed")
@@ -270,14 +265,6 @@ def main(argv=None) -> None:
         "--scale_repeats", type=int, default=1, help="timed runs of the larger-scale (memory) cases (default 1)"
     )
     parser.add_argument("--size", choices=("base", "tiny"), default="base", help="upstream size (default base)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch/OpenMP threads of the measured processes (default: the libraries' own)",
-    )
     parser.add_argument(
         "--mmap_threshold",
         type=int,
@@ -285,17 +272,14 @@ def main(argv=None) -> None:
         help="glibc MALLOC_MMAP_THRESHOLD_ for the measured processes (default 131072; 0 = glibc's "
         "dynamic default, whose heap fragmentation adds RSS with every distinct batch shape)",
     )
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument(
         "--in_process",
         action="store_true",
         help="run the cases in this process, not one fresh process each (faster; see child())",
     )
-    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke test: tiny upstream, 4 utterances of 1-1.5 s at 1x and 2x, k=8, one run each, in process",
+    # --threads is that of the measured processes
+    benchlib.common_options(
+        parser, "smoke test: tiny upstream, 4 utterances of 1-1.5 s at 1x and 2x, k=8, one run each, in process"
     )
     # internal: one measured case in a child process
     parser.add_argument("--_case", help=argparse.SUPPRESS)
@@ -329,16 +313,11 @@ def main(argv=None) -> None:
         print(json.dumps(run_case(ns)))
         return
 
-    info = benchlib.machine(args.device, args.threads)
-    with tempfile.TemporaryDirectory(prefix="tokens_bench_") as scratch:
-        args.workdir = args.workdir or scratch
-        os.makedirs(args.workdir, exist_ok=True)
+    info = benchlib.machine(args.device, args.threads)  # each measured process sets its threads itself
+    with benchlib.scratch(args.workdir) as folder:
+        args.workdir = folder
         table, rows = measure(args)
-    print(f"\n{benchlib.describe_machine(info)}")
-    print(table)
-    print()
-    print(benchlib.markdown_table(rows))
-    benchlib.write_json(args.json, rows)
+    benchlib.report(info, rows, args.json, note=table)
 
 
 def measure(args):

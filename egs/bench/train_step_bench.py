@@ -11,7 +11,7 @@ with ``-f``) and each variant (``no_token``, ``distilmos``, ``mse_distill``, ``s
 ``run_downstream.py -m train`` does, and then one training step is what ``Runner.train`` does per batch:
 upstream forward (under no_grad when frozen) -> Featurizer -> expert forward (loss) -> backward ->
 gradient clipping -> optimizer step -> zero_grad -> scheduler step. ``distilmos`` reads a real token
-store built beforehand with ``python -m upstream_tokens fit/dump`` over the same utterances; ``mse_distill``
+store built beforehand with ``distilmos-tokens fit/dump`` over the same utterances; ``mse_distill``
 runs its frozen teacher (a second copy of the pretrained upstream) inside its loss.
 
 Every variant gets the same batch (the first batch of its own training dataloader over one generated
@@ -33,14 +33,9 @@ import argparse
 import gc
 import os
 import sys
-import tempfile
-import time
+from dataclasses import dataclass
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-
-import benchlib  # noqa: E402
+import benchlib  # beside this script
 
 VARIANTS = ("no_token", "distilmos", "mse_distill", "ssl_mos")
 MODES = ("frozen", "finetune")
@@ -57,7 +52,7 @@ TARGET_RATIO = 1.15
 
 
 def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: str) -> str:
-    """Fit and dump a token store over ``csv`` with the command line tool (``python -m upstream_tokens``'s
+    """Fit and dump a token store over ``csv`` with the command line tool (``distilmos-tokens``'s
     entry point, called in this process to spare an interpreter start-up), as a recipe does."""
     import contextlib
     import io
@@ -73,7 +68,7 @@ def build_token_store(csv: str, ckpt: str, out: str, n_clusters: int, device: st
         with contextlib.redirect_stdout(report), contextlib.redirect_stderr(errors):
             status = tokens_cli(cmd + common)
         if status != 0:
-            raise SystemExit(f"python -m upstream_tokens {' '.join(cmd)} failed:\n{errors.getvalue()[-3000:]}")
+            raise SystemExit(f"distilmos-tokens {' '.join(cmd)} failed:\n{errors.getvalue()[-3000:]}")
     return out
 
 
@@ -88,37 +83,12 @@ def build_runner(
     from distilmos.train.runner import complete_argv, make_runner_class
 
     downstream, config, extra = CONFIGS[variant]
-    overrides = {
-        "config.downstream_expert.datarc.data_dir": data_dir,
-        "config.downstream_expert.datarc.num_workers": 0,
-        "config.downstream_expert.datarc.train_batch_size": batch_size,
-        "config.downstream_expert.datarc.token_store": store,
-        "config.runner.total_steps": 100000,  # the OneCycle schedule must not end during the benchmark
-    }
-    argv = [
-        "-m",
-        "train",
-        "-u",
-        "wavlm_local",
-        "-k",
-        ckpt,
-        "-d",
-        downstream,
-        "-c",
-        os.path.join(REPO, "downstream", downstream, config),
-        "--device",
-        device,
-        "-p",
-        expdir,
-        "--seed",
-        str(seed),
-        "-o",
-        ",,".join(f"{k}={v}" for k, v in overrides.items()),
-        *extra,
-    ]
+    datarc = {"data_dir": data_dir, "num_workers": 0, "train_batch_size": batch_size, "token_store": store}
+    runner = {"total_steps": 100000}  # the OneCycle schedule must not end during the benchmark
+    argv = benchlib.train_argv(ckpt, downstream, config, expdir, device, seed, datarc, runner) + extra
     if mode == "finetune":
         argv.append("-f")
-    argv = complete_argv(argv, [os.path.join(REPO, "downstream")])
+    argv = complete_argv(argv, [benchlib.DOWNSTREAM])
     saved, sys.argv = sys.argv, ["run_downstream.py"] + argv
     try:
         args, config_dict, _ = get_downstream_args()
@@ -187,7 +157,21 @@ def load_batch(runner, repeats: int, sync):
 # ------------------------------------------------------------------------------------------- main
 
 
-def measure(args, workdir: str) -> list:
+@dataclass
+class Setup:
+    """What a training-step measurement runs on (:func:`prepare`)."""
+
+    ckpt: str  # the WavLM checkpoint (wavlm_local)
+    data_dir: str  # train/val/test lists, each the same --batch_size utterances
+    store: str  # a token store over them
+    audio_s: float  # seconds of audio in the batch
+    seconds: tuple[float, float]  # the range utterance lengths were drawn from
+
+
+def prepare(args, workdir: str) -> Setup:
+    """The plug-in registered as the entry point does it (with s3prl's isinstance hack, under which the runner's
+    training loop runs, and subnormal floats flushed), a random WavLM of ``--size``, ``--batch_size``
+    generated utterances as every split's list, and a token store of k ``--n_clusters`` over them."""
     import builtins
 
     import soundfile as sf
@@ -198,18 +182,7 @@ def measure(args, workdir: str) -> list:
     from distilmos.train.plugin import register
     from distilmos.upstream.tiny import write_checkpoint
 
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if set(variants) - set(VARIANTS) or "no_token" not in variants:
-        raise SystemExit(f"--variants: a subset of {', '.join(VARIANTS)} with no_token (the ratios' reference)")
-    if set(modes) - set(MODES) or not modes:
-        raise SystemExit("--modes: frozen, finetune or both")
-    variants = [v for v in VARIANTS if v in variants]
-    modes = [m for m in MODES if m in modes]
-
-    register([os.path.join(REPO, "downstream")])
-    # As the entry point does: s3prl's isinstance hack (the runner's training loop runs under it) and
-    # flushing subnormal floats.
+    register([benchlib.DOWNSTREAM])
     if getattr(builtins.isinstance, "__module__", None) != hack_isinstance.__module__:
         hack_isinstance()
     torch.set_flush_denormal(True)
@@ -224,8 +197,21 @@ def measure(args, workdir: str) -> list:
     store = build_token_store(
         os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"), args.n_clusters, args.device
     )
-    sync = benchlib.synchronizer(args.device)
     audio_s = sum(sf.info(p).frames for _, p in items) / SAMPLE_RATE
+    return Setup(ckpt, data_dir, store, audio_s, (low, high))
+
+
+def measure(args, workdir: str) -> list:
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if set(variants) - set(VARIANTS) or "no_token" not in variants:
+        raise SystemExit(f"--variants: a subset of {', '.join(VARIANTS)} with no_token (the ratios' reference)")
+    if set(modes) - set(MODES) or not modes:
+        raise SystemExit("--modes: frozen, finetune or both")
+    variants = [v for v in VARIANTS if v in variants]
+    modes = [m for m in MODES if m in modes]
+    setup = prepare(args, workdir)
+    sync = benchlib.synchronizer(args.device)
 
     rows = []
     for mode in modes:
@@ -235,9 +221,9 @@ def measure(args, workdir: str) -> list:
             runner = build_runner(
                 variant,
                 mode,
-                ckpt,
-                data_dir,
-                store,
+                setup.ckpt,
+                setup.data_dir,
+                setup.store,
                 os.path.join(workdir, f"exp_{mode}_{variant}"),
                 args.device,
                 args.batch_size,
@@ -245,22 +231,11 @@ def measure(args, workdir: str) -> list:
             )
             batch, load_s[variant] = load_batch(runner, args.repeats, sync)
             steps[variant] = TrainStep(runner, batch)
-        # Wall time, and on CPU also this process's CPU time: with other jobs on the machine, wall time
-        # includes waiting for a core, CPU time does not (with one thread it is the quiet-machine wall time).
-        clocks = {"wall": time.perf_counter}
-        if not str(args.device).startswith("cuda"):
-            clocks["CPU"] = time.process_time
-        times = {(v, c): [] for v in variants for c in clocks}
+        clocks = benchlib.clocks(args.device)
         progress = _progress(args.warmup + args.repeats, f"{mode}: rounds of {len(variants)} steps")
-        for round_ in range(args.warmup + args.repeats):
-            for variant in variants:  # variants take turns: load drifts touch each alike
-                started = {c: clock() for c, clock in clocks.items()}
-                steps[variant]()
-                sync()
-                if round_ >= args.warmup:
-                    for c, clock in clocks.items():
-                        times[variant, c].append(clock() - started[c])
-            progress.update()
+        times = benchlib.time_rounds(
+            steps, args.warmup, args.repeats, args.device, lambda _, bar=progress: bar.update()
+        )
         progress.close()
         med = {key: benchlib.median(values) for key, values in times.items()}
         for (variant, clock), values in times.items():
@@ -293,8 +268,9 @@ def measure(args, workdir: str) -> list:
                 )
         del steps
         gc.collect()
+    low, high = setup.seconds
     info = (
-        f"{args.batch_size} utterances of {low:g}-{high:g} s ({audio_s:.1f} s of audio); WavLM {args.size} "
+        f"{args.batch_size} utterances of {low:g}-{high:g} s ({setup.audio_s:.1f} s of audio); WavLM {args.size} "
         f"(random weights, wavlm_local); k={args.n_clusters}"
     )
     rows.append(benchlib.row("train step, setup", "batch", info, "", runs=None))
@@ -307,38 +283,33 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_options(doc: str, batch_help: str = "utterances in the batch (default 4)") -> argparse.ArgumentParser:
+    """A parser with the options of a training-step measurement (this script's and salf_bench.py's)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=("base", "tiny"), default="base", help="upstream size (default base)")
-    parser.add_argument("--batch_size", type=int, default=4, help="utterances in the batch (default 4)")
+    parser.add_argument("--batch_size", type=int, default=4, help=batch_help)
     parser.add_argument("--seconds", default="2-4", help="utterance lengths, S or MIN-MAX seconds (default 2-4)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds; figures are medians (default 5)")
-    parser.add_argument("--modes", default="frozen,finetune", help="frozen, finetune or both (default)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)} (default all)")
     parser.add_argument("--n_clusters", type=int, default=200, help="k of the distilmos token store (default 200)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch/OpenMP threads (default: the libraries' own)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round",
-    )
+    return parser
+
+
+def parse_step_args(parser: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """The common options added, the arguments parsed, --quick applied and the counts checked."""
+    quick = "smoke test: tiny upstream, 2 utterances of 1 s, k=8, 1 warm-up and 1 timed round"
+    benchlib.common_options(parser, quick, rounds=(2, 5))
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.batch_size, args.seconds, args.n_clusters, args.warmup, args.repeats = "tiny", 2, "1", 8, 1, 1
     if args.warmup < 0 or args.repeats < 1 or args.batch_size < 1:
         parser.error("need --warmup >= 0, --repeats >= 1 and --batch_size >= 1")
-    threads = benchlib.set_threads(args.threads)
-    info = benchlib.machine(args.device, threads)
-    with tempfile.TemporaryDirectory(prefix="train_step_bench_") as scratch:
-        workdir = args.workdir or scratch
-        os.makedirs(workdir, exist_ok=True)
-        rows = measure(args, workdir)
-    benchlib.report(info, rows, args.json)
+    return args
+
+
+def main(argv=None) -> None:
+    parser = step_options(__doc__)
+    parser.add_argument("--modes", default="frozen,finetune", help="frozen, finetune or both (default)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)} (default all)")
+    benchlib.run(parse_step_args(parser, argv), measure)
 
 
 if __name__ == "__main__":

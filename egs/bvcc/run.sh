@@ -23,6 +23,7 @@
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
 
 stage=1                    # first stage to run
@@ -31,7 +32,7 @@ bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets); needed by stage 
 somos_root=                # SOMOS folder (audios/, training_files/); optional
 upstream=wavlm_base        # s3prl hub name, NAME_local (with --upstream_ckpt) or package.module:callable
 upstream_ckpt=             # checkpoint of a *_local upstream (a local file or a URL)
-variant=distilmos          # a registered variant: python -m distilmos.registry --list
+variant=distilmos          # a registered variant: distilmos-registry --list
 n_clusters=200             # k of the token store (variants that use tokens)
 expdir=                    # default: <exproot>/<variant>_<upstream>[_k<k>]_seed<seed>
 exproot=exp                # where experiment folders go
@@ -54,14 +55,14 @@ split_seed=0               # seed of --split random811
 listener=false             # listener-aware training (modelrc.listener.enabled): per-listener ratings, mean listener
 uncertainty=false          # predict a standard deviation too (modelrc.uncertainty), trained by Gaussian NLL
 allow_constant_test=false  # accept a placeholder TESTSET (every rating the same) as BVCC's test labels
-token_args=                # more options for python -m upstream_tokens fit/dump
+token_args=                # more options for distilmos-tokens fit/dump
 path_options="bvcc_root somos_root expdir exproot datadir tokendir cachedir"
 file_options="upstream_ckpt"
 . "${recipe}/../utils/parse_options.sh"
 cd "${recipe}"
 
 # the variant's registration (distilmos/registry.py): expert, config, runner_args, fine_tune, tokens, waveforms
-settings="$(python -m distilmos.registry --shell "${variant}")"
+settings="$(distilmos-registry --shell "${variant}")"
 eval "${settings}"
 config="${REPO_ROOT}/downstream/${expert}/${config}"
 [ "${freeze}" = true ] && fine_tune=false
@@ -116,6 +117,7 @@ if [ "${feature_cache}" = true ] && [ "${waveforms}" = true ]; then
     exit 1
 fi
 mkdir -p "${expdir}"
+stamp_dir="${expdir}"
 # an experiment folder holds runs of one split: one trained on other lists would be skipped or resumed silently
 wanted_split="split=${split}${split_suffix:+ split_seed=${split_seed}}"
 had_split=
@@ -141,10 +143,7 @@ if [ "${ngpu}" -gt 1 ]; then
     case "${device}" in cuda*) token_device=() ;; esac
 fi
 
-log() { echo "$(date '+%H:%M:%S') [stage $1] ${*:2}"; }
 q() { printf '%q ' "$@"; }  # shell-quoted words, for a command line of local/tokens.py
-todo() { [ "$1" -ge "${stage}" ] && [ "$1" -le "${stop_stage}" ] && [ ! -f "${expdir}/.done.$1" ]; }
-done_stage() { touch "${expdir}/.done.$1"; }
 
 if todo 1; then
     # Prepared data lists are shared: a run with the same corpus roots (or none given) reuses them.
@@ -163,7 +162,7 @@ if todo 1; then
         python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${bvccdata}" --split "${split}" \
             --split_seed "${split_seed}" "${constant_test[@]}"
         if [ -n "${somos_root}" ]; then
-            python ../somos/local/data_prep.py --somos_root "${somos_root}" --out_dir "${datadir}/somos"
+            distilmos-prep somos --root "${somos_root}" --out_dir "${datadir}/somos"
         fi
         echo "${wanted}" > "${prep_stamp}"
     fi
@@ -183,7 +182,7 @@ if [ "${stage2}" = true ] && [ "${tokens}" = true ]; then
         if [ "${ngpu}" -gt 1 ]; then
             # each rank clusters its share of the batches; the shards are then combined into k centroids
             "${launcher[@]}" local/tokens.py "${fit}"
-            python -m upstream_tokens fit --out "${store}" --from_shards "${ngpu}"
+            distilmos-tokens fit --out "${store}" --from_shards "${ngpu}"
         else
             commands+=("${fit}")
         fi

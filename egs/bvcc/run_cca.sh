@@ -11,6 +11,7 @@
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
 
 upstream=wavlm_base        # the upstream of the analysed runs (the paper: WavLM Base)

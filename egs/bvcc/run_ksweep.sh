@@ -14,6 +14,7 @@
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
 
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
@@ -34,22 +35,10 @@ path_options="bvcc_root somos_root exproot out"
 file_options="upstream_ckpt"
 passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
-for name in variant n_clusters seed expdir; do
-    for given in "${passthrough[@]}"; do
-        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here (see --ks, --seeds)" >&2; exit 1; }
-    done
-done
+refuse_passthrough "see --ks, --seeds" variant n_clusters seed expdir
 dirs=
 for dir in ${baselines}; do dirs+=" $(abspath "${dir}")"; done
 baselines="${dirs}"
-
-run() {
-    if "${dry_run}"; then
-        printf '%q ' "$@"; echo
-    else
-        "$@"
-    fi
-}
 
 tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
 out="${out:-${exproot}/ksweep}"
@@ -62,7 +51,7 @@ expdirs=()
 for k in ${ks}; do
     for seed in ${seeds}; do
         expdir="${exproot}/$(run_name distilmos "${tag}" "${k}" "${seed}")"
-        "${dry_run}" || echo "=== distilmos ${tag} k=${k} seed ${seed} -> ${expdir}"
+        announce "distilmos ${tag} k=${k} seed ${seed} -> ${expdir}"
         run "${recipe}/run.sh" "${common[@]}" --variant distilmos --n_clusters "${k}" --seed "${seed}" \
             --expdir "${expdir}" "${passthrough[@]}"
         expdirs+=("${expdir}")
@@ -74,7 +63,7 @@ for variant in ${baseline_variants}; do
     [ "${variant}" != distilmos ] || { echo "--baseline_variants: distilmos is the sweep itself" >&2; exit 1; }
     for seed in ${seeds}; do
         expdir="${exproot}/$(run_name "${variant}" "${tag}" 0 "${seed}")"
-        "${dry_run}" || echo "=== ${variant} ${tag} seed ${seed} -> ${expdir}"
+        announce "${variant} ${tag} seed ${seed} -> ${expdir}"
         run "${recipe}/run.sh" "${common[@]}" --variant "${variant}" --seed "${seed}" --expdir "${expdir}" \
             "${passthrough[@]}"
         reference+=("${expdir}")

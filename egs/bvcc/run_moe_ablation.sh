@@ -15,6 +15,7 @@
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
 
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
@@ -34,19 +35,7 @@ path_options="bvcc_root somos_root exproot out"
 file_options="upstream_ckpt"
 passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
-for name in variant seed expdir stop_stage; do
-    for given in "${passthrough[@]}"; do
-        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here" >&2; exit 1; }
-    done
-done
-
-run() {
-    if "${dry_run}"; then
-        printf '%q ' "$@"; echo
-    else
-        "$@"
-    fi
-}
+refuse_passthrough "see --n_experts, --tasks, --seeds" variant seed expdir stop_stage
 
 tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
 out="${out:-${exproot}/moe_ablation}"
@@ -67,7 +56,7 @@ for n in ${n_experts}; do
         [ -n "${overrides}" ] && o+=",,${overrides}"
         for seed in ${seeds}; do
             expdir="${exproot}/moe_mos_n${n}_${task}_${tag}_seed${seed}"
-            "${dry_run}" || echo "=== MoE-MOS N=${n} ${task} ${tag} seed ${seed} -> ${expdir}"
+            announce "MoE-MOS N=${n} ${task} ${tag} seed ${seed} -> ${expdir}"
             run "${recipe}/run.sh" "${common[@]}" --seed "${seed}" --expdir "${expdir}" --overrides "${o}" \
                 "${passthrough[@]}"
             runs+=("${n}:${task}:${expdir}")

@@ -19,6 +19,7 @@
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
 
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
@@ -39,12 +40,7 @@ dry_run=false              # print the commands instead of running them
 path_options="bvcc_root somos_root exproot"
 passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
-for name in variant upstream upstream_ckpt seed expdir; do
-    for given in "${passthrough[@]}"; do
-        [ "${given}" != "--${name}" ] || {
-            echo "--${name} is set per run here; use this script's options" >&2; exit 1; }
-    done
-done
+refuse_passthrough "use this script's options" variant upstream upstream_ckpt seed expdir
 case "${variant}" in
     salf_mos|salf_mos_wsum) ;;
     *) echo "--variant must be salf_mos or salf_mos_wsum" >&2; exit 1 ;;
@@ -54,23 +50,6 @@ for depth in ${depths}; do
     [[ "${depth}" =~ ^[1-9][0-9]*$ ]] || { echo "--depths takes positive integers, not '${depth}'" >&2; exit 1; }
 done
 split_suffix="$(split_tag "${split}" "${split_seed}")"
-
-run() {
-    if "${dry_run}"; then
-        printf '%q ' "$@"; echo
-    else
-        "$@"
-    fi
-}
-
-# name and checkpoint of an entry NAME or NAME=CKPT (a local file made absolute; a URL or module:factory kept)
-entry_name() { echo "${1%%=*}"; }
-entry_ckpt() {
-    local ckpt=
-    case "$1" in *=*) ckpt="${1#*=}" ;; esac
-    [ -n "${ckpt}" ] && [ -e "${ckpt}" ] && ckpt="$(abspath "${ckpt}")"
-    echo "${ckpt}"
-}
 
 runs=()
 # train ENTRY DEPTH EXPDIR [run.sh options]: one run.sh per seed
@@ -86,7 +65,7 @@ train() {
     [ -n "${overrides}" ] && o+=",,${overrides}"
     for seed in ${seeds}; do
         expdir="${exproot}/${name//SEED/${seed}}${split_suffix}"
-        "${dry_run}" || echo "=== ${variant} ${tag} depth ${depth} seed ${seed} -> ${expdir}"
+        announce "${variant} ${tag} depth ${depth} seed ${seed} -> ${expdir}"
         run "${recipe}/run.sh" --bvcc_root "${bvcc_root}" --somos_root "${somos_root}" \
             --upstream "${upstream}" "${ckpt_args[@]}" --variant "${variant}" --seed "${seed}" \
             --split "${split}" --split_seed "${split_seed}" --overrides "${o}" --device "${device}" \

@@ -14,12 +14,13 @@
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
 
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
 somos_root=                # SOMOS folder (audios/, training_files/)
 upstreams="wav2vec2_base_960 wavlm_base wavlm_base_plus wavlm_large"  # hub names, or NAME=CKPT
-variants="ssl_mos no_token mse_distill distilmos"  # registered variants (python -m distilmos.registry --list)
+variants="ssl_mos no_token mse_distill distilmos"  # registered variants (distilmos-registry --list)
 seeds="0"                  # training seeds; the table averages them
 n_clusters=200             # k of the token stores
 device=cuda                # cuda or cpu
@@ -30,33 +31,19 @@ dry_run=false              # print the commands instead of running them
 path_options="bvcc_root somos_root exproot"
 passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
-for name in variant upstream upstream_ckpt seed expdir; do
-    for given in "${passthrough[@]}"; do
-        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here; use --${name}s" >&2; exit 1; }
-    done
-done
-
-run() {
-    if "${dry_run}"; then
-        printf '%q ' "$@"; echo
-    else
-        "$@"
-    fi
-}
+refuse_passthrough "see --upstreams (NAME=CKPT), --variants, --seeds, --exproot" variant upstream upstream_ckpt seed expdir
 
 expdirs=()
 for entry in ${upstreams}; do
-    upstream="${entry%%=*}"
-    ckpt=
-    case "${entry}" in *=*) ckpt="${entry#*=}" ;; esac
-    [ -e "${ckpt}" ] && ckpt="$(abspath "${ckpt}")"  # a local file; a URL is kept as it is
+    upstream="$(entry_name "${entry}")"
+    ckpt="$(entry_ckpt "${entry}")"
     tag="$(upstream_tag "${upstream}" "${ckpt}")"
     for variant in ${variants}; do
         for seed in ${seeds}; do
             expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")"
             ckpt_args=()
             [ -n "${ckpt}" ] && ckpt_args=(--upstream_ckpt "${ckpt}")
-            "${dry_run}" || echo "=== ${variant} ${tag} seed ${seed} -> ${expdir}"
+            announce "${variant} ${tag} seed ${seed} -> ${expdir}"
             run "${recipe}/run.sh" --bvcc_root "${bvcc_root}" --somos_root "${somos_root}" \
                 --upstream "${upstream}" "${ckpt_args[@]}" --variant "${variant}" --n_clusters "${n_clusters}" \
                 --seed "${seed}" --device "${device}" --ngpu "${ngpu}" --total_steps "${total_steps}" \

@@ -9,59 +9,49 @@
 # wavlm_local=/ckpts/mine.pt, or package.module:callable) this runs run.sh (data, tokens when the
 # variant needs them, training, evaluation) into <exproot>/<variant>_<upstream>[_k<k>]_seed<seed>, the
 # names run_table1.sh uses (a finished run is not trained again), then ../mosbench/run.sh on its best
-# checkpoint into <expdir>/mosbench/. Last, the upstreams side by side: <exproot>/upstreams_<variant>.md
-# and .csv (utterance SRCC per test set, and the means). Options not listed below go to every run.sh.
+# checkpoint into <expdir>/mosbench/. Last, ../mosbench/combine.sh puts the upstreams side by side:
+# <exproot>/upstreams_<variant>.md and .csv (utterance SRCC per test set, and the means). Options not listed
+# below go to every run.sh.
 # --dry_run true prints the commands instead of running them.
 set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
+. "${recipe}/../utils/lib.sh"
 . "${recipe}/local/names.sh"
-mosbench="$(cd "${recipe}/../mosbench" && pwd)"
 
 bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
 somos_root=                # SOMOS folder (audios/, training_files/); optional
 upstreams="wavlm_base"     # hub names, NAME=CKPT, or package.module:callable
-variant=distilmos          # the expert trained on each upstream (python -m distilmos.registry --list)
+variant=distilmos          # the expert trained on each upstream (distilmos-registry --list)
 seed=0                     # training seed
 n_clusters=200             # k of the token stores (variants that use tokens)
-roots="${mosbench}/conf/roots.yaml"  # MOS-Bench corpus roots (YAML: corpus name -> folder)
+roots=                     # MOS-Bench corpus roots (YAML: corpus name -> folder); default: egs/mosbench's own
 device=cuda                # cuda or cpu
 exproot="${recipe}/exp"    # where experiment folders and the table go
 dry_run=false              # print the commands instead of running them
 path_options="bvcc_root somos_root roots exproot"
 passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
-for name in upstream upstream_ckpt expdir; do
-    for given in "${passthrough[@]}"; do
-        [ "${given}" != "--${name}" ] || { echo "--${name} is set per run here; use --upstreams" >&2; exit 1; }
-    done
-done
-
-run() {
-    if "${dry_run}"; then
-        printf '%q ' "$@"; echo
-    else
-        "$@"
-    fi
-}
+refuse_passthrough "see --upstreams (NAME=CKPT), --exproot" upstream upstream_ckpt expdir
+mosbench="$(cd "${recipe}/../mosbench" && pwd)"  # another recipe: its documented commands only
+roots_args=()
+[ -n "${roots}" ] && roots_args=(--roots "${roots}")
 
 runs=()
 for entry in ${upstreams}; do
-    upstream="${entry%%=*}"
-    ckpt=
-    case "${entry}" in *=*) ckpt="${entry#*=}" ;; esac
-    [ -e "${ckpt}" ] && ckpt="$(abspath "${ckpt}")"  # a local file; a URL is kept as it is
+    upstream="$(entry_name "${entry}")"
+    ckpt="$(entry_ckpt "${entry}")"
     tag="$(upstream_tag "${upstream}" "${ckpt}")"
     expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")"
     ckpt_args=()
     [ -n "${ckpt}" ] && ckpt_args=(--upstream_ckpt "${ckpt}")
-    "${dry_run}" || echo "=== ${variant} on ${tag} -> ${expdir}"
+    announce "${variant} on ${tag} -> ${expdir}"
     run "${recipe}/run.sh" --bvcc_root "${bvcc_root}" --somos_root "${somos_root}" --upstream "${upstream}" \
         "${ckpt_args[@]}" --variant "${variant}" --n_clusters "${n_clusters}" --seed "${seed}" --device "${device}" \
         --expdir "${expdir}" "${passthrough[@]}"
-    run "${mosbench}/run.sh" --model "${expdir}/best-states-val.ckpt" --roots "${roots}" \
+    run "${mosbench}/run.sh" --model "${expdir}/best-states-val.ckpt" "${roots_args[@]}" \
         --outdir "${expdir}/mosbench" --device "${device}" --title "${variant} on ${tag}"
     runs+=("${tag}=${expdir}/mosbench")
 done
 
-run python "${mosbench}/local/benchmark.py" combine --runs "${runs[@]}" --out "${exproot}/upstreams_${variant}"
+run "${mosbench}/combine.sh" --out "${exproot}/upstreams_${variant}" "${runs[@]}"

@@ -6,10 +6,13 @@
 #   ./learning_check.sh [--workdir learning_out] [--total_steps 400] [--variants "no_token distilmos"] [--seed 0]
 #
 # The corpus is larger than the demo's (20 systems x 40 utterances): with the demo's 150 training
-# utterances the model overfits within a few epochs. About 6 minutes per variant on 2 cores.
+# utterances the model overfits within a few epochs. About 6 minutes per variant on 2 cores. Each run's
+# curves and scatter plots land in <workdir>/exp/<variant>/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "${here}/../bvcc/path.sh"
+. "${here}/path.sh"
+. "${here}/../utils/lib.sh"
+. "${here}/local/setup.sh"
 
 workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 total_steps=400            # training steps per variant
@@ -18,12 +21,7 @@ seed=0                     # corpus, upstream and training seed
 upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
 path_options="workdir"
 . "${here}/../utils/parse_options.sh"
-mkdir -p "${workdir}"
-workdir="$(cd "${workdir}" && pwd)"
-start=$(date +%s)
-
-"${here}/local/learning_corpus.sh" "${workdir}" "${seed}"
-upstream_args=($("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}"))
+demo_setup learning "${seed}"
 
 expdirs=()
 for variant in ${variants}; do
@@ -33,7 +31,7 @@ for variant in ${variants}; do
         --datadir "${workdir}/data" --tokendir "${workdir}/tokens" --expdir "${expdir}" \
         "${upstream_args[@]}" --variant "${variant}" \
         --n_clusters 50 --device cpu --total_steps "${total_steps}" --eval_step 50 --seed "${seed}" \
-        --batch_size 8 --num_workers 0 --stop_stage 3 \
+        --batch_size 8 --num_workers 0 \
         --overrides "config.optimizer.lr=3.0e-4,,config.downstream_expert.datarc.eval_batch_size=16" \
         --token_args "--quiet"
     expdirs+=("${expdir}")
@@ -54,5 +52,5 @@ for expdir in sys.argv[1:]:
     met = "met" if (best["utt_SRCC"] or -1) >= 0.6 else "not met"
     print(f"| {os.path.basename(expdir)} | {fmt(best['utt_SRCC'])} | {best['step']} | {fmt(best['sys_SRCC'])} | {met} |")
 EOF
-echo "curves: python ${here}/../bvcc/local/plots.py --expdir ${workdir}/exp/VARIANT"
-echo "done in $(( $(date +%s) - start )) s"
+echo "curves: ${workdir}/exp/*/curves.png"
+echo "done in $(elapsed) s"

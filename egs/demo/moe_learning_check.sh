@@ -13,7 +13,9 @@
 # when --workdir is the same). The stage boundaries stay fractions of --total_steps.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "${here}/../bvcc/path.sh"
+. "${here}/path.sh"
+. "${here}/../utils/lib.sh"
+. "${here}/local/setup.sh"
 
 workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 total_steps=400            # training steps per run
@@ -24,12 +26,7 @@ seed=0                     # corpus, upstream and training seed
 upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
 path_options="workdir"
 . "${here}/../utils/parse_options.sh"
-mkdir -p "${workdir}"
-workdir="$(cd "${workdir}" && pwd)"
-start=$(date +%s)
-
-"${here}/local/learning_corpus.sh" "${workdir}" "${seed}"
-read -r -a upstream_args <<< "$("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}")"
+demo_setup learning "${seed}"
 
 runs=()
 for setting in "n4_cls:4:True" "n1_nocls:1:False"; do
@@ -39,7 +36,7 @@ for setting in "n4_cls:4:True" "n1_nocls:1:False"; do
     # the upstream is frozen: its hidden states are computed once (stage 2, a feature cache shared by both runs)
     "${here}/../bvcc/run.sh" --bvcc_root "${workdir}/corpus/bvcc" --somos_root "${workdir}/corpus/somos" \
         --datadir "${workdir}/data" --expdir "${expdir}" --variant moe_mos "${upstream_args[@]}" --device cpu \
-        --seed "${seed}" --num_workers 0 --stop_stage 4 --feature_cache true --cachedir "${workdir}/cache" \
+        --seed "${seed}" --num_workers 0 --feature_cache true --cachedir "${workdir}/cache" \
         --total_steps "${total_steps}" --eval_step "${eval_step}" --batch_size "${batch_size}" \
         --overrides "config.optimizer.lr=${lr},,config.downstream_expert.modelrc.n_experts=${n},,config.downstream_expert.modelrc.classification=${classification},,config.downstream_expert.datarc.eval_batch_size=16"
     runs+=("MoE-MOS, N ${n}, classification ${classification}=${expdir}")
@@ -50,5 +47,5 @@ ridge="${workdir}/exp/ridge_${upstream}_last"
     --layer last --datadir "${workdir}/data/bvcc" --out "${ridge}"
 
 python "${here}/local/heads_table.py" --runs "${runs[@]}" "ridge on mean+std=${ridge}" --reference "ridge on mean+std"
-echo "curves: python ${here}/../bvcc/local/plots.py --expdir EXPDIR"
-echo "done in $(( $(date +%s) - start )) s"
+echo "curves: ${workdir}/exp/moe_mos_*/curves.png"
+echo "done in $(elapsed) s"

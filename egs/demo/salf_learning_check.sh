@@ -15,7 +15,9 @@
 # BVCC (24,880 steps).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "${here}/../bvcc/path.sh"
+. "${here}/path.sh"
+. "${here}/../utils/lib.sh"
+. "${here}/local/setup.sh"
 
 workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 variant=salf_mos           # salf_mos (last layer) or salf_mos_wsum (weighted sum of all layers)
@@ -27,12 +29,7 @@ seed=0                     # corpus, upstream and training seed
 upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
 path_options="workdir"
 . "${here}/../utils/parse_options.sh"
-mkdir -p "${workdir}"
-workdir="$(cd "${workdir}" && pwd)"
-start=$(date +%s)
-
-"${here}/local/learning_corpus.sh" "${workdir}" "${seed}"
-read -r -a upstream_args <<< "$("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}")"
+demo_setup learning "${seed}"
 
 # one folder per setting, so a rerun with another setting trains anew instead of finding the last one done
 expdir="${workdir}/exp/${variant}_${upstream}_lr${lr}_m${momentum}_p${patience}_e${max_epochs}"
@@ -44,7 +41,7 @@ n_train=$(( $(wc -l < "${workdir}/data/bvcc/train.csv") - 1 ))
 steps_per_epoch=$(( (n_train + 3) / 4 ))
 # the upstream is frozen: its hidden states are computed once (stage 2, a feature cache), so an epoch of the
 # 1,574-parameter head takes seconds and the run can go on to early stopping
-"${here}/../bvcc/run.sh" "${common[@]}" --stage 2 --stop_stage 4 --feature_cache true --cachedir "${workdir}/cache" \
+"${here}/../bvcc/run.sh" "${common[@]}" --stage 2 --feature_cache true --cachedir "${workdir}/cache" \
     --total_steps $(( max_epochs * steps_per_epoch )) --eval_step "${steps_per_epoch}" \
     --overrides "config.optimizer.lr=${lr},,config.optimizer.momentum=${momentum},,config.runner.early_stopping.patience=${patience},,config.downstream_expert.datarc.eval_batch_size=16"
 
@@ -57,4 +54,5 @@ ridge="${workdir}/exp/ridge_${upstream}_${layer}"
 
 python "${here}/local/heads_table.py" --runs "SALF-MOS (${variant})=${expdir}" "ridge on mean+std (${layer} layer)=${ridge}" \
     --reference "ridge on mean+std (${layer} layer)" --margin 0.05
-echo "done in $(( $(date +%s) - start )) s"
+echo "curves: ${expdir}/curves.png"
+echo "done in $(elapsed) s"

@@ -10,7 +10,8 @@
 # About 16 minutes on one CPU core with the defaults (one torch thread: bit-identical reruns).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "${here}/../bvcc/path.sh"
+. "${here}/path.sh"
+. "${here}/../utils/lib.sh"
 
 stage=1                    # 1: speech pool, 2: pretraining
 stop_stage=2               # last stage to run
@@ -28,14 +29,14 @@ path_options="workdir out"
 . "${here}/../utils/parse_options.sh"
 cd "${REPO_ROOT}"
 
-if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
-    echo "== stage 1: speech pool -> ${workdir}/pool"
+if in_stages 1; then
+    log 1 "speech pool -> ${workdir}/pool"
     OMP_NUM_THREADS=1 python "${here}/local/make_pool.py" --out_dir "${workdir}/pool" --n_utts "${n_utts}" \
         --n_generated "${n_generated}" --seed "${seed}"
 fi
-if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
-    echo "== stage 2: masked-prediction pretraining -> ${out}"
-    OMP_NUM_THREADS=1 python -m distilmos.pretrain.tiny_hubert --pool "${workdir}/pool/pool.csv" --out "${out}" \
+if in_stages 2; then
+    log 2 "masked-prediction pretraining -> ${out}"
+    OMP_NUM_THREADS=1 distilmos-pretrain-tiny --pool "${workdir}/pool/pool.csv" --out "${out}" \
         --iterations "${iterations}" --k "${k}" --steps "${steps}" --crop_s "${crop_s}" --lr "${lr}" \
         --seed "${seed}" --threads 1 \
         --recipe "egs/pretrain_tiny/run.sh --out ${out#"${REPO_ROOT}"/} --n_utts ${n_utts} --n_generated ${n_generated} --iterations ${iterations} --k ${k} --steps ${steps} --crop_s ${crop_s} --lr ${lr} --seed ${seed}"

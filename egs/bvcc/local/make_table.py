@@ -10,17 +10,15 @@ backbone, model and metric) and prints the Markdown table.
 """
 
 import argparse
-import csv
 import json
 import os
 import statistics
-import sys
 from collections import defaultdict
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paper_table1 import BACKBONES, COLUMNS, PAPER_TABLE1  # noqa: E402
+from paper_table1 import BACKBONES, COLUMNS, PAPER_TABLE1  # beside this script
+from table_files import write_table
 
-from distilmos import registry  # noqa: E402
+from distilmos import registry
 
 SOURCES = {"bvcc_utt": ("test", "utt"), "bvcc_sys": ("test", "sys"), "somos_utt": ("somos_test", "utt")}
 HUB_TO_BACKBONE = {hub: name for name, hub in BACKBONES.items()}
@@ -123,15 +121,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     table_rows = rows(collect(args.expdirs))
     text = markdown(table_rows)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".md", "w") as handle:
-        handle.write(text)
-    with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=list(table_rows[0]) if table_rows else ["metric"], lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(table_rows)
+    write_table(args.out, text, table_rows, list(table_rows[0]) if table_rows else ["metric"])
     print(text)
     print(f"written: {args.out}.md {args.out}.csv")
 

@@ -13,14 +13,12 @@ utterance SRCC), and prints the Markdown table.
 """
 
 import argparse
-import csv
-import json
 import math
 import os
 import statistics
 from collections import defaultdict
 
-from distilmos.errors import ToolkitError
+from table_files import AblationError, read_json, write_table
 
 TASKS = {"cls": "with classification", "nocls": "without classification"}
 COLUMNS = [
@@ -37,10 +35,6 @@ COLUMNS = [
 ]
 
 
-class AblationError(ToolkitError, ValueError):
-    """A run that cannot be read; the message names it."""
-
-
 def parse_run(spec: str):
     """``(n_experts, task, expdir)`` of ``N:TASK:EXPDIR``."""
     parts = spec.split(":", 2)
@@ -49,17 +43,10 @@ def parse_run(spec: str):
     return int(parts[0]), parts[1], parts[2]
 
 
-def _read_json(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise AblationError(f"{path}: missing (has the run been trained and evaluated?)")
-    with open(path) as handle:
-        return json.load(handle)
-
-
 def read_run(expdir: str) -> dict:
     """The ablation's values of one experiment folder, and its expert usage at the best checkpoint."""
-    test = _read_json(os.path.join(expdir, "metrics_test.json"))
-    val = _read_json(os.path.join(expdir, "metrics_val_best.json"))
+    test = read_json(os.path.join(expdir, "metrics_test.json"))
+    val = read_json(os.path.join(expdir, "metrics_val_best.json"))
     usage = [val[k] for k in sorted((k for k in val if k.startswith("expert_usage_")), key=lambda k: int(k[13:]))]
     values = {f"test_{k}": test.get(k) for k in ("utt_SRCC", "sys_SRCC", "utt_LCC", "sys_LCC", "utt_MSE", "sys_MSE")}
     values.update(
@@ -164,14 +151,8 @@ def main(argv=None):
         rows, runs = collect(args.runs)
     except AblationError as exc:
         parser.exit(2, f"moe_ablation.py: error: {exc}\n")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     text = markdown(rows)
-    with open(args.out + ".md", "w") as handle:
-        handle.write(text)
-    with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["n_experts", "task", "n_runs"] + COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_table(args.out, text, rows, ["n_experts", "task", "n_runs"] + COLUMNS)
     best = plot(rows, runs, args.out)
     print(text)
     print(f"expert usage of the best run ({best}): {args.out}_usage.png")

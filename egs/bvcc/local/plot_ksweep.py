@@ -27,9 +27,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from paper_table1 import BACKBONES, PAPER_TABLE1  # noqa: E402
+from paper_table1 import BACKBONES, PAPER_TABLE1  # noqa: E402 (beside this script)
 
 from distilmos import registry  # noqa: E402
 

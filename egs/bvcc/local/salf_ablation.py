@@ -18,14 +18,12 @@ quoted; the depth table says which depth it found best (4).
 """
 
 import argparse
-import csv
-import json
 import math
 import os
 import statistics
 from collections import defaultdict
 
-from distilmos.errors import ToolkitError
+from table_files import AblationError, read_json, write_table
 
 #: Table III of the paper: input -> BVCC test MSE (random 8:1:1 split, depth 4)
 PAPER_TABLE3 = {"wav2vec": 0.144, "LFCC": 0.43, "MFCC": 0.56, "X-vector": 0.48}
@@ -34,23 +32,12 @@ PAPER_DEPTH = 4
 METRICS = ["utt_MSE", "utt_LCC", "utt_SRCC", "utt_KTAU", "sys_MSE", "sys_SRCC"]
 
 
-class AblationError(ToolkitError, ValueError):
-    """A run that cannot be read; the message names it."""
-
-
 def parse_run(spec: str):
     """``(upstream tag, depth, expdir)`` of ``TAG:DEPTH:EXPDIR``."""
     parts = spec.split(":", 2)
     if len(parts) != 3 or not parts[1].isdigit():
         raise AblationError(f"--runs {spec!r}: expected UPSTREAM_TAG:DEPTH:EXPDIR")
     return parts[0], int(parts[1]), parts[2]
-
-
-def _read_json(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise AblationError(f"{path}: missing (has the run been trained and evaluated?)")
-    with open(path) as handle:
-        return json.load(handle)
 
 
 def split_name(info: dict) -> str:
@@ -78,8 +65,8 @@ def head_parameters(expdir: str):
 
 def read_run(expdir: str) -> dict:
     """The table's values of one experiment folder."""
-    info = _read_json(os.path.join(expdir, "info.json"))
-    test = _read_json(os.path.join(expdir, "metrics_test.json"))
+    info = read_json(os.path.join(expdir, "info.json"))
+    test = read_json(os.path.join(expdir, "metrics_test.json"))
     return {
         "values": {m: test.get(m) for m in METRICS},
         "split": split_name(info),
@@ -187,13 +174,7 @@ def main(argv=None):
     except AblationError as exc:
         parser.exit(2, f"error: {exc}\n")
     text = markdown(rows)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".md", "w") as handle:
-        handle.write(text)
-    with open(args.out + ".csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["input"], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_table(args.out, text, rows, list(rows[0]) if rows else ["input"])
     print(text)
     print(f"written: {args.out}.md {args.out}.csv")
 

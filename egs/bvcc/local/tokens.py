@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Run several ``python -m upstream_tokens`` commands in one process.
+"""Run several ``distilmos-tokens`` commands in one process.
 
     python local/tokens.py "fit --csv data/bvcc/train.csv -u wavlm_base --out tokens/wavlm_base_k200" \
         "dump --csv data/bvcc/train.csv --store tokens/wavlm_base_k200 --split train" \
         "dump --csv data/bvcc/val.csv --store tokens/wavlm_base_k200 --split val"
 
-Each argument is one command line of ``python -m upstream_tokens`` (shell-quoted words); they run in
+Each argument is one command line of ``distilmos-tokens`` (shell-quoted words); they run in
 order and the first failure stops the rest with its exit status. The point is start-up time: one
 import of torch and s3prl instead of one per split. Under ``torchrun`` every rank runs the same list,
 and each command takes its shard from ``RANK``/``WORLD_SIZE`` as on the command line.
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
         except SystemExit as exc:  # argparse errors exit; report which command they belong to
             status = exc.code if isinstance(exc.code, int) else 2
         if status:
-            print(f"failed ({status}): python -m upstream_tokens {command}", file=sys.stderr)
+            print(f"failed ({status}): distilmos-tokens {command}", file=sys.stderr)
             return status
     return 0
 

@@ -3,12 +3,11 @@
 
     python egs/compress/local/make_clean_pool.py --out_dir D --n_clips 400 [--seed 0] [--seconds 1.5-3.5]
 
-Uses the demo corpus' speech synthesiser (egs/demo/local/make_corpus.py) without any degradation, so the
+Uses the stand-in corpora's speech synthesiser (distilmos.standins.speech) without any degradation, so the
 pool is clean in the way the demo's best systems are; a real run points --clean_dir at real clean speech.
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 
@@ -16,16 +15,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _corpus_module():
-    path = os.path.join(HERE, "..", "..", "demo", "local", "make_corpus.py")
-    spec = importlib.util.spec_from_file_location("demo_make_corpus", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["demo_make_corpus"] = module
-    spec.loader.exec_module(module)
-    return module
+from distilmos.standins.speech import synthesize_speech
 
 
 def main(argv=None) -> int:
@@ -35,12 +25,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", default="1.5-3.5", help="MIN-MAX clip length")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    corpus = _corpus_module()
     low, high = (float(v) for v in args.seconds.split("-"))
     os.makedirs(args.out_dir, exist_ok=True)
     for i in tqdm(range(args.n_clips), desc="clean pool", unit="clip", file=sys.stderr):
         rng = np.random.default_rng([args.seed, i])  # one clip's randomness is its own
-        wav = corpus.synthesize_speech(rng, 16000, float(rng.uniform(low, high)))
+        wav = synthesize_speech(rng, 16000, float(rng.uniform(low, high)))
         sf.write(os.path.join(args.out_dir, f"clean{i:05d}.wav"), wav.astype(np.float32), 16000, subtype="PCM_16")
     print(f"{args.n_clips} clean clips -> {args.out_dir}")
     return 0

@@ -7,9 +7,19 @@ set, write the table. Each step is a subcommand, so run.sh can skip finished one
     python local/benchmark.py score --model P --manifest exp/M/sets.json --outdir exp/M [--device cuda]
     python local/benchmark.py table --manifest exp/M/sets.json --outdir exp/M
     python local/benchmark.py combine --runs LABEL=DIR ... --out exp/upstreams   # one row per run
+    # the leaderboard: several models, each scored into <cachedir>/<its identity>, one row each
+    python local/benchmark.py models --models M1 LABEL=hf://... peer://distillmos --outdir exp/L
+    python local/benchmark.py score --models_json exp/L/models.json --manifest exp/L/sets.json --cachedir exp/cache
+    python local/benchmark.py board --models_json exp/L/models.json --manifest exp/L/sets.json --cachedir exp/cache \
+        --out exp/L/leaderboard
 
-Results per test set ``<corpus>_<split>``: ``metrics_<corpus>_<split>.json`` and
-``predictions_<corpus>_<split>.csv``, the formats of ``run_downstream.py -m evaluate`` (run.sh stage 4).
+A model is any reference ``distilmos-predict`` takes (a predictor file, ``hf://<owner>/<repo>/<file>``, a
+``peer://`` predictor) or an experiment checkpoint (exported once). Results per test set ``<corpus>_<split>``:
+``metrics_<corpus>_<split>.json`` and ``predictions_<corpus>_<split>.csv``, the formats of
+``run_downstream.py -m evaluate`` (run.sh stage 4), and ``scored.json``: which model they are of (its
+identity: the predictor file's sha256, or the peer's name and package version), each set's data list
+sha256, files, seconds and files/s, and the machine. A set is scored again only when it was scored by
+another model or from another data list (or with ``--overwrite``).
 """
 
 from __future__ import annotations
@@ -17,10 +27,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
+import re
 import sys
+import time
 
+from distilmos.corpora.benchmark_sets import RootsError, read_roots  # noqa: F401 (also this script's API)
+from distilmos.corpora.benchmark_sets import prepare_sets as prep
 from distilmos.errors import ToolkitError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RECORD = "scored.json"
 
 LEVELS = ("utt", "sys")
 METRICS = ("MSE", "LCC", "SRCC", "KTAU")
@@ -28,104 +46,36 @@ COLUMNS = [f"{level}_{m}" for level in LEVELS for m in METRICS]
 
 
 class BenchmarkError(ToolkitError, ValueError):
-    """A roots file, model or manifest the benchmark cannot use; the message names it."""
-
-
-# ---- prep -----------------------------------------------------------------------------------------
-
-
-def read_roots(path: str) -> dict[str, str | None]:
-    """``{corpus: root or None}`` from a YAML mapping; relative roots are taken from the file's folder."""
-    import yaml
-
-    from distilmos import corpora
-
-    if not os.path.isfile(path):
-        raise BenchmarkError(
-            f"{path}: no such roots file; write one mapping corpus names to their folders "
-            f"(see egs/mosbench/conf/roots.example.yaml); corpora: {', '.join(corpora.CORPORA)}"
-        )
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    if not isinstance(data, dict):
-        raise BenchmarkError(f"{path}: expected a mapping 'corpus: folder', got {type(data).__name__}")
-    roots = {}
-    for key, value in data.items():
-        name = corpora.corpus(str(key)).name  # an unknown name is an error listing the known ones
-        if value in (None, ""):
-            roots[name] = None
-        else:
-            value = os.path.expanduser(str(value))
-            roots[name] = value if os.path.isabs(value) else os.path.join(os.path.dirname(os.path.abspath(path)), value)
-    return roots
-
-
-def prep(roots_path: str, datadir: str, manifest: str, only: list[str] | None = None) -> dict:
-    """Prepare every corpus of the roots file that is present (stamped: a done one is kept) and write the
-    manifest: the test sets to score and the corpora skipped, with why."""
-    from distilmos import corpora
-
-    roots = read_roots(roots_path)
-    names = [corpora.corpus(n).name for n in only] if only else list(corpora.CORPORA)
-    sets, skipped = [], []
-    for name in names:
-        spec = corpora.CORPORA[name]
-        root = roots.get(name)
-        if not spec.test_splits:  # a training set of the benchmark (URGENT 2024 MOS): nothing to score
-            skipped.append({"corpus": name, "reason": "a training set: it ships no test split"})
-            continue
-        if name not in roots:
-            skipped.append({"corpus": name, "reason": f"not in {os.path.basename(roots_path)}"})
-            continue
-        if root is None or not os.path.isdir(root):
-            skipped.append({"corpus": name, "reason": "no root given" if root is None else f"{root} not found"})
-            continue
-        out_dir = os.path.join(datadir, name)
-        counts = corpora.prepare(name, root, out_dir)
-        state = "kept (prepared before)" if all(v is None for v in counts.values()) else "prepared"
-        print(f"{name}: {state} -> {out_dir} ({', '.join(counts)})", file=sys.stderr)
-        for split in spec.test_splits:
-            if split in counts:
-                sets.append(
-                    {
-                        "name": f"{name}/{split}",
-                        "key": f"{name}_{split}",
-                        "corpus": name,
-                        "split": split,
-                        "csv": os.path.abspath(os.path.join(out_dir, f"{split}.csv")),
-                    }
-                )
-            else:
-                skipped.append({"corpus": f"{name}/{split}", "reason": "split not in this copy of the corpus"})
-    from distilmos.fileio import atomic_write
-
-    result = {"roots": os.path.abspath(roots_path), "sets": sets, "skipped": skipped}
-    with atomic_write(manifest) as handle:
-        json.dump(result, handle, indent=1)
-    for entry in skipped:
-        print(f"skipped: {entry['corpus']} ({entry['reason']})", file=sys.stderr)
-    if not sets:
-        raise BenchmarkError(f"{roots_path}: none of its corpora is present; nothing to evaluate")
-    return result
+    """A model or manifest the benchmark cannot use; the message names it."""
 
 
 # ---- model ----------------------------------------------------------------------------------------
 
 
-def resolve_model(model: str, outdir: str) -> str:
-    """A predictor file for ``model``: itself when it is one, else an experiment checkpoint exported to
-    ``<outdir>/model.pt`` (kept when newer than the checkpoint)."""
+def resolve_model(model: str, outdir: str, name: str = "model.pt") -> str:
+    """What :func:`distilmos.predictor.load` takes for ``model``: a ``peer://`` reference as it is (its package
+    checked), a predictor file (an ``hf://`` one from the hub cache) as its absolute path, or an experiment
+    checkpoint exported to ``<outdir>/<name>`` (kept when newer than the checkpoint)."""
+    from distilmos.predictor import peers
     from distilmos.predictor.export import export
     from distilmos.predictor.fileformat import PredictorFileError, read_predictor
+    from distilmos.predictor.sources import is_hub, is_peer, resolve
 
-    if not os.path.isfile(model):
-        raise BenchmarkError(f"{model}: no such model (a predictor file or an experiment checkpoint)")
+    if is_peer(model):
+        peers.require(peers.spec(model))
+        return model
+    path = resolve(model)
+    if not os.path.isfile(path):
+        raise BenchmarkError(
+            f"{model}: no such model (a predictor file, an experiment checkpoint, an hf:// file or a peer://)"
+        )
     try:
-        read_predictor(model)
-        return os.path.abspath(model)
+        read_predictor(path)
+        return os.path.abspath(path)
     except PredictorFileError:
-        pass
-    out = os.path.join(outdir, "model.pt")
+        if is_hub(model):
+            raise
+    out = os.path.join(outdir, name)
     if os.path.isfile(out) and os.path.getmtime(out) >= os.path.getmtime(model):
         print(f"{out}: exported before from {model}; kept", file=sys.stderr)
         return os.path.abspath(out)
@@ -137,23 +87,66 @@ def resolve_model(model: str, outdir: str) -> str:
 # ---- score ----------------------------------------------------------------------------------------
 
 
+def read_record(folder: str) -> dict | None:
+    """``<folder>/scored.json`` (see the module docstring), or ``None``."""
+    path = os.path.join(folder, RECORD)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _stale(entry: dict, folder: str, record: dict | None) -> str | None:
+    """Why the set ``entry`` must be scored (again) in ``folder``, or ``None`` when its results are current."""
+    from distilmos.fileio import sha256_file
+
+    if not os.path.isfile(os.path.join(folder, f"metrics_{entry['key']}.json")):
+        return "not scored"
+    if record is None:  # results of a version that kept no record: kept, as it always did
+        return None
+    done = record["sets"].get(entry["key"])
+    if done is None:
+        return "no record of its scoring"
+    if done["list_sha256"] != sha256_file(entry["csv"]):
+        return "its data list changed"
+    return None
+
+
 def score(
     model: str, manifest: str, outdir: str, *, device: str = "auto", batch_size: int = 16, overwrite: bool = False
-) -> None:
-    """Score every test set of the manifest with the predictor file (its own batching and windowing),
-    skipping sets whose metrics file exists unless ``overwrite``."""
+) -> dict:
+    """Score every test set of the manifest with ``model`` (a predictor file or a ``peer://``; its own batching
+    and windowing) into ``outdir``, keeping the sets scored before by the same model from the same data list
+    unless ``overwrite``; return the record (``scored.json``)."""
     from distilmos.data.datalist import read_datalist
     from distilmos.eval.metrics import compute_metrics
     from distilmos.eval.results import write_results
+    from distilmos.fileio import atomic_write, sha256_file
     from distilmos.predictor import load
+    from distilmos.predictor.sources import identity
 
     sets = read_manifest(manifest)["sets"]
-    todo = [s for s in sets if overwrite or not os.path.isfile(os.path.join(outdir, f"metrics_{s['key']}.json"))]
+    who = identity(model)
+    previous = read_record(outdir)
+    record = {"model": who, "sets": {}}
+    if previous is not None and previous["model"]["key"] != who["key"]:
+        print(
+            f"{outdir}: holds the results of another model ({previous['model']['ref']}); scoring again", file=sys.stderr
+        )
+        overwrite = True
+    elif previous is not None:
+        record = previous
+    todo = []
     for entry in sets:
-        if entry not in todo:
+        why = "--overwrite" if overwrite else _stale(entry, outdir, previous)
+        if why is None:
             print(f"{entry['name']}: scored before; kept", file=sys.stderr)
+            continue
+        if why != "not scored":
+            print(f"{entry['name']}: scoring again ({why})", file=sys.stderr)
+        todo.append(entry)
     if not todo:
-        return
+        return record
     import warnings
 
     import torch
@@ -163,11 +156,20 @@ def score(
     warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
     torch.set_flush_denormal(True)
+    from distilmos.eval.machine import describe_machine, machine  # as every benchmark describes its machine
+
     predictor = load(model, device=device, batch_size=batch_size)
+    host = machine(str(predictor.device), torch.get_num_threads())
+    host.pop("load_average_1min", None)  # of the moment, not of the machine: one line per machine in the table
+    host = describe_machine(host)
+    record.update(model=who, title=predictor.card.get("title"), parameters=predictor.pipeline.num_parameters())
+    os.makedirs(outdir, exist_ok=True)
     for entry in todo:
         utts = read_datalist(entry["csv"], check_audio=False)  # checked when prepared
         print(f"{entry['name']}: scoring {len(utts)} utterances", file=sys.stderr)
+        started = time.perf_counter()
         results = predictor.score_files([u.wav_path for u in utts], progress=True)
+        seconds = time.perf_counter() - started
         failed = [r for r in results if not r.ok]
         kept = [(u, r) for u, r in zip(utts, results) if r.ok]
         if not kept:
@@ -178,9 +180,20 @@ def score(
             for result in failed:
                 print(f"  could not score: {result.error}", file=sys.stderr)
         write_results(outdir, entry["key"], metrics, [(u.sample_id, u.system_id, u.score, r.pred) for u, r in kept])
+        record["sets"][entry["key"]] = {
+            "list_sha256": sha256_file(entry["csv"]),
+            "n_files": len(utts),
+            "n_failed": len(failed),
+            "seconds": round(seconds, 3),
+            "files_per_s": len(utts) / seconds if seconds > 0 else None,
+            "machine": host,
+        }
+        with atomic_write(os.path.join(outdir, RECORD)) as handle:  # after the results: a kill between rescores
+            json.dump(record, handle, indent=1)
         print(
             f"{entry['name']}: utt SRCC {metrics['utt_SRCC']:.3f}, sys SRCC {metrics['sys_SRCC']:.3f}", file=sys.stderr
         )
+    return record
 
 
 # ---- table ----------------------------------------------------------------------------------------
@@ -343,6 +356,206 @@ def combine(runs: list[str], out: str, metric: str = "utt_SRCC") -> str:
     return markdown
 
 
+# ---- leaderboard ----------------------------------------------------------------------------------
+
+_LABEL = re.compile(r"^([A-Za-z0-9_.+-]+)=(.+)$")
+
+
+def split_label(item: str) -> tuple[str | None, str]:
+    """``LABEL=REF`` -> ``(LABEL, REF)``; a bare reference -> ``(None, REF)``."""
+    match = _LABEL.match(item)
+    return (match.group(1), match.group(2)) if match else (None, item)
+
+
+def default_label(ref: str) -> str:
+    """A row name: a peer's title (``Distill-MOS``), else the file name without its extension."""
+    from distilmos.predictor import peers
+    from distilmos.predictor.sources import is_hub, is_peer, parse_hub
+
+    if is_peer(ref):
+        return peers.spec(ref).title
+    path = parse_hub(ref).path if is_hub(ref) else ref
+    return os.path.splitext(os.path.basename(path.rstrip("/")))[0] or path
+
+
+def resolve_models(items: list[str], outdir: str) -> list[dict]:
+    """``[{label, ref, model, identity}]`` of the models to rank: ``model`` is what ``load`` takes (see
+    :func:`resolve_model`; a checkpoint is exported to ``<outdir>/models/<label>.pt``), ``identity`` which
+    model it is (:func:`distilmos.predictor.sources.identity`), its ``key`` naming its results folder. Every
+    model is checked here, before any scoring."""
+    from distilmos.predictor.sources import identity
+
+    if not items:
+        raise BenchmarkError("no model given: --models takes one or more references (LABEL=REF to name a row)")
+    models, labels = [], set()
+    for item in items:
+        label, ref = split_label(item)
+        label = label or default_label(ref)
+        if label in labels:
+            raise BenchmarkError(f"{item}: a second model named {label!r}; name each row: LABEL=REF")
+        labels.add(label)
+        model = resolve_model(ref, os.path.join(outdir, "models"), f"{label}.pt")
+        models.append({"label": label, "ref": ref, "model": model, "identity": identity(model)})
+    return models
+
+
+def write_models(models: list[dict], path: str) -> None:
+    from distilmos.fileio import atomic_write
+
+    with atomic_write(path) as handle:
+        json.dump(models, handle, indent=1)
+
+
+def read_models(path: str) -> list[dict]:
+    if not os.path.isfile(path):
+        raise BenchmarkError(f"{path}: no such model list (run the model stage first)")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def score_models(models: list[dict], manifest: str, cachedir: str, **settings) -> None:
+    """Score each model into ``<cachedir>/<identity key>`` (:func:`score`: what is there is kept)."""
+    for entry in models:
+        folder = os.path.join(cachedir, entry["identity"]["key"])
+        print(f"== {entry['label']} ({entry['ref']}) -> {folder}", file=sys.stderr)
+        score(entry["model"], manifest, folder, **settings)
+
+
+def board_rows(models: list[dict], manifest: dict, cachedir: str) -> list[dict]:
+    """One row per model: its per-set metrics, their means, parameters, files/s and machines, best first."""
+    rows = []
+    for entry in models:
+        folder = os.path.join(cachedir, entry["identity"]["key"])
+        sets = collect(manifest, folder)
+        record = read_record(folder) or {"sets": {}}
+        timed = [record["sets"][s["key"]] for s in manifest["sets"] if s["key"] in record["sets"]]
+        seconds = sum(t["seconds"] for t in timed)
+        rows.append(
+            {
+                "label": entry["label"],
+                "ref": entry["ref"],
+                "key": entry["identity"]["key"],
+                "sets": {r["name"]: r["metrics"] for r in sets},
+                "mean": mean_row(sets)["metrics"],
+                "parameters": record.get("parameters"),
+                "files_per_s": sum(t["n_files"] for t in timed) / seconds
+                if len(timed) == len(sets) and seconds
+                else None,
+                "machines": sorted({t["machine"] for t in timed}),
+            }
+        )
+    best = [r["mean"]["utt_SRCC"] for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: (best[i] is None, -(best[i] or 0.0), i))
+    return [rows[i] for i in order]
+
+
+def fmt_params(value) -> str:
+    if value is None:
+        return "n/a"
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return str(value)
+
+
+def write_board(models: list[dict], manifest: dict, cachedir: str, out: str, title: str) -> str:
+    """The leaderboard: ``<out>.md`` (utterance / system SRCC per test set, their means, parameters, files/s),
+    ``<out>.csv`` (the same, one row per model, with the references and identities) and ``<out>.png``; return
+    the Markdown."""
+    from distilmos.fileio import atomic_write
+
+    rows = board_rows(models, manifest, cachedir)
+    names = [s["name"] for s in manifest["sets"]]
+    header = ["model", "parameters", "files/s"] + names + ["mean utt SRCC", "mean sys SRCC"]
+    lines = [
+        f"# {title}",
+        "",
+        "Cells: utterance / system SRCC; means over the test sets; files/s: scoring speed (reading included, "
+        "loading not) on the machine below. Best mean utterance SRCC first.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
+    ]
+    for row in rows:
+        cells = [f"{fmt(row['sets'][n]['utt_SRCC'])} / {fmt(row['sets'][n]['sys_SRCC'])}" for n in names]
+        speed = "n/a" if row["files_per_s"] is None else f"{row['files_per_s']:.3g}"
+        mean = [fmt(row["mean"]["utt_SRCC"]), fmt(row["mean"]["sys_SRCC"])]
+        lines.append("| " + " | ".join([row["label"], fmt_params(row["parameters"]), speed] + cells + mean) + " |")
+    lines += ["", "Models: " + "; ".join(f"{r['label']} = `{r['ref']}`" for r in rows) + "."]
+    machines = sorted({m for r in rows for m in r["machines"]})
+    if machines:
+        lines += ["", "Scored on: " + " | ".join(machines) + "."]
+    if manifest["skipped"]:
+        lines += [
+            "",
+            "Skipped (not evaluated): " + "; ".join(f"{s['corpus']} ({s['reason']})" for s in manifest["skipped"]),
+        ]
+    markdown = "\n".join(lines) + "\n"
+    with atomic_write(out + ".md") as handle:
+        handle.write(markdown)
+    with atomic_write(out + ".csv", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        per_set = [f"{n}:{level}_SRCC" for n in names for level in LEVELS]
+        writer.writerow(
+            ["model", "ref", "identity", "parameters", "files_per_s", "mean_utt_SRCC", "mean_sys_SRCC"] + per_set
+        )
+        for row in rows:
+            values = [row["mean"]["utt_SRCC"], row["mean"]["sys_SRCC"]]
+            values += [row["sets"][n][f"{level}_SRCC"] for n in names for level in LEVELS]
+            writer.writerow(
+                [row["label"], row["ref"], row["key"], row["parameters"] or "", row["files_per_s"] or ""]
+                + ["" if v is None else repr(float(v)) for v in values]
+            )
+    plot_board(rows, names, out + ".png", title)
+    return markdown
+
+
+def plot_board(rows: list[dict], names: list[str], path: str, title: str) -> None:
+    """Left: utterance SRCC per model and test set (a heat map); right: mean utterance SRCC against parameters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.array(
+        [[np.nan if r["sets"][n]["utt_SRCC"] is None else r["sets"][n]["utt_SRCC"] for n in names] for r in rows],
+        dtype=float,
+    )
+    fig, (heat, scatter) = plt.subplots(
+        1,
+        2,
+        figsize=(max(9, 0.55 * len(names) + 6), max(3.5, 0.45 * len(rows) + 2)),
+        gridspec_kw={"width_ratios": [max(2, len(names)), 4]},
+    )
+    image = heat.imshow(grid, cmap="RdYlGn", vmin=-1, vmax=1, aspect="auto")
+    heat.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    heat.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=8)
+    for (i, j), value in np.ndenumerate(grid):
+        if math.isfinite(value):
+            heat.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6)
+    heat.set_title("utterance SRCC per test set", fontsize=9)
+    fig.colorbar(image, ax=heat, fraction=0.03)
+    for row in rows:
+        mean = row["mean"]["utt_SRCC"]
+        if row["parameters"] and mean is not None:
+            scatter.scatter(row["parameters"], mean)
+            scatter.annotate(
+                row["label"], (row["parameters"], mean), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+    scatter.set_xscale("log")
+    scatter.set_xlabel("parameters")
+    scatter.set_ylabel("mean utterance SRCC")
+    scatter.grid(alpha=0.3)
+    scatter.set_title("accuracy against size", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 # ---- command line ---------------------------------------------------------------------------------
 
 
@@ -357,10 +570,16 @@ def main(argv=None) -> int:
     p = sub.add_parser("model", help="print the predictor file of a model (exporting a checkpoint)")
     p.add_argument("--model", required=True)
     p.add_argument("--outdir", required=True)
-    p = sub.add_parser("score", help="score every test set of the manifest")
-    p.add_argument("--model", required=True, help="predictor file")
-    p.add_argument("--manifest", required=True)
+    p = sub.add_parser("models", help="check and resolve several models; write their list (models.json)")
+    p.add_argument("--models", nargs="+", required=True, help="REF or LABEL=REF ...")
     p.add_argument("--outdir", required=True)
+    p = sub.add_parser("score", help="score every test set of the manifest")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="predictor file or peer:// (results into --outdir)")
+    which.add_argument("--models_json", help="the model list (results into --cachedir/<identity>)")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--outdir", help="with --model")
+    p.add_argument("--cachedir", help="with --models_json")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--overwrite", action="store_true")
@@ -369,6 +588,12 @@ def main(argv=None) -> int:
     p.add_argument("--outdir", required=True)
     p.add_argument("--out", help="output path without extension (default <outdir>/mosbench)")
     p.add_argument("--title", default="MOS-Bench")
+    p = sub.add_parser("board", help="the leaderboard of the model list: Markdown, CSV, plot")
+    p.add_argument("--models_json", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--cachedir", required=True)
+    p.add_argument("--out", required=True, help="output path without extension")
+    p.add_argument("--title", default="MOS-Bench leaderboard")
     p = sub.add_parser("combine", help="one table of several benchmarks, one row each")
     p.add_argument("--runs", nargs="+", required=True, help="LABEL=BENCHMARK_FOLDER ...")
     p.add_argument("--out", required=True)
@@ -379,15 +604,26 @@ def main(argv=None) -> int:
             prep(args.roots, args.datadir, args.manifest, args.corpora)
         elif args.command == "model":
             print(resolve_model(args.model, args.outdir))
+        elif args.command == "models":
+            models = resolve_models(args.models, args.outdir)
+            write_models(models, os.path.join(args.outdir, "models.json"))
+            for entry in models:
+                print(f"{entry['label']}: {entry['ref']} ({entry['identity']['key']})", file=sys.stderr)
         elif args.command == "score":
-            score(
-                args.model,
-                args.manifest,
-                args.outdir,
-                device=args.device,
-                batch_size=args.batch_size,
-                overwrite=args.overwrite,
+            settings = {"device": args.device, "batch_size": args.batch_size, "overwrite": args.overwrite}
+            if args.model:
+                if not args.outdir:
+                    parser.error("score --model needs --outdir")
+                score(args.model, args.manifest, args.outdir, **settings)
+            else:
+                if not args.cachedir:
+                    parser.error("score --models_json needs --cachedir")
+                score_models(read_models(args.models_json), args.manifest, args.cachedir, **settings)
+        elif args.command == "board":
+            markdown = write_board(
+                read_models(args.models_json), read_manifest(args.manifest), args.cachedir, args.out, args.title
             )
+            print(markdown, end="")
         elif args.command == "table":
             print(
                 write_table(

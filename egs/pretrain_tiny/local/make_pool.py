@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from espeak import OUTPUT_RATE, Espeak  # this recipe's local/espeak.py, beside this script
 from tqdm import tqdm
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "..", "demo", "local"))
-import make_corpus  # noqa: E402 (moves into the package)
-from espeak import OUTPUT_RATE, Espeak  # noqa: E402
+from distilmos.standins.degradations import BVCC_KINDS, degrade
+from distilmos.standins.speech import synthesize_speech
 
 # eSpeak NG voice variants on two English accents: four male and four female voices. Only variants whose
 # samples are the same in every process: f2, f3 and f5 add breath noise that differs from run to run.
@@ -157,18 +155,18 @@ def espeak_utterance(synth: Espeak, rng: np.random.Generator) -> tuple:
     wav += 1e-4 * rng.standard_normal(len(wav))  # the demo's faint noise floor: no digital silence
     degradation = "clean"
     if rng.random() < DEGRADED_FRACTION:
-        degradation = make_corpus.BVCC_KINDS[int(rng.integers(len(make_corpus.BVCC_KINDS)))]
-        wav = make_corpus.degrade(wav, OUTPUT_RATE, rng, {degradation: float(rng.uniform(0.2, 1.0))})
+        degradation = BVCC_KINDS[int(rng.integers(len(BVCC_KINDS)))]
+        wav = degrade(wav, OUTPUT_RATE, rng, {degradation: float(rng.uniform(0.2, 1.0))})
     return wav, {"source": "espeak", "voice": voice, "rate": rate, "degradation": degradation, "text": text}
 
 
 def generated_utterance(rng: np.random.Generator) -> tuple:
     """``(wav, labels)`` of the demo generator's speech-like audio, degraded like one of its systems."""
-    wav = make_corpus.synthesize_speech(rng, OUTPUT_RATE, float(rng.uniform(1.5, 4.0)))
+    wav = synthesize_speech(rng, OUTPUT_RATE, float(rng.uniform(1.5, 4.0)))
     degradation = "clean"
     if rng.random() < DEGRADED_FRACTION:
-        degradation = make_corpus.BVCC_KINDS[int(rng.integers(len(make_corpus.BVCC_KINDS)))]
-        wav = make_corpus.degrade(wav, OUTPUT_RATE, rng, {degradation: float(rng.uniform(0.2, 1.0))})
+        degradation = BVCC_KINDS[int(rng.integers(len(BVCC_KINDS)))]
+        wav = degrade(wav, OUTPUT_RATE, rng, {degradation: float(rng.uniform(0.2, 1.0))})
     return wav, {"source": "generated", "voice": "", "rate": "", "degradation": degradation, "text": ""}
 
 

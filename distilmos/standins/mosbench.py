@@ -1,34 +1,34 @@
-#!/usr/bin/env python
-"""Write small synthetic corpora in the distributed layouts of the MOS-Bench corpora.
+"""Small synthetic corpora in the distributed layouts of the MOS-Bench corpora.
 
-    python egs/demo/local/make_mosbench.py --out_dir D [--seed 0] [--corpora "singmos nisqa ..."] [--utts 4]
+    distilmos-standins mosbench --out_dir D [--seed 0] [--corpora "singmos nisqa ..."] [--utts 4]
 
 One folder per corpus under ``D`` (``D/<corpus>/``), laid out as the real corpus ships (see
 ``distilmos/corpora/<corpus>.py`` for each layout): the score files with their real names, columns and
 id conventions, listener-rating files where the corpus has them (averaged by the preparation), audio at
 the corpus's own sample rate (8 kHz PSTN to 48 kHz NISQA, so resampling on reading is exercised). The
-speech is the demo generator's (``make_corpus.py``), with noise at an SNR that falls with each
-system's quality. ``D/mosbench_record.json`` holds what was written, per corpus and split as the
-preparation must find it, for tests. The same seed gives the same files.
+speech is the stand-ins' own (:mod:`.speech`), with noise at an SNR that falls with each system's quality.
+``D/mosbench_record.json`` holds what was written, per corpus and split as the preparation must find it,
+for tests. The same seed gives the same files.
 
-BVCC and SOMOS layouts are written by ``make_corpus.py``.
+BVCC and SOMOS layouts are written by :mod:`.bvcc_somos`.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
-import sys
 from collections.abc import Callable
 
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_corpus import add_noise, synthesize_speech  # noqa: E402  (the demo's speech generator)
+from distilmos.errors import ConfigError
+
+from .degradations import add_noise
+from .output import check_out_dir
+from .speech import synthesize_speech
 
 RECORD = "mosbench_record.json"
 
@@ -428,14 +428,13 @@ def make_mosbench(out_dir: str, seed: int = 0, corpora=None, utts: int = 4) -> d
     corpora = list(corpora or GENERATORS)
     unknown = [c for c in corpora if c not in GENERATORS]
     if unknown:
-        raise ValueError(f"unknown corpora {unknown}; known: {', '.join(GENERATORS)}")
+        raise ConfigError(f"unknown corpora {', '.join(unknown)}; known: {', '.join(GENERATORS)}")
     if utts < 2:
-        raise ValueError("need at least 2 utterances per system")
+        raise ConfigError("need at least 2 utterances per system (--utts)")
+    check_out_dir(out_dir, [os.path.join(out_dir, name) for name in corpora])  # before writing any of them
     record = {}
     for name in corpora:
         root = os.path.join(out_dir, name)
-        if os.path.exists(root) and os.listdir(root):
-            raise FileExistsError(f"{root} exists and is not empty; choose another --out_dir")
         # a seed per corpus, so that one corpus's files do not depend on which others were asked for
         writer = Writer(root, np.random.default_rng([seed, list(GENERATORS).index(name)]), utts)
         GENERATORS[name](writer)
@@ -443,24 +442,3 @@ def make_mosbench(out_dir: str, seed: int = 0, corpora=None, utts: int = 4) -> d
     with open(os.path.join(out_dir, RECORD), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=1)
     return record
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--corpora", default=" ".join(GENERATORS), help="space-separated corpus names")
-    parser.add_argument("--utts", type=int, default=4, help="utterances per system and split")
-    args = parser.parse_args(argv)
-    try:
-        record = make_mosbench(args.out_dir, args.seed, args.corpora.split(), args.utts)
-    except (ValueError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for name, splits in record.items():
-        print(f"{os.path.join(args.out_dir, name)}: " + ", ".join(f"{s} {len(u)}" for s, u in splits.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The demo's upstream as run.sh options: prints "--upstream NAME --upstream_ckpt PATH".
+# The offline recipes' tiny upstream (egs/demo, egs/compress) as egs/bvcc/run.sh options: prints
+# "--upstream NAME --upstream_ckpt PATH".
 #
-#   local/tiny_upstream.sh pretrained|random WORKDIR SEED
+#   egs/utils/tiny_upstream.sh pretrained|random WORKDIR SEED
 #
 # pretrained: the tiny HuBERT pretrained offline and shipped in egs/demo/pretrained (hubert_local);
 # random: a randomly initialised tiny WavLM (wavlm_local), written into WORKDIR once.
@@ -10,12 +11,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 kind="$1" workdir="$2" seed="$3"
 case "${kind}" in
     pretrained)
-        ckpt="${here}/../pretrained/tiny_hubert.pt"
+        ckpt="${here}/../demo/pretrained/tiny_hubert.pt"
         [ -f "${ckpt}" ] || { echo "missing ${ckpt}: make it with egs/pretrain_tiny/run.sh" >&2; exit 1; }
         echo "--upstream hubert_local --upstream_ckpt $(cd "$(dirname "${ckpt}")" && pwd)/tiny_hubert.pt" ;;
     random)
         ckpt="${workdir}/tiny_wavlm.pt"
-        [ -f "${ckpt}" ] || python -m distilmos.upstream.tiny --arch wavlm --size tiny --seed "${seed}" \
+        [ -f "${ckpt}" ] || distilmos-tiny-upstream --arch wavlm --size tiny --seed "${seed}" \
             --out "${ckpt}" >&2
         echo "--upstream wavlm_local --upstream_ckpt ${ckpt}" ;;
     *)

@@ -1,0 +1,67 @@
+"""``distilmos-standins`` (or ``python -m distilmos.standins``): one subcommand per generator.
+
+    distilmos-standins bvcc_somos --out_dir D [--seed 0] [--bvcc_systems 12] ...
+    distilmos-standins mosbench --out_dir D [--seed 0] [--corpora "singmos nisqa"] [--utts 4]
+
+Bad input (sizes a corpus cannot have, an unknown corpus, an output folder holding other files) is one
+message and exit status 2; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from distilmos.errors import ToolkitError
+
+from . import bvcc_somos, mosbench
+
+
+def _parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="distilmos-standins", description=__doc__, formatter_class=raw)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{bvcc_somos,mosbench}")
+
+    p = sub.add_parser("bvcc_somos", help="BVCC and SOMOS layouts", description=bvcc_somos.__doc__, formatter_class=raw)
+    p.add_argument("--out_dir", required=True, help="folder to write bvcc/, somos/ and record.json into")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bvcc_systems", type=int, default=12, help="including the one unseen system")
+    p.add_argument("--bvcc_utts_per_system", type=int, default=20)
+    p.add_argument("--somos_systems", type=int, default=8)
+    p.add_argument("--somos_utts_per_system", type=int, default=12)
+
+    p = sub.add_parser("mosbench", help="MOS-Bench layouts", description=mosbench.__doc__, formatter_class=raw)
+    p.add_argument("--out_dir", required=True, help="folder to write one folder per corpus into")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--corpora", default=" ".join(mosbench.GENERATORS), help="space-separated corpus names")
+    p.add_argument("--utts", type=int, default=4, help="utterances per system and split")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the stand-in corpora the subcommand names; exit status 0, or 2 with one error message."""
+    args = _parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        if args.command == "bvcc_somos":
+            record = bvcc_somos.make_corpus(
+                args.out_dir,
+                args.seed,
+                bvcc_systems=args.bvcc_systems,
+                bvcc_utts_per_system=args.bvcc_utts_per_system,
+                somos_systems=args.somos_systems,
+                somos_utts_per_system=args.somos_utts_per_system,
+            )
+            record = {corpus: record[corpus] for corpus in ("bvcc", "somos")}
+        else:
+            record = mosbench.make_mosbench(args.out_dir, args.seed, args.corpora.split(), args.utts)
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for corpus, splits in record.items():
+        sizes = ", ".join(f"{split} {len(utts)}" for split, utts in splits.items())
+        print(f"{os.path.join(args.out_dir, corpus)}: {sizes}")
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
