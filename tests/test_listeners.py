@@ -277,3 +277,21 @@ def test_table_rows_keep_listener_runs_apart_from_plain_ones(tmp_path):
         expdirs.append(str(expdir))
     runs = make_table.collect(expdirs)
     assert sorted(model for _, model in runs) == ["DistilMOS (ours)", "DistilMOS (ours) + listener"]
+
+
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_a_row_with_pred_std_reads_back_its_key_prediction_and_std(jsonl):
+    """A resumed or merged output matches its rows to the inputs by path and true score: with the
+    ``pred_std`` column before ``score``, the score is still found, and the std comes back for the metrics."""
+    from distilmos.predictor.inputs import Entry
+    from distilmos.predictor.predictor import FileResult
+    from distilmos.predictor.streaming import ScoreFormat
+
+    fmt = ScoreFormat(jsonl=jsonl, with_score=True, with_std=True)
+    entry = Entry("a,b.wav", 3.5, "sys1")
+    record = fmt.row(entry, FileResult(0, entry.wav_path, pred=3.25, std=0.5))
+    assert fmt.parse(record) == (fmt.entry_key(entry), 3.25, 0.5)
+    if not jsonl:
+        assert fmt.header() == b"wav_path,pred,pred_std,score\n"
+    plain = ScoreFormat(jsonl=jsonl, with_score=True)
+    assert "pred_std" not in plain.columns() and plain.parse(plain.row(entry, FileResult(0, "x", pred=3.0)))[2] is None
