@@ -175,6 +175,20 @@ def _shards(args):
     return nshard, rank
 
 
+def _run_options(args) -> dict:
+    """What fit, dump and cache take alike: device, batching, this process's shard, progress, overwrite."""
+    device = args.device or _default_device()
+    nshard, rank = _shards(args)
+    return {
+        "device": device,
+        "batching": _batching(args, device),
+        "nshard": nshard,
+        "rank": rank,
+        "progress": not args.quiet,
+        "overwrite": args.overwrite,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -200,8 +214,6 @@ def _run(args) -> dict:
         else:
             if not args.csv or not args.upstream:
                 build_parser().error("fit needs --csv and -u/--upstream (or --from_shards N)")
-            device = args.device or _default_device()
-            nshard, rank = _shards(args)
             result = fit_store(
                 args.csv,
                 args.upstream,
@@ -213,35 +225,21 @@ def _run(args) -> dict:
                 init_size=args.init_size,
                 backend=args.backend,
                 seed=args.seed,
-                device=device,
-                batching=_batching(args, device),
-                nshard=nshard,
-                rank=rank,
-                progress=not args.quiet,
-                overwrite=args.overwrite,
+                **_run_options(args),
             )
     elif args.command == "dump":
         from .dump import dump_split
 
-        device = args.device or _default_device()
-        nshard, rank = _shards(args)
         result = dump_split(
             args.csv,
             args.store,
             args.split,
-            device=device,
-            batching=_batching(args, device),
-            nshard=nshard,
-            rank=rank,
-            progress=not args.quiet,
-            overwrite=args.overwrite,
+            **_run_options(args),
             upstream_ckpt=args.upstream_ckpt,
         )
     elif args.command == "cache":
         from .feature_cache import dump_features
 
-        device = args.device or _default_device()
-        nshard, rank = _shards(args)
         result = dump_features(
             args.csv,
             args.store,
@@ -250,12 +248,7 @@ def _run(args) -> dict:
             args.upstream_ckpt,
             layers=args.layers,
             dtype=args.dtype,
-            device=device,
-            batching=_batching(args, device),
-            nshard=nshard,
-            rank=rank,
-            progress=not args.quiet,
-            overwrite=args.overwrite,
+            **_run_options(args),
         )
     elif args.command == "merge":
         from .splits import split_lock
