@@ -12,7 +12,8 @@
 # The corpus, upstream and data lists are those of the other learning checks (shared when --workdir is).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-. "${here}/../bvcc/path.sh"
+. "${here}/path.sh"
+. "${here}/../utils/lib.sh"
 
 workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 total_steps=200            # training steps per run
@@ -24,8 +25,7 @@ seed=0                     # corpus, upstream and training seed
 upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
 path_options="workdir"
 . "${here}/../utils/parse_options.sh"
-mkdir -p "${workdir}"
-workdir="$(cd "${workdir}" && pwd)"
+workdir="$(workdir_of "${workdir}")"
 start=$(date +%s)
 # these networks are small: one thread each runs them several times faster on a shared CPU than two
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
