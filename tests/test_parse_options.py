@@ -15,16 +15,22 @@ RECIPES = sorted(
 )
 
 
-def declared_options(script: Path) -> list:
-    """The `name=` lines above the line that sources the parser: the script's options."""
+def declared_options(script: Path, top: bool = True) -> list:
+    """The `name=` lines above the line that sources the parser, with those of the options files
+    (`. "${recipe}/local/x_options.sh"`) it sources there: the script's options."""
     names = []
     for line in script.read_text().splitlines():
-        if "parse_options.sh" in line and line.lstrip().startswith("."):
+        if top and "parse_options.sh" in line and line.lstrip().startswith("."):
             return names
+        shared = re.match(r'^\. "\$\{(?:recipe|here)\}/([^"]*_options\.sh)"', line)
+        if shared:
+            names += declared_options(script.parent / shared.group(1), top=False)
         match = re.match(r"^([a-z][a-z0-9_]*)=", line)
         if match and match.group(1) not in {"path_options", "file_options", "passthrough", "recipe", "here"}:
             names.append(match.group(1))
-    raise AssertionError(f"{script} does not source parse_options.sh")
+    if top:
+        raise AssertionError(f"{script} does not source parse_options.sh")
+    return names
 
 
 def bash(*args, cwd=REPO):
@@ -44,6 +50,30 @@ def test_help_lists_every_option_with_its_default(script):
     listed = re.findall(r"^  --([a-z0-9_]+) +\[", result.stdout, flags=re.M)
     assert listed == options
     assert not result.stdout.startswith("!"), "the shebang is not part of the help"
+
+
+def test_help_lists_an_options_files_options_where_it_is_sourced(tmp_path):
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "shared_options.sh").write_text(
+        '# options two toy scripts share\nshared=1  # from the options file\npath_options="shared"\n'
+    )
+    script = tmp_path / "toy.sh"
+    script.write_text(
+        '#!/usr/bin/env bash\n# a toy recipe\nhere="$(cd "$(dirname "$0")" && pwd)"\nfirst=a  # its own\n'
+        '. "${here}/local/shared_options.sh"\nlast=b  # its own too\n'
+        f". {REPO}/egs/utils/parse_options.sh\n"
+        'echo "first=${first} shared=${shared} last=${last}"\n'
+    )
+    result = bash(str(script), "--help")
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^  --([a-z0-9_]+) +\[(.*?)\] (.*)$", result.stdout, flags=re.M) == [
+        ("first", "a", "its own"),
+        ("shared", "1", "from the options file"),
+        ("last", "b", "its own too"),
+    ]
+    assert declared_options(script) == ["first", "shared", "last"]
+    result = bash(str(script), "--shared", "rel", cwd=tmp_path)
+    assert result.stdout.strip() == f"first=a shared={tmp_path}/rel last=b", result.stderr
 
 
 def write_script(tmp_path, body):

@@ -11,8 +11,10 @@
 # options are collected there, in order, for the script to hand on. Options named in `path_options` and
 # given on the command line are made absolute against the current directory (defaults are left to the
 # script); those in `file_options` only when they name an existing file (a checkpoint may also be a URL). An option whose default is `true` or `false` takes only those. `-h`/`--help` prints the script's header comment and its options with their defaults and
-# comments, read off the assignment lines above the line that sources this file. Positional arguments
-# are left in "$@".
+# comments, read off the assignment lines above the line that sources this file. Options that several
+# scripts of a recipe share live in an options file (`local/<x>_options.sh`, ESPnet's db.sh idea) that
+# each sources among its own (`. "${recipe}/local/<x>_options.sh"`); --help lists them there. Positional
+# arguments are left in "$@".
 
 __po_script="${BASH_SOURCE[1]:-$0}"
 
@@ -21,15 +23,30 @@ __po_usage() {
     awk 'NR == 1 && /^#!/ { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${__po_script}"
     echo
     echo "Options (default in brackets):"
-    # the option lines: `name=value  # comment` above the line that sources this file
-    awk '/parse_options\.sh/ { exit }
-         /^[a-z][a-z0-9_]*=/ && $0 !~ /^(path_options|file_options|passthrough|recipe|here)=/ {
-             line = $0; comment = ""
-             if (match(line, /[ \t]+# /)) { comment = substr(line, RSTART + RLENGTH); line = substr(line, 1, RSTART - 1) }
-             eq = index(line, "="); name = substr(line, 1, eq - 1); value = substr(line, eq + 1)
-             gsub(/^["'\'']|["'\'']$/, "", value)
-             printf "  --%-20s [%s] %s\n", name, value, comment
-         }' "${__po_script}"
+    # the option lines: `name=value  # comment` above the line that sources this file, and those of an
+    # options file (`. "${recipe}/local/x_options.sh"`) where the script sources it
+    awk -v dir="$(dirname "${__po_script}")" '
+        function options(file, top,   line, comment, eq, name, value) {
+            while ((getline line < file) > 0) {
+                if (top && line ~ /parse_options\.sh/) break
+                if (line ~ /^\. "\$\{(recipe|here)\}\/[^"]*_options\.sh"/) {
+                    sub(/^\. "\$\{(recipe|here)\}\//, "", line); sub(/".*/, "", line)
+                    options(dir "/" line, 0)
+                    continue
+                }
+                if (line !~ /^[a-z][a-z0-9_]*=/) continue
+                if (line ~ /^(path_options|file_options|passthrough|recipe|here)=/) continue
+                comment = ""
+                if (match(line, /[ \t]+# /)) {
+                    comment = substr(line, RSTART + RLENGTH); line = substr(line, 1, RSTART - 1)
+                }
+                eq = index(line, "="); name = substr(line, 1, eq - 1); value = substr(line, eq + 1)
+                gsub(/^["'\'']|["'\'']$/, "", value)
+                printf "  --%-20s [%s] %s\n", name, value, comment
+            }
+            close(file)
+        }
+        BEGIN { options(ARGV[1], 1); exit }' "${__po_script}"
 }
 
 __po_given=
