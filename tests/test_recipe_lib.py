@@ -20,7 +20,17 @@ LIB = EGS / "utils" / "lib.sh"
 RECIPE_SCRIPTS = sorted(
     p for p in EGS.glob("*/*.sh") if p.parent.name != "utils" and "utils/parse_options.sh" in p.read_text()
 )
-LIB_FUNCTIONS = ("log", "in_stages", "todo", "done_stage", "run", "announce", "refuse_passthrough", "abspath")
+LIB_FUNCTIONS = (
+    "log",
+    "in_stages",
+    "todo",
+    "done_stage",
+    "run",
+    "announce",
+    "sweep_run",
+    "refuse_passthrough",
+    "abspath",
+)
 
 
 def bash(script: str, *args, cwd=REPO):
@@ -62,6 +72,17 @@ run echo "a b" 'c'"""
     status, out, err = bash(script)
     assert status == 0, err
     assert out.splitlines() == ["=== first run", "a b c", r"echo a\ b c "]
+
+
+def test_sweep_run_announces_and_hands_on_the_passthrough_options():
+    script = """passthrough=(--batch_size 16)
+sweep_run "first run" echo "a b"
+dry_run=true
+sweep_run "not shown" echo "a b"
+"""
+    status, out, err = bash(script)
+    assert status == 0, err
+    assert out.splitlines() == ["=== first run", "a b --batch_size 16", r"echo a\ b --batch_size 16 "]
 
 
 def test_refuse_passthrough_names_the_option_and_the_fix():

@@ -15,45 +15,36 @@ set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/../utils/lib.sh"
-. "${recipe}/local/names.sh"
+. "${recipe}/local/sweep_options.sh"  # the run names; --bvcc_root, --somos_root, --device, --exproot, --dry_run
 
-bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
-somos_root=                # SOMOS folder (audios/, training_files/)
 upstream=wavlm_base        # the upstream of the sweep (the paper: WavLM Base)
 upstream_ckpt=             # its checkpoint, for a *_local upstream
 ks="50 100 150 200 250 300"  # the values of k
 seeds="0"                  # training seeds; the plot averages them
 baseline_variants=         # variants to train as reference lines (e.g. "ssl_mos no_token mse_distill")
 baselines=                 # finished experiment folders as more reference lines
-device=cuda                # cuda or cpu
 ngpu=1                     # processes per run (torchrun)
 total_steps=10000          # training steps per run
-exproot="${recipe}/exp"    # where experiment folders and the plot go
 out=                       # output prefix; default: <exproot>/ksweep
-dry_run=false              # print the commands instead of running them
-path_options="bvcc_root somos_root exproot out"
+path_options+=" out"
 file_options="upstream_ckpt"
-passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
 refuse_passthrough "see --ks, --seeds" variant n_clusters seed expdir
 dirs=
 for dir in ${baselines}; do dirs+=" $(abspath "${dir}")"; done
 baselines="${dirs}"
 
-tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
+use_upstream "${upstream}=${upstream_ckpt}"
 out="${out:-${exproot}/ksweep}"
-ckpt_args=()
-[ -n "${upstream_ckpt}" ] && ckpt_args=(--upstream_ckpt "${upstream_ckpt}")
-common=(--bvcc_root "${bvcc_root}" --somos_root "${somos_root}" --upstream "${upstream}" "${ckpt_args[@]}"
+common=(--bvcc_root "${bvcc_root}" --somos_root "${somos_root}" "${upstream_args[@]}"
         --device "${device}" --ngpu "${ngpu}" --total_steps "${total_steps}")
 
 expdirs=()
 for k in ${ks}; do
     for seed in ${seeds}; do
         expdir="${exproot}/$(run_name distilmos "${tag}" "${k}" "${seed}")"
-        announce "distilmos ${tag} k=${k} seed ${seed} -> ${expdir}"
-        run "${recipe}/run.sh" "${common[@]}" --variant distilmos --n_clusters "${k}" --seed "${seed}" \
-            --expdir "${expdir}" "${passthrough[@]}"
+        sweep_run "distilmos ${tag} k=${k} seed ${seed} -> ${expdir}" "${recipe}/run.sh" "${common[@]}" \
+            --variant distilmos --n_clusters "${k}" --seed "${seed}" --expdir "${expdir}"
         expdirs+=("${expdir}")
     done
 done
@@ -63,9 +54,8 @@ for variant in ${baseline_variants}; do
     [ "${variant}" != distilmos ] || { echo "--baseline_variants: distilmos is the sweep itself" >&2; exit 1; }
     for seed in ${seeds}; do
         expdir="${exproot}/$(run_name "${variant}" "${tag}" 0 "${seed}")"
-        announce "${variant} ${tag} seed ${seed} -> ${expdir}"
-        run "${recipe}/run.sh" "${common[@]}" --variant "${variant}" --seed "${seed}" --expdir "${expdir}" \
-            "${passthrough[@]}"
+        sweep_run "${variant} ${tag} seed ${seed} -> ${expdir}" "${recipe}/run.sh" "${common[@]}" \
+            --variant "${variant}" --seed "${seed}" --expdir "${expdir}"
         reference+=("${expdir}")
     done
 done

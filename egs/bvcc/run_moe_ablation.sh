@@ -16,32 +16,24 @@ set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/../utils/lib.sh"
-. "${recipe}/local/names.sh"
+. "${recipe}/local/sweep_options.sh"  # the run names; --bvcc_root, --somos_root, --device, --exproot, --dry_run
 
-bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
-somos_root=                # SOMOS folder (audios/, training_files/); optional
 upstream=wav2vec2_base_960  # the (frozen) upstream; the paper uses wav2vec 2.0
 upstream_ckpt=             # its checkpoint, for a *_local upstream
 n_experts="1 2 4 8"        # the numbers of experts
 tasks="cls nocls"          # with (cls) and without (nocls) the system-classification task
 seeds="0"                  # training seeds; the table and plot average them
-device=cuda                # cuda or cpu
 total_steps=10000          # training steps per run
 overrides=                 # more s3prl -o overrides for every run, joined with ",,"
-exproot="${recipe}/exp"    # where experiment folders and the outputs go
 out=                       # output prefix; default: <exproot>/moe_ablation
-dry_run=false              # print the commands instead of running them
-path_options="bvcc_root somos_root exproot out"
+path_options+=" out"
 file_options="upstream_ckpt"
-passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
 refuse_passthrough "see --n_experts, --tasks, --seeds" variant seed expdir stop_stage
 
-tag="$(upstream_tag "${upstream}" "${upstream_ckpt}")"
+use_upstream "${upstream}=${upstream_ckpt}"
 out="${out:-${exproot}/moe_ablation}"
-ckpt_args=()
-[ -n "${upstream_ckpt}" ] && ckpt_args=(--upstream_ckpt "${upstream_ckpt}")
-common=(--bvcc_root "${bvcc_root}" --somos_root "${somos_root}" --upstream "${upstream}" "${ckpt_args[@]}"
+common=(--bvcc_root "${bvcc_root}" --somos_root "${somos_root}" "${upstream_args[@]}"
         --device "${device}" --total_steps "${total_steps}" --variant moe_mos --stop_stage 4)
 
 runs=()
@@ -56,9 +48,8 @@ for n in ${n_experts}; do
         [ -n "${overrides}" ] && o+=",,${overrides}"
         for seed in ${seeds}; do
             expdir="${exproot}/moe_mos_n${n}_${task}_${tag}_seed${seed}"
-            announce "MoE-MOS N=${n} ${task} ${tag} seed ${seed} -> ${expdir}"
-            run "${recipe}/run.sh" "${common[@]}" --seed "${seed}" --expdir "${expdir}" --overrides "${o}" \
-                "${passthrough[@]}"
+            sweep_run "MoE-MOS N=${n} ${task} ${tag} seed ${seed} -> ${expdir}" "${recipe}/run.sh" "${common[@]}" \
+                --seed "${seed}" --expdir "${expdir}" --overrides "${o}"
             runs+=("${n}:${task}:${expdir}")
         done
     done

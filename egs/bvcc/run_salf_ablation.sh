@@ -20,10 +20,8 @@ set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/../utils/lib.sh"
-. "${recipe}/local/names.sh"
+. "${recipe}/local/sweep_options.sh"  # the run names; --bvcc_root, --somos_root, --device, --exproot, --dry_run
 
-bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
-somos_root=                # SOMOS folder (audios/, training_files/); optional
 ssl_upstream=wav2vec2_base_960  # the paper's "wav2vec" row (read as wav2vec 2.0 Base); NAME=CKPT for a local one
 baselines="lfcc mfcc fbank"  # feature upstreams without weights: Table III's LFCC and MFCC, and s3prl's fbank
 embedding=ge2e_dvector     # the X-vector row: ge2e_dvector, utterance_embedding=MODULE:FACTORY, or empty
@@ -34,11 +32,6 @@ seeds="0"                  # training seeds; the table averages them
 split=random811            # BVCC split of every run: random811 (the paper's 8:1:1) or official
 split_seed=0               # seed of --split random811
 overrides=                 # more s3prl -o overrides for every run, joined with ",,"
-device=cuda                # cuda or cpu
-exproot="${recipe}/exp"    # where experiment folders and the table go
-dry_run=false              # print the commands instead of running them
-path_options="bvcc_root somos_root exproot"
-passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
 refuse_passthrough "use this script's options" variant upstream upstream_ckpt seed expdir
 case "${variant}" in
@@ -56,18 +49,14 @@ runs=()
 train() {
     local entry="$1" depth="$2" name="$3" upstream ckpt tag o seed expdir
     shift 3
-    upstream="$(entry_name "${entry}")"
-    ckpt="$(entry_ckpt "${entry}")"
-    tag="$(upstream_tag "${upstream}" "${ckpt}")"
-    local ckpt_args=()
-    [ -n "${ckpt}" ] && ckpt_args=(--upstream_ckpt "${ckpt}")
+    use_upstream "${entry}"
     o="config.downstream_expert.modelrc.depth=${depth}"
     [ -n "${overrides}" ] && o+=",,${overrides}"
     for seed in ${seeds}; do
         expdir="${exproot}/${name//SEED/${seed}}${split_suffix}"
         announce "${variant} ${tag} depth ${depth} seed ${seed} -> ${expdir}"
         run "${recipe}/run.sh" --bvcc_root "${bvcc_root}" --somos_root "${somos_root}" \
-            --upstream "${upstream}" "${ckpt_args[@]}" --variant "${variant}" --seed "${seed}" \
+            "${upstream_args[@]}" --variant "${variant}" --seed "${seed}" \
             --split "${split}" --split_seed "${split_seed}" --overrides "${o}" --device "${device}" \
             --expdir "${expdir}" "${passthrough[@]}" "$@"
         runs+=("${tag}:${depth}:${expdir}")
@@ -76,8 +65,7 @@ train() {
 
 # the inputs (Table III), at the paper's depth
 for entry in ${ssl_upstream} ${baselines} ${embedding} ${upstreams}; do
-    upstream="$(entry_name "${entry}")"
-    tag="$(upstream_tag "${upstream}" "$(entry_ckpt "${entry}")")"
+    use_upstream "${entry}"
     extra=()
     # one vector per utterance: nothing to cache (a --feature_cache true given for the other rows is undone)
     [ "${entry}" = "${embedding}" ] && extra=(--feature_cache false)

@@ -15,39 +15,27 @@ set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/../utils/lib.sh"
-. "${recipe}/local/names.sh"
+. "${recipe}/local/sweep_options.sh"  # the run names; --bvcc_root, --somos_root, --device, --exproot, --dry_run
 
-bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
-somos_root=                # SOMOS folder (audios/, training_files/)
 upstreams="wav2vec2_base_960 wavlm_base wavlm_base_plus wavlm_large"  # hub names, or NAME=CKPT
 variants="ssl_mos no_token mse_distill distilmos"  # registered variants (distilmos-registry --list)
 seeds="0"                  # training seeds; the table averages them
 n_clusters=200             # k of the token stores
-device=cuda                # cuda or cpu
 ngpu=1                     # processes per run (torchrun)
 total_steps=10000          # training steps per run
-exproot="${recipe}/exp"    # where experiment folders and the table go
-dry_run=false              # print the commands instead of running them
-path_options="bvcc_root somos_root exproot"
-passthrough=()             # any other option goes to every run.sh
 . "${recipe}/../utils/parse_options.sh"
 refuse_passthrough "see --upstreams (NAME=CKPT), --variants, --seeds, --exproot" variant upstream upstream_ckpt seed expdir
 
 expdirs=()
 for entry in ${upstreams}; do
-    upstream="$(entry_name "${entry}")"
-    ckpt="$(entry_ckpt "${entry}")"
-    tag="$(upstream_tag "${upstream}" "${ckpt}")"
+    use_upstream "${entry}"
     for variant in ${variants}; do
         for seed in ${seeds}; do
             expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")"
-            ckpt_args=()
-            [ -n "${ckpt}" ] && ckpt_args=(--upstream_ckpt "${ckpt}")
-            announce "${variant} ${tag} seed ${seed} -> ${expdir}"
-            run "${recipe}/run.sh" --bvcc_root "${bvcc_root}" --somos_root "${somos_root}" \
-                --upstream "${upstream}" "${ckpt_args[@]}" --variant "${variant}" --n_clusters "${n_clusters}" \
-                --seed "${seed}" --device "${device}" --ngpu "${ngpu}" --total_steps "${total_steps}" \
-                --expdir "${expdir}" "${passthrough[@]}"
+            sweep_run "${variant} ${tag} seed ${seed} -> ${expdir}" "${recipe}/run.sh" --bvcc_root "${bvcc_root}" \
+                --somos_root "${somos_root}" "${upstream_args[@]}" --variant "${variant}" \
+                --n_clusters "${n_clusters}" --seed "${seed}" --device "${device}" --ngpu "${ngpu}" \
+                --total_steps "${total_steps}" --expdir "${expdir}"
             expdirs+=("${expdir}")
         done
     done

@@ -17,20 +17,14 @@ set -euo pipefail
 recipe="$(cd "$(dirname "$0")" && pwd)"
 . "${recipe}/path.sh"
 . "${recipe}/../utils/lib.sh"
-. "${recipe}/local/names.sh"
+. "${recipe}/local/sweep_options.sh"  # the run names; --bvcc_root, --somos_root, --device, --exproot, --dry_run
 
-bvcc_root=                 # BVCC folder (DATA/wav, DATA/sets)
-somos_root=                # SOMOS folder (audios/, training_files/); optional
 upstreams="wavlm_base"     # hub names, NAME=CKPT, or package.module:callable
 variant=distilmos          # the expert trained on each upstream (distilmos-registry --list)
 seed=0                     # training seed
 n_clusters=200             # k of the token stores (variants that use tokens)
 roots=                     # MOS-Bench corpus roots (YAML: corpus name -> folder); default: egs/mosbench's own
-device=cuda                # cuda or cpu
-exproot="${recipe}/exp"    # where experiment folders and the table go
-dry_run=false              # print the commands instead of running them
-path_options="bvcc_root somos_root roots exproot"
-passthrough=()             # any other option goes to every run.sh
+path_options+=" roots"
 . "${recipe}/../utils/parse_options.sh"
 refuse_passthrough "see --upstreams (NAME=CKPT), --exproot" upstream upstream_ckpt expdir
 mosbench="$(cd "${recipe}/../mosbench" && pwd)"  # another recipe: its documented commands only
@@ -39,16 +33,11 @@ roots_args=()
 
 runs=()
 for entry in ${upstreams}; do
-    upstream="$(entry_name "${entry}")"
-    ckpt="$(entry_ckpt "${entry}")"
-    tag="$(upstream_tag "${upstream}" "${ckpt}")"
+    use_upstream "${entry}"
     expdir="${exproot}/$(run_name "${variant}" "${tag}" "${n_clusters}" "${seed}")"
-    ckpt_args=()
-    [ -n "${ckpt}" ] && ckpt_args=(--upstream_ckpt "${ckpt}")
-    announce "${variant} on ${tag} -> ${expdir}"
-    run "${recipe}/run.sh" --bvcc_root "${bvcc_root}" --somos_root "${somos_root}" --upstream "${upstream}" \
-        "${ckpt_args[@]}" --variant "${variant}" --n_clusters "${n_clusters}" --seed "${seed}" --device "${device}" \
-        --expdir "${expdir}" "${passthrough[@]}"
+    sweep_run "${variant} on ${tag} -> ${expdir}" "${recipe}/run.sh" --bvcc_root "${bvcc_root}" \
+        --somos_root "${somos_root}" "${upstream_args[@]}" --variant "${variant}" --n_clusters "${n_clusters}" \
+        --seed "${seed}" --device "${device}" --expdir "${expdir}"
     run "${mosbench}/run.sh" --model "${expdir}/best-states-val.ckpt" "${roots_args[@]}" \
         --outdir "${expdir}/mosbench" --device "${device}" --title "${variant} on ${tag}"
     runs+=("${tag}=${expdir}/mosbench")

@@ -47,6 +47,13 @@ run() {
 # announce MESSAGE...: "=== MESSAGE" before a run of a sweep; silent in a dry run, whose output is commands.
 announce() { "${dry_run:-false}" || echo "=== $*"; }
 
+# sweep_run MESSAGE COMMAND...: one run of a sweep: announces MESSAGE, then runs (or prints) COMMAND with the
+# options collected for pass-through (passthrough=()) appended.
+sweep_run() {
+    announce "$1"
+    run "${@:2}" "${passthrough[@]}"
+}
+
 # refuse_passthrough HINT NAME...: exit 1 when an option collected for pass-through (passthrough=()) is one
 # the sweep sets per run; HINT says what to give instead.
 refuse_passthrough() {

@@ -35,3 +35,13 @@ entry_ckpt() {
     [ -n "${ckpt}" ] && [ -e "${ckpt}" ] && ckpt="$(abspath "${ckpt}")"
     echo "${ckpt}"
 }
+
+# use_upstream ENTRY: sets upstream, ckpt and tag of an --upstreams entry (NAME or NAME=CKPT), and
+# upstream_args, its run.sh options: --upstream NAME, and --upstream_ckpt CKPT when it has one.
+use_upstream() {
+    upstream="$(entry_name "$1")"
+    ckpt="$(entry_ckpt "$1")"
+    tag="$(upstream_tag "${upstream}" "${ckpt}")"
+    upstream_args=(--upstream "${upstream}")
+    [ -z "${ckpt}" ] || upstream_args+=(--upstream_ckpt "${ckpt}")
+}
