@@ -133,6 +133,15 @@ def test_every_recipe_script_uses_its_path_sh_and_the_library(script):
     assert not own, f"{script.name} defines {own} again: egs/utils/lib.sh has them"
 
 
+@pytest.mark.parametrize("script", RECIPE_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_script_a_recipe_script_sources_or_runs_exists(script):
+    """A script or module moved or removed from a recipe's folder breaks the scripts that still name it only
+    when they run (some take an hour); this finds it at once."""
+    named = re.findall(r'"\$\{(?:here|recipe)\}/([\w./-]+\.(?:sh|py))"', script.read_text())
+    missing = [name for name in named if not (script.parent / name).exists()]
+    assert not missing, f"{script.name} calls {missing}, which do not exist"
+
+
 # ---- no recipe reaches into another one -------------------------------------------------------------------
 
 

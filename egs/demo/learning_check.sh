@@ -12,14 +12,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/path.sh"
 . "${here}/../utils/lib.sh"
-. "${here}/local/setup.sh"
 
-workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 total_steps=400            # training steps per variant
 variants="no_token distilmos"  # registered variants to train
-seed=0                     # corpus, upstream and training seed
-upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
-path_options="workdir"
+. "${here}/local/learning_options.sh"  # --workdir, --seed, --upstream: those of every learning check
 . "${here}/../utils/parse_options.sh"
 demo_setup learning "${seed}"
 

@@ -15,23 +15,17 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/path.sh"
 . "${here}/../utils/lib.sh"
 
-workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 total_steps=200            # training steps per run
 eval_step=50               # validate (and select the best checkpoint) every this many steps
 batch_size=8               # training batch
 hidden_dim=64              # the DistilMOS network's width (the paper's 256 makes four runs take hours on 2 cores)
 variant=no_token           # the registered variant every run trains
-seed=0                     # corpus, upstream and training seed
-upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
-path_options="workdir"
+. "${here}/local/learning_options.sh"  # --workdir, --seed, --upstream: those of every learning check
 . "${here}/../utils/parse_options.sh"
-workdir="$(workdir_of "${workdir}")"
-start=$(date +%s)
+demo_setup learning "${seed}"
 # these networks are small: one thread each runs them several times faster on a shared CPU than two
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
-"${here}/local/learning_corpus.sh" "${workdir}" "${seed}"
-read -r -a upstream_args <<< "$("${here}/local/tiny_upstream.sh" "${upstream}" "${workdir}" "${seed}")"
 common=(--bvcc_root "${workdir}/corpus/bvcc" --datadir "${workdir}/data" --variant "${variant}" "${upstream_args[@]}"
     --device cpu --seed "${seed}" --num_workers 0 --freeze true --feature_cache true --cachedir "${workdir}/cache"
     --total_steps "${total_steps}" --eval_step "${eval_step}" --batch_size "${batch_size}"
@@ -58,4 +52,4 @@ for setting in "plain:false:false" "listener:true:false" "uncertainty:false:true
 done
 
 python "${here}/local/listener_table.py" --total_steps "${total_steps}" --runs "${runs[@]}"
-echo "done in $(( $(date +%s) - start )) s"
+echo "done in $(elapsed) s"

@@ -15,16 +15,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/path.sh"
 . "${here}/../utils/lib.sh"
-. "${here}/local/setup.sh"
 
-workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 total_steps=400            # training steps per run
 eval_step=50               # validate (and select the best checkpoint) every this many steps
 batch_size=8               # training batch
 lr=3.0e-4                  # peak learning rate of stages 1 and 2 (stage 3: a tenth of it)
-seed=0                     # corpus, upstream and training seed
-upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
-path_options="workdir"
+. "${here}/local/learning_options.sh"  # --workdir, --seed, --upstream: those of every learning check
 . "${here}/../utils/parse_options.sh"
 demo_setup learning "${seed}"
 

@@ -17,17 +17,13 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "${here}/path.sh"
 . "${here}/../utils/lib.sh"
-. "${here}/local/setup.sh"
 
-workdir="${here}/learning_out"  # everything the check writes (ignored by git)
 variant=salf_mos           # salf_mos (last layer) or salf_mos_wsum (weighted sum of all layers)
 lr=1.0e-2                  # SGD learning rate (the paper: 1e-4)
 momentum=0.0               # SGD momentum (the paper gives none)
 max_epochs=300             # upper bound on training epochs (532 utterances, batch 4: 133 steps each)
 patience=50                # early stopping: epochs without a better validation utterance SRCC
-seed=0                     # corpus, upstream and training seed
-upstream=pretrained        # pretrained: the shipped tiny HuBERT; random: a random tiny WavLM
-path_options="workdir"
+. "${here}/local/learning_options.sh"  # --workdir, --seed, --upstream: those of every learning check
 . "${here}/../utils/parse_options.sh"
 demo_setup learning "${seed}"
 
