@@ -79,6 +79,8 @@ def demo_data(demo_corpus, tmp_path_factory):
     """Data list CSVs of the generated corpus: ``{"bvcc": dir, "somos": dir}``."""
     root, _ = demo_corpus
     out = tmp_path_factory.mktemp("data")
-    load_script("egs/bvcc/local/data_prep.py", "bvcc_prep").prepare(os.path.join(root, "bvcc"), str(out / "bvcc"))
-    load_script("egs/somos/local/data_prep.py", "somos_prep").prepare(os.path.join(root, "somos"), str(out / "somos"))
+    from distilmos import corpora
+
+    for name in ("bvcc", "somos"):
+        corpora.prepare(name, os.path.join(root, name), str(out / name), progress=False)
     return {"bvcc": str(out / "bvcc"), "somos": str(out / "somos")}

@@ -16,22 +16,23 @@ from distilmos.corpora.common import holdout
 from distilmos.data.datalist import DataListError, read_datalist
 from distilmos.standins import make_mosbench
 
-# corpus -> (root under its generated folder, one score file under the root)
-LAYOUTS = {
-    "singmos": ("", "DATA/sets/train_mos_list.txt"),
-    "nisqa": ("", "NISQA_TEST_FOR/NISQA_TEST_FOR_file.csv"),
-    "tmhint_qi": ("", "raw_data.csv"),
-    "tencent": ("", "withReverberationTrainDevMOS.csv"),
-    "pstn": ("", "pstn_train.csv"),
-    "vmc23": ("", "answers/track2_answer.txt"),
-    "bc19": ("ood", "DATA/sets/val_mos_list.txt"),
-    "vcc2018": ("", "vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt"),
-    "bc23": ("", "answers/answer.csv"),
-    "svcc23": ("", "answers/listener_wise_answer.csv"),
-    "tcd_voip": ("", "answers/tcd-voip_answer.csv"),
-    "urgent2024_mos": ("", "metadata.csv"),
-    "ttsds2": ("", "subjective_results.csv"),
+# corpus -> one score file under its generated folder
+SCORE_FILES = {
+    "singmos": "DATA/sets/train_mos_list.txt",
+    "nisqa": "NISQA_TEST_FOR/NISQA_TEST_FOR_file.csv",
+    "tmhint_qi": "raw_data.csv",
+    "tencent": "withReverberationTrainDevMOS.csv",
+    "pstn": "pstn_train.csv",
+    "vmc23": "answers/track2_answer.txt",
+    "bc19": "ood/DATA/sets/val_mos_list.txt",
+    "vcc2018": "vcc2018_listening_test_scores/vcc2018_evaluation_mos.txt",
+    "bc23": "answers/answer.csv",
+    "svcc23": "answers/listener_wise_answer.csv",
+    "tcd_voip": "answers/tcd-voip_answer.csv",
+    "urgent2024_mos": "metadata.csv",
+    "ttsds2": "subjective_results.csv",
 }
+ROOTS = {"bc19": "ood"}  # the corpus root under its generated folder, where it is not the folder itself
 TRAINING_ONLY = {"urgent2024_mos"}  # no test set ships: never evaluated by the benchmark
 
 
@@ -42,7 +43,7 @@ def generated(tmp_path_factory):
 
 
 def _root(base, name):
-    return os.path.join(base, name, LAYOUTS[name][0])
+    return os.path.join(base, name, ROOTS.get(name, ""))
 
 
 def _expected_splits(name, record):
@@ -59,7 +60,7 @@ def _expected_splits(name, record):
     return out
 
 
-@pytest.mark.parametrize("name", list(LAYOUTS))
+@pytest.mark.parametrize("name", list(SCORE_FILES))
 def test_prep_writes_what_the_generator_wrote(generated, tmp_path, name):
     base, record = generated
     counts = corpora.prepare(name, _root(base, name), str(tmp_path), progress=False)
@@ -88,19 +89,19 @@ def test_holdouts_are_a_tenth_and_disjoint(generated, tmp_path):
     assert holdout(list("abcdefghijklmnopqrst")) == holdout(list("tsrqponmlkjihgfedcba"))  # order-free
 
 
-@pytest.mark.parametrize("name", list(LAYOUTS))
+@pytest.mark.parametrize("name", list(SCORE_FILES))
 def test_missing_score_file_is_named(generated, tmp_path, name):
     base, _ = generated
     copy = tmp_path / name
     shutil.copytree(os.path.join(base, name), copy)
-    score_file = copy / LAYOUTS[name][0] / LAYOUTS[name][1]
+    score_file = copy / SCORE_FILES[name]
     score_file.unlink()
     with pytest.raises(DataListError, match=str(score_file)):
-        corpora.prepare(name, str(copy / LAYOUTS[name][0]), str(tmp_path / "out"), progress=False)
+        corpora.prepare(name, _root(str(tmp_path), name), str(tmp_path / "out"), progress=False)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", list(LAYOUTS))
+@pytest.mark.parametrize("name", list(SCORE_FILES))
 def test_missing_wav_is_named(generated, tmp_path, name):
     base, record = generated
     copy = tmp_path / name
@@ -108,7 +109,7 @@ def test_missing_wav_is_named(generated, tmp_path, name):
     entry = next(iter(record[name].values()))[0]
     (copy / entry["wav"]).unlink()
     with pytest.raises(DataListError, match="no such audio file") as info:
-        corpora.prepare(name, str(copy / LAYOUTS[name][0]), str(tmp_path / "out"), progress=False)
+        corpora.prepare(name, _root(str(tmp_path), name), str(tmp_path / "out"), progress=False)
     assert os.path.basename(entry["wav"]) in str(info.value)
     assert not (tmp_path / "out").exists()  # nothing written when any split is bad
 
@@ -164,7 +165,7 @@ def test_training_set_is_listed_not_benchmarked(generated, tmp_path):
 
 
 def test_unrecognised_root_names_what_is_missing(tmp_path):
-    for name, (_sub, _) in LAYOUTS.items():
+    for name in SCORE_FILES:
         with pytest.raises(DataListError, match=str(tmp_path)):
             corpora.prepare(name, str(tmp_path), str(tmp_path / "out"), progress=False)
 

@@ -4,8 +4,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, load_script
+from conftest import REPO
 
+from distilmos import corpora
 from distilmos.data.datalist import DataListError, read_datalist
 
 
@@ -97,9 +98,8 @@ def test_generic_list_prep(demo_corpus, tmp_path):
 
 
 def test_missing_corpus_root_is_clear(tmp_path):
-    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep2")
     with pytest.raises(DataListError, match="DATA/"):
-        prep.prepare(str(tmp_path), str(tmp_path / "out"))
+        corpora.prepare("bvcc", str(tmp_path), str(tmp_path / "out"))
 
 
 # ---- BVCC: the random 8:1:1 split, placeholder test labels ---------------------------------------------------
@@ -107,9 +107,9 @@ def test_missing_corpus_root_is_clear(tmp_path):
 
 def test_bvcc_random_811_split_is_seeded_disjoint_and_by_utterance(demo_corpus, demo_data, tmp_path):
     root, _ = demo_corpus
-    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_split")
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        prep.prepare(os.path.join(root, "bvcc"), str(tmp_path / name), split="random811", split_seed=seed)
+        options = {"split": "random811", "split_seed": seed}
+        corpora.prepare("bvcc", os.path.join(root, "bvcc"), str(tmp_path / name), options=options)
     splits = ("train", "val", "test")
     read = lambda name, split: (tmp_path / name / f"{split}.csv").read_bytes()  # noqa: E731
     assert all(read("a", s) == read("b", s) for s in splits)  # the same seed: the same bytes
@@ -135,9 +135,30 @@ def test_bvcc_random_split_needs_the_test_labels(demo_corpus, tmp_path):
     bvcc = tmp_path / "bvcc"
     shutil.copytree(os.path.join(root, "bvcc"), bvcc)
     (bvcc / "DATA" / "sets" / "test_mos_list.txt").unlink()
-    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_split2")
     with pytest.raises(DataListError, match="pools the official train, val and test lists.*no test labels"):
-        prep.prepare(str(bvcc), str(tmp_path / "out"), split="random811")
+        corpora.prepare("bvcc", str(bvcc), str(tmp_path / "out"), options={"split": "random811"})
+
+
+def test_reader_options_are_part_of_the_stamp(demo_corpus, tmp_path):
+    """A folder prepared on the official split is prepared again for another split, and kept for the same."""
+    root, _ = demo_corpus
+    bvcc, out = os.path.join(root, "bvcc"), str(tmp_path / "out")
+    random = {"split": "random811", "split_seed": 0}
+    official = corpora.prepare("bvcc", bvcc, out)
+    assert all(isinstance(n, int) for n in corpora.prepare("bvcc", bvcc, out, options=random).values())
+    assert "original_split" in read_datalist(os.path.join(out, "test.csv"))[0].extra
+    assert corpora.prepare("bvcc", bvcc, out, options=random) == {split: None for split in official}
+
+
+def test_reader_options_go_with_their_corpus(demo_corpus, tmp_path, capsys):
+    root, _ = demo_corpus
+    out = str(tmp_path / "out")
+    assert corpora.main(["somos", "--root", os.path.join(root, "somos"), "--out_dir", out, "--split", "random811"]) == 2
+    assert "somos takes no option split (its options: split_dir)" in capsys.readouterr().err
+    assert not os.path.exists(out)
+    with pytest.raises(SystemExit):
+        corpora.main(["--roots", str(tmp_path / "roots.yaml"), "--out_dir", out, "--split_seed", "1"])
+    assert "--split_seed is an option of one corpus's reader" in capsys.readouterr().err
 
 
 def _placeholder_copy(root, tmp_path, rating="1"):
@@ -182,16 +203,15 @@ def test_varied_testset_is_read_without_a_warning(demo_corpus, tmp_path, capsys)
     lines = (bvcc / "DATA" / "sets" / "TESTSET").read_text().splitlines()
     lines[0] = lines[0].replace(",1,0,", ",4,0,")
     (bvcc / "DATA" / "sets" / "TESTSET").write_text("\n".join(lines) + "\n")
-    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_testset")
-    result = prep.prepare(str(bvcc), str(tmp_path / "out"))
-    assert len(result["test"]) == n_test and "placeholder" not in capsys.readouterr().err
+    counts = corpora.prepare("bvcc", str(bvcc), str(tmp_path / "out"))
+    assert counts["test"] == n_test and "placeholder" not in capsys.readouterr().err
 
 
 def test_placeholder_testset_beside_the_test_list_gives_no_rating_counts(demo_corpus, tmp_path, capsys):
     root, _ = demo_corpus
     bvcc, _ = _placeholder_copy(root, tmp_path)
     shutil.copy(os.path.join(root, "bvcc", "DATA", "sets", "test_mos_list.txt"), bvcc / "DATA" / "sets")
-    prep = load_script("egs/bvcc/local/data_prep.py", "bvcc_prep_testset2")
-    test = prep.prepare(str(bvcc), str(tmp_path / "out"))["test"]
+    corpora.prepare("bvcc", str(bvcc), str(tmp_path / "out"))
+    test = read_datalist(str(tmp_path / "out" / "test.csv"))
     assert "no rating counts taken from it" in capsys.readouterr().err
     assert all("n_ratings" not in u.extra for u in test) and len({u.score for u in test}) > 1

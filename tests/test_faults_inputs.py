@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import load_script
 from downstream_helpers import DOWNSTREAM, train_argv
 from recipe_helpers import run_recipe
 
@@ -354,7 +353,7 @@ def test_index_that_does_not_tile_its_split_is_refused(store, tmp_path):
 PREP_ERRORS = [
     ("distilmos.corpora", ["nisqa", "--root", "{tmp}/nowhere", "--out_dir", "{tmp}/o"], "nowhere: no such folder"),
     ("distilmos.corpora", ["nope", "--root", "{tmp}", "--out_dir", "{tmp}/o"], "unknown corpus 'nope'"),
-    ("egs/bvcc/local/data_prep.py", ["--bvcc_root", "{tmp}/nowhere", "--out_dir", "{tmp}/o"], "DATA: not found"),
+    ("egs/bvcc/local/data_prep.py", ["--bvcc_root", "{tmp}/nowhere", "--out_dir", "{tmp}/o"], "no such folder"),
     ("egs/nisqa/local/data_prep.py", ["--nisqa_root", "{tmp}/nowhere", "--out_dir", "{tmp}/o"], "no such folder"),
     ("distilmos.data.score_list", ["--list", "{tmp}/nowhere.txt", "--out", "{tmp}/o.csv"], "nowhere.txt: cannot read"),
 ]
@@ -367,16 +366,14 @@ PREP_ERRORS = [
 )
 def test_corpus_preparation_errors_exit_2(tmp_path, capsys, entry, argv, message):
     """Each entry point's main, in this process (a traceback would fail the test); the recipe test below runs
-    a data_prep.py script as its own process."""
+    distilmos-prep as its own process."""
     import importlib
 
     from distilmos import corpora
 
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if entry.endswith("/data_prep.py"):
-        corpus = entry.split("/")[1]
-        script = load_script(entry, f"faults_{corpus}_prep")
-        status = script.main(argv) if hasattr(script, "prepare") else corpora.main(argv, name=corpus)
+        status = corpora.main(argv, name=entry.split("/")[1])
     else:
         status = importlib.import_module(entry).main(argv)
     assert status == 2
@@ -385,21 +382,20 @@ def test_corpus_preparation_errors_exit_2(tmp_path, capsys, entry, argv, message
 
 
 def test_corpus_preparation_refuses_an_unwritable_out_dir_before_reading(demo_corpus, tmp_path):
-    from distilmos.corpora import main as corpora_main
+    from distilmos import corpora
 
     root, _ = demo_corpus
     (tmp_path / "file").write_text("")
-    prep = load_script("egs/bvcc/local/data_prep.py", "faults_bvcc_prep")
     with pytest.raises(DataListError, match="file is not a folder"):
-        prep.prepare(os.path.join(root, "bvcc"), str(tmp_path / "file" / "data"))
+        corpora.prepare("bvcc", os.path.join(root, "bvcc"), str(tmp_path / "file" / "data"))
     out_dir = str(tmp_path / "file" / "d")
-    assert corpora_main(["somos", "--root", os.path.join(root, "somos"), "--out_dir", out_dir]) == 2
+    assert corpora.main(["somos", "--root", os.path.join(root, "somos"), "--out_dir", out_dir]) == 2
 
 
 def test_recipe_stage_1_with_a_bad_root_exits_2(tmp_path):
     where = ["--bvcc_root", tmp_path / "nowhere", "--datadir", tmp_path / "data", "--expdir", tmp_path / "exp"]
     result = run_recipe("bvcc/run.sh", "--stage", "1", "--stop_stage", "1", *where)
-    assert result.returncode == 2 and "nowhere/DATA: not found" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "nowhere: no such folder" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "exp" / ".done.1").exists()
 
 

@@ -109,7 +109,7 @@ def test_readings_script_prints_the_exact_readings_at_512_768_and_1024(capsys):
     assert "768 dims (wav2vec 2.0 / HuBERT / WavLM Base): 1 reading(s) of exactly 1,574 parameters:" in out
     assert "512 dims (wav2vec 1.0): 1 reading(s) of exactly 1,574 parameters:" in out
     assert "1024 dims (the Large models): 0 reading(s) of exactly 1,574 parameters; the nearest: 1,576" in out
-    exact = {dim: [r for n, r in readings.readings(dim) if n == 1574] for dim in (512, 768, 1024)}
+    exact = {dim: [r._asdict() for n, r in readings.readings(dim) if n == 1574] for dim in (512, 768, 1024)}
     assert exact[768] == [
         dict(
             axis="feature",

@@ -45,7 +45,7 @@ from . import (
     vcc2018,
     vmc23,
 )
-from .common import CorpusLayoutError, Splits, is_prepared, write_splits, write_stamp
+from .common import CorpusLayoutError, Option, Splits, is_prepared, write_splits, write_stamp
 
 __all__ = ["CORPORA", "Corpus", "CorpusLayoutError", "corpus", "prepare", "main"]
 
@@ -61,6 +61,17 @@ class Corpus:
     layout: str  # what the root holds, one line
     doc: str  # the reader's docstring: the layout in full, and what is unsure
     listeners: bool = False  # it names each rating's listener: <split>_listeners.csv is written too
+    options: tuple[Option, ...] = ()  # keyword arguments of read (--<name> of the preparation command)
+
+    def reader_options(self, given: dict | None = None) -> dict:
+        """The keyword arguments of :attr:`read`: ``given`` over the defaults; an option the reader does not
+        take is an error naming the ones it does."""
+        given = given or {}
+        unknown = sorted(set(given) - {o.name for o in self.options})
+        if unknown:
+            takes = ", ".join(o.name for o in self.options) or "none"
+            raise CorpusLayoutError(f"{self.name} takes no option {', '.join(unknown)} (its options: {takes})")
+        return {o.name: given.get(o.name, o.default) for o in self.options}
 
 
 def _register(module) -> Corpus:
@@ -72,6 +83,7 @@ def _register(module) -> Corpus:
         module.LAYOUT,
         module.__doc__ or "",
         bool(getattr(module, "LISTENERS", False)),
+        tuple(getattr(module, "OPTIONS", ())),
     )
 
 
@@ -110,19 +122,28 @@ def corpus(name: str) -> Corpus:
 
 
 def prepare(
-    name: str, root: str, out_dir: str, *, check_audio: bool = True, force: bool = False, progress: bool = True
+    name: str,
+    root: str,
+    out_dir: str,
+    *,
+    options: dict | None = None,
+    check_audio: bool = True,
+    force: bool = False,
+    progress: bool = True,
 ) -> dict[str, int | None]:
-    """Write the data lists of corpus ``name`` found at ``root`` into ``out_dir``; return ``{split:
-    number of utterances}`` (``None`` for each split when a finished preparation of the same root was
-    found and kept; ``force`` redoes it)."""
+    """Write the data lists of corpus ``name`` found at ``root`` into ``out_dir``, reading it with the reader's
+    ``options`` (``{"split": "random811"}`` for BVCC, say; the others at their defaults); return ``{split:
+    number of utterances}`` (``None`` for each split when a finished preparation of the same root and options
+    was found and kept; ``force`` redoes it)."""
     spec = corpus(name)
+    options = spec.reader_options(options)
     if not os.path.isdir(root):
         raise CorpusLayoutError(f"{root}: no such folder (the {spec.name} root should hold {spec.layout})")
     root = os.path.abspath(root)
-    done = None if force else is_prepared(spec.name, root, out_dir)
+    done = None if force else is_prepared(spec.name, root, out_dir, options)
     if done is not None:
         return {split: None for split in done}
-    splits = spec.read(root)
+    splits = spec.read(root, **options)
     empty = [s for s, (rows, _) in splits.items() if not rows]
     if empty:
         raise CorpusLayoutError(
@@ -130,7 +151,7 @@ def prepare(
             f"(from {', '.join(splits[s][1] for s in empty)})"
         )
     written = write_splits(splits, out_dir, check_audio=check_audio, progress=progress)
-    write_stamp(spec.name, root, out_dir, list(written))
+    write_stamp(spec.name, root, out_dir, list(written), options)
     return {split: len(utts) for split, utts in written.items()}
 
 
@@ -145,11 +166,18 @@ def describe() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, name: str | None = None) -> int:
-    """The data preparation command; ``name`` fixes the corpus (``egs/<corpus>/local/data_prep.py``,
-    which takes ``--<corpus>_root``). Exit status 0, or 2 with one error message (bad input: a root, a
-    corpus name, a score file or an output folder)."""
-    fixed = corpus(name) if name else None
+def _argument(option: Option) -> dict:
+    """argparse keywords of ``--<option>``; left out, it is None and the reader's default applies."""
+    if isinstance(option.default, bool):
+        return {"action": "store_true", "help": option.help}
+    return {
+        "type": type(option.default),
+        "choices": option.choices,
+        "help": f"{option.help} (default: {option.default})",
+    }
+
+
+def _parser(fixed: Corpus | None, argv: list[str] | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"egs/{fixed.name}/local/data_prep.py" if fixed else "python -m distilmos.corpora",
         description=(fixed.doc if fixed else __doc__),
@@ -171,32 +199,59 @@ def main(argv: list[str] | None = None, name: str | None = None) -> int:
     )
     parser.add_argument("--no_check_audio", action="store_true", help="skip opening every audio header")
     parser.add_argument("--force", action="store_true", help="prepare again even when the stamp says done")
+    for spec in [fixed] if fixed else CORPORA.values():
+        if spec.options:
+            group = parser.add_argument_group(f"options of the {spec.name} reader")
+            for option in spec.options:
+                group.add_argument(f"--{option.name}", default=None, **_argument(option))
+    return parser
+
+
+def _prepare_roots(args: argparse.Namespace) -> list[str]:
+    from .benchmark_sets import prepare_sets  # it imports this module
+
+    manifest = args.manifest or os.path.join(args.out_dir, "sets.json")
+    result = prepare_sets(args.roots, args.out_dir, manifest, args.corpora)
+    return [f"{manifest}: {len(result['sets'])} test sets"]
+
+
+def _prepare_one(spec: Corpus, args: argparse.Namespace, options: dict) -> list[str]:
+    counts = prepare(
+        spec.name, args.root, args.out_dir, options=options, check_audio=not args.no_check_audio, force=args.force
+    )
+    lines = []
+    for split, count in counts.items():
+        path = os.path.join(args.out_dir, f"{split}.csv")
+        lines.append(f"{path}: " + ("already prepared from this root" if count is None else f"{count} utterances"))
+        if os.path.isfile(listener_list_path(path)):
+            lines.append(f"{listener_list_path(path)}: listener ratings")
+    return lines
+
+
+def main(argv: list[str] | None = None, name: str | None = None) -> int:
+    """The data preparation command; ``name`` fixes the corpus (``egs/<corpus>/local/data_prep.py``,
+    which takes ``--<corpus>_root``). A reader's options are flags of their own (``--split random811`` for
+    BVCC), listed by ``--help``. Exit status 0, or 2 with one error message (bad input: a
+    root, a corpus name, a reader option, a score file or an output folder)."""
+    fixed = corpus(name) if name else None
+    parser = _parser(fixed, argv)
     args = parser.parse_args(argv)
     if not fixed and args.list:
         print(describe())
         return 0
-    if not fixed and args.roots:
-        from .benchmark_sets import prepare_sets
-
-        try:
-            manifest = args.manifest or os.path.join(args.out_dir, "sets.json")
-            result = prepare_sets(args.roots, args.out_dir, manifest, args.corpora)
-        except ToolkitError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"{manifest}: {len(result['sets'])} test sets")
-        return 0
-    if not fixed and not (args.corpus and args.root):
+    values = vars(args)
+    offered = [fixed] if fixed else CORPORA.values()
+    options = {o.name: values[o.name] for spec in offered for o in spec.options if values[o.name] is not None}
+    batch = not fixed and bool(args.roots)
+    if batch and options:
+        parser.error(f"--{next(iter(options))} is an option of one corpus's reader: it does not go with --roots")
+    if not fixed and not batch and not (args.corpus and args.root):
         parser.error("give a corpus name and --root (or --roots, or --list)")
     try:
-        spec = fixed or corpus(args.corpus)
-        counts = prepare(spec.name, args.root, args.out_dir, check_audio=not args.no_check_audio, force=args.force)
+        lines = _prepare_roots(args) if batch else _prepare_one(fixed or corpus(args.corpus), args, options)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for split, count in counts.items():
-        path = os.path.join(args.out_dir, f"{split}.csv")
-        print(f"{path}: " + ("already prepared from this root" if count is None else f"{count} utterances"))
-        if os.path.isfile(listener_list_path(path)):
-            print(f"{listener_list_path(path)}: listener ratings")
+    for line in lines:
+        print(line)
     return 0

@@ -14,7 +14,7 @@ split in the extra column ``original_split``.
 from __future__ import annotations
 
 from . import voicemos
-from .common import CorpusLayoutError, Splits, resplit
+from .common import CorpusLayoutError, Option, Splits, resplit
 
 NAME = "bvcc"
 SPLITS = ("train", "val", "test")
@@ -25,6 +25,21 @@ LAYOUT = "DATA/wav/*.wav, DATA/sets/{train,val,test}_mos_list.txt (+ TRAINSET, D
 #: ``split`` choices: the challenge's lists, or every labelled utterance dealt 8:1:1 at random
 SPLIT_MODES = ("official", "random811")
 RANDOM_811 = {"train": 0.8, "val": 0.1, "test": 0.1}
+#: ``read``'s options, offered as ``--<name>`` by ``distilmos-prep bvcc`` and ``egs/bvcc/local/data_prep.py``
+OPTIONS = (
+    Option(
+        "split",
+        "official",
+        "official: the challenge's lists; random811: every labelled utterance dealt 8:1:1",
+        SPLIT_MODES,
+    ),
+    Option("split_seed", 0, "seed of --split random811"),
+    Option(
+        "allow_constant_test",
+        False,
+        "accept a TESTSET whose ratings are all the same (a placeholder) as the test labels",
+    ),
+)
 
 
 def read(root: str, allow_constant_test: bool = False, split: str = "official", split_seed: int = 0) -> Splits:

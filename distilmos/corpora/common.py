@@ -23,6 +23,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,6 +51,17 @@ HOLDOUT_RATIO = 0.1
 class CorpusLayoutError(DataListError):
     """A corpus folder that does not have the layout its reader expects; the message names the missing
     file or folder and what the root should hold."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A keyword argument of a reader's ``read`` (a reader lists them in ``OPTIONS``), which the preparation
+    command offers as ``--<name>``: its type is its default's (a ``False`` default makes a flag)."""
+
+    name: str
+    default: bool | int | str
+    help: str
+    choices: tuple[str, ...] | None = None
 
 
 def require(path: str, hint: str) -> str:
@@ -116,23 +128,32 @@ def read_lines(path: str) -> list[tuple[int, list[str]]]:
         ]
 
 
+def file_row(wav_dir: str, name: str, score: str | None, system_of: Callable[[str], str], origin: str) -> Row:
+    """The row of audio file ``name`` (a file name or an utterance id, ``.wav`` added) in ``wav_dir``: its
+    sample id is the stem, its system ``system_of(sample id)``."""
+    sample_id = stem(name)
+    return Row(sample_id, system_of(sample_id), audio_file(wav_dir, name), score, origin)
+
+
 def score_list(path: str, wav_dir: str, system_of: Callable[[str], str]) -> list[Row]:
     """A ``name,score`` list (VoiceMOS style: BVCC, SingMOS, the VMC'23 answers); ``name`` is a file
     name or an utterance id (``.wav`` added) in ``wav_dir``."""
-    rows = []
-    for line_no, fields in read_lines(path):
-        name = fields[0]
-        sample_id = stem(name)
-        rows.append(
-            Row(
-                sample_id,
-                system_of(sample_id),
-                audio_file(wav_dir, name),
-                fields[1] if len(fields) > 1 else None,
-                f"{path}:{line_no}",
-            )
-        )
-    return rows
+    return [
+        file_row(wav_dir, fields[0], fields[1] if len(fields) > 1 else None, system_of, f"{path}:{line_no}")
+        for line_no, fields in read_lines(path)
+    ]
+
+
+def score_table(
+    path: str, wav_dir: str, file_column: str, score_column: str, system_of: Callable[[str], str] = str
+) -> list[Row]:
+    """A score file with a header, one row per utterance: ``file_column`` names its audio file (or utterance
+    id, ``.wav`` added) in ``wav_dir``, ``score_column`` its MOS; the system is ``system_of(sample id)``
+    (by default each file is its own)."""
+    return [
+        file_row(wav_dir, record[file_column], record[score_column], system_of, f"{path}:{line_no}")
+        for line_no, record in read_table(path, (file_column, score_column))
+    ]
 
 
 def average_ratings(ratings: Iterable[tuple[str, str, str]]) -> OrderedDict[str, tuple[str | None, int, str]]:
@@ -259,19 +280,24 @@ def _rating_rows(rows: list[Row]) -> list[Row]:
     ]
 
 
-def stamp_text(corpus: str, root: str) -> str:
-    return json.dumps({"corpus": corpus, "root": os.path.abspath(root)}, sort_keys=True)
+def stamp_text(corpus: str, root: str, options: dict | None = None) -> str:
+    """What a preparation is of: the corpus, its root and the reader's options (none for most readers)."""
+    what = {"corpus": corpus, "root": os.path.abspath(root)}
+    if options:  # only readers that take options record them: the stamps of the others read as before
+        what["options"] = options
+    return json.dumps(what, sort_keys=True)
 
 
-def is_prepared(corpus: str, root: str, out_dir: str) -> list[str] | None:
-    """The split names of a finished preparation of ``root`` into ``out_dir``, or None when it must be
-    (re)done: no stamp, a stamp of another corpus or root, or a data list that is gone."""
+def is_prepared(corpus: str, root: str, out_dir: str, options: dict | None = None) -> list[str] | None:
+    """The split names of a finished preparation of ``root`` (with the reader's ``options``) into ``out_dir``,
+    or None when it must be (re)done: no stamp, a stamp of another corpus, root or options, or a data list that
+    is gone."""
     path = os.path.join(out_dir, STAMP)
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as handle:
         lines = handle.read().splitlines()
-    if not lines or lines[0] != stamp_text(corpus, root):
+    if not lines or lines[0] != stamp_text(corpus, root, options):
         return None
     splits = lines[1:]
     if not splits or not all(os.path.isfile(os.path.join(out_dir, f"{s}.csv")) for s in splits):
@@ -279,8 +305,8 @@ def is_prepared(corpus: str, root: str, out_dir: str) -> list[str] | None:
     return splits
 
 
-def write_stamp(corpus: str, root: str, out_dir: str, splits: Sequence[str]) -> None:
-    """Record that ``out_dir`` holds the data lists of ``root``: first line the corpus and root, then
-    one split name a line. Written last, so a killed preparation is redone."""
+def write_stamp(corpus: str, root: str, out_dir: str, splits: Sequence[str], options: dict | None = None) -> None:
+    """Record that ``out_dir`` holds the data lists of ``root``: first line the corpus, root and reader options,
+    then one split name a line. Written last, so a killed preparation is redone."""
     with atomic_write(os.path.join(out_dir, STAMP), "w", encoding="utf-8") as handle:
-        handle.write("\n".join([stamp_text(corpus, root), *splits]) + "\n")
+        handle.write("\n".join([stamp_text(corpus, root, options), *splits]) + "\n")

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.data.datalist import Row
-
-from .common import Splits, audio_file, holdout, read_table, split_by, stem
+from .common import Splits, holdout, score_table, split_by
 
 NAME = "pstn"
 SPLITS = ("train", "val")
@@ -29,9 +27,6 @@ LAYOUT = "pstn_train.csv (filename,MOS,...) + the files it names"
 def read(root: str) -> Splits:
     """``{split: (rows, source)}`` of a PSTN copy."""
     path = os.path.join(root, "pstn_train.csv")
-    rows = [
-        Row(stem(r["filename"]), stem(r["filename"]), audio_file(root, r["filename"]), r["MOS"], f"{path}:{n}")
-        for n, r in read_table(path, ("filename", "MOS"))
-    ]
+    rows = score_table(path, root, "filename", "MOS")
     train, val = split_by(rows, holdout([r.sample_id for r in rows]))
     return {"train": (train, path), "val": (val, path)}

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.data.datalist import Row
-
-from .common import CorpusLayoutError, Splits, audio_file, read_table, stem
+from .common import CorpusLayoutError, Option, Splits, score_table
 
 NAME = "somos"
 SPLITS = ("train", "val", "test")
@@ -22,6 +20,8 @@ TEST_SPLITS = ("test",)
 LAYOUT = "audios/*.wav, training_files/split1/clean/{train,valid,test}_mos_list.txt"
 LISTS = {"train": "train_mos_list.txt", "val": "valid_mos_list.txt", "test": "test_mos_list.txt"}
 SPLIT_DIR = "training_files/split1/clean"
+#: ``read``'s options, offered as ``--<name>`` by ``distilmos-prep somos`` and ``egs/somos/local/data_prep.py``
+OPTIONS = (Option("split_dir", SPLIT_DIR, "list folder under the root (clean or full split)"),)
 
 
 def system_of(sample_id: str) -> str:
@@ -37,15 +37,5 @@ def read(root: str, split_dir: str = SPLIT_DIR) -> Splits:
     splits: Splits = {}
     for split, name in LISTS.items():
         path = os.path.join(lists, name)
-        rows = [
-            Row(
-                stem(r["utteranceId"]),
-                system_of(stem(r["utteranceId"])),
-                audio_file(wav_dir, r["utteranceId"]),
-                r["mean"],
-                f"{path}:{n}",
-            )
-            for n, r in read_table(path, ("utteranceId", "mean"))
-        ]
-        splits[split] = (rows, path)
+        splits[split] = (score_table(path, wav_dir, "utteranceId", "mean", system_of), path)
     return splits

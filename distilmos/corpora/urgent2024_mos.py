@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import os
 
-from distilmos.data.datalist import Row
-
-from .common import Splits, audio_file, holdout, read_table, require, split_by, stem
+from .common import Splits, holdout, require, score_table, split_by
 
 NAME = "urgent2024_mos"
 SPLITS = ("train", "val")
@@ -60,15 +58,6 @@ def read(root: str) -> Splits:
         "(github.com/unilight/sheet; needs the datasets package) in the root to write metadata.csv "
         "and wavs/",
     )
-    rows = [
-        Row(
-            stem(r["wav_path"]),
-            system_of(stem(r["wav_path"])),
-            audio_file(root, r["wav_path"]),
-            r["score"],
-            f"{path}:{n}",
-        )
-        for n, r in read_table(path, ("wav_path", "score"))
-    ]
+    rows = score_table(path, root, "wav_path", "score", system_of)
     train, val = split_by(rows, holdout([r.sample_id for r in rows]))
     return {"train": (train, path), "val": (val, path)}

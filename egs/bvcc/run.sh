@@ -159,7 +159,7 @@ if todo 1; then
         rm -f "${prep_stamp}"
         constant_test=()
         [ "${allow_constant_test}" = true ] && constant_test=(--allow_constant_test)
-        python local/data_prep.py --bvcc_root "${bvcc_root}" --out_dir "${bvccdata}" --split "${split}" \
+        distilmos-prep bvcc --root "${bvcc_root}" --out_dir "${bvccdata}" --split "${split}" \
             --split_seed "${split_seed}" "${constant_test[@]}"
         if [ -n "${somos_root}" ]; then
             distilmos-prep somos --root "${somos_root}" --out_dir "${datadir}/somos"

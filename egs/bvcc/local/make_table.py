@@ -16,7 +16,7 @@ import statistics
 from collections import defaultdict
 
 from paper_table1 import BACKBONES, COLUMNS, PAPER_TABLE1  # beside this script
-from table_files import write_table
+from table_files import write_and_print_table
 
 from distilmos import registry
 
@@ -120,10 +120,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="output prefix: writes <out>.md and <out>.csv")
     args = parser.parse_args(argv)
     table_rows = rows(collect(args.expdirs))
-    text = markdown(table_rows)
-    write_table(args.out, text, table_rows, list(table_rows[0]) if table_rows else ["metric"])
-    print(text)
-    print(f"written: {args.out}.md {args.out}.csv")
+    write_and_print_table(args.out, markdown(table_rows), table_rows, "metric")
 
 
 if __name__ == "__main__":

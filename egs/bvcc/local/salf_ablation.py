@@ -23,7 +23,7 @@ import os
 import statistics
 from collections import defaultdict
 
-from table_files import AblationError, read_json, write_table
+from table_files import AblationError, read_json, write_and_print_table
 
 #: Table III of the paper: input -> BVCC test MSE (random 8:1:1 split, depth 4)
 PAPER_TABLE3 = {"wav2vec": 0.144, "LFCC": 0.43, "MFCC": 0.56, "X-vector": 0.48}
@@ -173,10 +173,7 @@ def main(argv=None):
         rows = collect(args.runs, args.ssl, args.embedding)
     except AblationError as exc:
         parser.exit(2, f"error: {exc}\n")
-    text = markdown(rows)
-    write_table(args.out, text, rows, list(rows[0]) if rows else ["input"])
-    print(text)
-    print(f"written: {args.out}.md {args.out}.csv")
+    write_and_print_table(args.out, markdown(rows), rows, "input")
 
 
 if __name__ == "__main__":

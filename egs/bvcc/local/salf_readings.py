@@ -22,6 +22,7 @@ at 512 dims another reading also lands on 1,574.
 
 import argparse
 import itertools
+from typing import NamedTuple
 
 #: what an input width is, for the listing
 WIDTHS = {512: "wav2vec 1.0", 768: "wav2vec 2.0 / HuBERT / WavLM Base", 1024: "the Large models"}
@@ -31,8 +32,22 @@ def conv(c_in: int, c_out: int, kernel: int, bias: bool) -> int:
     return c_in * c_out * kernel + (c_out if bias else 0)
 
 
-def count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias):
+class Reading(NamedTuple):
+    """One reading of what the paper leaves open (the module docstring lists them)."""
+
+    axis: str  # what the convolutions run over: "time" (the features as channels) or "feature" (one channel)
+    widths: list  # the channels of the four blocks
+    conv_bias: bool
+    bn_affine: bool
+    down: str  # the downsampling: "max_pool", "conv_same_width" or "conv_next_width"
+    lfe: str  # "shared_over_length", "per_channel_over_length", "flattened" or "channel_mean"
+    lfe_out: int
+    head_bias: bool
+
+
+def count(dim: int, reading: Reading):
     """Parameters of one reading, or None when it is not well defined (an LFE over time, whose length varies)."""
+    axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias = reading
     if axis == "time" and lfe != "channel_mean":
         return None
     n, c_in, length, stacked = 0, (dim if axis == "time" else 1), dim, 0
@@ -58,7 +73,8 @@ def count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias
 
 
 def readings(dim):
-    for axis, kind, c, conv_bias, bn_affine, down, lfe, lfe_out, head_bias in itertools.product(
+    """``(parameters, reading)`` of every well-defined reading at ``dim`` input dimensions."""
+    for axis, kind, c, *rest in itertools.product(
         ("feature", "time"),
         ("constant", "doubling"),
         (1, 2, 3, 4, 8),
@@ -69,26 +85,14 @@ def readings(dim):
         (1, 2),
         (False, True),
     ):
-        widths = [c] * 4 if kind == "constant" else [c * 2**i for i in range(4)]
-        n = count(dim, axis, widths, conv_bias, bn_affine, down, lfe, lfe_out, head_bias)
+        reading = Reading(axis, [c] * 4 if kind == "constant" else [c * 2**i for i in range(4)], *rest)
+        n = count(dim, reading)
         if n is not None:
-            yield (
-                n,
-                dict(
-                    axis=axis,
-                    widths=widths,
-                    conv_bias=conv_bias,
-                    bn_affine=bn_affine,
-                    down=down,
-                    lfe=lfe,
-                    lfe_out=lfe_out,
-                    head_bias=head_bias,
-                ),
-            )
+            yield n, reading
 
 
 def describe(n, reading, target):
-    return f"{n:>6,} ({n - target:+d})  " + " ".join(f"{k}={v}" for k, v in reading.items())
+    return f"{n:>6,} ({n - target:+d})  " + " ".join(f"{k}={v}" for k, v in reading._asdict().items())
 
 
 def main(argv=None):
@@ -113,7 +117,7 @@ def main(argv=None):
             print(f"readings at {dim} input dimensions{what}, nearest to {args.target:,} first:")
             for n, reading in found[: args.top]:
                 print(describe(n, reading, args.target))
-            time_axis = min(n for n, r in found if r["axis"] == "time")
+            time_axis = min(n for n, r in found if r.axis == "time")
             print(f"fewest parameters of any time-axis reading: {time_axis:,}")
         print(
             f"{dim} dims{what}: {len(exact)} reading(s) of exactly {args.target:,} parameters"

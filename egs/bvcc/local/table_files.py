@@ -32,3 +32,11 @@ def write_table(out: str, text: str, rows: list[dict], fields: list[str]) -> Non
         writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")  # not CRLF: cut/awk read it
         writer.writeheader()
         writer.writerows(rows)
+
+
+def write_and_print_table(out: str, text: str, rows: list[dict], empty_column: str) -> None:
+    """:func:`write_table` with the first row's columns (``empty_column`` alone for a table without rows), then
+    the Markdown ``text`` and the two files' names on stdout."""
+    write_table(out, text, rows, list(rows[0]) if rows else [empty_column])
+    print(text)
+    print(f"written: {out}.md {out}.csv")
