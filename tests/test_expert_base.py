@@ -1,13 +1,14 @@
 """What every expert inherits from :class:`distilmos.train.expert_base.MOSExpert`: the inference path and
-the training batch."""
+the training batch; and what a :class:`~distilmos.train.expert_base.RegressionExpert` adds: the loss."""
 
 import pytest
 import torch
 import torch.nn as nn
 
+from distilmos.data.dataset import MOSBatch
 from distilmos.errors import ConfigError
 from distilmos.registry import DATARC_DEFAULTS
-from distilmos.train.expert_base import MOSExpert
+from distilmos.train.expert_base import MOSExpert, RegressionExpert
 from distilmos.train.runner import per_process_batch
 
 
@@ -60,3 +61,33 @@ def test_datarc_defaults_are_the_registry_s_and_a_config_overrides_them(tmp_path
     assert {k: v for k, v in expert.datarc.items() if k in DATARC_DEFAULTS} == dict(DATARC_DEFAULTS, eval_batch_size=1)
     assert max(len(b) for b in expert.get_dataloader("val").batch_sampler.batches) == 1
     assert (expert.best_split, expert.best_metric) == (DATARC_DEFAULTS["best_split"], DATARC_DEFAULTS["best_metric"])
+
+
+class _MeanExpert(RegressionExpert):
+    name = "mean"
+    MODELRC = {"scale": 1.0}
+
+    def build_model(self, upstream_trainable: bool = False, **kwargs):
+        if upstream_trainable:
+            raise ConfigError("mean trains on frozen features")
+        return _Mean()
+
+
+def test_a_regression_expert_trains_by_the_loss_its_config_names(tmp_path, demo_data):
+    """Its keys are the rating options, ``loss`` and its own; ``loss`` picks L1 or MSE on the averaged score."""
+    assert list(_MeanExpert.MODELRC) == ["listener", "uncertainty", "loss", "scale"]
+    out = {"pred": torch.tensor([1.0, 4.0])}
+    batch = MOSBatch(scores=torch.tensor([2.0, 2.0]), systems=["a", "b"], sample_ids=["x", "y"])
+    for loss, expected in (("l1", 1.5), ("mse", 2.5)):
+        config = {"datarc": {"data_dir": demo_data["bvcc"]}, "modelrc": {"loss": loss}}
+        expert = _MeanExpert(4, config, str(tmp_path), plugin_runner=True)
+        assert isinstance(expert.model, _Mean)
+        terms = expert.losses(out, batch, torch.tensor([3, 3]))
+        assert terms["loss"].item() == pytest.approx(expected) and terms["mos_loss"] is terms["loss"]
+    with pytest.raises(
+        ConfigError, match=r"unknown mean loss 'huber' in downstream_expert.modelrc.loss; choose from l1"
+    ):
+        _MeanExpert(4, {"datarc": {}, "modelrc": {"loss": "huber"}}, str(tmp_path))
+    # the runner's keyword arguments reach build_model
+    with pytest.raises(ConfigError, match="frozen features"):
+        _MeanExpert(4, {"datarc": {"data_dir": demo_data["bvcc"]}}, str(tmp_path), upstream_trainable=True)

@@ -158,6 +158,27 @@ def rate(rng: np.random.Generator, quality: float, biases: np.ndarray, n_ratings
     return [int(r) for r in np.clip(np.rint(raw), 1, 5)], [int(i) for i in listeners]
 
 
+def plan_utterance(
+    rng: np.random.Generator,
+    system: System,
+    wav: str,
+    split: str,
+    biases: np.ndarray,
+    n_ratings: int | tuple[int, int],
+    sample_rate: int,
+) -> Utterance:
+    """One utterance of ``system``: its severities, quality and ratings by listeners of ``biases``, then its
+    audio seed and duration, drawn in that order. ``n_ratings``: how many ratings, or the ``[low, high)``
+    range to draw that number from (after the quality)."""
+    severities = utterance_severities(rng, system)
+    quality = utterance_quality(rng, system, severities)
+    if isinstance(n_ratings, tuple):
+        n_ratings = int(rng.integers(*n_ratings))
+    ratings, raters = rate(rng, quality, biases, n_ratings)
+    seed, duration = int(rng.integers(2**63)), float(rng.uniform(1.0, 4.0))
+    return Utterance(wav, system, split, seed, duration, severities, ratings, raters, sample_rate)
+
+
 def format_score(value: float) -> str:
     """A mean rating as written in the list files: at most 6 decimals, no trailing zeros (``3.375``)."""
     text = f"{value:.{SCORE_DECIMALS}f}".rstrip("0")
@@ -210,22 +231,8 @@ def plan_bvcc(
             n_train, n_val, n_test = split_sizes(utts_per_system, (0.15, 0.15))
             splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
         for split in rng.permutation(splits):
-            severities = utterance_severities(rng, system)
-            quality = utterance_quality(rng, system, severities)
-            ratings, raters = rate(rng, quality, biases, BVCC_RATINGS_PER_UTT)
-            utterances.append(
-                Utterance(
-                    f"{system.name}-{next(utt_ids)}.wav",
-                    system,
-                    str(split),
-                    int(rng.integers(2**63)),
-                    float(rng.uniform(1.0, 4.0)),
-                    severities,
-                    ratings,
-                    raters,
-                    BVCC_SR,
-                )
-            )
+            wav = f"{system.name}-{next(utt_ids)}.wav"
+            utterances.append(plan_utterance(rng, system, wav, str(split), biases, BVCC_RATINGS_PER_UTT, BVCC_SR))
     _make_one_silent(rng, utterances, biases)
     return systems, utterances, listeners, biases
 
@@ -243,14 +250,8 @@ def _make_one_silent(rng: np.random.Generator, utterances: list[Utterance], bias
 
 def write_bvcc(root: Path, utterances: list[Utterance], listeners: list[str]) -> None:
     """Audio, mos lists and listener files under ``root`` (= D/bvcc)."""
-    wav_dir, sets = root / "DATA" / "wav", root / "DATA" / "sets"
-    wav_dir.mkdir(parents=True)
-    sets.mkdir(parents=True)
-    for utt in utterances:
-        write_audio(wav_dir / utt.wav, utt)
-    for split in ("train", "val", "test"):
-        rows = sorted(f"{u.wav},{format_score(u.score)}" for u in utterances if u.split == split)
-        (sets / f"{split}_mos_list.txt").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    sets = root / "DATA" / "sets"
+    write_audio_and_lists(root / "DATA" / "wav", sets, utterances, ("train", "val", "test"))
     for split, name in (("train", "TRAINSET"), ("val", "DEVSET")):
         lines = [
             f"{u.system.name},{u.wav},{r},x,{listeners[who]}"
@@ -287,22 +288,8 @@ def plan_somos(rng: np.random.Generator, n_systems: int, utts_per_system: int) -
     for system in systems:
         for s in rng.choice(len(sentences), size=utts_per_system, replace=False):
             domain, year, sentence = sentences[s]
-            severities = utterance_severities(rng, system)
-            quality = utterance_quality(rng, system, severities)
-            ratings, raters = rate(rng, quality, biases, int(rng.integers(*SOMOS_RATINGS_RANGE)))
-            utterances.append(
-                Utterance(
-                    f"{domain}_{year}_{sentence:04d}_{system.name}.wav",
-                    system,
-                    "",
-                    int(rng.integers(2**63)),
-                    float(rng.uniform(1.0, 4.0)),
-                    severities,
-                    ratings,
-                    raters,
-                    SOMOS_SR,
-                )
-            )
+            wav = f"{domain}_{year}_{sentence:04d}_{system.name}.wav"
+            utterances.append(plan_utterance(rng, system, wav, "", biases, SOMOS_RATINGS_RANGE, SOMOS_SR))
 
     # Split over the whole corpus ~60/20/20 (not per system), and make a few files stereo.
     n_train, n_valid, n_test = split_sizes(len(utterances), (0.2, 0.2))
@@ -315,16 +302,8 @@ def plan_somos(rng: np.random.Generator, n_systems: int, utts_per_system: int) -
 
 def write_somos(root: Path, utterances: list[Utterance]) -> None:
     """Audio and mos lists under ``root`` (= D/somos)."""
-    audio_dir, lists = root / "audios", root / "training_files" / "split1" / "clean"
-    audio_dir.mkdir(parents=True)
-    lists.mkdir(parents=True)
-    for utt in utterances:
-        write_audio(audio_dir / utt.wav, utt)
-    for split in ("train", "valid", "test"):
-        rows = sorted(f"{u.wav},{format_score(u.score)}" for u in utterances if u.split == split)
-        (lists / f"{split}_mos_list.txt").write_text(
-            "".join(r + "\n" for r in ["utteranceId,mean"] + rows), encoding="utf-8"
-        )
+    lists = root / "training_files" / "split1" / "clean"
+    write_audio_and_lists(root / "audios", lists, utterances, ("train", "valid", "test"), header=["utteranceId,mean"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,6 +328,20 @@ def render(utt: Utterance) -> np.ndarray:
 def write_audio(path: Path, utt: Utterance) -> None:
     """Render ``utt`` into a 16-bit PCM WAV (deterministic bytes: no timestamps in the header)."""
     sf.write(str(path), render(utt), utt.sample_rate, subtype="PCM_16", format="WAV")
+
+
+def write_audio_and_lists(
+    audio_dir: Path, lists_dir: Path, utterances: list[Utterance], splits: Sequence[str], header: Sequence[str] = ()
+) -> None:
+    """Every utterance's audio in ``audio_dir`` and, in ``lists_dir``, one ``<split>_mos_list.txt`` per split:
+    the ``header`` lines, then ``wav,mean rating`` rows sorted by file name."""
+    audio_dir.mkdir(parents=True)
+    lists_dir.mkdir(parents=True)
+    for utt in utterances:
+        write_audio(audio_dir / utt.wav, utt)
+    for split in splits:
+        rows = sorted(f"{u.wav},{format_score(u.score)}" for u in utterances if u.split == split)
+        (lists_dir / f"{split}_mos_list.txt").write_text("".join(r + "\n" for r in [*header, *rows]), encoding="utf-8")
 
 
 def _prepare_out_dir(out: Path) -> None:

@@ -3,7 +3,8 @@ forward bookkeeping, metrics, best-checkpoint selection and the evaluation files
 
 A concrete expert (``downstream/<name>/expert.py``) subclasses :class:`MOSExpert`, keeps its inference model
 as ``self.model`` (:meth:`MOSExpert.predict` runs it) and implements :meth:`MOSExpert.losses` (the training
-objective).
+objective). An expert trained by one regression loss on the averaged score (SSL-MOS, SALF-MOS) subclasses
+:class:`RegressionExpert` instead and implements only :meth:`RegressionExpert.build_model`.
 
 Splits: ``train``, ``val`` and ``test`` are ``<datarc.data_dir>/<split>.csv``; ``datarc.extra_eval`` maps
 more names to CSV paths (e.g. ``somos_test: data/somos/test.csv``). The training split and the runner's
@@ -66,6 +67,11 @@ from distilmos.registry import DATARC_DEFAULTS
 
 from . import config_keys
 from .loop import EarlyStopping
+from .plugin import register_schedulers
+
+# An expert's config may name OneCycleLR or MoEStageLR: they must resolve under a stock s3prl runner too, which
+# imports the expert (hence this module) before it builds the scheduler.
+register_schedulers()
 
 TRAIN = "train"
 #: the files ``datarc.skip_bad_audio`` left out, one message (data list row, file, reason) per line
@@ -105,8 +111,8 @@ class MOSExpert(nn.Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # every expert takes the rating options, whatever its own keys
-        cls.MODELRC = {**RATING_MODELRC, **cls.MODELRC}
+        # every expert takes the rating options and the keys of the expert it extends, beside its own
+        cls.MODELRC = {**super(cls, cls).MODELRC, **vars(cls).get("MODELRC", {})}
 
     def __init__(
         self,
@@ -124,6 +130,7 @@ class MOSExpert(nn.Module):
     ):
         super().__init__()
         self.upstream_dim = upstream_dim
+        self.runner_config = runner or {}  # the config's runner section
         # All told by this toolkit's runner (distilmos.train.runner) only, never saved with a checkpoint's args:
         # under s3prl's own runner the upstream runs as s3prl builds it (an older checkpoint's stale
         # upstream_padding_exact is ignored there), and evaluation keeps a padding cap.
@@ -150,7 +157,7 @@ class MOSExpert(nn.Module):
         self.uncertainty = _flag("downstream_expert.modelrc.uncertainty", self.modelrc["uncertainty"])
         self.listener_ids: dict[str, int] = {}  # training listeners -> row of listener_table (listener mode)
         if not self.plugin_runner:
-            _refuse_plugin_features(self.datarc, runner, downstream_expert, mode)
+            _refuse_plugin_features(self.datarc, self.runner_config, downstream_expert, mode)
         self.best_split = self.datarc["best_split"]
         self.best_metric = self.datarc["best_metric"]
         # a buffer, so that a resumed run (-e) remembers the best score so far
@@ -158,7 +165,7 @@ class MOSExpert(nn.Module):
         self._datasets: dict[str, MOSDataset] = {}
         self._feature_cache = None  # datarc.feature_cache, opened on first use
         self._skipped: dict[str, None] = {}  # unreadable audio left out (datarc.skip_bad_audio), in order
-        self._preflight_splits = [TRAIN] + list((runner or {}).get("eval_dataloaders", []))
+        self._preflight_splits = [TRAIN] + list(self.runner_config.get("eval_dataloaders", []))
 
     # ---- data -------------------------------------------------------------------------------------
     def split_paths(self) -> dict[str, str]:
@@ -473,11 +480,45 @@ class MOSExpert(nn.Module):
         print(f"[{self.name}] {split}: " + _summary(metrics) + f" -> {metrics_path}")
 
 
+#: ``downstream_expert.modelrc.loss`` of a :class:`RegressionExpert`
+REGRESSION_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+
+
+class RegressionExpert(MOSExpert):
+    """An expert trained by one regression loss on the averaged score, the one ``modelrc.loss`` names
+    (:data:`REGRESSION_LOSSES`; L1 by default, as SSL-MOS and SALF-MOS train). A subclass gives its model
+    (:meth:`build_model`) and its own ``MODELRC`` keys."""
+
+    MODELRC = {"loss": "l1"}  # or mse
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        loss = self.modelrc["loss"]
+        if loss not in REGRESSION_LOSSES:
+            raise ConfigError(
+                f"unknown {self.name} loss {loss!r} in downstream_expert.modelrc.loss; "
+                f"choose from {', '.join(REGRESSION_LOSSES)}"
+            )
+        self.loss_fn = REGRESSION_LOSSES[loss]
+        self.model = self.build_model(**kwargs)
+        self.preflight()
+
+    def build_model(self, **kwargs) -> nn.Module:
+        """The inference model on ``self.upstream_dim``-dim features. ``kwargs`` are the runner's keyword
+        arguments (``upstream_feature_selection``, ``upstream_trainable``, ...), to refuse a run the model is
+        not defined for."""
+        raise NotImplementedError
+
+    def losses(self, out: dict[str, torch.Tensor], batch: MOSBatch, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = self.loss_fn(out["pred"], batch.scores.to(out["pred"].device))
+        return {"mos_loss": loss, "loss": loss}
+
+
 #: where the features that s3prl's own runner lacks are (named in its refusals)
 PLUGIN_RUNNER = "the DistilMOS toolkit's run_downstream.py (at the top of its checkout)"
 
 
-def _refuse_plugin_features(datarc: dict, runner: dict | None, downstream_expert: dict, mode: str) -> None:
+def _refuse_plugin_features(datarc: dict, runner: dict, downstream_expert: dict, mode: str) -> None:
     """Under s3prl's own runner, refuse the config features only this toolkit's runner carries out, which
     s3prl's would otherwise ignore or get wrong without a word."""
     if datarc.get("feature_cache"):
@@ -487,9 +528,9 @@ def _refuse_plugin_features(datarc: dict, runner: dict | None, downstream_expert
             "cached features to the upstream as audio. Run the toolkit's run_downstream.py, or drop the cache: "
             "-o config.downstream_expert.datarc.feature_cache=None"
         )
-    early = EarlyStopping.from_config({"runner": runner or {}, "downstream_expert": downstream_expert})
+    early = EarlyStopping.from_config({"runner": runner, "downstream_expert": downstream_expert})
     if mode == "train" and early.patience is not None:
-        total = (runner or {}).get("total_steps")
+        total = runner.get("total_steps")
         raise ConfigError(
             f"runner.early_stopping (patience {early.patience:g} {early.unit}s) needs {PLUGIN_RUNNER}; s3prl's "
             f"own runner ignores it and would train all runner.total_steps ({total}). Run the toolkit's "

@@ -11,7 +11,6 @@ transformer layer and ``h_n`` the output of layer ``n``; and ``get_downsample_ra
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 import os
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import torch.nn as nn
 
 from distilmos.errors import ToolkitError
 
+from .callable_spec import import_callable
 from .hub import UPSTREAMS as TOOLKIT_UPSTREAMS
 from .padding_exact import make_padding_exact
 
@@ -41,14 +41,7 @@ def is_callable_spec(spec: str) -> bool:
 
 
 def _user_factory(spec: str) -> Callable[..., nn.Module]:
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UpstreamSpecError(f"upstream {spec!r}: cannot import module {module_name!r} ({exc})") from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise UpstreamSpecError(f"upstream {spec!r}: module {module_name!r} has no callable {attr!r}")
+    fn = import_callable(spec, "upstream", UpstreamSpecError)
 
     def factory(**kwargs) -> nn.Module:
         # Pass only the arguments the user's callable declares (ckpt, model_config, refresh, ...).
@@ -59,7 +52,7 @@ def _user_factory(spec: str) -> Callable[..., nn.Module]:
         check_upstream(model, spec)
         return model
 
-    factory.__name__ = attr
+    factory.__name__ = spec.partition(":")[2]
     factory.__doc__ = fn.__doc__
     return factory
 

@@ -27,31 +27,27 @@ from distilmos.fileio import atomic_write
 ARCHS = ("wavlm", "hubert", "wav2vec2")
 HUB_NAMES = {arch: f"{arch}_local" for arch in ARCHS}
 
-# Keeps the real 320-sample (20 ms) frame shift: strides 5 * 2**6 = 320.
-_TINY_CONV = "[(64,10,5)] + [(64,3,2)] * 4 + [(64,2,2)] * 2"
-_BASE_CONV = "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"
+
+def _size(layers: int, dim: int, ffn: int, heads: int, conv: int, pos: int, pos_groups: int, final: int) -> dict:
+    """A model size in the config's names: ``layers`` transformer layers of width ``dim`` (feed-forward
+    ``ffn``, ``heads`` attention heads), ``conv`` channels in each front-end convolution, a positional
+    convolution of width ``pos`` in ``pos_groups`` groups and a ``final``-dim projection."""
+    return dict(
+        encoder_layers=layers,
+        encoder_embed_dim=dim,
+        encoder_ffn_embed_dim=ffn,
+        encoder_attention_heads=heads,
+        # the real 320-sample (20 ms) frame shift: strides 5 * 2**6 = 320
+        conv_feature_layers=f"[({conv},10,5)] + [({conv},3,2)] * 4 + [({conv},2,2)] * 2",
+        conv_pos=pos,
+        conv_pos_groups=pos_groups,
+        final_dim=final,
+    )
+
 
 SIZES: dict[str, dict] = {
-    "tiny": dict(
-        encoder_layers=3,
-        encoder_embed_dim=64,
-        encoder_ffn_embed_dim=128,
-        encoder_attention_heads=4,
-        conv_feature_layers=_TINY_CONV,
-        conv_pos=16,
-        conv_pos_groups=4,
-        final_dim=32,
-    ),
-    "base": dict(
-        encoder_layers=12,
-        encoder_embed_dim=768,
-        encoder_ffn_embed_dim=3072,
-        encoder_attention_heads=12,
-        conv_feature_layers=_BASE_CONV,
-        conv_pos=128,
-        conv_pos_groups=16,
-        final_dim=256,
-    ),
+    "tiny": _size(layers=3, dim=64, ffn=128, heads=4, conv=64, pos=16, pos_groups=4, final=32),
+    "base": _size(layers=12, dim=768, ffn=3072, heads=12, conv=512, pos=128, pos_groups=16, final=256),
 }
 
 

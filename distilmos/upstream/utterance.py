@@ -24,7 +24,6 @@ Two ways in:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import numpy as np
@@ -32,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ToolkitError
+from .callable_spec import import_callable
 
 #: the stride of the one-frame "front end": longer than any utterance (37 hours at 16 kHz)
 ONE_FRAME = 2**31
@@ -90,15 +90,7 @@ def load_factory(spec: str) -> Callable[[], object]:
         raise EmbeddingError(
             f"upstream 'utterance_embedding' needs -k package.module:factory (the embedder's factory), got {spec!r}"
         )
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise EmbeddingError(f"utterance embedding {spec!r}: cannot import module {module_name!r} ({exc})") from exc
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise EmbeddingError(f"utterance embedding {spec!r}: module {module_name!r} has no callable {attr!r}")
-    return factory
+    return import_callable(spec, "utterance embedding", EmbeddingError)
 
 
 def utterance_embedding(ckpt=None, model_config=None, refresh=False, **kwargs) -> UtteranceEmbeddingUpstream:

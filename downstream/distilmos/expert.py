@@ -23,14 +23,9 @@ from distilmos.errors import ConfigError
 from distilmos.models.distilmos_model import DistilMOSModel, LayerHeads
 from distilmos.models.masking import valid_mask
 from distilmos.train.expert_base import TRAIN, MOSExpert
-from distilmos.train.plugin import register_schedulers
 from distilmos.upstream.build import build_upstream
 
 from .token_targets import IGNORE, align_tokens
-
-# The config's OneCycleLR must resolve under a stock s3prl runner too: the runner imports this module
-# before it builds the scheduler.
-register_schedulers()
 
 
 class DownstreamExpert(MOSExpert):

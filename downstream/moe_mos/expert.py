@@ -19,11 +19,6 @@ import torch.nn.functional as F
 from distilmos.models.moe_mos import MoEMOSModel, gate_entropy, load_balance_loss, sparsity_loss
 from distilmos.train.expert_base import TRAIN, MOSExpert
 from distilmos.train.moe_schedule import SCHEDULER_NAME, StageSchedule
-from distilmos.train.plugin import register_schedulers
-
-# The config's MoEStageLR must resolve under a stock s3prl runner too: the runner imports this module
-# before it builds the scheduler.
-register_schedulers()
 
 
 class DownstreamExpert(MOSExpert):
@@ -41,18 +36,10 @@ class DownstreamExpert(MOSExpert):
         "smooth_l1_beta": 1.0,
     }
 
-    def __init__(
-        self,
-        upstream_dim: int,
-        downstream_expert: dict,
-        expdir: str,
-        runner: dict = None,
-        scheduler: dict = None,
-        **kwargs,
-    ):
-        super().__init__(upstream_dim, downstream_expert, expdir, runner=runner, **kwargs)
+    def __init__(self, *args, scheduler: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
         rc = self.modelrc
-        runner = runner or {}
+        runner = self.runner_config
         self.accumulate = int(runner.get("gradient_accumulate_steps") or 1)
         scheduler = scheduler or {}
         if scheduler.get("name") == SCHEDULER_NAME:
@@ -72,7 +59,7 @@ class DownstreamExpert(MOSExpert):
         classes = sorted({u.system_id for u in self.dataset(TRAIN).utterances})
         self.class_index = {name: i for i, name in enumerate(classes)}
         self.model = MoEMOSModel(
-            upstream_dim,
+            self.upstream_dim,
             n_experts=int(rc["n_experts"]),
             hidden_dim=int(rc["hidden_dim"]),
             class_names=classes,
