@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from distilmos.data.datalist import listener_list_path
-from distilmos.errors import ToolkitError
+from distilmos.errors import reports_errors
 
 from . import (
     bc19,
@@ -145,6 +145,7 @@ def describe() -> str:
     return "\n".join(lines)
 
 
+@reports_errors
 def main(argv: list[str] | None = None, name: str | None = None) -> int:
     """The data preparation command; ``name`` fixes the corpus (``egs/<corpus>/local/data_prep.py``,
     which takes ``--<corpus>_root``). Exit status 0, or 2 with one error message (bad input: a root, a
@@ -178,22 +179,14 @@ def main(argv: list[str] | None = None, name: str | None = None) -> int:
     if not fixed and args.roots:
         from .benchmark_sets import prepare_sets
 
-        try:
-            manifest = args.manifest or os.path.join(args.out_dir, "sets.json")
-            result = prepare_sets(args.roots, args.out_dir, manifest, args.corpora)
-        except ToolkitError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        manifest = args.manifest or os.path.join(args.out_dir, "sets.json")
+        result = prepare_sets(args.roots, args.out_dir, manifest, args.corpora)
         print(f"{manifest}: {len(result['sets'])} test sets")
         return 0
     if not fixed and not (args.corpus and args.root):
         parser.error("give a corpus name and --root (or --roots, or --list)")
-    try:
-        spec = fixed or corpus(args.corpus)
-        counts = prepare(spec.name, args.root, args.out_dir, check_audio=not args.no_check_audio, force=args.force)
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    spec = fixed or corpus(args.corpus)
+    counts = prepare(spec.name, args.root, args.out_dir, check_audio=not args.no_check_audio, force=args.force)
     for split, count in counts.items():
         path = os.path.join(args.out_dir, f"{split}.csv")
         print(f"{path}: " + ("already prepared from this root" if count is None else f"{count} utterances"))

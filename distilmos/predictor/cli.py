@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 
 from distilmos.data.batching import AUTO, parse_max_pad
+from distilmos.errors import ToolkitError, reports_errors
 
 from .predictor import CPU_AUTO_WORKERS, DEFAULT_CHUNK_SIZE, FEW_FILES
 
@@ -252,22 +253,18 @@ def _workers(text: str) -> int | str:
     return value
 
 
+# ValueError: settings out of range (batch size, overlap)
+@reports_errors(catch=(ToolkitError, ValueError), prefix="distilmos-predict: error")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 some files failed, 2 unusable input)."""
     args = build_parser().parse_args(argv)
-    from distilmos.errors import ToolkitError
-
     # s3prl's upstream code triggers these on every run; they say nothing about the user's input
     warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
     # subnormal floats (GELU tails) make CPU matmuls several times slower; flushing them changes no score
     torch.set_flush_denormal(True)
-    try:
-        commands = {"export": _export, "import": _import, "info": _info, "score": _score, "merge": _merge}
-        return commands[args.command](args)
-    except (ToolkitError, ValueError) as exc:  # ValueError: settings out of range (batch size, overlap)
-        print(f"distilmos-predict: error: {exc}", file=sys.stderr)
-        return 2
+    commands = {"export": _export, "import": _import, "info": _info, "score": _score, "merge": _merge}
+    return commands[args.command](args)
 
 
 def _export(args) -> int:
