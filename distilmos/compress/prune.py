@@ -390,8 +390,7 @@ def prune(
         card["validation"] = summary["validation"]
         new_blob["card"] = card
         out = os.path.join(out_dir, f"pruned_{round(fraction * 100):02d}.pt")
-        write_predictor(new_blob, out)
-        read_predictor(out)  # loads with weights_only=True
+        write_predictor(new_blob, out, check=True)
         summaries.append(dict(summary, path=out))
         said = [f"{out}: {params} upstream parameters ({params / total:.0%} of {total})"]
         if plan is not None:

@@ -220,7 +220,7 @@ def _facts(path: str | None, store: ClipStore | None) -> dict | None:
 def export_student(model, out: str, *, size: str, config: dict, facts: dict, history: list) -> dict:
     """Write ``model`` as a predictor file (waveform upstream, no SSL inside); return its card."""
     from distilmos.predictor import downstreams
-    from distilmos.predictor.fileformat import read_predictor, write_predictor
+    from distilmos.predictor.fileformat import write_predictor
     from distilmos.predictor.pipeline import FeatureSelector
     from distilmos.predictor.upstream_entry import waveform_entry
 
@@ -267,8 +267,7 @@ def export_student(model, out: str, *, size: str, config: dict, facts: dict, his
             "python": platform.python_version(),
         },
     }
-    write_predictor(blob, out)
-    read_predictor(out)  # what was written must load with weights_only=True
+    write_predictor(blob, out, check=True)
     return blob["card"]
 
 
