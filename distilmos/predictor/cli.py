@@ -462,7 +462,7 @@ def _score_to_file(args, predictor, fmt, total: int, score_kwargs: dict, nshard:
     with RunLock(target.lock, f"output {target.path}"):
         totals = run_target(target, job)
         if nshard > 1:
-            write_json(target.done, {"inputs": totals.inputs, "scored": totals.scored, "failed": totals.failed})
+            write_json(target.done, totals.finished())
     if nshard == 1:
         return _finish(args, fmt, target, all_entries, start, predictor.max_seconds, totals)
     log(
