@@ -272,26 +272,25 @@ def _export(args) -> int:
 
     card = export(args.checkpoint, args.out, check=not args.no_check)
     up, down = card["upstream"], card["downstream"]
-    print(
-        f"{args.out}: {down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}; "
-        f"upstream {'embedded' if up['embedded'] else 'rebuilt from ' + repr(up['name']) + ' when loaded'}; "
-        f"dropped {down['dropped']['keys']} training-only entries ({', '.join(down['dropped']['modules']) or 'none'})",
-        file=sys.stderr,
-    )
-    return 0
+    model = f"{down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}"
+    upstream = "embedded" if up["embedded"] else f"rebuilt from {up['name']!r} when loaded"
+    return _written(args.out, model, upstream, down["dropped"], "training-only entries")
 
 
 def _import(args) -> int:
     from .import_authors import import_authors
 
     card = import_authors(args.source, args.backbone, args.out)
-    source, dropped = card["source"]["checkpoint"], card["downstream"]["dropped"]
-    print(
-        f"{args.out}: the DistilMOS authors' {args.backbone} model ({source['file']}, "
-        f"sha256 {source['sha256'][:12]}); upstream {card['upstream']['kind']} embedded; dropped {dropped['keys']} "
-        f"entries inference does not use ({', '.join(dropped['modules']) or 'none'})",
-        file=sys.stderr,
-    )
+    source = card["source"]["checkpoint"]
+    model = f"the DistilMOS authors' {args.backbone} model ({source['file']}, sha256 {source['sha256'][:12]})"
+    upstream = f"{card['upstream']['kind']} embedded"
+    return _written(args.out, model, upstream, card["downstream"]["dropped"], "entries inference does not use")
+
+
+def _written(out: str, model: str, upstream: str, dropped: dict, entries: str) -> int:
+    """Say (on stderr) what the predictor file just written holds and what of the source it left out."""
+    modules = ", ".join(dropped["modules"]) or "none"
+    print(f"{out}: {model}; upstream {upstream}; dropped {dropped['keys']} {entries} ({modules})", file=sys.stderr)
     return 0
 
 
