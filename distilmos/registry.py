@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from .errors import ConfigError, reports_errors
 
 if TYPE_CHECKING:
     from torch import nn
@@ -224,6 +224,7 @@ def shell_assignments(name: str) -> str:
     return "\n".join(lines)
 
 
+@reports_errors(catch=ConfigError)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m distilmos.registry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -235,17 +236,13 @@ def main(argv=None) -> int:
         "--token_variants", action="store_true", help="print the variants that need a token store, one a line"
     )
     args = parser.parse_args(argv)
-    try:
-        if args.list:
-            for exp, var in VARIANTS.values():
-                print(f"{var.name}\t{exp.name}\t{var.label}")
-        elif args.token_variants:
-            print("\n".join(token_variants()))
-        else:
-            print(shell_assignments(args.shell))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.list:
+        for exp, var in VARIANTS.values():
+            print(f"{var.name}\t{exp.name}\t{var.label}")
+    elif args.token_variants:
+        print("\n".join(token_variants()))
+    else:
+        print(shell_assignments(args.shell))
     return 0
 
 

@@ -26,6 +26,16 @@ STEPS: dict[str, str] = {
 }
 
 
+def step_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The option parser of the step in ``distilmos.compress.<module>``, described by that module's ``doc``
+    (the same parser whether the step runs as ``distilmos-compress STEP`` or ``python -m``)."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {__package__}.{module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in STEPS:

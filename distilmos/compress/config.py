@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+
 import yaml
 
 from distilmos.errors import ConfigError
+
+
+def flag_settings(args: argparse.Namespace, defaults: dict) -> dict:
+    """The settings a command line gives: its flags named like a key of ``defaults`` (``None``: not given;
+    :func:`load_settings` leaves those to the file and the defaults)."""
+    return {key: value for key, value in vars(args).items() if key in defaults}
 
 
 def load_settings(

@@ -31,7 +31,6 @@ non-finite, too short or silent, each with its reason). A bad clip is reported a
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -45,9 +44,10 @@ import soundfile as sf
 from scipy import signal
 from tqdm import tqdm
 
+from distilmos.compress.cli import step_parser
 from distilmos.compress.config import load_settings
 from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio
-from distilmos.errors import ConfigError, ToolkitError
+from distilmos.errors import ConfigError, ToolkitError, reports_errors
 from distilmos.fileio import atomic_write
 
 Params = dict[str, object]
@@ -355,12 +355,9 @@ def degrade_pool(inputs: Sequence[str], out_dir: str, config: dict, seed: int = 
     return {"written": len(records), "skipped": skipped, "pool": pool}
 
 
+@reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m distilmos.compress.degrade",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = step_parser("degrade", __doc__)
     parser.add_argument("--config", help="degradation YAML (see egs/compress/conf/degrade.yaml)")
     parser.add_argument("--inputs", nargs="+", required=True, help="clean speech: folders, audio files or lists")
     parser.add_argument("--out_dir", required=True)
@@ -368,12 +365,8 @@ def main(argv=None) -> int:
     parser.add_argument("--copies", type=int, help="degraded versions per clean clip (default: the config's)")
     parser.add_argument("--noise_dir", help="noise recordings (default: the config's; none: generated noise)")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, {"copies": args.copies, "noise_dir": args.noise_dir})
-        summary = degrade_pool(args.inputs, args.out_dir, config, args.seed)
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, {"copies": args.copies, "noise_dir": args.noise_dir})
+    summary = degrade_pool(args.inputs, args.out_dir, config, args.seed)
     print(f"{summary['written']} degraded clips -> {summary['pool']} ({len(summary['skipped'])} clean clips skipped)")
     return 0
 

@@ -24,7 +24,6 @@ installed (its shipped weights; no training here).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -34,7 +33,8 @@ import time
 
 import torch
 
-from distilmos.errors import ToolkitError
+from distilmos.compress.cli import step_parser
+from distilmos.errors import ToolkitError, reports_errors
 from distilmos.eval.metrics import compute_metrics
 from distilmos.eval.results import write_results
 from distilmos.fileio import atomic_write
@@ -237,12 +237,9 @@ def plot(table: list, tests: list, path: str) -> None:
     plt.close(fig)
 
 
+@reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m distilmos.compress.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = step_parser("evaluate", __doc__)
     parser.add_argument(
         "--models",
         nargs="+",
@@ -261,21 +258,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--no_reference", action="store_true", help="leave the distillmos package out")
     args = parser.parse_args(argv)
-    try:
-        tests, ood = _parse_pairs(args.tests, "--tests"), _parse_pairs(args.ood, "--ood")
-        for key, path in (mosbench_sets(args.mosbench) if args.mosbench else {}).items():
-            if key in tests:  # the corpus the models learnt from, also in the roots file: in-domain
-                print(f"{args.mosbench}: {key} is an in-domain test list (--tests); evaluated as such", file=sys.stderr)
-            elif key in ood:
-                raise ToolkitError(f"--ood {key}: also a test set of {args.mosbench}; give it once")
-            else:
-                ood[key] = path
-        table = evaluate(
-            _parse_pairs(args.models, "--models"), tests, args.out_dir, reference=not args.no_reference, ood=ood
-        )
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    tests, ood = _parse_pairs(args.tests, "--tests"), _parse_pairs(args.ood, "--ood")
+    for key, path in (mosbench_sets(args.mosbench) if args.mosbench else {}).items():
+        if key in tests:  # the corpus the models learnt from, also in the roots file: in-domain
+            print(f"{args.mosbench}: {key} is an in-domain test list (--tests); evaluated as such", file=sys.stderr)
+        elif key in ood:
+            raise ToolkitError(f"--ood {key}: also a test set of {args.mosbench}; give it once")
+        else:
+            ood[key] = path
+    table = evaluate(
+        _parse_pairs(args.models, "--models"), tests, args.out_dir, reference=not args.no_reference, ood=ood
+    )
     with atomic_write(os.path.join(args.out_dir, "table.json")) as handle:
         json.dump(table, handle, indent=2, default=str)
     return 0

@@ -27,7 +27,6 @@ keeping the weights with the best validation utterance SRCC.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import math
@@ -38,7 +37,8 @@ from collections.abc import Sequence
 import torch
 from tqdm import tqdm
 
-from distilmos.compress.config import load_settings
+from distilmos.compress.cli import step_parser
+from distilmos.compress.config import flag_settings, load_settings
 from distilmos.compress.head import (
     HEAD_GROUPS,
     HeadStructure,
@@ -57,7 +57,7 @@ from distilmos.compress.structure import (
     pruned_entry,
 )
 from distilmos.data.audio import SAMPLE_RATE
-from distilmos.errors import ConfigError, ToolkitError
+from distilmos.errors import ConfigError, ToolkitError, reports_errors
 from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
 
@@ -390,8 +390,7 @@ def prune(
         card["validation"] = summary["validation"]
         new_blob["card"] = card
         out = os.path.join(out_dir, f"pruned_{round(fraction * 100):02d}.pt")
-        write_predictor(new_blob, out)
-        read_predictor(out)  # loads with weights_only=True
+        write_predictor(new_blob, out, check=True)
         summaries.append(dict(summary, path=out))
         said = [f"{out}: {params} upstream parameters ({params / total:.0%} of {total})"]
         if plan is not None:
@@ -406,12 +405,9 @@ def prune(
     return summaries
 
 
+@reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m distilmos.compress.prune",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = step_parser("prune", __doc__)
     parser.add_argument("--teacher", required=True, help="predictor file with an embedded WavLM/HuBERT/wav2vec 2.0")
     parser.add_argument("--train", required=True, help="labelled data list: importance and fine-tuning")
     parser.add_argument("--val", help="labelled validation list (best fine-tuned weights by utterance SRCC)")
@@ -429,25 +425,11 @@ def main(argv=None) -> int:
     parser.add_argument("--groups", help=f"comma-separated groups to prune (default: all of {','.join(ALL_GROUPS)})")
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
-    try:
-        fractions = [float(f) for f in args.fractions.split(",")]
-        if not all(0 < f <= 1 for f in fractions):
-            raise ConfigError(f"--fractions {args.fractions!r}: each in (0, 1]")
-        config = load_config(
-            args.config,
-            {
-                "finetune_steps": args.finetune_steps,
-                "eval_every": args.eval_every,
-                "head_lr": args.head_lr,
-                "importance_batches": args.importance_batches,
-                "crop_seconds": args.crop_seconds,
-                "groups": args.groups,
-            },
-        )
-        prune(args.teacher, args.train, args.out_dir, fractions, val=args.val, config=config)
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    fractions = [float(f) for f in args.fractions.split(",")]
+    if not all(0 < f <= 1 for f in fractions):
+        raise ConfigError(f"--fractions {args.fractions!r}: each in (0, 1]")
+    config = load_config(args.config, flag_settings(args, DEFAULTS))
+    prune(args.teacher, args.train, args.out_dir, fractions, val=args.val, config=config)
     return 0
 
 

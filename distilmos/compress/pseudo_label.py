@@ -20,7 +20,6 @@ expert and upstream, the pool, counts and the failures).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -29,8 +28,9 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
+from distilmos.compress.cli import step_parser
 from distilmos.data.datalist import open_list
-from distilmos.errors import ToolkitError
+from distilmos.errors import ToolkitError, reports_errors
 from distilmos.fileio import atomic_write
 
 
@@ -157,12 +157,9 @@ def pseudo_label(
     return sidecar
 
 
+@reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m distilmos.compress.pseudo_label",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = step_parser("pseudo_label", __doc__)
     parser.add_argument(
         "--teacher", required=True, help="a predictor file (distilmos-predict export), hf:// file or peer:// predictor"
     )
@@ -172,13 +169,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    try:
-        sidecar = pseudo_label(
-            args.teacher, args.pool, args.out, chunk=args.chunk, device=args.device, batch_size=args.batch_size
-        )
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    sidecar = pseudo_label(
+        args.teacher, args.pool, args.out, chunk=args.chunk, device=args.device, batch_size=args.batch_size
+    )
     print(f"{sidecar['labelled']} pseudo-labels -> {args.out} ({len(sidecar['failed'])} files skipped)")
     return 0
 

@@ -18,7 +18,6 @@ count as with every other model.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import datetime
@@ -33,10 +32,11 @@ import torch
 from tqdm import tqdm
 
 import distilmos
-from distilmos.compress.config import load_settings
+from distilmos.compress.cli import step_parser
+from distilmos.compress.config import flag_settings, load_settings
 from distilmos.data.audio import SAMPLE_RATE, AudioError, load_audio
 from distilmos.data.batching import plan_batches
-from distilmos.errors import ConfigError, ToolkitError
+from distilmos.errors import ConfigError, ToolkitError, reports_errors
 from distilmos.eval.metrics import compute_metrics
 from distilmos.fileio import sha256_file
 from distilmos.models.student import SIZES, build, count_parameters
@@ -220,7 +220,7 @@ def _facts(path: str | None, store: ClipStore | None) -> dict | None:
 def export_student(model, out: str, *, size: str, config: dict, facts: dict, history: list) -> dict:
     """Write ``model`` as a predictor file (waveform upstream, no SSL inside); return its card."""
     from distilmos.predictor import downstreams
-    from distilmos.predictor.fileformat import read_predictor, write_predictor
+    from distilmos.predictor.fileformat import write_predictor
     from distilmos.predictor.pipeline import FeatureSelector
     from distilmos.predictor.upstream_entry import waveform_entry
 
@@ -267,8 +267,7 @@ def export_student(model, out: str, *, size: str, config: dict, facts: dict, his
             "python": platform.python_version(),
         },
     }
-    write_predictor(blob, out)
-    read_predictor(out)  # what was written must load with weights_only=True
+    write_predictor(blob, out, check=True)
     return blob["card"]
 
 
@@ -282,12 +281,9 @@ def write_history(path: str, history: list) -> None:
             writer.writerows(history)
 
 
+@reports_errors
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m distilmos.compress.train_student",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = step_parser("train_student", __doc__)
     parser.add_argument("--config", help="student YAML (egs/compress/conf/student.yaml)")
     parser.add_argument("--size", choices=list(SIZES))
     parser.add_argument("--pseudo", help="pseudo-labelled data list (python -m distilmos.compress.pseudo_label)")
@@ -301,26 +297,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--out", required=True, help="predictor file to write")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(
-            args.config,
-            {
-                "size": args.size,
-                "labelled_ratio": args.labelled_ratio,
-                "steps": args.steps,
-                "seed": args.seed,
-                "batch_size": args.batch_size,
-                "crop_seconds": args.crop_seconds,
-                "eval_every": args.eval_every,
-            },
-        )
-        np.random.seed(int(config["seed"]))
-        model, history, facts = train_student(config, pseudo=args.pseudo, labelled=args.labelled, val=args.val)
-        export_student(model, args.out, size=config["size"], config=config, facts=facts, history=history)
-        write_history(os.path.splitext(args.out)[0] + "_history.csv", history)
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, flag_settings(args, DEFAULTS))
+    np.random.seed(int(config["seed"]))
+    model, history, facts = train_student(config, pseudo=args.pseudo, labelled=args.labelled, val=args.val)
+    export_student(model, args.out, size=config["size"], config=config, facts=facts, history=history)
+    write_history(os.path.splitext(args.out)[0] + "_history.csv", history)
     print(
         f"{args.out}: student {config['size']} ({count_parameters(model)} parameters), "
         f"best val utt SRCC {facts['best_val_utt_SRCC']:.3f}"

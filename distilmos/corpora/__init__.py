@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from distilmos.data.datalist import listener_list_path
-from distilmos.errors import ToolkitError
+from distilmos.errors import reports_errors
 
 from . import (
     bc19,
@@ -228,6 +228,7 @@ def _prepare_one(spec: Corpus, args: argparse.Namespace, options: dict) -> list[
     return lines
 
 
+@reports_errors
 def main(argv: list[str] | None = None, name: str | None = None) -> int:
     """The data preparation command; ``name`` fixes the corpus (``egs/<corpus>/local/data_prep.py``,
     which takes ``--<corpus>_root``). A reader's options are flags of their own (``--split random811`` for
@@ -247,11 +248,7 @@ def main(argv: list[str] | None = None, name: str | None = None) -> int:
         parser.error(f"--{next(iter(options))} is an option of one corpus's reader: it does not go with --roots")
     if not fixed and not batch and not (args.corpus and args.root):
         parser.error("give a corpus name and --root (or --roots, or --list)")
-    try:
-        lines = _prepare_roots(args) if batch else _prepare_one(fixed or corpus(args.corpus), args, options)
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    lines = _prepare_roots(args) if batch else _prepare_one(fixed or corpus(args.corpus), args, options)
     for line in lines:
         print(line)
     return 0

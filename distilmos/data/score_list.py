@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from distilmos.errors import reports_errors
 from distilmos.fileio import unwritable
 
 from .datalist import DataListError, looks_like_header, rows_from_score_list, validate, write_datalist
@@ -25,6 +26,7 @@ def system_rule(delim):
     return lambda sample_id: sample_id
 
 
+@reports_errors(catch=DataListError)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", required=True, help="text file: wav,score[,system] per line (comma or space)")
@@ -36,17 +38,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     wav_dir = args.wav_dir or os.path.dirname(os.path.abspath(args.list))
-    try:
-        out_dir = os.path.dirname(os.path.abspath(args.out))
-        problem = "it is a folder" if os.path.isdir(args.out) else unwritable(out_dir)
-        if problem:
-            raise DataListError(f"{args.out}: cannot write the data list there ({problem}); give another --out")
-        skip = looks_like_header(args.list) if args.header == "auto" else args.header == "yes"
-        rows = rows_from_score_list(args.list, wav_dir, system_rule(args.system_delim), skip_header=skip)
-        utts = validate(rows, args.list, check_audio=not args.no_check_audio)
-    except DataListError as exc:  # bad input: one message, exit status 2
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    problem = "it is a folder" if os.path.isdir(args.out) else unwritable(out_dir)
+    if problem:
+        raise DataListError(f"{args.out}: cannot write the data list there ({problem}); give another --out")
+    skip = looks_like_header(args.list) if args.header == "auto" else args.header == "yes"
+    rows = rows_from_score_list(args.list, wav_dir, system_rule(args.system_delim), skip_header=skip)
+    utts = validate(rows, args.list, check_audio=not args.no_check_audio)
     write_datalist(args.out, utts)
     print(f"{args.out}: {len(utts)} utterances, {len({u.system_id for u in utts})} systems")
     return 0

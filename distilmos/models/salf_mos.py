@@ -60,6 +60,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from distilmos.errors import reports_errors
+
 from .masking import valid_mask
 
 
@@ -155,6 +157,7 @@ def _describe(module: nn.Module) -> str:
     return type(module).__name__
 
 
+@reports_errors(catch=ValueError)
 def main(argv=None) -> int:
     """``--count``: print the parameter count of SALF-MOS on features of ``--upstream_dim`` dimensions."""
     parser = argparse.ArgumentParser(
@@ -166,11 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--head_bias", action="store_true", help="a bias on the final Linear (+1)")
     args = parser.parse_args(argv)
-    try:
-        model = SALFMOSModel(args.upstream_dim, args.channels, args.depth, args.head_bias)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model = SALFMOSModel(args.upstream_dim, args.channels, args.depth, args.head_bias)
     rows = parameter_breakdown(model)
     width = max(len(name) for name, _, _ in rows)
     for name, what, count in rows:

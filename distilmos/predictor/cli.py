@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 
 from distilmos.data.batching import AUTO, parse_max_pad
+from distilmos.errors import ToolkitError, reports_errors
 
 from .predictor import CPU_AUTO_WORKERS, DEFAULT_CHUNK_SIZE, FEW_FILES
 
@@ -252,22 +253,18 @@ def _workers(text: str) -> int | str:
     return value
 
 
+# ValueError: settings out of range (batch size, overlap)
+@reports_errors(catch=(ToolkitError, ValueError), prefix="distilmos-predict: error")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 some files failed, 2 unusable input)."""
     args = build_parser().parse_args(argv)
-    from distilmos.errors import ToolkitError
-
     # s3prl's upstream code triggers these on every run; they say nothing about the user's input
     warnings.filterwarnings("ignore", message=r".*weight_norm.* is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
     # subnormal floats (GELU tails) make CPU matmuls several times slower; flushing them changes no score
     torch.set_flush_denormal(True)
-    try:
-        commands = {"export": _export, "import": _import, "info": _info, "score": _score, "merge": _merge}
-        return commands[args.command](args)
-    except (ToolkitError, ValueError) as exc:  # ValueError: settings out of range (batch size, overlap)
-        print(f"distilmos-predict: error: {exc}", file=sys.stderr)
-        return 2
+    commands = {"export": _export, "import": _import, "info": _info, "score": _score, "merge": _merge}
+    return commands[args.command](args)
 
 
 def _export(args) -> int:
@@ -275,26 +272,25 @@ def _export(args) -> int:
 
     card = export(args.checkpoint, args.out, check=not args.no_check)
     up, down = card["upstream"], card["downstream"]
-    print(
-        f"{args.out}: {down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}; "
-        f"upstream {'embedded' if up['embedded'] else 'rebuilt from ' + repr(up['name']) + ' when loaded'}; "
-        f"dropped {down['dropped']['keys']} training-only entries ({', '.join(down['dropped']['modules']) or 'none'})",
-        file=sys.stderr,
-    )
-    return 0
+    model = f"{down['expert']} ({down['variant']}) on {up['name']}, step {card['experiment']['step']}"
+    upstream = "embedded" if up["embedded"] else f"rebuilt from {up['name']!r} when loaded"
+    return _written(args.out, model, upstream, down["dropped"], "training-only entries")
 
 
 def _import(args) -> int:
     from .import_authors import import_authors
 
     card = import_authors(args.source, args.backbone, args.out)
-    source, dropped = card["source"]["checkpoint"], card["downstream"]["dropped"]
-    print(
-        f"{args.out}: the DistilMOS authors' {args.backbone} model ({source['file']}, "
-        f"sha256 {source['sha256'][:12]}); upstream {card['upstream']['kind']} embedded; dropped {dropped['keys']} "
-        f"entries inference does not use ({', '.join(dropped['modules']) or 'none'})",
-        file=sys.stderr,
-    )
+    source = card["source"]["checkpoint"]
+    model = f"the DistilMOS authors' {args.backbone} model ({source['file']}, sha256 {source['sha256'][:12]})"
+    upstream = f"{card['upstream']['kind']} embedded"
+    return _written(args.out, model, upstream, card["downstream"]["dropped"], "entries inference does not use")
+
+
+def _written(out: str, model: str, upstream: str, dropped: dict, entries: str) -> int:
+    """Say (on stderr) what the predictor file just written holds and what of the source it left out."""
+    modules = ", ".join(dropped["modules"]) or "none"
+    print(f"{out}: {model}; upstream {upstream}; dropped {dropped['keys']} {entries} ({modules})", file=sys.stderr)
     return 0
 
 
@@ -465,7 +461,7 @@ def _score_to_file(args, predictor, fmt, total: int, score_kwargs: dict, nshard:
     with RunLock(target.lock, f"output {target.path}"):
         totals = run_target(target, job)
         if nshard > 1:
-            write_json(target.done, {"inputs": totals.inputs, "scored": totals.scored, "failed": totals.failed})
+            write_json(target.done, totals.finished())
     if nshard == 1:
         return _finish(args, fmt, target, all_entries, start, predictor.max_seconds, totals)
     log(

@@ -33,7 +33,7 @@ from distilmos.fileio import sha256_file
 from distilmos.upstream import padding_exact
 
 from . import downstreams, upstream_entry
-from .fileformat import PredictorFileError, read_predictor, write_predictor
+from .fileformat import write_predictor
 from .pipeline import FeatureSelector
 from .predictor import build_pipeline
 
@@ -93,12 +93,7 @@ def export(checkpoint: str, out: str, *, check: bool = True) -> dict:
     blob["card"] = model_card(checkpoint, ckpt, blob, dropped, _count(model), _count(down_model))
     if check:
         _check_rebuild(blob, model, featurizer, down_model, checkpoint)
-    write_predictor(blob, out)
-    try:
-        read_predictor(out)  # what was written must load with weights_only=True
-    except PredictorFileError:
-        os.remove(out)
-        raise
+    write_predictor(blob, out, check=True)
     return blob["card"]
 
 

@@ -36,13 +36,20 @@ class PredictorFileError(ToolkitError, ValueError):
     """A file that is not a usable predictor file; the message names the file and says what to do."""
 
 
-def write_predictor(blob: dict[str, Any], path: str) -> None:
-    """Write a predictor dict (atomically: a killed export never leaves a half-written file)."""
+def write_predictor(blob: dict[str, Any], path: str, *, check: bool = False) -> None:
+    """Write a predictor dict (atomically: a killed export never leaves a half-written file); with ``check``,
+    read the file back as every loader does (``weights_only=True``) and remove it if it does not load."""
     missing = [key for key in SECTIONS if key not in blob]
     if missing:
         raise ValueError(f"predictor dict lacks {missing}")
     with atomic_write(path, "wb") as handle:
         torch.save(dict(blob, format=FORMAT, format_version=FORMAT_VERSION), handle)
+    if check:
+        try:
+            read_predictor(path)
+        except PredictorFileError:
+            os.remove(path)
+            raise
 
 
 def read_predictor(path: str) -> dict[str, Any]:

@@ -77,7 +77,7 @@ from distilmos.errors import ToolkitError
 from distilmos.fileio import sha256_file
 
 from . import downstreams, hf_wav2vec2, sources, upstream_entry
-from .fileformat import PredictorFileError, read_predictor, write_predictor
+from .fileformat import write_predictor
 from .pipeline import FeatureSelector
 from .predictor import build_pipeline
 from .sources import HubRef
@@ -608,10 +608,5 @@ def import_authors(source: Sequence[str] | str, backbone: str, out: str, *, chec
         blob["card"]["source"].update(
             repo=f"https://huggingface.co/{hub.repo_id}", commit=sources.hub_commit(ckpt_path)
         )
-    write_predictor(blob, out)
-    try:
-        read_predictor(out)  # what was written must load with weights_only=True
-    except PredictorFileError:
-        os.remove(out)
-        raise
+    write_predictor(blob, out, check=True)
     return blob["card"]

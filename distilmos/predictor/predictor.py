@@ -273,57 +273,23 @@ class Predictor:
             bar.close()
         return chunk.finish()
 
-    def score_files(
-        self,
-        paths: Sequence[str],
-        *,
-        progress: bool = False,
-        num_workers: int | str = 0,
-        on_result: Callable[[FileResult], None] | None = None,
-        posterior: bool = False,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ) -> list[FileResult]:
+    def score_files(self, paths: Sequence[str], *, num_workers: int | str = 0, **options) -> list[FileResult]:
         """Score audio files (any rate and channel count soundfile reads); results in input order (with
-        ``posterior``, each result's system posterior too): :meth:`score_iter` as a list.
+        ``posterior``, each result's system posterior too): :meth:`score_iter` as a list, with the keyword
+        options of :meth:`score_chunks` (but reading in this process unless ``num_workers`` is given).
 
         A file that is missing, unreadable, empty, truncated, holds non-finite samples, or whose score
         is not finite gets a :class:`FileResult` with ``error`` set; the others are scored regardless.
         ``on_result`` is called with each result as it completes (completion order).
         """
-        return list(
-            self.score_iter(
-                [str(p) for p in paths],
-                progress=progress,
-                num_workers=num_workers,
-                on_result=on_result,
-                posterior=posterior,
-                chunk_size=chunk_size,
-            )
-        )
+        return list(self.score_iter([str(p) for p in paths], num_workers=num_workers, **options))
 
-    def score_iter(
-        self,
-        paths: Iterable[str],
-        *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        num_workers: int | str = AUTO,
-        posterior: bool = False,
-        progress: bool = False,
-        total: int | None = None,
-        on_result: Callable[[FileResult], None] | None = None,
-    ) -> Iterator[FileResult]:
+    def score_iter(self, paths: Iterable[str], **options) -> Iterator[FileResult]:
         """Score audio files as they come: one :class:`FileResult` per path, in input order, yielded chunk by
-        chunk (see :meth:`score_chunks`); ``paths`` may be any iterable (a generator over millions of
-        files: it is read ``chunk_size`` paths at a time). ``FileResult.index`` counts from 0 over ``paths``."""
-        for results in self.score_chunks(
-            paths,
-            chunk_size=chunk_size,
-            num_workers=num_workers,
-            posterior=posterior,
-            progress=progress,
-            total=total,
-            on_result=on_result,
-        ):
+        chunk (:meth:`score_chunks`, whose keyword options it takes); ``paths`` may be any iterable (a
+        generator over millions of files: it is read ``chunk_size`` paths at a time). ``FileResult.index``
+        counts from 0 over ``paths``."""
+        for results in self.score_chunks(paths, **options):
             yield from results
 
     def score_chunks(

@@ -220,8 +220,7 @@ def merge_parts(out: str, nshard: int, entries: Callable[[], Iterator[Entry]]) -
         finally:
             for reader in readers:
                 reader.close()
-        finished = {"inputs": totals.inputs, "scored": totals.scored, "failed": totals.failed}
-        merged = dict(record, shard=None, finished=finished)
+        merged = dict(record, shard=None, finished=totals.finished())
         write_json(final.run_json + ".new", merged)
         commit(final, [(new_out, final.path), (new_side, final.sidecar), (final.run_json + ".new", final.run_json)])
         for part in parts:

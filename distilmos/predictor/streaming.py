@@ -65,32 +65,28 @@ class ResumeError(ToolkitError, ValueError):
 # ---- the files of one output ------------------------------------------------------------------------------
 
 
+class _Beside:
+    """A companion file of a :class:`Target`, read as an attribute: the target's path and ``suffix``."""
+
+    def __init__(self, suffix: str):
+        self.suffix = suffix
+
+    def __get__(self, target: Target | None, owner: type | None = None):
+        return self if target is None else target.path + self.suffix
+
+
 @dataclass(frozen=True)
 class Target:
     """One output being written (the final output, or one shard's part) and its companion files."""
 
     path: str
 
-    @property
-    def sidecar(self) -> str:
-        return self.path + ".failed.tsv"
-
-    @property
-    def run_json(self) -> str:
-        return self.path + ".run.json"
-
-    @property
-    def lock(self) -> str:
-        return self.path + ".lock"
-
-    @property
-    def done(self) -> str:
-        """A shard's part: written once the part is finished (what a merge waits for)."""
-        return self.path + ".done"
-
-    @property
-    def commit(self) -> str:
-        return self.path + ".commit.json"
+    sidecar = _Beside(".failed.tsv")
+    run_json = _Beside(".run.json")
+    lock = _Beside(".lock")
+    #: a shard's part: written once the part is finished (what a merge waits for)
+    done = _Beside(".done")
+    commit = _Beside(".commit.json")
 
     def files(self) -> list[str]:
         """Every file a run into this target leaves (the lock aside)."""
@@ -260,12 +256,22 @@ class DoneRecords:
 
 
 @dataclass
-class Done:
-    """How far an output goes: inputs done (scored + failed) and where its two files end."""
+class Counts:
+    """The inputs an output holds: ``inputs`` = ``scored`` + ``failed``."""
 
     inputs: int = 0
     scored: int = 0
     failed: int = 0
+
+    def finished(self) -> dict[str, int]:
+        """The counts a finished output records (its run record's ``finished``, a shard part's ``.done``)."""
+        return {"inputs": self.inputs, "scored": self.scored, "failed": self.failed}
+
+
+@dataclass
+class Done(Counts):
+    """How far an output goes: inputs done (scored + failed) and where its two files end."""
+
     out_offset: int = 0
     side_offset: int = 0
 
@@ -470,12 +476,9 @@ def remove_files(paths: Iterable[str]) -> None:
 
 
 @dataclass
-class Totals:
+class Totals(Counts):
     """What one output holds when a run ends: inputs, scored, failed; and of them, what this run scored."""
 
-    inputs: int = 0
-    scored: int = 0
-    failed: int = 0
     new: int = 0
     windowed: int = 0
     retried: int = 0
@@ -568,8 +571,7 @@ def run_target(target: Target, job: StreamJob, on_results: Callable | None = Non
     finally:
         writer.close()
     totals.inputs, totals.scored, totals.failed = done.inputs, done.scored, done.failed
-    finished = {"inputs": done.inputs, "scored": done.scored, "failed": done.failed}
-    write_json(target.run_json, dict(job.record, finished=finished))
+    write_json(target.run_json, dict(job.record, finished=done.finished()))
     return totals
 
 

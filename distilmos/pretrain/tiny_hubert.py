@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from distilmos.data.audio import SAMPLE_RATE, load_audio
 from distilmos.data.datalist import open_list
-from distilmos.errors import ToolkitError
+from distilmos.errors import ToolkitError, reports_errors
 from distilmos.fileio import atomic_write, sha256_file
 
 from . import masked_prediction as mp
@@ -352,13 +352,10 @@ def pretrain(args) -> dict:
     return report
 
 
+@reports_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        report = pretrain(args)
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = pretrain(args)
     print("\n".join(summary_lines(report)))
     stem = os.path.splitext(args.out)[0]
     print(

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-from distilmos.errors import ToolkitError
+from distilmos.errors import reports_errors
 
 from . import bvcc_somos, mosbench
 
@@ -40,26 +39,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
     """Write the stand-in corpora the subcommand names; exit status 0, or 2 with one error message."""
     args = _parser().parse_args(argv)
     start = time.perf_counter()
-    try:
-        if args.command == "bvcc_somos":
-            record = bvcc_somos.make_corpus(
-                args.out_dir,
-                args.seed,
-                bvcc_systems=args.bvcc_systems,
-                bvcc_utts_per_system=args.bvcc_utts_per_system,
-                somos_systems=args.somos_systems,
-                somos_utts_per_system=args.somos_utts_per_system,
-            )
-            record = {corpus: record[corpus] for corpus in ("bvcc", "somos")}
-        else:
-            record = mosbench.make_mosbench(args.out_dir, args.seed, args.corpora.split(), args.utts)
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.command == "bvcc_somos":
+        record = bvcc_somos.make_corpus(
+            args.out_dir,
+            args.seed,
+            bvcc_systems=args.bvcc_systems,
+            bvcc_utts_per_system=args.bvcc_utts_per_system,
+            somos_systems=args.somos_systems,
+            somos_utts_per_system=args.somos_utts_per_system,
+        )
+        record = {corpus: record[corpus] for corpus in ("bvcc", "somos")}
+    else:
+        record = mosbench.make_mosbench(args.out_dir, args.seed, args.corpora.split(), args.utts)
     for corpus, splits in record.items():
         sizes = ", ".join(f"{split} {len(utts)}" for split, utts in splits.items())
         print(f"{os.path.join(args.out_dir, corpus)}: {sizes}")

@@ -15,15 +15,12 @@ def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
     optimizer: Optimizer,
     num_training_steps: int,
     max_lr: float | None = None,
-    pct_start: float = 0.3,
-    anneal_strategy: str = "cos",
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    three_phase: bool = False,
     cycle_momentum: bool = False,
     **kwargs,
 ) -> OneCycleLR:
-    """OneCycleLR over the whole run (``num_training_steps`` optimizer steps).
+    """OneCycleLR over the whole run (``num_training_steps`` optimizer steps); the other options
+    (``pct_start``, ``anneal_strategy``, ``div_factor``, ``final_div_factor``, ``three_phase`` ...) are
+    torch's, with torch's defaults.
 
     ``max_lr`` defaults to each parameter group's configured ``lr``, so the optimizer's learning rate is
     the peak. ``cycle_momentum`` defaults to False because cycling would overwrite Adam's beta1, and the
@@ -31,18 +28,7 @@ def get_OneCycleLR(  # noqa: N802 (s3prl looks schedulers up as ``get_<name>``)
     """
     if max_lr is None:
         max_lr = [group["lr"] for group in optimizer.param_groups]
-    return OneCycleLR(
-        optimizer,
-        max_lr=max_lr,
-        total_steps=num_training_steps,
-        pct_start=pct_start,
-        anneal_strategy=anneal_strategy,
-        div_factor=div_factor,
-        final_div_factor=final_div_factor,
-        three_phase=three_phase,
-        cycle_momentum=cycle_momentum,
-        **kwargs,
-    )
+    return OneCycleLR(optimizer, max_lr=max_lr, total_steps=num_training_steps, cycle_momentum=cycle_momentum, **kwargs)
 
 
 def get_MoEStageLR(optimizer: Optimizer, num_training_steps: int, **stages) -> LambdaLR:  # noqa: N802

@@ -35,7 +35,7 @@ import time
 
 from distilmos.corpora.benchmark_sets import RootsError, read_roots  # noqa: F401 (also this script's API)
 from distilmos.corpora.benchmark_sets import prepare_sets as prep
-from distilmos.errors import ToolkitError
+from distilmos.errors import ToolkitError, reports_errors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECORD = "scored.json"
@@ -559,6 +559,7 @@ def plot_board(rows: list[dict], names: list[str], path: str, title: str) -> Non
 # ---- command line ---------------------------------------------------------------------------------
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -599,46 +600,42 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--metric", default="utt_SRCC", choices=COLUMNS)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "prep":
-            prep(args.roots, args.datadir, args.manifest, args.corpora)
-        elif args.command == "model":
-            print(resolve_model(args.model, args.outdir))
-        elif args.command == "models":
-            models = resolve_models(args.models, args.outdir)
-            write_models(models, os.path.join(args.outdir, "models.json"))
-            for entry in models:
-                print(f"{entry['label']}: {entry['ref']} ({entry['identity']['key']})", file=sys.stderr)
-        elif args.command == "score":
-            settings = {"device": args.device, "batch_size": args.batch_size, "overwrite": args.overwrite}
-            if args.model:
-                if not args.outdir:
-                    parser.error("score --model needs --outdir")
-                score(args.model, args.manifest, args.outdir, **settings)
-            else:
-                if not args.cachedir:
-                    parser.error("score --models_json needs --cachedir")
-                score_models(read_models(args.models_json), args.manifest, args.cachedir, **settings)
-        elif args.command == "board":
-            markdown = write_board(
-                read_models(args.models_json), read_manifest(args.manifest), args.cachedir, args.out, args.title
-            )
-            print(markdown, end="")
-        elif args.command == "table":
-            print(
-                write_table(
-                    read_manifest(args.manifest),
-                    args.outdir,
-                    args.out or os.path.join(args.outdir, "mosbench"),
-                    args.title,
-                ),
-                end="",
-            )
+    if args.command == "prep":
+        prep(args.roots, args.datadir, args.manifest, args.corpora)
+    elif args.command == "model":
+        print(resolve_model(args.model, args.outdir))
+    elif args.command == "models":
+        models = resolve_models(args.models, args.outdir)
+        write_models(models, os.path.join(args.outdir, "models.json"))
+        for entry in models:
+            print(f"{entry['label']}: {entry['ref']} ({entry['identity']['key']})", file=sys.stderr)
+    elif args.command == "score":
+        settings = {"device": args.device, "batch_size": args.batch_size, "overwrite": args.overwrite}
+        if args.model:
+            if not args.outdir:
+                parser.error("score --model needs --outdir")
+            score(args.model, args.manifest, args.outdir, **settings)
         else:
-            print(combine(args.runs, args.out, args.metric), end="")
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            if not args.cachedir:
+                parser.error("score --models_json needs --cachedir")
+            score_models(read_models(args.models_json), args.manifest, args.cachedir, **settings)
+    elif args.command == "board":
+        markdown = write_board(
+            read_models(args.models_json), read_manifest(args.manifest), args.cachedir, args.out, args.title
+        )
+        print(markdown, end="")
+    elif args.command == "table":
+        print(
+            write_table(
+                read_manifest(args.manifest),
+                args.outdir,
+                args.out or os.path.join(args.outdir, "mosbench"),
+                args.title,
+            ),
+            end="",
+        )
+    else:
+        print(combine(args.runs, args.out, args.metric), end="")
     return 0
 
 
