@@ -84,3 +84,34 @@ def demo_data(demo_corpus, tmp_path_factory):
     for name in ("bvcc", "somos"):
         corpora.prepare(name, os.path.join(root, name), str(out / name), progress=False)
     return {"bvcc": str(out / "bvcc"), "somos": str(out / "somos")}
+
+
+# Durations in seconds; repeated lengths make multi-utterance batches even with max_pad=0.
+DURATIONS = [0.5, 0.5, 0.75, 0.8, 0.82, 1.0, 1.1, 0.3, 0.6, 0.95, 0.5, 0.62]
+
+
+def write_corpus(folder, durations=DURATIONS, seed=0, name="list.csv"):
+    """Generated wavs (tones + noise, 16 kHz PCM) and a data list with relative paths."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(folder, "wav"), exist_ok=True)
+    rows = ["sample_id,system_id,wav_path,score"]
+    for i, seconds in enumerate(durations):
+        n = int(seconds * 16000)
+        t = np.arange(n) / 16000
+        wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 400) * t) + 0.05 * rng.standard_normal(n)
+        sf.write(os.path.join(folder, "wav", f"utt{i:02d}.wav"), wav.astype(np.float32), 16000, subtype="PCM_16")
+        rows.append(f"sys{i % 3}-utt{i:02d},sys{i % 3},wav/utt{i:02d}.wav,{rng.uniform(1, 5):.2f}")
+    csv = os.path.join(folder, name)
+    with open(csv, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(rows) + "\n")
+    return csv
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The data list of a :func:`write_corpus` corpus (12 short utterances), one per test module (a module
+    may define its own ``corpus``)."""
+    return write_corpus(str(tmp_path_factory.mktemp("corpus")))

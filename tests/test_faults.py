@@ -472,46 +472,18 @@ def test_a_second_dump_into_the_same_split_is_refused_naming_the_first(
         store = str(tmp_path / "store")
         subprocess.run(["cp", "-r", token_store, store], check=True)
         first, go = _held_dump(tmp_path, "dump", "dump_split", f"{csv!r}, {store!r}, 'val'")
-        argv = [
-            "dump",
-            "--csv",
-            csv,
-            "--store",
-            store,
-            "--split",
-            "val",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--max_batch_utts",
-            "4",
-        ]
+        upstream = []  # the store's
     else:
         store = str(tmp_path / "cache")
+        upstream = ["-u", "wavlm_local", "-k", tiny_ckpts["wavlm"]]
         first, go = _held_dump(
             tmp_path,
             "feature_cache",
             "dump_features",
             f"{csv!r}, {store!r}, 'val', 'wavlm_local', {tiny_ckpts['wavlm']!r}",
         )
-        argv = [
-            "cache",
-            "--csv",
-            csv,
-            "--store",
-            store,
-            "--split",
-            "val",
-            "-u",
-            "wavlm_local",
-            "-k",
-            tiny_ckpts["wavlm"],
-            "--device",
-            "cpu",
-            "--quiet",
-            "--max_batch_utts",
-            "4",
-        ]
+    split = ["--csv", csv, "--store", store, "--split", "val"]
+    argv = [command, *split, *upstream, "--device", "cpu", "--quiet", "--max_batch_utts", "4"]
     try:
         second = _python("-m", "upstream_tokens", *argv, timeout=300)
         # before: both ran; one crashed with a FileNotFoundError / Directory not empty traceback

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import DURATIONS, REPO, write_corpus
 from downstream_helpers import DOWNSTREAM, train_argv
-from test_tokens import DURATIONS, store_files, write_corpus
+from test_tokens import store_files
 
 from distilmos.data.audio import load_audio
 from distilmos.errors import ConfigError
@@ -27,11 +27,6 @@ from upstream_tokens.feature_cache import FeatureCacheError, FeatureStore, dump_
 from upstream_tokens.store import TokenStoreError
 
 SMALL = Batching(max_batch_seconds=3.0, max_batch_utts=4)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return write_corpus(str(tmp_path_factory.mktemp("cache_corpus")))
 
 
 @pytest.fixture(scope="module")
@@ -290,51 +285,31 @@ def test_a_run_from_the_cache_equals_the_run_with_the_upstream(
                 assert value == pytest.approx(cached_metrics[name][key], abs=1e-5), (name, key)
 
 
-def test_fine_tuning_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path, capsys):
+def _refused(tmp_path, demo_data, tiny_ckpts, capsys, downstream, extra_args, **options) -> str:
+    """Train ``downstream`` on the demo BVCC lists; the run must stop with exit status 2. Returns stderr."""
     with pytest.raises(SystemExit) as exit_info:
-        _run(
-            str(tmp_path / "ft"),
-            demo_data["bvcc"],
-            tiny_ckpts["wavlm"],
-            "ssl_mos",
-            ("-s", "last_hidden_state"),
-            cache=cache,
-            fine_tune=True,
-        )
+        _run(str(tmp_path / "run"), demo_data["bvcc"], tiny_ckpts["wavlm"], downstream, extra_args, **options)
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    return capsys.readouterr().err
+
+
+def test_fine_tuning_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path, capsys):
+    err = _refused(
+        tmp_path, demo_data, tiny_ckpts, capsys, "ssl_mos", ("-s", "last_hidden_state"), cache=cache, fine_tune=True
+    )
     assert f"datarc.feature_cache={cache}" in err and "-f fine-tunes the upstream" in err
     assert "stale after the first step" in err and "drop -f, or drop the cache" in err
 
 
 def test_mse_distill_from_a_cache_is_refused(demo_data, tiny_ckpts, cache, tmp_path, capsys):
     """Its frozen teacher runs on the waveforms, which a cache does not hold: refused, not fed features."""
-    with pytest.raises(SystemExit) as exit_info:
-        _run(
-            str(tmp_path / "mse"),
-            demo_data["bvcc"],
-            tiny_ckpts["wavlm"],
-            "distilmos",
-            ("-v", "mse_distill"),
-            cache=cache,
-        )
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    err = _refused(tmp_path, demo_data, tiny_ckpts, capsys, "distilmos", ("-v", "mse_distill"), cache=cache)
     assert "variant 'mse_distill' cannot train from datarc.feature_cache" in err
     assert "teacher upstream runs on each batch's waveforms" in err and "Traceback" not in err
 
 
 def test_a_split_missing_from_the_cache_is_named(demo_data, tiny_ckpts, cache, tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        _run(
-            str(tmp_path / "missing"),
-            demo_data["bvcc"],
-            tiny_ckpts["wavlm"],
-            "ssl_mos",
-            ("-s", "last_hidden_state"),
-            cache=cache,
-        )
-    err = capsys.readouterr().err
+    err = _refused(tmp_path, demo_data, tiny_ckpts, capsys, "ssl_mos", ("-s", "last_hidden_state"), cache=cache)
     assert "not in feature cache" in err and "split 'train'" in err and "upstream_tokens cache" in err
 
 

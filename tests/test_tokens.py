@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import DURATIONS, write_corpus
 
 from distilmos.data.audio import AudioError, load_audio
 from distilmos.data.datalist import DataListError
@@ -26,27 +27,8 @@ from upstream_tokens.kmeans import assign
 from upstream_tokens.store import TokenStore, TokenStoreError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Durations in seconds; repeated lengths make multi-utterance batches even with max_pad=0.
-DURATIONS = [0.5, 0.5, 0.75, 0.8, 0.82, 1.0, 1.1, 0.3, 0.6, 0.95, 0.5, 0.62]
 FIT = dict(n_clusters=8, batch_size=16, seed=0, progress=False)
 BATCHING = Batching(max_batch_seconds=3.0, max_batch_utts=4, max_pad=0.5)
-
-
-def write_corpus(folder, durations=DURATIONS, seed=0, name="list.csv"):
-    """Generated wavs (tones + noise, 16 kHz PCM) and a data list with relative paths."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(os.path.join(folder, "wav"), exist_ok=True)
-    rows = ["sample_id,system_id,wav_path,score"]
-    for i, seconds in enumerate(durations):
-        n = int(seconds * 16000)
-        t = np.arange(n) / 16000
-        wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 400) * t) + 0.05 * rng.standard_normal(n)
-        sf.write(os.path.join(folder, "wav", f"utt{i:02d}.wav"), wav.astype(np.float32), 16000, subtype="PCM_16")
-        rows.append(f"sys{i % 3}-utt{i:02d},sys{i % 3},wav/utt{i:02d}.wav,{rng.uniform(1, 5):.2f}")
-    csv = os.path.join(folder, name)
-    with open(csv, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(rows) + "\n")
-    return csv
 
 
 def store_files(path):
@@ -72,11 +54,6 @@ class CountingUpstream(torch.nn.Module):
     def forward(self, wavs):
         self.calls += 1
         return self.inner(wavs)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return write_corpus(str(tmp_path_factory.mktemp("corpus")))
 
 
 @pytest.fixture(scope="module")

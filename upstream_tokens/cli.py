@@ -205,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _options(args, *names: str) -> dict:
+    """The options ``names`` as keyword arguments (the flags are named as the functions' parameters)."""
+    return {name: getattr(args, name) for name in names}
+
+
 def _run(args) -> dict:
     if args.command == "fit":
         from .fit import fit_from_shards, fit_store
@@ -214,42 +219,17 @@ def _run(args) -> dict:
         else:
             if not args.csv or not args.upstream:
                 build_parser().error("fit needs --csv and -u/--upstream (or --from_shards N)")
-            result = fit_store(
-                args.csv,
-                args.upstream,
-                args.upstream_ckpt,
-                args.out,
-                layers=args.layers,
-                n_clusters=args.n_clusters,
-                batch_size=args.batch_size,
-                init_size=args.init_size,
-                backend=args.backend,
-                seed=args.seed,
-                **_run_options(args),
-            )
+            kmeans = _options(args, "layers", "n_clusters", "batch_size", "init_size", "backend", "seed")
+            result = fit_store(args.csv, args.upstream, args.upstream_ckpt, args.out, **kmeans, **_run_options(args))
     elif args.command == "dump":
         from .dump import dump_split
 
-        result = dump_split(
-            args.csv,
-            args.store,
-            args.split,
-            **_run_options(args),
-            upstream_ckpt=args.upstream_ckpt,
-        )
+        result = dump_split(args.csv, args.store, args.split, upstream_ckpt=args.upstream_ckpt, **_run_options(args))
     elif args.command == "cache":
         from .feature_cache import dump_features
 
-        result = dump_features(
-            args.csv,
-            args.store,
-            args.split,
-            args.upstream,
-            args.upstream_ckpt,
-            layers=args.layers,
-            dtype=args.dtype,
-            **_run_options(args),
-        )
+        features = _options(args, "upstream", "upstream_ckpt", "layers", "dtype")
+        result = dump_features(args.csv, args.store, args.split, **features, **_run_options(args))
     elif args.command == "merge":
         from .splits import split_lock
 

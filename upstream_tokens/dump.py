@@ -17,10 +17,9 @@ import torch
 from distilmos.data.stores import CENTROIDS, TokenStore, TokenStoreError, split_paths
 from distilmos.fileio import sha256_file
 
-from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, read_list
+from .extract import FeatureExtractor, FrameLaw, RunOptions
 from .kmeans import assign
-from .splits import RowCodec, already_done, dump_rows, finalize_rows, read_plan, split_lock
-from .store import remove_split
+from .splits import RowCodec, finalize_rows, read_plan, write_split
 
 log = logging.getLogger(__name__)
 
@@ -59,62 +58,37 @@ def dump_split(
     store_dir: str,
     split: str,
     *,
-    device: str | torch.device = "cpu",
-    batching: Batching = Batching(),
-    nshard: int = 1,
-    rank: int = 0,
-    progress: bool = True,
-    overwrite: bool = False,
     upstream_ckpt: str | None = None,
     extractor: FeatureExtractor | None = None,
     on_part: Callable[[int], None] | None = None,
+    **run_options,
 ) -> dict:
     """Dump the tokens of every utterance of ``csv`` as split ``split`` of the store.
 
-    Returns the split summary (``nshard == 1``) or this rank's progress. ``on_part(batch)`` is called
-    after each part file is written (progress hooks; tests use it to interrupt a run). ``extractor``
-    replaces the upstream the store's meta names (it must match the meta).
+    Returns the split summary (``nshard == 1``) or this rank's progress. ``run_options`` are those of
+    :class:`~upstream_tokens.extract.RunOptions` (device, batching, nshard, rank, progress, overwrite).
+    ``on_part(batch)`` is called after each part file is written (progress hooks; tests use it to
+    interrupt a run). ``extractor`` replaces the upstream the store's meta names (it must match the meta).
     """
-    check_shard(nshard, rank)
-    _, index_path, _ = split_paths(store_dir, split)
-    with split_lock(store_dir, split, nshard, rank):  # before --overwrite removes anything
-        if overwrite:
-            if nshard > 1:
-                raise TokenStoreError(
-                    "--overwrite with --nshard would let ranks delete each other's parts; "
-                    "remove the split once (dump --overwrite of a single rank, or delete its files)"
-                )
-            remove_split(store_dir, split)  # before opening: the split being replaced may be the damaged one
-        store = TokenStore(store_dir)
-        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
-        if os.path.isfile(index_path):
-            return already_done(store, split, [u.sample_id for u in utterances])
+    run = RunOptions(**run_options)
 
-        def get_extractor() -> FeatureExtractor:
-            built = extractor or _build_extractor(store, device, upstream_ckpt, store.meta.get("seed", 0))
-            _check_extractor(store, built)
-            return built
+    def checked_extractor(store: TokenStore) -> FeatureExtractor:
+        built = extractor or _build_extractor(store, run.device, upstream_ckpt, store.meta.get("seed", 0))
+        _check_extractor(store, built)
+        return built
 
-        # the store says whether its upstream runs padding-exact, so the plan is known before building it
-        batching = batching.resolved(bool(store.meta.get("padding_exact", False)))
-        progress_doc = dump_rows(
-            store,
-            csv,
-            split,
-            utterances,
-            lengths,
-            batching,
-            lambda ex: _token_codec(store, ex),
-            {"centroids_sha256": sha256_file(os.path.join(store.path, CENTROIDS))},
-            get_extractor,
-            nshard=nshard,
-            rank=rank,
-            progress=progress,
-            on_part=on_part,
-        )
-        if nshard == 1:
-            return finalize_split(store.path, split)
-        return progress_doc
+    return write_split(
+        csv,
+        TokenStore,
+        store_dir,
+        split,
+        run,
+        get_extractor=checked_extractor,
+        codec_of=_token_codec,
+        source=lambda store: {"centroids_sha256": sha256_file(os.path.join(store.path, CENTROIDS))},
+        finalize=finalize_split,
+        on_part=on_part,
+    )
 
 
 def _token_codec(store: TokenStore, extractor: FeatureExtractor) -> RowCodec:
@@ -126,7 +100,7 @@ def _token_codec(store: TokenStore, extractor: FeatureExtractor) -> RowCodec:
         labels, sqdist = assign(feats, centroids)
         return labels.t().cpu().numpy().astype(dtype), sqdist.double().sum(1).cpu().numpy()
 
-    return RowCodec(dtype, (len(store.layers),), encode, {})
+    return RowCodec(dtype, (len(store.layers),), encode)
 
 
 def finalize_split(store_dir: str, split: str, nshard: int | None = None) -> dict:

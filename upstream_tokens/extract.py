@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -186,6 +186,32 @@ def check_shard(nshard: int, rank: int) -> None:
     """Refuse a shard spec outside ``nshard >= 1``, ``0 <= rank < nshard``."""
     if nshard < 1 or not 0 <= rank < nshard:
         raise OptionError(f"need nshard >= 1 and 0 <= rank < nshard (got nshard={nshard}, rank={rank})")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a ``fit``, ``dump`` or ``cache`` run goes, whatever it computes: the device, the forward
+    batching, this process's shard of the planned batches, the progress bar, and whether it replaces what
+    is there. The tool's functions take these as keyword arguments (``**run_options``)."""
+
+    device: str | torch.device = "cpu"
+    batching: Batching = Batching()
+    nshard: int = 1
+    rank: int = 0
+    progress: bool = True
+    overwrite: bool = False
+
+    def __post_init__(self):
+        check_shard(self.nshard, self.rank)  # before any long work
+
+    def mine(self, batches: Iterable[int]) -> list[int]:
+        """This rank's share of the planned batch numbers ``batches`` (``b % nshard == rank``), in their order;
+        the shards partition exactly the batches an unsharded run does."""
+        return [b for b in batches if b % self.nshard == self.rank]
+
+    def desc(self, what: str) -> str:
+        """The progress bar's label: ``what``, and this rank when sharded."""
+        return what if self.nshard == 1 else f"{what} rank {self.rank}/{self.nshard}"
 
 
 def read_list(csv_path: str, law: FrameLaw | None = None) -> tuple[list[Utterance], list[int]]:

@@ -29,13 +29,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from distilmos.data.audio import SAMPLE_RATE
-from distilmos.data.stores import FORMAT_VERSION, META, FeatureCacheError, FeatureStore, split_paths
-from distilmos.fileio import sha256_file
+from distilmos.data.stores import META, FeatureCacheError, FeatureStore
 
-from .extract import Batching, FeatureExtractor, FrameLaw, check_shard, parse_layers, read_list
-from .splits import RowCodec, already_done, dump_rows, finalize_rows, split_lock
-from .store import library_versions, remove_split, write_json
+from .extract import FeatureExtractor, RunOptions, parse_layers
+from .splits import RowCodec, finalize_rows, write_split
+from .store import upstream_meta, write_json
 
 __all__ = [
     "FeatureCacheError",
@@ -51,22 +49,7 @@ DTYPES = ("float32", "float16")
 
 
 def _meta(upstream: str, ckpt: str | None, extractor: FeatureExtractor, dtype: str) -> dict:
-    return {
-        "format_version": FORMAT_VERSION,
-        "kind": "features",
-        "upstream": upstream,
-        "upstream_ckpt": ckpt,
-        "upstream_ckpt_sha256": sha256_file(ckpt) if ckpt and os.path.isfile(ckpt) else None,
-        "layers": list(extractor.layers),
-        "n_layers_upstream": extractor.n_layers_upstream,
-        "feature_dim": extractor.feature_dim,
-        "downsample_rate": extractor.downsample_rate,
-        "frame_law": {"rate": extractor.frame_law.rate, "offset": extractor.frame_law.offset},
-        "sample_rate": SAMPLE_RATE,
-        "padding_exact": extractor.padding_exact,
-        "feature_dtype": dtype,
-        "versions": library_versions(),
-    }
+    return {**upstream_meta(upstream, ckpt, extractor), "kind": "features", "feature_dtype": dtype}
 
 
 def open_store(
@@ -123,14 +106,14 @@ def check_disk(store: FeatureStore, split: str, lengths: Sequence[int], nshard: 
     return need
 
 
-def _feature_codec(store: FeatureStore) -> RowCodec:
+def _feature_codec(store: FeatureStore, _extractor: FeatureExtractor) -> RowCodec:
     dtype = store.dtype
 
     def encode(feats: torch.Tensor):
         # feats [n_layers, frames, dim] -> rows [frames, n_layers, dim]
         return feats.transpose(0, 1).cpu().numpy().astype(dtype), np.zeros(0)
 
-    return RowCodec(dtype, store.row_shape, encode, {})
+    return RowCodec(dtype, store.row_shape, encode)
 
 
 def dump_features(
@@ -142,68 +125,49 @@ def dump_features(
     *,
     layers: str | Sequence[int] = "hidden_states",
     dtype: str = "float32",
-    device: str | torch.device = "cpu",
-    batching: Batching = Batching(),
-    nshard: int = 1,
-    rank: int = 0,
-    progress: bool = True,
-    overwrite: bool = False,
     extractor: FeatureExtractor | None = None,
     on_part: Callable[[int], None] | None = None,
+    **run_options,
 ) -> dict:
     """Cache the hidden states of every utterance of ``csv`` as split ``split``; returns the split's
-    summary (``nshard == 1``) or this rank's progress (then ``merge_features``)."""
-    check_shard(nshard, rank)
+    summary (``nshard == 1``) or this rank's progress (then ``merge_features``). ``run_options`` are those
+    of :class:`~upstream_tokens.extract.RunOptions` (device, batching, nshard, rank, progress, overwrite)."""
+    run = RunOptions(**run_options)
     built = [extractor]
 
     def get_extractor() -> FeatureExtractor:
         if built[0] is None:
-            built[0] = FeatureExtractor.from_spec(upstream, upstream_ckpt, layers=layers, device=device)
+            built[0] = FeatureExtractor.from_spec(upstream, upstream_ckpt, layers=layers, device=run.device)
         return built[0]
 
-    store = open_store(store_dir, upstream, upstream_ckpt, layers, dtype, get_extractor)
-    with split_lock(store.path, split, nshard, rank):  # before --overwrite removes anything
-        if overwrite:
-            if nshard > 1:
-                raise FeatureCacheError(
-                    "--overwrite with --nshard would let ranks delete each other's parts; "
-                    "remove the split once (a single rank with --overwrite, or delete its files)"
-                )
-            remove_split(store.path, split)
-        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
-        if os.path.isfile(split_paths(store.path, split)[1]):
-            return already_done(store, split, [u.sample_id for u in utterances])
-        if rank == 0:
-            check_disk(store, split, lengths, nshard)
-        batching = batching.resolved(bool(store.meta["padding_exact"]))
+    def checked_extractor(store: FeatureStore) -> FeatureExtractor:
+        ex = get_extractor()
+        if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
+            raise FeatureCacheError(
+                f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
+                f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}"
+            )
+        return ex
 
-        def checked_extractor() -> FeatureExtractor:
-            ex = get_extractor()
-            if list(ex.layers) != store.layers or ex.feature_dim != store.meta["feature_dim"]:
-                raise FeatureCacheError(
-                    f"the upstream gives layers {ex.layers} of dim {ex.feature_dim}; the cache "
-                    f"{store.path} holds {store.layers} of dim {store.meta['feature_dim']}"
-                )
-            return ex
+    def check_room(store: FeatureStore, lengths: list[int]) -> None:
+        if run.rank == 0:
+            check_disk(store, split, lengths, run.nshard)
 
-        progress_doc = dump_rows(
-            store,
-            csv,
-            split,
-            utterances,
-            lengths,
-            batching,
-            lambda _ex: _feature_codec(store),
-            {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
-            checked_extractor,
-            nshard=nshard,
-            rank=rank,
-            progress=progress,
-            on_part=on_part,
-        )
-        if nshard == 1:
-            return merge_features(store.path, split)
-        return progress_doc
+    # created (or checked against this run) before the split's lock, which lives in the cache's folder
+    open_store(store_dir, upstream, upstream_ckpt, layers, dtype, get_extractor)
+    return write_split(
+        csv,
+        FeatureStore,
+        store_dir,
+        split,
+        run,
+        get_extractor=checked_extractor,
+        codec_of=_feature_codec,
+        source=lambda store: {"store_meta": {k: v for k, v in store.meta.items() if k != "versions"}},
+        finalize=merge_features,
+        check=check_room,
+        on_part=on_part,
+    )
 
 
 def merge_features(store_dir: str, split: str, nshard: int | None = None) -> dict:

@@ -31,23 +31,20 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from distilmos.data.audio import SAMPLE_RATE
 from distilmos.data.datalist import read_rows
 from distilmos.data.stores import (
     CENTROIDS,
     FIT_SHARDS,
-    FORMAT_VERSION,
     INDEX_SUFFIX,
     META,
     PARTS_SUFFIX,
     SUMMARY,
     TokenStoreError,
 )
-from distilmos.fileio import sha256_file
 
-from .extract import Batching, FeatureExtractor, check_shard, read_list
+from .extract import FeatureExtractor, RunOptions, check_shard, read_list
 from .kmeans import BACKENDS, KMeansError, make_kmeans, merge_centroids
-from .store import library_versions, token_dtype, write_json, write_npy
+from .store import token_dtype, upstream_meta, write_json, write_npy
 
 log = logging.getLogger(__name__)
 
@@ -82,45 +79,39 @@ def fit_store(
     init_size: int | None = None,
     backend: str = "sklearn",
     seed: int = 0,
-    device: str | torch.device = "cpu",
-    batching: Batching = Batching(),
-    nshard: int = 1,
-    rank: int = 0,
-    progress: bool = True,
-    overwrite: bool = False,
     extractor: FeatureExtractor | None = None,
+    **run_options,
 ) -> dict:
     """Fit the centroids of every selected layer on ``csv`` and write the store ``out`` (or, with
     ``nshard > 1``, this rank's shard file). Returns the fit summary.
 
-    ``extractor`` replaces the upstream built from ``upstream``/``ckpt`` (which are still recorded in
-    the meta); tests and benchmarks use it to wrap the upstream.
+    ``run_options`` are those of :class:`~upstream_tokens.extract.RunOptions` (device, batching, nshard,
+    rank, progress, overwrite). ``extractor`` replaces the upstream built from ``upstream``/``ckpt``
+    (which are still recorded in the meta); tests and benchmarks use it to wrap the upstream.
     """
-    check_shard(nshard, rank)
+    run = RunOptions(**run_options)
     if backend not in BACKENDS:  # before any long work
         raise KMeansError(f"unknown k-means backend {backend!r}; choose from {', '.join(BACKENDS)}")
     os.makedirs(out, exist_ok=True)
-    if nshard == 1 and os.path.isfile(os.path.join(out, META)):
-        if not overwrite:
+    if run.nshard == 1 and os.path.isfile(os.path.join(out, META)):
+        if not run.overwrite:
             raise TokenStoreError(
                 f"{out} already holds a token store; pass --overwrite to replace it (its dumped splits are removed too)"
             )
     started = time.perf_counter()
     read_rows(csv)  # a missing, unreadable or header-less list fails before the upstream is built
     if extractor is None:
-        extractor = FeatureExtractor.from_spec(upstream, ckpt, layers=layers, device=device, probe_seed=seed)
+        extractor = FeatureExtractor.from_spec(upstream, ckpt, layers=layers, device=run.device, probe_seed=seed)
     utterances, lengths = read_list(csv, extractor.frame_law)  # its frame law says how short a clip may be
-    batching = batching.resolved(extractor.padding_exact)
+    batching = run.batching.resolved(extractor.padding_exact)
     plan = batching.plan(lengths)
-    # Batches in a seeded random order (the plan is sorted by length); a rank keeps its own share of
-    # the plan, so the shards partition exactly the batches an unsharded run would see.
-    order = [int(b) for b in np.random.default_rng(seed).permutation(len(plan)) if b % nshard == rank]
-    kmeans = make_kmeans(backend, len(extractor.layers), n_clusters, batch_size, init_size, seed, device=device)
+    # Batches in a seeded random order (the plan is sorted by length), this rank's share of them.
+    order = run.mine(int(b) for b in np.random.default_rng(seed).permutation(len(plan)))
+    kmeans = make_kmeans(backend, len(extractor.layers), n_clusters, batch_size, init_size, seed, device=run.device)
     shuffle = torch.Generator().manual_seed(seed)
     n_utts = 0
-    desc = "fit" if nshard == 1 else f"fit rank {rank}/{nshard}"
     for batch in extractor.iter_batches(
-        utterances, plan, order, num_workers=batching.num_workers, progress=progress, desc=desc
+        utterances, plan, order, num_workers=batching.num_workers, progress=run.progress, desc=run.desc("fit")
     ):
         perm = torch.randperm(batch.feats.shape[1], generator=shuffle).to(batch.feats.device)
         kmeans.partial_fit(batch.feats[:, perm])
@@ -137,8 +128,8 @@ def fit_store(
         elapsed,
         n_utts / max(elapsed, 1e-9),
     )
-    if nshard > 1:
-        _write_shard(shard_path(out, nshard, rank), meta, kmeans, n_utts)
+    if run.nshard > 1:
+        _write_shard(shard_path(out, run.nshard, run.rank), meta, kmeans, n_utts)
         return summary
     if os.path.isfile(os.path.join(out, META)):
         _clear_store(out)
@@ -159,26 +150,15 @@ def _meta(upstream, ckpt, extractor, kmeans, backend, seed, batching, csv, n_utt
     if backend == "sklearn":
         kmeans_params["reassignment_ratio"] = kmeans.reassignment_ratio
     return {
-        "format_version": FORMAT_VERSION,
-        "upstream": upstream,
-        "upstream_ckpt": ckpt,
-        "upstream_ckpt_sha256": sha256_file(ckpt) if ckpt and os.path.isfile(ckpt) else None,
-        "layers": list(extractor.layers),
-        "n_layers_upstream": extractor.n_layers_upstream,
+        **upstream_meta(upstream, ckpt, extractor),
         "n_clusters": kmeans.n_clusters,
-        "downsample_rate": extractor.downsample_rate,
-        "frame_law": {"rate": extractor.frame_law.rate, "offset": extractor.frame_law.offset},
-        "sample_rate": SAMPLE_RATE,
-        "feature_dim": extractor.feature_dim,
         "token_dtype": token_dtype(kmeans.n_clusters).name,
         "seed": seed,
         "backend": backend,
         "kmeans": kmeans_params,
-        "padding_exact": extractor.padding_exact,
         "fit_batching": batching.as_dict(),
         "fit_data": {"csv": os.path.abspath(csv), "n_utterances": n_utts},
         "fit_shards": 1,
-        "versions": library_versions(),
     }
 
 

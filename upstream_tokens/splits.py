@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +40,8 @@ from distilmos.data.stores import FrameStore, check_split_name, read_json, split
 from distilmos.fileio import atomic_write
 from distilmos.locks import RunLock
 
-from .extract import Batching, FeatureExtractor, check_shard
-from .store import npy_writer, update_summary, write_json
+from .extract import FeatureExtractor, FrameLaw, RunOptions, check_shard, read_list
+from .store import npy_writer, remove_split, update_summary, write_json
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,11 @@ class RowCodec:
 
     ``encode(feats [n_layers, frames, dim])`` returns ``(rows [frames, *row_shape] of dtype, stats)``:
     ``stats`` a float64 vector summed over the split (e.g. k-means inertia per layer; empty when none).
-    ``source`` names what the rows are made with (e.g. the centroids' hash); it is part of the plan, so a
-    dump resumed with another source is refused.
     """
 
     dtype: np.dtype
     row_shape: tuple[int, ...]
     encode: Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
-    source: dict
 
 
 def split_lock(store_dir: str, split: str, nshard: int = 1, rank: int = 0):
@@ -134,72 +131,101 @@ def already_done(store: FrameStore, split: str, sample_ids: list[str]) -> dict:
     return index["summary"]
 
 
-def dump_rows(
-    store: FrameStore,
+def write_split(
     csv: str,
+    store_class: type[FrameStore],
+    store_dir: str,
     split: str,
-    utterances: Sequence,
-    lengths: Sequence[int],
-    batching: Batching,
-    codec_of: Callable[[FeatureExtractor], RowCodec],
-    source: dict,
-    get_extractor: Callable[[], FeatureExtractor],
+    run: RunOptions,
     *,
-    nshard: int = 1,
-    rank: int = 0,
-    progress: bool = True,
+    get_extractor: Callable[[FrameStore], FeatureExtractor],
+    codec_of: Callable[[FrameStore, FeatureExtractor], RowCodec],
+    source: Callable[[FrameStore], dict],
+    finalize: Callable[[str, str], dict],
+    check: Callable[[FrameStore, list[int]], None] | None = None,
     on_part: Callable[[int], None] | None = None,
 ) -> dict:
-    """Write this rank's part files of ``split`` (see the module docstring); return its progress.
+    """Dump every utterance of ``csv`` as split ``split`` of the store at ``store_dir`` (tokens or features,
+    see the module docstring). Returns the split's summary (``nshard == 1``: ``finalize(store_dir, split)``)
+    or this rank's progress.
 
-    ``batching`` must be resolved (:meth:`Batching.resolved`); the extractor is built by
-    ``get_extractor`` only when a batch is left to do, and ``codec_of(extractor)`` says what a row is.
+    Under the split's lock, ``--overwrite`` removes the split before the store is opened (the split being
+    replaced may be the damaged one); a split already complete from the same list is only tidied.
+    ``check(store, lengths)`` may refuse before any forward (room on the disk). The upstream is built by
+    ``get_extractor(store)`` only when a batch is left to do; ``codec_of(store, extractor)`` says what a row
+    is, ``source(store)`` what the rows are made with (it is part of the plan, so a dump resumed with
+    another source is refused). ``on_part(batch)`` is called after each part file is written (progress
+    hooks; tests use it to interrupt a run).
     """
-    check_shard(nshard, rank)
-    _, _, parts_dir = split_paths(store.path, split)
-    plan = batching.plan(lengths)
-    _claim_plan(
-        store,
-        parts_dir,
-        {
-            "split": split,
-            "csv": os.path.abspath(csv),
-            "sample_ids": [u.sample_id for u in utterances],
-            "batches": [list(map(int, b)) for b in plan],
-            "batching": batching.as_dict(),
-            **source,
-        },
-    )
-    todo = [
-        b
-        for b in range(len(plan))
-        if b % nshard == rank and part_ids(part_path(parts_dir, b)) != [utterances[i].sample_id for i in plan[b]]
-    ]
-    mine = sum(1 for b in range(len(plan)) if b % nshard == rank)
-    if len(todo) < mine:
-        log.info("dump %s: resuming, %d of %d batches already done", split, mine - len(todo), mine)
-    if todo:
-        extractor = get_extractor()
-        codec = codec_of(extractor)
-        started, n_utts = time.perf_counter(), 0
-        desc = f"dump {split}" if nshard == 1 else f"dump {split} rank {rank}/{nshard}"
-        for batch in extractor.iter_batches(
-            utterances, plan, todo, num_workers=batching.num_workers, progress=progress, desc=desc
-        ):
-            rows, stats = codec.encode(batch.feats)
-            _write_part(
-                part_path(parts_dir, batch.batch),
-                [utterances[i].sample_id for i in batch.indices],
-                batch.n_frames,
-                rows,
-                stats,
+    with split_lock(store_dir, split, run.nshard, run.rank):  # before --overwrite removes anything
+        if run.overwrite:
+            if run.nshard > 1:
+                raise store_class.error(
+                    "--overwrite with --nshard would let ranks delete each other's parts; "
+                    "remove the split once (a single rank with --overwrite, or delete its files)"
+                )
+            remove_split(store_dir, split)
+        store = store_class(store_dir)
+        utterances, lengths = read_list(csv, FrameLaw(**store.meta["frame_law"]))
+        if os.path.isfile(split_paths(store.path, split)[1]):
+            return already_done(store, split, [u.sample_id for u in utterances])
+        if check is not None:
+            check(store, lengths)
+        # the store says whether its upstream runs padding-exact, so the plan is known before building it
+        batching = run.batching.resolved(bool(store.meta.get("padding_exact", False)))
+        plan = batching.plan(lengths)
+        _, _, parts_dir = split_paths(store.path, split)
+        _claim_plan(
+            store,
+            parts_dir,
+            {
+                "split": split,
+                "csv": os.path.abspath(csv),
+                "sample_ids": [u.sample_id for u in utterances],
+                "batches": [list(map(int, b)) for b in plan],
+                "batching": batching.as_dict(),
+                **source(store),
+            },
+        )
+        mine = run.mine(range(len(plan)))
+        todo = [b for b in mine if part_ids(part_path(parts_dir, b)) != [utterances[i].sample_id for i in plan[b]]]
+        if len(todo) < len(mine):
+            log.info("dump %s: resuming, %d of %d batches already done", split, len(mine) - len(todo), len(mine))
+        if todo:
+            extractor = get_extractor(store)
+            _write_parts(
+                parts_dir, split, utterances, plan, todo, extractor, codec_of(store, extractor), batching, run, on_part
             )
-            n_utts += len(batch.indices)
-            if on_part is not None:
-                on_part(batch.batch)
-        elapsed = time.perf_counter() - started
-        log.info("dump %s: %d utterances in %.1f s (%.1f utt/s)", split, n_utts, elapsed, n_utts / max(elapsed, 1e-9))
-    return {"split": split, "rank": rank, "nshard": nshard, "batches": mine, "batches_written": len(todo)}
+        if run.nshard == 1:
+            return finalize(store.path, split)
+        return {
+            "split": split,
+            "rank": run.rank,
+            "nshard": run.nshard,
+            "batches": len(mine),
+            "batches_written": len(todo),
+        }
+
+
+def _write_parts(parts_dir, split, utterances, plan, todo, extractor, codec, batching, run, on_part) -> None:
+    """Forward the planned batches ``todo`` and write a part file of each."""
+    started, n_utts = time.perf_counter(), 0
+    for batch in extractor.iter_batches(
+        utterances, plan, todo, num_workers=batching.num_workers, progress=run.progress, desc=run.desc(f"dump {split}")
+    ):
+        rows, stats = codec.encode(batch.feats)
+        _write_part(
+            part_path(parts_dir, batch.batch),
+            [utterances[i].sample_id for i in batch.indices],
+            batch.n_frames,
+            rows,
+            stats,
+        )
+        n_utts += len(batch.indices)
+        if on_part is not None:
+            on_part(batch.batch)
+    elapsed = time.perf_counter() - started
+    log.info("dump %s: %d utterances in %.1f s (%.1f utt/s)", split, n_utts, elapsed, n_utts / max(elapsed, 1e-9))
 
 
 def read_plan(store: FrameStore, split: str) -> dict | None:

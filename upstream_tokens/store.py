@@ -15,8 +15,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from distilmos.data.stores import SUMMARY, TokenStore, TokenStoreError, read_json, split_paths
-from distilmos.fileio import atomic_write
+from distilmos.data.audio import SAMPLE_RATE
+from distilmos.data.stores import FORMAT_VERSION, SUMMARY, TokenStore, TokenStoreError, read_json, split_paths
+from distilmos.fileio import atomic_write, sha256_file
 
 __all__ = [
     # the reader, re-exported here where it lived before it moved down into the package (public names)
@@ -25,6 +26,7 @@ __all__ = [
     # the writers
     "library_versions",
     "npy_writer",
+    "upstream_meta",
     "remove_split",
     "token_dtype",
     "update_summary",
@@ -57,6 +59,26 @@ def library_versions() -> dict[str, str | None]:
         "numpy": np.__version__,
         "sklearn": sklearn.__version__,
         "s3prl": dist("espnet-s3prl", "s3prl"),
+    }
+
+
+def upstream_meta(upstream: str, ckpt: str | None, extractor) -> dict:
+    """The meta every store of this tool starts with: the format, the upstream (name, checkpoint and its
+    sha256) and what it gives (a :class:`~upstream_tokens.extract.FeatureExtractor`'s layers, dims, frame
+    law, padding-exact forward), and the versions of the libraries that shape the rows."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "upstream": upstream,
+        "upstream_ckpt": ckpt,
+        "upstream_ckpt_sha256": sha256_file(ckpt) if ckpt and os.path.isfile(ckpt) else None,
+        "layers": list(extractor.layers),
+        "n_layers_upstream": extractor.n_layers_upstream,
+        "feature_dim": extractor.feature_dim,
+        "downsample_rate": extractor.downsample_rate,
+        "frame_law": {"rate": extractor.frame_law.rate, "offset": extractor.frame_law.offset},
+        "sample_rate": SAMPLE_RATE,
+        "padding_exact": extractor.padding_exact,
+        "versions": library_versions(),
     }
 
 

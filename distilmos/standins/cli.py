@@ -17,6 +17,14 @@ from distilmos.errors import reports_errors
 
 from . import bvcc_somos, mosbench
 
+#: the sizes of the BVCC and SOMOS layouts: option (as ``make_corpus`` names it), default, help
+BVCC_SOMOS_SIZES = (
+    ("bvcc_systems", 12, "including the one unseen system"),
+    ("bvcc_utts_per_system", 20, None),
+    ("somos_systems", 8, None),
+    ("somos_utts_per_system", 12, None),
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
@@ -26,10 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bvcc_somos", help="BVCC and SOMOS layouts", description=bvcc_somos.__doc__, formatter_class=raw)
     p.add_argument("--out_dir", required=True, help="folder to write bvcc/, somos/ and record.json into")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bvcc_systems", type=int, default=12, help="including the one unseen system")
-    p.add_argument("--bvcc_utts_per_system", type=int, default=20)
-    p.add_argument("--somos_systems", type=int, default=8)
-    p.add_argument("--somos_utts_per_system", type=int, default=12)
+    for name, default, text in BVCC_SOMOS_SIZES:
+        p.add_argument(f"--{name}", type=int, default=default, help=text)
 
     p = sub.add_parser("mosbench", help="MOS-Bench layouts", description=mosbench.__doc__, formatter_class=raw)
     p.add_argument("--out_dir", required=True, help="folder to write one folder per corpus into")
@@ -45,14 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     start = time.perf_counter()
     if args.command == "bvcc_somos":
-        record = bvcc_somos.make_corpus(
-            args.out_dir,
-            args.seed,
-            bvcc_systems=args.bvcc_systems,
-            bvcc_utts_per_system=args.bvcc_utts_per_system,
-            somos_systems=args.somos_systems,
-            somos_utts_per_system=args.somos_utts_per_system,
-        )
+        sizes = {name: getattr(args, name) for name, _, _ in BVCC_SOMOS_SIZES}
+        record = bvcc_somos.make_corpus(args.out_dir, args.seed, **sizes)
         record = {corpus: record[corpus] for corpus in ("bvcc", "somos")}
     else:
         record = mosbench.make_mosbench(args.out_dir, args.seed, args.corpora.split(), args.utts)

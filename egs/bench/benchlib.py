@@ -8,8 +8,9 @@ median of (null for a count or a single-shot figure). ``run_all.py`` joins the r
 Absolute times depend on the machine and on what else runs on it; ratios of figures measured side by
 side in one run are what carry over, so each script states its targets as ratios.
 
-A script's ``main`` is its own options, :func:`common_options` (``--device --threads --seed --workdir --json
---quick``) and :func:`run`, which measures in a scratch folder and prints and writes the rows.
+A script's ``main`` is its own options (those of its generated corpus: :func:`corpus_options`),
+:func:`common_options` (``--device --threads --seed --workdir --json --quick``) and :func:`run`, which
+measures in a scratch folder and prints and writes the rows.
 """
 
 from __future__ import annotations
@@ -314,6 +315,26 @@ def common_options(
         parser.add_argument("--workdir", default=None, help="scratch folder, kept (default: a temporary one)")
     parser.add_argument("--json", default=None, help="write the result rows here (JSON list)")
     parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
+
+
+def corpus_options(
+    parser: argparse.ArgumentParser, *, n_utts: int, seconds: str, arch: bool = False
+) -> argparse.ArgumentParser:
+    """Add the options of the generated corpus and of the tiny-format upstream a script measures on: ``--arch``
+    (when ``arch``; default wavlm), ``--size`` (base or tiny, default base), ``--n_utts`` and ``--seconds``
+    (S or MIN-MAX, see :func:`parse_seconds`) with the script's defaults."""
+    from distilmos.upstream.tiny import ARCHS
+
+    if arch:
+        parser.add_argument(
+            "--arch", default=ARCHS[0], choices=ARCHS, help=f"upstream architecture (default {ARCHS[0]})"
+        )
+    parser.add_argument("--size", choices=("base", "tiny"), default="base", help="upstream size (default base)")
+    parser.add_argument("--n_utts", type=int, default=n_utts, help=f"generated utterances (default {n_utts})")
+    parser.add_argument(
+        "--seconds", default=seconds, help=f"utterance lengths, S or MIN-MAX seconds (default {seconds})"
+    )
     return parser
 
 

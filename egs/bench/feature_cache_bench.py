@@ -144,10 +144,7 @@ def measure(args, workdir: str) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="wavlm", choices=("wavlm", "hubert", "wav2vec2"))
-    parser.add_argument("--size", default="base", choices=("tiny", "base"))
-    parser.add_argument("--n_utts", type=int, default=24)
-    parser.add_argument("--seconds", default="1-6", help="utterance lengths: S or MIN-MAX seconds (default 1-6)")
+    benchlib.corpus_options(parser, n_utts=24, seconds="1-6", arch=True)
     parser.add_argument("--batch", type=int, default=4, help="training batch (default 4)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs of each kind (default 2)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"))

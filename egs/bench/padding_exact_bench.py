@@ -141,10 +141,7 @@ def measure(args, workdir: str) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="wavlm", choices=("wavlm", "hubert", "wav2vec2"))
-    parser.add_argument("--size", default="base", choices=("tiny", "base"))
-    parser.add_argument("--n_utts", type=int, default=48)
-    parser.add_argument("--seconds", default="1-8", help="utterance lengths: S or MIN-MAX seconds (default 1-8)")
+    benchlib.corpus_options(parser, n_utts=48, seconds="1-8", arch=True)
     parser.add_argument("--batch", type=int, default=8, help="utterances in the forward-cost batch (default 8)")
     parser.add_argument(
         "--max_batch_seconds",

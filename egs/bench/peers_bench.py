@@ -263,9 +263,7 @@ def measure(args, workdir: str) -> list:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("base", "tiny"), default="base", help="our upstream's size (default base)")
-    parser.add_argument("--n_utts", type=int, default=16, help="generated utterances (default 16)")
-    parser.add_argument("--seconds", default="1-8", help="utterance lengths, S or MIN-MAX seconds (default 1-8)")
+    benchlib.corpus_options(parser, n_utts=16, seconds="1-8")
     parser.add_argument("--batch_size", type=int, default=16, help="our batched run: inputs per batch (default 16)")
     benchlib.common_options(
         parser,

@@ -30,12 +30,24 @@ includes waiting for a core.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 import benchlib  # beside this script
 
 BATCH_TARGET = 1.5
 OVERHEAD_TARGET = 10.0
+#: the batched run's options, named as the Predictor's arguments they are passed to
+BATCHED = {
+    "batch_size": dict(type=int, default=16, help="windows per batch (default 16)"),
+    "max_pad": dict(
+        type=float,
+        default=None,
+        help="most padding per window, fraction of its batch's longest (default: the predictor's, by the "
+        "upstream's front end)",
+    ),
+    "max_batch_seconds": dict(type=float, default=160.0, help="padded audio per batch"),
+}
 
 
 def write_random_predictor(upstream_ckpt: str, out: str, seed: int = 0) -> str:
@@ -79,14 +91,7 @@ def measure(args, workdir: str) -> list:
     model_file = write_random_predictor(ckpt, os.path.join(workdir, "predictor.pt"), args.seed)
 
     one = load(model_file, device=args.device, batch_size=1)
-    batched = Predictor(
-        one.pipeline,
-        one.card,
-        device=args.device,
-        batch_size=args.batch_size,
-        max_pad=args.max_pad,
-        max_batch_seconds=args.max_batch_seconds,
-    )
+    batched = Predictor(one.pipeline, one.card, device=args.device, **{name: getattr(args, name) for name in BATCHED})
     wavs = [load_audio(p).to(one.device) for p in paths]
     audio_seconds = sum(len(w) for w in wavs) / SAMPLE_RATE
     pipeline, upstream = one.pipeline, one.pipeline.upstream
@@ -113,61 +118,32 @@ def measure(args, workdir: str) -> list:
     med = {name: benchlib.median(times.get((name, "wall"), [])) for name in cases}
     med_cpu = {name: benchlib.median(times.get((name, "CPU"), [])) for name in cases}
 
-    runs = args.repeats
     group = f"inference ({args.size} WavLM, {args.n_utts} utts of {args.seconds} s, {args.device})"
+    timed = functools.partial(benchlib.row, group, runs=args.repeats)  # a median of the timed rounds
     rows = []
     for name in cases:
-        rows.append(benchlib.row(group, f"{name}: throughput", args.n_utts / med[name], "utts/s", runs=runs))
-        rows.append(benchlib.row(group, f"{name}: real-time factor", med[name] / audio_seconds, "x", runs=runs))
+        rows.append(timed(f"{name}: throughput", args.n_utts / med[name], "utts/s"))
+        rows.append(timed(f"{name}: real-time factor", med[name] / audio_seconds, "x"))
     speedup = med["one by one"] / med["batched"]
     cap = "none, padding-exact" if batched.max_pad is None else f"{batched.max_pad:g}"
-    rows.append(
-        benchlib.row(
-            group,
-            f"batched (batch_size {args.batch_size}, max_pad {cap}) vs one by one",
-            speedup,
-            "x",
-            target=f"≥ {BATCH_TARGET:g}×",
-            met=speedup >= BATCH_TARGET,
-            runs=runs,
-        )
-    )
+    batching = f"batched (batch_size {args.batch_size}, max_pad {cap}) vs one by one"
+    rows.append(timed(batching, speedup, "x", target=f"≥ {BATCH_TARGET:g}×", met=speedup >= BATCH_TARGET))
     overhead = 100 * (med["one by one"] / med["bare upstream"] - 1)
     rows.append(
-        benchlib.row(
-            group,
+        timed(
             "heads + I/O over a bare upstream forward (one by one)",
             overhead,
             "%",
             target=f"≤ {OVERHEAD_TARGET:g}%",
             met=overhead <= OVERHEAD_TARGET,
-            runs=runs,
         )
     )
-    rows.append(
-        benchlib.row(
-            group,
-            "of which heads (featurizer + DistilMOS model)",
-            100 * (med["network"] / med["bare upstream"] - 1),
-            "%",
-            runs=runs,
-        )
-    )
+    heads = 100 * (med["network"] / med["bare upstream"] - 1)
+    rows.append(timed("of which heads (featurizer + DistilMOS model)", heads, "%"))
     if not str(args.device).startswith("cuda"):
-        rows.append(
-            benchlib.row(
-                group, "batched vs one by one, CPU time", med_cpu["one by one"] / med_cpu["batched"], "x", runs=runs
-            )
-        )
-        rows.append(
-            benchlib.row(
-                group,
-                "heads + I/O over a bare upstream forward, CPU time",
-                100 * (med_cpu["one by one"] / med_cpu["bare upstream"] - 1),
-                "%",
-                runs=runs,
-            )
-        )
+        cpu_overhead = 100 * (med_cpu["one by one"] / med_cpu["bare upstream"] - 1)
+        rows.append(timed("batched vs one by one, CPU time", med_cpu["one by one"] / med_cpu["batched"], "x"))
+        rows.append(timed("heads + I/O over a bare upstream forward, CPU time", cpu_overhead, "%"))
     _, batches = batched.plan([len(w) for w in wavs])
     rows.append(benchlib.row(group, "windows per batch (batched)", len(wavs) / len(batches), "utts"))
     gap = max(abs(a - b) for a, b in zip(results["one"], results["batched"]))
@@ -187,18 +163,10 @@ def measure(args, workdir: str) -> list:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("base", "tiny"), default="base", help="upstream size (default base)")
-    parser.add_argument("--n_utts", type=int, default=24, help="generated utterances (default 24)")
-    parser.add_argument("--seconds", default="1-8", help="utterance lengths, S or MIN-MAX seconds (default 1-8)")
-    parser.add_argument("--batch_size", type=int, default=16, help="batched run: windows per batch (default 16)")
-    parser.add_argument(
-        "--max_pad",
-        type=float,
-        default=None,
-        help="batched run: most padding per window, fraction of its batch's longest "
-        "(default: the predictor's, by the upstream's front end)",
-    )
-    parser.add_argument("--max_batch_seconds", type=float, default=160.0, help="batched run: padded audio per batch")
+    benchlib.corpus_options(parser, n_utts=24, seconds="1-8")
+    group = parser.add_argument_group("batched run")
+    for name, options in BATCHED.items():
+        group.add_argument(f"--{name}", **options)
     benchlib.common_options(parser, "smoke run: tiny upstream, 6 short utterances, 1 round", rounds=(1, 3))
     args = parser.parse_args(argv)
     if args.quick:

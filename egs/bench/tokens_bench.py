@@ -122,6 +122,8 @@ def run_case(args) -> dict:
         layers = extractor.layers if args.case == "fitdump" else [int(n) for n in args.layers.split(",")]
         groups = [layers] if args.case == "fitdump" else [[n] for n in layers]
         fits, dumps = [], []
+        # fit and dump run alike: one loaded upstream, the same batching
+        run = dict(device=args.device, batching=batching, progress=False, overwrite=True, extractor=extractor)
         for _ in range(args.repeats):
             fit_s = dump_s = 0.0
             started_cpu = time.process_time()
@@ -138,24 +140,11 @@ def run_case(args) -> dict:
                     n_clusters=args.n_clusters,
                     backend=args.backend,
                     seed=args.seed,
-                    device=args.device,
-                    batching=batching,
-                    progress=False,
-                    overwrite=True,
-                    extractor=extractor,
+                    **run,
                 )
                 fit_s += time.perf_counter() - started
                 started = time.perf_counter()
-                dump_split(
-                    args.csv,
-                    store,
-                    "train",
-                    device=args.device,
-                    batching=batching,
-                    progress=False,
-                    overwrite=True,
-                    extractor=extractor,
-                )
+                dump_split(args.csv, store, "train", **run)
                 dump_s += time.perf_counter() - started
             fits.append(fit_s)
             dumps.append(dump_s)
