@@ -25,6 +25,7 @@ import sys
 import torch
 
 from distilmos.data.batching import AUTO, parse_max_pad
+from distilmos.errors import reports_errors
 
 from .extract import Batching
 
@@ -189,17 +190,13 @@ def _run_options(args) -> dict:
     }
 
 
+@reports_errors
 def main(argv: list[str] | None = None) -> int:
+    """``python -m upstream_tokens`` / ``distilmos-tokens``: the run's summary as JSON on stdout; exit status 0,
+    or 2 with one error message (bad input)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from distilmos.errors import ToolkitError
-
-    try:
-        result = _run(args)
-    except ToolkitError as exc:
-        # The messages say what is wrong and what to do; a traceback would only bury them.
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    result = _run(args)
     json.dump(result, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

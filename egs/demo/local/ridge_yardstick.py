@@ -27,7 +27,7 @@ import torch
 
 from distilmos.data.audio import load_audio
 from distilmos.data.datalist import read_datalist
-from distilmos.errors import ToolkitError
+from distilmos.errors import ToolkitError, reports_errors
 from distilmos.eval.metrics import METRIC_KEYS, compute_metrics
 from distilmos.fileio import atomic_write
 from distilmos.upstream.build import build_upstream
@@ -126,6 +126,7 @@ def run(
     return results
 
 
+@reports_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -138,19 +139,15 @@ def main(argv=None) -> int:
     parser.add_argument("--eval_splits", default="val test", help="splits to score (default: 'val test')")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    try:
-        results = run(
-            args.upstream,
-            args.upstream_ckpt,
-            args.layer,
-            args.datadir,
-            args.out,
-            args.eval_splits.split(),
-            device=args.device,
-        )
-    except ToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    results = run(
+        args.upstream,
+        args.upstream_ckpt,
+        args.layer,
+        args.datadir,
+        args.out,
+        args.eval_splits.split(),
+        device=args.device,
+    )
     for split, metrics in results.items():
         print(
             f"[ridge] {split}: "
