@@ -59,6 +59,37 @@ def test_training_step_fits_the_mean_and_every_listener(demo_data, tmp_path):
     assert expert.model.mean_listener.grad.abs().sum() > 0
 
 
+def test_ratings_per_step_trains_on_a_new_draw_of_each_utterances_ratings(demo_data, tmp_path, monkeypatch):
+    expert = _expert(demo_data["bvcc"], tmp_path, listener={"enabled": True, "dim": 4, "ratings_per_step": 2})
+    features, batch = _batch(expert)
+    drawn = []
+    real_forward = expert.model.forward
+
+    def forward(x, lengths, listener=None):
+        drawn.append(listener[len(batch.sample_ids) :].detach().clone())  # the listener rows' embeddings
+        return real_forward(x, lengths, listener=listener)
+
+    monkeypatch.setattr(expert.model, "forward", forward)
+    torch.manual_seed(1)
+    _, _, first = expert._listener_forward(*_padded(features), batch)
+    expert._listener_forward(*_padded(features), batch)  # the next step
+    torch.manual_seed(1)
+    _, _, again = expert._listener_forward(*_padded(features), batch)
+    assert len(first) == 2 * len(batch.sample_ids)  # 2 of each utterance's 8 ratings, not 8
+    ratings = [[score for _, score in r] for r in batch.ratings]
+    # grouped by utterance, each row one of that utterance's own ratings
+    assert all(min(abs(float(s) - x) for x in ratings[i // 2]) < 1e-6 for i, s in enumerate(first))
+    assert torch.equal(first, again) and torch.equal(drawn[0], drawn[2])  # the seeded generator decides
+    assert not torch.equal(drawn[0], drawn[1])  # a new draw every step
+    expert.listener_rc["ratings_per_step"] = 0
+    _, _, every = expert._listener_forward(*_padded(features), batch)
+    assert len(every) == sum(len(r) for r in batch.ratings) == 8 * len(batch.sample_ids)
+
+
+def _padded(features):
+    return torch.nn.utils.rnn.pad_sequence(features, batch_first=True), torch.tensor([len(f) for f in features])
+
+
 def test_inference_is_the_mean_listener_and_ignores_the_listener_table(demo_data, tmp_path):
     expert = _expert(demo_data["bvcc"], tmp_path).eval()
     with torch.no_grad():
@@ -152,7 +183,10 @@ def test_uncertainty_metrics_and_calibration_equal_scipy(tmp_path):
     "modelrc,message",
     [
         ({"listener": {"enabeld": True}}, "unknown key in downstream_expert.modelrc.listener: 'enabeld' (did you mean"),
-        ({"listener": {"enabled": True, "dim": 0}}, "modelrc.listener.dim: 0 is not a number >= 1"),
+        ({"listener": {"enabled": True, "dim": 0}}, "modelrc.listener.dim: 0 is not a whole number >= 1"),
+        ({"listener": {"enabled": True, "ratings_per_step": 1.5}}, "ratings_per_step: 1.5 is not a whole number"),
+        ({"listener": {"enabled": True, "ratings_per_step": -1}}, "ratings_per_step: -1 is not a whole number >= 0"),
+        ({"listener": {"enabled": True, "weight": -0.5}}, "modelrc.listener.weight: -0.5 is not a number >= 0"),
         ({"listener": {"enabled": "yes"}}, "modelrc.listener.enabled: 'yes' is not true or false"),
         ({"uncertainty": "true"}, "modelrc.uncertainty: 'true' is not true or false"),
         ({"uncertanity": True}, "'uncertanity' (did you mean 'uncertainty'?)"),

@@ -24,7 +24,8 @@ the model is wrapped in :class:`~distilmos.models.rating_head.RatingHead`):
   listener": the training split's listener list (``<data_dir>/train_listeners.csv``, written by the corpus
   readers) gives each utterance its ratings; each step runs the model once per utterance as the mean
   listener (the expert's own loss, on the averaged score) and once per rating as its listener (MSE on the
-  rating, or Gaussian NLL with ``uncertainty``; times ``weight``). Listener embeddings live in the expert
+  rating, or Gaussian NLL with ``uncertainty``; times ``weight``; ``ratings_per_step: N`` takes a new random N
+  of each utterance's ratings every step instead of all of them). Listener embeddings live in the expert
   (``listener_table``, training only); inference, evaluation and export use the mean listener, and a listener
   not seen in training maps to it.
 - ``uncertainty: true``: the model also predicts a log-variance per utterance; the Gaussian NLL of the averaged
@@ -83,6 +84,7 @@ LISTENER_DEFAULTS: dict[str, object] = {
     "enabled": False,
     "dim": 32,  # listener embedding size
     "weight": 1.0,  # of the listener branch's loss beside the mean listener's
+    "ratings_per_step": 0,  # ratings of each utterance a step trains the listener branch on (0: all of them)
 }
 
 
@@ -266,7 +268,12 @@ class MOSExpert(nn.Module):
         """One forward over the batch as the mean listener (rows ``[:batch]``) and over every rating of it as
         its listener (the rest); returns ``(mean-listener outputs, listener outputs, ratings)``."""
         owners, names, scores = [], [], []
+        per_step = int(self.listener_rc["ratings_per_step"])
         for i, ratings in enumerate(batch.ratings or [[] for _ in batch.sample_ids]):
+            if 0 < per_step < len(ratings):
+                # a new draw every step, from torch's seeded generator (which checkpoints keep: a resumed run
+                # draws what the whole run would have)
+                ratings = [ratings[j] for j in torch.randperm(len(ratings))[:per_step].tolist()]
             for name, score in ratings:
                 owners.append(i)
                 names.append(name)
@@ -545,11 +552,17 @@ def _listener_settings(given, strict: bool) -> dict:
         given = {"enabled": given}
     rc = config_keys.with_defaults("downstream_expert.modelrc.listener", given, LISTENER_DEFAULTS, strict)
     rc["enabled"] = _flag("downstream_expert.modelrc.listener.enabled", rc["enabled"])
-    for key, lowest in (("dim", 1), ("weight", 0)):
+    for key, lowest in (("dim", 1), ("weight", 0), ("ratings_per_step", 0)):
         value = rc[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lowest:
+        kind = "number" if key == "weight" else "whole number"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not value >= lowest
+            or (kind == "whole number" and value != int(value))
+        ):
             raise ConfigError(
-                f"downstream_expert.modelrc.listener.{key}: {value!r} is not a number >= {lowest} "
+                f"downstream_expert.modelrc.listener.{key}: {value!r} is not a {kind} >= {lowest} "
                 f"(default {LISTENER_DEFAULTS[key]})"
             )
     return rc
