@@ -53,6 +53,8 @@ def test_suite_runs_every_script_and_prints_one_table(quick_suite):
     groups = {r["group"] for r in rows}
     assert "tokens" in groups
     assert {"train step, frozen upstream", "train step, fine-tuned upstream (-f)"} <= groups
+    measures = {r["measure"] for r in rows}
+    assert {"listener / no_token, CPU time", "listener_r2 / no_token, CPU time"} <= measures  # listener-aware steps
     if os.path.isfile(os.path.join(BENCH, "predict_bench.py")):
         assert any(g.startswith("inference") for g in groups)
     assert any(r["group"] == "SALF-MOS vs DistilMOS" and r["measure"].startswith("train step: salf_mos") for r in rows)

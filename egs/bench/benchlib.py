@@ -64,22 +64,34 @@ def make_wavs(
     return items
 
 
-def write_list(path: str, items: Iterable, system_id: str = "bench", score: float = 3.0) -> str:
-    """A data list CSV (``sample_id,system_id,wav_path,score``) of ``(sample_id, wav_path)`` items."""
+def write_list(path: str, items: Iterable, system_id: str = "bench", score: float = 3.0, listeners: int = 0) -> str:
+    """A data list CSV (``sample_id,system_id,wav_path,score``) of ``(sample_id, wav_path)`` items; with
+    ``listeners``, a listener list instead (that many ratings per item, ``listener_id`` ``l0``, ``l1``, ...)."""
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write("sample_id,system_id,wav_path,score\n")
+        handle.write("sample_id,system_id,wav_path,score" + (",listener_id\n" if listeners else "\n"))
         for sample_id, wav in items:
-            handle.write(f"{sample_id},{system_id},{wav},{score}\n")
+            for rating in [f",l{i}" for i in range(listeners)] or [""]:
+                handle.write(f"{sample_id},{system_id},{wav},{score}{rating}\n")
     return path
 
 
 def train_argv(
-    ckpt: str, expert: str, config: str, expdir: str, device: str, seed: int, datarc: dict, runner: dict
+    ckpt: str,
+    expert: str,
+    config: str,
+    expdir: str,
+    device: str,
+    seed: int,
+    datarc: dict,
+    runner: dict,
+    modelrc: dict | None = None,
 ) -> list[str]:
     """``run_downstream.py -m train`` options of a run of ``expert`` (from its ``config`` file) on the
-    ``wavlm_local`` checkpoint ``ckpt``, with the config's ``datarc`` and ``runner`` entries overridden."""
+    ``wavlm_local`` checkpoint ``ckpt``, with the config's ``datarc``, ``runner`` and ``modelrc`` entries
+    (dotted keys for nested ones) overridden."""
     overrides = {f"config.downstream_expert.datarc.{k}": v for k, v in datarc.items()}
     overrides.update({f"config.runner.{k}": v for k, v in runner.items()})
+    overrides.update({f"config.downstream_expert.modelrc.{k}": v for k, v in (modelrc or {}).items()})
     argv = ["-m", "train", "-u", "wavlm_local", "-k", ckpt, "-d", expert]
     argv += ["-c", os.path.join(DOWNSTREAM, expert, config), "--device", device, "-p", expdir, "--seed", str(seed)]
     return argv + ["-o", ",,".join(f"{k}={v}" for k, v in overrides.items())]

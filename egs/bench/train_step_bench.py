@@ -5,7 +5,8 @@
         [--repeats 5] [--modes frozen,finetune] [--n_clusters 200] [--device cpu] [--threads N] [--json PATH]
 
 For each mode (``frozen``: the upstream in eval mode under no_grad, as without ``-f``; ``finetune``: as
-with ``-f``) and each variant (``no_token``, ``distilmos``, ``mse_distill``, ``ssl_mos``), s3prl's own
+with ``-f``) and each variant (``no_token``, ``distilmos``, ``mse_distill``, ``ssl_mos``; ``listener``:
+``no_token`` trained listener-aware on 8 ratings per utterance, ``listener_r2``: on 2 of them per step), s3prl's own
 ``Runner`` builds the upstream (``wavlm_local``: a WavLM Base-size checkpoint with random weights, or
 ``--size tiny``), the Featurizer and the expert from the expert's config file, exactly as
 ``run_downstream.py -m train`` does, and then one training step is what ``Runner.train`` does per batch:
@@ -37,13 +38,23 @@ from dataclasses import dataclass
 
 import benchlib  # beside this script
 
-VARIANTS = ("no_token", "distilmos", "mse_distill", "ssl_mos")
+VARIANTS = ("no_token", "distilmos", "mse_distill", "ssl_mos", "listener", "listener_r2")
 MODES = ("frozen", "finetune")
-CONFIGS = {  # variant -> (downstream, config file, extra runner flags)
-    "distilmos": ("distilmos", "config.yaml", []),
-    "no_token": ("distilmos", "config_no_token.yaml", []),
-    "mse_distill": ("distilmos", "config_mse_distill.yaml", []),
-    "ssl_mos": ("ssl_mos", "config.yaml", ["-s", "last_hidden_state"]),
+#: ratings per utterance in the listener list the listener variants train on (BVCC's count)
+RATINGS = 8
+CONFIGS = {  # variant -> (downstream, config file, extra runner flags, modelrc overrides)
+    "distilmos": ("distilmos", "config.yaml", [], {}),
+    "no_token": ("distilmos", "config_no_token.yaml", [], {}),
+    "mse_distill": ("distilmos", "config_mse_distill.yaml", [], {}),
+    "ssl_mos": ("ssl_mos", "config.yaml", ["-s", "last_hidden_state"], {}),
+    # no_token trained listener-aware: on every rating of each utterance, or on 2 of them per step
+    "listener": ("distilmos", "config_no_token.yaml", [], {"listener.enabled": True}),
+    "listener_r2": (
+        "distilmos",
+        "config_no_token.yaml",
+        [],
+        {"listener.enabled": True, "listener.ratings_per_step": 2},
+    ),
 }
 TARGET_RATIO = 1.15
 
@@ -82,10 +93,10 @@ def build_runner(
 
     from distilmos.train.runner import complete_argv, make_runner_class
 
-    downstream, config, extra = CONFIGS[variant]
+    downstream, config, extra, modelrc = CONFIGS[variant]
     datarc = {"data_dir": data_dir, "num_workers": 0, "train_batch_size": batch_size, "token_store": store}
     runner = {"total_steps": 100000}  # the OneCycle schedule must not end during the benchmark
-    argv = benchlib.train_argv(ckpt, downstream, config, expdir, device, seed, datarc, runner) + extra
+    argv = benchlib.train_argv(ckpt, downstream, config, expdir, device, seed, datarc, runner, modelrc) + extra
     if mode == "finetune":
         argv.append("-f")
     argv = complete_argv(argv, [benchlib.DOWNSTREAM])
@@ -194,6 +205,7 @@ def prepare(args, workdir: str) -> Setup:
     os.makedirs(data_dir, exist_ok=True)
     for split in ("train", "val", "test"):  # the runner validates train and val before it starts
         benchlib.write_list(os.path.join(data_dir, f"{split}.csv"), items)
+    benchlib.write_list(os.path.join(data_dir, "train_listeners.csv"), items, listeners=RATINGS)
     store = build_token_store(
         os.path.join(data_dir, "train.csv"), ckpt, os.path.join(workdir, "tokens"), args.n_clusters, args.device
     )
