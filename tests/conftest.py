@@ -14,16 +14,6 @@ import torch  # noqa: E402
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-#: the files that take minutes: collected first, because pytest-xdist (``--dist loadfile``) hands whole files
-#: to the workers in collection order; one of them last in the alphabet kept one worker busy minutes alone.
-SLOW_FILES_FIRST = ("test_recipes.py", "test_long_runs.py", "test_bench.py", "test_drop_in.py", "test_wheel.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    first = {name: rank for rank, name in enumerate(SLOW_FILES_FIRST)}
-    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: the others keep their order
-
-
 @pytest.fixture(autouse=True, scope="session")
 def one_thread_pools():
     """numpy's BLAS and scikit-learn's OpenMP pools too: small k-means steps lose a lot to a shared CPU."""
