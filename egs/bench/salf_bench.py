@@ -25,7 +25,7 @@ import train_step_bench as tsb  # beside this script
 
 # SALF-MOS trains on its upstream's frozen last layer; DistilMOS fine-tunes (both as defined)
 MODELS = {
-    "salf_mos": ("frozen", ("salf_mos", "config.yaml", ["-s", "last_hidden_state"])),
+    "salf_mos": ("frozen", ("salf_mos", "config.yaml", ["-s", "last_hidden_state"], {})),
     "distilmos": ("finetune", tsb.CONFIGS["distilmos"]),
 }
 
